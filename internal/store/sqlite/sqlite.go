@@ -1,0 +1,638 @@
+// Package sqlite is the embedded default Store: one file, WAL journal,
+// synchronous commits (an acknowledged append survives kill -9), and group
+// commit so that concurrent appends share one fsync.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-gw/parley/internal/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// maxBatch bounds how many appends share one transaction.
+const maxBatch = 128
+
+// Store is a SQLite-backed store.Store.
+type Store struct {
+	w *sql.DB // the single writer connection
+	r *sql.DB // readers
+
+	appendCh chan *appendReq
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+type appendReq struct {
+	conv string
+	recs []store.NewRecord
+	out  []store.NewOutbox
+	res  []store.Record
+	err  error
+	done chan struct{}
+}
+
+// Open opens (creating if needed) the database file at path and migrates it.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	if err := w.PingContext(ctx); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("restrict database file permissions: %w", err)
+	}
+	if err := store.Migrate(ctx, w, migrations, "migrations", "?"); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("open sqlite readers: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	s := &Store{w: w, r: r, appendCh: make(chan *appendReq), quit: make(chan struct{})}
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+// Close stops the writer and closes the database.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.quit)
+		s.wg.Wait()
+		err = errors.Join(s.r.Close(), s.w.Close())
+	})
+	return err
+}
+
+func nanos(t time.Time) int64 { return t.UnixNano() }
+func fromNanos(n int64) time.Time {
+	return time.Unix(0, n).UTC()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// --- bots ---
+
+func (s *Store) CreateBot(ctx context.Context, b store.Bot) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO bots (id, name, endpoint, insecure_no_auth, created_at) VALUES (?, ?, ?, ?, ?)`,
+		b.ID, b.Name, b.Endpoint, b2i(b.InsecureNoAuth), nanos(b.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("create bot %s: %w", b.ID, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create bot %s: %w", b.ID, err)
+	}
+	return nil
+}
+
+const botCols = `id, name, endpoint, insecure_no_auth, created_at`
+
+func scanBot(row interface{ Scan(...any) error }) (store.Bot, error) {
+	var b store.Bot
+	var insecure int
+	var created int64
+	err := row.Scan(&b.ID, &b.Name, &b.Endpoint, &insecure, &created)
+	b.InsecureNoAuth = insecure != 0
+	b.CreatedAt = fromNanos(created)
+	return b, err
+}
+
+func (s *Store) GetBot(ctx context.Context, id string) (store.Bot, error) {
+	b, err := scanBot(s.r.QueryRowContext(ctx, `SELECT `+botCols+` FROM bots WHERE id = ?`, id))
+	if err != nil {
+		return store.Bot{}, notFound(err, "get bot")
+	}
+	return b, nil
+}
+
+func (s *Store) ListBots(ctx context.Context) ([]store.Bot, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+botCols+` FROM bots ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list bots: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Bot
+	for rows.Next() {
+		b, err := scanBot(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list bots: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// --- sites ---
+
+func (s *Store) CreateSite(ctx context.Context, st store.Site) error {
+	origins, err := json.Marshal(nonNil(st.TrustedOrigins))
+	if err != nil {
+		return fmt.Errorf("create site: %w", err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("create site %s: %w", st.ID, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create site %s: %w", st.ID, err)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+const siteCols = `id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at`
+
+func scanSite(row interface{ Scan(...any) error }) (store.Site, error) {
+	var st store.Site
+	var enhanced int
+	var origins string
+	var created int64
+	if err := row.Scan(&st.ID, &st.BotID, &st.Name, &enhanced, &origins, &st.SecretHashes[0], &st.SecretHashes[1], &created); err != nil {
+		return st, err
+	}
+	st.EnhancedAuth = enhanced != 0
+	st.CreatedAt = fromNanos(created)
+	if err := json.Unmarshal([]byte(origins), &st.TrustedOrigins); err != nil {
+		return st, fmt.Errorf("decode trusted origins: %w", err)
+	}
+	return st, nil
+}
+
+func (s *Store) GetSite(ctx context.Context, id string) (store.Site, error) {
+	st, err := scanSite(s.r.QueryRowContext(ctx, `SELECT `+siteCols+` FROM sites WHERE id = ?`, id))
+	if err != nil {
+		return store.Site{}, notFound(err, "get site")
+	}
+	return st, nil
+}
+
+func (s *Store) ListSites(ctx context.Context, botID string) ([]store.Site, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+siteCols+` FROM sites WHERE bot_id = ? OR ? = '' ORDER BY created_at, id`, botID, botID)
+	if err != nil {
+		return nil, fmt.Errorf("list sites: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Site
+	for rows.Next() {
+		st, err := scanSite(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list sites: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) UpdateSitePolicy(ctx context.Context, id string, enhancedAuth bool, origins []string) error {
+	o, err := json.Marshal(nonNil(origins))
+	if err != nil {
+		return fmt.Errorf("update site: %w", err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE sites SET enhanced_auth = ?, trusted_origins = ? WHERE id = ?`, b2i(enhancedAuth), string(o), id)
+	return affected(res, err, "update site "+id)
+}
+
+func affected(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) SetSiteSecret(ctx context.Context, id string, slot int, hash []byte) error {
+	var col string
+	switch slot {
+	case 0:
+		col = "secret1"
+	case 1:
+		col = "secret2"
+	default:
+		return fmt.Errorf("set site secret: slot %d out of range", slot)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE sites SET `+col+` = ? WHERE id = ?`, hash, id)
+	if isUnique(err) {
+		return fmt.Errorf("set site secret: %w", store.ErrExists)
+	}
+	return affected(res, err, "set site secret "+id)
+}
+
+func (s *Store) SiteBySecretHash(ctx context.Context, hash []byte) (store.Site, error) {
+	if len(hash) == 0 {
+		return store.Site{}, fmt.Errorf("site by secret: %w", store.ErrNotFound)
+	}
+	st, err := scanSite(s.r.QueryRowContext(ctx, `SELECT `+siteCols+` FROM sites WHERE secret1 = ? OR secret2 = ?`, hash, hash))
+	if err != nil {
+		return store.Site{}, notFound(err, "site by secret")
+	}
+	return st, nil
+}
+
+// --- conversations ---
+
+func (s *Store) CreateConversation(ctx context.Context, c store.Conversation) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `INSERT INTO conversations (id, bot_id, site_id, user_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+		c.ID, c.BotID, c.SiteID, c.UserID, nanos(c.CreatedAt))
+	if err != nil {
+		return false, fmt.Errorf("create conversation: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("create conversation: %w", err)
+	}
+	if n == 1 {
+		return true, nil
+	}
+	existing, err := s.getConversation(ctx, s.w, c.ID)
+	if err != nil {
+		return false, err
+	}
+	if existing.BotID != c.BotID || existing.SiteID != c.SiteID || existing.UserID != c.UserID {
+		return false, fmt.Errorf("create conversation %s: %w", c.ID, store.ErrExists)
+	}
+	return false, nil
+}
+
+func (s *Store) getConversation(ctx context.Context, db *sql.DB, id string) (store.Conversation, error) {
+	var c store.Conversation
+	var created int64
+	err := db.QueryRowContext(ctx, `SELECT id, bot_id, site_id, user_id, created_at FROM conversations WHERE id = ?`, id).
+		Scan(&c.ID, &c.BotID, &c.SiteID, &c.UserID, &created)
+	if err != nil {
+		return store.Conversation{}, notFound(err, "get conversation")
+	}
+	c.CreatedAt = fromNanos(created)
+	return c, nil
+}
+
+func (s *Store) GetConversation(ctx context.Context, id string) (store.Conversation, error) {
+	return s.getConversation(ctx, s.r, id)
+}
+
+// --- the log ---
+
+func (s *Store) Append(ctx context.Context, conv string, recs []store.NewRecord, out []store.NewOutbox) ([]store.Record, error) {
+	req := &appendReq{conv: conv, recs: recs, out: out, done: make(chan struct{})}
+	select {
+	case s.appendCh <- req:
+	case <-s.quit:
+		return nil, errors.New("append: store closed")
+	case <-ctx.Done():
+		return nil, fmt.Errorf("append: %w", ctx.Err())
+	}
+	// Once handed to the writer the append completes or fails as a whole;
+	// wait for it even if ctx ends so the caller never acknowledges a
+	// write it cannot account for.
+	<-req.done
+	return req.res, req.err
+}
+
+func (s *Store) writer() {
+	defer s.wg.Done()
+	for {
+		var first *appendReq
+		select {
+		case first = <-s.appendCh:
+		case <-s.quit:
+			return
+		}
+		batch := []*appendReq{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.appendCh:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*appendReq) {
+	ctx := context.Background()
+	finish := func(err error) {
+		for _, r := range batch {
+			if err != nil && r.err == nil {
+				r.res, r.err = nil, err
+			}
+			close(r.done)
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		finish(fmt.Errorf("append: begin: %w", err))
+		return
+	}
+	for _, r := range batch {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT a`); err != nil {
+			r.err = fmt.Errorf("append: savepoint: %w", err)
+			continue
+		}
+		r.res, r.err = appendOne(ctx, tx, r)
+		if r.err != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO a`); err != nil {
+				_ = tx.Rollback()
+				finish(fmt.Errorf("append: rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE a`); err != nil {
+			_ = tx.Rollback()
+			finish(fmt.Errorf("append: release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		finish(fmt.Errorf("append: commit: %w", err))
+		return
+	}
+	finish(nil)
+}
+
+func appendOne(ctx context.Context, tx *sql.Tx, r *appendReq) ([]store.Record, error) {
+	var next int64
+	if err := tx.QueryRowContext(ctx, `SELECT next_seq FROM conversations WHERE id = ?`, r.conv).Scan(&next); err != nil {
+		return nil, notFound(err, "append")
+	}
+	now := time.Now().UTC()
+	res := make([]store.Record, 0, len(r.recs))
+	seqs := make([]int64, 0, len(r.recs))
+	for i, nr := range r.recs {
+		seq := next + int64(i)
+		body, err := nr.Build(seq)
+		if err != nil {
+			return nil, fmt.Errorf("append: build record: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO activities (conversation_id, seq, visibility, body, created_at) VALUES (?, ?, ?, ?, ?)`,
+			r.conv, seq, int(nr.Visibility), body, nanos(now)); err != nil {
+			return nil, fmt.Errorf("append: insert activity: %w", err)
+		}
+		res = append(res, store.Record{ConversationID: r.conv, Seq: seq, Visibility: nr.Visibility, Body: body, CreatedAt: now})
+		seqs = append(seqs, seq)
+	}
+	if len(r.recs) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET next_seq = ? WHERE id = ?`, next+int64(len(r.recs)), r.conv); err != nil {
+			return nil, fmt.Errorf("append: advance sequence: %w", err)
+		}
+	}
+	for _, o := range r.out {
+		aid, body, err := o.Build(seqs)
+		if err != nil {
+			return nil, fmt.Errorf("append: build outbox item: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 0, ?, ?)`,
+			r.conv, o.BotID, aid, body, nanos(now), nanos(now)); err != nil {
+			return nil, fmt.Errorf("append: insert outbox item: %w", err)
+		}
+	}
+	return res, nil
+}
+
+func (s *Store) Read(ctx context.Context, conv string, after int64, limit int) ([]store.Record, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, visibility, body, created_at FROM activities WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`, conv, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Record
+	for rows.Next() {
+		rec := store.Record{ConversationID: conv}
+		var vis int
+		var created int64
+		if err := rows.Scan(&rec.Seq, &vis, &rec.Body, &created); err != nil {
+			return nil, fmt.Errorf("read log: %w", err)
+		}
+		rec.Visibility = store.Visibility(vis)
+		rec.CreatedAt = fromNanos(created)
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) GetRecord(ctx context.Context, conv string, seq int64) (store.Record, error) {
+	rec := store.Record{ConversationID: conv, Seq: seq}
+	var vis int
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT visibility, body, created_at FROM activities WHERE conversation_id = ? AND seq = ?`, conv, seq).
+		Scan(&vis, &rec.Body, &created)
+	if err != nil {
+		return store.Record{}, notFound(err, "get activity")
+	}
+	rec.Visibility = store.Visibility(vis)
+	rec.CreatedAt = fromNanos(created)
+	return rec, nil
+}
+
+func (s *Store) ReplaceRecord(ctx context.Context, conv string, seq int64, vis store.Visibility, body []byte) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE activities SET visibility = ?, body = ? WHERE conversation_id = ? AND seq = ?`, int(vis), body, conv, seq)
+	return affected(res, err, "replace activity")
+}
+
+func (s *Store) Head(ctx context.Context, conv string) (int64, error) {
+	var next int64
+	if err := s.r.QueryRowContext(ctx, `SELECT next_seq FROM conversations WHERE id = ?`, conv).Scan(&next); err != nil {
+		return 0, notFound(err, "head")
+	}
+	return next - 1, nil
+}
+
+// --- outbox ---
+
+const outboxCols = `id, conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at`
+
+func scanOutbox(rows *sql.Rows) ([]store.OutboxItem, error) {
+	defer rows.Close()
+	var out []store.OutboxItem
+	for rows.Next() {
+		var it store.OutboxItem
+		var next, created int64
+		if err := rows.Scan(&it.ID, &it.ConversationID, &it.BotID, &it.ActivityID, &it.Body, &it.Attempts, &next, &created); err != nil {
+			return nil, fmt.Errorf("scan outbox: %w", err)
+		}
+		it.NextAttemptAt = fromNanos(next)
+		it.CreatedAt = fromNanos(created)
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+outboxCols+` FROM outbox o WHERE next_attempt_at <= ?
+		AND id = (SELECT MIN(id) FROM outbox o2 WHERE o2.conversation_id = o.conversation_id)
+		ORDER BY id LIMIT ?`, nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due outbox: %w", err)
+	}
+	return scanOutbox(rows)
+}
+
+func (s *Store) PendingOutbox(ctx context.Context, conv string) ([]store.OutboxItem, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+outboxCols+` FROM outbox WHERE conversation_id = ? ORDER BY id`, conv)
+	if err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
+	}
+	return scanOutbox(rows)
+}
+
+func (s *Store) CompleteOutbox(ctx context.Context, id int64) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, id)
+	return affected(res, err, "complete outbox item")
+}
+
+func (s *Store) RetryOutbox(ctx context.Context, id int64, attempts int, next time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`, attempts, nanos(next), id)
+	return affected(res, err, "retry outbox item")
+}
+
+// --- attachments, sessions, keys ---
+
+func (s *Store) PutAttachment(ctx context.Context, a store.Attachment) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		a.ID, a.ConversationID, a.ContentType, a.Name, a.Data, nanos(a.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("put attachment: %w", store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("put attachment: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) GetAttachment(ctx context.Context, id string) (store.Attachment, error) {
+	var a store.Attachment
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, conversation_id, content_type, name, data, created_at FROM attachments WHERE id = ?`, id).
+		Scan(&a.ID, &a.ConversationID, &a.ContentType, &a.Name, &a.Data, &created)
+	if err != nil {
+		return store.Attachment{}, notFound(err, "get attachment")
+	}
+	a.CreatedAt = fromNanos(created)
+	return a, nil
+}
+
+func (s *Store) PutSession(ctx context.Context, se store.Session) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (id, conversation_id, user_id, expires_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET conversation_id = excluded.conversation_id, user_id = excluded.user_id, expires_at = excluded.expires_at`,
+		se.ID, se.ConversationID, se.UserID, nanos(se.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("put session: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	var se store.Session
+	var exp int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, conversation_id, user_id, expires_at FROM sessions WHERE id = ?`, id).
+		Scan(&se.ID, &se.ConversationID, &se.UserID, &exp)
+	if err != nil {
+		return store.Session{}, notFound(err, "get session")
+	}
+	se.ExpiresAt = fromNanos(exp)
+	return se, nil
+}
+
+func (s *Store) PutKey(ctx context.Context, k store.Key) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO signing_keys (kid, purpose, sealed, created_at) VALUES (?, ?, ?, ?)`,
+		k.ID, k.Purpose, k.Sealed, nanos(k.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("put key %s: %w", k.ID, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("put key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+func (s *Store) ListKeys(ctx context.Context, purpose string) ([]store.Key, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT kid, purpose, sealed, created_at FROM signing_keys WHERE purpose = ? ORDER BY created_at, kid`, purpose)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Key
+	for rows.Next() {
+		var k store.Key
+		var created int64
+		if err := rows.Scan(&k.ID, &k.Purpose, &k.Sealed, &created); err != nil {
+			return nil, fmt.Errorf("list keys: %w", err)
+		}
+		k.CreatedAt = fromNanos(created)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,181 @@
+// Package store defines Parley's persistence contract. Every backend
+// (SQLite now, PostgreSQL later) implements Store and must pass the one
+// conformance suite in package storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every backend returns (wrapped) so callers can use errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+)
+
+// Bot is a registered bot.
+type Bot struct {
+	ID       string // app id
+	Name     string
+	Endpoint string // messaging endpoint, e.g. https://bot.example/api/messages
+	// InsecureNoAuth marks a development bot that is called without a
+	// channel JWT and may call back without a bearer token. Only allowed
+	// on loopback endpoints.
+	InsecureNoAuth bool
+	CreatedAt      time.Time
+}
+
+// Site is a Direct Line site of a bot: its secrets and client policy.
+type Site struct {
+	ID             string
+	BotID          string
+	Name           string
+	EnhancedAuth   bool
+	TrustedOrigins []string
+	// SecretHashes holds the hashes of the two secret slots; a nil entry
+	// is an empty slot.
+	SecretHashes [2][]byte
+	CreatedAt    time.Time
+}
+
+// Conversation is a started Direct Line conversation.
+type Conversation struct {
+	ID        string
+	BotID     string
+	SiteID    string
+	UserID    string // the user bound at start (may be empty without enhanced auth)
+	CreatedAt time.Time
+}
+
+// Visibility says who may read a stored activity.
+type Visibility int
+
+const (
+	// VisibleAll activities appear in GET history and on streams.
+	VisibleAll Visibility = 0
+	// VisibleStream activities (typing) appear on streams only.
+	VisibleStream Visibility = 1
+	// VisibleNone marks a deleted activity: its sequence number stays
+	// taken, its content is gone.
+	VisibleNone Visibility = 2
+)
+
+// Record is one activity in a conversation's log. Body is opaque to the
+// store (the conversation package decides its encoding, and later its
+// encryption).
+type Record struct {
+	ConversationID string
+	Seq            int64
+	Visibility     Visibility
+	Body           []byte
+	CreatedAt      time.Time
+}
+
+// NewRecord is an activity to append; the store assigns Seq.
+type NewRecord struct {
+	Visibility Visibility
+	// Build produces the body once the sequence number is known (ids and
+	// timestamps derive from it). It must be deterministic and fast: it
+	// runs inside the write transaction.
+	Build func(seq int64) ([]byte, error)
+}
+
+// OutboxItem is a pending delivery to a bot.
+type OutboxItem struct {
+	ID             int64
+	ConversationID string
+	BotID          string
+	ActivityID     string
+	Body           []byte
+	Attempts       int
+	NextAttemptAt  time.Time
+	CreatedAt      time.Time
+}
+
+// NewOutbox is a delivery to enqueue together with an append. Build gets
+// the sequence numbers assigned to the appended records (for ids).
+type NewOutbox struct {
+	BotID string
+	Build func(seqs []int64) (activityID string, body []byte, err error)
+}
+
+// Attachment is an uploaded file.
+type Attachment struct {
+	ID             string
+	ConversationID string
+	ContentType    string
+	Name           string
+	Data           []byte
+	CreatedAt      time.Time
+}
+
+// Session binds a browser session (by the hash the client sees) to a
+// conversation's user, for sign-in without a magic code.
+type Session struct {
+	ID             string
+	ConversationID string
+	UserID         string
+	ExpiresAt      time.Time
+}
+
+// Key is a signing key, sealed by the keyring before it reaches the store.
+type Key struct {
+	ID        string // kid
+	Purpose   string
+	Sealed    []byte
+	CreatedAt time.Time
+}
+
+// Store is the persistence contract. Implementations must be safe for
+// concurrent use.
+type Store interface {
+	CreateBot(ctx context.Context, b Bot) error
+	GetBot(ctx context.Context, id string) (Bot, error)
+	ListBots(ctx context.Context) ([]Bot, error)
+
+	CreateSite(ctx context.Context, s Site) error
+	GetSite(ctx context.Context, id string) (Site, error)
+	ListSites(ctx context.Context, botID string) ([]Site, error)
+	UpdateSitePolicy(ctx context.Context, id string, enhancedAuth bool, origins []string) error
+	// SetSiteSecret replaces the hash in one slot (0 or 1) and leaves the
+	// other untouched.
+	SetSiteSecret(ctx context.Context, id string, slot int, hash []byte) error
+	SiteBySecretHash(ctx context.Context, hash []byte) (Site, error)
+
+	// CreateConversation inserts c; created is false (and no error) when a
+	// conversation with that id already exists for the same bot and site.
+	CreateConversation(ctx context.Context, c Conversation) (created bool, err error)
+	GetConversation(ctx context.Context, id string) (Conversation, error)
+
+	// Append adds records to a conversation's log and enqueues outbox items
+	// in one transaction: either everything is durable or nothing is.
+	Append(ctx context.Context, conversationID string, recs []NewRecord, out []NewOutbox) ([]Record, error)
+	// Read returns up to limit records with Seq > after, in order.
+	Read(ctx context.Context, conversationID string, after int64, limit int) ([]Record, error)
+	GetRecord(ctx context.Context, conversationID string, seq int64) (Record, error)
+	// ReplaceRecord swaps the body (and visibility) of an existing record.
+	ReplaceRecord(ctx context.Context, conversationID string, seq int64, vis Visibility, body []byte) error
+	// Head is the highest assigned sequence number, -1 for an empty log.
+	Head(ctx context.Context, conversationID string) (int64, error)
+
+	// DueOutbox lists items whose next attempt is at or before now, oldest
+	// first per conversation.
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
+	// PendingOutbox lists a conversation's undelivered items in order.
+	PendingOutbox(ctx context.Context, conversationID string) ([]OutboxItem, error)
+	CompleteOutbox(ctx context.Context, id int64) error
+	RetryOutbox(ctx context.Context, id int64, attempts int, next time.Time) error
+
+	PutAttachment(ctx context.Context, a Attachment) error
+	GetAttachment(ctx context.Context, id string) (Attachment, error)
+
+	PutSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error)
+
+	PutKey(ctx context.Context, k Key) error
+	ListKeys(ctx context.Context, purpose string) ([]Key, error)
+
+	Close() error
+}

@@ -1,0 +1,390 @@
+// Package storetest is the one conformance suite every store.Store backend
+// must pass (the Dex pattern): each backend's tests call Run with a
+// constructor for a fresh, empty store.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// Run runs the whole suite. newStore must return an empty store.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"BotsAndSites", testBotsAndSites},
+		{"SecretSlots", testSecretSlots},
+		{"Conversations", testConversations},
+		{"AppendAndRead", testAppendAndRead},
+		{"AppendConcurrentIsGapFreeAndUnique", testAppendConcurrent},
+		{"AppendIsAtomic", testAppendAtomic},
+		{"ReplaceRecord", testReplaceRecord},
+		{"Outbox", testOutbox},
+		{"AttachmentsSessionsKeys", testAttachmentsSessionsKeys},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+var epoch = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func seed(t *testing.T, s store.Store) (store.Bot, store.Site) {
+	t.Helper()
+	ctx := context.Background()
+	b := store.Bot{ID: "bot-1", Name: "Echo", Endpoint: "http://127.0.0.1:3978/api/messages", InsecureNoAuth: true, CreatedAt: epoch}
+	if err := s.CreateBot(ctx, b); err != nil {
+		t.Fatalf("CreateBot: %v", err)
+	}
+	st := store.Site{ID: "site-1", BotID: b.ID, Name: "web", EnhancedAuth: true, TrustedOrigins: []string{"https://a.example"}, SecretHashes: [2][]byte{{1, 2, 3}, nil}, CreatedAt: epoch}
+	if err := s.CreateSite(ctx, st); err != nil {
+		t.Fatalf("CreateSite: %v", err)
+	}
+	return b, st
+}
+
+func conv(t *testing.T, s store.Store, id string) {
+	t.Helper()
+	if _, err := s.CreateConversation(context.Background(), store.Conversation{ID: id, BotID: "bot-1", SiteID: "site-1", UserID: "dl_u", CreatedAt: epoch}); err != nil {
+		t.Fatalf("CreateConversation: %v", err)
+	}
+}
+
+func rec(body string) store.NewRecord {
+	return store.NewRecord{Build: func(seq int64) ([]byte, error) { return []byte(fmt.Sprintf("%s#%d", body, seq)), nil }}
+}
+
+func testBotsAndSites(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	b, st := seed(t, s)
+	got, err := s.GetBot(ctx, b.ID)
+	if err != nil || got.Name != b.Name || got.Endpoint != b.Endpoint || !got.InsecureNoAuth || !got.CreatedAt.Equal(epoch) {
+		t.Fatalf("GetBot = %+v, %v", got, err)
+	}
+	if err := s.CreateBot(ctx, b); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("duplicate CreateBot err = %v, want ErrExists", err)
+	}
+	if _, err := s.GetBot(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetBot(missing) err = %v", err)
+	}
+	bots, err := s.ListBots(ctx)
+	if err != nil || len(bots) != 1 {
+		t.Fatalf("ListBots = %v, %v", bots, err)
+	}
+	gs, err := s.GetSite(ctx, st.ID)
+	if err != nil || !gs.EnhancedAuth || len(gs.TrustedOrigins) != 1 || gs.TrustedOrigins[0] != "https://a.example" || gs.BotID != b.ID {
+		t.Fatalf("GetSite = %+v, %v", gs, err)
+	}
+	if err := s.UpdateSitePolicy(ctx, st.ID, false, []string{"https://b.example", "http://localhost:3000"}); err != nil {
+		t.Fatal(err)
+	}
+	gs, _ = s.GetSite(ctx, st.ID)
+	if gs.EnhancedAuth || len(gs.TrustedOrigins) != 2 {
+		t.Fatalf("after UpdateSitePolicy = %+v", gs)
+	}
+	if err := s.UpdateSitePolicy(ctx, "nope", true, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateSitePolicy(missing) err = %v", err)
+	}
+	sites, err := s.ListSites(ctx, b.ID)
+	if err != nil || len(sites) != 1 {
+		t.Fatalf("ListSites = %v, %v", sites, err)
+	}
+	if err := s.CreateSite(ctx, store.Site{ID: "site-x", BotID: "no-such-bot", CreatedAt: epoch}); err == nil {
+		t.Fatal("CreateSite for an unknown bot succeeded")
+	}
+}
+
+func testSecretSlots(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, st := seed(t, s)
+	if got, err := s.SiteBySecretHash(ctx, []byte{1, 2, 3}); err != nil || got.ID != st.ID {
+		t.Fatalf("SiteBySecretHash(slot 0) = %+v, %v", got, err)
+	}
+	if err := s.SetSiteSecret(ctx, st.ID, 1, []byte{9, 9}); err != nil {
+		t.Fatal(err)
+	}
+	// Regenerating slot 1 leaves slot 0 working.
+	if _, err := s.SiteBySecretHash(ctx, []byte{1, 2, 3}); err != nil {
+		t.Fatalf("slot 0 lost after setting slot 1: %v", err)
+	}
+	if got, err := s.SiteBySecretHash(ctx, []byte{9, 9}); err != nil || got.ID != st.ID {
+		t.Fatalf("SiteBySecretHash(slot 1) = %+v, %v", got, err)
+	}
+	if err := s.SetSiteSecret(ctx, st.ID, 0, []byte{7}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SiteBySecretHash(ctx, []byte{1, 2, 3}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("old slot-0 secret still accepted: %v", err)
+	}
+	if _, err := s.SiteBySecretHash(ctx, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("empty hash matched a site: %v", err)
+	}
+	if err := s.SetSiteSecret(ctx, st.ID, 2, []byte{1}); err == nil {
+		t.Fatal("slot 2 accepted")
+	}
+}
+
+func testConversations(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	c := store.Conversation{ID: "c1", BotID: "bot-1", SiteID: "site-1", UserID: "dl_u", CreatedAt: epoch}
+	created, err := s.CreateConversation(ctx, c)
+	if err != nil || !created {
+		t.Fatalf("first CreateConversation = %v, %v", created, err)
+	}
+	created, err = s.CreateConversation(ctx, c)
+	if err != nil || created {
+		t.Fatalf("second CreateConversation = %v, %v; want false, nil", created, err)
+	}
+	c2 := c
+	c2.UserID = "dl_other"
+	if _, err := s.CreateConversation(ctx, c2); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateConversation with another user err = %v, want ErrExists", err)
+	}
+	got, err := s.GetConversation(ctx, "c1")
+	if err != nil || got.UserID != "dl_u" || got.SiteID != "site-1" {
+		t.Fatalf("GetConversation = %+v, %v", got, err)
+	}
+	if h, err := s.Head(ctx, "c1"); err != nil || h != -1 {
+		t.Fatalf("Head(empty) = %d, %v", h, err)
+	}
+	if _, err := s.Head(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Head(missing) err = %v", err)
+	}
+}
+
+func testAppendAndRead(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	conv(t, s, "c2")
+	got, err := s.Append(ctx, "c1", []store.NewRecord{rec("a"), {Visibility: store.VisibleStream, Build: rec("b").Build}}, nil)
+	if err != nil || len(got) != 2 || got[0].Seq != 0 || got[1].Seq != 1 || string(got[1].Body) != "b#1" {
+		t.Fatalf("Append = %+v, %v", got, err)
+	}
+	if _, err := s.Append(ctx, "c2", []store.NewRecord{rec("x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "c1", []store.NewRecord{rec("c")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Read(ctx, "c1", -1, 0)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("Read all = %d records, %v", len(all), err)
+	}
+	for i, r := range all {
+		if r.Seq != int64(i) || r.ConversationID != "c1" {
+			t.Fatalf("record %d = %+v", i, r)
+		}
+	}
+	if all[1].Visibility != store.VisibleStream {
+		t.Fatalf("visibility lost: %+v", all[1])
+	}
+	after, _ := s.Read(ctx, "c1", 0, 0)
+	if len(after) != 2 || after[0].Seq != 1 {
+		t.Fatalf("Read after 0 = %+v", after)
+	}
+	limited, _ := s.Read(ctx, "c1", -1, 1)
+	if len(limited) != 1 {
+		t.Fatalf("Read limit 1 = %d", len(limited))
+	}
+	if h, _ := s.Head(ctx, "c1"); h != 2 {
+		t.Fatalf("Head = %d, want 2", h)
+	}
+	if r, err := s.GetRecord(ctx, "c2", 0); err != nil || string(r.Body) != "x#0" {
+		t.Fatalf("GetRecord = %+v, %v", r, err)
+	}
+	if _, err := s.Append(ctx, "nope", []store.NewRecord{rec("z")}, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Append to unknown conversation err = %v", err)
+	}
+}
+
+func testAppendConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	conv(t, s, "c2")
+	const n = 200
+	var wg sync.WaitGroup
+	seen := make([]map[int64]bool, 2)
+	seen[0], seen[1] = map[int64]bool{}, map[int64]bool{}
+	var mu sync.Mutex
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := i % 2
+			got, err := s.Append(ctx, fmt.Sprintf("c%d", c+1), []store.NewRecord{rec("m")}, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[c][got[0].Seq] {
+				errs <- fmt.Errorf("sequence %d assigned twice", got[0].Seq)
+			}
+			seen[c][got[0].Seq] = true
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for c := 0; c < 2; c++ {
+		all, err := s.Read(ctx, fmt.Sprintf("c%d", c+1), -1, 0)
+		if err != nil || len(all) != n/2 {
+			t.Fatalf("c%d has %d records, %v", c+1, len(all), err)
+		}
+		for i, r := range all {
+			if r.Seq != int64(i) {
+				t.Fatalf("gap: record %d has seq %d", i, r.Seq)
+			}
+		}
+	}
+}
+
+func testAppendAtomic(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	boom := errors.New("boom")
+	_, err := s.Append(ctx, "c1", []store.NewRecord{rec("a")}, []store.NewOutbox{{BotID: "bot-1", Build: func([]int64) (string, []byte, error) { return "", nil, boom }}})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Append with failing outbox err = %v", err)
+	}
+	if all, _ := s.Read(ctx, "c1", -1, 0); len(all) != 0 {
+		t.Fatalf("record survived a failed append: %+v", all)
+	}
+	if h, _ := s.Head(ctx, "c1"); h != -1 {
+		t.Fatalf("sequence advanced by a failed append: head %d", h)
+	}
+	got, err := s.Append(ctx, "c1", []store.NewRecord{rec("a")}, []store.NewOutbox{{BotID: "bot-1", Build: func(seqs []int64) (string, []byte, error) {
+		return fmt.Sprintf("c1|%07d", seqs[0]), []byte("to-bot"), nil
+	}}})
+	if err != nil || got[0].Seq != 0 {
+		t.Fatalf("Append after failure = %+v, %v", got, err)
+	}
+	pend, err := s.PendingOutbox(ctx, "c1")
+	if err != nil || len(pend) != 1 || pend[0].ActivityID != "c1|0000000" || !bytes.Equal(pend[0].Body, []byte("to-bot")) {
+		t.Fatalf("PendingOutbox = %+v, %v", pend, err)
+	}
+}
+
+func testReplaceRecord(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	if _, err := s.Append(ctx, "c1", []store.NewRecord{rec("a")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReplaceRecord(ctx, "c1", 0, store.VisibleNone, []byte("gone")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.GetRecord(ctx, "c1", 0)
+	if err != nil || r.Visibility != store.VisibleNone || string(r.Body) != "gone" {
+		t.Fatalf("after replace = %+v, %v", r, err)
+	}
+	if err := s.ReplaceRecord(ctx, "c1", 5, store.VisibleAll, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ReplaceRecord(missing) err = %v", err)
+	}
+}
+
+func testOutbox(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	conv(t, s, "c2")
+	ob := func(id string) store.NewOutbox {
+		return store.NewOutbox{BotID: "bot-1", Build: func([]int64) (string, []byte, error) { return id, []byte(id), nil }}
+	}
+	for _, c := range []string{"c1", "c1", "c2"} {
+		if _, err := s.Append(ctx, c, nil, []store.NewOutbox{ob(c)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	due, err := s.DueOutbox(ctx, now.Add(time.Second), 10)
+	if err != nil || len(due) != 2 {
+		t.Fatalf("DueOutbox = %+v, %v (want the head of each conversation)", due, err)
+	}
+	c1 := due[0]
+	if c1.ConversationID != "c1" {
+		t.Fatalf("DueOutbox order = %+v", due)
+	}
+	// A head in backoff holds back its conversation (order per conversation).
+	if err := s.RetryOutbox(ctx, c1.ID, 1, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	due, _ = s.DueOutbox(ctx, now.Add(time.Second), 10)
+	if len(due) != 1 || due[0].ConversationID != "c2" {
+		t.Fatalf("DueOutbox with c1 in backoff = %+v", due)
+	}
+	pend, _ := s.PendingOutbox(ctx, "c1")
+	if len(pend) != 2 || pend[0].Attempts != 1 {
+		t.Fatalf("PendingOutbox = %+v", pend)
+	}
+	if err := s.CompleteOutbox(ctx, c1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteOutbox(ctx, c1.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second CompleteOutbox err = %v", err)
+	}
+	pend, _ = s.PendingOutbox(ctx, "c1")
+	if len(pend) != 1 {
+		t.Fatalf("PendingOutbox after complete = %+v", pend)
+	}
+}
+
+func testAttachmentsSessionsKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	a := store.Attachment{ID: "att1", ConversationID: "c1", ContentType: "image/png", Name: "x.png", Data: []byte{0, 1, 2, 255}, CreatedAt: epoch}
+	if err := s.PutAttachment(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetAttachment(ctx, "att1")
+	if err != nil || !bytes.Equal(got.Data, a.Data) || got.Name != "x.png" || got.ContentType != "image/png" {
+		t.Fatalf("GetAttachment = %+v, %v", got, err)
+	}
+	if _, err := s.GetAttachment(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetAttachment(missing) err = %v", err)
+	}
+	se := store.Session{ID: "sid", ConversationID: "c1", UserID: "dl_u", ExpiresAt: epoch.Add(time.Hour)}
+	if err := s.PutSession(ctx, se); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := s.GetSession(ctx, "sid")
+	if err != nil || gs.UserID != "dl_u" || !gs.ExpiresAt.Equal(se.ExpiresAt) {
+		t.Fatalf("GetSession = %+v, %v", gs, err)
+	}
+	k := store.Key{ID: "kid1", Purpose: "directline", Sealed: []byte("sealed"), CreatedAt: epoch}
+	if err := s.PutKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutKey(ctx, k); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("PutKey reused a kid: %v", err)
+	}
+	keys, err := s.ListKeys(ctx, "directline")
+	if err != nil || len(keys) != 1 || string(keys[0].Sealed) != "sealed" {
+		t.Fatalf("ListKeys = %+v, %v", keys, err)
+	}
+	if keys, _ := s.ListKeys(ctx, "other"); len(keys) != 0 {
+		t.Fatalf("ListKeys(other purpose) = %+v", keys)
+	}
+}
