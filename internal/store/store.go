@@ -134,6 +134,8 @@ type Store interface {
 	CreateBot(ctx context.Context, b Bot) error
 	GetBot(ctx context.Context, id string) (Bot, error)
 	ListBots(ctx context.Context) ([]Bot, error)
+	// UpdateBot changes a bot's name, endpoint and insecure flag.
+	UpdateBot(ctx context.Context, b Bot) error
 
 	CreateSite(ctx context.Context, s Site) error
 	GetSite(ctx context.Context, id string) (Site, error)

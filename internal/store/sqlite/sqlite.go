@@ -138,6 +138,11 @@ func (s *Store) CreateBot(ctx context.Context, b store.Bot) error {
 	return nil
 }
 
+func (s *Store) UpdateBot(ctx context.Context, b store.Bot) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE bots SET name = ?, endpoint = ?, insecure_no_auth = ? WHERE id = ?`, b.Name, b.Endpoint, b2i(b.InsecureNoAuth), b.ID)
+	return affected(res, err, "update bot "+b.ID)
+}
+
 const botCols = `id, name, endpoint, insecure_no_auth, created_at`
 
 func scanBot(row interface{ Scan(...any) error }) (store.Bot, error) {

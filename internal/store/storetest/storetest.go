@@ -80,6 +80,17 @@ func testBotsAndSites(t *testing.T, s store.Store) {
 	if _, err := s.GetBot(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetBot(missing) err = %v", err)
 	}
+	b2 := b
+	b2.Endpoint, b2.InsecureNoAuth = "https://bot.example/api/messages", false
+	if err := s.UpdateBot(ctx, b2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetBot(ctx, b.ID); got.Endpoint != b2.Endpoint || got.InsecureNoAuth {
+		t.Fatalf("after UpdateBot = %+v", got)
+	}
+	if err := s.UpdateBot(ctx, store.Bot{ID: "nope"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateBot(missing) err = %v", err)
+	}
 	bots, err := s.ListBots(ctx)
 	if err != nil || len(bots) != 1 {
 		t.Fatalf("ListBots = %v, %v", bots, err)

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/directline"
+	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// storeFlags are shared by the admin commands.
+type storeFlags struct {
+	config, data string
+	json         bool
+}
+
+func (f *storeFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.config, "config", "", "configuration file (its data_dir is used)")
+	cmd.Flags().StringVar(&f.data, "data", "./parley-data", "data directory, when no --config is given")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+}
+
+func (a *app) print(asJSON bool, v any, text string) error {
+	if asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	_, err := fmt.Fprint(a.stdout, text)
+	return err
+}
+
+var namePattern = regexp.MustCompile(`^[\p{L}\p{N} ._'-]{1,64}$`)
+
+type botJSON struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	Endpoint       string    `json:"endpoint"`
+	InsecureNoAuth bool      `json:"insecureNoAuth"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+func toBotJSON(b store.Bot) botJSON {
+	return botJSON{ID: b.ID, Name: b.Name, Endpoint: b.Endpoint, InsecureNoAuth: b.InsecureNoAuth, CreatedAt: b.CreatedAt}
+}
+
+func (a *app) botCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "bot", Short: "Manage bots"}
+	var sf storeFlags
+	var name, endpoint string
+	var insecure bool
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Register a bot and its messaging endpoint",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !namePattern.MatchString(name) {
+				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
+			}
+			if err := validEndpoint(endpoint, insecure); err != nil {
+				return err
+			}
+			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			b := store.Bot{ID: conversation.NewID(), Name: name, Endpoint: endpoint, InsecureNoAuth: insecure, CreatedAt: time.Now().UTC()}
+			if err := st.CreateBot(cmd.Context(), b); err != nil {
+				return err
+			}
+			if insecure {
+				fmt.Fprintln(a.stderr, "WARNING: this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only).")
+			}
+			return a.print(sf.json, toBotJSON(b), fmt.Sprintf("bot %s created (%s -> %s)\n", b.ID, b.Name, b.Endpoint))
+		},
+	}
+	sf.add(create)
+	create.Flags().StringVar(&name, "name", "", "display name")
+	create.Flags().StringVar(&endpoint, "endpoint", "", "messaging endpoint, e.g. https://bot.example.com/api/messages")
+	create.Flags().BoolVar(&insecure, "insecure-no-auth", false, "DEVELOPMENT ONLY: no channel JWT to the bot, no bearer token from it; loopback endpoints only")
+	_ = create.MarkFlagRequired("name")
+	_ = create.MarkFlagRequired("endpoint")
+
+	var lf storeFlags
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List bots",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := a.openAdminStore(cmd.Context(), lf.config, lf.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			bots, err := st.ListBots(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := []botJSON{}
+			var text strings.Builder
+			for _, b := range bots {
+				out = append(out, toBotJSON(b))
+				fmt.Fprintf(&text, "%s\t%s\t%s\tinsecure=%v\n", b.ID, b.Name, b.Endpoint, b.InsecureNoAuth)
+			}
+			return a.print(lf.json, out, text.String())
+		},
+	}
+	lf.add(list)
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+type siteJSON struct {
+	ID             string   `json:"id"`
+	BotID          string   `json:"botId"`
+	Name           string   `json:"name"`
+	EnhancedAuth   bool     `json:"enhancedAuth"`
+	TrustedOrigins []string `json:"trustedOrigins"`
+	Secrets        []string `json:"secrets,omitempty"`
+}
+
+func normalizeOrigins(in []string) ([]string, error) {
+	out := []string{}
+	for _, o := range in {
+		n, err := directline.NormalizeOrigin(o)
+		if err != nil {
+			return nil, fmt.Errorf("--origin: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func (a *app) siteCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "site", Short: "Manage Direct Line sites (secrets, enhanced authentication, trusted origins)"}
+	var sf storeFlags
+	var botID, name string
+	var origins []string
+	var noEnhanced bool
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a Direct Line site with two fresh secrets (shown once)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !namePattern.MatchString(name) {
+				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
+			}
+			norm, err := normalizeOrigins(origins)
+			if err != nil {
+				return err
+			}
+			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if _, err := st.GetBot(cmd.Context(), botID); err != nil {
+				return fmt.Errorf("--bot %q: %w", botID, err)
+			}
+			site := store.Site{ID: conversation.NewID(), BotID: botID, Name: name, EnhancedAuth: !noEnhanced, TrustedOrigins: norm, CreatedAt: time.Now().UTC()}
+			var secrets []string
+			for i := range 2 {
+				s, err := identity.NewSecret()
+				if err != nil {
+					return err
+				}
+				secrets = append(secrets, s)
+				site.SecretHashes[i] = identity.HashSecret(s)
+			}
+			if err := st.CreateSite(cmd.Context(), site); err != nil {
+				return err
+			}
+			if noEnhanced {
+				fmt.Fprintln(a.stderr, "WARNING: enhanced authentication is OFF for this site: clients may choose their own user ids.")
+			}
+			if !noEnhanced && len(norm) == 0 {
+				fmt.Fprintln(a.stderr, "note: no trusted origins: browsers can only use tokens whose generate call listed origins.")
+			}
+			out := siteJSON{ID: site.ID, BotID: botID, Name: name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm, Secrets: secrets}
+			return a.print(sf.json, out, fmt.Sprintf("site %s created for bot %s\nsecret 1: %s\nsecret 2: %s\nStore them now: Parley keeps only their hashes.\n", site.ID, botID, secrets[0], secrets[1]))
+		},
+	}
+	sf.add(create)
+	create.Flags().StringVar(&botID, "bot", "", "bot id")
+	create.Flags().StringVar(&name, "name", "", "site name")
+	create.Flags().StringSliceVar(&origins, "origin", nil, "trusted origin (repeatable), e.g. https://www.example.com")
+	create.Flags().BoolVar(&noEnhanced, "insecure-disable-enhanced-auth", false, "turn enhanced authentication off (clients choose their own user ids)")
+	_ = create.MarkFlagRequired("bot")
+	_ = create.MarkFlagRequired("name")
+
+	var of storeFlags
+	var siteID string
+	var setOrigins []string
+	originsCmd := &cobra.Command{
+		Use:   "set-origins",
+		Short: "Replace a site's trusted origins",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			norm, err := normalizeOrigins(setOrigins)
+			if err != nil {
+				return err
+			}
+			st, err := a.openAdminStore(cmd.Context(), of.config, of.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			site, err := st.GetSite(cmd.Context(), siteID)
+			if err != nil {
+				return fmt.Errorf("--site %q: %w", siteID, err)
+			}
+			if err := st.UpdateSitePolicy(cmd.Context(), siteID, site.EnhancedAuth, norm); err != nil {
+				return err
+			}
+			site.TrustedOrigins = norm
+			return a.print(of.json, siteJSON{ID: site.ID, BotID: site.BotID, Name: site.Name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm},
+				fmt.Sprintf("site %s trusted origins: %s\n", siteID, strings.Join(norm, ", ")))
+		},
+	}
+	of.add(originsCmd)
+	originsCmd.Flags().StringVar(&siteID, "site", "", "site id")
+	originsCmd.Flags().StringSliceVar(&setOrigins, "origin", nil, "trusted origin (repeatable)")
+	_ = originsCmd.MarkFlagRequired("site")
+
+	var lf storeFlags
+	var listBot string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List sites",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := a.openAdminStore(cmd.Context(), lf.config, lf.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			sites, err := st.ListSites(cmd.Context(), listBot)
+			if err != nil {
+				return err
+			}
+			out := []siteJSON{}
+			var text strings.Builder
+			for _, s := range sites {
+				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins})
+				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","))
+			}
+			return a.print(lf.json, out, text.String())
+		},
+	}
+	lf.add(list)
+	list.Flags().StringVar(&listBot, "bot", "", "only this bot's sites")
+	cmd.AddCommand(create, originsCmd, list)
+	return cmd
+}
+
+func (a *app) secretCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "secret", Short: "Manage site secrets"}
+	var sf storeFlags
+	var siteID string
+	var slot int
+	regen := &cobra.Command{
+		Use:   "regenerate",
+		Short: "Replace one of a site's two secrets; the other keeps working",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if slot != 1 && slot != 2 {
+				return errors.New("--slot must be 1 or 2")
+			}
+			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			s, err := identity.NewSecret()
+			if err != nil {
+				return err
+			}
+			if err := st.SetSiteSecret(cmd.Context(), siteID, slot-1, identity.HashSecret(s)); err != nil {
+				return fmt.Errorf("--site %q: %w", siteID, err)
+			}
+			return a.print(sf.json, map[string]any{"site": siteID, "slot": slot, "secret": s},
+				fmt.Sprintf("site %s secret %d: %s\nStore it now: Parley keeps only its hash.\n", siteID, slot, s))
+		},
+	}
+	sf.add(regen)
+	regen.Flags().StringVar(&siteID, "site", "", "site id")
+	regen.Flags().IntVar(&slot, "slot", 0, "which secret to replace: 1 or 2")
+	_ = regen.MarkFlagRequired("site")
+	_ = regen.MarkFlagRequired("slot")
+	cmd.AddCommand(regen)
+	return cmd
+}

@@ -1,0 +1,52 @@
+// Command parley is the Parley gateway: a self-hosted, security-first
+// Direct Line channel for bots.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot(os.Stdout, os.Stderr, os.LookupEnv).ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		os.Exit(1)
+	}
+}
+
+// app carries what every command needs; no package-level state.
+type app struct {
+	stdout, stderr io.Writer
+	env            func(string) (string, bool)
+}
+
+func newRoot(stdout, stderr io.Writer, env func(string) (string, bool)) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr, env: env}
+	root := &cobra.Command{
+		Use:           "parley",
+		Short:         "Parley: a self-hosted, security-first Direct Line gateway for bots",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(a.serveCmd(), a.demoCmd(), a.botCmd(), a.siteCmd(), a.secretCmd())
+	return root
+}
+
+func (a *app) logger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,216 @@
+// Package config loads and validates parley.yaml plus PARLEY_* environment
+// overrides. Invalid configuration is refused at start with a message that
+// names the field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Listen        string     `yaml:"listen"`
+	PublicURL     string     `yaml:"public_url"`
+	DataDir       string     `yaml:"data_dir"`
+	MasterKeyFile string     `yaml:"master_key_file"`
+	TLS           TLS        `yaml:"tls"`
+	InsecureHTTP  bool       `yaml:"insecure_http"`
+	LogLevel      string     `yaml:"log_level"`
+	DirectLine    DirectLine `yaml:"directline"`
+}
+
+// TLS names certificate files.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// DirectLine tunes the client API.
+type DirectLine struct {
+	TokenTTL         Duration `yaml:"token_ttl"`
+	BotWait          Duration `yaml:"bot_wait"`
+	MaxActivityBytes int      `yaml:"max_activity_bytes"`
+	MaxUploadBytes   int64    `yaml:"max_upload_bytes"`
+	MaxAttachments   int      `yaml:"max_attachments"`
+}
+
+// Duration is a time.Duration written as "15m", "1h".
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 30m, 1h)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Default is the configuration before the file and environment apply.
+func Default() Config {
+	return Config{
+		Listen:   "127.0.0.1:8080",
+		DataDir:  "/var/lib/parley",
+		LogLevel: "info",
+		DirectLine: DirectLine{
+			TokenTTL:         Duration(time.Hour),
+			BotWait:          Duration(15 * time.Second),
+			MaxActivityBytes: 256 << 10,
+			MaxUploadBytes:   4 << 20,
+			MaxAttachments:   10,
+		},
+	}
+}
+
+// Load reads path (may be empty), applies the environment, validates.
+func Load(path string, env func(string) (string, bool)) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty config
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := c.applyEnv(env); err != nil {
+		return c, err
+	}
+	if c.MasterKeyFile == "" && c.DataDir != "" {
+		c.MasterKeyFile = strings.TrimRight(c.DataDir, "/") + "/master.key"
+	}
+	return c, c.Validate()
+}
+
+func (c *Config) applyEnv(env func(string) (string, bool)) error {
+	str := func(name string, dst *string) {
+		if v, ok := env(name); ok {
+			*dst = v
+		}
+	}
+	str("PARLEY_LISTEN", &c.Listen)
+	str("PARLEY_PUBLIC_URL", &c.PublicURL)
+	str("PARLEY_DATA_DIR", &c.DataDir)
+	str("PARLEY_MASTER_KEY_FILE", &c.MasterKeyFile)
+	str("PARLEY_TLS_CERT_FILE", &c.TLS.CertFile)
+	str("PARLEY_TLS_KEY_FILE", &c.TLS.KeyFile)
+	str("PARLEY_LOG_LEVEL", &c.LogLevel)
+	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("PARLEY_INSECURE_HTTP: %q is not a boolean", v)
+		}
+		c.InsecureHTTP = b
+	}
+	dur := func(name string, dst *Duration) error {
+		if v, ok := env(name); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a duration", name, v)
+			}
+			*dst = Duration(d)
+		}
+		return nil
+	}
+	if err := dur("PARLEY_DIRECTLINE_TOKEN_TTL", &c.DirectLine.TokenTTL); err != nil {
+		return err
+	}
+	if err := dur("PARLEY_DIRECTLINE_BOT_WAIT", &c.DirectLine.BotWait); err != nil {
+		return err
+	}
+	num := func(name string, set func(int64)) error {
+		if v, ok := env(name); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a whole number", name, v)
+			}
+			set(n)
+		}
+		return nil
+	}
+	if err := num("PARLEY_DIRECTLINE_MAX_ACTIVITY_BYTES", func(n int64) { c.DirectLine.MaxActivityBytes = int(n) }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_DIRECTLINE_MAX_UPLOAD_BYTES", func(n int64) { c.DirectLine.MaxUploadBytes = n }); err != nil {
+		return err
+	}
+	return num("PARLEY_DIRECTLINE_MAX_ATTACHMENTS", func(n int64) { c.DirectLine.MaxAttachments = int(n) })
+}
+
+// IsLoopback reports whether a listen address only accepts local peers.
+func IsLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Validate checks every field; the error names the field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) { errs = append(errs, fmt.Errorf(field+": "+format, a...)) }
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("listen", "port %q is not valid", port)
+	}
+	if c.PublicURL == "" {
+		bad("public_url", "is required (the URL clients and bots reach Parley at, e.g. https://chat.example.com)")
+	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		bad("public_url", "%q must be scheme://host[:port] with no path", c.PublicURL)
+	} else if u.Scheme == "http" && !c.InsecureHTTP {
+		bad("public_url", "is plain http; use https, or set insecure_http on a loopback listener")
+	}
+	if c.InsecureHTTP {
+		if !IsLoopback(c.Listen) {
+			bad("insecure_http", "plain HTTP is only allowed on a loopback listen address, not %q", c.Listen)
+		}
+	} else if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
+		bad("tls", "cert_file and key_file are required (or insecure_http on loopback for development)")
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "is required")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	dl := c.DirectLine
+	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
+		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)
+	}
+	if w := time.Duration(dl.BotWait); w < time.Second || w > 19*time.Second {
+		bad("directline.bot_wait", "%v is outside 1s..19s (clients give up at 20s)", w)
+	}
+	if dl.MaxActivityBytes < 1024 || dl.MaxActivityBytes > 4<<20 {
+		bad("directline.max_activity_bytes", "%d is outside 1024..4194304", dl.MaxActivityBytes)
+	}
+	if dl.MaxUploadBytes < 1024 || dl.MaxUploadBytes > 1<<30 {
+		bad("directline.max_upload_bytes", "%d is outside 1024..1073741824", dl.MaxUploadBytes)
+	}
+	if dl.MaxAttachments < 1 || dl.MaxAttachments > 100 {
+		bad("directline.max_attachments", "%d is outside 1..100", dl.MaxAttachments)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,405 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// BotAuthenticator identifies the bot behind a Bot Connector call from its
+// bearer token. The Bot Connector authentication work plugs in here.
+type BotAuthenticator interface {
+	AuthenticateBot(ctx context.Context, authorization string) (botID string, err error)
+}
+
+// API serves the Bot Connector REST API under /v3/conversations and
+// /v3/attachments.
+type API struct {
+	st        store.Store
+	log       *conversation.Log
+	issuer    *identity.Issuer
+	auth      BotAuthenticator // nil: only insecure development bots
+	limits    conversation.Limits
+	maxUpload int64
+	channelID string
+	logger    *slog.Logger
+}
+
+// NewAPI builds the Bot Connector API.
+func NewAPI(st store.Store, lg *conversation.Log, issuer *identity.Issuer, auth BotAuthenticator, limits conversation.Limits, maxUpload int64, channelID string, logger *slog.Logger) *API {
+	return &API{st: st, log: lg, issuer: issuer, auth: auth, limits: limits, maxUpload: maxUpload, channelID: channelID, logger: logger}
+}
+
+// Register adds the routes.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v3/conversations/{cid}/activities", a.send)
+	mux.HandleFunc("POST /v3/conversations/{cid}/activities/{aid}", a.send)
+	mux.HandleFunc("PUT /v3/conversations/{cid}/activities/{aid}", a.update)
+	mux.HandleFunc("DELETE /v3/conversations/{cid}/activities/{aid}", a.remove)
+	mux.HandleFunc("GET /v3/conversations/{cid}/members", a.members)
+	mux.HandleFunc("GET /v3/conversations/{cid}/members/{mid}", a.member)
+	mux.HandleFunc("GET /v3/conversations/{cid}/activities/{aid}/members", a.members)
+	mux.HandleFunc("POST /v3/conversations/{cid}/attachments", a.uploadAttachment)
+	mux.HandleFunc("GET /v3/attachments/{id}", a.attachmentInfo)
+	mux.HandleFunc("GET /v3/attachments/{id}/views/{view}", a.attachmentView)
+	mux.HandleFunc("/v3/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, "BadArgument", "no such Bot Connector endpoint or method")
+	})
+}
+
+func writeErr(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"ServiceError","message":"encoding failed"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func isLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// authorize authenticates the calling bot and checks it owns the
+// conversation. It answers the client itself on failure.
+func (a *API) authorize(w http.ResponseWriter, r *http.Request) (store.Conversation, store.Bot, bool) {
+	ctx := r.Context()
+	cid := r.PathValue("cid")
+	conv, err := a.st.GetConversation(ctx, cid)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.logger.Error("conversation lookup failed", "err", err)
+		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not complete the request")
+		return conv, store.Bot{}, false
+	}
+	authz := r.Header.Get("Authorization")
+	var botID string
+	switch {
+	case authz != "" && a.auth != nil:
+		if botID, err = a.auth.AuthenticateBot(ctx, authz); err != nil {
+			a.logger.Warn("bot authentication failed", "path", r.URL.Path, "err", err)
+			writeErr(w, http.StatusUnauthorized, "Unauthorized", "invalid bot credentials")
+			return conv, store.Bot{}, false
+		}
+	case authz == "" && conv.ID != "":
+		// Development bots registered with the insecure flag call back
+		// without a token, from loopback only.
+		bot, berr := a.st.GetBot(ctx, conv.BotID)
+		if berr != nil || !bot.InsecureNoAuth || !isLoopback(r) {
+			writeErr(w, http.StatusUnauthorized, "Unauthorized", "a bearer token is required")
+			return conv, store.Bot{}, false
+		}
+		botID = bot.ID
+	default:
+		writeErr(w, http.StatusUnauthorized, "Unauthorized", "a valid bearer token is required")
+		return conv, store.Bot{}, false
+	}
+	if conv.ID == "" || conv.BotID != botID {
+		// Same answer for unknown and foreign conversations.
+		writeErr(w, http.StatusForbidden, "Forbidden", "the conversation does not belong to this bot")
+		return conv, store.Bot{}, false
+	}
+	bot, err := a.st.GetBot(ctx, botID)
+	if err != nil {
+		writeErr(w, http.StatusForbidden, "Forbidden", "unknown bot")
+		return conv, store.Bot{}, false
+	}
+	return conv, bot, true
+}
+
+func (a *API) readActivity(w http.ResponseWriter, r *http.Request, conv store.Conversation, bot store.Bot) (conversation.Activity, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(a.limits.MaxBytes)))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeErr(w, http.StatusRequestEntityTooLarge, "MessageSizeTooBig", fmt.Sprintf("activity is larger than %d bytes", a.limits.MaxBytes))
+		return nil, false
+	}
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "BadArgument", "could not read request body")
+		return nil, false
+	}
+	act, err := conversation.Parse(body, a.limits)
+	if err != nil {
+		code := "BadArgument"
+		var ve *conversation.ValidationError
+		if errors.As(err, &ve) && ve.Missing {
+			code = "MissingProperty"
+		}
+		writeErr(w, http.StatusBadRequest, code, err.Error())
+		return nil, false
+	}
+	if c := act.Object("conversation"); c != nil {
+		var id string
+		_ = json.Unmarshal(c["id"], &id)
+		if id != "" && id != conv.ID {
+			writeErr(w, http.StatusBadRequest, "BadArgument", "conversation.id does not match the path")
+			return nil, false
+		}
+	}
+	if from := act.From(); from.ID != "" && from.ID != bot.ID {
+		writeErr(w, http.StatusForbidden, "Forbidden", "from.id must be the bot's own id")
+		return nil, false
+	}
+	name := act.From().Name
+	if name == "" {
+		name = bot.Name
+	}
+	act.Set("from", conversation.Account{ID: bot.ID, Name: name, Role: "bot"})
+	act.Set("channelId", a.channelID)
+	delete(act, "serviceUrl")
+	delete(act, "recipient")
+	delete(act, "callerId")
+	return act, true
+}
+
+// send: POST .../activities and .../activities/{aid} (reply). The reply
+// target is a hint: an unknown id is treated as a plain send.
+func (a *API) send(w http.ResponseWriter, r *http.Request) {
+	conv, bot, ok := a.authorize(w, r)
+	if !ok {
+		return
+	}
+	act, ok := a.readActivity(w, r, conv, bot)
+	if !ok {
+		return
+	}
+	if aid := r.PathValue("aid"); aid != "" && act.Str("replyToId") == "" {
+		if _, known := conversation.ParseActivityID(conv.ID, aid); known {
+			act.Set("replyToId", aid)
+		}
+	}
+	vis := store.VisibleAll
+	if act.Type() == "typing" {
+		vis = store.VisibleStream
+	}
+	stamped, err := a.log.Append(r.Context(), conv.ID, []conversation.Item{{Activity: act, Visibility: vis}})
+	if err != nil {
+		a.logger.Error("append bot activity failed", "conversation", conv.ID, "err", err)
+		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not store the activity")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": stamped[0].Str("id")})
+}
+
+// ownActivity loads an activity of conv that the bot itself sent.
+func (a *API) ownActivity(w http.ResponseWriter, r *http.Request, conv store.Conversation) (int64, conversation.Activity, bool) {
+	aid := r.PathValue("aid")
+	seq, ok := conversation.ParseActivityID(conv.ID, aid)
+	if !ok {
+		writeErr(w, http.StatusNotFound, "BadArgument", "activity not found")
+		return 0, nil, false
+	}
+	e, err := a.log.Get(r.Context(), conv.ID, seq)
+	if err != nil || e.Visibility == store.VisibleNone {
+		writeErr(w, http.StatusNotFound, "BadArgument", "activity not found")
+		return 0, nil, false
+	}
+	var old conversation.Activity
+	if err := json.Unmarshal(e.JSON, &old); err != nil {
+		writeErr(w, http.StatusInternalServerError, "ServiceError", "stored activity unreadable")
+		return 0, nil, false
+	}
+	if old.From().Role != "bot" {
+		writeErr(w, http.StatusForbidden, "Forbidden", "a bot can only change its own activities")
+		return 0, nil, false
+	}
+	return seq, old, true
+}
+
+// update: PUT .../activities/{aid}. Same id and timestamp, new content.
+func (a *API) update(w http.ResponseWriter, r *http.Request) {
+	conv, bot, ok := a.authorize(w, r)
+	if !ok {
+		return
+	}
+	seq, old, ok := a.ownActivity(w, r, conv)
+	if !ok {
+		return
+	}
+	act, ok := a.readActivity(w, r, conv, bot)
+	if !ok {
+		return
+	}
+	for _, k := range []string{"id", "timestamp", "conversation"} {
+		act[k] = old[k]
+	}
+	if err := a.log.Replace(r.Context(), conv.ID, seq, act); err != nil {
+		a.logger.Error("update activity failed", "conversation", conv.ID, "err", err)
+		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not update the activity")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("aid")})
+}
+
+// remove: DELETE .../activities/{aid}.
+func (a *API) remove(w http.ResponseWriter, r *http.Request) {
+	conv, _, ok := a.authorize(w, r)
+	if !ok {
+		return
+	}
+	seq, _, ok := a.ownActivity(w, r, conv)
+	if !ok {
+		return
+	}
+	if err := a.log.Delete(r.Context(), conv.ID, seq); err != nil {
+		a.logger.Error("delete activity failed", "conversation", conv.ID, "err", err)
+		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not delete the activity")
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func memberList(conv store.Conversation, bot store.Bot) []conversation.Account {
+	out := []conversation.Account{}
+	if conv.UserID != "" {
+		out = append(out, conversation.Account{ID: conv.UserID, Role: "user"})
+	}
+	return append(out, conversation.Account{ID: bot.ID, Name: bot.Name, Role: "bot"})
+}
+
+func (a *API) members(w http.ResponseWriter, r *http.Request) {
+	conv, bot, ok := a.authorize(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, memberList(conv, bot))
+}
+
+func (a *API) member(w http.ResponseWriter, r *http.Request) {
+	conv, bot, ok := a.authorize(w, r)
+	if !ok {
+		return
+	}
+	for _, m := range memberList(conv, bot) {
+		if m.ID == r.PathValue("mid") {
+			writeJSON(w, http.StatusOK, m)
+			return
+		}
+	}
+	writeErr(w, http.StatusNotFound, "BadArgument", "member not found")
+}
+
+// uploadAttachment: POST .../attachments with AttachmentData (base64).
+func (a *API) uploadAttachment(w http.ResponseWriter, r *http.Request) {
+	conv, _, ok := a.authorize(w, r)
+	if !ok {
+		return
+	}
+	limit := a.maxUpload*4/3 + 64<<10
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		writeErr(w, http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "attachment is too large")
+		return
+	}
+	var in struct {
+		Type           string `json:"type"`
+		Name           string `json:"name"`
+		OriginalBase64 string `json:"originalBase64"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		writeErr(w, http.StatusBadRequest, "BadArgument", "body must be AttachmentData JSON")
+		return
+	}
+	data, err := base64.StdEncoding.DecodeString(in.OriginalBase64)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "BadArgument", "originalBase64 is not valid base64")
+		return
+	}
+	if int64(len(data)) > a.maxUpload {
+		writeErr(w, http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "attachment is too large")
+		return
+	}
+	if in.Type == "" || len(in.Type) > 256 || len(in.Name) > 256 {
+		writeErr(w, http.StatusBadRequest, "BadArgument", "type is required; type and name are at most 256 bytes")
+		return
+	}
+	id := conversation.NewID()
+	if err := a.st.PutAttachment(r.Context(), store.Attachment{ID: id, ConversationID: conv.ID, ContentType: in.Type, Name: in.Name, Data: data, CreatedAt: time.Now().UTC()}); err != nil {
+		a.logger.Error("store attachment failed", "err", err)
+		writeErr(w, http.StatusInternalServerError, "ServiceError", "could not store the attachment")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+}
+
+// attachmentAccess allows a download with the capability in ?t= (what the
+// bot's copy of an upload carries) or the owning bot's credentials.
+func (a *API) attachmentAccess(w http.ResponseWriter, r *http.Request) (store.Attachment, bool) {
+	id := r.PathValue("id")
+	if !conversation.ValidID(id) {
+		writeErr(w, http.StatusNotFound, "BadArgument", "File not found")
+		return store.Attachment{}, false
+	}
+	att, err := a.st.GetAttachment(r.Context(), id)
+	if err != nil {
+		writeErr(w, http.StatusNotFound, "BadArgument", "File not found")
+		return store.Attachment{}, false
+	}
+	if t := r.URL.Query().Get("t"); t != "" {
+		c, err := a.issuer.Verify(t, identity.ScopeAttachment)
+		if err != nil || c.Attachment != id || c.Conv != att.ConversationID {
+			writeErr(w, http.StatusForbidden, "BadArgument", "invalid or expired download link")
+			return store.Attachment{}, false
+		}
+		return att, true
+	}
+	r.SetPathValue("cid", att.ConversationID)
+	if _, _, ok := a.authorize(w, r); !ok {
+		return store.Attachment{}, false
+	}
+	return att, true
+}
+
+func (a *API) attachmentInfo(w http.ResponseWriter, r *http.Request) {
+	att, ok := a.attachmentAccess(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": att.Name, "type": att.ContentType,
+		"views": []map[string]any{{"viewId": "original", "size": len(att.Data)}}})
+}
+
+func (a *API) attachmentView(w http.ResponseWriter, r *http.Request) {
+	att, ok := a.attachmentAccess(w, r)
+	if !ok {
+		return
+	}
+	if r.PathValue("view") != "original" {
+		writeErr(w, http.StatusNotFound, "BadArgument", "view not found")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", att.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(att.Data)))
+	h.Set("Content-Disposition", "attachment")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	h.Set("Cache-Control", "private, no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, bytes.NewReader(att.Data))
+}
+

@@ -1,0 +1,325 @@
+// Package connector is the Bot Connector side of Parley: the delivery
+// worker that POSTs activities from the durable outbox to bots, and the
+// Bot Connector API that bots call back on.
+package connector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// Credentials supplies the Authorization header for a delivery to a bot
+// (the channel JWT). Insecure development bots get none.
+type Credentials interface {
+	AuthorizationFor(ctx context.Context, bot store.Bot, serviceURL string) (string, error)
+}
+
+// DeliveryConfig tunes retries.
+type DeliveryConfig struct {
+	Timeout     time.Duration // one HTTP attempt
+	MaxAttempts int
+	BaseBackoff time.Duration
+	MaxBackoff  time.Duration
+	ServiceURL  string // the serviceUrl bots call back on
+}
+
+// DefaultDeliveryConfig: 15 s per attempt (below DLJS's 20 s), 10 attempts
+// with exponential backoff from 250 ms to 5 min (about 15 min in all).
+var DefaultDeliveryConfig = DeliveryConfig{Timeout: 15 * time.Second, MaxAttempts: 10, BaseBackoff: 250 * time.Millisecond, MaxBackoff: 5 * time.Minute}
+
+// ErrBotRejected means the bot answered with an error or could not be
+// reached in time.
+var ErrBotRejected = errors.New("bot rejected the activity")
+
+// Delivery moves outbox items to bots, in order per conversation.
+type Delivery struct {
+	st     store.Store
+	codec  conversation.Codec
+	creds  Credentials
+	client *http.Client
+	cfg    DeliveryConfig
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	lanes   map[string]chan struct{} // conversation -> kick
+	waiters map[string][]chan error  // activity id -> results
+	recent  map[string]outcome       // results nobody was waiting for yet
+	wg      sync.WaitGroup
+	closing bool
+	quit    chan struct{}
+}
+
+// outcome is a delivery result kept briefly for a late Watch.
+type outcome struct {
+	err error
+	at  time.Time
+}
+
+// recentTTL is how long an unclaimed delivery result is kept.
+const recentTTL = time.Minute
+
+// NewDelivery builds the worker; client must not follow redirects.
+func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, client *http.Client, cfg DeliveryConfig, log *slog.Logger) *Delivery {
+	return &Delivery{st: st, codec: codec, creds: creds, client: client, cfg: cfg, log: log,
+		lanes: map[string]chan struct{}{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{})}
+}
+
+// Watch registers interest in the outcome of delivering activityID. Call
+// it before the append that enqueues the delivery; the channel receives
+// nil on success or an error on permanent failure. Cancel releases it.
+func (d *Delivery) Watch(activityID string) (<-chan error, func()) {
+	ch := make(chan error, 1)
+	d.mu.Lock()
+	if o, ok := d.recent[activityID]; ok {
+		delete(d.recent, activityID)
+		d.mu.Unlock()
+		ch <- o.err
+		return ch, func() {}
+	}
+	d.waiters[activityID] = append(d.waiters[activityID], ch)
+	d.mu.Unlock()
+	return ch, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		ws := d.waiters[activityID]
+		for i, w := range ws {
+			if w == ch {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(d.waiters, activityID)
+		} else {
+			d.waiters[activityID] = ws
+		}
+	}
+}
+
+func (d *Delivery) notify(activityID string, err error) {
+	d.mu.Lock()
+	ws := d.waiters[activityID]
+	delete(d.waiters, activityID)
+	now := time.Now()
+	for id, o := range d.recent {
+		if now.Sub(o.at) > recentTTL {
+			delete(d.recent, id)
+		}
+	}
+	if len(ws) == 0 && len(d.recent) < 10000 {
+		d.recent[activityID] = outcome{err: err, at: now}
+	}
+	d.mu.Unlock()
+	for _, w := range ws {
+		w <- err
+	}
+}
+
+// Kick makes sure a lane is delivering conv's outbox.
+func (d *Delivery) Kick(conv string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return
+	}
+	if k, ok := d.lanes[conv]; ok {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+		return
+	}
+	k := make(chan struct{}, 1)
+	d.lanes[conv] = k
+	d.wg.Add(1)
+	go d.lane(conv, k)
+}
+
+// Run polls for due items (after a restart, or after a backoff) until ctx
+// ends, then waits for lanes to stop.
+func (d *Delivery) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		due, err := d.st.DueOutbox(ctx, time.Now(), 500)
+		if err != nil && ctx.Err() == nil {
+			d.log.Error("outbox poll failed", "err", err)
+		}
+		for _, it := range due {
+			d.Kick(it.ConversationID)
+		}
+		select {
+		case <-ctx.Done():
+			d.mu.Lock()
+			d.closing = true
+			close(d.quit)
+			d.mu.Unlock()
+			d.wg.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Delivery) lane(conv string, kick chan struct{}) {
+	defer d.wg.Done()
+	ctx := context.Background()
+	for {
+		select {
+		case <-kick:
+		default:
+		}
+		items, err := d.st.PendingOutbox(ctx, conv)
+		if err != nil {
+			d.log.Error("outbox read failed", "conversation", conv, "err", err)
+		}
+		if len(items) == 0 || err != nil {
+			d.mu.Lock()
+			select {
+			case <-kick: // kicked while we looked: go round again
+				d.mu.Unlock()
+				continue
+			default:
+			}
+			delete(d.lanes, conv)
+			d.mu.Unlock()
+			return
+		}
+		it := items[0]
+		if wait := time.Until(it.NextAttemptAt); wait > 0 {
+			if wait > 30*time.Second || d.isClosing() {
+				// Long backoff: leave it to the poller.
+				d.mu.Lock()
+				delete(d.lanes, conv)
+				d.mu.Unlock()
+				return
+			}
+			select {
+			case <-time.After(wait):
+			case <-d.quit:
+			}
+			continue
+		}
+		d.attempt(ctx, it)
+		if d.isClosing() {
+			d.mu.Lock()
+			delete(d.lanes, conv)
+			d.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (d *Delivery) isClosing() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closing
+}
+
+// attempt makes one delivery attempt and records its outcome.
+func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) {
+	status, err := d.post(ctx, it)
+	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts+1)
+	switch {
+	case err == nil:
+		if cerr := d.st.CompleteOutbox(ctx, it.ID); cerr != nil {
+			log.Error("outbox complete failed", "err", cerr)
+		}
+		d.notify(it.ActivityID, nil)
+		return
+	case permanent(status):
+		log.Warn("bot refused activity; not retrying", "status", status, "err", err)
+		if cerr := d.st.CompleteOutbox(ctx, it.ID); cerr != nil {
+			log.Error("outbox complete failed", "err", cerr)
+		}
+		d.notify(it.ActivityID, fmt.Errorf("%w: status %d", ErrBotRejected, status))
+		return
+	case it.Attempts+1 >= d.cfg.MaxAttempts:
+		log.Error("bot delivery abandoned after retries", "status", status, "err", err)
+		if cerr := d.st.CompleteOutbox(ctx, it.ID); cerr != nil {
+			log.Error("outbox complete failed", "err", cerr)
+		}
+		d.notify(it.ActivityID, fmt.Errorf("%w: gave up after %d attempts", ErrBotRejected, it.Attempts+1))
+		return
+	}
+	backoff := d.cfg.BaseBackoff << min(it.Attempts, 20)
+	if backoff > d.cfg.MaxBackoff || backoff <= 0 {
+		backoff = d.cfg.MaxBackoff
+	}
+	backoff = backoff/2 + rand.N(backoff/2+1) // jitter
+	log.Warn("bot delivery failed; will retry", "status", status, "err", err, "backoff", backoff)
+	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts+1, time.Now().Add(backoff)); rerr != nil {
+		log.Error("outbox retry failed", "err", rerr)
+	}
+}
+
+// permanent: a 4xx other than timeout/throttling will not get better.
+func permanent(status int) bool {
+	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
+}
+
+// maxBotResponse bounds what Parley reads of a bot's answer.
+const maxBotResponse = 64 << 10
+
+func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
+	bot, err := d.st.GetBot(ctx, it.BotID)
+	if err != nil {
+		return http.StatusNotFound, fmt.Errorf("bot %s: %w", it.BotID, err)
+	}
+	body, err := d.codec.Decode(it.ConversationID, it.Body)
+	if err != nil {
+		return http.StatusUnprocessableEntity, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bot.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return http.StatusBadRequest, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("User-Agent", "Parley")
+	if !bot.InsecureNoAuth {
+		if d.creds == nil {
+			return http.StatusUnauthorized, errors.New("no channel credentials configured for authenticated bots")
+		}
+		auth, err := d.creds.AuthorizationFor(ctx, bot, d.cfg.ServiceURL)
+		if err != nil {
+			return 0, fmt.Errorf("channel token: %w", err)
+		}
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("post to bot: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBotResponse))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("bot answered %d", resp.StatusCode)
+	}
+	return resp.StatusCode, nil
+}
+
+// NewBotClient is the HTTP client for bot calls: no redirects (a redirect
+// could carry the channel token elsewhere), bounded timeouts.
+func NewBotClient(timeout time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	tr.ResponseHeaderTimeout = timeout
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}

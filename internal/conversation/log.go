@@ -1,0 +1,317 @@
+package conversation
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// Codec turns an activity's JSON into the opaque blob the store keeps and
+// back. The plain codec tags the blob with a format byte; encryption at rest
+// plugs in here without schema changes.
+type Codec interface {
+	Encode(conv string, plain []byte) ([]byte, error)
+	Decode(conv string, blob []byte) ([]byte, error)
+}
+
+// PlainCodec stores JSON as is, behind a format byte.
+type PlainCodec struct{}
+
+const formatPlain byte = 0
+
+func (PlainCodec) Encode(_ string, plain []byte) ([]byte, error) {
+	return append([]byte{formatPlain}, plain...), nil
+}
+
+func (PlainCodec) Decode(_ string, blob []byte) ([]byte, error) {
+	if len(blob) == 0 || blob[0] != formatPlain {
+		return nil, fmt.Errorf("decode activity: unknown storage format")
+	}
+	return blob[1:], nil
+}
+
+// Entry is a stored activity as readers see it.
+type Entry struct {
+	Seq        int64
+	Visibility store.Visibility
+	JSON       []byte // the client-facing activity
+}
+
+// Item is one activity to append.
+type Item struct {
+	Activity   Activity
+	Visibility store.Visibility
+	// ToBot, when set, derives the copy delivered to BotID from the stamped
+	// activity; the delivery is enqueued in the same transaction.
+	ToBot func(stamped Activity) (Activity, error)
+	BotID string
+}
+
+// Log is the conversation log service.
+type Log struct {
+	st    store.Store
+	codec Codec
+	clock *Clock
+	hub   *Hub
+}
+
+// NewLog wires the log over a store.
+func NewLog(st store.Store, codec Codec) *Log {
+	return &Log{st: st, codec: codec, clock: NewClock(), hub: NewHub()}
+}
+
+// Hub exposes the subscriber hub.
+func (l *Log) Hub() *Hub { return l.hub }
+
+// Codec exposes the storage codec (the outbox uses it too).
+func (l *Log) Codec() Codec { return l.codec }
+
+// Append stamps each item with id, timestamp and conversation, stores the
+// items and their bot deliveries in one transaction, then wakes
+// subscribers. The returned activities are the stamped, stored copies.
+func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]Activity, error) {
+	stamped := make([]Activity, len(items))
+	plains := make([][]byte, len(items))
+	recs := make([]store.NewRecord, len(items))
+	var outs []store.NewOutbox
+	for i := range items {
+		i := i
+		recs[i] = store.NewRecord{Visibility: items[i].Visibility, Build: func(seq int64) ([]byte, error) {
+			a := items[i].Activity.Clone()
+			a.Set("id", ActivityID(conv, seq))
+			a.Set("timestamp", l.clock.Next().Format(TimestampFormat))
+			a.Set("conversation", map[string]string{"id": conv})
+			plain, err := a.Encode()
+			if err != nil {
+				return nil, err
+			}
+			stamped[i], plains[i] = a, plain
+			return l.codec.Encode(conv, plain)
+		}}
+		if items[i].ToBot != nil {
+			outs = append(outs, store.NewOutbox{BotID: items[i].BotID, Build: func([]int64) (string, []byte, error) {
+				botCopy, err := items[i].ToBot(stamped[i].Clone())
+				if err != nil {
+					return "", nil, err
+				}
+				plain, err := botCopy.Encode()
+				if err != nil {
+					return "", nil, err
+				}
+				blob, err := l.codec.Encode(conv, plain)
+				return stamped[i].Str("id"), blob, err
+			}})
+		}
+	}
+	got, err := l.st.Append(ctx, conv, recs, outs)
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: %w", conv, err)
+	}
+	entries := make([]Entry, len(got))
+	for i, r := range got {
+		entries[i] = Entry{Seq: r.Seq, Visibility: r.Visibility, JSON: plains[i]}
+	}
+	l.hub.publish(conv, Event{Entries: entries})
+	return stamped, nil
+}
+
+// Read returns up to limit entries after the watermark, decoded.
+func (l *Log) Read(ctx context.Context, conv string, after int64, limit int) ([]Entry, error) {
+	recs, err := l.st.Read(ctx, conv, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(recs))
+	for _, r := range recs {
+		e := Entry{Seq: r.Seq, Visibility: r.Visibility}
+		if r.Visibility != store.VisibleNone {
+			if e.JSON, err = l.codec.Decode(conv, r.Body); err != nil {
+				return nil, fmt.Errorf("read %s: %w", conv, err)
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Get returns one entry.
+func (l *Log) Get(ctx context.Context, conv string, seq int64) (Entry, error) {
+	r, err := l.st.GetRecord(ctx, conv, seq)
+	if err != nil {
+		return Entry{}, err
+	}
+	e := Entry{Seq: r.Seq, Visibility: r.Visibility}
+	if r.Visibility != store.VisibleNone {
+		if e.JSON, err = l.codec.Decode(conv, r.Body); err != nil {
+			return Entry{}, fmt.Errorf("get %s: %w", conv, err)
+		}
+	}
+	return e, nil
+}
+
+// Replace swaps a stored activity (a bot's update) and pushes the new
+// version, under the same id, to open streams.
+func (l *Log) Replace(ctx context.Context, conv string, seq int64, a Activity) error {
+	plain, err := a.Encode()
+	if err != nil {
+		return err
+	}
+	blob, err := l.codec.Encode(conv, plain)
+	if err != nil {
+		return err
+	}
+	if err := l.st.ReplaceRecord(ctx, conv, seq, store.VisibleAll, blob); err != nil {
+		return fmt.Errorf("replace %s: %w", conv, err)
+	}
+	l.hub.publish(conv, Event{Update: true, Entries: []Entry{{Seq: seq, Visibility: store.VisibleAll, JSON: plain}}})
+	return nil
+}
+
+// Delete removes an activity's content; its sequence number stays taken.
+func (l *Log) Delete(ctx context.Context, conv string, seq int64) error {
+	if err := l.st.ReplaceRecord(ctx, conv, seq, store.VisibleNone, []byte{}); err != nil {
+		return fmt.Errorf("delete %s: %w", conv, err)
+	}
+	return nil
+}
+
+// Deliver enqueues an activity for the bot only (a conversationUpdate):
+// it gets an id and timestamp but is not part of the clients' log.
+func (l *Log) Deliver(ctx context.Context, conv, botID string, a Activity) error {
+	a = a.Clone()
+	id := conv + "|" + NewID()
+	a.Set("id", id)
+	a.Set("timestamp", l.clock.Next().Format(TimestampFormat))
+	a.Set("conversation", map[string]string{"id": conv})
+	plain, err := a.Encode()
+	if err != nil {
+		return err
+	}
+	blob, err := l.codec.Encode(conv, plain)
+	if err != nil {
+		return err
+	}
+	_, err = l.st.Append(ctx, conv, nil, []store.NewOutbox{{BotID: botID, Build: func([]int64) (string, []byte, error) { return id, blob, nil }}})
+	if err != nil {
+		return fmt.Errorf("enqueue for bot in %s: %w", conv, err)
+	}
+	return nil
+}
+
+// Stamp returns a fresh server timestamp (for activities that are not
+// stored, such as a conversationUpdate to the bot).
+func (l *Log) Stamp() string { return l.clock.Next().Format(TimestampFormat) }
+
+// --- subscribers ---
+
+// Event is what a subscriber is told: new entries in log order, or an
+// updated entry.
+type Event struct {
+	Entries []Entry
+	Update  bool
+}
+
+// maxQueued bounds a subscriber's backlog; past it the subscriber is
+// marked lagged and must re-read from the store.
+const maxQueued = 256
+
+// Sub is one subscription to a conversation.
+type Sub struct {
+	conv   string
+	hub    *Hub
+	signal chan struct{}
+
+	mu     sync.Mutex
+	queue  []Event
+	lagged bool
+}
+
+// Signal is readable when events are waiting.
+func (s *Sub) Signal() <-chan struct{} { return s.signal }
+
+// Take returns the queued events; lagged reports that some were dropped
+// and the subscriber must catch up from the store.
+func (s *Sub) Take() (events []Event, lagged bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	events, lagged = s.queue, s.lagged
+	s.queue, s.lagged = nil, false
+	return events, lagged
+}
+
+// Close unsubscribes.
+func (s *Sub) Close() { s.hub.unsubscribe(s) }
+
+func (s *Sub) push(e Event) {
+	s.mu.Lock()
+	if len(s.queue) >= maxQueued {
+		s.queue, s.lagged = nil, true
+	} else {
+		s.queue = append(s.queue, e)
+	}
+	s.mu.Unlock()
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// Hub fans appends out to the subscribers of each conversation.
+type Hub struct {
+	mu   sync.Mutex
+	subs map[string]map[*Sub]struct{}
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{subs: map[string]map[*Sub]struct{}{}} }
+
+// Subscribe starts receiving events for conv. Subscribe before reading the
+// backlog, then skip entries already seen, so nothing falls in between.
+func (h *Hub) Subscribe(conv string) *Sub {
+	s := &Sub{conv: conv, hub: h, signal: make(chan struct{}, 1)}
+	h.mu.Lock()
+	m := h.subs[conv]
+	if m == nil {
+		m = map[*Sub]struct{}{}
+		h.subs[conv] = m
+	}
+	m[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+// Count is the number of open subscriptions (for metrics and tests).
+func (h *Hub) Count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, m := range h.subs {
+		n += len(m)
+	}
+	return n
+}
+
+func (h *Hub) unsubscribe(s *Sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.subs[s.conv]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(h.subs, s.conv)
+		}
+	}
+}
+
+func (h *Hub) publish(conv string, e Event) {
+	h.mu.Lock()
+	subs := make([]*Sub, 0, len(h.subs[conv]))
+	for s := range h.subs[conv] {
+		subs = append(subs, s)
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.push(e)
+	}
+}

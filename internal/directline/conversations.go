@@ -1,0 +1,553 @@
+package directline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// tokenParams is TokenParameters; encoding/json matches member names
+// case-insensitively, so the PascalCase of the official samples binds too.
+type tokenParams struct {
+	User *struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"user"`
+	TrustedOrigins []string `json:"trustedOrigins"`
+	Locale         string   `json:"locale"`
+}
+
+// maxParamsBody bounds token and start request bodies.
+const maxParamsBody = 16 << 10
+
+func parseParams(w http.ResponseWriter, r *http.Request) (tokenParams, *apiError) {
+	var p tokenParams
+	body, e := readBody(w, r, maxParamsBody)
+	if e != nil {
+		return p, e
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return p, nil
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return p, errf(http.StatusBadRequest, "BadArgument", "request body must be a JSON TokenParameters object")
+	}
+	if len(p.Locale) > 64 {
+		return p, errf(http.StatusBadRequest, "BadArgument", "locale is too long")
+	}
+	return p, nil
+}
+
+// validUserID: printable, no spaces or controls, at most 128 bytes.
+func validUserID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || r == unicode.ReplacementChar {
+			return false
+		}
+	}
+	return true
+}
+
+// bindUser decides the user id a new token or conversation binds.
+func bindUser(site store.Site, p tokenParams) (id, name string, e *apiError) {
+	if p.User == nil || p.User.ID == "" {
+		if site.EnhancedAuth {
+			return "", "", errf(http.StatusBadRequest, "BadArgument", "tokenParameters is missing User.")
+		}
+		return "", "", nil
+	}
+	if !validUserID(p.User.ID) {
+		return "", "", errf(http.StatusBadRequest, "BadArgument", "user id must be 1-128 printable characters without spaces")
+	}
+	if site.EnhancedAuth && !strings.HasPrefix(p.User.ID, "dl_") {
+		return "", "", errf(http.StatusBadRequest, "BadArgument", "user id must start with dl_ when enhanced authentication is on")
+	}
+	if len(p.User.Name) > 256 {
+		return "", "", errf(http.StatusBadRequest, "BadArgument", "user name is too long")
+	}
+	return p.User.ID, p.User.Name, nil
+}
+
+// bindOrigins: a site's static list wins; otherwise the caller's list.
+func bindOrigins(site store.Site, p tokenParams) ([]string, *apiError) {
+	if len(site.TrustedOrigins) > 0 {
+		return site.TrustedOrigins, nil
+	}
+	if len(p.TrustedOrigins) > 32 {
+		return nil, errf(http.StatusBadRequest, "BadArgument", "at most 32 trusted origins")
+	}
+	out := make([]string, 0, len(p.TrustedOrigins))
+	for _, o := range p.TrustedOrigins {
+		n, err := NormalizeOrigin(o)
+		if err != nil {
+			return nil, errf(http.StatusBadRequest, "BadArgument", "trustedOrigins: %v", err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+type tokenResponse struct {
+	ConversationID     string `json:"conversationId"`
+	Token              string `json:"token"`
+	ExpiresIn          int    `json:"expires_in"`
+	StreamURL          string `json:"streamUrl,omitempty"`
+	ReferenceGrammarID string `json:"referenceGrammarId,omitempty"`
+}
+
+func (a *API) issueConversationToken(c identity.Claims) (string, *apiError) {
+	c.Scope = identity.ScopeConversation
+	tok, _, err := a.issuer.Issue(c, a.cfg.TokenTTL)
+	if err != nil {
+		return "", errf(http.StatusInternalServerError, "ServiceError", "token issuance failed")
+	}
+	return tok, nil
+}
+
+// generate: POST /tokens/generate, secret only.
+func (a *API) generate(w http.ResponseWriter, r *http.Request) {
+	p, e := a.authenticate(r)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	if !p.secret {
+		a.fail(w, r, errf(http.StatusForbidden, "BadArgument", "Cannot use a token to generate a token; a secret is required"))
+		return
+	}
+	if e := checkOrigin(r, p.site, identity.Claims{}); e != nil {
+		a.refuseOrigin(w, r, e)
+		return
+	}
+	params, e := parseParams(w, r)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	user, _, e := bindUser(p.site, params)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	origins, e := bindOrigins(p.site, params)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	conv := conversation.NewID()
+	tok, e := a.issueConversationToken(identity.Claims{Bot: p.site.BotID, Site: p.site.ID, Conv: conv, User: user, Origins: origins})
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{ConversationID: conv, Token: tok, ExpiresIn: int(a.cfg.TokenTTL.Seconds())})
+}
+
+// refresh: POST /tokens/refresh, token only.
+func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
+	p, e := a.authenticate(r)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	if p.secret {
+		a.fail(w, r, errf(http.StatusForbidden, "BadArgument", "A token is required to refresh; secrets do not expire"))
+		return
+	}
+	if e := checkOrigin(r, p.site, p.claims); e != nil {
+		a.refuseOrigin(w, r, e)
+		return
+	}
+	tok, e := a.issueConversationToken(p.claims)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{ConversationID: p.claims.Conv, Token: tok, ExpiresIn: int(a.cfg.TokenTTL.Seconds())})
+}
+
+// streamURL mints a stream URL for conv starting after watermark wm.
+func (a *API) streamURL(c identity.Claims, wm int64, wmParam string) (string, *apiError) {
+	sc := c
+	sc.Scope = identity.ScopeStream
+	sc.Watermark = &wm
+	tok, _, err := a.issuer.Issue(sc, a.cfg.StreamTokenTTL)
+	if err != nil {
+		return "", errf(http.StatusInternalServerError, "ServiceError", "token issuance failed")
+	}
+	base := a.cfg.PublicURL
+	switch {
+	case strings.HasPrefix(base, "https://"):
+		base = "wss://" + strings.TrimPrefix(base, "https://")
+	case strings.HasPrefix(base, "http://"):
+		base = "ws://" + strings.TrimPrefix(base, "http://")
+	}
+	return strings.TrimRight(base, "/") + "/v3/directline/conversations/" + c.Conv + "/stream?watermark=" + url.QueryEscape(wmParam) + "&t=" + tok, nil
+}
+
+// start: POST /conversations.
+func (a *API) start(w http.ResponseWriter, r *http.Request) {
+	p, e := a.authenticate(r)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	if e := checkOrigin(r, p.site, p.claims); e != nil {
+		a.refuseOrigin(w, r, e)
+		return
+	}
+	params, e := parseParams(w, r)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	var claims identity.Claims
+	if p.secret {
+		user, _, e := bindUser(p.site, params)
+		if e != nil {
+			a.fail(w, r, e)
+			return
+		}
+		origins, e := bindOrigins(p.site, params)
+		if e != nil {
+			a.fail(w, r, e)
+			return
+		}
+		claims = identity.Claims{Bot: p.site.BotID, Site: p.site.ID, Conv: conversation.NewID(), User: user, Origins: origins}
+	} else {
+		// The token's binding wins over anything in the body.
+		claims = p.claims
+	}
+	ctx := r.Context()
+	created, err := a.st.CreateConversation(ctx, store.Conversation{ID: claims.Conv, BotID: claims.Bot, SiteID: claims.Site, UserID: claims.User, CreatedAt: time.Now().UTC()})
+	if errors.Is(err, store.ErrExists) {
+		a.fail(w, r, errf(http.StatusConflict, "BadArgument", "conversation already exists with another binding"))
+		return
+	}
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	wm := conversation.NoWatermark
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+		if wm, err = a.st.Head(ctx, claims.Conv); err != nil {
+			a.internal(w, r, err)
+			return
+		}
+	} else if err := a.conversationUpdate(ctx, claims, params.Locale); err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	tok, e := a.issueConversationToken(claims)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	su, e := a.streamURL(claims, wm, "-")
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	writeJSON(w, status, tokenResponse{ConversationID: claims.Conv, Token: tok, ExpiresIn: int(a.cfg.TokenTTL.Seconds()),
+		StreamURL: su, ReferenceGrammarID: referenceGrammarID})
+}
+
+// referenceGrammarID is a fixed GUID: Parley has no speech grammar.
+const referenceGrammarID = "00000000-0000-0000-0000-000000000000"
+
+// conversationUpdate enqueues the start notification for the bot:
+// membersAdded [bot, user] when the user is known, as the live service does.
+func (a *API) conversationUpdate(ctx context.Context, c identity.Claims, locale string) error {
+	bot, err := a.st.GetBot(ctx, c.Bot)
+	if err != nil {
+		return err
+	}
+	botAcc := conversation.Account{ID: bot.ID, Name: bot.Name, Role: "bot"}
+	members := []conversation.Account{{ID: bot.ID, Name: bot.Name}}
+	from := conversation.Account{ID: c.Conv}
+	if c.User != "" {
+		members = append(members, conversation.Account{ID: c.User})
+		from = conversation.Account{ID: c.User, Role: "user"}
+	}
+	act := conversation.Activity{}
+	act.Set("type", "conversationUpdate")
+	act.Set("membersAdded", members)
+	act.Set("from", from)
+	act.Set("recipient", botAcc)
+	act.Set("channelId", a.cfg.ChannelID)
+	act.Set("serviceUrl", a.cfg.ServiceURL())
+	if locale != "" {
+		act.Set("locale", locale)
+	}
+	if err := a.log.Deliver(ctx, c.Conv, bot.ID, act); err != nil {
+		return err
+	}
+	a.delivery.Kick(c.Conv)
+	return nil
+}
+
+// reconnect: GET /conversations/{id}?watermark=.
+func (a *API) reconnect(w http.ResponseWriter, r *http.Request) {
+	p, e := a.authenticate(r)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	if p.secret && p.site.EnhancedAuth {
+		a.fail(w, r, errf(http.StatusBadRequest, "MissingProperty", "Missing user ID"))
+		return
+	}
+	id := r.PathValue("id")
+	c, e := a.conversationFor(r.Context(), p, id)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	claims := p.claims
+	if p.secret {
+		claims = identity.Claims{Bot: c.BotID, Site: c.SiteID, Conv: c.ID, User: c.UserID, Origins: p.site.TrustedOrigins}
+	}
+	if e := checkOrigin(r, p.site, claims); e != nil {
+		a.refuseOrigin(w, r, e)
+		return
+	}
+	wmParam := r.URL.Query().Get("watermark")
+	wm, err := conversation.ParseWatermark(wmParam)
+	if err != nil {
+		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "%v", err))
+		return
+	}
+	tok, e := a.issueConversationToken(claims)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	if wmParam == "" {
+		wmParam = "-"
+	}
+	su, e := a.streamURL(claims, wm, wmParam)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{ConversationID: c.ID, Token: tok, ExpiresIn: int(a.cfg.TokenTTL.Seconds()),
+		StreamURL: su, ReferenceGrammarID: referenceGrammarID})
+}
+
+// authorized runs the common checks of the per-conversation routes.
+func (a *API) authorized(w http.ResponseWriter, r *http.Request) (principal, store.Conversation, bool) {
+	p, e := a.authenticate(r)
+	if e != nil {
+		a.fail(w, r, e)
+		return p, store.Conversation{}, false
+	}
+	c, e := a.conversationFor(r.Context(), p, r.PathValue("id"))
+	if e != nil {
+		a.fail(w, r, e)
+		return p, c, false
+	}
+	claims := p.claims
+	if p.secret {
+		claims.Origins = p.site.TrustedOrigins
+	}
+	if e := checkOrigin(r, p.site, claims); e != nil {
+		a.refuseOrigin(w, r, e)
+		return p, c, false
+	}
+	return p, c, true
+}
+
+// postActivity: POST /conversations/{id}/activities.
+func (a *API) postActivity(w http.ResponseWriter, r *http.Request) {
+	p, c, ok := a.authorized(w, r)
+	if !ok {
+		return
+	}
+	body, e := readBody(w, r, int64(a.cfg.Limits.MaxBytes))
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	act, err := conversation.Parse(body, a.cfg.Limits)
+	if err != nil {
+		a.fail(w, r, validationError(err))
+		return
+	}
+	a.submit(w, r, p, c, act, nil)
+}
+
+func validationError(err error) *apiError {
+	var ve *conversation.ValidationError
+	if errors.As(err, &ve) && ve.Missing {
+		return errf(http.StatusBadRequest, "MissingProperty", "%s", ve.Error())
+	}
+	return errf(http.StatusBadRequest, "BadArgument", "%s", err.Error())
+}
+
+// botFile is an uploaded file as the bot will fetch it.
+type botFile struct {
+	index int // position in attachments
+	url   string
+}
+
+// submit is the common send path of POST activities and upload: enhance,
+// append durably with the bot delivery, wait (bounded) for the bot.
+func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c store.Conversation, act conversation.Activity, files []botFile) {
+	ctx := r.Context()
+	// Enhanced authentication: the sender is the bound user, whatever the
+	// client claims.
+	from := act.From()
+	switch {
+	case c.UserID != "":
+		from.ID = c.UserID
+	case from.ID == "":
+		a.fail(w, r, errf(http.StatusBadRequest, "MissingProperty", "from.id is required when the token binds no user"))
+		return
+	case strings.HasPrefix(from.ID, "dl_"):
+		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "dl_ user ids are reserved for ids bound in a token"))
+		return
+	case !validUserID(from.ID):
+		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "from.id is not a valid user id"))
+		return
+	}
+	from.Role = "user"
+	act.Set("from", from)
+	act.Set("channelId", a.cfg.ChannelID)
+	act.Set("serviceUrl", a.cfg.ServiceURL())
+	delete(act, "recipient")
+	delete(act, "callerId")
+	bot, err := a.st.GetBot(ctx, c.BotID)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	vis := store.VisibleAll
+	if act.Type() == "typing" {
+		vis = store.VisibleStream
+	}
+	item := conversation.Item{Activity: act, Visibility: vis, BotID: bot.ID, ToBot: func(s conversation.Activity) (conversation.Activity, error) {
+		s.Set("recipient", conversation.Account{ID: bot.ID, Name: bot.Name, Role: "bot"})
+		if len(files) > 0 {
+			if err := setBotURLs(s, files); err != nil {
+				return nil, err
+			}
+		}
+		return s, nil
+	}}
+	stamped, err := a.log.Append(ctx, c.ID, []conversation.Item{item})
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	id := stamped[0].Str("id")
+	result, cancel := a.delivery.Watch(id)
+	defer cancel()
+	a.delivery.Kick(c.ID)
+	timer := time.NewTimer(a.cfg.BotWait)
+	defer timer.Stop()
+	select {
+	case err := <-result:
+		if err != nil {
+			a.fail(w, r, errf(http.StatusBadGateway, "BotRejectedActivity", "Failed to send activity: bot returned an error"))
+			return
+		}
+	case <-timer.C:
+		a.fail(w, r, errf(http.StatusBadGateway, "BotRejectedActivity", "Failed to send activity: bot timed out"))
+		return
+	case <-ctx.Done():
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+}
+
+// setBotURLs points the bot's copy of uploaded attachments at their
+// download URLs.
+func setBotURLs(a conversation.Activity, files []botFile) error {
+	var atts []map[string]json.RawMessage
+	if err := json.Unmarshal(a["attachments"], &atts); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if f.index < len(atts) {
+			u, _ := json.Marshal(f.url)
+			atts[f.index]["contentUrl"] = u
+		}
+	}
+	a.Set("attachments", atts)
+	return nil
+}
+
+// activitySet is the GET and stream payload.
+func activitySet(entries []conversation.Entry, wm string, stream bool) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"activities":[`)
+	n := 0
+	for _, e := range entries {
+		if e.Visibility == store.VisibleNone || (!stream && e.Visibility != store.VisibleAll) {
+			continue
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(e.JSON)
+		n++
+	}
+	b.WriteByte(']')
+	if wm != "" {
+		b.WriteString(`,"watermark":`)
+		q, _ := json.Marshal(wm)
+		b.Write(q)
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// pageSize bounds one GET or replay batch.
+const pageSize = 500
+
+// getActivities: GET /conversations/{id}/activities?watermark=.
+func (a *API) getActivities(w http.ResponseWriter, r *http.Request) {
+	_, c, ok := a.authorized(w, r)
+	if !ok {
+		return
+	}
+	wmParam := r.URL.Query().Get("watermark")
+	after, err := conversation.ParseWatermark(wmParam)
+	if err != nil {
+		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "%v", err))
+		return
+	}
+	entries, err := a.log.Read(r.Context(), c.ID, after, pageSize)
+	if err != nil {
+		a.internal(w, r, err)
+		return
+	}
+	wm := wmParam
+	if wm == "-" {
+		wm = ""
+	}
+	if len(entries) > 0 {
+		wm = conversation.FormatWatermark(entries[len(entries)-1].Seq)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-cache, no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(activitySet(entries, wm, false))
+}
+

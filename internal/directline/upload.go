@@ -1,0 +1,258 @@
+package directline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// activityPartType identifies the activity part of an upload, whatever the
+// part's name or filename (browsers add filename="blob").
+const activityPartType = "application/vnd.microsoft.activity"
+
+// AttachmentTTL is how long an upload's download URL works for the bot.
+const AttachmentTTL = 24 * time.Hour
+
+type uploadedFile struct {
+	name, contentType string
+	data              []byte
+}
+
+// upload: POST /conversations/{id}/upload?userId=.
+func (a *API) upload(w http.ResponseWriter, r *http.Request) {
+	p, c, ok := a.authorized(w, r)
+	if !ok {
+		return
+	}
+	limit := a.cfg.MaxUploadBytes + int64(a.cfg.Limits.MaxBytes) + 64<<10
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	act, files, e := a.parseUpload(r)
+	if e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	if act == nil {
+		act = conversation.Activity{}
+		act.Set("type", "message")
+		if uid := r.URL.Query().Get("userId"); uid != "" {
+			act.Set("from", conversation.Account{ID: uid})
+		}
+	}
+	if len(files) == 0 {
+		a.fail(w, r, errf(http.StatusBadRequest, "MissingProperty", "upload has no file"))
+		return
+	}
+	// Match files to the activity's attachment metadata by filename; file
+	// parts arrive in any order.
+	var meta []map[string]json.RawMessage
+	if raw, ok := act["attachments"]; ok && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "attachments must be an array of objects"))
+			return
+		}
+	}
+	used := make([]bool, len(files))
+	placeholder, _ := json.Marshal(a.cfg.PublicURL + "/v3/directline/static/placeholder.png")
+	var bot []botFile
+	for i, m := range meta {
+		if _, hasURL := m["contentUrl"]; hasURL {
+			continue // a link or card the client sent as is
+		}
+		if _, hasContent := m["content"]; hasContent {
+			continue
+		}
+		var name string
+		_ = json.Unmarshal(m["name"], &name)
+		j := -1
+		for k, f := range files {
+			if !used[k] && f.name == name {
+				j = k
+				break
+			}
+		}
+		if j < 0 {
+			a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "attachment %q has no file part", name))
+			return
+		}
+		used[j] = true
+		if _, ok := m["contentType"]; !ok {
+			m["contentType"], _ = json.Marshal(files[j].contentType)
+		}
+		m["contentUrl"] = placeholder
+		u, e := a.storeFile(r, p, c, files[j])
+		if e != nil {
+			a.fail(w, r, e)
+			return
+		}
+		bot = append(bot, botFile{index: i, url: u})
+	}
+	for k, f := range files {
+		if used[k] {
+			continue
+		}
+		u, e := a.storeFile(r, p, c, f)
+		if e != nil {
+			a.fail(w, r, e)
+			return
+		}
+		ct, _ := json.Marshal(f.contentType)
+		nm, _ := json.Marshal(f.name)
+		meta = append(meta, map[string]json.RawMessage{"contentType": ct, "name": nm, "contentUrl": placeholder})
+		bot = append(bot, botFile{index: len(meta) - 1, url: u})
+	}
+	if len(meta) > a.cfg.Limits.MaxAttachments {
+		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "at most %d attachments are allowed", a.cfg.Limits.MaxAttachments))
+		return
+	}
+	act.Set("attachments", meta)
+	a.submit(w, r, p, c, act, bot)
+}
+
+func (a *API) storeFile(r *http.Request, p principal, c store.Conversation, f uploadedFile) (string, *apiError) {
+	id := conversation.NewID()
+	if err := a.st.PutAttachment(r.Context(), store.Attachment{ID: id, ConversationID: c.ID, ContentType: f.contentType, Name: f.name, Data: f.data, CreatedAt: time.Now().UTC()}); err != nil {
+		return "", errf(http.StatusInternalServerError, "ServiceError", "could not store the file")
+	}
+	tok, _, err := a.issuer.Issue(identity.Claims{Scope: identity.ScopeAttachment, Bot: c.BotID, Site: c.SiteID, Conv: c.ID, Attachment: id}, AttachmentTTL)
+	if err != nil {
+		return "", errf(http.StatusInternalServerError, "ServiceError", "token issuance failed")
+	}
+	return a.cfg.ServiceURL() + "v3/attachments/" + id + "/views/original?t=" + tok, nil
+}
+
+// parseUpload reads a multipart upload (activity part found by content
+// type) or a single raw file.
+func (a *API) parseUpload(r *http.Request) (conversation.Activity, []uploadedFile, *apiError) {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return nil, nil, errf(http.StatusBadRequest, "BadArgument", "Content-Type is missing or invalid")
+	}
+	remaining := a.cfg.MaxUploadBytes
+	tooBig := errf(http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "upload is larger than %d bytes", a.cfg.MaxUploadBytes)
+	if !strings.HasPrefix(mt, "multipart/") {
+		// Single-file form: the body is the file.
+		_, dparams, _ := mime.ParseMediaType(r.Header.Get("Content-Disposition"))
+		data, err := io.ReadAll(io.LimitReader(r.Body, remaining+1))
+		if err != nil {
+			return nil, nil, readErr(err, tooBig)
+		}
+		if int64(len(data)) > remaining {
+			return nil, nil, tooBig
+		}
+		return nil, []uploadedFile{{name: cleanName(dparams["filename"]), contentType: mt, data: data}}, nil
+	}
+	boundary := params["boundary"]
+	if boundary == "" {
+		return nil, nil, errf(http.StatusBadRequest, "BadArgument", "multipart body without boundary")
+	}
+	mr := multipart.NewReader(r.Body, boundary)
+	var act conversation.Activity
+	var files []uploadedFile
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, readErr(err, errf(http.StatusBadRequest, "BadArgument", "malformed multipart body"))
+		}
+		pt, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
+		if pt == activityPartType {
+			if act != nil {
+				return nil, nil, errf(http.StatusBadRequest, "BadArgument", "more than one activity part")
+			}
+			body, err := io.ReadAll(io.LimitReader(part, int64(a.cfg.Limits.MaxBytes)+1))
+			if err != nil {
+				return nil, nil, readErr(err, errf(http.StatusBadRequest, "BadArgument", "malformed multipart body"))
+			}
+			if act, err = conversation.Parse(body, a.cfg.Limits); err != nil {
+				return nil, nil, validationError(err)
+			}
+			continue
+		}
+		if len(files) >= a.cfg.Limits.MaxAttachments {
+			return nil, nil, errf(http.StatusBadRequest, "BadArgument", "at most %d attachments are allowed", a.cfg.Limits.MaxAttachments)
+		}
+		data, err := io.ReadAll(io.LimitReader(part, remaining+1))
+		if err != nil {
+			return nil, nil, readErr(err, errf(http.StatusBadRequest, "BadArgument", "malformed multipart body"))
+		}
+		remaining -= int64(len(data))
+		if remaining < 0 {
+			return nil, nil, tooBig
+		}
+		if pt == "" {
+			pt = "application/octet-stream"
+		}
+		files = append(files, uploadedFile{name: cleanName(part.FileName()), contentType: pt, data: data})
+	}
+	return act, files, nil
+}
+
+func readErr(err error, otherwise *apiError) *apiError {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errf(http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "upload is too large")
+	}
+	return otherwise
+}
+
+// cleanName keeps a file name displayable and harmless: no directories,
+// no control characters, bounded length.
+func cleanName(n string) string {
+	n = path.Base(strings.ReplaceAll(n, "\\", "/"))
+	n = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, n)
+	for len(n) > 200 {
+		_, size := utf8.DecodeLastRuneInString(n)
+		n = n[:len(n)-size]
+	}
+	if n == "" || n == "." || n == "/" {
+		n = "file"
+	}
+	return n
+}
+
+var placeholderPNG = sync.OnceValue(func() []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 64, 64))
+	for y := 0; y < 64; y++ {
+		for x := 0; x < 64; x++ {
+			img.Set(x, y, color.RGBA{0xe1, 0xe5, 0xea, 0xff})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		panic(fmt.Sprintf("placeholder: %v", err))
+	}
+	return b.Bytes()
+})
+
+// placeholder stands in for uploaded files in what clients see: the file
+// itself only goes to the bot.
+func (a *API) placeholder(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	_, _ = w.Write(placeholderPNG())
+}

@@ -1,0 +1,146 @@
+// Package echobot is the demo's bot: a plain HTTP bot on its own loopback
+// port, reached through Parley's normal delivery path, that echoes what it
+// receives and says which user id the gateway bound.
+package echobot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+type account struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	Role string `json:"role,omitempty"`
+}
+
+type attachment struct {
+	ContentType string `json:"contentType,omitempty"`
+	ContentURL  string `json:"contentUrl,omitempty"`
+	Name        string `json:"name,omitempty"`
+}
+
+type activity struct {
+	Type         string  `json:"type"`
+	ID           string  `json:"id,omitempty"`
+	Text         string  `json:"text,omitempty"`
+	ServiceURL   string  `json:"serviceUrl,omitempty"`
+	From         account `json:"from"`
+	Recipient    account `json:"recipient"`
+	Conversation struct {
+		ID string `json:"id"`
+	} `json:"conversation"`
+	MembersAdded []account    `json:"membersAdded,omitempty"`
+	Attachments  []attachment `json:"attachments,omitempty"`
+}
+
+// Bot is an http.Handler for the bot's messaging endpoint.
+type Bot struct {
+	client *http.Client
+	log    *slog.Logger
+}
+
+// New returns the echo bot.
+func New(log *slog.Logger) *Bot {
+	return &Bot{client: &http.Client{Timeout: 10 * time.Second}, log: log}
+}
+
+func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	var in activity
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&in); err != nil {
+		http.Error(w, "bad activity", http.StatusBadRequest)
+		return
+	}
+	var reply string
+	switch in.Type {
+	case "conversationUpdate":
+		for _, m := range in.MembersAdded {
+			if m.ID != in.Recipient.ID {
+				reply = fmt.Sprintf("Hello! I am the Parley echo bot. The gateway bound you to user id %s; every message you send reaches me under that id, whatever the page claims.", m.ID)
+			}
+		}
+	case "message":
+		var parts []string
+		if in.Text != "" {
+			parts = append(parts, fmt.Sprintf("You said: %s", in.Text))
+		}
+		for _, a := range in.Attachments {
+			parts = append(parts, b.describe(r.Context(), a))
+		}
+		if len(parts) == 0 {
+			parts = append(parts, "You sent an empty message.")
+		}
+		reply = strings.Join(parts, "\n\n") + fmt.Sprintf("\n\n(from %s)", in.From.ID)
+	}
+	if reply != "" {
+		if err := b.reply(r.Context(), in, reply); err != nil {
+			b.log.Warn("echo bot reply failed", "err", err)
+			http.Error(w, "reply failed", http.StatusBadGateway)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// describe fetches an uploaded file through its download URL.
+func (b *Bot) describe(ctx context.Context, a attachment) string {
+	if a.ContentURL == "" {
+		return fmt.Sprintf("You sent %s (%s).", a.Name, a.ContentType)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.ContentURL, nil)
+	if err != nil {
+		return fmt.Sprintf("You sent %s, but its link is invalid.", a.Name)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return fmt.Sprintf("You sent %s, but I could not fetch it.", a.Name)
+	}
+	defer resp.Body.Close()
+	n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("You sent %s, but fetching it gave %d.", a.Name, resp.StatusCode)
+	}
+	return fmt.Sprintf("You sent %s (%s, %d bytes).", a.Name, a.ContentType, n)
+}
+
+func (b *Bot) reply(ctx context.Context, in activity, text string) error {
+	out := map[string]any{
+		"type": "message", "text": text, "from": in.Recipient, "recipient": in.From,
+		"conversation": map[string]string{"id": in.Conversation.ID}, "replyToId": in.ID,
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	u := strings.TrimRight(in.ServiceURL, "/") + "/v3/conversations/" + url.PathEscape(in.Conversation.ID) + "/activities"
+	if in.ID != "" {
+		u += "/" + url.PathEscape(in.ID)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("gateway answered %d: %s", resp.StatusCode, msg)
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+// Package server assembles Parley: store, keys, the conversation log, bot
+// delivery and the HTTP surfaces, and runs them with graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/connector"
+	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/directline"
+	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/store"
+	"github.com/parley-gw/parley/internal/store/sqlite"
+)
+
+// Server is one running Parley.
+type Server struct {
+	cfg      config.Config
+	logger   *slog.Logger
+	st       store.Store
+	delivery *connector.Delivery
+	mux      *http.ServeMux
+	handler  http.Handler
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// OpenStore opens the configured store.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "parley.db"))
+}
+
+// New builds a server from a validated configuration.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newWithStore(ctx, cfg, logger, st)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, st store.Store) (*Server, error) {
+	master, err := keyring.LoadOrCreateFile(cfg.MasterKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	kr, err := keyring.New(master)
+	if err != nil {
+		return nil, err
+	}
+	issuer, err := identity.NewIssuer(ctx, st, kr, cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := warnInsecureBots(ctx, st, logger); err != nil {
+		return nil, err
+	}
+	dlcfg := directline.Config{
+		PublicURL: cfg.PublicURL,
+		TokenTTL:  time.Duration(cfg.DirectLine.TokenTTL),
+		BotWait:   time.Duration(cfg.DirectLine.BotWait),
+		Limits: conversation.Limits{
+			MaxBytes:       cfg.DirectLine.MaxActivityBytes,
+			MaxAttachments: cfg.DirectLine.MaxAttachments,
+		},
+		MaxUploadBytes: cfg.DirectLine.MaxUploadBytes,
+	}.Defaults()
+	lg := conversation.NewLog(st, conversation.PlainCodec{})
+	dcfg := connector.DefaultDeliveryConfig
+	dcfg.ServiceURL = dlcfg.ServiceURL()
+	delivery := connector.NewDelivery(st, lg.Codec(), nil, connector.NewBotClient(dcfg.Timeout), dcfg, logger)
+	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, mux: http.NewServeMux(), done: make(chan struct{})}
+	directline.New(dlcfg, st, lg, issuer, delivery, logger, s.done).Register(s.mux)
+	connector.NewAPI(st, lg, issuer, nil, dlcfg.Limits, dlcfg.MaxUploadBytes, dlcfg.ChannelID, logger).Register(s.mux)
+
+	reg := prometheus.NewRegistry()
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
+	reg.MustRegister(requests,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_open_streams", Help: "Open Direct Line WebSocket streams."}, func() float64 { return float64(lg.Hub().Count()) }),
+	)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := st.Head(r.Context(), "readiness-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	s.handler = s.middleware(s.mux, requests)
+	return s, nil
+}
+
+// warnInsecureBots logs loudly about development bots.
+func warnInsecureBots(ctx context.Context, st store.Store, logger *slog.Logger) error {
+	bots, err := st.ListBots(ctx)
+	if err != nil {
+		return fmt.Errorf("list bots: %w", err)
+	}
+	for _, b := range bots {
+		if b.InsecureNoAuth {
+			logger.Warn("INSECURE: bot is registered without authentication (development only); messages to and from it are not authenticated", "bot", b.ID, "endpoint", b.Endpoint)
+		}
+	}
+	return nil
+}
+
+// Store is the server's store (for the admin commands in the same process).
+func (s *Server) Store() store.Store { return s.st }
+
+// Handle adds a route (the demo page).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler is the whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController and the WebSocket upgrade reach the
+// underlying connection.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// middleware adds security headers, panic recovery, metrics and an access
+// log that never records query strings (stream URLs carry credentials).
+func (s *Server) middleware(next http.Handler, requests *prometheus.CounterVec) http.Handler {
+	tlsOn := !s.cfg.InsecureHTTP
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if tlsOn {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.logger.Error("panic in handler", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				if rec.status == 0 {
+					http.Error(rec, `{"error":{"code":"ServiceError","message":"internal error"}}`, http.StatusInternalServerError)
+				}
+			}
+			_, route := s.mux.Handler(r)
+			requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+			s.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start), "agent", r.Header.Get("x-ms-bot-agent"))
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// TLSConfig is TLS 1.2+ with AEAD cipher suites only.
+func TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
+		},
+	}
+}
+
+// Serve runs until ctx ends, then shuts down gracefully: open streams are
+// told the server is going away, in-flight requests finish, deliveries
+// stop at a safe point (pending ones stay in the outbox), the store closes.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	dctx, dcancel := context.WithCancel(context.Background())
+	deliveryDone := make(chan struct{})
+	go func() {
+		defer close(deliveryDone)
+		s.delivery.Run(dctx)
+	}()
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.cfg.InsecureHTTP {
+			s.logger.Warn("INSECURE: serving plain HTTP on a loopback address (development only)", "listen", ln.Addr().String())
+			err = srv.Serve(ln)
+		} else {
+			srv.TLSConfig = TLSConfig()
+			err = srv.ServeTLS(ln, s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+		}
+		errc <- err
+	}()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.doneOnce.Do(func() { close(s.done) })
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shutdownErr := srv.Shutdown(sctx)
+	dcancel()
+	<-deliveryDone
+	closeErr := s.st.Close()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return errors.Join(serveErr, shutdownErr, closeErr)
+}
+
+// Close releases the store without serving (for setup errors).
+func (s *Server) Close() error { return s.st.Close() }
