@@ -402,4 +402,3 @@ func (a *API) attachmentView(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.Copy(w, bytes.NewReader(att.Data))
 }
-

@@ -550,4 +550,3 @@ func (a *API) getActivities(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(activitySet(entries, wm, false))
 }
-
