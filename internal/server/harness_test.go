@@ -195,18 +195,28 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	return h
 }
 
-// provision registers a bot and a site with two secrets.
+// provision registers an insecure (loopback) bot and a site with two secrets.
 func provision(t *testing.T, st store.Store, botID, endpoint string, enhanced bool, origins []string) (store.Site, string, string) {
 	t.Helper()
-	ctx := context.Background()
-	if err := st.CreateBot(ctx, store.Bot{ID: botID, Name: "Bot " + botID, Endpoint: endpoint, InsecureNoAuth: true, CreatedAt: time.Now()}); err != nil {
+	if err := st.CreateBot(context.Background(), store.Bot{ID: botID, Name: "Bot " + botID, Endpoint: endpoint, InsecureNoAuth: true, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	return createSite(t, st, botID, enhanced, origins)
+}
+
+// provisionSite adds an enhanced-auth site for an existing bot.
+func provisionSite(t *testing.T, st store.Store, botID string) (store.Site, string, string) {
+	t.Helper()
+	return createSite(t, st, botID, true, []string{trustedOrigin})
+}
+
+func createSite(t *testing.T, st store.Store, botID string, enhanced bool, origins []string) (store.Site, string, string) {
+	t.Helper()
 	s1, _ := identity.NewSecret()
 	s2, _ := identity.NewSecret()
 	site := store.Site{ID: "site-" + botID, BotID: botID, Name: "web", EnhancedAuth: enhanced, TrustedOrigins: origins, CreatedAt: time.Now(),
 		SecretHashes: [2][]byte{identity.HashSecret(s1), identity.HashSecret(s2)}}
-	if err := st.CreateSite(ctx, site); err != nil {
+	if err := st.CreateSite(context.Background(), site); err != nil {
 		t.Fatal(err)
 	}
 	return site, s1, s2
