@@ -216,4 +216,3 @@ func TestConnectorAuthorization(t *testing.T) {
 		}
 	}
 }
-

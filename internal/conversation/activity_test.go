@@ -1,0 +1,156 @@
+package conversation
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseKeepsUnknownFields(t *testing.T) {
+	in := `{"type":"message","text":"hi","deliveryMode":"stream","x-custom":{"a":[1,2]},"channelData":{"clientActivityID":"c1"}}`
+	a, err := Parse([]byte(in), DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := a.Encode()
+	var m map[string]any
+	_ = json.Unmarshal(out, &m)
+	if m["deliveryMode"] != "stream" || m["x-custom"] == nil || m["channelData"].(map[string]any)["clientActivityID"] != "c1" {
+		t.Fatalf("fields lost: %s", out)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for name, c := range map[string]struct {
+		in      string
+		missing bool
+	}{
+		"empty":            {"", true},
+		"spaces":           {"   ", true},
+		"array":            {"[]", false},
+		"string":           {`"x"`, false},
+		"no type":          {`{}`, true},
+		"empty type":       {`{"type":""}`, true},
+		"long type":        {`{"type":"` + strings.Repeat("t", 65) + `"}`, false},
+		"channel type":     {`{"type":"ConversationUpdate"}`, false},
+		"install type":     {`{"type":"installationUpdate"}`, false},
+		"from array":       {`{"type":"message","from":[]}`, false},
+		"from id number":   {`{"type":"message","from":{"id":1}}`, false},
+		"long from id":     {`{"type":"message","from":{"id":"` + strings.Repeat("a", 300) + `"}}`, false},
+		"entities object":  {`{"type":"message","entities":{}}`, false},
+		"channelData list": {`{"type":"message","channelData":[]}`, false},
+		"attachment str":   {`{"type":"message","attachments":["x"]}`, false},
+		"attachment url":   {`{"type":"message","attachments":[{"contentUrl":5}]}`, false},
+		"locale number":    {`{"type":"message","locale":5}`, false},
+		"duplicate doc":    {`{"type":"message"}{"type":"message"}`, false},
+	} {
+		_, err := Parse([]byte(c.in), DefaultLimits)
+		ve, ok := err.(*ValidationError)
+		if !ok {
+			t.Errorf("%s: err = %v, want a ValidationError", name, err)
+			continue
+		}
+		if ve.Missing != c.missing {
+			t.Errorf("%s: Missing = %v", name, ve.Missing)
+		}
+	}
+	if _, err := Parse([]byte(`{"type":"message","text":"`+strings.Repeat("a", 2000)+`"}`), Limits{MaxBytes: 1024, MaxAttachments: 1}); err == nil {
+		t.Error("oversized activity accepted")
+	}
+}
+
+func TestIDsAndWatermarks(t *testing.T) {
+	id := NewID()
+	if !ValidID(id) || len(id) != 22 || NewID() == id {
+		t.Fatalf("NewID %q", id)
+	}
+	for _, bad := range []string{"", "a/b", "a|b", "a b", strings.Repeat("a", 65), "é"} {
+		if ValidID(bad) {
+			t.Errorf("ValidID(%q) = true", bad)
+		}
+	}
+	aid := ActivityID("conv", 42)
+	if aid != "conv|0000042" {
+		t.Fatalf("ActivityID = %q", aid)
+	}
+	if seq, ok := ParseActivityID("conv", aid); !ok || seq != 42 {
+		t.Fatalf("ParseActivityID = %d %v", seq, ok)
+	}
+	for _, bad := range []string{"other|0000042", "conv|42", "conv|-000042", "conv", "conv|00000x2"} {
+		if _, ok := ParseActivityID("conv", bad); ok {
+			t.Errorf("ParseActivityID(%q) accepted", bad)
+		}
+	}
+	for in, want := range map[string]int64{"": NoWatermark, "-": NoWatermark, "0": 0, "17": 17} {
+		if got, err := ParseWatermark(in); err != nil || got != want {
+			t.Errorf("ParseWatermark(%q) = %d, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"a", "-1", "01", "+1", "1e3", " 1", "9999999999999999999"} {
+		if _, err := ParseWatermark(bad); err == nil {
+			t.Errorf("ParseWatermark(%q) accepted", bad)
+		}
+	}
+}
+
+func TestClockStrictlyIncreases(t *testing.T) {
+	fixed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &Clock{now: func() time.Time { return fixed }}
+	prev := c.Next()
+	for i := 0; i < 1000; i++ {
+		n := c.Next()
+		if !n.After(prev) || n.Format(TimestampFormat) <= prev.Format(TimestampFormat) {
+			t.Fatalf("clock went %v -> %v", prev, n)
+		}
+		prev = n
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{`{"type":"message","text":"hi"}`, `{"type":"event","name":"x","value":{}}`, `[]`, `{"type":"message","attachments":[{"name":"a"}]}`, "{\"type\":\"m\",\"from\":{\"id\":\"\\u0000\"}}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := Parse(data, DefaultLimits)
+		if err != nil {
+			if _, ok := err.(*ValidationError); !ok {
+				t.Fatalf("non-validation error %T: %v", err, err)
+			}
+			return
+		}
+		if a.Type() == "" {
+			t.Fatal("accepted an activity without type")
+		}
+		// Whatever is accepted re-encodes and parses again to the same type.
+		out, err := a.Encode()
+		if err != nil {
+			t.Fatalf("accepted activity does not encode: %v", err)
+		}
+		b, err := Parse(out, Limits{MaxBytes: 0, MaxAttachments: DefaultLimits.MaxAttachments})
+		if err != nil || b.Type() != a.Type() {
+			t.Fatalf("round trip failed: %v", err)
+		}
+	})
+}
+
+func FuzzParseWatermark(f *testing.F) {
+	for _, s := range []string{"", "-", "0", "12", "abc", "-5", "007"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseWatermark(s)
+		if err != nil {
+			return
+		}
+		if n == NoWatermark {
+			if s != "" && s != "-" {
+				t.Fatalf("%q parsed as no watermark", s)
+			}
+			return
+		}
+		if n < 0 || FormatWatermark(n) != s {
+			t.Fatalf("%q parsed as %d", s, n)
+		}
+	})
+}
