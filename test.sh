@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Parley's whole test suite: the README's test command, and what CI runs.
+# Needs Go, Node.js with npm (for the end-to-end tests) and the npm registry.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './e2e/node_modules/*'))
+if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+if command -v staticcheck >/dev/null 2>&1; then
+  staticcheck ./...
+elif [ -x "$(go env GOPATH)/bin/staticcheck" ]; then
+  "$(go env GOPATH)/bin/staticcheck" ./...
+else
+  echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest); skipped"
+fi
+
+step "go test (race detector)"
+go test -race -count=1 ./...
+
+step "fuzz (short runs)"
+fuzz() { go test "$1" -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}"; }
+fuzz ./internal/conversation FuzzParse
+fuzz ./internal/conversation FuzzParseWatermark
+fuzz ./internal/identity FuzzVerify
+
+step "end-to-end (official npm clients)"
+bin_dir=$(mktemp -d)
+trap 'rm -rf "$bin_dir"' EXIT
+go build -o "$bin_dir/parley" ./cmd/parley
+(
+  cd e2e
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+    npm ci --ignore-scripts --no-audit --no-fund
+  fi
+  PARLEY_BIN="$bin_dir/parley" npm test
+)
