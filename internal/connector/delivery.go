@@ -233,10 +233,13 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) {
 	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts+1)
 	switch {
 	case err == nil:
+		// Answer the waiting client first: the bot has the activity. If the
+		// process dies before the completion commits, the item is delivered
+		// again under the same id (at-least-once; bots deduplicate by id).
+		d.notify(it.ActivityID, nil)
 		if cerr := d.st.CompleteOutbox(ctx, it.ID); cerr != nil {
 			log.Error("outbox complete failed", "err", cerr)
 		}
-		d.notify(it.ActivityID, nil)
 		return
 	case permanent(status):
 		log.Warn("bot refused activity; not retrying", "status", status, "err", err)

@@ -50,7 +50,9 @@ type Bot struct {
 
 // New returns the echo bot.
 func New(log *slog.Logger) *Bot {
-	return &Bot{client: &http.Client{Timeout: 10 * time.Second}, log: log}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64 // replies go to one gateway; keep connections
+	return &Bot{client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, log: log}
 }
 
 func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {

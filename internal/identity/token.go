@@ -66,7 +66,16 @@ type Issuer struct {
 	signer  jose.Signer
 	kid     string
 	publics map[string]ed25519.PublicKey
+
+	// verified caches tokens whose signature checked out (token -> Claims),
+	// so the clients' repeated calls with one token cost one verification.
+	// Lifetime and scope are still checked on every use.
+	cacheMu  sync.Mutex
+	verified map[string]Claims
 }
+
+// maxVerified bounds the verified-token cache; it is emptied when full.
+const maxVerified = 50_000
 
 // NewIssuer loads the newest token key from st (creating one on first run).
 // issuer is the gateway's public base URL.
@@ -87,7 +96,7 @@ func NewIssuer(ctx context.Context, st store.Store, kr *keyring.Keyring, issuer 
 			return nil, fmt.Errorf("load token keys: %w", err)
 		}
 	}
-	is := &Issuer{issuer: issuer, now: time.Now, publics: map[string]ed25519.PublicKey{}}
+	is := &Issuer{issuer: issuer, now: time.Now, publics: map[string]ed25519.PublicKey{}, verified: map[string]Claims{}}
 	var newest ed25519.PrivateKey
 	for _, k := range keys {
 		seed, err := kr.Open(k.Sealed, []byte(keyPurpose+":"+k.ID))
@@ -163,6 +172,45 @@ func (is *Issuer) Verify(tok, scope string) (Claims, error) {
 	if len(tok) > 8192 {
 		return c, fmt.Errorf("%w: too long", ErrTokenInvalid)
 	}
+	is.cacheMu.Lock()
+	c, cached := is.verified[tok]
+	is.cacheMu.Unlock()
+	if !cached {
+		var err error
+		if c, err = is.verifySignature(tok); err != nil {
+			return c, err
+		}
+	}
+	err := c.ValidateWithLeeway(jwt.Expected{Issuer: is.issuer, AnyAudience: jwt.Audience{is.issuer}, Time: is.now()}, Leeway)
+	if errors.Is(err, jwt.ErrExpired) {
+		return Claims{}, ErrTokenExpired
+	}
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+	}
+	if c.Expiry == nil || c.NotBefore == nil {
+		return Claims{}, fmt.Errorf("%w: no lifetime", ErrTokenInvalid)
+	}
+	if c.Conv == "" || c.Bot == "" || c.Site == "" {
+		return Claims{}, fmt.Errorf("%w: missing binding", ErrTokenInvalid)
+	}
+	if !cached {
+		is.cacheMu.Lock()
+		if len(is.verified) >= maxVerified {
+			clear(is.verified)
+		}
+		is.verified[tok] = c
+		is.cacheMu.Unlock()
+	}
+	if c.Scope != scope {
+		return Claims{}, fmt.Errorf("%w: scope %q where %q is required", ErrTokenInvalid, c.Scope, scope)
+	}
+	return c, nil
+}
+
+// verifySignature checks algorithm, key and signature and decodes claims.
+func (is *Issuer) verifySignature(tok string) (Claims, error) {
+	var c Claims
 	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
 		return c, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
@@ -178,22 +226,6 @@ func (is *Issuer) Verify(tok, scope string) (Claims, error) {
 	}
 	if err := parsed.Claims(pub, &c); err != nil {
 		return c, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
-	}
-	err = c.ValidateWithLeeway(jwt.Expected{Issuer: is.issuer, AnyAudience: jwt.Audience{is.issuer}, Time: is.now()}, Leeway)
-	if errors.Is(err, jwt.ErrExpired) {
-		return c, ErrTokenExpired
-	}
-	if err != nil {
-		return c, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
-	}
-	if c.Expiry == nil || c.NotBefore == nil {
-		return c, fmt.Errorf("%w: no lifetime", ErrTokenInvalid)
-	}
-	if c.Scope != scope {
-		return c, fmt.Errorf("%w: scope %q where %q is required", ErrTokenInvalid, c.Scope, scope)
-	}
-	if c.Conv == "" || c.Bot == "" || c.Site == "" {
-		return c, fmt.Errorf("%w: missing binding", ErrTokenInvalid)
 	}
 	return c, nil
 }

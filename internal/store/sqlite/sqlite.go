@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-gw/parley/internal/store"
@@ -33,22 +34,61 @@ type Store struct {
 	w *sql.DB // the single writer connection
 	r *sql.DB // readers
 
-	appendCh chan *appendReq
-	quit     chan struct{}
-	wg       sync.WaitGroup
-	once     sync.Once
+	writes chan *writeReq
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	// Prepared statements: SQLite parsing dominated the profile otherwise.
+	stmtMu sync.Mutex
+	rstmts map[string]*sql.Stmt // on the reader pool, prepared on first use
+	wstmts map[string]*sql.Stmt // on the writer connection, prepared at Open
+
+	// Conversations never change once created: cache them. Bots change
+	// rarely and may be changed by another process (the admin CLI), so
+	// they are cached briefly.
+	convs sync.Map // id -> store.Conversation
+	convN atomic.Int64
+	bots  sync.Map // id -> cachedBot
 }
+
+type cachedBot struct {
+	bot store.Bot
+	at  time.Time
+}
+
+// botCacheTTL bounds how long a bot change made by another process takes
+// to reach a running gateway.
+const botCacheTTL = 5 * time.Second
+
+// maxCachedConversations bounds the conversation cache.
+const maxCachedConversations = 100_000
 
 var _ store.Store = (*Store)(nil)
 
-type appendReq struct {
-	conv string
-	recs []store.NewRecord
-	out  []store.NewOutbox
-	res  []store.Record
+// writeReq is one unit of work for the single writer; requests that arrive
+// together share a transaction and its fsync (group commit), each inside
+// its own savepoint so one failure does not undo the others.
+type writeReq struct {
+	fn   func(ctx context.Context, tx *sql.Tx) error
 	err  error
 	done chan struct{}
 }
+
+// Queries run inside write transactions; prepared once on the writer.
+const (
+	qNextSeq        = `SELECT next_seq FROM conversations WHERE id = ?`
+	qInsertActivity = `INSERT INTO activities (conversation_id, seq, visibility, body, created_at) VALUES (?, ?, ?, ?, ?)`
+	qAdvanceSeq     = `UPDATE conversations SET next_seq = ? WHERE id = ?`
+	qInsertOutbox   = `INSERT INTO outbox (conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 0, ?, ?)`
+	qCompleteOutbox = `DELETE FROM outbox WHERE id = ?`
+	qRetryOutbox    = `UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`
+	qSavepoint      = `SAVEPOINT a`
+	qRollbackTo     = `ROLLBACK TO a`
+	qRelease        = `RELEASE a`
+)
+
+var writeQueries = []string{qNextSeq, qInsertActivity, qAdvanceSeq, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qSavepoint, qRollbackTo, qRelease}
 
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -84,7 +124,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
 	}
 	r.SetMaxOpenConns(8)
-	s := &Store{w: w, r: r, appendCh: make(chan *appendReq), quit: make(chan struct{})}
+	r.SetMaxIdleConns(8)
+	r.SetConnMaxIdleTime(0)
+	s := &Store{w: w, r: r, writes: make(chan *writeReq), quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
+	for _, q := range writeQueries {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			_ = r.Close()
+			_ = w.Close()
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.wstmts[q] = st
+	}
 	s.wg.Add(1)
 	go s.writer()
 	return s, nil
@@ -99,6 +150,60 @@ func (s *Store) Close() error {
 		err = errors.Join(s.r.Close(), s.w.Close())
 	})
 	return err
+}
+
+// rq returns the prepared reader statement for q.
+func (s *Store) rq(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.rstmts[q]; ok {
+		return st, nil
+	}
+	st, err := s.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	s.rstmts[q] = st
+	return st, nil
+}
+
+// queryRow runs a prepared reader query.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := s.rq(ctx, q)
+	if err != nil {
+		return s.r.QueryRowContext(ctx, q, args...) // reports the same error
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.rq(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// txExec runs a prepared writer statement inside tx.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	return tx.StmtContext(ctx, s.wstmts[q]).ExecContext(ctx, args...)
+}
+
+// write hands fn to the writer and waits for its commit.
+func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	req := &writeReq{fn: fn, done: make(chan struct{})}
+	select {
+	case s.writes <- req:
+	case <-s.quit:
+		return errors.New("store closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once handed to the writer the work commits or fails as a whole; wait
+	// for it even if ctx ends so the caller never acknowledges a write it
+	// cannot account for.
+	<-req.done
+	return req.err
 }
 
 func nanos(t time.Time) int64 { return t.UnixNano() }
@@ -140,6 +245,7 @@ func (s *Store) CreateBot(ctx context.Context, b store.Bot) error {
 
 func (s *Store) UpdateBot(ctx context.Context, b store.Bot) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE bots SET name = ?, endpoint = ?, insecure_no_auth = ? WHERE id = ?`, b.Name, b.Endpoint, b2i(b.InsecureNoAuth), b.ID)
+	s.bots.Delete(b.ID)
 	return affected(res, err, "update bot "+b.ID)
 }
 
@@ -156,10 +262,17 @@ func scanBot(row interface{ Scan(...any) error }) (store.Bot, error) {
 }
 
 func (s *Store) GetBot(ctx context.Context, id string) (store.Bot, error) {
-	b, err := scanBot(s.r.QueryRowContext(ctx, `SELECT `+botCols+` FROM bots WHERE id = ?`, id))
+	if v, ok := s.bots.Load(id); ok {
+		if cb := v.(cachedBot); time.Since(cb.at) < botCacheTTL {
+			return cb.bot, nil
+		}
+	}
+	b, err := scanBot(s.queryRow(ctx, `SELECT `+botCols+` FROM bots WHERE id = ?`, id))
 	if err != nil {
+		s.bots.Delete(id)
 		return store.Bot{}, notFound(err, "get bot")
 	}
+	s.bots.Store(id, cachedBot{bot: b, at: time.Now()})
 	return b, nil
 }
 
@@ -224,7 +337,7 @@ func scanSite(row interface{ Scan(...any) error }) (store.Site, error) {
 }
 
 func (s *Store) GetSite(ctx context.Context, id string) (store.Site, error) {
-	st, err := scanSite(s.r.QueryRowContext(ctx, `SELECT `+siteCols+` FROM sites WHERE id = ?`, id))
+	st, err := scanSite(s.queryRow(ctx, `SELECT `+siteCols+` FROM sites WHERE id = ?`, id))
 	if err != nil {
 		return store.Site{}, notFound(err, "get site")
 	}
@@ -292,7 +405,7 @@ func (s *Store) SiteBySecretHash(ctx context.Context, hash []byte) (store.Site, 
 	if len(hash) == 0 {
 		return store.Site{}, fmt.Errorf("site by secret: %w", store.ErrNotFound)
 	}
-	st, err := scanSite(s.r.QueryRowContext(ctx, `SELECT `+siteCols+` FROM sites WHERE secret1 = ? OR secret2 = ?`, hash, hash))
+	st, err := scanSite(s.queryRow(ctx, `SELECT `+siteCols+` FROM sites WHERE secret1 = ? OR secret2 = ?`, hash, hash))
 	if err != nil {
 		return store.Site{}, notFound(err, "site by secret")
 	}
@@ -314,9 +427,12 @@ func (s *Store) CreateConversation(ctx context.Context, c store.Conversation) (b
 	if n == 1 {
 		return true, nil
 	}
-	existing, err := s.getConversation(ctx, s.w, c.ID)
+	var existing store.Conversation
+	var created int64
+	err = s.w.QueryRowContext(ctx, `SELECT id, bot_id, site_id, user_id, created_at FROM conversations WHERE id = ?`, c.ID).
+		Scan(&existing.ID, &existing.BotID, &existing.SiteID, &existing.UserID, &created)
 	if err != nil {
-		return false, err
+		return false, notFound(err, "create conversation")
 	}
 	if existing.BotID != c.BotID || existing.SiteID != c.SiteID || existing.UserID != c.UserID {
 		return false, fmt.Errorf("create conversation %s: %w", c.ID, store.ErrExists)
@@ -324,54 +440,55 @@ func (s *Store) CreateConversation(ctx context.Context, c store.Conversation) (b
 	return false, nil
 }
 
-func (s *Store) getConversation(ctx context.Context, db *sql.DB, id string) (store.Conversation, error) {
+func (s *Store) GetConversation(ctx context.Context, id string) (store.Conversation, error) {
+	if v, ok := s.convs.Load(id); ok {
+		return v.(store.Conversation), nil
+	}
 	var c store.Conversation
 	var created int64
-	err := db.QueryRowContext(ctx, `SELECT id, bot_id, site_id, user_id, created_at FROM conversations WHERE id = ?`, id).
+	err := s.queryRow(ctx, `SELECT id, bot_id, site_id, user_id, created_at FROM conversations WHERE id = ?`, id).
 		Scan(&c.ID, &c.BotID, &c.SiteID, &c.UserID, &created)
 	if err != nil {
 		return store.Conversation{}, notFound(err, "get conversation")
 	}
 	c.CreatedAt = fromNanos(created)
+	if s.convN.Load() < maxCachedConversations {
+		if _, loaded := s.convs.LoadOrStore(id, c); !loaded {
+			s.convN.Add(1)
+		}
+	}
 	return c, nil
-}
-
-func (s *Store) GetConversation(ctx context.Context, id string) (store.Conversation, error) {
-	return s.getConversation(ctx, s.r, id)
 }
 
 // --- the log ---
 
 func (s *Store) Append(ctx context.Context, conv string, recs []store.NewRecord, out []store.NewOutbox) ([]store.Record, error) {
-	req := &appendReq{conv: conv, recs: recs, out: out, done: make(chan struct{})}
-	select {
-	case s.appendCh <- req:
-	case <-s.quit:
-		return nil, errors.New("append: store closed")
-	case <-ctx.Done():
-		return nil, fmt.Errorf("append: %w", ctx.Err())
+	var res []store.Record
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		res, err = s.appendOne(ctx, tx, conv, recs, out)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	// Once handed to the writer the append completes or fails as a whole;
-	// wait for it even if ctx ends so the caller never acknowledges a
-	// write it cannot account for.
-	<-req.done
-	return req.res, req.err
+	return res, nil
 }
 
 func (s *Store) writer() {
 	defer s.wg.Done()
 	for {
-		var first *appendReq
+		var first *writeReq
 		select {
-		case first = <-s.appendCh:
+		case first = <-s.writes:
 		case <-s.quit:
 			return
 		}
-		batch := []*appendReq{first}
+		batch := []*writeReq{first}
 	drain:
 		for len(batch) < maxBatch {
 			select {
-			case r := <-s.appendCh:
+			case r := <-s.writes:
 				batch = append(batch, r)
 			default:
 				break drain
@@ -381,80 +498,92 @@ func (s *Store) writer() {
 	}
 }
 
-func (s *Store) commit(batch []*appendReq) {
+func (s *Store) commit(batch []*writeReq) {
 	ctx := context.Background()
 	finish := func(err error) {
+		if err != nil {
+			err = fmt.Errorf("write: %w", err)
+		}
 		for _, r := range batch {
 			if err != nil && r.err == nil {
-				r.res, r.err = nil, err
+				r.err = err
 			}
 			close(r.done)
 		}
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		finish(fmt.Errorf("append: begin: %w", err))
+		finish(fmt.Errorf("write: begin: %w", err))
+		return
+	}
+	if len(batch) == 1 {
+		// Alone in its transaction: no savepoint needed.
+		r := batch[0]
+		if r.err = r.fn(ctx, tx); r.err != nil {
+			_ = tx.Rollback()
+			finish(nil)
+			return
+		}
+		finish(tx.Commit())
 		return
 	}
 	for _, r := range batch {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT a`); err != nil {
-			r.err = fmt.Errorf("append: savepoint: %w", err)
+		if _, err := s.txExec(ctx, tx, qSavepoint); err != nil {
+			r.err = fmt.Errorf("write: savepoint: %w", err)
 			continue
 		}
-		r.res, r.err = appendOne(ctx, tx, r)
+		r.err = r.fn(ctx, tx)
 		if r.err != nil {
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO a`); err != nil {
+			if _, err := s.txExec(ctx, tx, qRollbackTo); err != nil {
 				_ = tx.Rollback()
-				finish(fmt.Errorf("append: rollback to savepoint: %w", err))
+				finish(fmt.Errorf("write: rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE a`); err != nil {
+		if _, err := s.txExec(ctx, tx, qRelease); err != nil {
 			_ = tx.Rollback()
-			finish(fmt.Errorf("append: release savepoint: %w", err))
+			finish(fmt.Errorf("write: release savepoint: %w", err))
 			return
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		finish(fmt.Errorf("append: commit: %w", err))
+		finish(fmt.Errorf("write: commit: %w", err))
 		return
 	}
 	finish(nil)
 }
 
-func appendOne(ctx context.Context, tx *sql.Tx, r *appendReq) ([]store.Record, error) {
+func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []store.NewRecord, outs []store.NewOutbox) ([]store.Record, error) {
 	var next int64
-	if err := tx.QueryRowContext(ctx, `SELECT next_seq FROM conversations WHERE id = ?`, r.conv).Scan(&next); err != nil {
+	if err := tx.StmtContext(ctx, s.wstmts[qNextSeq]).QueryRowContext(ctx, conv).Scan(&next); err != nil {
 		return nil, notFound(err, "append")
 	}
 	now := time.Now().UTC()
-	res := make([]store.Record, 0, len(r.recs))
-	seqs := make([]int64, 0, len(r.recs))
-	for i, nr := range r.recs {
+	res := make([]store.Record, 0, len(recs))
+	seqs := make([]int64, 0, len(recs))
+	for i, nr := range recs {
 		seq := next + int64(i)
 		body, err := nr.Build(seq)
 		if err != nil {
 			return nil, fmt.Errorf("append: build record: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO activities (conversation_id, seq, visibility, body, created_at) VALUES (?, ?, ?, ?, ?)`,
-			r.conv, seq, int(nr.Visibility), body, nanos(now)); err != nil {
+		if _, err := s.txExec(ctx, tx, qInsertActivity, conv, seq, int(nr.Visibility), body, nanos(now)); err != nil {
 			return nil, fmt.Errorf("append: insert activity: %w", err)
 		}
-		res = append(res, store.Record{ConversationID: r.conv, Seq: seq, Visibility: nr.Visibility, Body: body, CreatedAt: now})
+		res = append(res, store.Record{ConversationID: conv, Seq: seq, Visibility: nr.Visibility, Body: body, CreatedAt: now})
 		seqs = append(seqs, seq)
 	}
-	if len(r.recs) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET next_seq = ? WHERE id = ?`, next+int64(len(r.recs)), r.conv); err != nil {
+	if len(recs) > 0 {
+		if _, err := s.txExec(ctx, tx, qAdvanceSeq, next+int64(len(recs)), conv); err != nil {
 			return nil, fmt.Errorf("append: advance sequence: %w", err)
 		}
 	}
-	for _, o := range r.out {
+	for _, o := range outs {
 		aid, body, err := o.Build(seqs)
 		if err != nil {
 			return nil, fmt.Errorf("append: build outbox item: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 0, ?, ?)`,
-			r.conv, o.BotID, aid, body, nanos(now), nanos(now)); err != nil {
+		if _, err := s.txExec(ctx, tx, qInsertOutbox, conv, o.BotID, aid, body, nanos(now), nanos(now)); err != nil {
 			return nil, fmt.Errorf("append: insert outbox item: %w", err)
 		}
 	}
@@ -465,7 +594,7 @@ func (s *Store) Read(ctx context.Context, conv string, after int64, limit int) (
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, visibility, body, created_at FROM activities WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`, conv, after, limit)
+	rows, err := s.query(ctx, `SELECT seq, visibility, body, created_at FROM activities WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`, conv, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read log: %w", err)
 	}
@@ -492,7 +621,7 @@ func (s *Store) GetRecord(ctx context.Context, conv string, seq int64) (store.Re
 	rec := store.Record{ConversationID: conv, Seq: seq}
 	var vis int
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT visibility, body, created_at FROM activities WHERE conversation_id = ? AND seq = ?`, conv, seq).
+	err := s.queryRow(ctx, `SELECT visibility, body, created_at FROM activities WHERE conversation_id = ? AND seq = ?`, conv, seq).
 		Scan(&vis, &rec.Body, &created)
 	if err != nil {
 		return store.Record{}, notFound(err, "get activity")
@@ -509,7 +638,7 @@ func (s *Store) ReplaceRecord(ctx context.Context, conv string, seq int64, vis s
 
 func (s *Store) Head(ctx context.Context, conv string) (int64, error) {
 	var next int64
-	if err := s.r.QueryRowContext(ctx, `SELECT next_seq FROM conversations WHERE id = ?`, conv).Scan(&next); err != nil {
+	if err := s.queryRow(ctx, `SELECT next_seq FROM conversations WHERE id = ?`, conv).Scan(&next); err != nil {
 		return 0, notFound(err, "head")
 	}
 	return next - 1, nil
@@ -546,7 +675,7 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]stor
 }
 
 func (s *Store) PendingOutbox(ctx context.Context, conv string) ([]store.OutboxItem, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+outboxCols+` FROM outbox WHERE conversation_id = ? ORDER BY id`, conv)
+	rows, err := s.query(ctx, `SELECT `+outboxCols+` FROM outbox WHERE conversation_id = ? ORDER BY id`, conv)
 	if err != nil {
 		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
@@ -554,13 +683,17 @@ func (s *Store) PendingOutbox(ctx context.Context, conv string) ([]store.OutboxI
 }
 
 func (s *Store) CompleteOutbox(ctx context.Context, id int64) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, id)
-	return affected(res, err, "complete outbox item")
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, qCompleteOutbox, id)
+		return affected(res, err, "complete outbox item")
+	})
 }
 
 func (s *Store) RetryOutbox(ctx context.Context, id int64, attempts int, next time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`, attempts, nanos(next), id)
-	return affected(res, err, "retry outbox item")
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, qRetryOutbox, attempts, nanos(next), id)
+		return affected(res, err, "retry outbox item")
+	})
 }
 
 // --- attachments, sessions, keys ---
@@ -580,7 +713,7 @@ func (s *Store) PutAttachment(ctx context.Context, a store.Attachment) error {
 func (s *Store) GetAttachment(ctx context.Context, id string) (store.Attachment, error) {
 	var a store.Attachment
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, conversation_id, content_type, name, data, created_at FROM attachments WHERE id = ?`, id).
+	err := s.queryRow(ctx, `SELECT id, conversation_id, content_type, name, data, created_at FROM attachments WHERE id = ?`, id).
 		Scan(&a.ID, &a.ConversationID, &a.ContentType, &a.Name, &a.Data, &created)
 	if err != nil {
 		return store.Attachment{}, notFound(err, "get attachment")
