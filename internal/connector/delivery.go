@@ -58,7 +58,24 @@ type Delivery struct {
 	wg      sync.WaitGroup
 	closing bool
 	quit    chan struct{}
+
+	// Finished items are removed from the outbox in batches (one commit per
+	// flush, not per message). Until a removal is committed, and a while
+	// after, lanes skip the ids in done so nothing is delivered twice by
+	// this process; after a crash the unflushed ones are delivered again
+	// under the same activity id (at-least-once).
+	doneMu   sync.Mutex
+	done     map[int64]time.Time // id -> when flushed (zero: not yet)
+	toFlush  []int64
+	flushSig chan struct{}
 }
+
+// flushEvery bounds how long a finished item waits for its removal commit;
+// doneKeep is how long a flushed id stays in the skip set.
+const (
+	flushEvery = 20 * time.Millisecond
+	doneKeep   = 10 * time.Second
+)
 
 // outcome is a delivery result kept briefly for a late Watch.
 type outcome struct {
@@ -72,7 +89,8 @@ const recentTTL = time.Minute
 // NewDelivery builds the worker; client must not follow redirects.
 func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, client *http.Client, cfg DeliveryConfig, log *slog.Logger) *Delivery {
 	return &Delivery{st: st, codec: codec, creds: creds, client: client, cfg: cfg, log: log,
-		lanes: map[string]chan struct{}{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{})}
+		lanes: map[string]chan struct{}{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{}),
+		done: map[int64]time.Time{}, flushSig: make(chan struct{}, 1)}
 }
 
 // Watch registers interest in the outcome of delivering activityID. Call
@@ -151,13 +169,20 @@ func (d *Delivery) Kick(conv string) {
 func (d *Delivery) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		d.flusher()
+	}()
 	for {
 		due, err := d.st.DueOutbox(ctx, time.Now(), 500)
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("outbox poll failed", "err", err)
 		}
 		for _, it := range due {
-			d.Kick(it.ConversationID)
+			if !d.isDone(it.ID) {
+				d.Kick(it.ConversationID)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -166,6 +191,7 @@ func (d *Delivery) Run(ctx context.Context) {
 			close(d.quit)
 			d.mu.Unlock()
 			d.wg.Wait()
+			<-flusherDone
 			return
 		case <-t.C:
 		}
@@ -184,6 +210,7 @@ func (d *Delivery) lane(conv string, kick chan struct{}) {
 		if err != nil {
 			d.log.Error("outbox read failed", "conversation", conv, "err", err)
 		}
+		items = d.skipDone(items)
 		if len(items) == 0 || err != nil {
 			d.mu.Lock()
 			select {
@@ -237,22 +264,16 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) {
 		// process dies before the completion commits, the item is delivered
 		// again under the same id (at-least-once; bots deduplicate by id).
 		d.notify(it.ActivityID, nil)
-		if cerr := d.st.CompleteOutbox(ctx, it.ID); cerr != nil {
-			log.Error("outbox complete failed", "err", cerr)
-		}
+		d.finish(it.ID)
 		return
 	case permanent(status):
 		log.Warn("bot refused activity; not retrying", "status", status, "err", err)
-		if cerr := d.st.CompleteOutbox(ctx, it.ID); cerr != nil {
-			log.Error("outbox complete failed", "err", cerr)
-		}
+		d.finish(it.ID)
 		d.notify(it.ActivityID, fmt.Errorf("%w: status %d", ErrBotRejected, status))
 		return
 	case it.Attempts+1 >= d.cfg.MaxAttempts:
 		log.Error("bot delivery abandoned after retries", "status", status, "err", err)
-		if cerr := d.st.CompleteOutbox(ctx, it.ID); cerr != nil {
-			log.Error("outbox complete failed", "err", cerr)
-		}
+		d.finish(it.ID)
 		d.notify(it.ActivityID, fmt.Errorf("%w: gave up after %d attempts", ErrBotRejected, it.Attempts+1))
 		return
 	}
@@ -265,6 +286,90 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) {
 	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts+1, time.Now().Add(backoff)); rerr != nil {
 		log.Error("outbox retry failed", "err", rerr)
 	}
+}
+
+// finish marks an item as no longer pending and queues its removal.
+func (d *Delivery) finish(id int64) {
+	d.doneMu.Lock()
+	d.done[id] = time.Time{}
+	d.toFlush = append(d.toFlush, id)
+	d.doneMu.Unlock()
+	select {
+	case d.flushSig <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Delivery) isDone(id int64) bool {
+	d.doneMu.Lock()
+	defer d.doneMu.Unlock()
+	_, ok := d.done[id]
+	return ok
+}
+
+func (d *Delivery) skipDone(items []store.OutboxItem) []store.OutboxItem {
+	d.doneMu.Lock()
+	defer d.doneMu.Unlock()
+	out := items[:0]
+	for _, it := range items {
+		if _, ok := d.done[it.ID]; !ok {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// flusher commits finished items' removal in batches until Run stops, then
+// once more.
+func (d *Delivery) flusher() {
+	for {
+		stopping := false
+		select {
+		case <-d.flushSig:
+			// Let more finish within the window, then commit them together.
+			select {
+			case <-time.After(flushEvery):
+			case <-d.quit:
+				stopping = true
+			}
+		case <-d.quit:
+			stopping = true
+		}
+		d.flush()
+		if stopping {
+			return
+		}
+	}
+}
+
+func (d *Delivery) flush() {
+	d.doneMu.Lock()
+	batch := d.toFlush
+	d.toFlush = nil
+	d.doneMu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := d.st.CompleteOutbox(context.Background(), batch...); err != nil {
+		d.log.Error("outbox completion failed; items will be delivered again", "items", len(batch), "err", err)
+		d.doneMu.Lock()
+		for _, id := range batch {
+			delete(d.done, id)
+		}
+		d.doneMu.Unlock()
+		return
+	}
+	now := time.Now()
+	d.doneMu.Lock()
+	for _, id := range batch {
+		d.done[id] = now
+	}
+	for id, at := range d.done {
+		if !at.IsZero() && now.Sub(at) > doneKeep {
+			delete(d.done, id)
+		}
+	}
+	d.doneMu.Unlock()
 }
 
 // permanent: a 4xx other than timeout/throttling will not get better.

@@ -180,7 +180,10 @@ func (s *Server) middleware(next http.Handler, requests *prometheus.CounterVec) 
 					http.Error(rec, `{"error":{"code":"ServiceError","message":"internal error"}}`, http.StatusInternalServerError)
 				}
 			}
-			_, route := s.mux.Handler(r)
+			route := r.Pattern // set by the ServeMux while routing
+			if route == "" {
+				route = "unmatched"
+			}
 			requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 			s.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start), "agent", r.Header.Get("x-ms-bot-agent"))
 		}()

@@ -167,7 +167,9 @@ type Store interface {
 	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
 	// PendingOutbox lists a conversation's undelivered items in order.
 	PendingOutbox(ctx context.Context, conversationID string) ([]OutboxItem, error)
-	CompleteOutbox(ctx context.Context, id int64) error
+	// CompleteOutbox removes delivered (or abandoned) items in one commit;
+	// ids already gone are ignored.
+	CompleteOutbox(ctx context.Context, ids ...int64) error
 	RetryOutbox(ctx context.Context, id int64, attempts int, next time.Time) error
 
 	PutAttachment(ctx context.Context, a Attachment) error

@@ -36,6 +36,10 @@ type Store struct {
 
 	writes chan *writeReq
 	quit   chan struct{}
+	// nextSeq caches each conversation's next sequence number; only the
+	// writer goroutine touches it. Entries are dropped when a transaction
+	// fails, so the cache never runs ahead of what is committed.
+	nextSeq map[string]int64
 	wg     sync.WaitGroup
 	once   sync.Once
 
@@ -77,9 +81,11 @@ type writeReq struct {
 
 // Queries run inside write transactions; prepared once on the writer.
 const (
-	qNextSeq        = `SELECT next_seq FROM conversations WHERE id = ?`
+	// The log's high-water mark: deleted activities keep their row (content
+	// emptied), so a sequence number is never reused. Retention that removes
+	// rows must keep the highest one.
+	qNextSeq        = `SELECT (SELECT COALESCE(MAX(seq), -1) + 1 FROM activities WHERE conversation_id = c.id) FROM conversations c WHERE c.id = ?`
 	qInsertActivity = `INSERT INTO activities (conversation_id, seq, visibility, body, created_at) VALUES (?, ?, ?, ?, ?)`
-	qAdvanceSeq     = `UPDATE conversations SET next_seq = ? WHERE id = ?`
 	qInsertOutbox   = `INSERT INTO outbox (conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 0, ?, ?)`
 	qCompleteOutbox = `DELETE FROM outbox WHERE id = ?`
 	qRetryOutbox    = `UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`
@@ -88,7 +94,7 @@ const (
 	qRelease        = `RELEASE a`
 )
 
-var writeQueries = []string{qNextSeq, qInsertActivity, qAdvanceSeq, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qSavepoint, qRollbackTo, qRelease}
+var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qSavepoint, qRollbackTo, qRelease}
 
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -126,7 +132,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	r.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: r, writes: make(chan *writeReq), quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
+	s := &Store{w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
 	for _, q := range writeQueries {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
@@ -521,10 +527,15 @@ func (s *Store) commit(batch []*writeReq) {
 		r := batch[0]
 		if r.err = r.fn(ctx, tx); r.err != nil {
 			_ = tx.Rollback()
+			clear(s.nextSeq)
 			finish(nil)
 			return
 		}
-		finish(tx.Commit())
+		err := tx.Commit()
+		if err != nil {
+			clear(s.nextSeq)
+		}
+		finish(err)
 		return
 	}
 	for _, r := range batch {
@@ -534,6 +545,7 @@ func (s *Store) commit(batch []*writeReq) {
 		}
 		r.err = r.fn(ctx, tx)
 		if r.err != nil {
+			clear(s.nextSeq) // that request's advance is undone
 			if _, err := s.txExec(ctx, tx, qRollbackTo); err != nil {
 				_ = tx.Rollback()
 				finish(fmt.Errorf("write: rollback to savepoint: %w", err))
@@ -547,6 +559,7 @@ func (s *Store) commit(batch []*writeReq) {
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		clear(s.nextSeq)
 		finish(fmt.Errorf("write: commit: %w", err))
 		return
 	}
@@ -554,9 +567,11 @@ func (s *Store) commit(batch []*writeReq) {
 }
 
 func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []store.NewRecord, outs []store.NewOutbox) ([]store.Record, error) {
-	var next int64
-	if err := tx.StmtContext(ctx, s.wstmts[qNextSeq]).QueryRowContext(ctx, conv).Scan(&next); err != nil {
-		return nil, notFound(err, "append")
+	next, ok := s.nextSeq[conv]
+	if !ok {
+		if err := tx.StmtContext(ctx, s.wstmts[qNextSeq]).QueryRowContext(ctx, conv).Scan(&next); err != nil {
+			return nil, notFound(err, "append")
+		}
 	}
 	now := time.Now().UTC()
 	res := make([]store.Record, 0, len(recs))
@@ -573,11 +588,6 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []s
 		res = append(res, store.Record{ConversationID: conv, Seq: seq, Visibility: nr.Visibility, Body: body, CreatedAt: now})
 		seqs = append(seqs, seq)
 	}
-	if len(recs) > 0 {
-		if _, err := s.txExec(ctx, tx, qAdvanceSeq, next+int64(len(recs)), conv); err != nil {
-			return nil, fmt.Errorf("append: advance sequence: %w", err)
-		}
-	}
 	for _, o := range outs {
 		aid, body, err := o.Build(seqs)
 		if err != nil {
@@ -587,6 +597,10 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []s
 			return nil, fmt.Errorf("append: insert outbox item: %w", err)
 		}
 	}
+	if len(s.nextSeq) >= maxCachedConversations {
+		clear(s.nextSeq)
+	}
+	s.nextSeq[conv] = next + int64(len(recs))
 	return res, nil
 }
 
@@ -638,7 +652,7 @@ func (s *Store) ReplaceRecord(ctx context.Context, conv string, seq int64, vis s
 
 func (s *Store) Head(ctx context.Context, conv string) (int64, error) {
 	var next int64
-	if err := s.queryRow(ctx, `SELECT next_seq FROM conversations WHERE id = ?`, conv).Scan(&next); err != nil {
+	if err := s.queryRow(ctx, qNextSeq, conv).Scan(&next); err != nil {
 		return 0, notFound(err, "head")
 	}
 	return next - 1, nil
@@ -682,10 +696,17 @@ func (s *Store) PendingOutbox(ctx context.Context, conv string) ([]store.OutboxI
 	return scanOutbox(rows)
 }
 
-func (s *Store) CompleteOutbox(ctx context.Context, id int64) error {
+func (s *Store) CompleteOutbox(ctx context.Context, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, qCompleteOutbox, id)
-		return affected(res, err, "complete outbox item")
+		for _, id := range ids {
+			if _, err := s.txExec(ctx, tx, qCompleteOutbox, id); err != nil {
+				return fmt.Errorf("complete outbox item %d: %w", id, err)
+			}
+		}
+		return nil
 	})
 }
 
