@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
 
@@ -52,9 +53,10 @@ type Delivery struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	lanes   map[string]chan struct{} // conversation -> kick
-	waiters map[string][]chan error  // activity id -> results
-	recent  map[string]outcome       // results nobody was waiting for yet
+	lanes   map[string]*laneState   // conversation -> its lane
+	parked  map[string]bool         // conversations with items only in the store
+	waiters map[string][]chan error // activity id -> results
+	recent  map[string]outcome      // results nobody was waiting for yet
 	wg      sync.WaitGroup
 	closing bool
 	quit    chan struct{}
@@ -89,7 +91,7 @@ const recentTTL = time.Minute
 // NewDelivery builds the worker; client must not follow redirects.
 func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, client *http.Client, cfg DeliveryConfig, log *slog.Logger) *Delivery {
 	return &Delivery{st: st, codec: codec, creds: creds, client: client, cfg: cfg, log: log,
-		lanes: map[string]chan struct{}{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{}),
+		lanes: map[string]*laneState{}, parked: map[string]bool{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{}),
 		done: map[int64]time.Time{}, flushSig: make(chan struct{}, 1)}
 }
 
@@ -144,24 +146,61 @@ func (d *Delivery) notify(activityID string, err error) {
 	}
 }
 
-// Kick makes sure a lane is delivering conv's outbox.
+// laneState is one conversation's delivery lane: items known in memory, in
+// outbox order, and whether the store may hold older ones.
+type laneState struct {
+	kick     chan struct{}
+	queue    []store.OutboxItem
+	needRead bool
+}
+
+// Enqueue takes newly committed outbox items, in commit order (the store's
+// outbox listener), and hands them to their conversations' lanes: the
+// common path delivers from memory without reading the store.
+func (d *Delivery) Enqueue(items []store.OutboxItem) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, it := range items {
+		l := d.laneLocked(it.ConversationID)
+		if l == nil {
+			return
+		}
+		l.queue = append(l.queue, it)
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Kick makes sure a lane is delivering conv's outbox, reading the store
+// for items not known in memory (after a restart or a long backoff).
 func (d *Delivery) Kick(conv string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closing {
-		return
-	}
-	if k, ok := d.lanes[conv]; ok {
+	if l := d.laneLocked(conv); l != nil {
+		l.needRead = true
 		select {
-		case k <- struct{}{}:
+		case l.kick <- struct{}{}:
 		default:
 		}
-		return
 	}
-	k := make(chan struct{}, 1)
-	d.lanes[conv] = k
+}
+
+// laneLocked returns conv's lane, starting it if needed; nil when closing.
+func (d *Delivery) laneLocked(conv string) *laneState {
+	if d.closing {
+		return nil
+	}
+	if l, ok := d.lanes[conv]; ok {
+		return l
+	}
+	l := &laneState{kick: make(chan struct{}, 1), needRead: d.parked[conv]}
+	delete(d.parked, conv)
+	d.lanes[conv] = l
 	d.wg.Add(1)
-	go d.lane(conv, k)
+	go d.lane(conv, l)
+	return l
 }
 
 // Run polls for due items (after a restart, or after a backoff) until ctx
@@ -174,6 +213,17 @@ func (d *Delivery) Run(ctx context.Context) {
 		defer close(flusherDone)
 		d.flusher()
 	}()
+	// Conversations with items from before this start must be read from
+	// the store before anything newer is delivered.
+	if heads, err := d.st.DueOutbox(ctx, time.Now().Add(100*365*24*time.Hour), 100_000); err != nil {
+		d.log.Error("outbox scan failed", "err", err)
+	} else {
+		d.mu.Lock()
+		for _, it := range heads {
+			d.parked[it.ConversationID] = true
+		}
+		d.mu.Unlock()
+	}
 	for {
 		due, err := d.st.DueOutbox(ctx, time.Now(), 500)
 		if err != nil && ctx.Err() == nil {
@@ -198,38 +248,87 @@ func (d *Delivery) Run(ctx context.Context) {
 	}
 }
 
-func (d *Delivery) lane(conv string, kick chan struct{}) {
+// next returns the lane's first deliverable item, reading the store when
+// needed; ok is false when the lane has nothing left and has been removed.
+func (d *Delivery) next(ctx context.Context, conv string, l *laneState) (store.OutboxItem, bool) {
+	for {
+		d.mu.Lock()
+		select {
+		case <-l.kick:
+		default:
+		}
+		read := l.needRead
+		l.needRead = false
+		d.mu.Unlock()
+		if read {
+			items, err := d.st.PendingOutbox(ctx, conv)
+			if err != nil {
+				d.log.Error("outbox read failed", "conversation", conv, "err", err)
+				d.park(conv)
+				return store.OutboxItem{}, false
+			}
+			d.mu.Lock()
+			l.queue = mergeByID(l.queue, items)
+			d.mu.Unlock()
+		}
+		d.mu.Lock()
+		l.queue = d.skipDone(l.queue)
+		if len(l.queue) > 0 {
+			it := l.queue[0]
+			d.mu.Unlock()
+			return it, true
+		}
+		select {
+		case <-l.kick: // kicked while we looked: go round again
+			d.mu.Unlock()
+			continue
+		default:
+		}
+		delete(d.lanes, conv)
+		d.mu.Unlock()
+		return store.OutboxItem{}, false
+	}
+}
+
+// park removes conv's lane and remembers that the store holds items for
+// it that are not in memory.
+func (d *Delivery) park(conv string) {
+	d.mu.Lock()
+	delete(d.lanes, conv)
+	d.parked[conv] = true
+	d.mu.Unlock()
+}
+
+// mergeByID merges store items into a queue, by outbox id, without
+// duplicates.
+func mergeByID(queue, items []store.OutboxItem) []store.OutboxItem {
+	byID := make(map[int64]store.OutboxItem, len(queue)+len(items))
+	for _, it := range queue {
+		byID[it.ID] = it
+	}
+	for _, it := range items {
+		byID[it.ID] = it // the store's copy has the current attempt count
+	}
+	out := make([]store.OutboxItem, 0, len(byID))
+	for _, it := range byID {
+		out = append(out, it)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (d *Delivery) lane(conv string, l *laneState) {
 	defer d.wg.Done()
 	ctx := context.Background()
 	for {
-		select {
-		case <-kick:
-		default:
-		}
-		items, err := d.st.PendingOutbox(ctx, conv)
-		if err != nil {
-			d.log.Error("outbox read failed", "conversation", conv, "err", err)
-		}
-		items = d.skipDone(items)
-		if len(items) == 0 || err != nil {
-			d.mu.Lock()
-			select {
-			case <-kick: // kicked while we looked: go round again
-				d.mu.Unlock()
-				continue
-			default:
-			}
-			delete(d.lanes, conv)
-			d.mu.Unlock()
+		it, ok := d.next(ctx, conv, l)
+		if !ok {
 			return
 		}
-		it := items[0]
 		if wait := time.Until(it.NextAttemptAt); wait > 0 {
 			if wait > 30*time.Second || d.isClosing() {
 				// Long backoff: leave it to the poller.
-				d.mu.Lock()
-				delete(d.lanes, conv)
-				d.mu.Unlock()
+				d.park(conv)
 				return
 			}
 			select {
@@ -238,11 +337,18 @@ func (d *Delivery) lane(conv string, kick chan struct{}) {
 			}
 			continue
 		}
-		d.attempt(ctx, it)
+		updated, done := d.attempt(ctx, it)
+		d.mu.Lock()
+		if len(l.queue) > 0 && l.queue[0].ID == it.ID {
+			if done {
+				l.queue = l.queue[1:]
+			} else {
+				l.queue[0] = updated
+			}
+		}
+		d.mu.Unlock()
 		if d.isClosing() {
-			d.mu.Lock()
-			delete(d.lanes, conv)
-			d.mu.Unlock()
+			d.park(conv)
 			return
 		}
 	}
@@ -254,8 +360,10 @@ func (d *Delivery) isClosing() bool {
 	return d.closing
 }
 
-// attempt makes one delivery attempt and records its outcome.
-func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) {
+// attempt makes one delivery attempt and records its outcome; done reports
+// that the item needs no more attempts, otherwise updated carries its new
+// attempt count and time.
+func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated store.OutboxItem, done bool) {
 	status, err := d.post(ctx, it)
 	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts+1)
 	switch {
@@ -265,17 +373,17 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) {
 		// again under the same id (at-least-once; bots deduplicate by id).
 		d.notify(it.ActivityID, nil)
 		d.finish(it.ID)
-		return
+		return it, true
 	case permanent(status):
 		log.Warn("bot refused activity; not retrying", "status", status, "err", err)
 		d.finish(it.ID)
 		d.notify(it.ActivityID, fmt.Errorf("%w: status %d", ErrBotRejected, status))
-		return
+		return it, true
 	case it.Attempts+1 >= d.cfg.MaxAttempts:
 		log.Error("bot delivery abandoned after retries", "status", status, "err", err)
 		d.finish(it.ID)
 		d.notify(it.ActivityID, fmt.Errorf("%w: gave up after %d attempts", ErrBotRejected, it.Attempts+1))
-		return
+		return it, true
 	}
 	backoff := d.cfg.BaseBackoff << min(it.Attempts, 20)
 	if backoff > d.cfg.MaxBackoff || backoff <= 0 {
@@ -283,9 +391,12 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) {
 	}
 	backoff = backoff/2 + rand.N(backoff/2+1) // jitter
 	log.Warn("bot delivery failed; will retry", "status", status, "err", err, "backoff", backoff)
-	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts+1, time.Now().Add(backoff)); rerr != nil {
+	it.Attempts++
+	it.NextAttemptAt = time.Now().Add(backoff)
+	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts, it.NextAttemptAt); rerr != nil {
 		log.Error("outbox retry failed", "err", rerr)
 	}
+	return it, false
 }
 
 // finish marks an item as no longer pending and queues its removal.
@@ -307,6 +418,7 @@ func (d *Delivery) isDone(id int64) bool {
 	return ok
 }
 
+// skipDone drops finished items; callers hold d.mu.
 func (d *Delivery) skipDone(items []store.OutboxItem) []store.OutboxItem {
 	d.doneMu.Lock()
 	defer d.doneMu.Unlock()

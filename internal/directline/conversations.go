@@ -294,11 +294,8 @@ func (a *API) conversationUpdate(ctx context.Context, c identity.Claims, locale 
 	if locale != "" {
 		act.Set("locale", locale)
 	}
-	if err := a.log.Deliver(ctx, c.Conv, bot.ID, act); err != nil {
-		return err
-	}
-	a.delivery.Kick(c.Conv)
-	return nil
+	// The store hands the committed item to the delivery worker.
+	return a.log.Deliver(ctx, c.Conv, bot.ID, act)
 }
 
 // reconnect: GET /conversations/{id}?watermark=.
@@ -457,7 +454,6 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 	id := stamped[0].Str("id")
 	result, cancel := a.delivery.Watch(id)
 	defer cancel()
-	a.delivery.Kick(c.ID)
 	timer := time.NewTimer(a.cfg.BotWait)
 	defer timer.Stop()
 	select {

@@ -89,6 +89,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	dcfg := connector.DefaultDeliveryConfig
 	dcfg.ServiceURL = dlcfg.ServiceURL()
 	delivery := connector.NewDelivery(st, lg.Codec(), nil, connector.NewBotClient(dcfg.Timeout), dcfg, logger)
+	st.SetOutboxListener(delivery.Enqueue)
 	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, mux: http.NewServeMux(), done: make(chan struct{})}
 	directline.New(dlcfg, st, lg, issuer, delivery, logger, s.done).Register(s.mux)
 	connector.NewAPI(st, lg, issuer, nil, dlcfg.Limits, dlcfg.MaxUploadBytes, dlcfg.ChannelID, logger).Register(s.mux)

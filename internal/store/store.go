@@ -170,6 +170,10 @@ type Store interface {
 	// CompleteOutbox removes delivered (or abandoned) items in one commit;
 	// ids already gone are ignored.
 	CompleteOutbox(ctx context.Context, ids ...int64) error
+	// SetOutboxListener registers fn to receive outbox items after their
+	// transaction commits, in commit order (so per-conversation order holds).
+	// fn must not block; nil removes it.
+	SetOutboxListener(fn func([]OutboxItem))
 	RetryOutbox(ctx context.Context, id int64, attempts int, next time.Time) error
 
 	PutAttachment(ctx context.Context, a Attachment) error

@@ -26,8 +26,12 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// maxBatch bounds how many appends share one transaction.
+// maxBatch bounds how many writes share one transaction.
 const maxBatch = 128
+
+// gatherWindow is how long the writer waits for company when the previous
+// batch had more than one request.
+const gatherWindow = 300 * time.Microsecond
 
 // Store is a SQLite-backed store.Store.
 type Store struct {
@@ -40,8 +44,10 @@ type Store struct {
 	// writer goroutine touches it. Entries are dropped when a transaction
 	// fails, so the cache never runs ahead of what is committed.
 	nextSeq map[string]int64
-	wg     sync.WaitGroup
-	once   sync.Once
+
+	listener atomic.Pointer[func([]store.OutboxItem)]
+	wg       sync.WaitGroup
+	once     sync.Once
 
 	// Prepared statements: SQLite parsing dominated the profile otherwise.
 	stmtMu sync.Mutex
@@ -77,6 +83,8 @@ type writeReq struct {
 	fn   func(ctx context.Context, tx *sql.Tx) error
 	err  error
 	done chan struct{}
+	// outbox collects the items fn enqueued, for the listener.
+	outbox []store.OutboxItem
 }
 
 // Queries run inside write transactions; prepared once on the writer.
@@ -197,7 +205,10 @@ func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (
 
 // write hands fn to the writer and waits for its commit.
 func (s *Store) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	req := &writeReq{fn: fn, done: make(chan struct{})}
+	return s.submit(ctx, &writeReq{fn: fn, done: make(chan struct{})})
+}
+
+func (s *Store) submit(ctx context.Context, req *writeReq) error {
 	select {
 	case s.writes <- req:
 	case <-s.quit:
@@ -470,19 +481,43 @@ func (s *Store) GetConversation(ctx context.Context, id string) (store.Conversat
 
 func (s *Store) Append(ctx context.Context, conv string, recs []store.NewRecord, out []store.NewOutbox) ([]store.Record, error) {
 	var res []store.Record
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	req := &writeReq{done: make(chan struct{})}
+	req.fn = func(ctx context.Context, tx *sql.Tx) error {
 		var err error
-		res, err = s.appendOne(ctx, tx, conv, recs, out)
+		res, req.outbox, err = s.appendOne(ctx, tx, conv, recs, out)
 		return err
-	})
-	if err != nil {
+	}
+	if err := s.submit(ctx, req); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
+// SetOutboxListener implements store.Store.
+func (s *Store) SetOutboxListener(fn func([]store.OutboxItem)) {
+	if fn == nil {
+		s.listener.Store(nil)
+		return
+	}
+	s.listener.Store(&fn)
+}
+
+// announce tells the listener about a committed batch's outbox items.
+func (s *Store) announce(batch []*writeReq) {
+	fn := s.listener.Load()
+	if fn == nil {
+		return
+	}
+	for _, r := range batch {
+		if r.err == nil && len(r.outbox) > 0 {
+			(*fn)(r.outbox)
+		}
+	}
+}
+
 func (s *Store) writer() {
 	defer s.wg.Done()
+	busy := false
 	for {
 		var first *writeReq
 		select {
@@ -500,6 +535,22 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
+		if busy && len(batch) < maxBatch {
+			// Under load, wait briefly for more writers: one commit (and
+			// fsync) for several requests costs less CPU than several.
+			timer := time.NewTimer(gatherWindow)
+		gather:
+			for len(batch) < maxBatch {
+				select {
+				case r := <-s.writes:
+					batch = append(batch, r)
+				case <-timer.C:
+					break gather
+				}
+			}
+			timer.Stop()
+		}
+		busy = len(batch) > 1
 		s.commit(batch)
 	}
 }
@@ -534,6 +585,8 @@ func (s *Store) commit(batch []*writeReq) {
 		err := tx.Commit()
 		if err != nil {
 			clear(s.nextSeq)
+		} else {
+			s.announce(batch)
 		}
 		finish(err)
 		return
@@ -563,14 +616,15 @@ func (s *Store) commit(batch []*writeReq) {
 		finish(fmt.Errorf("write: commit: %w", err))
 		return
 	}
+	s.announce(batch)
 	finish(nil)
 }
 
-func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []store.NewRecord, outs []store.NewOutbox) ([]store.Record, error) {
+func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []store.NewRecord, outs []store.NewOutbox) ([]store.Record, []store.OutboxItem, error) {
 	next, ok := s.nextSeq[conv]
 	if !ok {
 		if err := tx.StmtContext(ctx, s.wstmts[qNextSeq]).QueryRowContext(ctx, conv).Scan(&next); err != nil {
-			return nil, notFound(err, "append")
+			return nil, nil, notFound(err, "append")
 		}
 	}
 	now := time.Now().UTC()
@@ -580,28 +634,35 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []s
 		seq := next + int64(i)
 		body, err := nr.Build(seq)
 		if err != nil {
-			return nil, fmt.Errorf("append: build record: %w", err)
+			return nil, nil, fmt.Errorf("append: build record: %w", err)
 		}
 		if _, err := s.txExec(ctx, tx, qInsertActivity, conv, seq, int(nr.Visibility), body, nanos(now)); err != nil {
-			return nil, fmt.Errorf("append: insert activity: %w", err)
+			return nil, nil, fmt.Errorf("append: insert activity: %w", err)
 		}
 		res = append(res, store.Record{ConversationID: conv, Seq: seq, Visibility: nr.Visibility, Body: body, CreatedAt: now})
 		seqs = append(seqs, seq)
 	}
+	var items []store.OutboxItem
 	for _, o := range outs {
 		aid, body, err := o.Build(seqs)
 		if err != nil {
-			return nil, fmt.Errorf("append: build outbox item: %w", err)
+			return nil, nil, fmt.Errorf("append: build outbox item: %w", err)
 		}
-		if _, err := s.txExec(ctx, tx, qInsertOutbox, conv, o.BotID, aid, body, nanos(now), nanos(now)); err != nil {
-			return nil, fmt.Errorf("append: insert outbox item: %w", err)
+		ins, err := s.txExec(ctx, tx, qInsertOutbox, conv, o.BotID, aid, body, nanos(now), nanos(now))
+		if err != nil {
+			return nil, nil, fmt.Errorf("append: insert outbox item: %w", err)
 		}
+		id, err := ins.LastInsertId()
+		if err != nil {
+			return nil, nil, fmt.Errorf("append: outbox item id: %w", err)
+		}
+		items = append(items, store.OutboxItem{ID: id, ConversationID: conv, BotID: o.BotID, ActivityID: aid, Body: body, NextAttemptAt: now, CreatedAt: now})
 	}
 	if len(s.nextSeq) >= maxCachedConversations {
 		clear(s.nextSeq)
 	}
 	s.nextSeq[conv] = next + int64(len(recs))
-	return res, nil
+	return res, items, nil
 }
 
 func (s *Store) Read(ctx context.Context, conv string, after int64, limit int) ([]store.Record, error) {

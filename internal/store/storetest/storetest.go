@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReplaceRecord", testReplaceRecord},
 		{"Outbox", testOutbox},
 		{"AttachmentsSessionsKeys", testAttachmentsSessionsKeys},
+		{"OutboxListenerInCommitOrder", testOutboxListener},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -408,5 +409,52 @@ func testAttachmentsSessionsKeys(t *testing.T, s store.Store) {
 	}
 	if keys, _ := s.ListKeys(ctx, "other"); len(keys) != 0 {
 		t.Fatalf("ListKeys(other purpose) = %+v", keys)
+	}
+}
+
+func testOutboxListener(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	var mu sync.Mutex
+	var got []store.OutboxItem
+	s.SetOutboxListener(func(items []store.OutboxItem) {
+		mu.Lock()
+		got = append(got, items...)
+		mu.Unlock()
+	})
+	defer s.SetOutboxListener(nil)
+	const n = 50
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Append(ctx, "c1", []store.NewRecord{rec("m")}, []store.NewOutbox{{BotID: "bot-1", Build: func(seqs []int64) (string, []byte, error) {
+				return fmt.Sprintf("c1|%07d", seqs[0]), []byte("x"), nil
+			}}})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	// A failed append announces nothing.
+	_, _ = s.Append(ctx, "c1", []store.NewRecord{rec("m")}, []store.NewOutbox{{BotID: "bot-1", Build: func([]int64) (string, []byte, error) { return "", nil, errors.New("no") }}})
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != n {
+		t.Fatalf("listener saw %d items, want %d", len(got), n)
+	}
+	pend, _ := s.PendingOutbox(ctx, "c1")
+	for i, it := range got {
+		// Commit order: ids increase, activity sequence increases, and the
+		// items are the stored ones.
+		if it.ID != pend[i].ID || it.ActivityID != pend[i].ActivityID || it.ConversationID != "c1" || it.BotID != "bot-1" {
+			t.Fatalf("item %d = %+v, stored %+v", i, it, pend[i])
+		}
+		if i > 0 && (it.ID <= got[i-1].ID || it.ActivityID <= got[i-1].ActivityID) {
+			t.Fatalf("not in commit order at %d: %+v after %+v", i, it, got[i-1])
+		}
 	}
 }
