@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 func (a *app) benchCmd() *cobra.Command {
 	var clientsFlag, target, secret, origin string
 	var messages, idle, tokenWorkers, pid int
-	var tokenTime time.Duration
+	var tokenTime, idleWait time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -51,12 +52,13 @@ ratios. With --target and --secret it loads an already running gateway instead.`
 			if target != "" {
 				return a.benchTarget(ctx, bench.Target{DirectLine: strings.TrimRight(target, "/"), Secret: secret, Origin: origin}, levels, messages, pid, asJSON)
 			}
-			return a.benchCompare(ctx, levels, messages, idle, tokenWorkers, tokenTime, asJSON)
+			return a.benchCompare(ctx, levels, messages, idle, tokenWorkers, tokenTime, idleWait, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&clientsFlag, "clients", "10,100", "concurrent conversations, comma-separated levels")
 	cmd.Flags().IntVar(&messages, "messages", 30, "round trips per conversation")
-	cmd.Flags().IntVar(&idle, "idle", 500, "open idle conversations for the memory measurement (0: skip)")
+	cmd.Flags().IntVar(&idle, "idle", 1000, "open idle conversations for the memory measurement (0: skip)")
+	cmd.Flags().DurationVar(&idleWait, "idle-wait", 130*time.Second, "how long the idle conversations stay open before memory is read (Go's forced GC runs every 2 minutes)")
 	cmd.Flags().IntVar(&tokenWorkers, "token-workers", 32, "concurrent callers for the token generation rate")
 	cmd.Flags().DurationVar(&tokenTime, "token-time", 3*time.Second, "how long to measure token generation")
 	cmd.Flags().StringVar(&target, "target", "", "Direct Line base URL of a running gateway (…/v3/directline)")
@@ -160,7 +162,7 @@ type levelReport struct {
 	P99Ratio        float64 `json:"p99Ratio"`
 }
 
-func (a *app) benchCompare(ctx context.Context, levels []int, messages, idle, tokenWorkers int, tokenTime time.Duration, asJSON bool) error {
+func (a *app) benchCompare(ctx context.Context, levels []int, messages, idle, tokenWorkers int, tokenTime, idleWait time.Duration, asJSON bool) error {
 	dir, err := os.MkdirTemp("", "parley-bench-")
 	if err != nil {
 		return err
@@ -179,6 +181,24 @@ func (a *app) benchCompare(ctx context.Context, levels []int, messages, idle, to
 	gwT := bench.Target{DirectLine: gw.info["directline"], Secret: gw.info["secret"], Origin: gw.info["origin"]}
 	flT := bench.Target{DirectLine: floor.info["directline"]}
 	var rep benchReport
+	// Idle memory first, on fresh processes, both servers at once.
+	if idle > 0 {
+		var wg sync.WaitGroup
+		var ferr, gerr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			rep.IdleBytesFloor, ferr = bench.IdleMemory(ctx, flT, idle, floor.cmd.Process.Pid, idleWait)
+		}()
+		go func() {
+			defer wg.Done()
+			rep.IdleBytesGateway, gerr = bench.IdleMemory(ctx, gwT, idle, gw.cmd.Process.Pid, idleWait)
+		}()
+		wg.Wait()
+		if err := errors.Join(ferr, gerr); err != nil {
+			return fmt.Errorf("idle memory: %w", err)
+		}
+	}
 	for _, n := range levels {
 		// Warm both up, then measure the floor and the gateway in turn.
 		if _, err := bench.Load(ctx, flT, min(n, 10), 3, 0); err != nil {
@@ -199,14 +219,6 @@ func (a *app) benchCompare(ctx context.Context, levels []int, messages, idle, to
 			ThroughputRatio: ratio(gr.PerSecond, fr.PerSecond),
 			CPURatio:        ratio(float64(gr.CPUPerRoundTr), float64(fr.CPUPerRoundTr)),
 			P99Ratio:        ratio(float64(gr.P99), float64(fr.P99))})
-	}
-	if idle > 0 {
-		if rep.IdleBytesFloor, err = bench.IdleMemory(ctx, flT, idle, floor.cmd.Process.Pid); err != nil {
-			return fmt.Errorf("floor idle memory: %w", err)
-		}
-		if rep.IdleBytesGateway, err = bench.IdleMemory(ctx, gwT, idle, gw.cmd.Process.Pid); err != nil {
-			return fmt.Errorf("gateway idle memory: %w", err)
-		}
 	}
 	if tokenTime > 0 {
 		if rep.TokensPerSecond, err = bench.TokenRate(ctx, gwT, tokenWorkers, tokenTime); err != nil {

@@ -299,9 +299,12 @@ func Load(ctx context.Context, t Target, clients, messages int, pid int) (Result
 	return res, nil
 }
 
-// IdleMemory opens n conversations with their WebSockets, lets the server
-// settle, and returns its resident memory growth per conversation.
-func IdleMemory(ctx context.Context, t Target, n, pid int) (int64, error) {
+// IdleMemory opens n conversations with their WebSockets, leaves them idle
+// for wait, and returns the server's resident memory growth per
+// conversation. Go collects garbage on an idle process only every two
+// minutes, so a wait past that measures what idle conversations hold rather
+// than the garbage their setup left.
+func IdleMemory(ctx context.Context, t Target, n, pid int, wait time.Duration) (int64, error) {
 	before, err := ProcessRSS(pid)
 	if err != nil {
 		return 0, err
@@ -320,7 +323,11 @@ func IdleMemory(ctx context.Context, t Target, n, pid int) (int64, error) {
 		}
 		cs = append(cs, c)
 	}
-	time.Sleep(3 * time.Second)
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	after, err := ProcessRSS(pid)
 	if err != nil {
 		return 0, err

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -137,8 +138,12 @@ func (d *Delivery) notify(activityID string, err error) {
 			delete(d.recent, id)
 		}
 	}
-	if len(ws) == 0 && len(d.recent) < 10000 {
-		d.recent[activityID] = outcome{err: err, at: now}
+	// Keep an unclaimed result briefly for a client whose Watch comes just
+	// after the delivery; only log activities (conv|seq) are ever watched.
+	if conv, _, ok := strings.Cut(activityID, "|"); ok && len(ws) == 0 && len(d.recent) < 10000 {
+		if _, isLog := conversation.ParseActivityID(conv, activityID); isLog {
+			d.recent[activityID] = outcome{err: err, at: now}
+		}
 	}
 	d.mu.Unlock()
 	for _, w := range ws {

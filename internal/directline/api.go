@@ -78,8 +78,9 @@ type API struct {
 	issuer   *identity.Issuer
 	delivery *connector.Delivery
 	logger   *slog.Logger
-	// done ends open streams on shutdown.
-	done <-chan struct{}
+	// base is canceled on shutdown; open streams end with it.
+	base    context.Context
+	streams sync.WaitGroup
 
 	sites sync.Map // site id -> cachedSite
 }
@@ -93,10 +94,13 @@ type cachedSite struct {
 // takes to reach every request.
 const siteCacheTTL = 5 * time.Second
 
-// New builds the API. done is closed when the server shuts down.
-func New(cfg Config, st store.Store, lg *conversation.Log, issuer *identity.Issuer, delivery *connector.Delivery, logger *slog.Logger, done <-chan struct{}) *API {
-	return &API{cfg: cfg.Defaults(), st: st, log: lg, issuer: issuer, delivery: delivery, logger: logger, done: done}
+// New builds the API. base is canceled when the server shuts down.
+func New(base context.Context, cfg Config, st store.Store, lg *conversation.Log, issuer *identity.Issuer, delivery *connector.Delivery, logger *slog.Logger) *API {
+	return &API{cfg: cfg.Defaults(), st: st, log: lg, issuer: issuer, delivery: delivery, logger: logger, base: base}
 }
+
+// WaitStreams waits for open streams to end (after base is canceled).
+func (a *API) WaitStreams() { a.streams.Wait() }
 
 // Register adds the routes to mux.
 func (a *API) Register(mux *http.ServeMux) {

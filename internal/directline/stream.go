@@ -58,110 +58,135 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered the client
 	}
-	defer ws.CloseNow()
 	ws.SetReadLimit(4096)
-	a.serveStream(r.Context(), ws, id, after)
+	// Subscribe, then replay the backlog here; the long-lived part runs in
+	// fresh goroutines so that an idle stream holds neither the request nor
+	// the deep stack the replay needed.
+	st := &streamState{api: a, ws: ws, conv: id, last: after}
+	st.sub = a.log.Hub().Subscribe(id)
+	if !st.catchUp(a.base) {
+		st.sub.Close()
+		ws.CloseNow()
+		return
+	}
+	a.streams.Add(1)
+	go func() {
+		defer a.streams.Done()
+		defer ws.CloseNow()
+		defer st.sub.Close()
+		st.live(a.base)
+	}()
 }
 
-// writeTimeout bounds one frame write to a slow client.
-const writeTimeout = 10 * time.Second
+// streamState is one open stream.
+type streamState struct {
+	api  *API
+	ws   *websocket.Conn
+	conv string
+	sub  *conversation.Sub
+	last int64 // watermark of the last activity sent
+}
 
-func (a *API) serveStream(ctx context.Context, ws *websocket.Conn, conv string, after int64) {
-	ctx, cancel := context.WithCancel(ctx)
+func (s *streamState) write(ctx context.Context, frame []byte) bool {
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return s.ws.Write(wctx, websocket.MessageText, frame) == nil
+}
+
+// catchUp sends everything after the last watermark from the store.
+func (s *streamState) catchUp(ctx context.Context) bool {
+	for {
+		entries, err := s.api.log.Read(ctx, s.conv, s.last, pageSize)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.api.logger.Error("stream read failed", "conversation", s.conv, "err", err)
+			}
+			return false
+		}
+		if len(entries) == 0 {
+			return true
+		}
+		s.last = entries[len(entries)-1].Seq
+		if !s.write(ctx, activitySet(entries, conversation.FormatWatermark(s.last), true)) {
+			return false
+		}
+		if len(entries) < pageSize {
+			return true
+		}
+	}
+}
+
+// live pushes new activities until the client leaves or the server stops.
+func (s *streamState) live(base context.Context) {
+	ctx, cancel := context.WithCancel(base)
 	defer cancel()
 	// Reader: ignore the client's "" probes (and anything else); a close or
 	// error ends the stream.
 	go func() {
 		defer cancel()
 		for {
-			if _, _, err := ws.Read(ctx); err != nil {
+			if _, _, err := s.ws.Read(ctx); err != nil {
 				return
 			}
 		}
 	}()
-	sub := a.log.Hub().Subscribe(conv)
-	defer sub.Close()
-
-	write := func(frame []byte) bool {
-		wctx, wcancel := context.WithTimeout(ctx, writeTimeout)
-		defer wcancel()
-		return ws.Write(wctx, websocket.MessageText, frame) == nil
-	}
-	last := after
-	// catchUp sends everything after last from the store.
-	catchUp := func() bool {
-		for {
-			entries, err := a.log.Read(ctx, conv, last, pageSize)
-			if err != nil {
-				if ctx.Err() == nil {
-					a.logger.Error("stream read failed", "conversation", conv, "err", err)
-				}
-				return false
-			}
-			if len(entries) == 0 {
-				return true
-			}
-			last = entries[len(entries)-1].Seq
-			if !write(activitySet(entries, conversation.FormatWatermark(last), true)) {
-				return false
-			}
-			if len(entries) < pageSize {
-				return true
-			}
-		}
-	}
-	if !catchUp() {
-		return
-	}
-	keepAlive := time.NewTicker(a.cfg.KeepAlive)
+	keepAlive := time.NewTicker(s.api.cfg.KeepAlive)
 	defer keepAlive.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-a.done:
-			_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+			if base.Err() != nil {
+				_ = s.ws.Close(websocket.StatusGoingAway, "server shutting down")
+			}
 			return
 		case <-keepAlive.C:
-			if !write([]byte{}) {
+			if !s.write(ctx, []byte{}) {
 				return
 			}
-		case <-sub.Signal():
-			events, lagged := sub.Take()
-			if lagged {
-				if !catchUp() {
-					return
-				}
-				continue
-			}
-			for _, ev := range events {
-				if ev.Update {
-					if !write(activitySet(ev.Entries, "", true)) {
-						return
-					}
-					continue
-				}
-				var fresh []conversation.Entry
-				for _, e := range ev.Entries {
-					if e.Seq > last {
-						fresh = append(fresh, e)
-					}
-				}
-				if len(fresh) == 0 {
-					continue
-				}
-				if fresh[0].Seq != last+1 {
-					// Appends finished out of order: fill the gap from the store.
-					if !catchUp() {
-						return
-					}
-					continue
-				}
-				last = fresh[len(fresh)-1].Seq
-				if !write(activitySet(fresh, conversation.FormatWatermark(last), true)) {
-					return
-				}
+		case <-s.sub.Signal():
+			if !s.deliver(ctx) {
+				return
 			}
 		}
 	}
 }
+
+// deliver sends what the subscription queued, filling gaps from the store.
+func (s *streamState) deliver(ctx context.Context) bool {
+	events, lagged := s.sub.Take()
+	if lagged {
+		return s.catchUp(ctx)
+	}
+	for _, ev := range events {
+		if ev.Update {
+			if !s.write(ctx, activitySet(ev.Entries, "", true)) {
+				return false
+			}
+			continue
+		}
+		var fresh []conversation.Entry
+		for _, e := range ev.Entries {
+			if e.Seq > s.last {
+				fresh = append(fresh, e)
+			}
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		if fresh[0].Seq != s.last+1 {
+			// Appends finished out of order: fill the gap from the store.
+			if !s.catchUp(ctx) {
+				return false
+			}
+			continue
+		}
+		s.last = fresh[len(fresh)-1].Seq
+		if !s.write(ctx, activitySet(fresh, conversation.FormatWatermark(s.last), true)) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeTimeout bounds one frame write to a slow client.
+const writeTimeout = 10 * time.Second

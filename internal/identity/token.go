@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -67,11 +68,13 @@ type Issuer struct {
 	kid     string
 	publics map[string]ed25519.PublicKey
 
-	// verified caches tokens whose signature checked out (token -> Claims),
-	// so the clients' repeated calls with one token cost one verification.
-	// Lifetime and scope are still checked on every use.
+	// verified caches conversation tokens whose signature checked out
+	// (SHA-256 of the token -> Claims), so a client's repeated calls with
+	// one token cost one signature verification. Lifetime and scope are
+	// still checked on every use. One-shot credentials (stream, download)
+	// are not cached.
 	cacheMu  sync.Mutex
-	verified map[string]Claims
+	verified map[[32]byte]Claims
 }
 
 // maxVerified bounds the verified-token cache; it is emptied when full.
@@ -96,7 +99,7 @@ func NewIssuer(ctx context.Context, st store.Store, kr *keyring.Keyring, issuer 
 			return nil, fmt.Errorf("load token keys: %w", err)
 		}
 	}
-	is := &Issuer{issuer: issuer, now: time.Now, publics: map[string]ed25519.PublicKey{}, verified: map[string]Claims{}}
+	is := &Issuer{issuer: issuer, now: time.Now, publics: map[string]ed25519.PublicKey{}, verified: map[[32]byte]Claims{}}
 	var newest ed25519.PrivateKey
 	for _, k := range keys {
 		seed, err := kr.Open(k.Sealed, []byte(keyPurpose+":"+k.ID))
@@ -172,8 +175,9 @@ func (is *Issuer) Verify(tok, scope string) (Claims, error) {
 	if len(tok) > 8192 {
 		return c, fmt.Errorf("%w: too long", ErrTokenInvalid)
 	}
+	key := sha256.Sum256([]byte(tok))
 	is.cacheMu.Lock()
-	c, cached := is.verified[tok]
+	c, cached := is.verified[key]
 	is.cacheMu.Unlock()
 	if !cached {
 		var err error
@@ -194,12 +198,12 @@ func (is *Issuer) Verify(tok, scope string) (Claims, error) {
 	if c.Conv == "" || c.Bot == "" || c.Site == "" {
 		return Claims{}, fmt.Errorf("%w: missing binding", ErrTokenInvalid)
 	}
-	if !cached {
+	if !cached && c.Scope == ScopeConversation {
 		is.cacheMu.Lock()
 		if len(is.verified) >= maxVerified {
 			clear(is.verified)
 		}
-		is.verified[tok] = c
+		is.verified[key] = c
 		is.cacheMu.Unlock()
 	}
 	if c.Scope != scope {

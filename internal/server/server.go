@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,8 +35,10 @@ type Server struct {
 	delivery *connector.Delivery
 	mux      *http.ServeMux
 	handler  http.Handler
-	done     chan struct{}
-	doneOnce sync.Once
+	dl       *directline.API
+	// base is canceled at shutdown: it ends open streams.
+	base       context.Context
+	cancelBase context.CancelFunc
 }
 
 // OpenStore opens the configured store.
@@ -90,8 +91,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	dcfg.ServiceURL = dlcfg.ServiceURL()
 	delivery := connector.NewDelivery(st, lg.Codec(), nil, connector.NewBotClient(dcfg.Timeout), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
-	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, mux: http.NewServeMux(), done: make(chan struct{})}
-	directline.New(dlcfg, st, lg, issuer, delivery, logger, s.done).Register(s.mux)
+	base, cancelBase := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, mux: http.NewServeMux(), base: base, cancelBase: cancelBase}
+	s.dl = directline.New(base, dlcfg, st, lg, issuer, delivery, logger)
+	s.dl.Register(s.mux)
 	connector.NewAPI(st, lg, issuer, nil, dlcfg.Limits, dlcfg.MaxUploadBytes, dlcfg.ChannelID, logger).Register(s.mux)
 
 	reg := prometheus.NewRegistry()
@@ -239,10 +242,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	s.doneOnce.Do(func() { close(s.done) })
+	s.cancelBase()
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
+	s.dl.WaitStreams()
 	dcancel()
 	<-deliveryDone
 	closeErr := s.st.Close()
@@ -253,4 +257,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Close releases the store without serving (for setup errors).
-func (s *Server) Close() error { return s.st.Close() }
+func (s *Server) Close() error {
+	s.cancelBase()
+	return s.st.Close()
+}

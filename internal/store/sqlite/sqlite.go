@@ -26,6 +26,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// readers is the size of the reader connection pool.
+const readers = 8
+
 // maxBatch bounds how many writes share one transaction.
 const maxBatch = 128
 
@@ -132,13 +135,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	r, err := sql.Open("sqlite", dsn)
+	// Readers get a small page cache each (the OS page cache holds the file
+	// anyway); default 2 MB caches on every connection would be most of an
+	// idle gateway's memory.
+	r, err := sql.Open("sqlite", dsn+"&_pragma=cache_size(-512)")
 	if err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
 	}
-	r.SetMaxOpenConns(8)
-	r.SetMaxIdleConns(8)
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
 	s := &Store{w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
 	for _, q := range writeQueries {
