@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -502,6 +504,9 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 	if err != nil {
 		return http.StatusNotFound, fmt.Errorf("bot %s: %w", it.BotID, err)
 	}
+	if bot.InsecureNoAuth && !loopbackURL(bot.Endpoint) {
+		return http.StatusForbidden, fmt.Errorf("bot %s is registered without authentication but its endpoint is not on loopback; refusing to deliver", bot.ID)
+	}
 	body, err := d.codec.Decode(it.ConversationID, it.Body)
 	if err != nil {
 		return http.StatusUnprocessableEntity, err
@@ -534,6 +539,20 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 		return resp.StatusCode, fmt.Errorf("bot answered %d", resp.StatusCode)
 	}
 	return resp.StatusCode, nil
+}
+
+// loopbackURL reports whether u's host is a loopback name or address.
+func loopbackURL(u string) bool {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := parsed.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // NewBotClient is the HTTP client for bot calls: no redirects (a redirect

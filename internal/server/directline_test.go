@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-gw/parley/internal/identity"
 )
 
 var activityIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22}\|\d{7}$`)
@@ -856,5 +858,51 @@ func TestNoSecretsOrMessageTextInLogs(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("logs contain the %s", name)
 		}
+	}
+}
+
+func TestStreamCredentialRefusals(t *testing.T) {
+	h := newHarness(t)
+	_, conv, start := h.started("dl_alice")
+	wm := int64(-1)
+	expired, _, err := h.issuer.Issue(identity.Claims{Scope: identity.ScopeStream, Bot: h.site.BotID, Site: h.site.ID, Conv: conv, User: "dl_alice", Watermark: &wm}, -2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	su := start.str("streamUrl")
+	base := su[:strings.Index(su, "&t=")]
+	tampered := su[:len(su)-4] + "AAAA"
+	for name, u := range map[string]string{"expired": base + "&t=" + expired, "tampered": tampered, "missing": base} {
+		_, res, err := h.dial(u, "")
+		if err == nil || res == nil || (res.StatusCode != 403 && res.StatusCode != 401) {
+			t.Errorf("stream with %s credential: err=%v res=%v", name, err, res)
+		}
+	}
+	if _, _, err := h.dial(su, ""); err != nil {
+		t.Fatalf("the genuine stream URL: %v", err)
+	}
+}
+
+func TestInsecureBotOffLoopbackIsNotCalled(t *testing.T) {
+	h := newHarness(t)
+	// Someone edits the store directly: an insecure bot pointing off loopback.
+	b, err := h.st.GetBot(t.Context(), "bot-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Endpoint = "http://192.0.2.10/api/messages" // TEST-NET-1: never contacted
+	if err := h.st.UpdateBot(t.Context(), b); err != nil {
+		t.Fatal(err)
+	}
+	tok, conv := h.generate("dl_alice")
+	if r := h.do("POST", "/conversations", tok, `{}`, nil); r.status != 201 {
+		t.Fatalf("start = %d", r.status)
+	}
+	r := h.do("POST", "/conversations/"+conv+"/activities", tok, `{"type":"message","text":"x"}`, nil)
+	if r.status != 502 || r.errCode() != "BotRejectedActivity" {
+		t.Fatalf("post to an insecure off-loopback bot = %d %s", r.status, r.raw)
+	}
+	if !strings.Contains(h.logs.String(), "not on loopback") {
+		t.Fatal("refusal not logged")
 	}
 }
