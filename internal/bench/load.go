@@ -389,18 +389,21 @@ func ProcessCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clkTck, nil
 }
 
-// ProcessRSS is a process's resident set size in bytes.
+// ProcessRSS is a process's anonymous resident memory in bytes: its heap,
+// stacks and other private memory. File-backed pages (the binary's code,
+// faulted in as code paths first run, shared and reclaimable) are left out,
+// so a one-time cost is not counted as per-conversation memory.
 func ProcessRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, "RssAnon:") {
 			f := strings.Fields(line)
 			kb, err := strconv.ParseInt(f[1], 10, 64)
 			return kb * 1024, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for %d", pid)
+	return 0, fmt.Errorf("no RssAnon for %d", pid)
 }

@@ -39,6 +39,7 @@ type Server struct {
 	// base is canceled at shutdown: it ends open streams.
 	base       context.Context
 	cancelBase context.CancelFunc
+	trimmer    *idleTrimmer
 }
 
 // OpenStore opens the configured store.
@@ -92,7 +93,8 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	delivery := connector.NewDelivery(st, lg.Codec(), nil, connector.NewBotClient(dcfg.Timeout), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, mux: http.NewServeMux(), base: base, cancelBase: cancelBase}
+	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer()}
+
 	s.dl = directline.New(base, dlcfg, st, lg, issuer, delivery, logger)
 	s.dl.Register(s.mux)
 	connector.NewAPI(st, lg, issuer, nil, dlcfg.Limits, dlcfg.MaxUploadBytes, dlcfg.ChannelID, logger).Register(s.mux)
@@ -167,6 +169,7 @@ func (s *Server) middleware(next http.Handler, requests *prometheus.CounterVec) 
 	tlsOn := !s.cfg.InsecureHTTP
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		s.trimmer.seen()
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
@@ -225,6 +228,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(deliveryDone)
 		s.delivery.Run(dctx)
 	}()
+	go s.trimmer.run(dctx)
 	errc := make(chan error, 1)
 	go func() {
 		var err error
