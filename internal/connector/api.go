@@ -51,6 +51,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v3/conversations/{cid}/activities/{aid}", a.remove)
 	mux.HandleFunc("GET /v3/conversations/{cid}/members", a.members)
 	mux.HandleFunc("GET /v3/conversations/{cid}/members/{mid}", a.member)
+	mux.HandleFunc("GET /v3/conversations/{cid}/pagedmembers", a.pagedMembers)
 	mux.HandleFunc("GET /v3/conversations/{cid}/activities/{aid}/members", a.members)
 	mux.HandleFunc("POST /v3/conversations/{cid}/attachments", a.uploadAttachment)
 	mux.HandleFunc("GET /v3/attachments/{id}", a.attachmentInfo)
@@ -287,6 +288,15 @@ func (a *API) members(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, memberList(conv, bot))
+}
+
+// pagedMembers: a Direct Line conversation has two members, so one page.
+func (a *API) pagedMembers(w http.ResponseWriter, r *http.Request) {
+	conv, bot, ok := a.authorize(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"members": memberList(conv, bot)})
 }
 
 func (a *API) member(w http.ResponseWriter, r *http.Request) {

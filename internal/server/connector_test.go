@@ -119,6 +119,9 @@ func TestConnectorMembersAndAttachments(t *testing.T) {
 	if r.status != 200 || len(members) != 2 || members[0]["id"] != "dl_alice" || members[1]["id"] != "bot-a" {
 		t.Fatalf("members = %d %s", r.status, r.raw)
 	}
+	if r := h.bot("GET", convPath(conv)+"/pagedmembers?pageSize=10", nil); r.status != 200 || len(r.body["members"].([]any)) != 2 {
+		t.Fatalf("pagedmembers = %d %s", r.status, r.raw)
+	}
 	if r := h.bot("GET", convPath(conv)+"/members/dl_alice", nil); r.status != 200 || r.str("id") != "dl_alice" {
 		t.Fatalf("member = %d %s", r.status, r.raw)
 	}
