@@ -43,6 +43,9 @@ type DirectLine struct {
 	MaxActivityBytes int      `yaml:"max_activity_bytes"`
 	MaxUploadBytes   int64    `yaml:"max_upload_bytes"`
 	MaxAttachments   int      `yaml:"max_attachments"`
+	// KeepAlive bounds how long an open stream stays silent: an empty
+	// frame is sent when nothing else was (for proxies' idle timeouts).
+	KeepAlive Duration `yaml:"keep_alive"`
 }
 
 // Duration is a time.Duration written as "15m", "1h".
@@ -70,6 +73,7 @@ func Default() Config {
 			MaxActivityBytes: 256 << 10,
 			MaxUploadBytes:   4 << 20,
 			MaxAttachments:   10,
+			KeepAlive:        Duration(20 * time.Second),
 		},
 	}
 }
@@ -131,6 +135,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	if err := dur("PARLEY_DIRECTLINE_BOT_WAIT", &c.DirectLine.BotWait); err != nil {
+		return err
+	}
+	if err := dur("PARLEY_DIRECTLINE_KEEP_ALIVE", &c.DirectLine.KeepAlive); err != nil {
 		return err
 	}
 	num := func(name string, set func(int64)) error {
@@ -202,6 +209,9 @@ func (c Config) Validate() error {
 	}
 	if w := time.Duration(dl.BotWait); w < time.Second || w > 19*time.Second {
 		bad("directline.bot_wait", "%v is outside 1s..19s (clients give up at 20s)", w)
+	}
+	if k := time.Duration(dl.KeepAlive); k < 200*time.Millisecond || k > 5*time.Minute {
+		bad("directline.keep_alive", "%v is outside 200ms..5m", k)
 	}
 	if dl.MaxActivityBytes < 1024 || dl.MaxActivityBytes > 4<<20 {
 		bad("directline.max_activity_bytes", "%d is outside 1024..4194304", dl.MaxActivityBytes)

@@ -221,15 +221,12 @@ const maxQueued = 256
 type Sub struct {
 	conv   string
 	hub    *Hub
-	signal chan struct{}
+	notify func()
 
 	mu     sync.Mutex
 	queue  []Event
 	lagged bool
 }
-
-// Signal is readable when events are waiting.
-func (s *Sub) Signal() <-chan struct{} { return s.signal }
 
 // Take returns the queued events; lagged reports that some were dropped
 // and the subscriber must catch up from the store.
@@ -252,10 +249,7 @@ func (s *Sub) push(e Event) {
 		s.queue = append(s.queue, e)
 	}
 	s.mu.Unlock()
-	select {
-	case s.signal <- struct{}{}:
-	default:
-	}
+	s.notify()
 }
 
 // Hub fans appends out to the subscribers of each conversation.
@@ -267,10 +261,13 @@ type Hub struct {
 // NewHub returns an empty hub.
 func NewHub() *Hub { return &Hub{subs: map[string]map[*Sub]struct{}{}} }
 
-// Subscribe starts receiving events for conv. Subscribe before reading the
-// backlog, then skip entries already seen, so nothing falls in between.
-func (h *Hub) Subscribe(conv string) *Sub {
-	s := &Sub{conv: conv, hub: h, signal: make(chan struct{}, 1)}
+// Subscribe starts receiving events for conv: notify is called, on the
+// publisher's goroutine, after events are queued; it must not block, and
+// the subscriber collects them with Take. Subscribe before reading the
+// backlog, then skip entries already seen, so nothing falls in between. An
+// idle subscription holds no goroutine.
+func (h *Hub) Subscribe(conv string, notify func()) *Sub {
+	s := &Sub{conv: conv, hub: h, notify: notify}
 	h.mu.Lock()
 	m := h.subs[conv]
 	if m == nil {

@@ -79,8 +79,12 @@ type API struct {
 	delivery *connector.Delivery
 	logger   *slog.Logger
 	// base is canceled on shutdown; open streams end with it.
-	base    context.Context
-	streams sync.WaitGroup
+	base context.Context
+	// writeCtx is base without its cancellation: stream writes are bounded
+	// by their own timeout and end with a close frame, not a cut.
+	writeCtx  context.Context
+	streams   sync.WaitGroup // stream goroutines
+	streamSet streamSet
 
 	sites sync.Map // site id -> cachedSite
 }
@@ -96,11 +100,18 @@ const siteCacheTTL = 5 * time.Second
 
 // New builds the API. base is canceled when the server shuts down.
 func New(base context.Context, cfg Config, st store.Store, lg *conversation.Log, issuer *identity.Issuer, delivery *connector.Delivery, logger *slog.Logger) *API {
-	return &API{cfg: cfg.Defaults(), st: st, log: lg, issuer: issuer, delivery: delivery, logger: logger, base: base}
+	a := &API{cfg: cfg.Defaults(), st: st, log: lg, issuer: issuer, delivery: delivery, logger: logger, base: base, writeCtx: context.WithoutCancel(base)}
+	context.AfterFunc(base, a.closeStreams)
+	go a.keepAlives()
+	return a
 }
 
-// WaitStreams waits for open streams to end (after base is canceled).
-func (a *API) WaitStreams() { a.streams.Wait() }
+// WaitStreams closes the open streams and waits for them to end (call it
+// after base is canceled).
+func (a *API) WaitStreams() {
+	a.closeStreams()
+	a.streams.Wait()
+}
 
 // Register adds the routes to mux.
 func (a *API) Register(mux *http.ServeMux) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -53,29 +55,38 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The handler counts as a stream goroutine from here, so that shutdown
+	// waits for its replay before the store closes.
+	if !a.streamSet.enter(a) {
+		a.fail(w, r, errf(http.StatusServiceUnavailable, "ServiceError", "Server shutting down"))
+		return
+	}
+	defer a.streams.Done()
 	// Origin was checked above against the conversation's trusted origins.
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return // Accept has answered the client
 	}
 	ws.SetReadLimit(4096)
-	// Subscribe, then replay the backlog here; the long-lived part runs in
-	// fresh goroutines so that an idle stream holds neither the request nor
-	// the deep stack the replay needed.
-	st := &streamState{api: a, ws: ws, conv: id, last: after}
-	st.sub = a.log.Hub().Subscribe(id)
-	if !st.catchUp(a.base) {
+	// Subscribe, then replay the backlog here. The stream starts out owned
+	// by this goroutine (running), so what is published meanwhile waits.
+	st := &streamState{api: a, ws: ws, conv: id, last: after, running: true}
+	st.sub = a.log.Hub().Subscribe(id, st.kick)
+	if !st.catchUp(a.writeCtx) {
 		st.sub.Close()
 		ws.CloseNow()
 		return
 	}
-	a.streams.Add(1)
-	go func() {
-		defer a.streams.Done()
-		defer ws.CloseNow()
-		defer st.sub.Close()
-		st.live(a.base)
-	}()
+	if !a.streamSet.add(st) {
+		st.sub.Close()
+		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	// An idle stream holds one goroutine: the reader, which must run for
+	// the close handshake and the client's probes. Writes (new activities,
+	// keep-alives) run on short-lived goroutines, one at a time per stream.
+	go st.read()
+	st.release()
 }
 
 // streamState is one open stream.
@@ -84,13 +95,106 @@ type streamState struct {
 	ws   *websocket.Conn
 	conv string
 	sub  *conversation.Sub
-	last int64 // watermark of the last activity sent
+	last int64 // watermark of the last activity sent; owned by the writer
+
+	lastWrite atomic.Int64 // unix nanoseconds of the last frame written
+
+	mu      sync.Mutex
+	running bool // a goroutine owns the writing side
+	pending bool // activities are queued on the subscription
+	ping    bool // a keep-alive is due
+	closed  bool
+}
+
+// read consumes client frames (the "" probes and anything else) until the
+// client leaves, the connection fails, or the server closes it.
+func (s *streamState) read() {
+	defer s.api.streams.Done()
+	for {
+		// A context without Done: the connection's own close ends the read.
+		if _, _, err := s.ws.Read(context.Background()); err != nil {
+			break
+		}
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.sub.Close()
+	s.api.streamSet.remove(s)
+	s.ws.CloseNow()
+}
+
+// kick asks for a write: queued activities, or a keep-alive if ping.
+func (s *streamState) kick() { s.want(false) }
+
+func (s *streamState) want(ping bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ping {
+		s.ping = true
+	} else {
+		s.pending = true
+	}
+	if s.running || s.closed {
+		return
+	}
+	s.running = true
+	// The reader's count on streams is held until closed is set, so this
+	// Add never races with WaitStreams at zero.
+	s.api.streams.Add(1)
+	go s.run()
+}
+
+// release gives up the writing side, or starts a writer if work arrived.
+func (s *streamState) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if (s.pending || s.ping) && !s.closed {
+		s.api.streams.Add(1)
+		go s.run()
+		return
+	}
+	s.running = false
+}
+
+// run writes until nothing is wanted.
+func (s *streamState) run() {
+	defer s.api.streams.Done()
+	ctx := s.api.writeCtx
+	for {
+		s.mu.Lock()
+		pending, ping := s.pending, s.ping
+		s.pending, s.ping = false, false
+		if s.closed || (!pending && !ping) {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		ok := true
+		if pending {
+			ok = s.deliver(ctx)
+		} else {
+			ok = s.write(ctx, []byte{})
+		}
+		if !ok {
+			s.mu.Lock()
+			s.closed, s.running = true, false
+			s.mu.Unlock()
+			s.ws.CloseNow() // the reader sees it and cleans up
+			return
+		}
+	}
 }
 
 func (s *streamState) write(ctx context.Context, frame []byte) bool {
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	return s.ws.Write(wctx, websocket.MessageText, frame) == nil
+	if s.ws.Write(wctx, websocket.MessageText, frame) != nil {
+		return false
+	}
+	s.lastWrite.Store(time.Now().UnixNano())
+	return true
 }
 
 // catchUp sends everything after the last watermark from the store.
@@ -116,38 +220,85 @@ func (s *streamState) catchUp(ctx context.Context) bool {
 	}
 }
 
-// live pushes new activities until the client leaves or the server stops.
-func (s *streamState) live(base context.Context) {
-	ctx, cancel := context.WithCancel(base)
-	defer cancel()
-	// Reader: ignore the client's "" probes (and anything else); a close or
-	// error ends the stream.
-	go func() {
-		defer cancel()
-		for {
-			if _, _, err := s.ws.Read(ctx); err != nil {
-				return
-			}
-		}
-	}()
-	keepAlive := time.NewTicker(s.api.cfg.KeepAlive)
-	defer keepAlive.Stop()
+// streamSet is the open streams, for keep-alives and shutdown.
+type streamSet struct {
+	mu      sync.Mutex
+	m       map[*streamState]struct{}
+	closing bool
+}
+
+// enter counts a stream handler; false once the server is closing.
+func (a *streamSet) enter(api *API) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closing {
+		return false
+	}
+	api.streams.Add(1)
+	return true
+}
+
+// add registers s and counts its reader; false once the server is closing.
+func (a *streamSet) add(s *streamState) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closing {
+		return false
+	}
+	if a.m == nil {
+		a.m = map[*streamState]struct{}{}
+	}
+	a.m[s] = struct{}{}
+	s.api.streams.Add(1)
+	return true
+}
+
+func (a *streamSet) remove(s *streamState) {
+	a.mu.Lock()
+	delete(a.m, s)
+	a.mu.Unlock()
+}
+
+func (a *streamSet) snapshot() []*streamState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*streamState, 0, len(a.m))
+	for s := range a.m {
+		out = append(out, s)
+	}
+	return out
+}
+
+// keepAlives sends an empty frame on every stream that has been silent for
+// half the keep-alive interval, so no stream is silent longer than the
+// interval. One goroutine for all streams.
+func (a *API) keepAlives() {
+	every := a.cfg.KeepAlive / 2
+	t := time.NewTicker(every)
+	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
-			if base.Err() != nil {
-				_ = s.ws.Close(websocket.StatusGoingAway, "server shutting down")
-			}
+		case <-a.base.Done():
 			return
-		case <-keepAlive.C:
-			if !s.write(ctx, []byte{}) {
-				return
-			}
-		case <-s.sub.Signal():
-			if !s.deliver(ctx) {
-				return
+		case now := <-t.C:
+			limit := now.Add(-every).UnixNano()
+			for _, s := range a.streamSet.snapshot() {
+				if s.lastWrite.Load() <= limit {
+					s.want(true)
+				}
 			}
 		}
+	}
+}
+
+// closeStreams ends every open stream with a close frame (going away), and
+// refuses new ones. Idempotent.
+func (a *API) closeStreams() {
+	a.streamSet.mu.Lock()
+	a.streamSet.closing = true
+	a.streamSet.mu.Unlock()
+	for _, s := range a.streamSet.snapshot() {
+		go func() { _ = s.ws.Close(websocket.StatusGoingAway, "server shutting down") }()
 	}
 }
 

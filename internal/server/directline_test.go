@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,10 +10,14 @@ import (
 	"net/http"
 	"net/textproto"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/identity"
 )
 
@@ -904,5 +909,97 @@ func TestInsecureBotOffLoopbackIsNotCalled(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "not on loopback") {
 		t.Fatal("refusal not logged")
+	}
+}
+
+// An idle stream gets empty keep-alive frames, never more than keep_alive
+// apart, and activities still flow between them.
+func TestStreamKeepAlive(t *testing.T) {
+	const every = 400 * time.Millisecond
+	h := newHarness(t, func(c *config.Config) { c.DirectLine.KeepAlive = config.Duration(every) })
+	tok, conv, start := h.started("dl_alice")
+	s, _, err := h.dial(start.str("streamUrl"), trustedOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	last, empty, posted, seen := time.Now(), 0, false, false
+	for empty < 5 || !seen {
+		if empty == 2 && !posted {
+			h.post(tok, conv, map[string]any{"type": "message", "text": "between keep-alives"})
+			posted = true
+		}
+		_, data, err := s.ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %d keep-alives: %v", empty, err)
+		}
+		if gap := time.Since(last); gap > every+300*time.Millisecond {
+			t.Errorf("stream silent for %v, keep_alive is %v", gap, every)
+		}
+		last = time.Now()
+		if len(data) == 0 {
+			empty++
+		} else if strings.Contains(string(data), "between keep-alives") {
+			seen = true
+		}
+	}
+}
+
+// Shutting down tells open streams the server is going away (1001), so
+// clients reconnect instead of treating it as an error.
+func TestStreamClosedGoingAwayOnShutdown(t *testing.T) {
+	h := newHarness(t)
+	_, _, start := h.started("dl_alice")
+	s, _, err := h.dial(start.str("streamUrl"), trustedOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.collect(5*time.Second, func(a []map[string]any) bool { return true })
+	done := make(chan struct{})
+	go func() { h.stop(); close(done) }()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	for {
+		_, _, err := s.ws.Read(ctx)
+		if err == nil {
+			continue
+		}
+		if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
+			t.Fatalf("stream ended with %v (status %d), want going away", err, code)
+		}
+		break
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not finish shutting down")
+	}
+}
+
+// An idle stream costs the server at most one goroutine, whatever number
+// is open: the memory target per open conversation depends on it.
+func TestIdleStreamsHoldOneGoroutineEach(t *testing.T) {
+	h := newHarness(t)
+	const n = 50
+	urls := make([]string, n)
+	for i := range urls {
+		_, _, start := h.started(fmt.Sprintf("dl_idle%d", i))
+		urls[i] = start.str("streamUrl")
+	}
+	settle := func() int {
+		time.Sleep(300 * time.Millisecond)
+		return runtime.NumGoroutine()
+	}
+	before := settle()
+	for _, u := range urls {
+		if _, _, err := h.dial(u, trustedOrigin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := settle()
+	// The test's own client sockets hold no goroutine while not read.
+	if per := float64(after-before) / n; per > 1.1 {
+		t.Fatalf("%d goroutines for %d idle streams (%.2f each), want at most 1 each", after-before, n, per)
 	}
 }

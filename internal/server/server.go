@@ -81,6 +81,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		PublicURL: cfg.PublicURL,
 		TokenTTL:  time.Duration(cfg.DirectLine.TokenTTL),
 		BotWait:   time.Duration(cfg.DirectLine.BotWait),
+		KeepAlive: time.Duration(cfg.DirectLine.KeepAlive),
 		Limits: conversation.Limits{
 			MaxBytes:       cfg.DirectLine.MaxActivityBytes,
 			MaxAttachments: cfg.DirectLine.MaxAttachments,
