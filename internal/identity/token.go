@@ -72,9 +72,12 @@ type Issuer struct {
 	// (SHA-256 of the token -> Claims), so a client's repeated calls with
 	// one token cost one signature verification. Lifetime and scope are
 	// still checked on every use. One-shot credentials (stream, download)
-	// are not cached.
+	// are not cached. A token is cached on its second use: many are used
+	// once (a conversation start and nothing after), and an idle open
+	// conversation should not hold its token's claims.
 	cacheMu  sync.Mutex
 	verified map[[32]byte]Claims
+	seenOnce map[[32]byte]struct{}
 }
 
 // maxVerified bounds the verified-token cache; it is emptied when full.
@@ -99,7 +102,7 @@ func NewIssuer(ctx context.Context, st store.Store, kr *keyring.Keyring, issuer 
 			return nil, fmt.Errorf("load token keys: %w", err)
 		}
 	}
-	is := &Issuer{issuer: issuer, now: time.Now, publics: map[string]ed25519.PublicKey{}, verified: map[[32]byte]Claims{}}
+	is := &Issuer{issuer: issuer, now: time.Now, publics: map[string]ed25519.PublicKey{}, verified: map[[32]byte]Claims{}, seenOnce: map[[32]byte]struct{}{}}
 	var newest ed25519.PrivateKey
 	for _, k := range keys {
 		seed, err := kr.Open(k.Sealed, []byte(keyPurpose+":"+k.ID))
@@ -200,10 +203,18 @@ func (is *Issuer) Verify(tok, scope string) (Claims, error) {
 	}
 	if !cached && c.Scope == ScopeConversation {
 		is.cacheMu.Lock()
-		if len(is.verified) >= maxVerified {
-			clear(is.verified)
+		if _, again := is.seenOnce[key]; again {
+			delete(is.seenOnce, key)
+			if len(is.verified) >= maxVerified {
+				clear(is.verified)
+			}
+			is.verified[key] = c
+		} else {
+			if len(is.seenOnce) >= maxVerified {
+				clear(is.seenOnce)
+			}
+			is.seenOnce[key] = struct{}{}
 		}
-		is.verified[key] = c
 		is.cacheMu.Unlock()
 	}
 	if c.Scope != scope {
