@@ -24,7 +24,10 @@ type Bot struct {
 	// channel JWT and may call back without a bearer token. Only allowed
 	// on loopback endpoints.
 	InsecureNoAuth bool
-	CreatedAt      time.Time
+	// SecretHashes holds the hashes of the two client-secret slots for
+	// the token endpoint; a nil entry is an empty slot.
+	SecretHashes [2][]byte
+	CreatedAt    time.Time
 }
 
 // Site is a Direct Line site of a bot: its secrets and client policy.
@@ -121,11 +124,16 @@ type Session struct {
 }
 
 // Key is a signing key, sealed by the keyring before it reaches the store.
+// A key is published from creation; it signs from ActivatedAt (zero: not
+// yet, it is the next key); RetiredAt (zero: not retired) ends its signing
+// and starts its countdown to removal.
 type Key struct {
-	ID        string // kid
-	Purpose   string
-	Sealed    []byte
-	CreatedAt time.Time
+	ID          string // kid
+	Purpose     string
+	Sealed      []byte
+	CreatedAt   time.Time
+	ActivatedAt time.Time
+	RetiredAt   time.Time
 }
 
 // Store is the persistence contract. Implementations must be safe for
@@ -136,6 +144,8 @@ type Store interface {
 	ListBots(ctx context.Context) ([]Bot, error)
 	// UpdateBot changes a bot's name, endpoint and insecure flag.
 	UpdateBot(ctx context.Context, b Bot) error
+	// SetBotSecret replaces the client-secret hash in one slot (0 or 1).
+	SetBotSecret(ctx context.Context, id string, slot int, hash []byte) error
 
 	CreateSite(ctx context.Context, s Site) error
 	GetSite(ctx context.Context, id string) (Site, error)
@@ -183,7 +193,13 @@ type Store interface {
 	GetSession(ctx context.Context, id string) (Session, error)
 
 	PutKey(ctx context.Context, k Key) error
+	// ListKeys lists a purpose's keys, oldest first.
 	ListKeys(ctx context.Context, purpose string) ([]Key, error)
+	// RotateKeys, in one transaction: retires the purpose's signing keys
+	// (RetiredAt = now), activates the oldest key not yet activated,
+	// inserts next (not activated) and deletes keys retired before
+	// purgeBefore. It fails with ErrNotFound when no key was waiting.
+	RotateKeys(ctx context.Context, purpose string, next Key, now, purgeBefore time.Time) error
 
 	Close() error
 }

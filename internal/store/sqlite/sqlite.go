@@ -112,13 +112,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
-		q.Add("_pragma", p)
+	// Page caches: 1 MB for the writer (appends touch few pages), 256 KB
+	// for each reader; the OS caches the file anyway, and SQLite's 2 MB
+	// default on every connection would be most of an idle gateway's memory.
+	dsn := func(cacheKB int) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", fmt.Sprintf("cache_size(-%d)", cacheKB)} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate")
+		return "file:" + path + "?" + q.Encode()
 	}
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	w, err := sql.Open("sqlite", dsn(1024))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -135,10 +140,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	// Readers get a small page cache each (the OS page cache holds the file
-	// anyway); default 2 MB caches on every connection would be most of an
-	// idle gateway's memory.
-	r, err := sql.Open("sqlite", dsn+"&_pragma=cache_size(-512)")
+	r, err := sql.Open("sqlite", dsn(256))
 	if err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("open sqlite readers: %w", err)
@@ -234,6 +236,14 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
+// optNanos stores a zero time as NULL.
+func optNanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return nanos(t)
+}
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -255,8 +265,8 @@ func isUnique(err error) bool {
 // --- bots ---
 
 func (s *Store) CreateBot(ctx context.Context, b store.Bot) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO bots (id, name, endpoint, insecure_no_auth, created_at) VALUES (?, ?, ?, ?, ?)`,
-		b.ID, b.Name, b.Endpoint, b2i(b.InsecureNoAuth), nanos(b.CreatedAt))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO bots (id, name, endpoint, insecure_no_auth, secret1, secret2, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		b.ID, b.Name, b.Endpoint, b2i(b.InsecureNoAuth), b.SecretHashes[0], b.SecretHashes[1], nanos(b.CreatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("create bot %s: %w", b.ID, store.ErrExists)
 	}
@@ -272,13 +282,29 @@ func (s *Store) UpdateBot(ctx context.Context, b store.Bot) error {
 	return affected(res, err, "update bot "+b.ID)
 }
 
-const botCols = `id, name, endpoint, insecure_no_auth, created_at`
+// SetBotSecret replaces one client-secret slot.
+func (s *Store) SetBotSecret(ctx context.Context, id string, slot int, hash []byte) error {
+	var col string
+	switch slot {
+	case 0:
+		col = "secret1"
+	case 1:
+		col = "secret2"
+	default:
+		return fmt.Errorf("set bot secret: slot %d out of range", slot)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE bots SET `+col+` = ? WHERE id = ?`, hash, id)
+	s.bots.Delete(id)
+	return affected(res, err, "set bot secret "+id)
+}
+
+const botCols = `id, name, endpoint, insecure_no_auth, secret1, secret2, created_at`
 
 func scanBot(row interface{ Scan(...any) error }) (store.Bot, error) {
 	var b store.Bot
 	var insecure int
 	var created int64
-	err := row.Scan(&b.ID, &b.Name, &b.Endpoint, &insecure, &created)
+	err := row.Scan(&b.ID, &b.Name, &b.Endpoint, &insecure, &b.SecretHashes[0], &b.SecretHashes[1], &created)
 	b.InsecureNoAuth = insecure != 0
 	b.CreatedAt = fromNanos(created)
 	return b, err
@@ -833,8 +859,8 @@ func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error
 }
 
 func (s *Store) PutKey(ctx context.Context, k store.Key) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO signing_keys (kid, purpose, sealed, created_at) VALUES (?, ?, ?, ?)`,
-		k.ID, k.Purpose, k.Sealed, nanos(k.CreatedAt))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO signing_keys (kid, purpose, sealed, created_at, activated_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Purpose, k.Sealed, nanos(k.CreatedAt), optNanos(k.ActivatedAt), optNanos(k.RetiredAt))
 	if isUnique(err) {
 		return fmt.Errorf("put key %s: %w", k.ID, store.ErrExists)
 	}
@@ -845,7 +871,7 @@ func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 }
 
 func (s *Store) ListKeys(ctx context.Context, purpose string) ([]store.Key, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT kid, purpose, sealed, created_at FROM signing_keys WHERE purpose = ? ORDER BY created_at, kid`, purpose)
+	rows, err := s.r.QueryContext(ctx, `SELECT kid, purpose, sealed, created_at, activated_at, retired_at FROM signing_keys WHERE purpose = ? ORDER BY created_at, kid`, purpose)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
@@ -854,11 +880,50 @@ func (s *Store) ListKeys(ctx context.Context, purpose string) ([]store.Key, erro
 	for rows.Next() {
 		var k store.Key
 		var created int64
-		if err := rows.Scan(&k.ID, &k.Purpose, &k.Sealed, &created); err != nil {
+		var activated, retired sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.Purpose, &k.Sealed, &created, &activated, &retired); err != nil {
 			return nil, fmt.Errorf("list keys: %w", err)
 		}
 		k.CreatedAt = fromNanos(created)
+		if activated.Valid {
+			k.ActivatedAt = fromNanos(activated.Int64)
+		}
+		if retired.Valid {
+			k.RetiredAt = fromNanos(retired.Int64)
+		}
 		out = append(out, k)
 	}
 	return out, rows.Err()
+}
+
+func (s *Store) RotateKeys(ctx context.Context, purpose string, next store.Key, now, purgeBefore time.Time) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("rotate keys: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var waiting string
+	err = tx.QueryRowContext(ctx, `SELECT kid FROM signing_keys WHERE purpose = ? AND activated_at IS NULL ORDER BY created_at, kid LIMIT 1`, purpose).Scan(&waiting)
+	if err != nil {
+		return notFound(err, "rotate keys: no next key")
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET retired_at = ? WHERE purpose = ? AND activated_at IS NOT NULL AND retired_at IS NULL`, nanos(now), purpose); err != nil {
+		return fmt.Errorf("rotate keys: retire: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET activated_at = ? WHERE kid = ?`, nanos(now), waiting); err != nil {
+		return fmt.Errorf("rotate keys: activate: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (kid, purpose, sealed, created_at) VALUES (?, ?, ?, ?)`, next.ID, purpose, next.Sealed, nanos(next.CreatedAt)); err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("rotate keys: %w", store.ErrExists)
+		}
+		return fmt.Errorf("rotate keys: insert next: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM signing_keys WHERE purpose = ? AND retired_at IS NOT NULL AND retired_at < ?`, purpose, nanos(purgeBefore)); err != nil {
+		return fmt.Errorf("rotate keys: purge: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("rotate keys: commit: %w", err)
+	}
+	return nil
 }

@@ -30,6 +30,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReplaceRecord", testReplaceRecord},
 		{"Outbox", testOutbox},
 		{"AttachmentsSessionsKeys", testAttachmentsSessionsKeys},
+		{"KeyRotation", testKeyRotation},
+		{"BotSecrets", testBotSecrets},
 		{"OutboxListenerInCommitOrder", testOutboxListener},
 	}
 	for _, tc := range tests {
@@ -409,6 +411,93 @@ func testAttachmentsSessionsKeys(t *testing.T, s store.Store) {
 	}
 	if keys, _ := s.ListKeys(ctx, "other"); len(keys) != 0 {
 		t.Fatalf("ListKeys(other purpose) = %+v", keys)
+	}
+}
+
+func testKeyRotation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	at := func(h int) time.Time { return epoch.Add(time.Duration(h) * time.Hour) }
+	key := func(id string, created time.Time) store.Key {
+		return store.Key{ID: id, Purpose: "channel", Sealed: []byte("sealed-" + id), CreatedAt: created}
+	}
+	if err := s.RotateKeys(ctx, "channel", key("k9", at(0)), at(0), at(0)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RotateKeys with no next key: %v", err)
+	}
+	k1 := key("k1", at(0))
+	k1.ActivatedAt = at(0)
+	if err := s.PutKey(ctx, k1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutKey(ctx, key("k2", at(0).Add(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		keys, err := s.ListKeys(ctx, "channel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := ""
+		for _, k := range keys {
+			st := "next"
+			switch {
+			case !k.RetiredAt.IsZero():
+				st = fmt.Sprintf("retired@%d", int(k.RetiredAt.Sub(epoch).Hours()))
+			case !k.ActivatedAt.IsZero():
+				st = "active"
+			}
+			out += k.ID + ":" + st + " "
+		}
+		return out
+	}
+	if got := state(); got != "k1:active k2:next " {
+		t.Fatalf("before rotation: %s", got)
+	}
+	if err := s.RotateKeys(ctx, "channel", key("k3", at(1)), at(1), at(1).Add(-25*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "k1:retired@1 k2:active k3:next " {
+		t.Fatalf("after rotation: %s", got)
+	}
+	// A kid is never reused, and a failed rotation changes nothing.
+	if err := s.RotateKeys(ctx, "channel", key("k1", at(2)), at(2), at(0)); err == nil {
+		t.Fatal("RotateKeys accepted a kid that exists")
+	}
+	if got := state(); got != "k1:retired@1 k2:active k3:next " {
+		t.Fatalf("after failed rotation: %s", got)
+	}
+	// Retired keys stay published until purgeBefore passes their retirement.
+	if err := s.RotateKeys(ctx, "channel", key("k4", at(30)), at(30), at(30).Add(-25*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "k2:retired@30 k3:active k4:next " {
+		t.Fatalf("after second rotation: %s", got)
+	}
+	if keys, _ := s.ListKeys(ctx, "sts"); len(keys) != 0 {
+		t.Fatal("rotation touched another purpose")
+	}
+}
+
+func testBotSecrets(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	b, _ := seed(t, s)
+	if err := s.SetBotSecret(ctx, b.ID, 0, []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetBotSecret(ctx, b.ID, 1, []byte{2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetBotSecret(ctx, b.ID, 0, []byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetBot(ctx, b.ID)
+	if err != nil || string(got.SecretHashes[0]) != "\x03" || string(got.SecretHashes[1]) != "\x02" {
+		t.Fatalf("GetBot after SetBotSecret = %+v, %v", got.SecretHashes, err)
+	}
+	if err := s.SetBotSecret(ctx, "nope", 0, []byte{1}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SetBotSecret(missing) = %v", err)
+	}
+	if err := s.SetBotSecret(ctx, b.ID, 2, []byte{1}); err == nil {
+		t.Fatal("SetBotSecret accepted slot 2")
 	}
 }
 
