@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/directline"
 	"github.com/parley-gw/parley/internal/identity"
@@ -46,6 +47,10 @@ type botJSON struct {
 	Endpoint       string    `json:"endpoint"`
 	InsecureNoAuth bool      `json:"insecureNoAuth"`
 	CreatedAt      time.Time `json:"createdAt"`
+	// Shown once, at creation: the client secret and the bot's settings.
+	ClientSecret string            `json:"clientSecret,omitempty"`
+	Settings     map[string]string `json:"settings,omitempty"`
+	Snippet      string            `json:"snippet,omitempty"`
 }
 
 func toBotJSON(b store.Bot) botJSON {
@@ -55,11 +60,13 @@ func toBotJSON(b store.Bot) botJSON {
 func (a *app) botCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bot", Short: "Manage bots"}
 	var sf storeFlags
-	var name, endpoint string
+	var name, endpoint, publicURL string
 	var insecure bool
 	create := &cobra.Command{
 		Use:   "create",
-		Short: "Register a bot and its messaging endpoint",
+		Short: "Register a bot: its app id, a client secret and its messaging endpoint",
+		Long: "Register a bot. Prints its app id, a client secret (shown once; Parley keeps only its hash)\n" +
+			"and every setting the bot's developer must set, with Parley's real URLs, plus a botbuilder snippet.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !namePattern.MatchString(name) {
 				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
@@ -67,28 +74,46 @@ func (a *app) botCmd() *cobra.Command {
 			if err := validEndpoint(endpoint, insecure); err != nil {
 				return err
 			}
-			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+			cfg, st, err := a.openAdmin(cmd.Context(), sf.config, sf.data)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			b := store.Bot{ID: conversation.NewID(), Name: name, Endpoint: endpoint, InsecureNoAuth: insecure, CreatedAt: time.Now().UTC()}
+			pub, err := botPublicURL(publicURL, cfg.PublicURL)
+			if err != nil {
+				return err
+			}
+			b := store.Bot{ID: newAppID(), Name: name, Endpoint: endpoint, InsecureNoAuth: insecure, CreatedAt: time.Now().UTC()}
+			var secret string
+			if !insecure {
+				if secret, err = identity.NewSecret(); err != nil {
+					return err
+				}
+				b.SecretHashes[0] = botauth.HashClientSecret(secret)
+			}
 			if err := st.CreateBot(cmd.Context(), b); err != nil {
 				return err
 			}
+			out := toBotJSON(b)
 			if insecure {
-				fmt.Fprintln(a.stderr, "WARNING: this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only).")
+				fmt.Fprintln(a.stderr, "WARNING: this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
+				return a.print(sf.json, out, fmt.Sprintf("bot %s created (%s -> %s)\n", b.ID, b.Name, b.Endpoint))
 			}
-			return a.print(sf.json, toBotJSON(b), fmt.Sprintf("bot %s created (%s -> %s)\n", b.ID, b.Name, b.Endpoint))
+			out.ClientSecret = secret
+			out.Settings = botSettings(b.ID, secret, pub)
+			out.Snippet = botbuilderSnippet
+			return a.print(sf.json, out, botCreatedText(b, out.Settings))
 		},
 	}
 	sf.add(create)
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().StringVar(&endpoint, "endpoint", "", "messaging endpoint, e.g. https://bot.example.com/api/messages")
+	create.Flags().StringVar(&publicURL, "public-url", "", "Parley's public base URL for the printed settings (default: the configuration's public_url, else http://127.0.0.1:8080)")
 	create.Flags().BoolVar(&insecure, "insecure-no-auth", false, "DEVELOPMENT ONLY: no channel JWT to the bot, no bearer token from it; loopback endpoints only")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("endpoint")
 
+	cmd.AddCommand(a.botSecretCmd())
 	var lf storeFlags
 	list := &cobra.Command{
 		Use:   "list",

@@ -36,6 +36,10 @@ func (a *app) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := refuseInsecureBots(cmd.Context(), cfg, srv.Store()); err != nil {
+				_ = srv.Close()
+				return err
+			}
 			ln, err := net.Listen("tcp", cfg.Listen)
 			if err != nil {
 				_ = srv.Close()
@@ -47,6 +51,24 @@ func (a *app) serveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file (YAML); PARLEY_* environment variables override it")
 	return cmd
+}
+
+// refuseInsecureBots: in production (TLS, not insecure_http) no bot may be
+// registered without authentication.
+func refuseInsecureBots(ctx context.Context, cfg config.Config, st store.Store) error {
+	if cfg.InsecureHTTP {
+		return nil
+	}
+	bots, err := st.ListBots(ctx)
+	if err != nil {
+		return fmt.Errorf("list bots: %w", err)
+	}
+	for _, b := range bots {
+		if b.InsecureNoAuth {
+			return fmt.Errorf("bot %s (%s) is registered with --insecure-no-auth; parley serve refuses to run with it in production (TLS). Register the bot with authentication, or use insecure_http on loopback for development", b.ID, b.Name)
+		}
+	}
+	return nil
 }
 
 // Demo fixtures: stable ids so a restarted demo keeps its conversations.
@@ -175,11 +197,18 @@ func provisionDemo(ctx context.Context, st store.Store, botEndpoint, origin stri
 
 // openAdminStore opens the store for admin commands.
 func (a *app) openAdminStore(ctx context.Context, cfgPath, dataDir string) (store.Store, error) {
+	_, st, err := a.openAdmin(ctx, cfgPath, dataDir)
+	return st, err
+}
+
+// openAdmin opens the store of a configuration file or data directory and
+// returns the configuration it used.
+func (a *app) openAdmin(ctx context.Context, cfgPath, dataDir string) (config.Config, store.Store, error) {
 	cfg := config.Default()
 	if cfgPath != "" {
 		c, err := config.Load(cfgPath, a.env)
 		if err != nil {
-			return nil, fmt.Errorf("invalid configuration:\n%w", err)
+			return cfg, nil, fmt.Errorf("invalid configuration:\n%w", err)
 		}
 		cfg = c
 	} else {
@@ -187,11 +216,16 @@ func (a *app) openAdminStore(ctx context.Context, cfgPath, dataDir string) (stor
 		if v, ok := a.env("PARLEY_DATA_DIR"); ok && dataDir == "./parley-data" {
 			cfg.DataDir = v
 		}
+		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+		if v, ok := a.env("PARLEY_PUBLIC_URL"); ok {
+			cfg.PublicURL = v
+		}
 	}
 	if _, err := os.Stat(cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+		return cfg, nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
 	}
-	return server.OpenStore(ctx, cfg)
+	st, err := server.OpenStore(ctx, cfg)
+	return cfg, st, err
 }
 
 // validEndpoint checks a bot messaging endpoint.

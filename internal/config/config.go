@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -28,6 +29,26 @@ type Config struct {
 	InsecureHTTP  bool       `yaml:"insecure_http"`
 	LogLevel      string     `yaml:"log_level"`
 	DirectLine    DirectLine `yaml:"directline"`
+	Bots          Bots       `yaml:"bots"`
+}
+
+// Bots tunes the calls to bots.
+type Bots struct {
+	// AllowPrivateNetworks lists CIDRs of private, link-local or other
+	// internal addresses that bot endpoints may resolve to. Empty: only
+	// public addresses and loopback (SSRF protection).
+	AllowPrivateNetworks []string `yaml:"allow_private_networks"`
+}
+
+// AllowedPrivateNetworks parses Bots.AllowPrivateNetworks (validated).
+func (c Config) AllowedPrivateNetworks() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.Bots.AllowPrivateNetworks {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // TLS names certificate files.
@@ -114,6 +135,14 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("PARLEY_TLS_CERT_FILE", &c.TLS.CertFile)
 	str("PARLEY_TLS_KEY_FILE", &c.TLS.KeyFile)
 	str("PARLEY_LOG_LEVEL", &c.LogLevel)
+	if v, ok := env("PARLEY_BOTS_ALLOW_PRIVATE_NETWORKS"); ok {
+		c.Bots.AllowPrivateNetworks = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.Bots.AllowPrivateNetworks = append(c.Bots.AllowPrivateNetworks, p)
+			}
+		}
+	}
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -202,6 +231,11 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	for _, p := range c.Bots.AllowPrivateNetworks {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
+			bad("bots.allow_private_networks", "%q is not a CIDR such as 10.1.0.0/16", p)
+		}
 	}
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {

@@ -141,6 +141,7 @@ type harness struct {
 	issuer  *identity.Issuer
 	st      store.Store
 	stop    func()
+	srv     *server.Server
 }
 
 type harnessOpt func(*config.Config)
@@ -173,7 +174,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	bot := newTestBot(t)
 	h := &harness{t: t, base: base, dl: base + "/v3/directline", botRec: bot, logs: logs, cfg: cfg}
 	h.site, h.secret, h.secret2 = provision(t, srv.Store(), "bot-a", bot.url, true, []string{trustedOrigin})
-	h.st = srv.Store()
+	h.st, h.srv = srv.Store(), srv
 	master, err := keyring.LoadOrCreateFile(cfg.MasterKeyFile)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/conversation"
@@ -36,6 +37,9 @@ type Server struct {
 	mux      *http.ServeMux
 	handler  http.Handler
 	dl       *directline.API
+	// authority signs channel tokens, runs the bots' token service and
+	// checks their bearer tokens.
+	authority *botauth.Authority
 	// base is canceled at shutdown: it ends open streams.
 	base       context.Context
 	cancelBase context.CancelFunc
@@ -77,6 +81,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	if err := warnInsecureBots(ctx, st, logger); err != nil {
 		return nil, err
 	}
+	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL}, st, kr, logger)
+	if err != nil {
+		return nil, fmt.Errorf("bot authentication keys: %w", err)
+	}
 	dlcfg := directline.Config{
 		PublicURL: cfg.PublicURL,
 		TokenTTL:  time.Duration(cfg.DirectLine.TokenTTL),
@@ -91,14 +99,15 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	lg := conversation.NewLog(st, conversation.PlainCodec{})
 	dcfg := connector.DefaultDeliveryConfig
 	dcfg.ServiceURL = dlcfg.ServiceURL()
-	delivery := connector.NewDelivery(st, lg.Codec(), nil, connector.NewBotClient(dcfg.Timeout), dcfg, logger)
+	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(dcfg.Timeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer()}
+	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer()}
 
 	s.dl = directline.New(base, dlcfg, st, lg, issuer, delivery, logger)
 	s.dl.Register(s.mux)
-	connector.NewAPI(st, lg, issuer, nil, dlcfg.Limits, dlcfg.MaxUploadBytes, dlcfg.ChannelID, logger).Register(s.mux)
+	authority.Register(s.mux)
+	connector.NewAPI(st, lg, issuer, authority, dlcfg.Limits, dlcfg.MaxUploadBytes, dlcfg.ChannelID, logger).Register(s.mux)
 
 	reg := prometheus.NewRegistry()
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
@@ -131,6 +140,9 @@ func warnInsecureBots(ctx context.Context, st store.Store, logger *slog.Logger) 
 	}
 	return nil
 }
+
+// Authority is the bot authentication authority (keys, token service).
+func (s *Server) Authority() *botauth.Authority { return s.authority }
 
 // Store is the server's store (for the admin commands in the same process).
 func (s *Server) Store() store.Store { return s.st }
@@ -230,6 +242,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.delivery.Run(dctx)
 	}()
 	go s.trimmer.run(dctx)
+	go s.authority.Run(dctx)
 	errc := make(chan error, 1)
 	go func() {
 		var err error

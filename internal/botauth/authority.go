@@ -1,0 +1,481 @@
+package botauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// Config is the authority's public face.
+type Config struct {
+	// PublicURL is the gateway's external base URL, without a trailing
+	// slash; it is the channel token issuer and the bots' token audience.
+	PublicURL string
+	// Endorsements are the channel ids published on every channel key.
+	Endorsements []string
+	// ChannelTokenTTL is the lifetime of a channel→bot token (default 15m).
+	ChannelTokenTTL time.Duration
+	// AccessTokenTTL is the lifetime of a bot access token (default 1h).
+	AccessTokenTTL time.Duration
+	// Leeway is the clock skew accepted on bot tokens (default 60s).
+	Leeway time.Duration
+	// ReloadEvery is how often keys are re-read from the store, so that a
+	// rotation by another process takes effect (default 30s).
+	ReloadEvery time.Duration
+	// Lockout: MaxFailures wrong client secrets for one app id (or
+	// 4×MaxFailures from one client address) within LockoutWindow lock it
+	// out for LockoutWindow. Defaults: 5 and 15 minutes.
+	MaxFailures   int
+	LockoutWindow time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if len(c.Endorsements) == 0 {
+		c.Endorsements = []string{"directline", "webchat"}
+	}
+	if c.ChannelTokenTTL == 0 {
+		c.ChannelTokenTTL = 15 * time.Minute
+	}
+	if c.AccessTokenTTL == 0 {
+		c.AccessTokenTTL = time.Hour
+	}
+	if c.Leeway == 0 {
+		c.Leeway = time.Minute
+	}
+	if c.ReloadEvery == 0 {
+		c.ReloadEvery = 30 * time.Second
+	}
+	if c.MaxFailures == 0 {
+		c.MaxFailures = 5
+	}
+	if c.LockoutWindow == 0 {
+		c.LockoutWindow = 15 * time.Minute
+	}
+	return c
+}
+
+// Tenant is the path segment of the token service (the "tenant" of the
+// bot's ToChannelFromBotLoginUrl).
+const Tenant = "botframework"
+
+// Settings are what a bot developer sets, with Parley's real URLs.
+type Settings struct {
+	ToBotFromChannelOpenIDMetadataURL  string `json:"ToBotFromChannelOpenIdMetadataUrl"`
+	ToBotFromChannelTokenIssuer        string `json:"ToBotFromChannelTokenIssuer"`
+	ToBotFromEmulatorOpenIDMetadataURL string `json:"ToBotFromEmulatorOpenIdMetadataUrl"`
+	ToChannelFromBotLoginURL           string `json:"ToChannelFromBotLoginUrl"`
+	ToChannelFromBotOAuthScope         string `json:"ToChannelFromBotOAuthScope"`
+	OAuthURL                           string `json:"OAuthUrl"`
+	CallerID                           string `json:"CallerId"`
+}
+
+// SettingsFor returns the bot-side settings for a gateway at publicURL.
+func SettingsFor(publicURL string) Settings {
+	u := strings.TrimRight(publicURL, "/")
+	host := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	return Settings{
+		ToBotFromChannelOpenIDMetadataURL:  u + "/v1/.well-known/openidconfiguration",
+		ToBotFromChannelTokenIssuer:        u,
+		ToBotFromEmulatorOpenIDMetadataURL: u + "/v1/.well-known/openidconfiguration",
+		ToChannelFromBotLoginURL:           u + "/" + Tenant,
+		ToChannelFromBotOAuthScope:         u,
+		OAuthURL:                           u,
+		CallerID:                           "urn:parley:" + host,
+	}
+}
+
+// Authority holds both key sets and serves the endpoints.
+type Authority struct {
+	cfg     Config
+	st      store.Store
+	channel *KeySet
+	sts     *KeySet
+	logger  *slog.Logger
+	now     func() time.Time
+	locks   *lockout
+}
+
+// New loads (creating on first run) the channel and STS keys.
+func New(ctx context.Context, cfg Config, st store.Store, kr *keyring.Keyring, logger *slog.Logger) (*Authority, error) {
+	cfg = cfg.withDefaults()
+	ch, err := LoadKeySet(ctx, st, kr, PurposeChannel)
+	if err != nil {
+		return nil, err
+	}
+	sts, err := LoadKeySet(ctx, st, kr, PurposeSTS)
+	if err != nil {
+		return nil, err
+	}
+	return &Authority{cfg: cfg, st: st, channel: ch, sts: sts, logger: logger, now: time.Now,
+		locks: newLockout(cfg.MaxFailures, cfg.LockoutWindow)}, nil
+}
+
+// Run re-reads the keys periodically until ctx ends.
+func (a *Authority) Run(ctx context.Context) {
+	t := time.NewTicker(a.cfg.ReloadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.Reload(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Error("reload signing keys failed", "err", err)
+			}
+		}
+	}
+}
+
+// Reload re-reads both key sets now.
+func (a *Authority) Reload(ctx context.Context) error {
+	return errors.Join(a.channel.Reload(ctx), a.sts.Reload(ctx))
+}
+
+// ChannelKeys and STSKeys expose the key sets (for tests and operators).
+func (a *Authority) ChannelKeys() *KeySet { return a.channel }
+
+// STSKeys is the token service's key set.
+func (a *Authority) STSKeys() *KeySet { return a.sts }
+
+func (a *Authority) stsIssuer() string { return a.cfg.PublicURL + "/" + Tenant + "/v2.0" }
+
+// Register adds the metadata, JWKS and token routes.
+func (a *Authority) Register(mux *http.ServeMux) {
+	u := a.cfg.PublicURL
+	mux.HandleFunc("GET /v1/.well-known/openidconfiguration", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONCache(w, http.StatusOK, map[string]any{
+			"issuer":                                u,
+			"authorization_endpoint":                u + "/" + Tenant + "/oauth2/v2.0/authorize",
+			"jwks_uri":                              u + "/v1/.well-known/keys",
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+			"token_endpoint_auth_methods_supported": []string{"private_key_jwt"},
+		})
+	})
+	mux.HandleFunc("GET /v1/.well-known/keys", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONCache(w, http.StatusOK, map[string]any{"keys": a.channel.JWKS(a.cfg.Endorsements)})
+	})
+	mux.HandleFunc("GET /"+Tenant+"/v2.0/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONCache(w, http.StatusOK, map[string]any{
+			"issuer":                                a.stsIssuer(),
+			"authorization_endpoint":                u + "/" + Tenant + "/oauth2/v2.0/authorize",
+			"token_endpoint":                        u + "/" + Tenant + "/oauth2/v2.0/token",
+			"jwks_uri":                              u + "/" + Tenant + "/discovery/v2.0/keys",
+			"token_endpoint_auth_methods_supported": []string{"client_secret_post", "client_secret_basic"},
+			"grant_types_supported":                 []string{"client_credentials"},
+			"response_types_supported":              []string{"token"},
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+			"scopes_supported":                      []string{u + "/.default"},
+		})
+	})
+	mux.HandleFunc("GET /"+Tenant+"/discovery/v2.0/keys", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONCache(w, http.StatusOK, map[string]any{"keys": a.sts.JWKS(nil)})
+	})
+	mux.HandleFunc("/"+Tenant+"/oauth2/v2.0/authorize", func(w http.ResponseWriter, r *http.Request) {
+		oauthError(w, http.StatusBadRequest, "unsupported_response_type", "only the client credentials grant is offered, at the token endpoint")
+	})
+	mux.HandleFunc("POST /"+Tenant+"/oauth2/v2.0/token", a.token)
+}
+
+func writeJSONCache(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, status, v)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// oauthError answers in RFC 6749 section 5.2's shape.
+func oauthError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Cache-Control", "no-store")
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="parley"`)
+	}
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+// --- channel → bot ---
+
+// AuthorizationFor mints the channel→bot token for one delivery: exactly
+// iss, aud (the bot's app id), serviceurl, nbf, exp and iat, nothing that
+// would route the SDK to another validator.
+func (a *Authority) AuthorizationFor(_ context.Context, bot store.Bot, serviceURL string) (string, error) {
+	now := a.now()
+	claims, err := json.Marshal(map[string]any{
+		"iss":        a.cfg.PublicURL,
+		"aud":        bot.ID,
+		"serviceurl": serviceURL,
+		"nbf":        now.Add(-time.Minute).Unix(),
+		"iat":        now.Unix(),
+		"exp":        now.Add(a.cfg.ChannelTokenTTL).Unix(),
+	})
+	if err != nil {
+		return "", err
+	}
+	tok, err := a.channel.Sign(claims)
+	if err != nil {
+		return "", err
+	}
+	return "Bearer " + tok, nil
+}
+
+// --- token service ---
+
+// HashClientSecret is the stored form of a bot client secret (a 256-bit
+// random value, so a fast hash suffices; see identity.HashSecret).
+func HashClientSecret(secret string) []byte {
+	h := sha256.Sum256([]byte("parley-bot-secret:" + secret))
+	return h[:]
+}
+
+// accessClaims are the claims of a bot access token.
+type accessClaims struct {
+	jwt.Claims
+	AppID string `json:"appid"`
+	AZP   string `json:"azp"`
+	Ver   string `json:"ver"`
+}
+
+func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded, at most 16 KB")
+		return
+	}
+	form := r.PostForm
+	if gt := form.Get("grant_type"); gt != "client_credentials" {
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
+		return
+	}
+	id, secret := form.Get("client_id"), form.Get("client_secret")
+	if u, p, ok := r.BasicAuth(); ok {
+		if secret != "" || (id != "" && id != u) {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client credentials given twice")
+			return
+		}
+		id, secret = u, p
+	}
+	if id == "" || secret == "" || len(id) > 128 || len(secret) > 256 {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "client_id and client_secret are required")
+		return
+	}
+	if form.Get("client_assertion") != "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "client assertions are not supported; use a client secret")
+		return
+	}
+	scope := form.Get("scope")
+	want := a.cfg.PublicURL + "/.default"
+	if scope != want {
+		oauthError(w, http.StatusBadRequest, "invalid_scope", fmt.Sprintf("scope must be %s (set ToChannelFromBotOAuthScope to %s)", want, a.cfg.PublicURL))
+		return
+	}
+	ip := clientIP(r)
+	if wait := a.locks.locked(id, ip, a.now()); wait > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
+		oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed attempts; try again later")
+		return
+	}
+	bot, err := a.st.GetBot(r.Context(), id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		a.logger.Error("token endpoint: bot lookup failed", "err", err)
+		oauthError(w, http.StatusInternalServerError, "server_error", "the token service could not complete the request")
+		return
+	}
+	h := HashClientSecret(secret)
+	ok := err == nil && !bot.InsecureNoAuth &&
+		(subtle.ConstantTimeCompare(h, bot.SecretHashes[0]) == 1 || subtle.ConstantTimeCompare(h, bot.SecretHashes[1]) == 1)
+	if !ok {
+		a.locks.fail(id, ip, a.now())
+		a.logger.Warn("token endpoint: client authentication failed", "app_id", id, "client_ip", ip, "user_agent", r.UserAgent())
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong client secret")
+		return
+	}
+	a.locks.success(id)
+	now := a.now()
+	c := accessClaims{
+		Claims: jwt.Claims{
+			Issuer:    a.stsIssuer(),
+			Audience:  jwt.Audience{a.cfg.PublicURL},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
+			Expiry:    jwt.NewNumericDate(now.Add(a.cfg.AccessTokenTTL)),
+		},
+		AppID: bot.ID, AZP: bot.ID, Ver: "2.0",
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		oauthError(w, http.StatusInternalServerError, "server_error", "the token service could not complete the request")
+		return
+	}
+	tok, err := a.sts.Sign(body)
+	if err != nil {
+		a.logger.Error("token endpoint: signing failed", "err", err)
+		oauthError(w, http.StatusInternalServerError, "server_error", "the token service could not complete the request")
+		return
+	}
+	ttl := int(a.cfg.AccessTokenTTL.Seconds())
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": ttl, "ext_expires_in": ttl, "access_token": tok})
+}
+
+// --- bot → Parley ---
+
+// ErrBadBotToken is returned for every rejected bot bearer token.
+var ErrBadBotToken = errors.New("invalid bot token")
+
+// AuthenticateBot checks the bearer token of a Bot Connector call and
+// returns the bot's app id: RS256 only, a published STS key, issuer,
+// audience, lifetime with small leeway, and a registered bot.
+func (a *Authority) AuthenticateBot(ctx context.Context, authorization string) (string, error) {
+	scheme, tok, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 8192 {
+		return "", fmt.Errorf("%w: not a bearer token", ErrBadBotToken)
+	}
+	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadBotToken, err)
+	}
+	if len(parsed.Headers) != 1 {
+		return "", fmt.Errorf("%w: one signature expected", ErrBadBotToken)
+	}
+	pub := a.sts.PublicKey(parsed.Headers[0].KeyID)
+	if pub == nil {
+		return "", fmt.Errorf("%w: unknown key id", ErrBadBotToken)
+	}
+	var c accessClaims
+	if err := parsed.Claims(pub, &c); err != nil {
+		return "", fmt.Errorf("%w: signature: %v", ErrBadBotToken, err)
+	}
+	if c.Expiry == nil || c.NotBefore == nil {
+		return "", fmt.Errorf("%w: no lifetime", ErrBadBotToken)
+	}
+	err = c.Claims.ValidateWithLeeway(jwt.Expected{Issuer: a.stsIssuer(), AnyAudience: jwt.Audience{a.cfg.PublicURL}, Time: a.now()}, a.cfg.Leeway)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadBotToken, err)
+	}
+	if len(c.Audience) != 1 || c.AppID == "" || (c.AZP != "" && c.AZP != c.AppID) {
+		return "", fmt.Errorf("%w: bad audience or app id", ErrBadBotToken)
+	}
+	bot, err := a.st.GetBot(ctx, c.AppID)
+	if err != nil {
+		return "", fmt.Errorf("%w: unknown bot", ErrBadBotToken)
+	}
+	if bot.InsecureNoAuth {
+		return "", fmt.Errorf("%w: bot is registered without authentication", ErrBadBotToken)
+	}
+	return bot.ID, nil
+}
+
+// --- lockout ---
+
+// lockout counts failed client authentications per app id and per client
+// address in fixed windows. State is per process.
+type lockout struct {
+	max    int
+	window time.Duration
+	mu     sync.Mutex
+	byID   map[string]*failures
+	byIP   map[string]*failures
+}
+
+type failures struct {
+	n     int
+	start time.Time
+	until time.Time
+}
+
+// maxTracked bounds the lockout tables; past it the oldest half is dropped
+// (an attacker spraying ids cannot grow memory without bound).
+const maxTracked = 100_000
+
+func newLockout(max int, window time.Duration) *lockout {
+	return &lockout{max: max, window: window, byID: map[string]*failures{}, byIP: map[string]*failures{}}
+}
+
+func (l *lockout) locked(id, ip string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var wait time.Duration
+	for _, f := range []*failures{l.byID[id], l.byIP[ip]} {
+		if f != nil && now.Before(f.until) && f.until.Sub(now) > wait {
+			wait = f.until.Sub(now)
+		}
+	}
+	return wait
+}
+
+func (l *lockout) fail(id, ip string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	count := func(m map[string]*failures, k string, max int) {
+		f := m[k]
+		if f == nil || now.Sub(f.start) > l.window {
+			if len(m) >= maxTracked {
+				prune(m, now, l.window)
+			}
+			f = &failures{start: now}
+			m[k] = f
+		}
+		f.n++
+		if f.n >= max {
+			f.until = now.Add(l.window)
+		}
+	}
+	count(l.byID, id, l.max)
+	count(l.byIP, ip, 4*l.max)
+}
+
+func (l *lockout) success(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f := l.byID[id]; f != nil && f.until.IsZero() {
+		delete(l.byID, id)
+	}
+}
+
+func prune(m map[string]*failures, now time.Time, window time.Duration) {
+	for k, f := range m {
+		if now.Sub(f.start) > window && now.After(f.until) {
+			delete(m, k)
+		}
+	}
+	if len(m) >= maxTracked {
+		n := 0
+		for k := range m {
+			if n >= maxTracked/2 {
+				break
+			}
+			delete(m, k)
+			n++
+		}
+	}
+}
+
+// clientIP is the peer address (Parley does not trust forwarding headers
+// unless a proxy configuration says so; none exists yet).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
