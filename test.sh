@@ -35,10 +35,9 @@ step "end-to-end (official npm clients)"
 bin_dir=$(mktemp -d)
 trap 'rm -rf "$bin_dir"' EXIT
 go build -o "$bin_dir/parley" ./cmd/parley
-(
-  cd e2e
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-    npm ci --ignore-scripts --no-audit --no-fund
+for dir in e2e examples/botbuilder-bot; do
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund)
   fi
-  PARLEY_BIN="$bin_dir/parley" npm test
-)
+done
+(cd e2e && PARLEY_BIN="$bin_dir/parley" npm test)

@@ -38,6 +38,9 @@ type Bots struct {
 	// internal addresses that bot endpoints may resolve to. Empty: only
 	// public addresses and loopback (SSRF protection).
 	AllowPrivateNetworks []string `yaml:"allow_private_networks"`
+	// KeyReload is how often signing keys are re-read from the store, so
+	// that a rotation (by the CLI or another replica) takes effect.
+	KeyReload Duration `yaml:"key_reload"`
 }
 
 // AllowedPrivateNetworks parses Bots.AllowPrivateNetworks (validated).
@@ -96,6 +99,7 @@ func Default() Config {
 			MaxAttachments:   10,
 			KeepAlive:        Duration(20 * time.Second),
 		},
+		Bots: Bots{KeyReload: Duration(30 * time.Second)},
 	}
 }
 
@@ -169,6 +173,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	if err := dur("PARLEY_DIRECTLINE_KEEP_ALIVE", &c.DirectLine.KeepAlive); err != nil {
 		return err
 	}
+	if err := dur("PARLEY_BOTS_KEY_RELOAD", &c.Bots.KeyReload); err != nil {
+		return err
+	}
 	num := func(name string, set func(int64)) error {
 		if v, ok := env(name); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -236,6 +243,9 @@ func (c Config) Validate() error {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
 			bad("bots.allow_private_networks", "%q is not a CIDR such as 10.1.0.0/16", p)
 		}
+	}
+	if k := time.Duration(c.Bots.KeyReload); k < time.Second || k > 10*time.Minute {
+		bad("bots.key_reload", "%v is outside 1s..10m", k)
 	}
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {

@@ -81,7 +81,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	if err := warnInsecureBots(ctx, st, logger); err != nil {
 		return nil, err
 	}
-	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL}, st, kr, logger)
+	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL, ReloadEvery: time.Duration(cfg.Bots.KeyReload)}, st, kr, logger)
 	if err != nil {
 		return nil, fmt.Errorf("bot authentication keys: %w", err)
 	}
