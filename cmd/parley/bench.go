@@ -83,7 +83,7 @@ ratios. With --target and --secret it loads an already running gateway instead.`
 			base := "http://" + ln.Addr().String()
 			r := bench.NewRelay(base, "http://"+botLn.Addr().String()+"/api/messages")
 			go func() {
-				_ = (&http.Server{Handler: echobot.New(a.logger("warn")), ReadHeaderTimeout: 10 * time.Second}).Serve(botLn)
+				_ = (&http.Server{Handler: echobot.New(a.logger("warn"), nil), ReadHeaderTimeout: 10 * time.Second}).Serve(botLn)
 			}()
 			srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			go func() { <-cmd.Context().Done(); _ = srv.Close() }()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/echobot"
 	"github.com/parley-gw/parley/internal/identity"
@@ -132,7 +133,7 @@ func (a *app) demoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			secret, err := provisionDemo(ctx, srv.Store(), "http://"+botLn.Addr().String()+"/api/messages", origin)
+			secret, botSecret, err := provisionDemo(ctx, srv.Store(), "http://"+botLn.Addr().String()+"/api/messages", origin)
 			if err != nil {
 				_ = srv.Close()
 				return err
@@ -141,7 +142,9 @@ func (a *app) demoCmd() *cobra.Command {
 			demo := &web.Demo{DirectLine: info.DirectLine, Secret: secret, WebChatURL: webchatURL, Origin: origin, Client: &http.Client{Timeout: 10 * time.Second}, Log: log}
 			demo.Register(srv)
 
-			botSrv := &http.Server{Handler: echobot.New(log), ReadHeaderTimeout: 10 * time.Second}
+			// The echo bot authenticates both ways, as a production bot would.
+			botAuth := &echobot.Auth{AppID: demoBotID, Secret: botSecret, Gateway: origin}
+			botSrv := &http.Server{Handler: echobot.New(log, botAuth), ReadHeaderTimeout: 10 * time.Second}
 			go func() { _ = botSrv.Serve(botLn) }()
 			defer botSrv.Close()
 
@@ -165,34 +168,41 @@ func (a *app) demoCmd() *cobra.Command {
 	return cmd
 }
 
-// provisionDemo creates or re-points the demo bot and site and issues a
-// fresh secret in slot 1 (slot 2 stays empty).
-func provisionDemo(ctx context.Context, st store.Store, botEndpoint, origin string) (string, error) {
+// provisionDemo creates or re-points the demo bot (authenticated, with a
+// fresh client secret) and site, and issues a fresh site secret in slot 1
+// (slot 2 stays empty).
+func provisionDemo(ctx context.Context, st store.Store, botEndpoint, origin string) (siteSecret, botSecret string, err error) {
 	now := time.Now().UTC()
-	bot := store.Bot{ID: demoBotID, Name: "Echo Bot", Endpoint: botEndpoint, InsecureNoAuth: true, CreatedAt: now}
+	if botSecret, err = identity.NewSecret(); err != nil {
+		return "", "", err
+	}
+	bot := store.Bot{ID: demoBotID, Name: "Echo Bot", Endpoint: botEndpoint, CreatedAt: now}
 	if _, err := st.GetBot(ctx, demoBotID); err == nil {
 		if err := st.UpdateBot(ctx, bot); err != nil {
-			return "", err
+			return "", "", err
 		}
 	} else if err := st.CreateBot(ctx, bot); err != nil {
-		return "", err
+		return "", "", err
+	}
+	if err := st.SetBotSecret(ctx, demoBotID, 0, botauth.HashClientSecret(botSecret)); err != nil {
+		return "", "", err
 	}
 	secret, err := identity.NewSecret()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if _, err := st.GetSite(ctx, demoSiteID); err == nil {
 		if err := st.UpdateSitePolicy(ctx, demoSiteID, true, []string{origin}); err != nil {
-			return "", err
+			return "", "", err
 		}
 		if err := st.SetSiteSecret(ctx, demoSiteID, 0, identity.HashSecret(secret)); err != nil {
-			return "", err
+			return "", "", err
 		}
-		return secret, nil
+		return secret, botSecret, nil
 	}
 	site := store.Site{ID: demoSiteID, BotID: demoBotID, Name: "Demo page", EnhancedAuth: true, TrustedOrigins: []string{origin}, CreatedAt: now}
 	site.SecretHashes[0] = identity.HashSecret(secret)
-	return secret, st.CreateSite(ctx, site)
+	return secret, botSecret, st.CreateSite(ctx, site)
 }
 
 // openAdminStore opens the store for admin commands.

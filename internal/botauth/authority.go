@@ -109,7 +109,23 @@ type Authority struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	locks   *lockout
+
+	// minted caches channel tokens per bot and serviceUrl for a minute
+	// (each still has at least 14 of its 15 minutes left when used), so a
+	// busy conversation does not cost an RSA signature per message.
+	mintMu sync.Mutex
+	minted map[mintKey]mintedToken
 }
+
+type mintKey struct{ bot, serviceURL, kid string }
+
+type mintedToken struct {
+	header string
+	at     time.Time
+}
+
+// channelTokenReuse is how long a minted channel token is reused.
+const channelTokenReuse = time.Minute
 
 // New loads (creating on first run) the channel and STS keys.
 func New(ctx context.Context, cfg Config, st store.Store, kr *keyring.Keyring, logger *slog.Logger) (*Authority, error) {
@@ -123,7 +139,7 @@ func New(ctx context.Context, cfg Config, st store.Store, kr *keyring.Keyring, l
 		return nil, err
 	}
 	return &Authority{cfg: cfg, st: st, channel: ch, sts: sts, logger: logger, now: time.Now,
-		locks: newLockout(cfg.MaxFailures, cfg.LockoutWindow)}, nil
+		locks: newLockout(cfg.MaxFailures, cfg.LockoutWindow), minted: map[mintKey]mintedToken{}}, nil
 }
 
 // Run re-reads the keys periodically until ctx ends.
@@ -219,6 +235,13 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 // would route the SDK to another validator.
 func (a *Authority) AuthorizationFor(_ context.Context, bot store.Bot, serviceURL string) (string, error) {
 	now := a.now()
+	key := mintKey{bot: bot.ID, serviceURL: serviceURL, kid: a.channel.SigningKid()}
+	a.mintMu.Lock()
+	m, ok := a.minted[key]
+	a.mintMu.Unlock()
+	if ok && now.Sub(m.at) < channelTokenReuse && !now.Before(m.at) {
+		return m.header, nil
+	}
 	claims, err := json.Marshal(map[string]any{
 		"iss":        a.cfg.PublicURL,
 		"aud":        bot.ID,
@@ -234,6 +257,12 @@ func (a *Authority) AuthorizationFor(_ context.Context, bot store.Bot, serviceUR
 	if err != nil {
 		return "", err
 	}
+	a.mintMu.Lock()
+	if len(a.minted) > 10_000 {
+		clear(a.minted)
+	}
+	a.minted[key] = mintedToken{header: "Bearer " + tok, at: now}
+	a.mintMu.Unlock()
 	return "Bearer " + tok, nil
 }
 

@@ -38,6 +38,7 @@ type activity struct {
 	Conversation struct {
 		ID string `json:"id"`
 	} `json:"conversation"`
+	ChannelID    string       `json:"channelId,omitempty"`
 	MembersAdded []account    `json:"membersAdded,omitempty"`
 	Attachments  []attachment `json:"attachments,omitempty"`
 }
@@ -46,13 +47,15 @@ type activity struct {
 type Bot struct {
 	client *http.Client
 	log    *slog.Logger
+	auth   *Auth // nil: an insecure development bot
 }
 
-// New returns the echo bot.
-func New(log *slog.Logger) *Bot {
+// New returns the echo bot; with auth it checks Parley's channel token on
+// every delivery and authenticates its replies.
+func New(log *slog.Logger, auth *Auth) *Bot {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64 // replies go to one gateway; keep connections
-	return &Bot{client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, log: log}
+	return &Bot{client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, log: log, auth: auth}
 }
 
 func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +67,13 @@ func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&in); err != nil {
 		http.Error(w, "bad activity", http.StatusBadRequest)
 		return
+	}
+	if b.auth != nil {
+		if err := b.auth.verify(r.Context(), b.client, r.Header.Get("Authorization"), in.ServiceURL, in.ChannelID); err != nil {
+			b.log.Warn("echo bot refused a delivery: channel token invalid", "err", err)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
 	}
 	var reply string
 	switch in.Type {
@@ -135,6 +145,13 @@ func (b *Bot) reply(ctx context.Context, in activity, text string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if b.auth != nil {
+		tok, err := b.auth.accessToken(ctx, b.client)
+		if err != nil {
+			return fmt.Errorf("access token: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := b.client.Do(req)
 	if err != nil {
 		return err
