@@ -115,9 +115,20 @@ type Authority struct {
 	// busy conversation does not cost an RSA signature per message.
 	mintMu sync.Mutex
 	minted map[mintKey]mintedToken
+
+	// verified caches bot tokens by SHA-256 (a bot reuses its token for
+	// an hour): lifetime, key and bot are still checked on every use.
+	verMu    sync.Mutex
+	verified map[[32]byte]verifiedToken
 }
 
 type mintKey struct{ bot, serviceURL, kid string }
+
+// verifiedToken is a bot token whose signature and claims checked out.
+type verifiedToken struct {
+	appID, kid string
+	exp        time.Time
+}
 
 type mintedToken struct {
 	header string
@@ -139,7 +150,7 @@ func New(ctx context.Context, cfg Config, st store.Store, kr *keyring.Keyring, l
 		return nil, err
 	}
 	return &Authority{cfg: cfg, st: st, channel: ch, sts: sts, logger: logger, now: time.Now,
-		locks: newLockout(cfg.MaxFailures, cfg.LockoutWindow), minted: map[mintKey]mintedToken{}}, nil
+		locks: newLockout(cfg.MaxFailures, cfg.LockoutWindow), minted: map[mintKey]mintedToken{}, verified: map[[32]byte]verifiedToken{}}, nil
 }
 
 // Run re-reads the keys periodically until ctx ends.
@@ -379,32 +390,35 @@ func (a *Authority) AuthenticateBot(ctx context.Context, authorization string) (
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 8192 {
 		return "", fmt.Errorf("%w: not a bearer token", ErrBadBotToken)
 	}
-	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	sum := sha256.Sum256([]byte(tok))
+	a.verMu.Lock()
+	v, cached := a.verified[sum]
+	a.verMu.Unlock()
+	if cached {
+		if a.now().After(v.exp.Add(a.cfg.Leeway)) || a.sts.PublicKey(v.kid) == nil {
+			return "", fmt.Errorf("%w: expired or key withdrawn", ErrBadBotToken)
+		}
+		return a.registeredBot(ctx, v.appID)
+	}
+	appID, kid, exp, err := a.verifyBotToken(tok)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadBotToken, err)
+		return "", err
 	}
-	if len(parsed.Headers) != 1 {
-		return "", fmt.Errorf("%w: one signature expected", ErrBadBotToken)
-	}
-	pub := a.sts.PublicKey(parsed.Headers[0].KeyID)
-	if pub == nil {
-		return "", fmt.Errorf("%w: unknown key id", ErrBadBotToken)
-	}
-	var c accessClaims
-	if err := parsed.Claims(pub, &c); err != nil {
-		return "", fmt.Errorf("%w: signature: %v", ErrBadBotToken, err)
-	}
-	if c.Expiry == nil || c.NotBefore == nil {
-		return "", fmt.Errorf("%w: no lifetime", ErrBadBotToken)
-	}
-	err = c.Claims.ValidateWithLeeway(jwt.Expected{Issuer: a.stsIssuer(), AnyAudience: jwt.Audience{a.cfg.PublicURL}, Time: a.now()}, a.cfg.Leeway)
+	id, err := a.registeredBot(ctx, appID)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadBotToken, err)
+		return "", err
 	}
-	if len(c.Audience) != 1 || c.AppID == "" || (c.AZP != "" && c.AZP != c.AppID) {
-		return "", fmt.Errorf("%w: bad audience or app id", ErrBadBotToken)
+	a.verMu.Lock()
+	if len(a.verified) >= 50_000 {
+		clear(a.verified)
 	}
-	bot, err := a.st.GetBot(ctx, c.AppID)
+	a.verified[sum] = verifiedToken{appID: appID, kid: kid, exp: exp}
+	a.verMu.Unlock()
+	return id, nil
+}
+
+func (a *Authority) registeredBot(ctx context.Context, appID string) (string, error) {
+	bot, err := a.st.GetBot(ctx, appID)
 	if err != nil {
 		return "", fmt.Errorf("%w: unknown bot", ErrBadBotToken)
 	}
@@ -412,6 +426,37 @@ func (a *Authority) AuthenticateBot(ctx context.Context, authorization string) (
 		return "", fmt.Errorf("%w: bot is registered without authentication", ErrBadBotToken)
 	}
 	return bot.ID, nil
+}
+
+// verifyBotToken checks algorithm, key, signature and claims.
+func (a *Authority) verifyBotToken(tok string) (appID, kid string, exp time.Time, err error) {
+	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("%w: %v", ErrBadBotToken, err)
+	}
+	if len(parsed.Headers) != 1 {
+		return "", "", time.Time{}, fmt.Errorf("%w: one signature expected", ErrBadBotToken)
+	}
+	kid = parsed.Headers[0].KeyID
+	pub := a.sts.PublicKey(kid)
+	if pub == nil {
+		return "", "", time.Time{}, fmt.Errorf("%w: unknown key id", ErrBadBotToken)
+	}
+	var c accessClaims
+	if err := parsed.Claims(pub, &c); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("%w: signature: %v", ErrBadBotToken, err)
+	}
+	if c.Expiry == nil || c.NotBefore == nil {
+		return "", "", time.Time{}, fmt.Errorf("%w: no lifetime", ErrBadBotToken)
+	}
+	err = c.Claims.ValidateWithLeeway(jwt.Expected{Issuer: a.stsIssuer(), AnyAudience: jwt.Audience{a.cfg.PublicURL}, Time: a.now()}, a.cfg.Leeway)
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("%w: %v", ErrBadBotToken, err)
+	}
+	if len(c.Audience) != 1 || c.AppID == "" || (c.AZP != "" && c.AZP != c.AppID) {
+		return "", "", time.Time{}, fmt.Errorf("%w: bad audience or app id", ErrBadBotToken)
+	}
+	return c.AppID, kid, c.Expiry.Time(), nil
 }
 
 // --- lockout ---

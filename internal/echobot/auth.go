@@ -2,6 +2,7 @@ package echobot
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,9 @@ type Auth struct {
 	fetchedAt time.Time
 	token     string
 	tokenExp  time.Time
+	// verified remembers channel tokens already checked for a serviceUrl
+	// and channel (Parley reuses a token for up to a minute).
+	verified map[[32]byte]time.Time
 }
 
 // verify checks the channel token of a delivery as the SDK does.
@@ -38,6 +42,13 @@ func (a *Auth) verify(ctx context.Context, client *http.Client, authz, serviceUR
 	tok, ok := strings.CutPrefix(authz, "Bearer ")
 	if !ok {
 		return errors.New("no bearer token")
+	}
+	sum := sha256.Sum256([]byte(tok + "\x00" + serviceURL + "\x00" + channelID))
+	a.mu.Lock()
+	exp, seen := a.verified[sum]
+	a.mu.Unlock()
+	if seen && time.Now().Before(exp) {
+		return nil
 	}
 	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
@@ -63,6 +74,14 @@ func (a *Auth) verify(ctx context.Context, client *http.Client, authz, serviceUR
 	}
 	if len(endorsements) > 0 && !slices.Contains(endorsements, channelID) {
 		return fmt.Errorf("key does not endorse channel %q", channelID)
+	}
+	if c.Expiry != nil {
+		a.mu.Lock()
+		if a.verified == nil || len(a.verified) > 10_000 {
+			a.verified = map[[32]byte]time.Time{}
+		}
+		a.verified[sum] = c.Expiry.Time()
+		a.mu.Unlock()
 	}
 	return nil
 }
