@@ -34,6 +34,11 @@ func (a *API) getSessionID(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	origin := r.Header.Get("Origin")
+	if origin == "" && r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+		// Browsers omit Origin on same-origin GETs; the request then comes
+		// from a page Parley itself serves.
+		origin = a.cfg.PublicURL
+	}
 	if origin == "" {
 		a.refuseOrigin(w, r, errf(http.StatusForbidden, "ServiceError", "Origin header is required"))
 		return

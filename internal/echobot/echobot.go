@@ -80,10 +80,17 @@ func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "conversationUpdate":
 		for _, m := range in.MembersAdded {
 			if m.ID != in.Recipient.ID {
-				reply = fmt.Sprintf("Hello! I am the Parley echo bot. The gateway bound you to user id %s; every message you send reaches me under that id, whatever the page claims.", m.ID)
+				reply = fmt.Sprintf("Hello! I am the Parley echo bot. The gateway bound you to user id %s; every message you send reaches me under that id, whatever the page claims. Send a file, or type \"cards\" to see cards.", m.ID)
 			}
 		}
 	case "message":
+		if strings.EqualFold(strings.TrimSpace(in.Text), "cards") {
+			// Typing, then a hero card and an Adaptive Card, sent after
+			// the delivery is acknowledged (as a bot doing work would).
+			go b.cards(context.WithoutCancel(r.Context()), in)
+			w.WriteHeader(http.StatusOK)
+			return
+		}
 		var parts []string
 		if in.Text != "" {
 			parts = append(parts, fmt.Sprintf("You said: %s", in.Text))
@@ -127,11 +134,42 @@ func (b *Bot) describe(ctx context.Context, a attachment) string {
 	return fmt.Sprintf("You sent %s (%s, %d bytes).", a.Name, a.ContentType, n)
 }
 
-func (b *Bot) reply(ctx context.Context, in activity, text string) error {
-	out := map[string]any{
-		"type": "message", "text": text, "from": in.Recipient, "recipient": in.From,
-		"conversation": map[string]string{"id": in.Conversation.ID}, "replyToId": in.ID,
+// cards answers "cards": a typing indicator, then a hero card and an
+// Adaptive Card.
+func (b *Bot) cards(ctx context.Context, in activity) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.send(ctx, in, map[string]any{"type": "typing"}); err != nil {
+		b.log.Warn("echo bot typing failed", "err", err)
+		return
 	}
+	time.Sleep(1500 * time.Millisecond)
+	hero := map[string]any{"contentType": "application/vnd.microsoft.card.hero", "content": map[string]any{
+		"title": "Parley hero card", "subtitle": "Rendered by Web Chat", "text": "A card from the echo bot, relayed by Parley.",
+		"buttons": []map[string]any{{"type": "imBack", "title": "Say hello", "value": "hello"}},
+	}}
+	adaptive := map[string]any{"contentType": "application/vnd.microsoft.card.adaptive", "content": map[string]any{
+		"type": "AdaptiveCard", "version": "1.3", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+		"body": []map[string]any{
+			{"type": "TextBlock", "text": "Parley adaptive card", "weight": "Bolder", "size": "Medium"},
+			{"type": "FactSet", "facts": []map[string]string{{"title": "Bound user", "value": in.From.ID}}},
+		},
+	}}
+	msg := map[string]any{"type": "message", "attachmentLayout": "list", "attachments": []any{hero, adaptive}}
+	if err := b.send(ctx, in, msg); err != nil {
+		b.log.Warn("echo bot cards failed", "err", err)
+	}
+}
+
+func (b *Bot) reply(ctx context.Context, in activity, text string) error {
+	return b.send(ctx, in, map[string]any{"type": "message", "text": text})
+}
+
+// send posts out as a reply to in through the Bot Connector API.
+func (b *Bot) send(ctx context.Context, in activity, out map[string]any) error {
+	out["from"], out["recipient"] = in.Recipient, in.From
+	out["conversation"] = map[string]string{"id": in.Conversation.ID}
+	out["replyToId"] = in.ID
 	body, err := json.Marshal(out)
 	if err != nil {
 		return err

@@ -1003,3 +1003,26 @@ func TestIdleStreamsHoldOneGoroutineEach(t *testing.T) {
 		t.Fatalf("%d goroutines for %d idle streams (%.2f each), want at most 1 each", after-before, n, per)
 	}
 }
+
+// Browsers send no Origin on a same-origin GET: a page served by Parley
+// itself gets a session when Sec-Fetch-Site says same-origin (and only if
+// Parley's own origin is trusted); a cross-site request without Origin
+// gets none.
+func TestSessionSameOriginWithoutOriginHeader(t *testing.T) {
+	h := newHarness(t)
+	tok, _, _ := h.started("dl_alice")
+	if r := h.do("GET", "/session/getsessionid", tok, nil, hdr{"Sec-Fetch-Site": "same-origin"}); r.status != 403 {
+		t.Fatalf("same-origin request while Parley's origin is not trusted: %d %s", r.status, r.raw)
+	}
+	if err := h.st.UpdateSitePolicy(context.Background(), h.site.ID, true, []string{trustedOrigin, h.base}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5100 * time.Millisecond) // site policy cache
+	tok, _, _ = h.started("dl_bob")
+	if r := h.do("GET", "/session/getsessionid", tok, nil, hdr{"Sec-Fetch-Site": "same-origin"}); r.status != 200 || r.str("sessionId") == "" {
+		t.Fatalf("same-origin request from Parley's trusted origin: %d %s", r.status, r.raw)
+	}
+	if r := h.do("GET", "/session/getsessionid", tok, nil, hdr{"Sec-Fetch-Site": "cross-site"}); r.status != 403 {
+		t.Fatalf("cross-site request without Origin: %d %s", r.status, r.raw)
+	}
+}

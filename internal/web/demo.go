@@ -50,7 +50,7 @@ func (d *Demo) index(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	// Web Chat needs inline styles; scripts only from self and the bundle.
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline' "+scriptOrigin(d.WebChatURL)+"; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline' "+scriptOrigin(d.WebChatURL)+"; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' blob: ws: wss:; frame-ancestors 'none'")
 	var b bytes.Buffer
 	if err := page.Execute(&b, map[string]string{"WebChatURL": d.WebChatURL, "DirectLine": d.DirectLine, "Origin": d.Origin}); err != nil {
 		d.Log.Error("render demo page", "err", err)
@@ -83,7 +83,7 @@ func NewUserID() string {
 // exactly as a site's server would, and hands the browser only the token.
 func (d *Demo) token(w http.ResponseWriter, r *http.Request) {
 	userID := NewUserID()
-	tok, conv, err := Generate(r.Context(), d.Client, d.DirectLine, d.Secret, userID)
+	tok, conv, expiresIn, err := Generate(r.Context(), d.Client, d.DirectLine, d.Secret, userID)
 	if err != nil {
 		d.Log.Error("demo token generation failed", "err", err)
 		http.Error(w, `{"error":"token unavailable"}`, http.StatusBadGateway)
@@ -91,35 +91,36 @@ func (d *Demo) token(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]string{"token": tok, "userId": userID, "conversationId": conv})
+	_ = json.NewEncoder(w).Encode(map[string]any{"token": tok, "userId": userID, "conversationId": conv, "expiresIn": expiresIn})
 }
 
 // Generate calls POST {directLine}/tokens/generate for userID.
-func Generate(ctx context.Context, client *http.Client, directLine, secret, userID string) (token, conversationID string, err error) {
+func Generate(ctx context.Context, client *http.Client, directLine, secret, userID string) (token, conversationID string, expiresIn int, err error) {
 	body, _ := json.Marshal(map[string]any{"user": map[string]string{"id": userID}})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, directLine+"/tokens/generate", bytes.NewReader(body))
 	if err != nil {
-		return "", "", err
+		return "", "", 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+secret)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", "", fmt.Errorf("tokens/generate: %w", err)
+		return "", "", 0, fmt.Errorf("tokens/generate: %w", err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return "", "", fmt.Errorf("tokens/generate answered %d", resp.StatusCode)
+		return "", "", 0, fmt.Errorf("tokens/generate answered %d", resp.StatusCode)
 	}
 	var out struct {
 		Token          string `json:"token"`
 		ConversationID string `json:"conversationId"`
+		ExpiresIn      int    `json:"expires_in"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil || out.Token == "" {
-		return "", "", fmt.Errorf("tokens/generate: unexpected answer")
+		return "", "", 0, fmt.Errorf("tokens/generate: unexpected answer")
 	}
-	return out.Token, out.ConversationID, nil
+	return out.Token, out.ConversationID, out.ExpiresIn, nil
 }
