@@ -197,7 +197,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 }
 
 // provision registers an insecure (loopback) bot and a site with two secrets.
-func provision(t *testing.T, st store.Store, botID, endpoint string, enhanced bool, origins []string) (store.Site, string, string) {
+func provision(t testing.TB, st store.Store, botID, endpoint string, enhanced bool, origins []string) (store.Site, string, string) {
 	t.Helper()
 	if err := st.CreateBot(context.Background(), store.Bot{ID: botID, Name: "Bot " + botID, Endpoint: endpoint, InsecureNoAuth: true, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
@@ -211,7 +211,7 @@ func provisionSite(t *testing.T, st store.Store, botID string) (store.Site, stri
 	return createSite(t, st, botID, true, []string{trustedOrigin})
 }
 
-func createSite(t *testing.T, st store.Store, botID string, enhanced bool, origins []string) (store.Site, string, string) {
+func createSite(t testing.TB, st store.Store, botID string, enhanced bool, origins []string) (store.Site, string, string) {
 	t.Helper()
 	s1, _ := identity.NewSecret()
 	s2, _ := identity.NewSecret()
