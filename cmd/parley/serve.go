@@ -33,6 +33,11 @@ func (a *app) serveCmd() *cobra.Command {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
 			log := a.logger(cfg.LogLevel)
+			stopPprof, err := a.startPprof(log)
+			if err != nil {
+				return err
+			}
+			defer stopPprof()
 			srv, err := server.New(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
@@ -129,6 +134,11 @@ func (a *app) demoCmd() *cobra.Command {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
 			log := a.logger(cfg.LogLevel)
+			stopPprof, err := a.startPprof(log)
+			if err != nil {
+				return err
+			}
+			defer stopPprof()
 			srv, err := server.New(ctx, cfg, log)
 			if err != nil {
 				return err
