@@ -195,9 +195,10 @@ func (b *Bot) send(ctx context.Context, in activity, out map[string]any) error {
 		return err
 	}
 	defer resp.Body.Close()
+	// Read the answer to the end so the connection is reused.
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("gateway answered %d: %s", resp.StatusCode, msg)
+		return fmt.Errorf("gateway answered %d: %.512s", resp.StatusCode, msg)
 	}
 	return nil
 }
