@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -284,12 +285,34 @@ func (a *app) siteCmd() *cobra.Command {
 
 func (a *app) secretCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "secret", Short: "Manage site secrets"}
+	cmd.AddCommand(a.secretRegenCmd(secretKind{
+		short: "Replace one of a site's two secrets; the other keeps working", flag: "site", help: "site id",
+		secretKey: "secret", label: "secret",
+		set: func(ctx context.Context, st store.Store, id string, slot int, secret string) error {
+			return st.SetSiteSecret(ctx, id, slot, identity.HashSecret(secret))
+		},
+	}))
+	return cmd
+}
+
+// secretKind describes a two-slot secret (a site's secret, a bot's client
+// secret) for its regenerate command.
+type secretKind struct {
+	short, flag, help string
+	secretKey, label  string // JSON key and text label of the new secret
+	// set stores the new secret's hash in slot (0 or 1) of object id.
+	set func(ctx context.Context, st store.Store, id string, slot int, secret string) error
+}
+
+// secretRegenCmd is "regenerate --<flag> ID --slot 1|2": a fresh 256-bit
+// secret in one slot, shown once; the other slot keeps working.
+func (a *app) secretRegenCmd(k secretKind) *cobra.Command {
 	var sf storeFlags
-	var siteID string
+	var id string
 	var slot int
 	regen := &cobra.Command{
 		Use:   "regenerate",
-		Short: "Replace one of a site's two secrets; the other keeps working",
+		Short: k.short,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if slot != 1 && slot != 2 {
 				return errors.New("--slot must be 1 or 2")
@@ -303,18 +326,17 @@ func (a *app) secretCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := st.SetSiteSecret(cmd.Context(), siteID, slot-1, identity.HashSecret(s)); err != nil {
-				return fmt.Errorf("--site %q: %w", siteID, err)
+			if err := k.set(cmd.Context(), st, id, slot-1, s); err != nil {
+				return fmt.Errorf("--%s %q: %w", k.flag, id, err)
 			}
-			return a.print(sf.json, map[string]any{"site": siteID, "slot": slot, "secret": s},
-				fmt.Sprintf("site %s secret %d: %s\nStore it now: Parley keeps only its hash.\n", siteID, slot, s))
+			return a.print(sf.json, map[string]any{k.flag: id, "slot": slot, k.secretKey: s},
+				fmt.Sprintf("%s %s %s %d: %s\nStore it now: Parley keeps only its hash.\n", k.flag, id, k.label, slot, s))
 		},
 	}
 	sf.add(regen)
-	regen.Flags().StringVar(&siteID, "site", "", "site id")
+	regen.Flags().StringVar(&id, k.flag, "", k.help)
 	regen.Flags().IntVar(&slot, "slot", 0, "which secret to replace: 1 or 2")
-	_ = regen.MarkFlagRequired("site")
+	_ = regen.MarkFlagRequired(k.flag)
 	_ = regen.MarkFlagRequired("slot")
-	cmd.AddCommand(regen)
-	return cmd
+	return regen
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-gw/parley/internal/botauth"
-	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
 )
@@ -93,45 +93,20 @@ func botCreatedText(b store.Bot, settings map[string]string) string {
 
 func (a *app) botSecretCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "secret", Short: "Manage a bot's client secrets"}
-	var sf storeFlags
-	var botID string
-	var slot int
-	regen := &cobra.Command{
-		Use:   "regenerate",
-		Short: "Replace one of a bot's two client secrets; the other keeps working",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if slot != 1 && slot != 2 {
-				return errors.New("--slot must be 1 or 2")
-			}
-			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+	cmd.AddCommand(a.secretRegenCmd(secretKind{
+		short: "Replace one of a bot's two client secrets; the other keeps working", flag: "bot", help: "bot app id",
+		secretKey: "clientSecret", label: "client secret",
+		set: func(ctx context.Context, st store.Store, id string, slot int, secret string) error {
+			b, err := st.GetBot(ctx, id)
 			if err != nil {
 				return err
-			}
-			defer st.Close()
-			b, err := st.GetBot(cmd.Context(), botID)
-			if err != nil {
-				return fmt.Errorf("--bot %q: %w", botID, err)
 			}
 			if b.InsecureNoAuth {
-				return fmt.Errorf("--bot %q is registered without authentication; it has no client secrets", botID)
+				return errors.New("the bot is registered without authentication; it has no client secrets")
 			}
-			s, err := identity.NewSecret()
-			if err != nil {
-				return err
-			}
-			if err := st.SetBotSecret(cmd.Context(), botID, slot-1, botauth.HashClientSecret(s)); err != nil {
-				return fmt.Errorf("--bot %q: %w", botID, err)
-			}
-			return a.print(sf.json, map[string]any{"bot": botID, "slot": slot, "clientSecret": s},
-				fmt.Sprintf("bot %s client secret %d: %s\nStore it now: Parley keeps only its hash.\n", botID, slot, s))
+			return st.SetBotSecret(ctx, id, slot, botauth.HashClientSecret(secret))
 		},
-	}
-	sf.add(regen)
-	regen.Flags().StringVar(&botID, "bot", "", "bot app id")
-	regen.Flags().IntVar(&slot, "slot", 0, "which secret to replace: 1 or 2")
-	_ = regen.MarkFlagRequired("bot")
-	_ = regen.MarkFlagRequired("slot")
-	cmd.AddCommand(regen)
+	}))
 	return cmd
 }
 

@@ -424,13 +424,7 @@ func TestBotConnectorRefusesForgedAndMisdirectedCalls(t *testing.T) {
 
 	path := h.base + "/v3/conversations/" + url.PathEscape(conv) + "/activities"
 	msg := func(text string) map[string]any { return map[string]any{"type": "message", "text": text} }
-	cases := []struct {
-		name   string
-		token  string
-		path   string
-		body   map[string]any
-		status int
-	}{
+	cases := []connectorCase{
 		{"no bearer", "", path, msg("no bearer"), 401},
 		{"Direct Line client token", dlTok, path, msg("client token"), 401},
 		{"another key under a published kid", withStranger(claims(nil)), path, msg("stranger key"), 401},
@@ -452,34 +446,10 @@ func TestBotConnectorRefusesForgedAndMisdirectedCalls(t *testing.T) {
 		return tok
 	}
 	cases = append(cases,
-		struct {
-			name   string
-			token  string
-			path   string
-			body   map[string]any
-			status int
-		}{"wrong audience", forge(func(c map[string]any) { c["aud"] = "https://api.botframework.com" }), path, msg("wrong aud"), 401},
-		struct {
-			name   string
-			token  string
-			path   string
-			body   map[string]any
-			status int
-		}{"wrong issuer", forge(func(c map[string]any) { c["iss"] = "https://login.microsoftonline.com/botframework.com/v2.0" }), path, msg("wrong iss"), 401},
-		struct {
-			name   string
-			token  string
-			path   string
-			body   map[string]any
-			status int
-		}{"expired", forge(func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() }), path, msg("expired"), 401},
-		struct {
-			name   string
-			token  string
-			path   string
-			body   map[string]any
-			status int
-		}{"unregistered app id", forge(func(c map[string]any) { c["appid"], c["azp"] = "nobody", "nobody" }), path, msg("unknown app"), 401},
+		connectorCase{"wrong audience", forge(func(c map[string]any) { c["aud"] = "https://api.botframework.com" }), path, msg("wrong aud"), 401},
+		connectorCase{"wrong issuer", forge(func(c map[string]any) { c["iss"] = "https://login.microsoftonline.com/botframework.com/v2.0" }), path, msg("wrong iss"), 401},
+		connectorCase{"expired", forge(func(c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() }), path, msg("expired"), 401},
+		connectorCase{"unregistered app id", forge(func(c map[string]any) { c["appid"], c["azp"] = "nobody", "nobody" }), path, msg("unknown app"), 401},
 	)
 	for _, c := range cases {
 		st, raw := b.call("POST", c.path, c.token, c.body)
@@ -501,6 +471,15 @@ func TestBotConnectorRefusesForgedAndMisdirectedCalls(t *testing.T) {
 	if !hasText("legitimate")(acts) {
 		t.Fatal("valid bot call did not reach the conversation")
 	}
+}
+
+// connectorCase is one Bot Connector call and the status it must get.
+type connectorCase struct {
+	name   string
+	token  string
+	path   string
+	body   map[string]any
+	status int
 }
 
 func mustCompact(o *jose.JSONWebSignature) string {

@@ -236,6 +236,17 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
+// secretColumn names the column of a secret slot (0 or 1).
+func secretColumn(slot int) (string, error) {
+	switch slot {
+	case 0:
+		return "secret1", nil
+	case 1:
+		return "secret2", nil
+	}
+	return "", fmt.Errorf("slot %d out of range", slot)
+}
+
 // optNanos stores a zero time as NULL.
 func optNanos(t time.Time) any {
 	if t.IsZero() {
@@ -284,14 +295,9 @@ func (s *Store) UpdateBot(ctx context.Context, b store.Bot) error {
 
 // SetBotSecret replaces one client-secret slot.
 func (s *Store) SetBotSecret(ctx context.Context, id string, slot int, hash []byte) error {
-	var col string
-	switch slot {
-	case 0:
-		col = "secret1"
-	case 1:
-		col = "secret2"
-	default:
-		return fmt.Errorf("set bot secret: slot %d out of range", slot)
+	col, err := secretColumn(slot)
+	if err != nil {
+		return fmt.Errorf("set bot secret: %w", err)
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE bots SET `+col+` = ? WHERE id = ?`, hash, id)
 	s.bots.Delete(id)
@@ -434,14 +440,9 @@ func affected(res sql.Result, err error, what string) error {
 }
 
 func (s *Store) SetSiteSecret(ctx context.Context, id string, slot int, hash []byte) error {
-	var col string
-	switch slot {
-	case 0:
-		col = "secret1"
-	case 1:
-		col = "secret2"
-	default:
-		return fmt.Errorf("set site secret: slot %d out of range", slot)
+	col, err := secretColumn(slot)
+	if err != nil {
+		return fmt.Errorf("set site secret: %w", err)
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE sites SET `+col+` = ? WHERE id = ?`, hash, id)
 	if isUnique(err) {
