@@ -35,10 +35,15 @@ test('demo page: type a message, see it sent and echoed', { timeout: 90000 }, as
   await box.press('Enter');
   await page.getByText('You said: hello from the browser').first().waitFor({ timeout: 20000 });
   await page.getByText(`(from ${boundId})`).first().waitFor({ timeout: 5000 });
-  // Not marked as failed, and the user's own message is on the user side.
+  // Not marked as failed, on the user's side, and before the bot's echo.
   await page.waitForTimeout(500);
   const failed = await page.getByText(/send failed|could not send/i).count();
   assert.equal(failed, 0, 'the message shows as failed');
+  assert.equal(await page.locator('.webchat__stacked-layout--from-user').filter({ hasText: 'hello from the browser' }).count(), 1, 'the message is not shown once on the user side');
+  const order = await page.locator('.webchat__basic-transcript__activity').evaluateAll((els) => els.map((e) => e.innerText));
+  const sentAt = order.findIndex((t) => t.includes('hello from the browser') && !t.includes('(from dl_'));
+  const echoAt = order.findIndex((t) => t.includes('You said: hello from the browser') && t.includes('(from dl_'));
+  assert.ok(sentAt >= 0 && echoAt > sentAt, `transcript order: sent at ${sentAt}, echo at ${echoAt}`);
   const status = await page.locator('#status').textContent();
   assert.match(status, /connected/);
   await screenshot(page, 'demo-echo');
