@@ -68,6 +68,8 @@ for (const name of ['go', 'node']) {
     await transcriptItems(page, `You said: hello from the ${name} site`).filter({ hasText: `(from ${bound})` }).first().waitFor({ timeout: 20000 });
     const html = await page.content();
     assert.ok(!html.includes(demo.info.secret), 'the site secret reached the page');
+    // Web Chat's transient "Connecting…" notice (a cold browser) clears.
+    await page.getByText('Connecting…').waitFor({ state: 'hidden', timeout: 15000 });
     await screenshot(page, `site-${name}`);
     assert.deepEqual(page.errors, [], 'console errors: ' + page.errors.join('\n'));
     // A wrong password gets no session.
