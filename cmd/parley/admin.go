@@ -100,10 +100,12 @@ func (a *app) botCmd() *cobra.Command {
 				fmt.Fprintln(a.stderr, "WARNING: this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
 				return a.print(sf.json, out, fmt.Sprintf("bot %s created (%s -> %s)\n", b.ID, b.Name, b.Endpoint))
 			}
-			out.ClientSecret = secret
-			out.Settings = botSettings(b.ID, secret, pub)
-			out.Snippet = botbuilderSnippet
-			return a.print(sf.json, out, botCreatedText(b, out.Settings))
+			settings := botauth.BotSettings(pub, b.ID, secret)
+			out.ClientSecret, out.Snippet, out.Settings = secret, botbuilderSnippet, map[string]string{}
+			for _, st := range settings {
+				out.Settings[st.Name] = st.Value
+			}
+			return a.print(sf.json, out, botCreatedText(b, settings))
 		},
 	}
 	sf.add(create)

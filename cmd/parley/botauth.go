@@ -42,28 +42,6 @@ func botPublicURL(flag, configured string) (string, error) {
 	return strings.TrimRight(u, "/"), nil
 }
 
-// botSettings is the whole group of settings a botbuilder bot needs (every
-// parameterized key: one left unset falls back to nothing, not to Azure).
-func botSettings(appID, secret, publicURL string) map[string]string {
-	s := botauth.SettingsFor(publicURL)
-	return map[string]string{
-		"MicrosoftAppId":                     appID,
-		"MicrosoftAppPassword":               secret,
-		"MicrosoftAppType":                   "MultiTenant",
-		"ToBotFromChannelOpenIdMetadataUrl":  s.ToBotFromChannelOpenIDMetadataURL,
-		"ToBotFromChannelTokenIssuer":        s.ToBotFromChannelTokenIssuer,
-		"ToBotFromEmulatorOpenIdMetadataUrl": s.ToBotFromEmulatorOpenIDMetadataURL,
-		"ToChannelFromBotLoginUrl":           s.ToChannelFromBotLoginURL,
-		"ToChannelFromBotOAuthScope":         s.ToChannelFromBotOAuthScope,
-		"OAuthUrl":                           s.OAuthURL,
-		"CallerId":                           s.CallerID,
-	}
-}
-
-var settingsOrder = []string{"MicrosoftAppId", "MicrosoftAppPassword", "MicrosoftAppType",
-	"ToBotFromChannelOpenIdMetadataUrl", "ToBotFromChannelTokenIssuer", "ToBotFromEmulatorOpenIdMetadataUrl",
-	"ToChannelFromBotLoginUrl", "ToChannelFromBotOAuthScope", "OAuthUrl", "CallerId"}
-
 // botbuilderSnippet wires botbuilder 4.23.x to Parley's token service
 // (MSAL needs the gateway host as a known authority).
 const botbuilderSnippet = `const { ConfidentialClientApplication } = require('@azure/msal-node');
@@ -77,15 +55,19 @@ const adapter = new CloudAdapter(new ConfigurationBotFrameworkAuthentication(
   e, new MsalServiceClientCredentialsFactory(e.MicrosoftAppId, cca)));
 `
 
-func botCreatedText(b store.Bot, settings map[string]string) string {
+func botCreatedText(b store.Bot, settings []botauth.Setting) string {
 	var t strings.Builder
 	fmt.Fprintf(&t, "bot %s created (%s -> %s)\n\n", b.ID, b.Name, b.Endpoint)
 	fmt.Fprintf(&t, "Settings for the bot (environment variables or .env); the client secret is shown once,\nParley keeps only its hash:\n\n")
-	for _, k := range settingsOrder {
-		fmt.Fprintf(&t, "%s=%s\n", k, settings[k])
+	loginURL := ""
+	for _, st := range settings {
+		fmt.Fprintf(&t, "%s=%s\n", st.Name, st.Value)
+		if st.Name == "ToChannelFromBotLoginUrl" {
+			loginURL = st.Value
+		}
 	}
 	fmt.Fprintf(&t, "\nIn the bot (botbuilder 4.23.x), build the adapter like this:\n\n%s", botbuilderSnippet)
-	if strings.HasPrefix(settings["ToChannelFromBotLoginUrl"], "http://") {
+	if strings.HasPrefix(loginURL, "http://") {
 		fmt.Fprintf(&t, "\nNote: MSAL only talks to an https authority; serve Parley over TLS (with NODE_EXTRA_CA_CERTS for a private CA) for a real bot.\n")
 	}
 	return t.String()

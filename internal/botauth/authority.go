@@ -74,29 +74,37 @@ func (c Config) withDefaults() Config {
 // bot's ToChannelFromBotLoginUrl).
 const Tenant = "botframework"
 
-// Settings are what a bot developer sets, with Parley's real URLs.
-type Settings struct {
-	ToBotFromChannelOpenIDMetadataURL  string `json:"ToBotFromChannelOpenIdMetadataUrl"`
-	ToBotFromChannelTokenIssuer        string `json:"ToBotFromChannelTokenIssuer"`
-	ToBotFromEmulatorOpenIDMetadataURL string `json:"ToBotFromEmulatorOpenIdMetadataUrl"`
-	ToChannelFromBotLoginURL           string `json:"ToChannelFromBotLoginUrl"`
-	ToChannelFromBotOAuthScope         string `json:"ToChannelFromBotOAuthScope"`
-	OAuthURL                           string `json:"OAuthUrl"`
-	CallerID                           string `json:"CallerId"`
-}
+// Paths of Parley's authority endpoints, relative to the public URL.
+const (
+	ChannelMetadataPath = "/v1/.well-known/openidconfiguration"
+	ChannelKeysPath     = "/v1/.well-known/keys"
+	STSMetadataPath     = "/" + Tenant + "/v2.0/.well-known/openid-configuration"
+	STSKeysPath         = "/" + Tenant + "/discovery/v2.0/keys"
+	STSAuthorizePath    = "/" + Tenant + "/oauth2/v2.0/authorize"
+	STSTokenPath        = "/" + Tenant + "/oauth2/v2.0/token"
+)
 
-// SettingsFor returns the bot-side settings for a gateway at publicURL.
-func SettingsFor(publicURL string) Settings {
+// Setting is one bot-side setting.
+type Setting struct{ Name, Value string }
+
+// BotSettings is the whole group of settings a botbuilder bot needs for a
+// gateway at publicURL, in the order a developer reads them. A bot that
+// sets one parameterized setting treats the unset ones as empty, not as
+// Azure's, so all are given.
+func BotSettings(publicURL, appID, secret string) []Setting {
 	u := strings.TrimRight(publicURL, "/")
 	host := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
-	return Settings{
-		ToBotFromChannelOpenIDMetadataURL:  u + "/v1/.well-known/openidconfiguration",
-		ToBotFromChannelTokenIssuer:        u,
-		ToBotFromEmulatorOpenIDMetadataURL: u + "/v1/.well-known/openidconfiguration",
-		ToChannelFromBotLoginURL:           u + "/" + Tenant,
-		ToChannelFromBotOAuthScope:         u,
-		OAuthURL:                           u,
-		CallerID:                           "urn:parley:" + host,
+	return []Setting{
+		{"MicrosoftAppId", appID},
+		{"MicrosoftAppPassword", secret},
+		{"MicrosoftAppType", "MultiTenant"},
+		{"ToBotFromChannelOpenIdMetadataUrl", u + ChannelMetadataPath},
+		{"ToBotFromChannelTokenIssuer", u},
+		{"ToBotFromEmulatorOpenIdMetadataUrl", u + ChannelMetadataPath},
+		{"ToChannelFromBotLoginUrl", u + "/" + Tenant},
+		{"ToChannelFromBotOAuthScope", u},
+		{"OAuthUrl", u},
+		{"CallerId", "urn:parley:" + host},
 	}
 }
 
@@ -185,24 +193,24 @@ func (a *Authority) stsIssuer() string { return a.cfg.PublicURL + "/" + Tenant +
 // Register adds the metadata, JWKS and token routes.
 func (a *Authority) Register(mux *http.ServeMux) {
 	u := a.cfg.PublicURL
-	mux.HandleFunc("GET /v1/.well-known/openidconfiguration", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+ChannelMetadataPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSONCache(w, http.StatusOK, map[string]any{
 			"issuer":                                u,
-			"authorization_endpoint":                u + "/" + Tenant + "/oauth2/v2.0/authorize",
-			"jwks_uri":                              u + "/v1/.well-known/keys",
+			"authorization_endpoint":                u + STSAuthorizePath,
+			"jwks_uri":                              u + ChannelKeysPath,
 			"id_token_signing_alg_values_supported": []string{"RS256"},
 			"token_endpoint_auth_methods_supported": []string{"private_key_jwt"},
 		})
 	})
-	mux.HandleFunc("GET /v1/.well-known/keys", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+ChannelKeysPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSONCache(w, http.StatusOK, map[string]any{"keys": a.channel.JWKS(a.cfg.Endorsements)})
 	})
-	mux.HandleFunc("GET /"+Tenant+"/v2.0/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+STSMetadataPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSONCache(w, http.StatusOK, map[string]any{
 			"issuer":                                a.stsIssuer(),
-			"authorization_endpoint":                u + "/" + Tenant + "/oauth2/v2.0/authorize",
-			"token_endpoint":                        u + "/" + Tenant + "/oauth2/v2.0/token",
-			"jwks_uri":                              u + "/" + Tenant + "/discovery/v2.0/keys",
+			"authorization_endpoint":                u + STSAuthorizePath,
+			"token_endpoint":                        u + STSTokenPath,
+			"jwks_uri":                              u + STSKeysPath,
 			"token_endpoint_auth_methods_supported": []string{"client_secret_post", "client_secret_basic"},
 			"grant_types_supported":                 []string{"client_credentials"},
 			"response_types_supported":              []string{"token"},
@@ -210,13 +218,13 @@ func (a *Authority) Register(mux *http.ServeMux) {
 			"scopes_supported":                      []string{u + "/.default"},
 		})
 	})
-	mux.HandleFunc("GET /"+Tenant+"/discovery/v2.0/keys", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+STSKeysPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSONCache(w, http.StatusOK, map[string]any{"keys": a.sts.JWKS(nil)})
 	})
-	mux.HandleFunc("/"+Tenant+"/oauth2/v2.0/authorize", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(STSAuthorizePath, func(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_response_type", "only the client credentials grant is offered, at the token endpoint")
 	})
-	mux.HandleFunc("POST /"+Tenant+"/oauth2/v2.0/token", a.token)
+	mux.HandleFunc("POST "+STSTokenPath, a.token)
 }
 
 func writeJSONCache(w http.ResponseWriter, status int, v any) {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/parley-gw/parley/internal/botauth"
 )
 
 // Auth is the bot's Bot Framework identity on Parley: it checks Parley's
@@ -101,7 +103,7 @@ func (a *Auth) key(ctx context.Context, client *http.Client, kid string) (jose.J
 	var meta struct {
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := getJSON(ctx, client, a.Gateway+"/v1/.well-known/openidconfiguration", &meta); err != nil {
+	if err := getJSON(ctx, client, a.Gateway+botauth.ChannelMetadataPath, &meta); err != nil {
 		return jose.JSONWebKey{}, nil, err
 	}
 	var set struct {
@@ -137,7 +139,7 @@ func (a *Auth) accessToken(ctx context.Context, client *http.Client) (string, er
 	var meta struct {
 		TokenEndpoint string `json:"token_endpoint"`
 	}
-	if err := getJSON(ctx, client, a.Gateway+"/botframework/v2.0/.well-known/openid-configuration", &meta); err != nil {
+	if err := getJSON(ctx, client, a.Gateway+botauth.STSMetadataPath, &meta); err != nil {
 		return "", err
 	}
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {a.AppID}, "client_secret": {a.Secret}, "scope": {a.Gateway + "/.default"}}
