@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
 )
@@ -289,10 +290,7 @@ func (a *Authority) AuthorizationFor(_ context.Context, bot store.Bot, serviceUR
 
 // HashClientSecret is the stored form of a bot client secret (a 256-bit
 // random value, so a fast hash suffices; see identity.HashSecret).
-func HashClientSecret(secret string) []byte {
-	h := sha256.Sum256([]byte("parley-bot-secret:" + secret))
-	return h[:]
-}
+func HashClientSecret(secret string) []byte { return identity.HashSecretFor("bot", secret) }
 
 // accessClaims are the claims of a bot access token.
 type accessClaims struct {

@@ -27,8 +27,13 @@ func NewSecret() (string, error) {
 // argon2id adds nothing against brute force of 2^256 and would cap token
 // issuance at a few per second); lookup by hash equality is constant-time
 // with respect to the secret.
-func HashSecret(secret string) []byte {
-	h := sha256.Sum256([]byte("parley-site-secret:" + secret))
+func HashSecret(secret string) []byte { return HashSecretFor("site", secret) }
+
+// HashSecretFor is the stored form of a secret of another kind (such as a
+// bot's client secret): the same construction, separated by kind so a
+// hash of one kind never matches a secret of another.
+func HashSecretFor(kind, secret string) []byte {
+	h := sha256.Sum256([]byte("parley-" + kind + "-secret:" + secret))
 	return h[:]
 }
 
