@@ -69,7 +69,7 @@ for (const name of ['go', 'node']) {
     const html = await page.content();
     assert.ok(!html.includes(demo.info.secret), 'the site secret reached the page');
     // Web Chat's transient "Connecting…" notice (a cold browser) clears.
-    await page.getByText('Connecting…').waitFor({ state: 'hidden', timeout: 15000 });
+    await page.waitForFunction(() => ![...document.querySelectorAll('.webchat__connectivityStatus')].some((e) => /Connecting/.test(e.textContent)), null, { timeout: 15000 });
     await screenshot(page, `site-${name}`);
     assert.deepEqual(page.errors, [], 'console errors: ' + page.errors.join('\n'));
     // A wrong password gets no session.
