@@ -197,13 +197,13 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 	if act.Type() == "typing" {
 		vis = store.VisibleStream
 	}
-	stamped, err := a.log.Append(r.Context(), conv.ID, []conversation.Item{{Activity: act, Visibility: vis}})
+	ids, err := a.log.Append(r.Context(), conv.ID, []conversation.Item{{Activity: act, Visibility: vis}})
 	if err != nil {
 		a.logger.Error("append bot activity failed", "conversation", conv.ID, "err", err)
 		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not store the activity")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"id": stamped[0].Str("id")})
+	writeJSON(w, http.StatusOK, map[string]string{"id": ids[0]})
 }
 
 // ownActivity loads an activity of conv that the bot itself sent.

@@ -375,15 +375,16 @@ func (d *Delivery) isClosing() bool {
 // attempt count and time.
 func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated store.OutboxItem, done bool) {
 	status, err := d.post(ctx, it)
-	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts+1)
-	switch {
-	case err == nil:
+	if err == nil {
 		// Answer the waiting client first: the bot has the activity. If the
 		// process dies before the completion commits, the item is delivered
 		// again under the same id (at-least-once; bots deduplicate by id).
 		d.notify(it.ActivityID, nil)
 		d.finish(it.ID)
 		return it, true
+	}
+	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts+1)
+	switch {
 	case permanent(status):
 		log.Warn("bot refused activity; not retrying", "status", status, "err", err)
 		d.finish(it.ID)

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,13 +68,16 @@ func Parse(body []byte, lim Limits) (Activity, error) {
 	if !utf8.Valid(trimmed) {
 		return nil, &ValidationError{Msg: "activity is not valid UTF-8"}
 	}
-	var a Activity
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	if err := dec.Decode(&a); err != nil {
-		return nil, &ValidationError{Msg: "activity is not valid JSON"}
+	// Compacting validates the syntax (trailing data included) and leaves
+	// every member value compact, which Encode relies on.
+	var compact bytes.Buffer
+	compact.Grow(len(trimmed))
+	if err := json.Compact(&compact, trimmed); err != nil {
+		return nil, &ValidationError{Msg: "activity is not valid JSON (one object, nothing after it)"}
 	}
-	if dec.More() {
-		return nil, &ValidationError{Msg: "trailing data after the activity"}
+	var a Activity
+	if err := json.Unmarshal(compact.Bytes(), &a); err != nil {
+		return nil, &ValidationError{Msg: "activity is not valid JSON"}
 	}
 	if a == nil {
 		return nil, &ValidationError{Msg: "activity must be a JSON object"}
@@ -240,13 +244,52 @@ func (a Activity) From() Account {
 	return acc
 }
 
-// Encode marshals the activity.
-func (a Activity) Encode() ([]byte, error) {
-	b, err := json.Marshal(map[string]json.RawMessage(a))
-	if err != nil {
-		return nil, fmt.Errorf("encode activity: %w", err)
+// Encode marshals the activity, members in key order. Member values are
+// written as they are: they are compact JSON by construction (Parse
+// compacts its input, Set encodes with encoding/json, and stored
+// activities were written by Encode).
+func (a Activity) Encode() ([]byte, error) { return a.encodeExcept(nil), nil }
+
+// encodeExcept is Encode without the members named in skip.
+func (a Activity) encodeExcept(skip []string) []byte {
+	keys := make([]string, 0, len(a))
+	size := 2
+	for k, v := range a {
+		if !slices.Contains(skip, k) {
+			keys = append(keys, k)
+			size += len(k) + len(v) + 4
+		}
 	}
-	return b, nil
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendKey(b, k)
+		b = append(b, ':')
+		if v := a[k]; len(v) > 0 {
+			b = append(b, v...)
+		} else {
+			b = append(b, "null"...)
+		}
+	}
+	return append(b, '}')
+}
+
+// appendKey appends k as a JSON string; member names are almost always
+// plain ASCII, which needs no escaping.
+func appendKey(b []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(k) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, k...)
+	return append(b, '"')
 }
 
 // --- ids, watermarks, timestamps ---

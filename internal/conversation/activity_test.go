@@ -1,7 +1,9 @@
 package conversation
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -153,4 +155,80 @@ func FuzzParseWatermark(f *testing.F) {
 			t.Fatalf("%q parsed as %d", s, n)
 		}
 	})
+}
+
+func TestEncodeIsCompactSortedAndFaithful(t *testing.T) {
+	for _, in := range []string{
+		`{"type":"message","text":"hi"}`,
+		"{ \"type\" : \"message\",\n  \"text\": \"a <b> & \\\"c\\\" \\u2028\",\n  \"value\": { \"n\": [1, 2.5e3, null, true] } }",
+		`{"type":"message","we\"ird\\key":1,"ключ":"значение","<k>":"&"}`,
+		`{"type":"message","nested":{"b":{"c":[{"d":"e"}]},"a":[]},"empty":{}}`,
+	} {
+		a, err := Parse([]byte(in), DefaultLimits)
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		out, err := a.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want, got any
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("Encode produced invalid JSON %s: %v", out, err)
+		}
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("Encode changed the activity:\n in  %s\n out %s", in, out)
+		}
+		var compact bytes.Buffer
+		_ = json.Compact(&compact, out)
+		if compact.String() != string(out) {
+			t.Errorf("Encode output is not compact: %s", out)
+		}
+		// Members in key order, as encoding/json writes maps.
+		std, _ := json.Marshal(map[string]any(want.(map[string]any)))
+		var stdKeys, outKeys []string
+		for _, b := range [][]byte{std, out} {
+			dec := json.NewDecoder(bytes.NewReader(b))
+			_, _ = dec.Token()
+			var keys []string
+			for dec.More() {
+				k, _ := dec.Token()
+				keys = append(keys, k.(string))
+				var v json.RawMessage
+				_ = dec.Decode(&v)
+			}
+			if stdKeys == nil {
+				stdKeys = keys
+			} else {
+				outKeys = keys
+			}
+		}
+		if !reflect.DeepEqual(stdKeys, outKeys) {
+			t.Errorf("key order %v, want %v", outKeys, stdKeys)
+		}
+	}
+}
+
+func TestEncodeExceptDropsStampedMembers(t *testing.T) {
+	a, _ := Parse([]byte(`{"type":"message","id":"forged","timestamp":"1999-01-01T00:00:00Z","conversation":{"id":"other"},"text":"x"}`), DefaultLimits)
+	out := a.encodeExcept(stampedKeys[:])
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range stampedKeys {
+		if _, ok := m[k]; ok {
+			t.Errorf("%s kept: %s", k, out)
+		}
+	}
+	st := &stamp{id: "c|0000001", members: []byte(`"conversation":{"id":"c"},"id":"c|0000001","timestamp":"2026-11-29T00:00:00.0000000Z"`)}
+	if err := json.Unmarshal(withStamp(out, st), &m); err != nil || m["id"] != "c|0000001" || m["text"] != "x" || m["conversation"].(map[string]any)["id"] != "c" {
+		t.Errorf("stamped = %v, %v", m, err)
+	}
+	if err := json.Unmarshal(withStamp([]byte(`{}`), st), &m); err != nil {
+		t.Errorf("stamping an empty object: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package conversation
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -43,9 +44,10 @@ type Entry struct {
 type Item struct {
 	Activity   Activity
 	Visibility store.Visibility
-	// ToBot, when set, derives the copy delivered to BotID from the stamped
-	// activity; the delivery is enqueued in the same transaction.
-	ToBot func(stamped Activity) (Activity, error)
+	// ToBot, when set, derives the copy delivered to BotID from the
+	// activity; Append stamps the same id, timestamp and conversation on
+	// both, and enqueues the delivery in the same transaction.
+	ToBot func(a Activity) (Activity, error)
 	BotID string
 }
 
@@ -68,40 +70,78 @@ func (l *Log) Hub() *Hub { return l.hub }
 // Codec exposes the storage codec (the outbox uses it too).
 func (l *Log) Codec() Codec { return l.codec }
 
+// stampedKeys are the members Append sets; whatever the caller put there
+// is replaced.
+var stampedKeys = [...]string{"id", "timestamp", "conversation"}
+
+// stamp is what Append adds to an activity, as JSON members.
+type stamp struct {
+	id      string
+	members []byte // `"conversation":{…},"id":"…","timestamp":"…"`
+}
+
+// withStamp splices the stamp's members into an encoded object that has
+// none of them.
+func withStamp(enc []byte, st *stamp) []byte {
+	out := make([]byte, 0, len(enc)+len(st.members)+2)
+	out = append(out, '{')
+	out = append(out, st.members...)
+	if len(enc) > 2 { // not "{}"
+		out = append(out, ',')
+		out = append(out, enc[1:]...)
+	} else {
+		out = append(out, '}')
+	}
+	return out
+}
+
 // Append stamps each item with id, timestamp and conversation, stores the
 // items and their bot deliveries in one transaction, then wakes
-// subscribers. The returned activities are the stamped, stored copies.
-func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]Activity, error) {
-	stamped := make([]Activity, len(items))
+// subscribers. It returns the items' activity ids.
+//
+// Everything that does not depend on the sequence number (validation is
+// done, encoding) happens here, before the store's single writer is
+// involved: the writer only splices the stamp into ready JSON.
+func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, error) {
+	convJSON, err := json.Marshal(map[string]string{"id": conv})
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: %w", conv, err)
+	}
+	stamps := make([]stamp, len(items))
 	plains := make([][]byte, len(items))
 	recs := make([]store.NewRecord, len(items))
 	var outs []store.NewOutbox
 	for i := range items {
-		i := i
+		enc := items[i].Activity.encodeExcept(stampedKeys[:])
 		recs[i] = store.NewRecord{Visibility: items[i].Visibility, Build: func(seq int64) ([]byte, error) {
-			a := items[i].Activity.Clone()
-			a.Set("id", ActivityID(conv, seq))
-			a.Set("timestamp", l.clock.Next().Format(TimestampFormat))
-			a.Set("conversation", map[string]string{"id": conv})
-			plain, err := a.Encode()
+			st := &stamps[i]
+			st.id = ActivityID(conv, seq)
+			ts := l.clock.Next().Format(TimestampFormat)
+			m := make([]byte, 0, len(convJSON)+len(st.id)+len(ts)+48)
+			m = append(m, `"conversation":`...)
+			m = append(m, convJSON...)
+			m = append(m, `,"id":`...)
+			idJSON, err := json.Marshal(st.id)
 			if err != nil {
 				return nil, err
 			}
-			stamped[i], plains[i] = a, plain
-			return l.codec.Encode(conv, plain)
+			m = append(m, idJSON...)
+			m = append(m, `,"timestamp":"`...)
+			m = append(m, ts...)
+			st.members = append(m, '"')
+			plains[i] = withStamp(enc, st)
+			return l.codec.Encode(conv, plains[i])
 		}}
 		if items[i].ToBot != nil {
+			botCopy, err := items[i].ToBot(items[i].Activity.Clone())
+			if err != nil {
+				return nil, fmt.Errorf("append to %s: bot copy: %w", conv, err)
+			}
+			botEnc := botCopy.encodeExcept(stampedKeys[:])
 			outs = append(outs, store.NewOutbox{BotID: items[i].BotID, Build: func([]int64) (string, []byte, error) {
-				botCopy, err := items[i].ToBot(stamped[i].Clone())
-				if err != nil {
-					return "", nil, err
-				}
-				plain, err := botCopy.Encode()
-				if err != nil {
-					return "", nil, err
-				}
-				blob, err := l.codec.Encode(conv, plain)
-				return stamped[i].Str("id"), blob, err
+				// Runs after the records' Build: the stamp is set.
+				blob, err := l.codec.Encode(conv, withStamp(botEnc, &stamps[i]))
+				return stamps[i].id, blob, err
 			}})
 		}
 	}
@@ -114,7 +154,11 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]Activity
 		entries[i] = Entry{Seq: r.Seq, Visibility: r.Visibility, JSON: plains[i]}
 	}
 	l.hub.publish(conv, Event{Entries: entries})
-	return stamped, nil
+	ids := make([]string, len(items))
+	for i := range stamps {
+		ids[i] = stamps[i].id
+	}
+	return ids, nil
 }
 
 // Read returns up to limit entries after the watermark, decoded.

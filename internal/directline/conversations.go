@@ -446,12 +446,12 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 		}
 		return s, nil
 	}}
-	stamped, err := a.log.Append(ctx, c.ID, []conversation.Item{item})
+	ids, err := a.log.Append(ctx, c.ID, []conversation.Item{item})
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
-	id := stamped[0].Str("id")
+	id := ids[0]
 	result, cancel := a.delivery.Watch(id)
 	defer cancel()
 	timer := time.NewTimer(a.cfg.BotWait)
