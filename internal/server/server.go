@@ -114,6 +114,12 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	reg.MustRegister(requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_open_streams", Help: "Open Direct Line WebSocket streams."}, func() float64 { return float64(lg.Hub().Count()) }),
 	)
+	if ws, ok := st.(writeStatser); ok {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_store_commits_total", Help: "Store write transactions committed (each one fsync)."}, func() float64 { c, _ := ws.WriteStats(); return float64(c) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_store_committed_writes_total", Help: "Write requests carried by those commits (group commit)."}, func() float64 { _, n := ws.WriteStats(); return float64(n) }),
+		)
+	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -125,6 +131,11 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	})
 	s.handler = s.middleware(s.mux, requests)
 	return s, nil
+}
+
+// writeStatser is a store that reports group commit figures.
+type writeStatser interface {
+	WriteStats() (commits, requests int64)
 }
 
 // warnInsecureBots logs loudly about development bots.
@@ -205,7 +216,9 @@ func (s *Server) middleware(next http.Handler, requests *prometheus.CounterVec) 
 				route = "unmatched"
 			}
 			requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
-			s.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start), "agent", r.Header.Get("x-ms-bot-agent"))
+			if s.logger.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost allocations on every request
+				s.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start), "agent", r.Header.Get("x-ms-bot-agent"))
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,4 +73,65 @@ func BenchmarkRead50(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkConversationRoundTrip is the store's share of one Direct Line
+// round trip, with 10 conversations at once as in `parley bench --clients
+// 10`: the user's activity with its outbox item, then the bot's reply,
+// each a durable commit the next step waits for; outbox completions are
+// flushed in batches by the delivery worker, here every 20 round trips.
+func BenchmarkConversationRoundTrip(b *testing.B) {
+	const convs = 10
+	s := benchStore(b, convs)
+	ctx := context.Background()
+	var n atomic.Int64
+	done := make(chan int64, 1<<16)
+	s.SetOutboxListener(func(items []store.OutboxItem) {
+		for _, it := range items {
+			done <- it.ID
+		}
+	})
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		var ids []int64
+		for id := range done {
+			if ids = append(ids, id); len(ids) >= 20 {
+				if err := s.CompleteOutbox(ctx, ids...); err != nil {
+					b.Error(err)
+				}
+				ids = ids[:0]
+			}
+		}
+	}()
+	b.SetParallelism((convs + 1) / 2) // GOMAXPROCS is 2 here
+	cpu0 := processCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		conv := fmt.Sprintf("c%d", n.Add(1)%convs)
+		for pb.Next() {
+			_, err := s.Append(ctx, conv,
+				[]store.NewRecord{{Build: func(int64) ([]byte, error) { return body, nil }}},
+				[]store.NewOutbox{{BotID: "bot", Build: func([]int64) (string, []byte, error) { return "x", body, nil }}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs, err := s.Append(ctx, conv, []store.NewRecord{{Build: func(int64) ([]byte, error) { return body, nil }}}, nil)
+			if err != nil || len(recs) != 1 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
+	s.SetOutboxListener(nil)
+	close(done)
+	<-flushed
+}
+
+// processCPU is the process's user+system CPU time so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
