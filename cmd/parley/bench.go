@@ -72,6 +72,11 @@ ratios. With --target and --secret it loads an already running gateway instead.`
 		Short:  "Run the in-memory relay floor (benchmark fixture; no auth, no persistence)",
 		Hidden: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			stopPprof, err := a.startPprof(a.logger("warn"))
+			if err != nil {
+				return err
+			}
+			defer stopPprof()
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				return err
