@@ -6,6 +6,7 @@ package conversation
 
 import (
 	"bytes"
+	"errors"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -75,8 +76,8 @@ func Parse(body []byte, lim Limits) (Activity, error) {
 	if err := json.Compact(&compact, trimmed); err != nil {
 		return nil, &ValidationError{Msg: "activity is not valid JSON (one object, nothing after it)"}
 	}
-	var a Activity
-	if err := json.Unmarshal(compact.Bytes(), &a); err != nil {
+	a, err := members(compact.Bytes())
+	if err != nil {
 		return nil, &ValidationError{Msg: "activity is not valid JSON"}
 	}
 	if a == nil {
@@ -114,8 +115,8 @@ func (a Activity) validate(lim Limits) error {
 		}
 		for _, k := range []string{"id", "name", "role", "aadObjectId"} {
 			if v, ok := from[k]; ok && !isNull(v) {
-				var s string
-				if err := json.Unmarshal(v, &s); err != nil {
+				s, ok := decodeString(v)
+				if !ok {
 					return &ValidationError{Field: "from." + k, Msg: "must be a string"}
 				}
 				if len(s) > 256 {
@@ -158,6 +159,112 @@ func (a Activity) validate(lim Limits) error {
 	return nil
 }
 
+// members splits a compact, valid JSON object into its members without
+// copying: values are slices of b (activities never edit values in place).
+// A repeated name keeps its last value, as encoding/json does.
+func members(b []byte) (Activity, error) {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return nil, errors.New("not an object")
+	}
+	a := make(Activity, 16)
+	i := 1
+	for i < len(b)-1 {
+		end := stringEnd(b, i)
+		if end < 0 || end+1 >= len(b) || b[end+1] != ':' {
+			return nil, errors.New("malformed member name")
+		}
+		name, ok := decodeString(b[i : end+1])
+		if !ok {
+			return nil, errors.New("malformed member name")
+		}
+		v := end + 2
+		ve := valueEnd(b, v)
+		if ve <= v {
+			return nil, errors.New("malformed member value")
+		}
+		a[name] = json.RawMessage(b[v:ve:ve])
+		i = ve
+		if b[i] == ',' {
+			i++
+		}
+	}
+	return a, nil
+}
+
+// stringEnd returns the index of the closing quote of the string that
+// starts at b[i], or -1.
+func stringEnd(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the index just after the compact JSON value at b[i]:
+// the ',' or '}' that follows it at the top level.
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			if j = stringEnd(b, j); j < 0 {
+				return -1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return j
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return -1
+}
+
+// decodeString decodes a JSON string value. Most are plain (no escapes)
+// and are sliced out directly; the rest go through encoding/json.
+func decodeString(raw json.RawMessage) (string, bool) {
+	t := bytes.TrimSpace(raw)
+	if len(t) >= 2 && t[0] == '"' && t[len(t)-1] == '"' && bytes.IndexByte(t[1:len(t)-1], '\\') < 0 && bytes.IndexByte(t[1:len(t)-1], '"') < 0 {
+		// No escapes and no inner quote: the value is the bytes between
+		// the quotes, provided they are valid UTF-8 without control
+		// characters, which a valid JSON string guarantees and which is
+		// checked here for values that did not come through Parse.
+		inner := t[1 : len(t)-1]
+		if utf8.Valid(inner) && !hasControl(inner) {
+			return string(inner), true
+		}
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(t, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 func firstByte(raw json.RawMessage) byte {
 	t := bytes.TrimSpace(raw)
@@ -176,8 +283,8 @@ func (a Activity) stringField(name string, max int) (string, bool, error) {
 	if !ok || isNull(raw) {
 		return "", false, nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := decodeString(raw)
+	if !ok {
 		return "", false, &ValidationError{Field: name, Msg: "must be a string"}
 	}
 	if max > 0 && len(s) > max {

@@ -110,7 +110,7 @@ func TestClockStrictlyIncreases(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{`{"type":"message","text":"hi"}`, `{"type":"event","name":"x","value":{}}`, `[]`, `{"type":"message","attachments":[{"name":"a"}]}`, "{\"type\":\"m\",\"from\":{\"id\":\"\\u0000\"}}"} {
+	for _, s := range []string{`{"type":"message","text":"hi"}`, `{"type":"event","name":"x","value":{}}`, `{"type":"m","a\"b":[1,{"c":"]}"}],"type":"n"}`, "{ \"type\" : \"m\" , \"k\\u00e9\" : [ ] }", `[]`, `{"type":"message","attachments":[{"name":"a"}]}`, "{\"type\":\"m\",\"from\":{\"id\":\"\\u0000\"}}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -123,6 +123,21 @@ func FuzzParse(f *testing.F) {
 		}
 		if a.Type() == "" {
 			t.Fatal("accepted an activity without type")
+		}
+		// The members are exactly what encoding/json sees.
+		var std map[string]json.RawMessage
+		if err := json.Unmarshal(data, &std); err != nil {
+			t.Fatalf("accepted what encoding/json refuses: %v", err)
+		}
+		if len(std) != len(a) {
+			t.Fatalf("members %d, encoding/json %d", len(a), len(std))
+		}
+		for k, v := range std {
+			var c bytes.Buffer
+			_ = json.Compact(&c, v)
+			if got, ok := a[k]; !ok || string(got) != c.String() {
+				t.Fatalf("member %q = %s, encoding/json %s", k, got, c.Bytes())
+			}
 		}
 		// Whatever is accepted re-encodes and parses again to the same type.
 		out, err := a.Encode()
