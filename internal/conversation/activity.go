@@ -6,10 +6,10 @@ package conversation
 
 import (
 	"bytes"
-	"errors"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
