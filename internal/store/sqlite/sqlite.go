@@ -81,8 +81,9 @@ const maxCachedConversations = 100_000
 var _ store.Store = (*Store)(nil)
 
 // writeReq is one unit of work for the single writer; requests that arrive
-// together share a transaction and its fsync (group commit), each inside
-// its own savepoint so one failure does not undo the others.
+// together share a transaction and its fsync (group commit), and one
+// failure does not undo the others (see commit). fn may run more than
+// once: it must not keep state from a run that failed.
 type writeReq struct {
 	fn   func(ctx context.Context, tx *sql.Tx) error
 	err  error
@@ -101,12 +102,9 @@ const (
 	qInsertOutbox   = `INSERT INTO outbox (conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 0, ?, ?)`
 	qCompleteOutbox = `DELETE FROM outbox WHERE id = ?`
 	qRetryOutbox    = `UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`
-	qSavepoint      = `SAVEPOINT a`
-	qRollbackTo     = `ROLLBACK TO a`
-	qRelease        = `RELEASE a`
 )
 
-var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qSavepoint, qRollbackTo, qRelease}
+var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox}
 
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -570,10 +568,7 @@ func (s *Store) writer() {
 			batch = s.drain(batch)
 		}
 		busy = len(batch) > 1
-		if s.commit(batch) {
-			s.commits.Add(1)
-			s.committed.Add(int64(len(batch)))
-		}
+		s.commit(batch)
 	}
 }
 
@@ -596,71 +591,64 @@ func (s *Store) WriteStats() (commits, requests int64) {
 	return s.commits.Load(), s.committed.Load()
 }
 
-// commit runs a batch in one transaction and reports whether it committed.
-func (s *Store) commit(batch []*writeReq) bool {
-	ctx := context.Background()
-	finish := func(err error) {
-		if err != nil {
-			err = fmt.Errorf("write: %w", err)
+// errRequestFailed means one request of a shared transaction failed and
+// the transaction was rolled back.
+var errRequestFailed = errors.New("a request in the transaction failed")
+
+// commit runs a batch. The requests share one transaction and its fsync,
+// without savepoints (a savepoint copies every page it touches); if one of
+// them fails, the transaction is rolled back and each request runs alone,
+// so one failure never undoes the others.
+func (s *Store) commit(batch []*writeReq) {
+	if len(batch) > 1 {
+		err := s.runTx(batch)
+		if err == nil || !errors.Is(err, errRequestFailed) {
+			for _, r := range batch {
+				finishReq(r, err)
+			}
+			return
 		}
 		for _, r := range batch {
-			if err != nil && r.err == nil {
-				r.err = err
-			}
-			close(r.done)
+			r.err = nil
 		}
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		finish(fmt.Errorf("write: begin: %w", err))
-		return false
-	}
-	if len(batch) == 1 {
-		// Alone in its transaction: no savepoint needed.
-		r := batch[0]
-		if r.err = r.fn(ctx, tx); r.err != nil {
-			_ = tx.Rollback()
-			clear(s.nextSeq)
-			finish(nil)
-			return false
-		}
-		err := tx.Commit()
-		if err != nil {
-			clear(s.nextSeq)
-		} else {
-			s.announce(batch)
-		}
-		finish(err)
-		return err == nil
 	}
 	for _, r := range batch {
-		if _, err := s.txExec(ctx, tx, qSavepoint); err != nil {
-			r.err = fmt.Errorf("write: savepoint: %w", err)
-			continue
-		}
-		r.err = r.fn(ctx, tx)
-		if r.err != nil {
-			clear(s.nextSeq) // that request's advance is undone
-			if _, err := s.txExec(ctx, tx, qRollbackTo); err != nil {
-				_ = tx.Rollback()
-				finish(fmt.Errorf("write: rollback to savepoint: %w", err))
-				return false
-			}
-		}
-		if _, err := s.txExec(ctx, tx, qRelease); err != nil {
+		finishReq(r, s.runTx([]*writeReq{r}))
+	}
+}
+
+// finishReq reports a request's outcome to its caller: its own error, or
+// the transaction's.
+func finishReq(r *writeReq, txErr error) {
+	if r.err == nil && txErr != nil && !errors.Is(txErr, errRequestFailed) {
+		r.err = fmt.Errorf("write: %w", txErr)
+	}
+	close(r.done)
+}
+
+// runTx runs reqs in one transaction and, once it has committed, hands
+// their outbox items to the listener.
+func (s *Store) runTx(reqs []*writeReq) error {
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	for _, r := range reqs {
+		if r.err = r.fn(ctx, tx); r.err != nil {
 			_ = tx.Rollback()
-			finish(fmt.Errorf("write: release savepoint: %w", err))
-			return false
+			clear(s.nextSeq) // advances made in this transaction are undone
+			return errRequestFailed
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		clear(s.nextSeq)
-		finish(fmt.Errorf("write: commit: %w", err))
-		return false
+		return fmt.Errorf("commit: %w", err)
 	}
-	s.announce(batch)
-	finish(nil)
-	return true
+	s.commits.Add(1)
+	s.committed.Add(int64(len(reqs)))
+	s.announce(reqs)
+	return nil
 }
 
 func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []store.NewRecord, outs []store.NewOutbox) ([]store.Record, []store.OutboxItem, error) {

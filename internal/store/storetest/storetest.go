@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AppendAndRead", testAppendAndRead},
 		{"AppendConcurrentIsGapFreeAndUnique", testAppendConcurrent},
 		{"AppendIsAtomic", testAppendAtomic},
+		{"FailedAppendsDoNotUndoConcurrentOnes", testAppendFailuresIsolated},
 		{"ReplaceRecord", testReplaceRecord},
 		{"Outbox", testOutbox},
 		{"AttachmentsSessionsKeys", testAttachmentsSessionsKeys},
@@ -297,6 +298,66 @@ func testAppendAtomic(t *testing.T, s store.Store) {
 	pend, err := s.PendingOutbox(ctx, "c1")
 	if err != nil || len(pend) != 1 || pend[0].ActivityID != "c1|0000000" || !bytes.Equal(pend[0].Body, []byte("to-bot")) {
 		t.Fatalf("PendingOutbox = %+v, %v", pend, err)
+	}
+}
+
+// testAppendFailuresIsolated: failing appends arriving together with good
+// ones (a group commit shares one transaction between them) fail alone.
+func testAppendFailuresIsolated(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	const n = 300
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			switch i % 3 {
+			case 0: // good, with a delivery
+				_, err := s.Append(ctx, "c1", []store.NewRecord{rec("m")}, []store.NewOutbox{{BotID: "bot-1", Build: func(seqs []int64) (string, []byte, error) {
+					return fmt.Sprintf("c1|%07d", seqs[0]), []byte("to-bot"), nil
+				}}})
+				if err != nil {
+					errs <- fmt.Errorf("good append failed: %w", err)
+				}
+			case 1: // its delivery cannot be built
+				_, err := s.Append(ctx, "c1", []store.NewRecord{rec("x")}, []store.NewOutbox{{BotID: "bot-1", Build: func([]int64) (string, []byte, error) { return "", nil, boom }}})
+				if !errors.Is(err, boom) {
+					errs <- fmt.Errorf("failing append: err = %v", err)
+				}
+			case 2: // no such conversation
+				_, err := s.Append(ctx, "missing", []store.NewRecord{rec("x")}, nil)
+				if !errors.Is(err, store.ErrNotFound) {
+					errs <- fmt.Errorf("append to a missing conversation: err = %v", err)
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	all, err := s.Read(ctx, "c1", -1, 0)
+	if err != nil || len(all) != n/3 {
+		t.Fatalf("c1 has %d records, want %d (%v)", len(all), n/3, err)
+	}
+	for i, r := range all {
+		if r.Seq != int64(i) || string(r.Body) != fmt.Sprintf("m#%d", i) {
+			t.Fatalf("record %d: seq %d body %q", i, r.Seq, r.Body)
+		}
+	}
+	pend, err := s.PendingOutbox(ctx, "c1")
+	if err != nil || len(pend) != n/3 {
+		t.Fatalf("PendingOutbox has %d items, want %d (%v)", len(pend), n/3, err)
+	}
+	for i, it := range pend {
+		if it.ActivityID != fmt.Sprintf("c1|%07d", i) {
+			t.Fatalf("outbox item %d is for %s", i, it.ActivityID)
+		}
 	}
 }
 
