@@ -56,7 +56,7 @@ ratios. With --target and --secret it loads an already running gateway instead.`
 		},
 	}
 	cmd.Flags().StringVar(&clientsFlag, "clients", "10,100", "concurrent conversations, comma-separated levels")
-	cmd.Flags().IntVar(&messages, "messages", 30, "round trips per conversation")
+	cmd.Flags().IntVar(&messages, "messages", 200, "round trips per conversation (the first ones warm a conversation up: fewer make noisy figures)")
 	cmd.Flags().IntVar(&idle, "idle", 1000, "open idle conversations for the memory measurement (0: skip)")
 	cmd.Flags().DurationVar(&idleWait, "idle-wait", 130*time.Second, "how long the idle conversations stay open before memory is read (Go's forced GC runs every 2 minutes)")
 	cmd.Flags().IntVar(&tokenWorkers, "token-workers", 32, "concurrent callers for the token generation rate")
