@@ -80,8 +80,10 @@ type Record struct {
 type NewRecord struct {
 	Visibility Visibility
 	// Build produces the body once the sequence number is known (ids and
-	// timestamps derive from it). It must be deterministic and fast: it
-	// runs inside the write transaction.
+	// timestamps derive from it). It must be fast (it runs inside the write
+	// transaction) and may run more than once for one append (a shared
+	// transaction that failed is retried alone): only its last result
+	// counts.
 	Build func(seq int64) ([]byte, error)
 }
 
@@ -98,7 +100,8 @@ type OutboxItem struct {
 }
 
 // NewOutbox is a delivery to enqueue together with an append. Build gets
-// the sequence numbers assigned to the appended records (for ids).
+// the sequence numbers assigned to the appended records (for ids) and runs
+// after every NewRecord.Build of the same append.
 type NewOutbox struct {
 	BotID string
 	Build func(seqs []int64) (activityID string, body []byte, err error)
