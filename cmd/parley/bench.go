@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +25,7 @@ import (
 
 func (a *app) benchCmd() *cobra.Command {
 	var clientsFlag, target, secret, origin string
-	var messages, idle, tokenWorkers, pid int
+	var messages, idle, tokenWorkers, pid, runs int
 	var tokenTime, idleWait time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -35,7 +36,8 @@ every security feature and durable storage on) and, as the floor, a minimal in-m
 auth, no persistence: a benchmark fixture, not a product mode), each as its own process, and
 reports round trips per second, p50/p99 latency, server CPU per round trip, lost and duplicated
 messages, idle memory per open conversation and token generation rate, with the gateway/floor
-ratios. With --target and --secret it loads an already running gateway instead.`,
+ratios. --runs N measures each level N times and adds the median ratios (figures on a shared
+machine move between runs). With --target and --secret it loads an already running gateway instead.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var levels []int
 			for _, s := range strings.Split(clientsFlag, ",") {
@@ -45,18 +47,19 @@ ratios. With --target and --secret it loads an already running gateway instead.`
 				}
 				levels = append(levels, n)
 			}
-			if messages < 1 || idle < 0 {
-				return errors.New("--messages must be at least 1 and --idle not negative")
+			if messages < 1 || idle < 0 || runs < 1 || runs > 100 {
+				return errors.New("--messages and --runs (at most 100) must be at least 1, --idle not negative")
 			}
 			ctx := cmd.Context()
 			if target != "" {
 				return a.benchTarget(ctx, bench.Target{DirectLine: strings.TrimRight(target, "/"), Secret: secret, Origin: origin}, levels, messages, pid, asJSON)
 			}
-			return a.benchCompare(ctx, levels, messages, idle, tokenWorkers, tokenTime, idleWait, asJSON)
+			return a.benchCompare(ctx, levels, messages, runs, idle, tokenWorkers, tokenTime, idleWait, asJSON)
 		},
 	}
 	cmd.Flags().StringVar(&clientsFlag, "clients", "10,100", "concurrent conversations, comma-separated levels")
 	cmd.Flags().IntVar(&messages, "messages", 200, "round trips per conversation (the first ones warm a conversation up: fewer make noisy figures)")
+	cmd.Flags().IntVar(&runs, "runs", 1, "measure each level this many times (floor and gateway alternating) and report the median ratios too")
 	cmd.Flags().IntVar(&idle, "idle", 1000, "open idle conversations for the memory measurement (0: skip)")
 	cmd.Flags().DurationVar(&idleWait, "idle-wait", 130*time.Second, "how long the idle conversations stay open before memory is read (Go's forced GC runs every 2 minutes)")
 	cmd.Flags().IntVar(&tokenWorkers, "token-workers", 32, "concurrent callers for the token generation rate")
@@ -152,13 +155,24 @@ func spawn(args ...string) (*proc, error) {
 
 type benchReport struct {
 	Levels []levelReport `json:"levels"`
+	// Medians has, per level, the median ratios over the runs.
+	Medians []medianReport `json:"medians"`
 	// Idle memory per open conversation with its WebSocket, bytes.
 	IdleBytesGateway int64   `json:"idleBytesPerConversationGateway"`
 	IdleBytesFloor   int64   `json:"idleBytesPerConversationFloor"`
 	TokensPerSecond  float64 `json:"tokensPerSecond"`
 }
 
+type medianReport struct {
+	Clients         int     `json:"clients"`
+	Runs            int     `json:"runs"`
+	ThroughputRatio float64 `json:"throughputRatio"`
+	CPURatio        float64 `json:"cpuPerRoundTripRatio"`
+	P99Ratio        float64 `json:"p99Ratio"`
+}
+
 type levelReport struct {
+	Run     int          `json:"run"`
 	Gateway bench.Result `json:"gateway"`
 	Floor   bench.Result `json:"floor"`
 	// Ratios gateway/floor.
@@ -167,7 +181,7 @@ type levelReport struct {
 	P99Ratio        float64 `json:"p99Ratio"`
 }
 
-func (a *app) benchCompare(ctx context.Context, levels []int, messages, idle, tokenWorkers int, tokenTime, idleWait time.Duration, asJSON bool) error {
+func (a *app) benchCompare(ctx context.Context, levels []int, messages, runs, idle, tokenWorkers int, tokenTime, idleWait time.Duration, asJSON bool) error {
 	dir, err := os.MkdirTemp("", "parley-bench-")
 	if err != nil {
 		return err
@@ -212,18 +226,24 @@ func (a *app) benchCompare(ctx context.Context, levels []int, messages, idle, to
 		if _, err := bench.Load(ctx, gwT, min(n, 10), 3, 0); err != nil {
 			return fmt.Errorf("gateway warm-up: %w", err)
 		}
-		fr, err := bench.Load(ctx, flT, n, messages, floor.cmd.Process.Pid)
-		if err != nil {
-			return fmt.Errorf("floor: %w", err)
+		var tp, cpu, p99 []float64
+		for run := 1; run <= runs; run++ {
+			fr, err := bench.Load(ctx, flT, n, messages, floor.cmd.Process.Pid)
+			if err != nil {
+				return fmt.Errorf("floor: %w", err)
+			}
+			gr, err := bench.Load(ctx, gwT, n, messages, gw.cmd.Process.Pid)
+			if err != nil {
+				return fmt.Errorf("gateway: %w", err)
+			}
+			l := levelReport{Run: run, Gateway: gr, Floor: fr,
+				ThroughputRatio: ratio(gr.PerSecond, fr.PerSecond),
+				CPURatio:        ratio(float64(gr.CPUPerRoundTr), float64(fr.CPUPerRoundTr)),
+				P99Ratio:        ratio(float64(gr.P99), float64(fr.P99))}
+			rep.Levels = append(rep.Levels, l)
+			tp, cpu, p99 = append(tp, l.ThroughputRatio), append(cpu, l.CPURatio), append(p99, l.P99Ratio)
 		}
-		gr, err := bench.Load(ctx, gwT, n, messages, gw.cmd.Process.Pid)
-		if err != nil {
-			return fmt.Errorf("gateway: %w", err)
-		}
-		rep.Levels = append(rep.Levels, levelReport{Gateway: gr, Floor: fr,
-			ThroughputRatio: ratio(gr.PerSecond, fr.PerSecond),
-			CPURatio:        ratio(float64(gr.CPUPerRoundTr), float64(fr.CPUPerRoundTr)),
-			P99Ratio:        ratio(float64(gr.P99), float64(fr.P99))})
+		rep.Medians = append(rep.Medians, medianReport{Clients: n, Runs: runs, ThroughputRatio: median(tp), CPURatio: median(cpu), P99Ratio: median(p99)})
 	}
 	if tokenTime > 0 {
 		if rep.TokensPerSecond, err = bench.TokenRate(ctx, gwT, tokenWorkers, tokenTime); err != nil {
@@ -244,7 +264,16 @@ func (a *app) benchCompare(ctx context.Context, levels []int, messages, idle, to
 			fmt.Fprintf(a.stdout, "%-8d %-8s %10.0f %10s %10s %14s %6d %6d %6d\n", row.r.Clients, row.name, row.r.PerSecond,
 				row.r.P50.Round(10*time.Microsecond), row.r.P99.Round(10*time.Microsecond), row.r.CPUPerRoundTr.Round(time.Microsecond), row.r.Lost, row.r.Duplicated, row.r.Errors)
 		}
-		fmt.Fprintf(a.stdout, "%-8d ratios   throughput %.2fx (target >= 0.5), cpu/roundtrip %.2fx (<= 2.5), p99 %.2fx (<= 2)\n", l.Gateway.Clients, l.ThroughputRatio, l.CPURatio, l.P99Ratio)
+		label := "ratios  "
+		if runs > 1 {
+			label = fmt.Sprintf("run %-4d", l.Run)
+		}
+		fmt.Fprintf(a.stdout, "%-8d %s throughput %.2fx (target >= 0.5), cpu/roundtrip %.2fx (<= 2.5), p99 %.2fx (<= 2)\n", l.Gateway.Clients, label, l.ThroughputRatio, l.CPURatio, l.P99Ratio)
+	}
+	if runs > 1 {
+		for _, m := range rep.Medians {
+			fmt.Fprintf(a.stdout, "%-8d median of %d runs: throughput %.2fx, cpu/roundtrip %.2fx, p99 %.2fx\n", m.Clients, m.Runs, m.ThroughputRatio, m.CPURatio, m.P99Ratio)
+		}
 	}
 	if idle > 0 {
 		fmt.Fprintf(a.stdout, "idle memory per open conversation + WebSocket: parley %.1f KB, floor %.1f KB (%d conversations)\n", float64(rep.IdleBytesGateway)/1024, float64(rep.IdleBytesFloor)/1024, idle)
@@ -253,6 +282,15 @@ func (a *app) benchCompare(ctx context.Context, levels []int, messages, idle, to
 		fmt.Fprintf(a.stdout, "token generation: %.0f tokens/s (%d concurrent callers)\n", rep.TokensPerSecond, tokenWorkers)
 	}
 	return nil
+}
+
+// median of a non-empty slice (sorts it).
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func ratio(a, b float64) float64 {
