@@ -13,18 +13,26 @@ import (
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
 
-func benchStore(b *testing.B, convs int) *sqlite.Store {
-	b.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+// storeWith opens a store in a temporary directory with one bot, one site
+// and conversations c0 … c<convs-1>.
+func storeWith(tb testing.TB, convs int) *sqlite.Store {
+	tb.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "parley.db"))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = s.Close() })
+	tb.Cleanup(func() { _ = s.Close() })
 	ctx := context.Background()
-	_ = s.CreateBot(ctx, store.Bot{ID: "bot", Name: "b", Endpoint: "http://127.0.0.1/", CreatedAt: time.Now()})
-	_ = s.CreateSite(ctx, store.Site{ID: "site", BotID: "bot", CreatedAt: time.Now()})
+	if err := s.CreateBot(ctx, store.Bot{ID: "bot", Name: "b", Endpoint: "http://127.0.0.1/", CreatedAt: time.Now()}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.CreateSite(ctx, store.Site{ID: "site", BotID: "bot", CreatedAt: time.Now()}); err != nil {
+		tb.Fatal(err)
+	}
 	for i := range convs {
-		_, _ = s.CreateConversation(ctx, store.Conversation{ID: fmt.Sprintf("c%d", i), BotID: "bot", SiteID: "site", UserID: "dl_u", CreatedAt: time.Now()})
+		if _, err := s.CreateConversation(ctx, store.Conversation{ID: fmt.Sprintf("c%d", i), BotID: "bot", SiteID: "site", UserID: "dl_u", CreatedAt: time.Now()}); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	return s
 }
@@ -43,7 +51,7 @@ func appendOne(b *testing.B, s *sqlite.Store, conv string) {
 // BenchmarkAppendSerial is one durable append (activity + outbox item,
 // fsync) at a time.
 func BenchmarkAppendSerial(b *testing.B) {
-	s := benchStore(b, 1)
+	s := storeWith(b, 1)
 	for b.Loop() {
 		appendOne(b, s, "c0")
 	}
@@ -52,7 +60,7 @@ func BenchmarkAppendSerial(b *testing.B) {
 // BenchmarkAppendParallel has many writers on many conversations: group
 // commit shares fsyncs between them.
 func BenchmarkAppendParallel(b *testing.B) {
-	s := benchStore(b, 64)
+	s := storeWith(b, 64)
 	var n atomic.Int64
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
@@ -64,7 +72,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 }
 
 func BenchmarkRead50(b *testing.B) {
-	s := benchStore(b, 1)
+	s := storeWith(b, 1)
 	for range 50 {
 		appendOne(b, s, "c0")
 	}
@@ -82,7 +90,7 @@ func BenchmarkRead50(b *testing.B) {
 // flushed in batches by the delivery worker, here every 20 round trips.
 func BenchmarkConversationRoundTrip(b *testing.B) {
 	const convs = 10
-	s := benchStore(b, convs)
+	s := storeWith(b, convs)
 	ctx := context.Background()
 	var n atomic.Int64
 	done := make(chan int64, 1<<16)

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
@@ -27,23 +26,8 @@ func TestConformance(t *testing.T) {
 // committed together (one fsync for several), and the counters say so.
 func TestConcurrentAppendsShareCommits(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.CreateBot(ctx, store.Bot{ID: "bot", Name: "b", Endpoint: "http://127.0.0.1/", CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateSite(ctx, store.Site{ID: "site", BotID: "bot", CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
 	const convs, each = 32, 20
-	for i := range convs {
-		if _, err := s.CreateConversation(ctx, store.Conversation{ID: fmt.Sprintf("c%d", i), BotID: "bot", SiteID: "site", UserID: "dl_u", CreatedAt: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := storeWith(t, convs)
 	c0, w0 := s.WriteStats()
 	var wg sync.WaitGroup
 	for i := range convs {
