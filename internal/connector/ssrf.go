@@ -55,15 +55,40 @@ var internalPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("192.0.0.0/24"),
 	netip.MustParsePrefix("198.18.0.0/15"),
 	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"), // NAT64: may embed an internal IPv4
+	netip.MustParsePrefix("fec0::/10"),      // site-local (deprecated, RFC 3879)
+	netip.MustParsePrefix("2001::/32"),      // Teredo (RFC 4380): tunnels to an IPv4 relay and client
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64 (RFC 8215): where the IPv4 sits depends on the prefix
+	netip.MustParsePrefix("100::/64"),       // discard-only (RFC 6666)
 }
+
+// Prefixes whose addresses carry an IPv4 address that decides where the
+// packets go: the IPv4 address is checked instead.
+var (
+	ipv4Compatible = netip.MustParsePrefix("::/96")           // ::a.b.c.d (deprecated, RFC 4291)
+	siit           = netip.MustParsePrefix("::ffff:0:0:0/96") // ::ffff:0:a.b.c.d (RFC 2765)
+	nat64          = netip.MustParsePrefix("64:ff9b::/96")    // a.b.c.d in the last 32 bits (RFC 6052)
+	sixToFour      = netip.MustParsePrefix("2002::/16")       // 2002:AABB:CCDD::/48 (RFC 3056)
+)
 
 // CheckEndpointAddr accepts loopback, public addresses, and addresses in
 // allow; it refuses private (RFC 1918, ULA), link-local (including the
 // 169.254.169.254 metadata service), multicast, unspecified and reserved
-// ranges.
+// ranges, and the IPv6 ranges that are internal themselves (site-local,
+// Teredo, local-use NAT64). An IPv6 address that embeds an IPv4 address
+// (IPv4-mapped, IPv4-compatible, SIIT, NAT64, 6to4) is decided by the
+// IPv4 address, except that an embedded loopback address is refused: only
+// the real loopback forms reach this host.
 func CheckEndpointAddr(ip netip.Addr, allow []netip.Prefix) error {
 	ip = ip.Unmap()
+	if err := checkAddr(ip, allow); err != nil {
+		return fmt.Errorf("%w (%s)", ErrForbiddenAddress, ip)
+	}
+	return nil
+}
+
+var errInternal = errors.New("internal address")
+
+func checkAddr(ip netip.Addr, allow []netip.Prefix) error {
 	for _, p := range allow {
 		if p.Contains(ip) {
 			return nil
@@ -72,13 +97,36 @@ func CheckEndpointAddr(ip netip.Addr, allow []netip.Prefix) error {
 	if ip.IsLoopback() {
 		return nil
 	}
+	if v4, ok := embeddedIPv4(ip); ok {
+		if v4.IsLoopback() {
+			return errInternal
+		}
+		return checkAddr(v4, allow)
+	}
 	bad := ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() ||
 		ip.IsInterfaceLocalMulticast() || ip.IsUnspecified() || !ip.IsValid()
 	for _, p := range internalPrefixes {
 		bad = bad || p.Contains(ip)
 	}
 	if bad {
-		return fmt.Errorf("%w (%s)", ErrForbiddenAddress, ip)
+		return errInternal
 	}
 	return nil
+}
+
+// embeddedIPv4 returns the IPv4 address an IPv6 address stands for, if it
+// is of a form that carries one. ip is already unmapped, and :: and ::1
+// are handled before (unspecified and loopback).
+func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	if !ip.Is6() || ip.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	b := ip.As16()
+	switch {
+	case ipv4Compatible.Contains(ip), siit.Contains(ip), nat64.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
 }
