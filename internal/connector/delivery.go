@@ -381,7 +381,13 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 		return it, true
 	}
 	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts+1)
+	var refused *RefusedError
 	switch {
+	case errors.As(err, &refused):
+		log.Error("Parley refused to connect to the bot's endpoint; not retrying", "reason", refused.Reason.Error())
+		d.finish(it.ID)
+		d.notify(it.ActivityID, refused)
+		return it, true
 	case permanent(status):
 		log.Warn("bot refused activity; not retrying", "status", status, "err", err)
 		d.finish(it.ID)
@@ -506,10 +512,10 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 		return http.StatusNotFound, fmt.Errorf("bot %s: %w", it.BotID, err)
 	}
 	if bot.InsecureNoAuth && !loopbackURL(bot.Endpoint) {
-		return http.StatusForbidden, fmt.Errorf("bot %s is registered without authentication but its endpoint is not on loopback; refusing to deliver", bot.ID)
+		return http.StatusForbidden, &RefusedError{Reason: errors.New("the bot is registered without authentication but its endpoint is not on loopback")}
 	}
 	if !strings.HasPrefix(bot.Endpoint, "https://") && !loopbackURL(bot.Endpoint) {
-		return http.StatusForbidden, fmt.Errorf("bot %s: endpoint is not https and not on loopback; refusing to deliver", bot.ID)
+		return http.StatusForbidden, &RefusedError{Reason: errors.New("the endpoint is not https and not on loopback")}
 	}
 	body, err := d.codec.Decode(it.ConversationID, it.Body)
 	if err != nil {
@@ -534,8 +540,9 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 		req.Header.Set("Authorization", auth)
 	}
 	resp, err := d.client.Do(req)
-	if errors.Is(err, ErrForbiddenAddress) {
-		return http.StatusForbidden, fmt.Errorf("post to bot %s: %w", bot.ID, err) // permanent
+	var forbidden forbiddenAddrError
+	if errors.As(err, &forbidden) { // the dialer's check: no URL (nor its query) in the reason
+		return http.StatusForbidden, &RefusedError{Reason: forbidden} // permanent
 	}
 	if err != nil {
 		return 0, fmt.Errorf("post to bot: %w", err)

@@ -46,8 +46,31 @@ func NewBotClient(timeout time.Duration, allow []netip.Prefix) *http.Client {
 	}
 }
 
+// forbiddenRule is what a refused address breaks and how to allow it.
+const forbiddenRule = "private, link-local, metadata or otherwise internal address, which Parley does not connect to (SSRF protection); to allow it, add its network to bots.allow_private_networks"
+
 // ErrForbiddenAddress refuses a bot endpoint on an internal address.
-var ErrForbiddenAddress = errors.New("bot endpoint resolves to a private, link-local or otherwise internal address; allow it in bots.allow_private_networks if intended")
+var ErrForbiddenAddress = errors.New("bot endpoint address is a " + forbiddenRule)
+
+// forbiddenAddrError is ErrForbiddenAddress for one address.
+type forbiddenAddrError struct{ ip netip.Addr }
+
+func (e forbiddenAddrError) Error() string        { return e.ip.String() + " is a " + forbiddenRule }
+func (e forbiddenAddrError) Is(target error) bool { return target == ErrForbiddenAddress }
+
+// RefusedError is a delivery that Parley itself refused (the endpoint's
+// address or scheme breaks its rules): the bot never saw the activity.
+type RefusedError struct{ Reason error }
+
+func (e *RefusedError) Error() string {
+	return "Parley refused to connect to the bot's endpoint: " + e.Reason.Error()
+}
+
+func (e *RefusedError) Unwrap() error { return e.Reason }
+
+// ParleyRefused marks the error for callers that do not import this
+// package (they declare the one-method interface).
+func (e *RefusedError) ParleyRefused() bool { return true }
 
 var internalPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
@@ -81,7 +104,7 @@ var (
 func CheckEndpointAddr(ip netip.Addr, allow []netip.Prefix) error {
 	ip = ip.Unmap()
 	if err := checkAddr(ip, allow); err != nil {
-		return fmt.Errorf("%w (%s)", ErrForbiddenAddress, ip)
+		return forbiddenAddrError{ip}
 	}
 	return nil
 }

@@ -458,6 +458,11 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 	defer timer.Stop()
 	select {
 	case err := <-result:
+		var refused interface{ ParleyRefused() bool }
+		if errors.As(err, &refused) {
+			a.fail(w, r, errf(http.StatusBadGateway, "ServiceError", "Failed to send activity: Parley refused to connect to the bot's endpoint (its address or scheme is not allowed; the gateway's log says why)"))
+			return
+		}
 		if err != nil {
 			a.fail(w, r, errf(http.StatusBadGateway, "BotRejectedActivity", "Failed to send activity: bot returned an error"))
 			return

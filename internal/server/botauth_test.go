@@ -565,10 +565,12 @@ func (h *harness) keyring(t *testing.T) *keyring.Keyring {
 }
 
 // A bot endpoint on an internal address, or on plain http off loopback,
-// gets nothing: the client is told the bot rejected the activity.
+// gets nothing. The client is told that Parley refused (not that the bot
+// rejected the activity), the log says so too, and neither repeats the
+// endpoint's query (function keys live there).
 func TestDeliveryRefusesInternalAndPlainHTTPEndpoints(t *testing.T) {
 	h := newHarness(t)
-	for i, endpoint := range []string{"https://169.254.169.254/api/messages", "https://10.0.0.7/api/messages", "http://bot.example.com/api/messages"} {
+	for i, endpoint := range []string{"https://169.254.169.254/api/messages?code=k3y0", "https://10.0.0.7/api/messages?code=k3y1", "http://bot.example.com/api/messages?code=k3y2", "https://[::ffff:0:a00:7]/api/messages?code=k3y3"} {
 		id := fmt.Sprintf("bot-ssrf-%d", i)
 		if err := h.st.CreateBot(context.Background(), store.Bot{ID: id, Name: id, Endpoint: endpoint, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
@@ -577,11 +579,21 @@ func TestDeliveryRefusesInternalAndPlainHTTPEndpoints(t *testing.T) {
 		tok, conv := startWith(t, h, secret, "dl_alice")
 		began := time.Now()
 		r := h.do("POST", "/conversations/"+conv+"/activities", tok, map[string]any{"type": "message", "text": "hi"}, nil)
-		if r.status != 502 || r.errCode() != "BotRejectedActivity" {
-			t.Fatalf("%s: %d %s, want 502 BotRejectedActivity", endpoint, r.status, r.raw)
+		if r.status != 502 || r.errCode() != "ServiceError" || !strings.Contains(string(r.raw), "Parley refused to connect to the bot's endpoint") {
+			t.Fatalf("%s: %d %s, want 502 ServiceError saying Parley refused", endpoint, r.status, r.raw)
+		}
+		if strings.Contains(string(r.raw), "k3y") {
+			t.Fatalf("%s: the answer repeats the endpoint's query: %s", endpoint, r.raw)
 		}
 		if time.Since(began) > 2*time.Second {
 			t.Fatalf("%s: refusal took %v; it is permanent and should not wait for retries", endpoint, time.Since(began))
 		}
+	}
+	logs := h.logs.String()
+	if n := strings.Count(logs, "Parley refused to connect to the bot's endpoint"); n < 4 {
+		t.Errorf("%d log lines say Parley refused, want one per bot:\n%s", n, logs)
+	}
+	if strings.Contains(logs, "bot refused activity") || strings.Contains(logs, "k3y") {
+		t.Errorf("the log blames the bot or repeats the endpoint's query:\n%s", logs)
 	}
 }
