@@ -72,14 +72,17 @@ func (a *app) botCmd() *cobra.Command {
 			if !namePattern.MatchString(name) {
 				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
 			}
-			if err := validEndpoint(endpoint, insecure); err != nil {
-				return err
-			}
 			cfg, st, err := a.openAdmin(cmd.Context(), sf.config, sf.data)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if err := a.checkBotEndpoint(cmd.Context(), cfg, endpoint); err != nil {
+				return err
+			}
+			if err := validEndpoint(endpoint, insecure); err != nil {
+				return err
+			}
 			pub, err := botPublicURL(publicURL, cfg.PublicURL)
 			if err != nil {
 				return err

@@ -1,12 +1,14 @@
 package connector
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"syscall"
 	"time"
 )
@@ -152,4 +154,47 @@ func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
 		return netip.AddrFrom4([4]byte(b[2:6])), true
 	}
 	return netip.Addr{}, false
+}
+
+// Resolver looks up the addresses of a host name; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// ErrUnresolvedHost means an endpoint's host name does not resolve (yet):
+// nothing could be checked at registration. Delivery checks every address
+// it dials anyway, so a caller may accept the endpoint with a warning.
+var ErrUnresolvedHost = errors.New("bot endpoint host does not resolve")
+
+// CheckEndpoint applies the delivery rule (CheckEndpointAddr with the same
+// allow list) before a bot is registered: a literal IP is checked
+// directly, a name is resolved and every address it resolves to must
+// pass. Errors name the host and the address, never the URL's path, query
+// or userinfo.
+func CheckEndpoint(ctx context.Context, endpoint string, allow []netip.Prefix, r Resolver) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Hostname() == "" {
+		return errors.New("bot endpoint is not an absolute URL with a host")
+	}
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return CheckEndpointAddr(ip, allow)
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		var dnsErr *net.DNSError
+		reason := "no addresses"
+		if errors.As(err, &dnsErr) {
+			reason = dnsErr.Err
+		} else if err != nil {
+			reason = err.Error()
+		}
+		return fmt.Errorf("%w: %s: %s", ErrUnresolvedHost, host, reason)
+	}
+	for _, a := range addrs {
+		if err := CheckEndpointAddr(a, allow); err != nil {
+			return fmt.Errorf("%s resolves to %w", host, err)
+		}
+	}
+	return nil
 }

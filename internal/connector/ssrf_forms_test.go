@@ -3,8 +3,10 @@ package connector
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -76,6 +78,53 @@ func TestBotClientRefusesIPv6Forms(t *testing.T) {
 		_, err := c.Do(req)
 		if !errors.Is(err, ErrForbiddenAddress) {
 			t.Errorf("%s: err = %v, want ErrForbiddenAddress", u, err)
+		}
+	}
+}
+
+// stubResolver answers from a table; DNS itself cannot run in tests.
+type stubResolver map[string][]netip.Addr
+
+func (s stubResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := s[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// Registration applies the delivery rule to every address an endpoint's
+// host resolves to; a literal address is checked directly.
+func TestCheckEndpoint(t *testing.T) {
+	allow := []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}
+	r := stubResolver{
+		"bot.example.com":    {netip.MustParseAddr("203.0.113.10")},
+		"mixed.example.com":  {netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("10.1.2.3")},
+		"meta.example.com":   {netip.MustParseAddr("fd00:ec2::254")},
+		"inside.example.com": {netip.MustParseAddr("10.20.1.1")},
+		"localhost":          {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
+	}
+	for endpoint, want := range map[string]error{
+		"https://bot.example.com/api/messages":         nil,
+		"https://inside.example.com/api/messages":      nil, // allowed network
+		"http://localhost:3978/api/messages":           nil,
+		"http://127.0.0.1:3978/api/messages":           nil,
+		"https://[2606:4700::1111]/api/messages":       nil,
+		"https://mixed.example.com/api/messages":       ErrForbiddenAddress, // one internal address is enough
+		"https://meta.example.com/api/messages":        ErrForbiddenAddress,
+		"http://169.254.169.254/":                      ErrForbiddenAddress,
+		"https://10.0.0.5/":                            ErrForbiddenAddress,
+		"https://[fd00:ec2::254]/":                     ErrForbiddenAddress,
+		"https://[::ffff:10.0.0.1]/":                   ErrForbiddenAddress,
+		"https://[2002:a9fe:a9fe::1]/":                 ErrForbiddenAddress,
+		"https://nowhere.example.com/api/messages":     ErrUnresolvedHost,
+		"https://bot.example.com:8443/x?code=k3y#frag": nil,
+	} {
+		err := CheckEndpoint(context.Background(), endpoint, allow, r)
+		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+			t.Errorf("%s: err = %v, want %v", endpoint, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "k3y") {
+			t.Errorf("%s: the error repeats the query: %v", endpoint, err)
 		}
 	}
 }

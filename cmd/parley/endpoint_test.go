@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// bot create refuses endpoints on internal addresses by the rule delivery
+// uses, says which rule and how to allow one, and keeps loopback allowed.
+func TestBotCreateRefusesInternalEndpoints(t *testing.T) {
+	data := t.TempDir()
+	for _, endpoint := range []string{
+		"http://169.254.169.254/",
+		"https://10.0.0.5/",
+		"https://[fd00:ec2::254]/",
+		"https://[::ffff:10.0.0.1]/",
+		"https://[2002:a9fe:a9fe::1]/api/messages",
+		"https://[64:ff9b::a00:5]/api/messages?code=k3y",
+	} {
+		out, stderr, err := run(t, nil, "bot", "create", "--data", data, "--name", "x", "--endpoint", endpoint)
+		if err == nil {
+			t.Errorf("%s: accepted: %s", endpoint, out)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "bots.allow_private_networks") || !strings.Contains(msg, "internal address") {
+			t.Errorf("%s: %q does not name the rule and how to allow it", endpoint, msg)
+		}
+		if strings.Contains(msg+stderr, "k3y") {
+			t.Errorf("%s: the refusal repeats the endpoint's query: %q", endpoint, msg)
+		}
+	}
+	out, _, _ := run(t, nil, "bot", "list", "--data", data)
+	if out != "" {
+		t.Fatalf("refused bots were stored: %q", out)
+	}
+
+	// Loopback stays allowed, by address and by name.
+	for _, endpoint := range []string{"http://127.0.0.1:3978/api/messages", "http://localhost:3978/api/messages", "https://[::1]:3978/api/messages"} {
+		if _, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "dev", "--endpoint", endpoint); err != nil {
+			t.Errorf("%s: %v", endpoint, err)
+		}
+	}
+
+	// A name that does not resolve yet (the bot is deployed after it gets
+	// its app id) is accepted with a warning: delivery checks its addresses.
+	if _, stderr, err := run(t, nil, "bot", "create", "--data", data, "--name", "later", "--endpoint", "https://bot.invalid/api/messages"); err != nil || !strings.Contains(stderr, "does not resolve") {
+		t.Errorf("unresolvable host: %v, warning %q", err, stderr)
+	}
+
+	// An allowed network is allowed at registration as at delivery.
+	cfg := filepath.Join(t.TempDir(), "parley.yaml")
+	yaml := "data_dir: " + data + "\nlisten: 127.0.0.1:8080\npublic_url: http://127.0.0.1:8080\ninsecure_http: true\nbots:\n  allow_private_networks: [10.0.0.0/24]\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, nil, "bot", "create", "--config", cfg, "--name", "inside", "--endpoint", "https://10.0.0.5/api/messages"); err != nil {
+		t.Fatalf("endpoint in bots.allow_private_networks: %v", err)
+	}
+	if _, _, err := run(t, nil, "bot", "create", "--config", cfg, "--name", "outside", "--endpoint", "https://10.0.1.5/api/messages"); err == nil {
+		t.Fatal("endpoint outside bots.allow_private_networks accepted")
+	}
+}
