@@ -175,6 +175,10 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, e *apiError) {
 // internal reports an unexpected failure without revealing internals.
 func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
 	a.logger.Error("direct line internal error", "path", r.URL.Path, "err", err)
+	if errors.Is(err, store.ErrFull) { // nothing was stored: the client may try again
+		writeError(w, http.StatusServiceUnavailable, "ServiceError", "the gateway cannot store anything right now; try again later")
+		return
+	}
 	writeError(w, http.StatusInternalServerError, "ServiceError", "the gateway could not complete the request")
 }
 

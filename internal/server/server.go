@@ -122,13 +122,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := st.Head(r.Context(), "readiness-probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
-			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, logger) })
 	s.handler = s.middleware(s.mux, requests)
 	return s, nil
 }

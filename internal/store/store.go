@@ -13,6 +13,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrFull means the storage is full: writes cannot commit until space
+	// returns (SQLite: SQLITE_FULL; PostgreSQL: disk_full, 53100).
+	ErrFull = errors.New("storage full")
 )
 
 // Bot is a registered bot.
@@ -203,6 +206,15 @@ type Store interface {
 	// inserts next (not activated) and deletes keys retired before
 	// purgeBefore. It fails with ErrNotFound when no key was waiting.
 	RotateKeys(ctx context.Context, purpose string, next Key, now, purgeBefore time.Time) error
+
+	// Ready reports whether the store can commit writes now: nil, or the
+	// error (wrapping ErrFull when the storage is full) of the last commit
+	// that failed. It follows the outcome of every commit; while the last
+	// one failed, or when none succeeded for a while, it commits a small
+	// write probe, at most one per second whatever the number of callers
+	// (readiness checks cannot load the writer), and returns nil again as
+	// soon as a commit succeeds. It never blocks on a probe in progress.
+	Ready(ctx context.Context) error
 
 	Close() error
 }

@@ -64,6 +64,9 @@ type Store struct {
 	convs sync.Map // id -> store.Conversation
 	convN atomic.Int64
 	bots  sync.Map // id -> cachedBot
+
+	// health is whether commits succeed, for Ready.
+	health health
 }
 
 type cachedBot struct {
@@ -148,6 +151,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
 	s := &Store{w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
+	s.health.okAt, s.health.probeEvery = time.Now(), probeEvery // the migrations committed
 	for _, q := range writeQueries {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
@@ -632,19 +636,32 @@ func (s *Store) runTx(reqs []*writeReq) error {
 	ctx := context.Background()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
+		if serr := storageError(err); serr != nil {
+			s.recordCommit(serr)
+			err = serr
+		}
 		return fmt.Errorf("begin: %w", err)
 	}
 	for _, r := range reqs {
 		if r.err = r.fn(ctx, tx); r.err != nil {
 			_ = tx.Rollback()
 			clear(s.nextSeq) // advances made in this transaction are undone
+			if serr := storageError(r.err); serr != nil {
+				s.recordCommit(serr)
+				r.err = serr
+			}
 			return errRequestFailed
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		clear(s.nextSeq)
+		if serr := storageError(err); serr != nil {
+			s.recordCommit(serr)
+			err = serr
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
+	s.recordCommit(nil)
 	s.commits.Add(1)
 	s.committed.Add(int64(len(reqs)))
 	s.announce(reqs)
