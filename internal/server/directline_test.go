@@ -904,7 +904,7 @@ func TestInsecureBotOffLoopbackIsNotCalled(t *testing.T) {
 		t.Fatalf("start = %d", r.status)
 	}
 	r := h.do("POST", "/conversations/"+conv+"/activities", tok, `{"type":"message","text":"x"}`, nil)
-	if r.status != 502 || r.errCode() != "BotRejectedActivity" {
+	if r.status != 502 || r.errCode() != "ServiceError" || !strings.Contains(string(r.raw), "Parley refused") {
 		t.Fatalf("post to an insecure off-loopback bot = %d %s", r.status, r.raw)
 	}
 	if !strings.Contains(h.logs.String(), "not on loopback") {
