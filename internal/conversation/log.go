@@ -49,6 +49,8 @@ type Item struct {
 	// both, and enqueues the delivery in the same transaction.
 	ToBot func(a Activity) (Activity, error)
 	BotID string
+	// Attachments are stored with the activity, in the same transaction.
+	Attachments []store.Attachment
 }
 
 // Log is the conversation log service.
@@ -131,7 +133,7 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 			st.members = append(m, '"')
 			plains[i] = withStamp(enc, st)
 			return l.codec.Encode(conv, plains[i])
-		}}
+		}, Attachments: items[i].Attachments}
 		if items[i].ToBot != nil {
 			botCopy, err := items[i].ToBot(items[i].Activity.Clone())
 			if err != nil {

@@ -400,6 +400,8 @@ func validationError(err error) *apiError {
 type botFile struct {
 	index int // position in attachments
 	url   string
+	// file is stored with the activity, in the append's transaction.
+	file store.Attachment
 }
 
 // submit is the common send path of POST activities and upload: enhance,
@@ -446,6 +448,9 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 		}
 		return s, nil
 	}}
+	for _, f := range files {
+		item.Attachments = append(item.Attachments, f.file)
+	}
 	ids, err := a.log.Append(ctx, c.ID, []conversation.Item{item})
 	if err != nil {
 		a.internal(w, r, err)

@@ -36,6 +36,11 @@ type uploadedFile struct {
 }
 
 // upload: POST /conversations/{id}/upload?userId=.
+//
+// Everything is checked before anything is written (the number of files,
+// their sizes and content types, the activity and its attachment
+// metadata), and the files are stored in the transaction that appends the
+// activity: a refused upload, or a crash, leaves no file behind.
 func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 	p, c, ok := a.authorized(w, r)
 	if !ok {
@@ -70,6 +75,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	used := make([]bool, len(files))
 	placeholder, _ := json.Marshal(a.cfg.PublicURL + "/v3/directline/static/placeholder.png")
+	now := time.Now().UTC()
 	var bot []botFile
 	for i, m := range meta {
 		if _, hasURL := m["contentUrl"]; hasURL {
@@ -92,22 +98,29 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		used[j] = true
-		if _, ok := m["contentType"]; !ok {
+		if raw, ok := m["contentType"]; ok {
+			var ct string
+			if err := json.Unmarshal(raw, &ct); err != nil || !validMediaType(ct) {
+				a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "attachment %q: contentType must be a media type such as image/png", name))
+				return
+			}
+		} else {
 			m["contentType"], _ = json.Marshal(files[j].contentType)
 		}
 		m["contentUrl"] = placeholder
-		u, e := a.storeFile(r, p, c, files[j])
+		bf, e := a.planFile(c, files[j], now)
 		if e != nil {
 			a.fail(w, r, e)
 			return
 		}
-		bot = append(bot, botFile{index: i, url: u})
+		bf.index = i
+		bot = append(bot, bf)
 	}
 	for k, f := range files {
 		if used[k] {
 			continue
 		}
-		u, e := a.storeFile(r, p, c, f)
+		bf, e := a.planFile(c, f, now)
 		if e != nil {
 			a.fail(w, r, e)
 			return
@@ -115,26 +128,58 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 		ct, _ := json.Marshal(f.contentType)
 		nm, _ := json.Marshal(f.name)
 		meta = append(meta, map[string]json.RawMessage{"contentType": ct, "name": nm, "contentUrl": placeholder})
-		bot = append(bot, botFile{index: len(meta) - 1, url: u})
+		bf.index = len(meta) - 1
+		bot = append(bot, bf)
 	}
 	if len(meta) > a.cfg.Limits.MaxAttachments {
 		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "at most %d attachments are allowed", a.cfg.Limits.MaxAttachments))
 		return
 	}
 	act.Set("attachments", meta)
-	a.submit(w, r, p, c, act, bot)
+	a.submit(w, r, p, c, act, bot) // stores the files with the activity
 }
 
-func (a *API) storeFile(r *http.Request, p principal, c store.Conversation, f uploadedFile) (string, *apiError) {
+// planFile prepares an uploaded file for storage with its activity (nothing
+// is written here): its id and the bot's download URL.
+func (a *API) planFile(c store.Conversation, f uploadedFile, now time.Time) (botFile, *apiError) {
 	id := conversation.NewID()
-	if err := a.st.PutAttachment(r.Context(), store.Attachment{ID: id, ConversationID: c.ID, ContentType: f.contentType, Name: f.name, Data: f.data, CreatedAt: time.Now().UTC()}); err != nil {
-		return "", errf(http.StatusInternalServerError, "ServiceError", "could not store the file")
-	}
 	tok, _, err := a.issuer.Issue(identity.Claims{Scope: identity.ScopeAttachment, Bot: c.BotID, Site: c.SiteID, Conv: c.ID, Attachment: id}, AttachmentTTL)
 	if err != nil {
-		return "", errf(http.StatusInternalServerError, "ServiceError", "token issuance failed")
+		return botFile{}, errf(http.StatusInternalServerError, "ServiceError", "token issuance failed")
 	}
-	return a.cfg.ServiceURL() + "v3/attachments/" + id + "/views/original?t=" + tok, nil
+	return botFile{
+		url:  a.cfg.ServiceURL() + "v3/attachments/" + id + "/views/original?t=" + tok,
+		file: store.Attachment{ID: id, ConversationID: c.ID, ContentType: f.contentType, Name: f.name, Data: f.data, CreatedAt: now},
+	}, nil
+}
+
+// validMediaType reports whether s is a media type (type/subtype, RFC
+// 6838 names, optional parameters), as a file's content type must be.
+func validMediaType(s string) bool {
+	mt, _, err := mime.ParseMediaType(s)
+	if err != nil {
+		return false
+	}
+	typ, sub, ok := strings.Cut(mt, "/")
+	return ok && restrictedName(typ) && restrictedName(sub)
+}
+
+// restrictedName is an RFC 6838 restricted-name: 1-127 characters, a
+// letter or digit first, then letters, digits and !#$&-^_.+
+func restrictedName(s string) bool {
+	if s == "" || len(s) > 127 {
+		return false
+	}
+	for i, r := range s {
+		alnum := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' // ParseMediaType lowercases
+		if i == 0 && !alnum {
+			return false
+		}
+		if !alnum && !strings.ContainsRune("!#$&-^_.+", r) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseUpload reads a multipart upload (activity part found by content
@@ -157,6 +202,9 @@ func (a *API) parseUpload(r *http.Request) (conversation.Activity, []uploadedFil
 		if int64(len(data)) > remaining {
 			return nil, nil, tooBig
 		}
+		if !validMediaType(mt) {
+			return nil, nil, errf(http.StatusBadRequest, "BadArgument", "Content-Type must be a media type such as image/png")
+		}
 		return nil, []uploadedFile{{name: cleanName(dparams["filename"]), contentType: mt, data: data}}, nil
 	}
 	boundary := params["boundary"]
@@ -174,7 +222,8 @@ func (a *API) parseUpload(r *http.Request) (conversation.Activity, []uploadedFil
 		if err != nil {
 			return nil, nil, readErr(err, errf(http.StatusBadRequest, "BadArgument", "malformed multipart body"))
 		}
-		pt, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
+		rawType := part.Header.Get("Content-Type")
+		pt, _, _ := mime.ParseMediaType(rawType)
 		if pt == activityPartType {
 			if act != nil {
 				return nil, nil, errf(http.StatusBadRequest, "BadArgument", "more than one activity part")
@@ -199,8 +248,11 @@ func (a *API) parseUpload(r *http.Request) (conversation.Activity, []uploadedFil
 		if remaining < 0 {
 			return nil, nil, tooBig
 		}
-		if pt == "" {
+		switch {
+		case rawType == "":
 			pt = "application/octet-stream"
+		case !validMediaType(rawType):
+			return nil, nil, errf(http.StatusBadRequest, "BadArgument", "file %q: Content-Type must be a media type such as image/png", cleanName(part.FileName()))
 		}
 		files = append(files, uploadedFile{name: cleanName(part.FileName()), contentType: pt, data: data})
 	}

@@ -88,6 +88,10 @@ type NewRecord struct {
 	// transaction that failed is retried alone): only its last result
 	// counts.
 	Build func(seq int64) ([]byte, error)
+	// Attachments are files stored with this record, in the same
+	// transaction (an upload): the append stores all of them or, failing,
+	// none. Their ConversationID is the append's.
+	Attachments []Attachment
 }
 
 // OutboxItem is a pending delivery to a bot.
@@ -167,8 +171,10 @@ type Store interface {
 	CreateConversation(ctx context.Context, c Conversation) (created bool, err error)
 	GetConversation(ctx context.Context, id string) (Conversation, error)
 
-	// Append adds records to a conversation's log and enqueues outbox items
-	// in one transaction: either everything is durable or nothing is.
+	// Append adds records to a conversation's log, with their attachments,
+	// and enqueues outbox items in one transaction: either everything is
+	// durable or nothing is. An attachment id that is taken fails the
+	// append (ErrExists).
 	Append(ctx context.Context, conversationID string, recs []NewRecord, out []NewOutbox) ([]Record, error)
 	// Read returns up to limit records with Seq > after, in order.
 	Read(ctx context.Context, conversationID string, after int64, limit int) ([]Record, error)

@@ -105,9 +105,10 @@ const (
 	qInsertOutbox   = `INSERT INTO outbox (conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 0, ?, ?)`
 	qCompleteOutbox = `DELETE FROM outbox WHERE id = ?`
 	qRetryOutbox    = `UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`
+	qInsertAttach   = `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`
 )
 
-var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox}
+var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach}
 
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -686,6 +687,15 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []s
 		}
 		if _, err := s.txExec(ctx, tx, qInsertActivity, conv, seq, int(nr.Visibility), body, nanos(now)); err != nil {
 			return nil, nil, fmt.Errorf("append: insert activity: %w", err)
+		}
+		for _, a := range nr.Attachments {
+			_, err := s.txExec(ctx, tx, qInsertAttach, a.ID, conv, a.ContentType, a.Name, a.Data, nanos(a.CreatedAt))
+			if isUnique(err) {
+				return nil, nil, fmt.Errorf("append: insert attachment: %w", store.ErrExists)
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("append: insert attachment: %w", err)
+			}
 		}
 		res = append(res, store.Record{ConversationID: conv, Seq: seq, Visibility: nr.Visibility, Body: body, CreatedAt: now})
 		seqs = append(seqs, seq)

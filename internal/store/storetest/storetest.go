@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"BotSecrets", testBotSecrets},
 		{"OutboxListenerInCommitOrder", testOutboxListener},
 		{"ReadyWhileCommitsSucceed", testReady},
+		{"AppendStoresAttachmentsInItsTransaction", testAppendAttachments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -624,5 +625,50 @@ func testReady(t *testing.T, s store.Store) {
 		if err := s.Ready(ctx); err != nil {
 			t.Fatalf("after writes: Ready = %v", err)
 		}
+	}
+}
+
+// testAppendAttachments: a record's attachments are stored by its append,
+// in the same transaction: a failed append leaves none, a taken id fails
+// the whole append, a successful one stores each once.
+func testAppendAttachments(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	withFiles := func(body string, ids ...string) store.NewRecord {
+		r := rec(body)
+		for _, id := range ids {
+			r.Attachments = append(r.Attachments, store.Attachment{ID: id, ContentType: "image/png", Name: id + ".png", Data: []byte("png-" + id), CreatedAt: epoch})
+		}
+		return r
+	}
+	boom := errors.New("boom")
+	_, err := s.Append(ctx, "c1", []store.NewRecord{withFiles("a", "f1", "f2")}, []store.NewOutbox{{BotID: "bot-1", Build: func([]int64) (string, []byte, error) { return "", nil, boom }}})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Append with failing outbox err = %v", err)
+	}
+	for _, id := range []string{"f1", "f2"} {
+		if _, err := s.GetAttachment(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("attachment %s survived a failed append: %v", id, err)
+		}
+	}
+	if _, err := s.Append(ctx, "c1", []store.NewRecord{withFiles("a", "f1", "f2")}, nil); err != nil {
+		t.Fatalf("Append with attachments: %v", err)
+	}
+	for _, id := range []string{"f1", "f2"} {
+		a, err := s.GetAttachment(ctx, id)
+		if err != nil || a.ConversationID != "c1" || a.Name != id+".png" || a.ContentType != "image/png" || string(a.Data) != "png-"+id || !a.CreatedAt.Equal(epoch) {
+			t.Fatalf("GetAttachment(%s) = %+v, %v", id, a, err)
+		}
+	}
+	// A taken id fails the append: no record, and the new file is not stored.
+	if _, err := s.Append(ctx, "c1", []store.NewRecord{withFiles("b", "f3", "f1")}, nil); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("Append with a taken attachment id err = %v, want ErrExists", err)
+	}
+	if _, err := s.GetAttachment(ctx, "f3"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("attachment f3 of a failed append: %v", err)
+	}
+	if h, _ := s.Head(ctx, "c1"); h != 0 {
+		t.Fatalf("head = %d after one successful append, want 0", h)
 	}
 }
