@@ -28,6 +28,13 @@ func (s *Store) SetProbeEvery(d time.Duration) {
 	s.health.probeEvery = d
 }
 
+// SetStaleAfter changes how long a success stands without a probe.
+func (s *Store) SetStaleAfter(d time.Duration) {
+	s.health.mu.Lock()
+	defer s.health.mu.Unlock()
+	s.health.staleAfter = d
+}
+
 // Probes counts the probes started.
 func (s *Store) Probes() int {
 	s.health.mu.Lock()

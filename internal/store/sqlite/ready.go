@@ -35,8 +35,8 @@ type health struct {
 	probeAt time.Time // the last probe started
 	probing bool
 	probes  int // probes started, for tests
-	// probeEvery is probeEvery, shortened by tests.
-	probeEvery time.Duration
+	// probeEvery and staleAfter are the constants, shortened by tests.
+	probeEvery, staleAfter time.Duration
 }
 
 // recordCommit notes a commit's outcome: nil for success, or a storage
@@ -56,7 +56,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	h.mu.Lock()
 	now := time.Now()
 	err := h.err
-	if h.probing || now.Sub(h.probeAt) < h.probeEvery || (err == nil && now.Sub(h.okAt) < staleAfter) {
+	if h.probing || now.Sub(h.probeAt) < h.probeEvery || (err == nil && now.Sub(h.okAt) < h.staleAfter) {
 		h.mu.Unlock()
 		return err
 	}

@@ -72,3 +72,30 @@ func TestReadyFollowsAFullStore(t *testing.T) {
 		t.Fatalf("append after space returned: %v", err)
 	}
 }
+
+// An idle store (no write for a while) confirms its readiness with a probe:
+// a disk that filled up while nothing was written is noticed.
+func TestReadyNoticesAFullStoreWhileIdle(t *testing.T) {
+	ctx := context.Background()
+	s := storeWith(t, 1)
+	if err := s.Ready(ctx); err != nil {
+		t.Fatalf("healthy store: Ready = %v", err)
+	}
+	if err := s.LimitPages(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ready(ctx); err != nil {
+		t.Fatalf("a recent commit succeeded: Ready = %v, want nil without a probe", err)
+	}
+	s.SetStaleAfter(0)
+	s.SetProbeEvery(0)
+	if err := s.Ready(ctx); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("idle full store: Ready = %v, want store.ErrFull", err)
+	}
+	if err := s.LimitPages(ctx, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ready(ctx); err != nil {
+		t.Fatalf("space is back: Ready = %v", err)
+	}
+}
