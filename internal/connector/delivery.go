@@ -39,7 +39,23 @@ type DeliveryConfig struct {
 	BaseBackoff time.Duration
 	MaxBackoff  time.Duration
 	ServiceURL  string // the serviceUrl bots call back on
+	// Clock drives backoff, due times and the poll (nil: the real clock);
+	// tests inject a fake one.
+	Clock Clock
+	// PollEvery is how often the store is polled for due items (0: 1 s).
+	PollEvery time.Duration
 }
+
+// Clock is the time source of delivery.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // DefaultDeliveryConfig: 15 s per attempt (below DLJS's 20 s), 10 attempts
 // with exponential backoff from 250 ms to 5 min (about 15 min in all).
@@ -96,6 +112,12 @@ const recentTTL = time.Minute
 
 // NewDelivery builds the worker; client must not follow redirects.
 func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, client *http.Client, cfg DeliveryConfig, log *slog.Logger) *Delivery {
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = time.Second
+	}
 	return &Delivery{st: st, codec: codec, creds: creds, client: client, cfg: cfg, log: log,
 		lanes: map[string]*laneState{}, parked: map[string]bool{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{}),
 		done: map[int64]time.Time{}, flushSig: make(chan struct{}, 1)}
@@ -216,8 +238,6 @@ func (d *Delivery) laneLocked(conv string) *laneState {
 // Run polls for due items (after a restart, or after a backoff) until ctx
 // ends, then waits for lanes to stop.
 func (d *Delivery) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	flusherDone := make(chan struct{})
 	go func() {
 		defer close(flusherDone)
@@ -235,7 +255,7 @@ func (d *Delivery) Run(ctx context.Context) {
 		d.mu.Unlock()
 	}
 	for {
-		due, err := d.st.DueOutbox(ctx, time.Now(), 500)
+		due, err := d.st.DueOutbox(ctx, d.cfg.Clock.Now(), 500)
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("outbox poll failed", "err", err)
 		}
@@ -253,7 +273,7 @@ func (d *Delivery) Run(ctx context.Context) {
 			d.wg.Wait()
 			<-flusherDone
 			return
-		case <-t.C:
+		case <-d.cfg.Clock.After(d.cfg.PollEvery):
 		}
 	}
 }
@@ -335,14 +355,14 @@ func (d *Delivery) lane(conv string, l *laneState) {
 		if !ok {
 			return
 		}
-		if wait := time.Until(it.NextAttemptAt); wait > 0 {
+		if wait := it.NextAttemptAt.Sub(d.cfg.Clock.Now()); wait > 0 {
 			if wait > 30*time.Second || d.isClosing() {
 				// Long backoff: leave it to the poller.
 				d.park(conv)
 				return
 			}
 			select {
-			case <-time.After(wait):
+			case <-d.cfg.Clock.After(wait):
 			case <-d.quit:
 			}
 			continue
@@ -403,7 +423,7 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 	backoff = backoff/2 + rand.N(backoff/2+1) // jitter
 	log.Warn("bot delivery failed; will retry", "status", status, "err", err, "backoff", backoff)
 	it.Attempts++
-	it.NextAttemptAt = time.Now().Add(backoff)
+	it.NextAttemptAt = d.cfg.Clock.Now().Add(backoff)
 	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts, it.NextAttemptAt); rerr != nil {
 		log.Error("outbox retry failed", "err", rerr)
 	}
