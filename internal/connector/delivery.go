@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,13 +33,17 @@ type Credentials interface {
 	AuthorizationFor(ctx context.Context, bot store.Bot, serviceURL string) (string, error)
 }
 
-// DeliveryConfig tunes retries.
+// DeliveryConfig tunes retries. An item is retried with capped exponential
+// backoff and jitter until RetryFor has passed since it was enqueued; then
+// (or at once when the bot refuses it for good) it becomes a dead letter.
 type DeliveryConfig struct {
 	Timeout     time.Duration // one HTTP attempt
-	MaxAttempts int
 	BaseBackoff time.Duration
-	MaxBackoff  time.Duration
-	ServiceURL  string // the serviceUrl bots call back on
+	MaxBackoff  time.Duration // the cap of the backoff
+	// RetryFor is how long an item is retried after it was enqueued
+	// (bots.delivery_retry_for).
+	RetryFor   time.Duration
+	ServiceURL string // the serviceUrl bots call back on
 	// Clock drives backoff, due times and the poll (nil: the real clock);
 	// tests inject a fake one.
 	Clock Clock
@@ -57,9 +62,10 @@ type realClock struct{}
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// DefaultDeliveryConfig: 15 s per attempt (below DLJS's 20 s), 10 attempts
-// with exponential backoff from 250 ms to 5 min (about 15 min in all).
-var DefaultDeliveryConfig = DeliveryConfig{Timeout: 15 * time.Second, MaxAttempts: 10, BaseBackoff: 250 * time.Millisecond, MaxBackoff: 5 * time.Minute}
+// DefaultDeliveryConfig: 15 s per attempt (below DLJS's 20 s), exponential
+// backoff from 250 ms capped at 5 min, retried for a day (the server sets
+// RetryFor from bots.delivery_retry_for).
+var DefaultDeliveryConfig = DeliveryConfig{Timeout: 15 * time.Second, BaseBackoff: 250 * time.Millisecond, MaxBackoff: 5 * time.Minute, RetryFor: 24 * time.Hour}
 
 // ErrBotRejected means the bot answered with an error or could not be
 // reached in time.
@@ -92,7 +98,12 @@ type Delivery struct {
 	done     map[int64]time.Time // id -> when flushed (zero: not yet)
 	toFlush  []int64
 	flushSig chan struct{}
+
+	deadLettered atomic.Int64 // items moved to the dead letters by this process
 }
+
+// DeadLettered counts the items this process moved to the dead letters.
+func (d *Delivery) DeadLettered() int64 { return d.deadLettered.Load() }
 
 // flushEvery bounds how long a finished item waits for its removal commit;
 // doneKeep is how long a flushed id stays in the skip set.
@@ -117,6 +128,9 @@ func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, cl
 	}
 	if cfg.PollEvery <= 0 {
 		cfg.PollEvery = time.Second
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = DefaultDeliveryConfig.RetryFor
 	}
 	return &Delivery{st: st, codec: codec, creds: creds, client: client, cfg: cfg, log: log,
 		lanes: map[string]*laneState{}, parked: map[string]bool{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{}),
@@ -391,9 +405,11 @@ func (d *Delivery) isClosing() bool {
 }
 
 // attempt makes one delivery attempt and records its outcome; done reports
-// that the item needs no more attempts, otherwise updated carries its new
-// attempt count and time.
+// that the item needs no more attempts (delivered or dead-lettered),
+// otherwise updated carries its new attempt count and time. Nothing ends
+// silently: a failed item is retried or becomes a dead letter.
 func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated store.OutboxItem, done bool) {
+	at := d.cfg.Clock.Now()
 	status, err := d.post(ctx, it)
 	if err == nil {
 		// Answer the waiting client first: the bot has the activity. If the
@@ -403,31 +419,54 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 		d.finish(it.ID)
 		return it, true
 	}
-	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts+1)
+	it.Attempts++
+	if it.FirstAttemptAt.IsZero() {
+		it.FirstAttemptAt = at
+	}
+	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts)
+	now := d.cfg.Clock.Now()
+	deadline := it.CreatedAt.Add(d.cfg.RetryFor)
+	why := ""
 	switch {
 	case permanent(status):
-		log.Warn("bot refused activity; not retrying", "status", status, "err", err)
-		d.finish(it.ID)
-		d.notify(it.ActivityID, fmt.Errorf("%w: status %d", ErrBotRejected, status))
-		return it, true
-	case it.Attempts+1 >= d.cfg.MaxAttempts:
-		log.Error("bot delivery abandoned after retries", "status", status, "err", err)
-		d.finish(it.ID)
-		d.notify(it.ActivityID, fmt.Errorf("%w: gave up after %d attempts", ErrBotRejected, it.Attempts+1))
+		why = "bot refused the activity"
+	case !now.Before(deadline):
+		why = fmt.Sprintf("not delivered within bots.delivery_retry_for (%v)", d.cfg.RetryFor)
+	}
+	if why != "" && d.deadLetter(ctx, it, at, status, err, why, log) {
 		return it, true
 	}
-	backoff := d.cfg.BaseBackoff << min(it.Attempts, 20)
+	backoff := d.cfg.BaseBackoff << min(it.Attempts-1, 20)
 	if backoff > d.cfg.MaxBackoff || backoff <= 0 {
 		backoff = d.cfg.MaxBackoff
 	}
 	backoff = backoff/2 + rand.N(backoff/2+1) // jitter
-	log.Warn("bot delivery failed; will retry", "status", status, "err", err, "backoff", backoff)
-	it.Attempts++
-	it.NextAttemptAt = d.cfg.Clock.Now().Add(backoff)
-	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts, it.NextAttemptAt); rerr != nil {
+	it.NextAttemptAt = now.Add(backoff)
+	if it.NextAttemptAt.After(deadline) && deadline.After(now) {
+		it.NextAttemptAt = deadline // the last attempt comes at the end of the window
+	}
+	log.Warn("bot delivery failed; will retry", "status", status, "err", err, "retry_in", it.NextAttemptAt.Sub(now))
+	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts, at, it.NextAttemptAt); rerr != nil {
 		log.Error("outbox retry failed", "err", rerr)
 	}
 	return it, false
+}
+
+// deadLetter moves it to the dead letters, counts and logs it (never its
+// body) and answers a waiting client; false when the store could not
+// record it (the item stays in the outbox and is retried).
+func (d *Delivery) deadLetter(ctx context.Context, it store.OutboxItem, at time.Time, status int, cause error, why string, log *slog.Logger) bool {
+	dl := store.DeadLetter{OutboxItem: it, LastAttemptAt: at, LastStatus: status, LastError: cause.Error(), DeadAt: d.cfg.Clock.Now()}
+	if err := d.st.DeadLetterOutbox(ctx, dl); err != nil {
+		log.Error("outbox dead-letter failed; the item stays in the outbox and is retried", "reason", why, "err", err)
+		return false
+	}
+	d.deadLettered.Add(1)
+	log.Error("bot delivery dead-lettered: it will not be retried; see 'parley deliveries dead list', redeliver with 'parley deliveries dead redeliver'",
+		"outbox_id", it.ID, "reason", why, "status", status, "err", cause, "attempts", it.Attempts,
+		"enqueued", it.CreatedAt, "first_attempt", it.FirstAttemptAt, "last_attempt", at)
+	d.notify(it.ActivityID, fmt.Errorf("%w: %s", ErrBotRejected, why))
+	return true
 }
 
 // finish marks an item as no longer pending and queues its removal.
@@ -542,7 +581,7 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bot.Endpoint, bytes.NewReader(body))
 	if err != nil {
-		return http.StatusBadRequest, fmt.Errorf("build request: %w", err)
+		return http.StatusBadRequest, fmt.Errorf("build request for bot %s: %w", bot.ID, RedactError(err))
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "Parley")
@@ -557,6 +596,7 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 		req.Header.Set("Authorization", auth)
 	}
 	resp, err := d.client.Do(req)
+	err = RedactError(err) // *url.Error carries the endpoint with its query
 	if errors.Is(err, ErrForbiddenAddress) {
 		return http.StatusForbidden, fmt.Errorf("post to bot %s: %w", bot.ID, err) // permanent
 	}
