@@ -457,7 +457,12 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 // record it (the item stays in the outbox and is retried).
 func (d *Delivery) deadLetter(ctx context.Context, it store.OutboxItem, at time.Time, status int, cause error, why string, log *slog.Logger) bool {
 	dl := store.DeadLetter{OutboxItem: it, LastAttemptAt: at, LastStatus: status, LastError: cause.Error(), DeadAt: d.cfg.Clock.Now()}
-	if err := d.st.DeadLetterOutbox(ctx, dl); err != nil {
+	if err := d.st.DeadLetterOutbox(ctx, dl); errors.Is(err, store.ErrNotFound) {
+		// Gone from the outbox meanwhile (completed or moved by another
+		// process): nothing left to retry here.
+		log.Warn("outbox item to dead-letter is no longer in the outbox", "reason", why)
+		return true
+	} else if err != nil {
 		log.Error("outbox dead-letter failed; the item stays in the outbox and is retried", "reason", why, "err", err)
 		return false
 	}
