@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-gw/parley/internal/botauth"
+	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/directline"
 	"github.com/parley-gw/parley/internal/identity"
@@ -54,8 +55,10 @@ type botJSON struct {
 	Snippet      string            `json:"snippet,omitempty"`
 }
 
+// toBotJSON shows the endpoint redacted (connector.RedactURL): function
+// keys live in its query, and CLI output ends up in tickets and CI logs.
 func toBotJSON(b store.Bot) botJSON {
-	return botJSON{ID: b.ID, Name: b.Name, Endpoint: b.Endpoint, InsecureNoAuth: b.InsecureNoAuth, CreatedAt: b.CreatedAt}
+	return botJSON{ID: b.ID, Name: b.Name, Endpoint: connector.RedactURL(b.Endpoint), InsecureNoAuth: b.InsecureNoAuth, CreatedAt: b.CreatedAt}
 }
 
 func (a *app) botCmd() *cobra.Command {
@@ -101,7 +104,7 @@ func (a *app) botCmd() *cobra.Command {
 			out := toBotJSON(b)
 			if insecure {
 				fmt.Fprintln(a.stderr, "WARNING: this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
-				return a.print(sf.json, out, fmt.Sprintf("bot %s created (%s -> %s)\n", b.ID, b.Name, b.Endpoint))
+				return a.print(sf.json, out, fmt.Sprintf("bot %s created (%s -> %s)\n", b.ID, b.Name, connector.RedactURL(b.Endpoint)))
 			}
 			settings := botauth.BotSettings(pub, b.ID, secret)
 			out.ClientSecret, out.Snippet, out.Settings = secret, botbuilderSnippet, map[string]string{}
@@ -138,7 +141,7 @@ func (a *app) botCmd() *cobra.Command {
 			var text strings.Builder
 			for _, b := range bots {
 				out = append(out, toBotJSON(b))
-				fmt.Fprintf(&text, "%s\t%s\t%s\tinsecure=%v\n", b.ID, b.Name, b.Endpoint, b.InsecureNoAuth)
+				fmt.Fprintf(&text, "%s\t%s\t%s\tinsecure=%v\n", b.ID, b.Name, connector.RedactURL(b.Endpoint), b.InsecureNoAuth)
 			}
 			return a.print(lf.json, out, text.String())
 		},

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-gw/parley/internal/botauth"
+	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
 )
@@ -57,7 +58,7 @@ const adapter = new CloudAdapter(new ConfigurationBotFrameworkAuthentication(
 
 func botCreatedText(b store.Bot, settings []botauth.Setting) string {
 	var t strings.Builder
-	fmt.Fprintf(&t, "bot %s created (%s -> %s)\n\n", b.ID, b.Name, b.Endpoint)
+	fmt.Fprintf(&t, "bot %s created (%s -> %s)\n\n", b.ID, b.Name, connector.RedactURL(b.Endpoint))
 	fmt.Fprintf(&t, "Settings for the bot (environment variables or .env); the client secret is shown once,\nParley keeps only its hash:\n\n")
 	loginURL := ""
 	for _, st := range settings {

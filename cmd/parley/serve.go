@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/echobot"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/server"
@@ -252,10 +253,10 @@ func (a *app) openAdmin(ctx context.Context, cfgPath, dataDir string) (config.Co
 func validEndpoint(s string, insecure bool) error {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.Fragment != "" {
-		return fmt.Errorf("--endpoint %q must be an absolute http(s) URL", s)
+		return fmt.Errorf("--endpoint %q must be an absolute http(s) URL without user info", connector.RedactURL(s))
 	}
 	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
-		return fmt.Errorf("--endpoint %q: plain http is only allowed for loopback bots", s)
+		return fmt.Errorf("--endpoint %q: plain http is only allowed for loopback bots", connector.RedactURL(s))
 	}
 	if insecure && !isLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("--insecure-no-auth is only allowed for bots on loopback, not %q", u.Hostname())

@@ -41,6 +41,10 @@ type Bots struct {
 	// KeyReload is how often signing keys are re-read from the store, so
 	// that a rotation (by the CLI or another replica) takes effect.
 	KeyReload Duration `yaml:"key_reload"`
+	// DeliveryRetryFor is how long an activity is retried to its bot after
+	// it was enqueued (backoff capped at 5 minutes, with jitter) before it
+	// becomes a dead letter. It must never exceed what retention keeps.
+	DeliveryRetryFor Duration `yaml:"delivery_retry_for"`
 }
 
 // AllowedPrivateNetworks parses Bots.AllowPrivateNetworks (validated).
@@ -99,7 +103,7 @@ func Default() Config {
 			MaxAttachments:   10,
 			KeepAlive:        Duration(20 * time.Second),
 		},
-		Bots: Bots{KeyReload: Duration(30 * time.Second)},
+		Bots: Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
 	}
 }
 
@@ -176,6 +180,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	if err := dur("PARLEY_BOTS_KEY_RELOAD", &c.Bots.KeyReload); err != nil {
 		return err
 	}
+	if err := dur("PARLEY_BOTS_DELIVERY_RETRY_FOR", &c.Bots.DeliveryRetryFor); err != nil {
+		return err
+	}
 	num := func(name string, set func(int64)) error {
 		if v, ok := env(name); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -246,6 +253,12 @@ func (c Config) Validate() error {
 	}
 	if k := time.Duration(c.Bots.KeyReload); k < time.Second || k > 10*time.Minute {
 		bad("bots.key_reload", "%v is outside 1s..10m", k)
+	}
+	// At least two backoff caps beyond a five-minute redeploy; at most a
+	// week (no retention yet: activities are kept; when retention comes,
+	// it must keep an activity at least this long).
+	if r := time.Duration(c.Bots.DeliveryRetryFor); r < 15*time.Minute || r > 7*24*time.Hour {
+		bad("bots.delivery_retry_for", "%v is outside 15m..168h (a week)", r)
 	}
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-gw/parley/internal/conversation"
@@ -29,18 +30,39 @@ type Credentials interface {
 	AuthorizationFor(ctx context.Context, bot store.Bot, serviceURL string) (string, error)
 }
 
-// DeliveryConfig tunes retries.
+// DeliveryConfig tunes retries. An item is retried with capped exponential
+// backoff and jitter until RetryFor has passed since it was enqueued; then
+// (or at once when the bot refuses it for good) it becomes a dead letter.
 type DeliveryConfig struct {
 	Timeout     time.Duration // one HTTP attempt
-	MaxAttempts int
 	BaseBackoff time.Duration
-	MaxBackoff  time.Duration
-	ServiceURL  string // the serviceUrl bots call back on
+	MaxBackoff  time.Duration // the cap of the backoff
+	// RetryFor is how long an item is retried after it was enqueued
+	// (bots.delivery_retry_for).
+	RetryFor   time.Duration
+	ServiceURL string // the serviceUrl bots call back on
+	// Clock drives backoff, due times and the poll (nil: the real clock);
+	// tests inject a fake one.
+	Clock Clock
+	// PollEvery is how often the store is polled for due items (0: 1 s).
+	PollEvery time.Duration
 }
 
-// DefaultDeliveryConfig: 15 s per attempt (below DLJS's 20 s), 10 attempts
-// with exponential backoff from 250 ms to 5 min (about 15 min in all).
-var DefaultDeliveryConfig = DeliveryConfig{Timeout: 15 * time.Second, MaxAttempts: 10, BaseBackoff: 250 * time.Millisecond, MaxBackoff: 5 * time.Minute}
+// Clock is the time source of delivery.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// DefaultDeliveryConfig: 15 s per attempt (below DLJS's 20 s), exponential
+// backoff from 250 ms capped at 5 min, retried for a day (the server sets
+// RetryFor from bots.delivery_retry_for).
+var DefaultDeliveryConfig = DeliveryConfig{Timeout: 15 * time.Second, BaseBackoff: 250 * time.Millisecond, MaxBackoff: 5 * time.Minute, RetryFor: 24 * time.Hour}
 
 // ErrBotRejected means the bot answered with an error or could not be
 // reached in time.
@@ -73,7 +95,12 @@ type Delivery struct {
 	done     map[int64]time.Time // id -> when flushed (zero: not yet)
 	toFlush  []int64
 	flushSig chan struct{}
+
+	deadLettered atomic.Int64 // items moved to the dead letters by this process
 }
+
+// DeadLettered counts the items this process moved to the dead letters.
+func (d *Delivery) DeadLettered() int64 { return d.deadLettered.Load() }
 
 // flushEvery bounds how long a finished item waits for its removal commit;
 // doneKeep is how long a flushed id stays in the skip set.
@@ -93,6 +120,15 @@ const recentTTL = time.Minute
 
 // NewDelivery builds the worker; client must not follow redirects.
 func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, client *http.Client, cfg DeliveryConfig, log *slog.Logger) *Delivery {
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = time.Second
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = DefaultDeliveryConfig.RetryFor
+	}
 	return &Delivery{st: st, codec: codec, creds: creds, client: client, cfg: cfg, log: log,
 		lanes: map[string]*laneState{}, parked: map[string]bool{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{}),
 		done: map[int64]time.Time{}, flushSig: make(chan struct{}, 1)}
@@ -213,8 +249,6 @@ func (d *Delivery) laneLocked(conv string) *laneState {
 // Run polls for due items (after a restart, or after a backoff) until ctx
 // ends, then waits for lanes to stop.
 func (d *Delivery) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	flusherDone := make(chan struct{})
 	go func() {
 		defer close(flusherDone)
@@ -232,7 +266,7 @@ func (d *Delivery) Run(ctx context.Context) {
 		d.mu.Unlock()
 	}
 	for {
-		due, err := d.st.DueOutbox(ctx, time.Now(), 500)
+		due, err := d.st.DueOutbox(ctx, d.cfg.Clock.Now(), 500)
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("outbox poll failed", "err", err)
 		}
@@ -250,7 +284,7 @@ func (d *Delivery) Run(ctx context.Context) {
 			d.wg.Wait()
 			<-flusherDone
 			return
-		case <-t.C:
+		case <-d.cfg.Clock.After(d.cfg.PollEvery):
 		}
 	}
 }
@@ -332,14 +366,14 @@ func (d *Delivery) lane(conv string, l *laneState) {
 		if !ok {
 			return
 		}
-		if wait := time.Until(it.NextAttemptAt); wait > 0 {
+		if wait := it.NextAttemptAt.Sub(d.cfg.Clock.Now()); wait > 0 {
 			if wait > 30*time.Second || d.isClosing() {
 				// Long backoff: leave it to the poller.
 				d.park(conv)
 				return
 			}
 			select {
-			case <-time.After(wait):
+			case <-d.cfg.Clock.After(wait):
 			case <-d.quit:
 			}
 			continue
@@ -368,9 +402,11 @@ func (d *Delivery) isClosing() bool {
 }
 
 // attempt makes one delivery attempt and records its outcome; done reports
-// that the item needs no more attempts, otherwise updated carries its new
-// attempt count and time.
+// that the item needs no more attempts (delivered or dead-lettered),
+// otherwise updated carries its new attempt count and time. Nothing ends
+// silently: a failed item is retried or becomes a dead letter.
 func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated store.OutboxItem, done bool) {
+	at := d.cfg.Clock.Now()
 	status, err := d.post(ctx, it)
 	if err == nil {
 		// Answer the waiting client first: the bot has the activity. If the
@@ -380,37 +416,70 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 		d.finish(it.ID)
 		return it, true
 	}
-	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts+1)
+	it.Attempts++
+	if it.FirstAttemptAt.IsZero() {
+		it.FirstAttemptAt = at
+	}
+	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts)
+	now := d.cfg.Clock.Now()
+	deadline := it.CreatedAt.Add(d.cfg.RetryFor)
+	why := ""
 	var refused *RefusedError
 	switch {
 	case errors.As(err, &refused):
-		log.Error("Parley refused to connect to the bot's endpoint; not retrying", "reason", refused.Reason.Error())
-		d.finish(it.ID)
-		d.notify(it.ActivityID, refused)
-		return it, true
+		// The dialer's or the endpoint rules' refusal: the reason names
+		// no URL (nor its query).
+		why = "Parley refused to connect to the bot's endpoint: " + refused.Reason.Error()
+		err = refused
 	case permanent(status):
-		log.Warn("bot refused activity; not retrying", "status", status, "err", err)
-		d.finish(it.ID)
-		d.notify(it.ActivityID, fmt.Errorf("%w: status %d", ErrBotRejected, status))
-		return it, true
-	case it.Attempts+1 >= d.cfg.MaxAttempts:
-		log.Error("bot delivery abandoned after retries", "status", status, "err", err)
-		d.finish(it.ID)
-		d.notify(it.ActivityID, fmt.Errorf("%w: gave up after %d attempts", ErrBotRejected, it.Attempts+1))
+		why = "bot refused the activity"
+	case !now.Before(deadline):
+		why = fmt.Sprintf("not delivered within bots.delivery_retry_for (%v)", d.cfg.RetryFor)
+	}
+	if why != "" && d.deadLetter(ctx, it, at, status, err, why, log) {
 		return it, true
 	}
-	backoff := d.cfg.BaseBackoff << min(it.Attempts, 20)
+	backoff := d.cfg.BaseBackoff << min(it.Attempts-1, 20)
 	if backoff > d.cfg.MaxBackoff || backoff <= 0 {
 		backoff = d.cfg.MaxBackoff
 	}
 	backoff = backoff/2 + rand.N(backoff/2+1) // jitter
-	log.Warn("bot delivery failed; will retry", "status", status, "err", err, "backoff", backoff)
-	it.Attempts++
-	it.NextAttemptAt = time.Now().Add(backoff)
-	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts, it.NextAttemptAt); rerr != nil {
+	it.NextAttemptAt = now.Add(backoff)
+	if it.NextAttemptAt.After(deadline) && deadline.After(now) {
+		it.NextAttemptAt = deadline // the last attempt comes at the end of the window
+	}
+	log.Warn("bot delivery failed; will retry", "status", status, "err", err, "retry_in", it.NextAttemptAt.Sub(now))
+	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts, at, it.NextAttemptAt); rerr != nil {
 		log.Error("outbox retry failed", "err", rerr)
 	}
 	return it, false
+}
+
+// deadLetter moves it to the dead letters, counts and logs it (never its
+// body) and answers a waiting client; false when the store could not
+// record it (the item stays in the outbox and is retried).
+func (d *Delivery) deadLetter(ctx context.Context, it store.OutboxItem, at time.Time, status int, cause error, why string, log *slog.Logger) bool {
+	dl := store.DeadLetter{OutboxItem: it, LastAttemptAt: at, LastStatus: status, LastError: cause.Error(), DeadAt: d.cfg.Clock.Now()}
+	if err := d.st.DeadLetterOutbox(ctx, dl); errors.Is(err, store.ErrNotFound) {
+		// Gone from the outbox meanwhile (completed or moved by another
+		// process): nothing left to retry here.
+		log.Warn("outbox item to dead-letter is no longer in the outbox", "reason", why)
+		return true
+	} else if err != nil {
+		log.Error("outbox dead-letter failed; the item stays in the outbox and is retried", "reason", why, "err", err)
+		return false
+	}
+	d.deadLettered.Add(1)
+	log.Error("bot delivery dead-lettered: it will not be retried; see 'parley deliveries dead list', redeliver with 'parley deliveries dead redeliver'",
+		"outbox_id", it.ID, "reason", why, "status", status, "err", cause, "attempts", it.Attempts,
+		"enqueued", it.CreatedAt, "first_attempt", it.FirstAttemptAt, "last_attempt", at)
+	var refused *RefusedError
+	if errors.As(cause, &refused) {
+		d.notify(it.ActivityID, refused) // the client is told Parley refused, not the bot
+	} else {
+		d.notify(it.ActivityID, fmt.Errorf("%w: %s", ErrBotRejected, why))
+	}
+	return true
 }
 
 // finish marks an item as no longer pending and queues its removal.
@@ -525,7 +594,7 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bot.Endpoint, bytes.NewReader(body))
 	if err != nil {
-		return http.StatusBadRequest, fmt.Errorf("build request: %w", err)
+		return http.StatusBadRequest, fmt.Errorf("build request for bot %s: %w", bot.ID, RedactError(err))
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "Parley")
@@ -544,6 +613,7 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 	if errors.As(err, &forbidden) { // the dialer's check: no URL (nor its query) in the reason
 		return http.StatusForbidden, &RefusedError{Reason: forbidden} // permanent
 	}
+	err = RedactError(err) // *url.Error carries the endpoint with its query
 	if err != nil {
 		return 0, fmt.Errorf("post to bot: %w", err)
 	}

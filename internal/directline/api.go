@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/store"
@@ -70,13 +69,24 @@ func (c Config) Defaults() Config {
 // the SDK's serviceurl claim check compares it verbatim).
 func (c Config) ServiceURL() string { return strings.TrimRight(c.PublicURL, "/") + "/" }
 
+// DeliveryWatcher reports the outcome of delivering an activity to its bot
+// (the Bot Connector side implements it; directline does not import it).
+// Watch is called just after the append that enqueued the delivery (a
+// result that came first is kept briefly); the channel receives nil once
+// the bot has the activity, or an error when it will not get it (a dead
+// letter). Until then delivery goes on in the background. cancel releases
+// the watch.
+type DeliveryWatcher interface {
+	Watch(activityID string) (result <-chan error, cancel func())
+}
+
 // API is the Direct Line handler set.
 type API struct {
 	cfg      Config
 	st       store.Store
 	log      *conversation.Log
 	issuer   *identity.Issuer
-	delivery *connector.Delivery
+	delivery DeliveryWatcher
 	logger   *slog.Logger
 	// base is canceled on shutdown; open streams end with it.
 	base context.Context
@@ -99,7 +109,7 @@ type cachedSite struct {
 const siteCacheTTL = 5 * time.Second
 
 // New builds the API. base is canceled when the server shuts down.
-func New(base context.Context, cfg Config, st store.Store, lg *conversation.Log, issuer *identity.Issuer, delivery *connector.Delivery, logger *slog.Logger) *API {
+func New(base context.Context, cfg Config, st store.Store, lg *conversation.Log, issuer *identity.Issuer, delivery DeliveryWatcher, logger *slog.Logger) *API {
 	a := &API{cfg: cfg.Defaults(), st: st, log: lg, issuer: issuer, delivery: delivery, logger: logger, base: base, writeCtx: context.WithoutCancel(base)}
 	context.AfterFunc(base, a.closeStreams)
 	go a.keepAlives()

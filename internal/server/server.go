@@ -99,6 +99,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	lg := conversation.NewLog(st, conversation.PlainCodec{})
 	dcfg := connector.DefaultDeliveryConfig
 	dcfg.ServiceURL = dlcfg.ServiceURL()
+	dcfg.RetryFor = time.Duration(cfg.Bots.DeliveryRetryFor)
 	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(dcfg.Timeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
@@ -120,6 +121,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_store_committed_writes_total", Help: "Write requests carried by those commits (group commit)."}, func() float64 { _, n := ws.WriteStats(); return float64(n) }),
 		)
 	}
+	registerDeliveryMetrics(reg, st, delivery)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, logger) })
@@ -140,7 +142,7 @@ func warnInsecureBots(ctx context.Context, st store.Store, logger *slog.Logger) 
 	}
 	for _, b := range bots {
 		if b.InsecureNoAuth {
-			logger.Warn("INSECURE: bot is registered without authentication (development only); messages to and from it are not authenticated", "bot", b.ID, "endpoint", b.Endpoint)
+			logger.Warn("INSECURE: bot is registered without authentication (development only); messages to and from it are not authenticated", "bot", b.ID, "endpoint", connector.RedactURL(b.Endpoint))
 		}
 	}
 	return nil

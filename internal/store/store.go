@@ -104,6 +104,24 @@ type OutboxItem struct {
 	Attempts       int
 	NextAttemptAt  time.Time
 	CreatedAt      time.Time
+	// FirstAttemptAt is when the first failed attempt was made (zero: no
+	// failed attempt yet).
+	FirstAttemptAt time.Time
+}
+
+// DeadLetter is an outbox item that will not be retried: the bot refused
+// it for good, or it was not delivered within the retry window. Its body
+// stays readable; it can be moved back to the outbox (redelivered).
+type DeadLetter struct {
+	OutboxItem
+	LastAttemptAt time.Time
+	// LastStatus is the bot's HTTP status on the last attempt (0: no
+	// answer, e.g. refused connection or timeout).
+	LastStatus int
+	// LastError says why the last attempt failed. It never holds message
+	// text, nor the endpoint's userinfo or query (callers redact them).
+	LastError string
+	DeadAt    time.Time
 }
 
 // NewOutbox is a delivery to enqueue together with an append. Build gets
@@ -196,7 +214,27 @@ type Store interface {
 	// transaction commits, in commit order (so per-conversation order holds).
 	// fn must not block; nil removes it.
 	SetOutboxListener(fn func([]OutboxItem))
-	RetryOutbox(ctx context.Context, id int64, attempts int, next time.Time) error
+	// RetryOutbox records a failed attempt made at attemptAt: the new
+	// attempt count, the first attempt's time (set once, kept after) and
+	// when the item is next due.
+	RetryOutbox(ctx context.Context, id int64, attempts int, attemptAt, next time.Time) error
+	// DeadLetterOutbox moves outbox item d.ID, in one commit, to the dead
+	// letters with its body and d's account of why it died (Attempts,
+	// FirstAttemptAt, LastAttemptAt, LastStatus, LastError, DeadAt; the
+	// other fields are taken from the outbox row). ErrNotFound when the
+	// item is not in the outbox.
+	DeadLetterOutbox(ctx context.Context, d DeadLetter) error
+	// ListDeadLetters lists the dead letters of botID (all bots when
+	// empty), by outbox id (so per conversation in delivery order).
+	ListDeadLetters(ctx context.Context, botID string) ([]DeadLetter, error)
+	// CountDeadLetters counts every dead letter.
+	CountDeadLetters(ctx context.Context) (int, error)
+	// RedeliverDeadLetter moves dead letter id back to the outbox under its
+	// original outbox id, so it keeps its place before its conversation's
+	// later pending items; it starts afresh (no attempts, due and created
+	// at now: a new retry window). The listener is not called: the delivery
+	// poller finds it. ErrNotFound when there is no such dead letter.
+	RedeliverDeadLetter(ctx context.Context, id int64, now time.Time) (OutboxItem, error)
 
 	PutAttachment(ctx context.Context, a Attachment) error
 	GetAttachment(ctx context.Context, id string) (Attachment, error)

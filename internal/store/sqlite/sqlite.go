@@ -104,7 +104,7 @@ const (
 	qInsertActivity = `INSERT INTO activities (conversation_id, seq, visibility, body, created_at) VALUES (?, ?, ?, ?, ?)`
 	qInsertOutbox   = `INSERT INTO outbox (conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 0, ?, ?)`
 	qCompleteOutbox = `DELETE FROM outbox WHERE id = ?`
-	qRetryOutbox    = `UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`
+	qRetryOutbox    = `UPDATE outbox SET attempts = ?, next_attempt_at = ?, first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ?`
 	qInsertAttach   = `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`
 )
 
@@ -779,7 +779,7 @@ func (s *Store) Head(ctx context.Context, conv string) (int64, error) {
 
 // --- outbox ---
 
-const outboxCols = `id, conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at`
+const outboxCols = `id, conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at, first_attempt_at`
 
 func scanOutbox(rows *sql.Rows) ([]store.OutboxItem, error) {
 	defer rows.Close()
@@ -787,11 +787,15 @@ func scanOutbox(rows *sql.Rows) ([]store.OutboxItem, error) {
 	for rows.Next() {
 		var it store.OutboxItem
 		var next, created int64
-		if err := rows.Scan(&it.ID, &it.ConversationID, &it.BotID, &it.ActivityID, &it.Body, &it.Attempts, &next, &created); err != nil {
+		var first sql.NullInt64
+		if err := rows.Scan(&it.ID, &it.ConversationID, &it.BotID, &it.ActivityID, &it.Body, &it.Attempts, &next, &created, &first); err != nil {
 			return nil, fmt.Errorf("scan outbox: %w", err)
 		}
 		it.NextAttemptAt = fromNanos(next)
 		it.CreatedAt = fromNanos(created)
+		if first.Valid {
+			it.FirstAttemptAt = fromNanos(first.Int64)
+		}
 		out = append(out, it)
 	}
 	return out, rows.Err()
@@ -829,11 +833,88 @@ func (s *Store) CompleteOutbox(ctx context.Context, ids ...int64) error {
 	})
 }
 
-func (s *Store) RetryOutbox(ctx context.Context, id int64, attempts int, next time.Time) error {
+func (s *Store) RetryOutbox(ctx context.Context, id int64, attempts int, attemptAt, next time.Time) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, qRetryOutbox, attempts, nanos(next), id)
+		res, err := s.txExec(ctx, tx, qRetryOutbox, attempts, nanos(next), nanos(attemptAt), id)
 		return affected(res, err, "retry outbox item")
 	})
+}
+
+// --- dead letters ---
+
+func (s *Store) DeadLetterOutbox(ctx context.Context, d store.DeadLetter) error {
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var first any
+		if !d.FirstAttemptAt.IsZero() {
+			first = nanos(d.FirstAttemptAt)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO dead_letters (id, conversation_id, bot_id, activity_id, body, attempts, created_at, first_attempt_at, last_attempt_at, last_status, last_error, dead_at)
+			SELECT id, conversation_id, bot_id, activity_id, body, ?, created_at, COALESCE(?, first_attempt_at), ?, ?, ?, ? FROM outbox WHERE id = ?`,
+			d.Attempts, first, nanos(d.LastAttemptAt), d.LastStatus, d.LastError, nanos(d.DeadAt), d.ID)
+		if err := affected(res, err, fmt.Sprintf("dead-letter outbox item %d", d.ID)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, d.ID); err != nil {
+			return fmt.Errorf("dead-letter outbox item %d: %w", d.ID, err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) ListDeadLetters(ctx context.Context, botID string) ([]store.DeadLetter, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, conversation_id, bot_id, activity_id, body, attempts, created_at, first_attempt_at, last_attempt_at, last_status, last_error, dead_at
+		FROM dead_letters WHERE ? = '' OR bot_id = ? ORDER BY id`, botID, botID)
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DeadLetter
+	for rows.Next() {
+		var d store.DeadLetter
+		var created, last, dead int64
+		var first sql.NullInt64
+		if err := rows.Scan(&d.ID, &d.ConversationID, &d.BotID, &d.ActivityID, &d.Body, &d.Attempts, &created, &first, &last, &d.LastStatus, &d.LastError, &dead); err != nil {
+			return nil, fmt.Errorf("scan dead letter: %w", err)
+		}
+		d.CreatedAt, d.LastAttemptAt, d.DeadAt = fromNanos(created), fromNanos(last), fromNanos(dead)
+		if first.Valid {
+			d.FirstAttemptAt = fromNanos(first.Int64)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) CountDeadLetters(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM dead_letters`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count dead letters: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) RedeliverDeadLetter(ctx context.Context, id int64, now time.Time) (store.OutboxItem, error) {
+	var it store.OutboxItem
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		it = store.OutboxItem{ID: id, NextAttemptAt: now, CreatedAt: now}
+		err := tx.QueryRowContext(ctx, `SELECT conversation_id, bot_id, activity_id, body FROM dead_letters WHERE id = ?`, id).
+			Scan(&it.ConversationID, &it.BotID, &it.ActivityID, &it.Body)
+		if err != nil {
+			return notFound(err, fmt.Sprintf("redeliver dead letter %d", id))
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, conversation_id, bot_id, activity_id, body, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`,
+			id, it.ConversationID, it.BotID, it.ActivityID, it.Body, nanos(now), nanos(now)); err != nil {
+			return fmt.Errorf("redeliver dead letter %d: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM dead_letters WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("redeliver dead letter %d: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.OutboxItem{}, err
+	}
+	return it, nil
 }
 
 // --- attachments, sessions, keys ---

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutboxListenerInCommitOrder", testOutboxListener},
 		{"ReadyWhileCommitsSucceed", testReady},
 		{"AppendStoresAttachmentsInItsTransaction", testAppendAttachments},
+		{"DeadLetters", testDeadLetters},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -405,7 +406,7 @@ func testOutbox(t *testing.T, s store.Store) {
 		t.Fatalf("DueOutbox order = %+v", due)
 	}
 	// A head in backoff holds back its conversation (order per conversation).
-	if err := s.RetryOutbox(ctx, c1.ID, 1, now.Add(time.Hour)); err != nil {
+	if err := s.RetryOutbox(ctx, c1.ID, 1, now, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	due, _ = s.DueOutbox(ctx, now.Add(time.Second), 10)
@@ -670,5 +671,85 @@ func testAppendAttachments(t *testing.T, s store.Store) {
 	}
 	if h, _ := s.Head(ctx, "c1"); h != 0 {
 		t.Fatalf("head = %d after one successful append, want 0", h)
+	}
+}
+
+// testDeadLetters: an item that dies leaves the outbox with its body and
+// why it died, can be listed (per bot), counted and moved back under its
+// own id, ahead of its conversation's later items.
+func testDeadLetters(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	if err := s.CreateBot(ctx, store.Bot{ID: "bot-2", Name: "Other", Endpoint: "http://127.0.0.1:3979/api/messages", InsecureNoAuth: true, CreatedAt: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		if _, err := s.Append(ctx, "c1", nil, []store.NewOutbox{{BotID: "bot-1", Build: func([]int64) (string, []byte, error) { return id, []byte("body-" + id), nil }}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pend, _ := s.PendingOutbox(ctx, "c1")
+	if len(pend) != 2 {
+		t.Fatalf("PendingOutbox = %+v", pend)
+	}
+	head := pend[0]
+	first, last := epoch.Add(time.Minute), epoch.Add(time.Hour)
+	if err := s.RetryOutbox(ctx, head.ID, 1, first, last); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RetryOutbox(ctx, head.ID, 2, epoch.Add(2*time.Minute), last); err != nil {
+		t.Fatal(err)
+	}
+	pend, _ = s.PendingOutbox(ctx, "c1")
+	if !pend[0].FirstAttemptAt.Equal(first) {
+		t.Fatalf("FirstAttemptAt = %v, want the first attempt's %v", pend[0].FirstAttemptAt, first)
+	}
+	if err := s.DeadLetterOutbox(ctx, store.DeadLetter{OutboxItem: store.OutboxItem{ID: head.ID, Attempts: 3}, LastAttemptAt: last, LastStatus: 503, LastError: "bot answered 503", DeadAt: last}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeadLetterOutbox(ctx, store.DeadLetter{OutboxItem: store.OutboxItem{ID: head.ID}, LastAttemptAt: last, DeadAt: last}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("dead-lettering an item no longer in the outbox = %v, want ErrNotFound", err)
+	}
+	pend, _ = s.PendingOutbox(ctx, "c1")
+	if len(pend) != 1 || pend[0].ActivityID != "a2" {
+		t.Fatalf("PendingOutbox after dead letter = %+v, want only a2", pend)
+	}
+	dls, err := s.ListDeadLetters(ctx, "")
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("ListDeadLetters = %+v, %v", dls, err)
+	}
+	d := dls[0]
+	if d.ID != head.ID || d.ActivityID != "a1" || d.ConversationID != "c1" || d.BotID != "bot-1" || string(d.Body) != "body-a1" ||
+		d.Attempts != 3 || d.LastStatus != 503 || d.LastError != "bot answered 503" || !d.FirstAttemptAt.Equal(first) ||
+		!d.LastAttemptAt.Equal(last) || !d.DeadAt.Equal(last) || !d.CreatedAt.Equal(head.CreatedAt) {
+		t.Fatalf("dead letter = %+v", d)
+	}
+	if other, _ := s.ListDeadLetters(ctx, "bot-2"); len(other) != 0 {
+		t.Fatalf("ListDeadLetters(bot-2) = %+v, want none", other)
+	}
+	if mine, _ := s.ListDeadLetters(ctx, "bot-1"); len(mine) != 1 {
+		t.Fatalf("ListDeadLetters(bot-1) = %+v", mine)
+	}
+	if n, err := s.CountDeadLetters(ctx); n != 1 || err != nil {
+		t.Fatalf("CountDeadLetters = %d, %v", n, err)
+	}
+	now := epoch.Add(2 * time.Hour)
+	it, err := s.RedeliverDeadLetter(ctx, head.ID, now)
+	if err != nil || it.ID != head.ID || it.ActivityID != "a1" || string(it.Body) != "body-a1" {
+		t.Fatalf("RedeliverDeadLetter = %+v, %v", it, err)
+	}
+	if _, err := s.RedeliverDeadLetter(ctx, head.ID, now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("redelivering twice = %v, want ErrNotFound", err)
+	}
+	pend, _ = s.PendingOutbox(ctx, "c1")
+	if len(pend) != 2 || pend[0].ActivityID != "a1" || pend[0].Attempts != 0 || !pend[0].CreatedAt.Equal(now) || !pend[0].NextAttemptAt.Equal(now) || pend[1].ActivityID != "a2" {
+		t.Fatalf("PendingOutbox after redelivery = %+v, want a1 (fresh) then a2", pend)
+	}
+	if due, _ := s.DueOutbox(ctx, now, 10); len(due) != 1 || due[0].ID != head.ID {
+		t.Fatalf("DueOutbox after redelivery = %+v, want the redelivered head", due)
+	}
+	if n, _ := s.CountDeadLetters(ctx); n != 0 {
+		t.Fatalf("CountDeadLetters after redelivery = %d", n)
 	}
 }

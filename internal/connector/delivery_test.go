@@ -1,0 +1,376 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/store"
+	"github.com/parley-gw/parley/internal/store/sqlite"
+)
+
+// fakeClock is a manual clock: timers fire only when Advance passes them.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []fakeTimer
+}
+
+type fakeTimer struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), ch: ch})
+	return ch
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.timers[:0]
+	for _, t := range c.timers {
+		if t.at.After(c.now) {
+			kept = append(kept, t)
+			continue
+		}
+		t.ch <- c.now
+	}
+	c.timers = kept
+}
+
+// fakeBot records what it accepts; conversations in down get 503 (or the
+// status set for them).
+type fakeBot struct {
+	mu       sync.Mutex
+	got      map[string][]string // conversation -> activity ids, in arrival order
+	failWith map[string]int      // conversation -> status to answer
+	posts    int
+}
+
+func (b *fakeBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var act struct {
+		ID           string `json:"id"`
+		Conversation struct {
+			ID string `json:"id"`
+		} `json:"conversation"`
+	}
+	body, _ := io.ReadAll(r.Body)
+	_ = json.Unmarshal(body, &act)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.posts++
+	if st := b.failWith[act.Conversation.ID]; st != 0 {
+		w.WriteHeader(st)
+		return
+	}
+	b.got[act.Conversation.ID] = append(b.got[act.Conversation.ID], act.ID)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (b *fakeBot) setFail(conv string, status int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if status == 0 {
+		delete(b.failWith, conv)
+	} else {
+		b.failWith[conv] = status
+	}
+}
+
+func (b *fakeBot) received(conv string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.got[conv])
+}
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type rig struct {
+	logs  *syncBuffer
+	st    *sqlite.Store
+	clock *fakeClock
+	bot   *fakeBot
+	d     *Delivery
+}
+
+// newRig runs a Delivery with a fake clock against a real SQLite store and
+// a real HTTP bot on loopback.
+func newRig(t *testing.T, tune func(*DeliveryConfig), convs ...string) *rig {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bot := &fakeBot{got: map[string][]string{}, failWith: map[string]int{}}
+	srv := httptest.NewServer(bot)
+	t.Cleanup(srv.Close)
+	if err := st.CreateBot(ctx, store.Bot{ID: "bot-1", Name: "Bot", Endpoint: srv.URL + "/api/messages", InsecureNoAuth: true, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateSite(ctx, store.Site{ID: "site-1", BotID: "bot-1", Name: "web", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range convs {
+		if _, err := st.CreateConversation(ctx, store.Conversation{ID: c, BotID: "bot-1", SiteID: "site-1", CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock := &fakeClock{now: time.Now()}
+	cfg := DefaultDeliveryConfig
+	cfg.Clock = clock
+	if tune != nil {
+		tune(&cfg)
+	}
+	logs := &syncBuffer{}
+	d := NewDelivery(st, conversation.PlainCodec{}, nil, NewBotClient(cfg.Timeout, nil), cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	st.SetOutboxListener(d.Enqueue)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(runCtx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = st.Close()
+	})
+	return &rig{logs: logs, st: st, clock: clock, bot: bot, d: d}
+}
+
+// send appends one activity to conv and enqueues its delivery.
+func (r *rig) send(t *testing.T, conv, typ string) string {
+	t.Helper()
+	var id string
+	_, err := r.st.Append(context.Background(), conv, nil, []store.NewOutbox{{BotID: "bot-1", Build: func([]int64) (string, []byte, error) {
+		id = fmt.Sprintf("%s|%s-%d", conv, typ, time.Now().UnixNano())
+		b, _ := json.Marshal(map[string]any{"type": typ, "id": id, "conversation": map[string]string{"id": conv}, "text": "PRIVATE-MESSAGE-TEXT"})
+		body, _ := conversation.PlainCodec{}.Encode(conv, b)
+		return id, body, nil
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// run advances the fake clock by total in steps, letting the workers act
+// between steps.
+func (r *rig) run(total, step time.Duration) {
+	for el := time.Duration(0); el < total; el += step {
+		r.clock.Advance(step)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// until advances the clock in steps until cond holds, failing after max of
+// simulated time.
+func (r *rig) until(t *testing.T, max, step time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for el := time.Duration(0); !cond(); el += step {
+		if el > max {
+			t.Fatalf("after %v of simulated time: %s", max, what)
+		}
+		r.clock.Advance(step)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A bot that is down for ten minutes (a redeploy), far beyond the old
+// two-minute cutoff, then comes back gets every activity once, in order,
+// starting with the conversationUpdate; other conversations are never
+// held back meanwhile.
+func TestDeliverySurvivesTenMinuteOutage(t *testing.T) {
+	r := newRig(t, nil, "c1", "c2")
+	r.bot.setFail("c1", http.StatusServiceUnavailable)
+	want := []string{r.send(t, "c1", "conversationUpdate"), r.send(t, "c1", "message"), r.send(t, "c1", "message")}
+	other := r.send(t, "c2", "message")
+	r.until(t, time.Minute, time.Second, "c2 was not delivered while c1 was failing", func() bool { return len(r.bot.received("c2")) == 1 })
+	if got := r.bot.received("c2"); !slices.Equal(got, []string{other}) {
+		t.Fatalf("c2 got %v, want %v", got, []string{other})
+	}
+	r.run(10*time.Minute, 5*time.Second)
+	r.bot.setFail("c1", 0)
+	r.until(t, 10*time.Minute, 5*time.Second, "c1 was not delivered after the bot came back", func() bool { return len(r.bot.received("c1")) >= len(want) })
+	r.run(time.Minute, 5*time.Second) // anything extra would show up now
+	if got := r.bot.received("c1"); !slices.Equal(got, want) {
+		t.Fatalf("c1 got %v, want %v (each once, in order)", got, want)
+	}
+}
+
+// Bot endpoints carry secrets in their query (Azure Functions ?code=) and
+// userinfo: no log line and no recorded error of a failed delivery shows
+// them, whether the bot refuses the connection, answers 500 or times out.
+func TestDeliveryFailuresDoNotLeakEndpointSecrets(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "boom", http.StatusInternalServerError)
+	}))
+	defer failing.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close() // nothing listens there now: connection refused
+	for name, base := range map[string]string{"refused": closedURL, "500": failing.URL, "timeout": slow.URL} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, func(c *DeliveryConfig) { c.Timeout = 300 * time.Millisecond; c.RetryFor = 2 * time.Minute }, "c1")
+			endpoint := "http://someuser:hunter2pass@" + base[len("http://"):] + "/api/messages?code=SECRETFUNCTIONKEY&clientId=default"
+			if err := r.st.UpdateBot(context.Background(), store.Bot{ID: "bot-1", Name: "Bot", Endpoint: endpoint, InsecureNoAuth: true}); err != nil {
+				t.Fatal(err)
+			}
+			r.send(t, "c1", "message")
+			r.until(t, time.Minute, time.Second, "no failed attempt was logged", func() bool { return bytes.Contains([]byte(r.logs.String()), []byte("attempt")) })
+			// Past delivery_retry_for: dead-lettered.
+			r.until(t, time.Hour, 5*time.Second, "not dead-lettered", func() bool { n, _ := r.st.CountDeadLetters(context.Background()); return n == 1 })
+			checkNoSecrets(t, "log", r.logs.String())
+			dls, err := r.st.ListDeadLetters(context.Background(), "")
+			if err != nil || len(dls) != 1 {
+				t.Fatalf("dead letters = %+v, %v", dls, err)
+			}
+			checkNoSecrets(t, "dead letter's recorded error", dls[0].LastError)
+			t.Logf("recorded error: %s", dls[0].LastError)
+		})
+	}
+}
+
+func checkNoSecrets(t *testing.T, what, s string) {
+	t.Helper()
+	for _, secret := range []string{"SECRETFUNCTIONKEY", "hunter2pass", "someuser", "clientId"} {
+		if bytes.Contains([]byte(s), []byte(secret)) {
+			t.Errorf("%s shows %q:\n%s", what, secret, s)
+		}
+	}
+}
+
+// A bot down for longer than delivery_retry_for: its conversation's items
+// become dead letters (body kept, why recorded, counted, logged without
+// their text), later conversations are not held up, and an operator's
+// redelivery gets each to the bot once, in order.
+func TestDeliveryDeadLettersAfterRetryWindowAndRedelivers(t *testing.T) {
+	r := newRig(t, func(c *DeliveryConfig) { c.RetryFor = time.Hour }, "c1", "c2")
+	ctx := context.Background()
+	r.bot.setFail("c1", http.StatusServiceUnavailable)
+	want := []string{r.send(t, "c1", "conversationUpdate"), r.send(t, "c1", "message"), r.send(t, "c1", "message")}
+	r.run(50*time.Minute, 30*time.Second)
+	if dls, _ := r.st.ListDeadLetters(ctx, ""); len(dls) != 0 {
+		t.Fatalf("dead letters before the retry window ended: %+v", dls)
+	}
+	r.until(t, time.Hour, 30*time.Second, "items were not dead-lettered after delivery_retry_for", func() bool {
+		dls, _ := r.st.ListDeadLetters(ctx, "")
+		return len(dls) == len(want)
+	})
+	dls, _ := r.st.ListDeadLetters(ctx, "bot-1")
+	for i, d := range dls {
+		if d.ActivityID != want[i] || d.LastStatus != http.StatusServiceUnavailable || d.Attempts < 1 || d.LastError == "" ||
+			d.FirstAttemptAt.IsZero() || d.LastAttemptAt.Before(d.FirstAttemptAt) || !bytes.Contains(d.Body, []byte("PRIVATE-MESSAGE-TEXT")) {
+			t.Fatalf("dead letter %d = %+v (want %s, status 503, attempts, times, body kept)", i, d, want[i])
+		}
+	}
+	if dls[0].Attempts < 10 {
+		t.Errorf("the head was tried %d times in an hour; want retries up to the window's end", dls[0].Attempts)
+	}
+	if n := r.d.DeadLettered(); n != int64(len(want)) {
+		t.Errorf("DeadLettered() = %d, want %d", n, len(want))
+	}
+	if n, _ := r.st.CountDeadLetters(ctx); n != len(want) {
+		t.Errorf("CountDeadLetters = %d, want %d", n, len(want))
+	}
+	logs := r.logs.String()
+	if got := strings.Count(logs, "dead-lettered"); got != len(want) {
+		t.Errorf("%d dead-letter log lines, want %d:\n%s", got, len(want), logs)
+	}
+	if strings.Contains(logs, "PRIVATE-MESSAGE-TEXT") {
+		t.Errorf("logs show message text:\n%s", logs)
+	}
+	// The conversation is not blocked for good: a new message flows once
+	// the bot is back.
+	r.bot.setFail("c1", 0)
+	later := r.send(t, "c1", "message")
+	r.until(t, 10*time.Minute, 5*time.Second, "a new message was held up by dead letters", func() bool { return len(r.bot.received("c1")) == 1 })
+	for _, d := range dls {
+		if _, err := r.st.RedeliverDeadLetter(ctx, d.ID, r.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.until(t, 10*time.Minute, 5*time.Second, "redelivered items did not reach the bot", func() bool { return len(r.bot.received("c1")) >= 1+len(want) })
+	r.run(time.Minute, 5*time.Second)
+	if got := r.bot.received("c1"); !slices.Equal(got, append([]string{later}, want...)) {
+		t.Fatalf("bot got %v, want %v then the redelivered %v, each once", got, later, want)
+	}
+	if n, _ := r.st.CountDeadLetters(ctx); n != 0 {
+		t.Errorf("dead letters left after redelivery: %d", n)
+	}
+}
+
+// A bot that refuses an activity for good (4xx) gets a dead letter, not a
+// silent drop, and the conversation moves on to the next item at once.
+func TestDeliveryRefusalIsDeadLettered(t *testing.T) {
+	r := newRig(t, nil, "c1")
+	ctx := context.Background()
+	r.bot.setFail("c1", http.StatusBadRequest)
+	refused := r.send(t, "c1", "message")
+	r.until(t, time.Minute, time.Second, "refused item was not dead-lettered", func() bool { n, _ := r.st.CountDeadLetters(ctx); return n == 1 })
+	r.bot.setFail("c1", 0)
+	next := r.send(t, "c1", "message")
+	r.until(t, time.Minute, time.Second, "next item not delivered", func() bool { return len(r.bot.received("c1")) == 1 })
+	if got := r.bot.received("c1"); !slices.Equal(got, []string{next}) {
+		t.Fatalf("bot got %v, want %v", got, []string{next})
+	}
+	dls, _ := r.st.ListDeadLetters(ctx, "")
+	if len(dls) != 1 || dls[0].ActivityID != refused || dls[0].LastStatus != http.StatusBadRequest || dls[0].Attempts != 1 {
+		t.Fatalf("dead letters = %+v", dls)
+	}
+	if !strings.Contains(r.logs.String(), "dead-lettered") {
+		t.Fatalf("no log line for the dead letter:\n%s", r.logs.String())
+	}
+}
