@@ -38,11 +38,12 @@ import (
 // localTimestamp and localTimezone belong to the sender and stay theirs.
 var ownedMembers = foldIndex("id", "timestamp", "conversation", "from", "recipient", "channelId", "serviceUrl", "callerId", "replyToId", "type", "attachments")
 
-// Known members of the nested objects Parley writes or interprets.
+// Known members of the nested objects Parley writes or interprets
+// (parleyUntrusted is the mark the Direct Line edge sets on client links).
 var (
 	accountMembers      = foldIndex("id", "name", "role", "aadObjectId")
 	conversationMembers = foldIndex("id")
-	attachmentMembers   = foldIndex("contentType", "contentUrl", "content", "name", "thumbnailUrl")
+	attachmentMembers   = foldIndex("contentType", "contentUrl", "content", "name", "thumbnailUrl", "parleyUntrusted")
 )
 
 // foldIndex maps the folded form of each name to the name.
