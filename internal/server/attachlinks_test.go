@@ -2,9 +2,15 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/parley-gw/parley/internal/echobot"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -16,6 +22,8 @@ func TestClientAttachmentLinksRefusedByDefault(t *testing.T) {
 	h := newHarness(t)
 	tok, conv, _ := h.started("dl_mallory")
 	metrics := h.base + "/metrics"
+	// The start notification is delivered first; count after it.
+	h.botRec.waitFor(t, "conversationUpdate", func(a map[string]any) bool { return a["type"] == "conversationUpdate" })
 	for name, c := range map[string]struct {
 		att   map[string]any
 		field string
@@ -119,5 +127,44 @@ func TestClientAttachmentLinksMarkedUntrustedWhenTheSiteSaysSo(t *testing.T) {
 	}
 	if a := atts[1].(map[string]any); a["parleyUntrusted"] != true || a["contentUrl"] != link {
 		t.Errorf("client link in an upload = %v", a)
+	}
+}
+
+// End to end with the demo's echo bot on a site that passes links through:
+// it downloads the upload through Parley's link and leaves the client's
+// link to /metrics alone.
+func TestEchoBotDownloadsUploadsButNotClientLinks(t *testing.T) {
+	h := newHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: echobot.New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	site, secret, _ := provision(t, h.st, "echo", "http://"+ln.Addr().String()+"/api/messages", true, []string{trustedOrigin})
+	if err := h.st.SetSiteClientAttachmentURLs(context.Background(), site.ID, store.AttachmentURLsUntrusted); err != nil {
+		t.Fatal(err)
+	}
+	g := h.do("POST", "/tokens/generate", secret, map[string]any{"user": map[string]string{"id": "dl_alice"}}, nil)
+	s := h.do("POST", "/conversations", g.str("token"), `{}`, nil)
+	tok, conv := s.str("token"), s.str("conversationId")
+	h.post(tok, conv, map[string]any{"type": "message", "attachments": []any{map[string]any{"contentType": "text/plain", "name": "m.txt", "contentUrl": h.base + "/metrics"}}})
+	body, ct := multipartBody(t, map[string]any{"type": "message", "attachments": []any{map[string]any{"contentType": "text/plain", "name": "a.txt"}}},
+		[]filePart{{"a.txt", "text/plain", []byte("hello")}})
+	if r := h.doRaw("POST", "/conversations/"+conv+"/upload", tok, body, ct, nil); r.status != 200 {
+		t.Fatalf("upload = %d %s", r.status, r.raw)
+	}
+	acts, _ := h.history(tok, conv, "")
+	var replies []string
+	for _, a := range acts {
+		if text, _ := a["text"].(string); fromID(a) == "echo" {
+			replies = append(replies, text)
+		}
+	}
+	all := strings.Join(replies, "\n")
+	if !strings.Contains(all, "You sent a link to m.txt (text/plain); I only download files sent through the upload button.") ||
+		!strings.Contains(all, "You sent a.txt (text/plain, 5 bytes).") {
+		t.Fatalf("echo bot replies: %q", replies)
 	}
 }

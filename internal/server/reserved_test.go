@@ -165,6 +165,10 @@ func TestCaseVariantsOfReservedMembersFromClients(t *testing.T) {
 	}
 	_, victimConv := start("dl_victim")
 	tok, conv := start("dl_mallory")
+	// Both start notifications reach the bot first; count after them.
+	for deadline := time.Now().Add(10 * time.Second); rb.count() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	cases := []struct {
 		name, member string
 		act          map[string]any
