@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -331,6 +332,12 @@ func TestCaseVariantsOfReservedMembersFromBots(t *testing.T) {
 		if !found {
 			t.Errorf("%s: accepted but not in history", c.name)
 		}
+	}
+	// An update goes through the same reading.
+	r := h.bot("POST", convPath(conv)+"/activities", map[string]any{"type": "message", "text": "to edit"})
+	up := h.bot("PUT", convPath(conv)+"/activities/"+url.PathEscape(r.str("id")), map[string]any{"type": "message", "text": "edited", "Timestamp": "1999-01-01T00:00:00Z"})
+	if !refusedOrClean(t, "update", "Timestamp", up) {
+		t.Errorf("update with a Timestamp variant accepted: %s", up.raw)
 	}
 }
 
