@@ -3,6 +3,7 @@ package conversation
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -399,5 +400,28 @@ func TestCheckNamesSlowAgrees(t *testing.T) {
 		if (fast == nil) != (slow == nil) || (fast != nil && fast.Error() != slow.Error()) {
 			t.Errorf("%q: fast %v, slow %v", names, fast, slow)
 		}
+	}
+}
+
+// Many members, at the top level or in a nested object Parley checks, are
+// still checked in linear time (a quadratic check would let one request
+// burn seconds of CPU), and a duplicate among them is still found.
+func TestManyMemberNames(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"type":"message","from":{`)
+	for i := 0; i < 20000; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"k%d":0`, i)
+	}
+	b.WriteString(`}}`)
+	lim := Limits{MaxBytes: 1 << 20, MaxAttachments: 10}
+	if _, err := Parse([]byte(b.String()), lim); err != nil {
+		t.Fatal(err)
+	}
+	dup := strings.Replace(b.String(), `"k19999":0`, `"k7":1`, 1)
+	if _, err := Parse([]byte(dup), lim); err == nil || err.(*ValidationError).Field != "from.k7" {
+		t.Fatalf("duplicate among many: %v", err)
 	}
 }

@@ -197,6 +197,7 @@ func objectNames(b []byte, path string) ([]string, error) {
 		return nil, &ValidationError{Field: trimDot(path), Msg: "must be an object"}
 	}
 	var names []string
+	var set map[string]bool // past a few names, duplicates are found by map
 	for i := 1; i < len(b)-1; {
 		end := stringEnd(b, i)
 		if end < 0 || end+1 >= len(b) || b[end+1] != ':' {
@@ -206,8 +207,17 @@ func objectNames(b []byte, path string) ([]string, error) {
 		if !ok {
 			return nil, &ValidationError{Field: trimDot(path), Msg: "is not valid JSON"}
 		}
-		if slices.Contains(names, name) {
+		if set == nil && len(names) >= 16 {
+			set = make(map[string]bool, 64)
+			for _, n := range names {
+				set[n] = true
+			}
+		}
+		if (set == nil && slices.Contains(names, name)) || set[name] {
 			return nil, duplicateMember(path + name)
+		}
+		if set != nil {
+			set[name] = true
 		}
 		names = append(names, name)
 		ve := valueEnd(b, end+2)
