@@ -158,6 +158,9 @@ type siteJSON struct {
 	EnhancedAuth   bool     `json:"enhancedAuth"`
 	TrustedOrigins []string `json:"trustedOrigins"`
 	Secrets        []string `json:"secrets,omitempty"`
+	// ClientAttachmentURLs is the site's policy for attachment links from
+	// clients: refuse or untrusted.
+	ClientAttachmentURLs string `json:"clientAttachmentUrls,omitempty"`
 }
 
 func normalizeOrigins(in []string) ([]string, error) {
@@ -178,6 +181,7 @@ func (a *app) siteCmd() *cobra.Command {
 	var botID, name string
 	var origins []string
 	var noEnhanced bool
+	var linkPolicy string
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create a Direct Line site with two fresh secrets (shown once)",
@@ -189,6 +193,10 @@ func (a *app) siteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			policy, err := store.ParseAttachmentURLPolicy(linkPolicy)
+			if err != nil {
+				return fmt.Errorf("--client-attachment-urls: %w", err)
+			}
 			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
 			if err != nil {
 				return err
@@ -197,7 +205,7 @@ func (a *app) siteCmd() *cobra.Command {
 			if _, err := st.GetBot(cmd.Context(), botID); err != nil {
 				return fmt.Errorf("--bot %q: %w", botID, err)
 			}
-			site := store.Site{ID: conversation.NewID(), BotID: botID, Name: name, EnhancedAuth: !noEnhanced, TrustedOrigins: norm, CreatedAt: time.Now().UTC()}
+			site := store.Site{ID: conversation.NewID(), BotID: botID, Name: name, EnhancedAuth: !noEnhanced, TrustedOrigins: norm, CreatedAt: time.Now().UTC(), ClientAttachmentURLs: policy}
 			var secrets []string
 			for i := range 2 {
 				s, err := identity.NewSecret()
@@ -216,7 +224,10 @@ func (a *app) siteCmd() *cobra.Command {
 			if !noEnhanced && len(norm) == 0 {
 				fmt.Fprintln(a.stderr, "note: no trusted origins: browsers can only use tokens whose generate call listed origins.")
 			}
-			out := siteJSON{ID: site.ID, BotID: botID, Name: name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm, Secrets: secrets}
+			if policy.Untrusted() {
+				fmt.Fprintln(a.stderr, "note: attachment links from clients reach the bot marked \"parleyUntrusted\": true; the bot must not fetch them.")
+			}
+			out := siteJSON{ID: site.ID, BotID: botID, Name: name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm, Secrets: secrets, ClientAttachmentURLs: string(policy)}
 			return a.print(sf.json, out, fmt.Sprintf("site %s created for bot %s\nsecret 1: %s\nsecret 2: %s\nStore them now: Parley keeps only their hashes.\n", site.ID, botID, secrets[0], secrets[1]))
 		},
 	}
@@ -225,6 +236,7 @@ func (a *app) siteCmd() *cobra.Command {
 	create.Flags().StringVar(&name, "name", "", "site name")
 	create.Flags().StringSliceVar(&origins, "origin", nil, "trusted origin (repeatable), e.g. https://www.example.com")
 	create.Flags().BoolVar(&noEnhanced, "insecure-disable-enhanced-auth", false, "turn enhanced authentication off (clients choose their own user ids)")
+	create.Flags().StringVar(&linkPolicy, "client-attachment-urls", string(store.AttachmentURLsRefuse), clientLinksHelp)
 	_ = create.MarkFlagRequired("bot")
 	_ = create.MarkFlagRequired("name")
 
@@ -261,6 +273,38 @@ func (a *app) siteCmd() *cobra.Command {
 	originsCmd.Flags().StringSliceVar(&setOrigins, "origin", nil, "trusted origin (repeatable)")
 	_ = originsCmd.MarkFlagRequired("site")
 
+	var pf storeFlags
+	var policySite, setPolicy string
+	policyCmd := &cobra.Command{
+		Use:   "set-client-attachment-urls",
+		Short: "Choose what a site does with attachment links from clients (refuse or untrusted)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			policy, err := store.ParseAttachmentURLPolicy(setPolicy)
+			if err != nil {
+				return fmt.Errorf("--client-attachment-urls: %w", err)
+			}
+			st, err := a.openAdminStore(cmd.Context(), pf.config, pf.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.SetSiteClientAttachmentURLs(cmd.Context(), policySite, policy); err != nil {
+				return fmt.Errorf("--site %q: %w", policySite, err)
+			}
+			site, err := st.GetSite(cmd.Context(), policySite)
+			if err != nil {
+				return err
+			}
+			return a.print(pf.json, siteJSON{ID: site.ID, BotID: site.BotID, Name: site.Name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: site.TrustedOrigins, ClientAttachmentURLs: string(site.ClientAttachmentURLs)},
+				fmt.Sprintf("site %s client attachment URLs: %s\n", site.ID, site.ClientAttachmentURLs))
+		},
+	}
+	pf.add(policyCmd)
+	policyCmd.Flags().StringVar(&policySite, "site", "", "site id")
+	policyCmd.Flags().StringVar(&setPolicy, "client-attachment-urls", "", clientLinksHelp)
+	_ = policyCmd.MarkFlagRequired("site")
+	_ = policyCmd.MarkFlagRequired("client-attachment-urls")
+
 	var lf storeFlags
 	var listBot string
 	list := &cobra.Command{
@@ -279,17 +323,19 @@ func (a *app) siteCmd() *cobra.Command {
 			out := []siteJSON{}
 			var text strings.Builder
 			for _, s := range sites {
-				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins})
-				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","))
+				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins, ClientAttachmentURLs: string(s.ClientAttachmentURLs)})
+				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs)
 			}
 			return a.print(lf.json, out, text.String())
 		},
 	}
 	lf.add(list)
 	list.Flags().StringVar(&listBot, "bot", "", "only this bot's sites")
-	cmd.AddCommand(create, originsCmd, list)
+	cmd.AddCommand(create, originsCmd, policyCmd, list)
 	return cmd
 }
+
+const clientLinksHelp = "what to do with attachment links from clients (not uploads): refuse (400) or untrusted (passed to the bot marked \"parleyUntrusted\": true)"
 
 func (a *app) secretCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "secret", Short: "Manage site secrets"}

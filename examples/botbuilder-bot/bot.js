@@ -2,6 +2,7 @@
 // API through Parley (update, delete, members, attachment upload, a
 // proactive message).
 const { ActivityHandler, TurnContext, MessageFactory, CardFactory } = require('botbuilder');
+const { describeAttachment } = require('./attachments');
 
 class ExampleBot extends ActivityHandler {
   constructor(adapter, appId) {
@@ -60,8 +61,14 @@ class ExampleBot extends ActivityHandler {
           await context.sendActivity(MessageFactory.attachment(CardFactory.heroCard('Parley', 'A hero card from a botbuilder bot', [], ['Say hi'])));
           break;
         }
-        default:
-          await context.sendActivity(`bot heard: ${text} (from ${context.activity.from.id})`);
+        default: {
+          // Files: only Parley's own download links are fetched (attachments.js).
+          const parts = [];
+          for (const att of context.activity.attachments || []) {
+            parts.push(await describeAttachment(context.activity.serviceUrl, att));
+          }
+          await context.sendActivity([`bot heard: ${text} (from ${context.activity.from.id})`, ...parts].join('\n\n'));
+        }
       }
       await next();
     });

@@ -78,6 +78,10 @@ func Parse(body []byte, lim Limits) (Activity, error) {
 	}
 	a, err := members(compact.Bytes())
 	if err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			return nil, ve
+		}
 		return nil, &ValidationError{Msg: "activity is not valid JSON"}
 	}
 	if a == nil {
@@ -90,6 +94,11 @@ func Parse(body []byte, lim Limits) (Activity, error) {
 }
 
 func (a Activity) validate(lim Limits) error {
+	// Member names first: every check below reads exact names, which is
+	// only sound once no case variant of them is left (see names.go).
+	if err := a.checkNames(); err != nil {
+		return err
+	}
 	typ, ok, err := a.stringField("type", 64)
 	if err != nil {
 		return err
@@ -161,7 +170,7 @@ func (a Activity) validate(lim Limits) error {
 
 // members splits a compact, valid JSON object into its members without
 // copying: values are slices of b (activities never edit values in place).
-// A repeated name keeps its last value, as encoding/json does.
+// A repeated name is refused: decoders disagree on which value wins.
 func members(b []byte) (Activity, error) {
 	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
 		return nil, errors.New("not an object")
@@ -181,6 +190,9 @@ func members(b []byte) (Activity, error) {
 		ve := valueEnd(b, v)
 		if ve <= v {
 			return nil, errors.New("malformed member value")
+		}
+		if _, dup := a[name]; dup {
+			return nil, duplicateMember(name)
 		}
 		a[name] = json.RawMessage(b[v:ve:ve])
 		i = ve

@@ -385,6 +385,10 @@ func (a *API) postActivity(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, validationError(err))
 		return
 	}
+	if e := checkClientLinks(p.site, act); e != nil {
+		a.fail(w, r, e)
+		return
+	}
 	a.submit(w, r, p, c, act, nil)
 }
 
@@ -445,6 +449,9 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 			if err := setBotURLs(s, files); err != nil {
 				return nil, err
 			}
+		}
+		if err := markClientLinks(s, files); err != nil {
+			return nil, err
 		}
 		return s, nil
 	}}

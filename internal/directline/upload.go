@@ -49,6 +49,9 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 	limit := a.cfg.MaxUploadBytes + int64(a.cfg.Limits.MaxBytes) + 64<<10
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	act, files, e := a.parseUpload(r)
+	if e == nil && act != nil {
+		e = checkClientLinks(p.site, act)
+	}
 	if e != nil {
 		a.fail(w, r, e)
 		return

@@ -26,6 +26,8 @@ type attachment struct {
 	ContentType string `json:"contentType,omitempty"`
 	ContentURL  string `json:"contentUrl,omitempty"`
 	Name        string `json:"name,omitempty"`
+	// Untrusted is Parley's mark on a link a client supplied.
+	Untrusted bool `json:"parleyUntrusted,omitempty"`
 }
 
 type activity struct {
@@ -48,6 +50,8 @@ type Bot struct {
 	client *http.Client
 	log    *slog.Logger
 	auth   *Auth // nil: an insecure development bot
+	// fetch downloads attachments: it never follows a redirect.
+	fetch *http.Client
 }
 
 // New returns the echo bot; with auth it checks Parley's channel token on
@@ -55,7 +59,9 @@ type Bot struct {
 func New(log *slog.Logger, auth *Auth) *Bot {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64 // replies go to one gateway; keep connections
-	return &Bot{client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, log: log, auth: auth}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Bot{client: &http.Client{Transport: tr, Timeout: 10 * time.Second}, log: log, auth: auth,
+		fetch: &http.Client{Transport: tr, Timeout: 30 * time.Second, CheckRedirect: noRedirect}}
 }
 
 func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +102,7 @@ func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			parts = append(parts, fmt.Sprintf("You said: %s", in.Text))
 		}
 		for _, a := range in.Attachments {
-			parts = append(parts, b.describe(r.Context(), a))
+			parts = append(parts, b.describe(r.Context(), in.ServiceURL, a))
 		}
 		if len(parts) == 0 {
 			parts = append(parts, "You sent an empty message.")
@@ -113,16 +119,23 @@ func (b *Bot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// describe fetches an uploaded file through its download URL.
-func (b *Bot) describe(ctx context.Context, a attachment) string {
+// describe fetches an uploaded file through Parley's download link. It
+// fetches nothing else: a link a client put in an attachment could point
+// anywhere (the gateway's /metrics, a cloud metadata address), so only
+// Parley's own attachment links, under the activity's serviceUrl, are
+// followed, and without redirects.
+func (b *Bot) describe(ctx context.Context, serviceURL string, a attachment) string {
 	if a.ContentURL == "" {
 		return fmt.Sprintf("You sent %s (%s).", a.Name, a.ContentType)
+	}
+	if a.Untrusted || !isParleyAttachmentURL(serviceURL, a.ContentURL) {
+		return fmt.Sprintf("You sent a link to %s (%s); I only download files sent through the upload button.", a.Name, a.ContentType)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.ContentURL, nil)
 	if err != nil {
 		return fmt.Sprintf("You sent %s, but its link is invalid.", a.Name)
 	}
-	resp, err := b.client.Do(req)
+	resp, err := b.fetch.Do(req)
 	if err != nil {
 		return fmt.Sprintf("You sent %s, but I could not fetch it.", a.Name)
 	}
@@ -132,6 +145,39 @@ func (b *Bot) describe(ctx context.Context, a attachment) string {
 		return fmt.Sprintf("You sent %s, but fetching it gave %d.", a.Name, resp.StatusCode)
 	}
 	return fmt.Sprintf("You sent %s (%s, %d bytes).", a.Name, a.ContentType, n)
+}
+
+// isParleyAttachmentURL reports whether u is one of the download links
+// Parley writes into the bot's copy of an upload:
+// <serviceUrl>v3/attachments/{id}/views/{view}?t=…, same scheme, host and
+// port as serviceUrl, no user info, no dot segments or encoded slashes.
+func isParleyAttachmentURL(serviceURL, u string) bool {
+	base, err := url.Parse(serviceURL)
+	if err != nil || base.Host == "" || (base.Scheme != "https" && base.Scheme != "http") {
+		return false
+	}
+	l, err := url.Parse(u)
+	if err != nil || l.Scheme != base.Scheme || l.Host != base.Host || l.User != nil || l.RawPath != "" || l.Fragment != "" {
+		return false
+	}
+	rest, ok := strings.CutPrefix(l.Path, strings.TrimRight(base.Path, "/")+"/v3/attachments/")
+	if !ok {
+		return false
+	}
+	seg := strings.Split(rest, "/")
+	return len(seg) == 3 && idSegment(seg[0]) && seg[1] == "views" && idSegment(seg[2]) && l.Query().Get("t") != ""
+}
+
+func idSegment(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // cards answers "cards": a typing indicator, then a hero card and an

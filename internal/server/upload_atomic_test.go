@@ -36,8 +36,10 @@ func TestRefusedUploadsStoreNoFiles(t *testing.T) {
 	_, openSecret, _ := provision(t, h.st, "bot-open", h.botRec.url, false, []string{trustedOrigin})
 	small := []byte("hello")
 	file := func(name string) filePart { return filePart{name, "text/plain", small} }
+	// An inline card: it counts against max_attachments like a file, and
+	// (unlike a link) every site accepts it.
 	link := func(i int) map[string]any {
-		return map[string]any{"contentType": "image/png", "contentUrl": fmt.Sprintf("https://cdn.example.com/%d.png", i)}
+		return map[string]any{"contentType": "application/vnd.microsoft.card.hero", "content": map[string]any{"title": fmt.Sprintf("card %d", i)}}
 	}
 	type upload struct {
 		act   map[string]any

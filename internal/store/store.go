@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -44,6 +45,35 @@ type Site struct {
 	// is an empty slot.
 	SecretHashes [2][]byte
 	CreatedAt    time.Time
+	// ClientAttachmentURLs is what the site does with attachment links a
+	// client supplies (contentUrl or thumbnailUrl other than a data: URL;
+	// files sent through the upload route are Parley's own).
+	ClientAttachmentURLs AttachmentURLPolicy
+}
+
+// AttachmentURLPolicy says what happens to attachment links from clients.
+type AttachmentURLPolicy string
+
+const (
+	// AttachmentURLsRefuse refuses an activity that carries one (400).
+	// The zero value means this too.
+	AttachmentURLsRefuse AttachmentURLPolicy = "refuse"
+	// AttachmentURLsUntrusted passes them to the bot, each such
+	// attachment marked untrusted.
+	AttachmentURLsUntrusted AttachmentURLPolicy = "untrusted"
+)
+
+// Untrusted reports whether links pass through marked untrusted; every
+// other value, the zero value included, refuses them.
+func (p AttachmentURLPolicy) Untrusted() bool { return p == AttachmentURLsUntrusted }
+
+// ParseAttachmentURLPolicy reads "refuse" or "untrusted".
+func ParseAttachmentURLPolicy(s string) (AttachmentURLPolicy, error) {
+	switch p := AttachmentURLPolicy(s); p {
+	case AttachmentURLsRefuse, AttachmentURLsUntrusted:
+		return p, nil
+	}
+	return "", fmt.Errorf("attachment URL policy %q: want refuse or untrusted", s)
 }
 
 // Conversation is a started Direct Line conversation.
@@ -183,6 +213,12 @@ type Store interface {
 	// other untouched.
 	SetSiteSecret(ctx context.Context, id string, slot int, hash []byte) error
 	SiteBySecretHash(ctx context.Context, hash []byte) (Site, error)
+	// CreateSite stores ClientAttachmentURLs too (the zero value as
+	// refuse) and GetSite, ListSites and SiteBySecretHash return it.
+	// SetSiteClientAttachmentURLs changes it; it refuses a value
+	// ParseAttachmentURLPolicy refuses, and answers ErrNotFound for an
+	// unknown site.
+	SetSiteClientAttachmentURLs(ctx context.Context, id string, p AttachmentURLPolicy) error
 
 	// CreateConversation inserts c; created is false (and no error) when a
 	// conversation with that id already exists for the same bot and site.

@@ -359,8 +359,15 @@ func (s *Store) CreateSite(ctx context.Context, st store.Site) error {
 	if err != nil {
 		return fmt.Errorf("create site: %w", err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt))
+	policy := st.ClientAttachmentURLs
+	if policy == "" {
+		policy = store.AttachmentURLsRefuse
+	}
+	if _, err := store.ParseAttachmentURLPolicy(string(policy)); err != nil {
+		return fmt.Errorf("create site %s: %w", st.ID, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt), string(policy))
 	if isUnique(err) {
 		return fmt.Errorf("create site %s: %w", st.ID, store.ErrExists)
 	}
@@ -377,14 +384,14 @@ func nonNil(s []string) []string {
 	return s
 }
 
-const siteCols = `id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at`
+const siteCols = `id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls`
 
 func scanSite(row interface{ Scan(...any) error }) (store.Site, error) {
 	var st store.Site
 	var enhanced int
 	var origins string
 	var created int64
-	if err := row.Scan(&st.ID, &st.BotID, &st.Name, &enhanced, &origins, &st.SecretHashes[0], &st.SecretHashes[1], &created); err != nil {
+	if err := row.Scan(&st.ID, &st.BotID, &st.Name, &enhanced, &origins, &st.SecretHashes[0], &st.SecretHashes[1], &created, &st.ClientAttachmentURLs); err != nil {
 		return st, err
 	}
 	st.EnhancedAuth = enhanced != 0
@@ -426,6 +433,14 @@ func (s *Store) UpdateSitePolicy(ctx context.Context, id string, enhancedAuth bo
 		return fmt.Errorf("update site: %w", err)
 	}
 	res, err := s.w.ExecContext(ctx, `UPDATE sites SET enhanced_auth = ?, trusted_origins = ? WHERE id = ?`, b2i(enhancedAuth), string(o), id)
+	return affected(res, err, "update site "+id)
+}
+
+func (s *Store) SetSiteClientAttachmentURLs(ctx context.Context, id string, p store.AttachmentURLPolicy) error {
+	if _, err := store.ParseAttachmentURLPolicy(string(p)); err != nil {
+		return fmt.Errorf("update site %s: %w", id, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE sites SET client_attachment_urls = ? WHERE id = ?`, string(p), id)
 	return affected(res, err, "update site "+id)
 }
 

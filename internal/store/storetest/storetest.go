@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReadyWhileCommitsSucceed", testReady},
 		{"AppendStoresAttachmentsInItsTransaction", testAppendAttachments},
 		{"DeadLetters", testDeadLetters},
+		{"SiteClientAttachmentURLs", testSiteClientAttachmentURLs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -751,5 +752,46 @@ func testDeadLetters(t *testing.T, s store.Store) {
 	}
 	if n, _ := s.CountDeadLetters(ctx); n != 0 {
 		t.Fatalf("CountDeadLetters after redelivery = %d", n)
+	}
+}
+
+// A site's attachment URL policy: the zero value is stored as refuse; it
+// can be created untrusted and changed; nothing else is accepted.
+func testSiteClientAttachmentURLs(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	b, st := seed(t, s)
+	if gs, err := s.GetSite(ctx, st.ID); err != nil || gs.ClientAttachmentURLs != store.AttachmentURLsRefuse || gs.ClientAttachmentURLs.Untrusted() {
+		t.Fatalf("default policy = %q, %v", gs.ClientAttachmentURLs, err)
+	}
+	un := store.Site{ID: "site-u", BotID: b.ID, Name: "u", SecretHashes: [2][]byte{{4}, nil}, CreatedAt: epoch, ClientAttachmentURLs: store.AttachmentURLsUntrusted}
+	if err := s.CreateSite(ctx, un); err != nil {
+		t.Fatal(err)
+	}
+	if gs, err := s.SiteBySecretHash(ctx, []byte{4}); err != nil || !gs.ClientAttachmentURLs.Untrusted() {
+		t.Fatalf("SiteBySecretHash policy = %q, %v", gs.ClientAttachmentURLs, err)
+	}
+	if err := s.SetSiteClientAttachmentURLs(ctx, un.ID, store.AttachmentURLsRefuse); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSiteClientAttachmentURLs(ctx, st.ID, store.AttachmentURLsUntrusted); err != nil {
+		t.Fatal(err)
+	}
+	sites, err := s.ListSites(ctx, b.ID)
+	if err != nil || len(sites) != 2 {
+		t.Fatalf("ListSites = %v, %v", sites, err)
+	}
+	for _, gs := range sites {
+		if want := map[string]store.AttachmentURLPolicy{st.ID: store.AttachmentURLsUntrusted, un.ID: store.AttachmentURLsRefuse}[gs.ID]; gs.ClientAttachmentURLs != want {
+			t.Fatalf("site %s policy = %q, want %q", gs.ID, gs.ClientAttachmentURLs, want)
+		}
+	}
+	if err := s.SetSiteClientAttachmentURLs(ctx, "nope", store.AttachmentURLsRefuse); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SetSiteClientAttachmentURLs(missing) err = %v", err)
+	}
+	if err := s.SetSiteClientAttachmentURLs(ctx, st.ID, "allow"); err == nil {
+		t.Fatal("an unknown policy was stored")
+	}
+	if err := s.CreateSite(ctx, store.Site{ID: "site-bad", BotID: b.ID, CreatedAt: epoch, ClientAttachmentURLs: "allow"}); err == nil {
+		t.Fatal("a site with an unknown policy was created")
 	}
 }
