@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/store"
 )
@@ -35,6 +37,13 @@ type Config struct {
 	MaxUploadBytes int64
 	ChannelID      string
 	KeepAlive      time.Duration // empty frames on idle streams
+	// Rate limits (limits.go): the limiter (nil: none), the rules per
+	// route, the client address (trusted proxies) and the auth-failure
+	// telemetry (nil: not counted).
+	Limiter      Limiter
+	RateLimits   map[Route]RouteLimits
+	ClientAddr   func(*http.Request) netip.Addr
+	AuthFailures *guard.AuthFailures
 }
 
 // Defaults fills unset fields.
@@ -213,7 +222,8 @@ func bearer(r *http.Request) (string, *apiError) {
 	return val, nil
 }
 
-func (a *API) authenticate(r *http.Request) (principal, *apiError) {
+func (a *API) authenticate(r *http.Request) (p principal, e *apiError) {
+	defer func() { a.authFailed(r, e) }()
 	val, e := bearer(r)
 	if e != nil {
 		return principal{}, e

@@ -37,8 +37,11 @@ type uploadedFile struct {
 
 // upload: POST /conversations/{id}/upload?userId=.
 func (a *API) upload(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, RouteUpload) {
+		return
+	}
 	p, c, ok := a.authorized(w, r)
-	if !ok {
+	if !ok || !a.allowIn(w, r, RouteUpload, c.ID) {
 		return
 	}
 	limit := a.cfg.MaxUploadBytes + int64(a.cfg.Limits.MaxBytes) + 64<<10

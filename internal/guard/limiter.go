@@ -3,8 +3,10 @@ package guard
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
 
@@ -43,6 +45,8 @@ type MemoryConfig struct {
 	SweepEvery time.Duration
 	// Now is the clock (default time.Now); tests pass a fake one.
 	Now func() time.Time
+	// Registerer, when set, gets parley_rate_limited_total{limit}.
+	Registerer prometheus.Registerer
 }
 
 // Memory is an in-process Limiter with bounded memory. Each rule has its
@@ -54,9 +58,11 @@ type MemoryConfig struct {
 // cap: memory stays bounded, and the keys dropped start afresh, so the
 // limit fails open for them rather than refusing anyone.
 type Memory struct {
-	cfg    MemoryConfig
-	mu     sync.Mutex
-	tables map[string]*table
+	cfg     MemoryConfig
+	now     atomic.Pointer[func() time.Time]
+	refused *prometheus.CounterVec
+	mu      sync.Mutex
+	tables  map[string]*table
 }
 
 type table struct {
@@ -76,26 +82,42 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Memory{cfg: cfg, tables: map[string]*table{}}
+	m := &Memory{cfg: cfg, tables: map[string]*table{},
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_rate_limited_total",
+			Help: "Requests refused with 429 by a rate limit (route/scope)."}, []string{"limit"})}
+	m.now.Store(&cfg.Now)
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(m.refused)
+	}
+	return m
 }
+
+// SetNow replaces the clock (tests).
+func (m *Memory) SetNow(now func() time.Time) { m.now.Store(&now) }
+
+// Refused is how many requests rule name refused.
+func (m *Memory) Refused(name string) float64 { return counterValue(m.refused.WithLabelValues(name)) }
 
 // Allow implements Limiter.
 func (m *Memory) Allow(buckets ...Bucket) time.Duration {
-	now := m.cfg.Now()
+	now := (*m.now.Load())()
 	var lims [4]*rate.Limiter
-	ls := lims[:0]
+	var names [4]string
+	ls, ns := lims[:0], names[:0]
 	var wait time.Duration
+	refusedBy := ""
 	for _, b := range buckets {
 		if b.Rule.Off() {
 			continue
 		}
 		l := m.table(b.Rule.Name).get(b, now, m.cfg)
 		if d := delay(l, now); d > wait {
-			wait = d
+			wait, refusedBy = d, b.Rule.Name
 		}
-		ls = append(ls, l)
+		ls, ns = append(ls, l), append(ns, b.Rule.Name)
 	}
 	if wait > 0 {
+		m.refused.WithLabelValues(refusedBy).Inc()
 		return wait
 	}
 	for i, l := range ls {
@@ -103,6 +125,7 @@ func (m *Memory) Allow(buckets ...Bucket) time.Duration {
 			for _, prev := range ls[:i] {
 				prev.AllowN(now, -1) // give it back
 			}
+			m.refused.WithLabelValues(ns[i]).Inc()
 			return max(delay(l, now), time.Millisecond)
 		}
 	}
@@ -140,7 +163,7 @@ func (m *Memory) table(name string) *table {
 	defer m.mu.Unlock()
 	t := m.tables[name]
 	if t == nil {
-		t = &table{buckets: map[string]*rate.Limiter{}, lastSweep: m.cfg.Now()}
+		t = &table{buckets: map[string]*rate.Limiter{}, lastSweep: (*m.now.Load())()}
 		m.tables[name] = t
 	}
 	return t
