@@ -107,6 +107,8 @@ type field struct {
 	rate *Rate
 }
 
+func (f field) env() string { return "PARLEY_" + strings.ToUpper(strings.ReplaceAll(f.path, ".", "_")) }
+
 func (l *Limits) fields() []field {
 	site := func(name string, s *SiteScoped) []field {
 		return []field{{"limits." + name + ".address", &s.Address}, {"limits." + name + ".site", &s.Site}}
@@ -129,8 +131,7 @@ func (l *Limits) fields() []field {
 // PARLEY_LIMITS_POST_CONVERSATION="120/m burst 60".
 func (l *Limits) applyEnv(env func(string) (string, bool)) {
 	for _, f := range l.fields() {
-		name := "PARLEY_" + strings.ToUpper(strings.ReplaceAll(f.path, ".", "_"))
-		if v, ok := env(name); ok {
+		if v, ok := env(f.env()); ok {
 			*f.rate = Rate(v)
 		}
 	}
@@ -140,11 +141,11 @@ func (l Limits) validate() []error {
 	var errs []error
 	for _, f := range l.fields() {
 		if *f.rate == "" {
-			errs = append(errs, fmt.Errorf("%s: is empty; give a rate such as \"120/m burst 60\" or \"off\"", f.path))
+			errs = append(errs, fmt.Errorf("%s (%s): is empty; give a rate such as \"120/m burst 60\" or \"off\"", f.path, f.env()))
 			continue
 		}
 		if _, _, err := f.rate.Parse(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", f.path, err))
+			errs = append(errs, fmt.Errorf("%s (%s): %w", f.path, f.env(), err))
 		}
 	}
 	return errs
