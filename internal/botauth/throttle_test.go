@@ -39,7 +39,12 @@ func TestTokenServiceThrottlesGuessingPerAddress(t *testing.T) {
 	var slept []time.Duration
 	failures := guard.NewAuthFailures(nil, logger, guard.Proxies{})
 	a, err := New(ctx, Config{PublicURL: "https://chat.example.com", Failures: failures, Guesses: guard.GuessConfig{
-		Sleep: func(_ context.Context, d time.Duration) error { mu.Lock(); slept = append(slept, d); mu.Unlock(); return nil },
+		Sleep: func(_ context.Context, d time.Duration) error {
+			mu.Lock()
+			slept = append(slept, d)
+			mu.Unlock()
+			return nil
+		},
 	}}, st, kr, logger)
 	if err != nil {
 		t.Fatal(err)

@@ -94,7 +94,7 @@ func TestGuessesWaitingBounded(t *testing.T) {
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	for _, k := range keys {
 		g.Failed(k)
-		g.Failed(k) // over budget
+		g.Failed(k)                        // over budget
 		if _, ok := g.Admit(ctx, k); !ok { // takes the address's free slot
 			t.Fatal("first paced check refused")
 		}
