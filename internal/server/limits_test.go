@@ -77,25 +77,35 @@ func limitCases() []limitCase {
 			func(t *testing.T, h *harness, c *http.Client, s subject) resp {
 				return h.doVia(c, "POST", "/conversations", s.token, []byte(`{"user":{}}`), "application/json", nil)
 			}},
-		{"refresh", false, func(l *config.Limits, a, s config.Rate) { l.Refresh = config.ConversationScoped{Address: a, Conversation: s} },
+		{"refresh", false, func(l *config.Limits, a, s config.Rate) {
+			l.Refresh = config.ConversationScoped{Address: a, Conversation: s}
+		},
 			func(t *testing.T, h *harness, c *http.Client, s subject) resp {
 				return h.doVia(c, "POST", "/tokens/refresh", s.token, nil, "", nil)
 			}},
-		{"post", false, func(l *config.Limits, a, s config.Rate) { l.Post = config.ConversationScoped{Address: a, Conversation: s} },
+		{"post", false, func(l *config.Limits, a, s config.Rate) {
+			l.Post = config.ConversationScoped{Address: a, Conversation: s}
+		},
 			func(t *testing.T, h *harness, c *http.Client, s subject) resp {
 				return h.doVia(c, "POST", "/conversations/"+s.conv+"/activities", s.token, []byte(`{"type":"message","text":"hi"}`), "application/json", nil)
 			}},
-		{"upload", false, func(l *config.Limits, a, s config.Rate) { l.Upload = config.ConversationScoped{Address: a, Conversation: s} },
+		{"upload", false, func(l *config.Limits, a, s config.Rate) {
+			l.Upload = config.ConversationScoped{Address: a, Conversation: s}
+		},
 			func(t *testing.T, h *harness, c *http.Client, s subject) resp {
 				body, ct := multipartBody(t, map[string]any{"type": "message", "attachments": []any{map[string]any{"contentType": "text/plain", "name": "a.txt"}}},
 					[]filePart{{"a.txt", "text/plain", []byte("hello")}})
 				return h.doVia(c, "POST", "/conversations/"+s.conv+"/upload", s.token, body, ct, nil)
 			}},
-		{"history", false, func(l *config.Limits, a, s config.Rate) { l.History = config.ConversationScoped{Address: a, Conversation: s} },
+		{"history", false, func(l *config.Limits, a, s config.Rate) {
+			l.History = config.ConversationScoped{Address: a, Conversation: s}
+		},
 			func(t *testing.T, h *harness, c *http.Client, s subject) resp {
 				return h.doVia(c, "GET", "/conversations/"+s.conv+"/activities", s.token, nil, "", nil)
 			}},
-		{"stream", false, func(l *config.Limits, a, s config.Rate) { l.Stream = config.ConversationScoped{Address: a, Conversation: s} },
+		{"stream", false, func(l *config.Limits, a, s config.Rate) {
+			l.Stream = config.ConversationScoped{Address: a, Conversation: s}
+		},
 			func(t *testing.T, h *harness, c *http.Client, s subject) resp {
 				// As DirectLineJS reconnects: a fresh stream URL, then the socket.
 				rc := h.doVia(c, "GET", "/conversations/"+s.conv, s.token, nil, "", nil)
