@@ -347,7 +347,8 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	// address after its turn (see guard.Guesses).
 	addr := a.cfg.ClientAddr(r)
 	key := guard.AddrKey(addr)
-	if wait, ok := a.guesses.Admit(r.Context(), key); !ok {
+	adm, wait, admitted := a.guesses.Admit(r.Context(), key)
+	if !admitted {
 		a.failed(r, "throttled", id)
 		retryAfter(w, wait)
 		oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed attempts from this address; try again later")
@@ -371,7 +372,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 			reason = "insecure_bot"
 		}
 		a.failed(r, reason, id)
-		if wait, over := a.guesses.Failed(key); over {
+		if wait, over := adm.Failed(); over {
 			retryAfter(w, wait)
 			oauthError(w, http.StatusTooManyRequests, "invalid_client", "unknown client or wrong client secret; too many failed attempts from this address, so further attempts are slowed down")
 			return
@@ -379,6 +380,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong client secret")
 		return
 	}
+	adm.Succeeded()
 	now := a.now()
 	c := accessClaims{
 		Claims: jwt.Claims{

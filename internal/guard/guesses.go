@@ -115,46 +115,65 @@ func (g *Guesses) mem() MemoryConfig {
 	return c
 }
 
+// Admission is one credential check let through by Admit.
+type Admission struct {
+	g       *Guesses
+	key     string
+	charged bool // a failure was charged to the budget in advance
+}
+
 // Admit is called before a credential from address key is checked. It
-// returns ok when the check may go ahead (after waiting for the address's
-// turn if it is over budget), or how long the client should wait when it
-// is refused unchecked.
-func (g *Guesses) Admit(ctx context.Context, key string) (retryAfter time.Duration, ok bool) {
+// returns ok when the check may go ahead, or how long the client should
+// wait when it is refused unchecked. Within the budget, a failure is
+// charged in advance (refunded by Succeeded), so concurrent requests
+// cannot overdraw the budget; over it, the request waits for the
+// address's turn.
+func (g *Guesses) Admit(ctx context.Context, key string) (adm Admission, retryAfter time.Duration, ok bool) {
+	adm = Admission{g: g, key: key}
 	now := g.cfg.Now()
-	if g.failures.get(Bucket{Rule: g.failureRule(), Key: key}, now, g.mem()).TokensAt(now) >= 1 {
-		return 0, true
+	if g.failures.get(Bucket{Rule: g.failureRule(), Key: key}, now, g.mem()).AllowN(now, 1) {
+		adm.charged = true
+		return adm, 0, true
 	}
 	res := g.pace.get(Bucket{Rule: g.paceRule(), Key: key}, now, g.mem()).ReserveN(now, 1)
 	d := res.DelayFrom(now)
 	if d > g.cfg.MaxWait {
 		res.CancelAt(now)
-		return d, false
+		return adm, d, false
 	}
 	if d <= 0 {
-		return 0, true
+		return adm, 0, true
 	}
 	if g.waiting.Add(1) > int64(g.cfg.MaxWaiting) {
 		g.waiting.Add(-1)
 		res.CancelAt(now)
-		return d, false
+		return adm, d, false
 	}
 	defer g.waiting.Add(-1)
 	if err := g.cfg.Sleep(ctx, d); err != nil {
-		return d, false
+		return adm, d, false
 	}
-	return 0, true
+	return adm, 0, true
 }
 
-// Failed records a failed authentication from address key. over reports
-// that the address has spent its budget (answer 429), retryAfter when it
+// Succeeded records that the credential was right: the failure charged
+// in advance is refunded.
+func (a Admission) Succeeded() {
+	if a.charged {
+		now := a.g.cfg.Now()
+		a.g.failures.get(Bucket{Rule: a.g.failureRule(), Key: a.key}, now, a.g.mem()).AllowN(now, -1)
+	}
+}
+
+// Failed records that the credential was wrong. over reports that the
+// address had already spent its budget (answer 429), retryAfter when it
 // will have budget again.
-func (g *Guesses) Failed(key string) (retryAfter time.Duration, over bool) {
-	now := g.cfg.Now()
-	l := g.failures.get(Bucket{Rule: g.failureRule(), Key: key}, now, g.mem())
-	if l.AllowN(now, 1) {
+func (a Admission) Failed() (retryAfter time.Duration, over bool) {
+	if a.charged {
 		return 0, false
 	}
-	return delay(l, now), true
+	now := a.g.cfg.Now()
+	return max(delay(a.g.failures.get(Bucket{Rule: a.g.failureRule(), Key: a.key}, now, a.g.mem()), now), time.Second), true
 }
 
 // Waiting is the number of requests waiting for their turn now.

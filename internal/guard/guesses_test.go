@@ -26,11 +26,20 @@ func TestGuessesBudgetThenPacedThenRecovered(t *testing.T) {
 	fs := &fakeSleep{c: c}
 	g := NewGuesses(GuessConfig{Budget: 3, Window: 3 * time.Minute, Interval: time.Second, MaxWait: 3 * time.Second, Now: c.Now, Sleep: fs.sleep})
 	ctx := context.Background()
-	for i := 0; i < 3; i++ {
-		if _, ok := g.Admit(ctx, "attacker"); !ok {
+	// A success refunds its charge: it does not spend the budget.
+	for i := 0; i < 5; i++ {
+		adm, _, ok := g.Admit(ctx, "attacker")
+		if !ok {
 			t.Fatal("within budget: refused")
 		}
-		if _, over := g.Failed("attacker"); over {
+		adm.Succeeded()
+	}
+	for i := 0; i < 3; i++ {
+		adm, _, ok := g.Admit(ctx, "attacker")
+		if !ok {
+			t.Fatal("within budget: refused")
+		}
+		if _, over := adm.Failed(); over {
 			t.Fatalf("failure %d: over budget already", i+1)
 		}
 	}
@@ -38,10 +47,11 @@ func TestGuessesBudgetThenPacedThenRecovered(t *testing.T) {
 		t.Fatalf("within budget, checks waited: %v", fs.waits)
 	}
 	// Over budget: failures say so, with a wait (one failure refills in 1m).
-	if _, ok := g.Admit(ctx, "attacker"); !ok {
+	adm, _, ok := g.Admit(ctx, "attacker")
+	if !ok {
 		t.Fatal("first paced check refused")
 	}
-	wait, over := g.Failed("attacker")
+	wait, over := adm.Failed()
 	if !over || wait <= 0 || wait > time.Minute {
 		t.Fatalf("4th failure: over=%v wait=%v, want over with a wait up to 1m", over, wait)
 	}
@@ -49,7 +59,7 @@ func TestGuessesBudgetThenPacedThenRecovered(t *testing.T) {
 	// MaxWait/Interval wait, the rest are refused unchecked.
 	var admitted, refused int
 	for i := 0; i < 10; i++ {
-		if ra, ok := g.Admit(ctx, "attacker"); ok {
+		if _, ra, ok := g.Admit(ctx, "attacker"); ok {
 			admitted++
 		} else {
 			refused++
@@ -65,19 +75,21 @@ func TestGuessesBudgetThenPacedThenRecovered(t *testing.T) {
 		t.Fatalf("waits %v, want %v", fs.waits, want)
 	}
 	// Another address is not affected.
-	if _, ok := g.Admit(ctx, "owner"); !ok || len(fs.waits) != 3 {
+	adm, _, ok = g.Admit(ctx, "owner")
+	if !ok || len(fs.waits) != 3 {
 		t.Fatal("another address was slowed")
 	}
-	if _, over := g.Failed("owner"); over {
+	if _, over := adm.Failed(); over {
 		t.Fatal("another address is over budget")
 	}
 	// Recovery: after the window the budget is whole again.
 	c.Advance(3 * time.Minute)
 	for i := 0; i < 3; i++ {
-		if _, ok := g.Admit(ctx, "attacker"); !ok {
+		adm, _, ok := g.Admit(ctx, "attacker")
+		if !ok {
 			t.Fatal("after the window: refused")
 		}
-		if _, over := g.Failed("attacker"); over {
+		if _, over := adm.Failed(); over {
 			t.Fatalf("after the window, failure %d over budget", i+1)
 		}
 	}
@@ -93,9 +105,12 @@ func TestGuessesWaitingBounded(t *testing.T) {
 	ctx := context.Background()
 	keys := []string{"a", "b", "c", "d", "e", "f"}
 	for _, k := range keys {
-		g.Failed(k)
-		g.Failed(k)                        // over budget
-		if _, ok := g.Admit(ctx, k); !ok { // takes the address's free slot
+		if adm, _, ok := g.Admit(ctx, k); !ok { // spends the budget of 1
+			t.Fatal("within budget: refused")
+		} else {
+			adm.Failed()
+		}
+		if _, _, ok := g.Admit(ctx, k); !ok { // over budget: takes the address's free slot
 			t.Fatal("first paced check refused")
 		}
 	}
@@ -105,7 +120,7 @@ func TestGuessesWaitingBounded(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, ok := g.Admit(ctx, k)
+			_, _, ok := g.Admit(ctx, k)
 			results <- ok
 		}()
 	}
@@ -135,5 +150,36 @@ func TestGuessesWaitingBounded(t *testing.T) {
 	}
 	if ok != 4 || refused != 2 {
 		t.Fatalf("%d admitted, %d refused; want 4 and 2", ok, refused)
+	}
+}
+
+// Concurrent requests cannot overdraw the failure budget: each check
+// within it is charged before the credential is looked at.
+func TestGuessesConcurrentBudget(t *testing.T) {
+	c := newClock()
+	g := NewGuesses(GuessConfig{Budget: 3, Now: c.Now, Sleep: func(context.Context, time.Duration) error { return nil }})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	charged, checked := 0, 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			adm, _, ok := g.Admit(context.Background(), "attacker")
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				checked++
+			}
+			if adm.charged {
+				charged++
+			}
+		}()
+	}
+	wg.Wait()
+	// 3 within the budget, then the paced lane: 1 at once and 5 waiting
+	// (MaxWait 5s at one per second); the rest are refused unchecked.
+	if charged != 3 || checked != 9 {
+		t.Fatalf("%d charged, %d checked; want 3 and 9", charged, checked)
 	}
 }
