@@ -24,7 +24,7 @@ type GuessConfig struct {
 	// MaxWaiting caps the requests waiting for a turn, all addresses
 	// together (default 1000); past it requests are refused unchecked.
 	MaxWaiting int
-	// MaxKeys caps the addresses tracked (default 50,000).
+	// MaxKeys caps the addresses tracked (default 20,000).
 	MaxKeys int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -110,7 +110,7 @@ func (g *Guesses) paceRule() Rule {
 func (g *Guesses) mem() MemoryConfig {
 	c := g.memCfg
 	if c.MaxKeys <= 0 {
-		c.MaxKeys = 50_000
+		c.MaxKeys = 20_000
 	}
 	return c
 }
