@@ -40,6 +40,15 @@ func (f *AuthFailures) Record(r *http.Request, surface, reason string, attrs ...
 	f.logger.Warn("client authentication failed", args...)
 }
 
+// Counted counts a failure without logging it: for requests refused
+// unchecked while their address is slowed down, which an attacker can send
+// as fast as it likes (the log would be flooded; the counter is not).
+func (f *AuthFailures) Counted(surface, reason string) {
+	if f != nil {
+		f.total.WithLabelValues(surface, reason).Inc()
+	}
+}
+
 // Count is the number of failures recorded for surface and reason.
 func (f *AuthFailures) Count(surface, reason string) float64 {
 	c, err := f.total.GetMetricWithLabelValues(surface, reason)
