@@ -95,6 +95,21 @@ func TestTokenServiceThrottlesGuessingPerAddress(t *testing.T) {
 	if len(slept) != 2 {
 		t.Fatalf("waits %v: only the throttled address should wait", slept)
 	}
+	// Its turns are one a second and a request waits at most 5 s: with the
+	// turns at 3, 4 and 5 s taken, the next is refused without a check,
+	// counted but not logged (an attacker could flood the log).
+	for i := 0; i < 3; i++ {
+		if w := ask(attacker, "guess-queued"); w.Code != 429 {
+			t.Fatalf("queued guess %d: %d", i, w.Code)
+		}
+	}
+	w = ask(attacker, "guess-unchecked")
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" || len(slept) != 5 {
+		t.Fatalf("guess past the queue: %d, Retry-After %q, waits %v; want 429 at once", w.Code, w.Header().Get("Retry-After"), slept)
+	}
+	if failures.Count("token_service", "throttled") != 1 || strings.Contains(logs.String(), "throttled") {
+		t.Fatal("the unchecked refusal is not counted, or is logged")
+	}
 	// Recovery: the failure budget refills over 15 minutes.
 	mu.Lock()
 	now = now.Add(15 * time.Minute)
@@ -102,8 +117,8 @@ func TestTokenServiceThrottlesGuessingPerAddress(t *testing.T) {
 	if w := ask(attacker, "guess-later"); w.Code != 401 {
 		t.Fatalf("after 15 minutes: %d, want 401", w.Code)
 	}
-	if n := failures.Count("token_service", "wrong_secret"); n != 14 {
-		t.Fatalf("counted %v wrong secrets, want 14", n)
+	if n := failures.Count("token_service", "wrong_secret"); n != 17 {
+		t.Fatalf("counted %v wrong secrets, want 17", n)
 	}
 	l := logs.String()
 	if strings.Contains(l, secret) || strings.Contains(l, "guess-") {
