@@ -187,7 +187,7 @@ func (a *app) benchCompare(ctx context.Context, levels []int, messages, runs, id
 		return err
 	}
 	defer os.RemoveAll(dir)
-	gw, err := spawn("demo", "--json", "--listen", "127.0.0.1:0", "--data", dir, "--webchat-url", "http://127.0.0.1:1/unused.js")
+	gw, err := spawn("demo", "--json", "--listen", "127.0.0.1:0", "--data", dir, "--webchat-url", "http://127.0.0.1:1/unused.js", "--no-rate-limits")
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ type demoInfo struct {
 
 func (a *app) demoCmd() *cobra.Command {
 	var listen, dataDir, webchatURL string
-	var asJSON bool
+	var asJSON, noRateLimits bool
 	var tokenTTL time.Duration
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -130,6 +130,9 @@ func (a *app) demoCmd() *cobra.Command {
 			}
 			if lvl, ok := a.env("PARLEY_LOG_LEVEL"); ok {
 				cfg.LogLevel = lvl
+			}
+			if noRateLimits {
+				cfg.Limits = config.AllOff()
 			}
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
@@ -176,6 +179,7 @@ func (a *app) demoCmd() *cobra.Command {
 	cmd.Flags().StringVar(&webchatURL, "webchat-url", DefaultWebChatURL, "Web Chat script URL the demo page loads")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object with the URLs and the secret, then serve")
 	cmd.Flags().DurationVar(&tokenTTL, "token-ttl", 0, "Direct Line token lifetime (default 1h)")
+	cmd.Flags().BoolVar(&noRateLimits, "no-rate-limits", false, "turn the Direct Line rate limits off (parley bench measures the gateway, not its limits)")
 	return cmd
 }
 

@@ -8,8 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
@@ -38,11 +40,15 @@ type Config struct {
 	// ReloadEvery is how often keys are re-read from the store, so that a
 	// rotation by another process takes effect (default 30s).
 	ReloadEvery time.Duration
-	// Lockout: MaxFailures wrong client secrets for one app id (or
-	// 4×MaxFailures from one client address) within LockoutWindow lock it
-	// out for LockoutWindow. Defaults: 5 and 15 minutes.
-	MaxFailures   int
-	LockoutWindow time.Duration
+	// Guesses throttles secret guessing per client address (see
+	// guard.Guesses); there is no lockout per app id.
+	Guesses guard.GuessConfig
+	// ClientAddr is the client's address (default: the TCP peer); the
+	// server passes guard.Proxies.ClientAddr so that trusted proxies apply.
+	ClientAddr func(*http.Request) netip.Addr
+	// Failures logs and counts failed client authentications (default:
+	// logged only).
+	Failures *guard.AuthFailures
 }
 
 func (c Config) withDefaults() Config {
@@ -62,11 +68,8 @@ func (c Config) withDefaults() Config {
 	if c.ReloadEvery == 0 {
 		c.ReloadEvery = 30 * time.Second
 	}
-	if c.MaxFailures == 0 {
-		c.MaxFailures = 5
-	}
-	if c.LockoutWindow == 0 {
-		c.LockoutWindow = 15 * time.Minute
+	if c.ClientAddr == nil {
+		c.ClientAddr = guard.Proxies{}.ClientAddr
 	}
 	return c
 }
@@ -117,7 +120,7 @@ type Authority struct {
 	sts     *KeySet
 	logger  *slog.Logger
 	now     func() time.Time
-	locks   *lockout
+	guesses *guard.Guesses
 
 	// minted caches channel tokens per bot and serviceUrl for a minute
 	// (each still has at least 14 of its 15 minutes left when used), so a
@@ -158,8 +161,14 @@ func New(ctx context.Context, cfg Config, st store.Store, kr *keyring.Keyring, l
 	if err != nil {
 		return nil, err
 	}
-	return &Authority{cfg: cfg, st: st, channel: ch, sts: sts, logger: logger, now: time.Now,
-		locks: newLockout(cfg.MaxFailures, cfg.LockoutWindow), minted: map[mintKey]mintedToken{}, verified: map[[32]byte]verifiedToken{}}, nil
+	a := &Authority{cfg: cfg, st: st, channel: ch, sts: sts, logger: logger, now: time.Now,
+		minted: map[mintKey]mintedToken{}, verified: map[[32]byte]verifiedToken{}}
+	gc := cfg.Guesses
+	if gc.Now == nil {
+		gc.Now = func() time.Time { return a.now() }
+	}
+	a.guesses = guard.NewGuesses(gc)
+	return a, nil
 }
 
 // Run re-reads the keys periodically until ctx ends.
@@ -333,10 +342,16 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_scope", fmt.Sprintf("scope must be %s (set ToChannelFromBotOAuthScope to %s)", want, a.cfg.PublicURL))
 		return
 	}
-	ip := clientIP(r)
-	if wait := a.locks.locked(id, ip, a.now()); wait > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds())+1))
-		oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed attempts; try again later")
+	// Throttle guessing per client address; never per app id (it is
+	// public). A correct secret always gets its token, from a slowed
+	// address after its turn (see guard.Guesses).
+	addr := a.cfg.ClientAddr(r)
+	key := guard.AddrKey(addr)
+	adm, wait, admitted := a.guesses.Admit(r.Context(), key)
+	if !admitted {
+		a.cfg.Failures.Counted("token_service", "throttled") // not logged: see Counted
+		retryAfter(w, wait)
+		oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed attempts from this address; try again later")
 		return
 	}
 	bot, err := a.st.GetBot(r.Context(), id)
@@ -349,12 +364,23 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	ok := err == nil && !bot.InsecureNoAuth &&
 		(subtle.ConstantTimeCompare(h, bot.SecretHashes[0]) == 1 || subtle.ConstantTimeCompare(h, bot.SecretHashes[1]) == 1)
 	if !ok {
-		a.locks.fail(id, ip, a.now())
-		a.logger.Warn("token endpoint: client authentication failed", "app_id", id, "client_ip", ip, "user_agent", r.UserAgent())
+		reason := "wrong_secret"
+		switch {
+		case err != nil:
+			reason = "unknown_client"
+		case bot.InsecureNoAuth:
+			reason = "insecure_bot"
+		}
+		a.failed(r, reason, id)
+		if wait, over := adm.Failed(); over {
+			retryAfter(w, wait)
+			oauthError(w, http.StatusTooManyRequests, "invalid_client", "unknown client or wrong client secret; too many failed attempts from this address, so further attempts are slowed down")
+			return
+		}
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong client secret")
 		return
 	}
-	a.locks.success(id)
+	adm.Succeeded()
 	now := a.now()
 	c := accessClaims{
 		Claims: jwt.Claims{
@@ -465,97 +491,17 @@ func (a *Authority) verifyBotToken(tok string) (appID, kid string, exp time.Time
 	return c.AppID, kid, c.Expiry.Time(), nil
 }
 
-// --- lockout ---
-
-// lockout counts failed client authentications per app id and per client
-// address in fixed windows. State is per process.
-type lockout struct {
-	max    int
-	window time.Duration
-	mu     sync.Mutex
-	byID   map[string]*failures
-	byIP   map[string]*failures
-}
-
-type failures struct {
-	n     int
-	start time.Time
-	until time.Time
-}
-
-// maxTracked bounds the lockout tables; past it the oldest half is dropped
-// (an attacker spraying ids cannot grow memory without bound).
-const maxTracked = 100_000
-
-func newLockout(max int, window time.Duration) *lockout {
-	return &lockout{max: max, window: window, byID: map[string]*failures{}, byIP: map[string]*failures{}}
-}
-
-func (l *lockout) locked(id, ip string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var wait time.Duration
-	for _, f := range []*failures{l.byID[id], l.byIP[ip]} {
-		if f != nil && now.Before(f.until) && f.until.Sub(now) > wait {
-			wait = f.until.Sub(now)
-		}
+// failed logs and counts a failed client authentication (never the secret).
+func (a *Authority) failed(r *http.Request, reason, appID string) {
+	if a.cfg.Failures != nil {
+		a.cfg.Failures.Record(r, "token_service", reason, "app_id", appID)
+		return
 	}
-	return wait
+	a.logger.Warn("token endpoint: client authentication failed", "reason", reason, "app_id", appID,
+		"client_addr", a.cfg.ClientAddr(r).String(), "user_agent", r.UserAgent())
 }
 
-func (l *lockout) fail(id, ip string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	count := func(m map[string]*failures, k string, max int) {
-		f := m[k]
-		if f == nil || now.Sub(f.start) > l.window {
-			if len(m) >= maxTracked {
-				prune(m, now, l.window)
-			}
-			f = &failures{start: now}
-			m[k] = f
-		}
-		f.n++
-		if f.n >= max {
-			f.until = now.Add(l.window)
-		}
-	}
-	count(l.byID, id, l.max)
-	count(l.byIP, ip, 4*l.max)
-}
-
-func (l *lockout) success(id string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if f := l.byID[id]; f != nil && f.until.IsZero() {
-		delete(l.byID, id)
-	}
-}
-
-func prune(m map[string]*failures, now time.Time, window time.Duration) {
-	for k, f := range m {
-		if now.Sub(f.start) > window && now.After(f.until) {
-			delete(m, k)
-		}
-	}
-	if len(m) >= maxTracked {
-		n := 0
-		for k := range m {
-			if n >= maxTracked/2 {
-				break
-			}
-			delete(m, k)
-			n++
-		}
-	}
-}
-
-// clientIP is the peer address (Parley does not trust forwarding headers
-// unless a proxy configuration says so; none exists yet).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+// retryAfter sets Retry-After in whole seconds, rounded up (RFC 9110).
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
 }

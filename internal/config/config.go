@@ -30,6 +30,12 @@ type Config struct {
 	LogLevel      string     `yaml:"log_level"`
 	DirectLine    DirectLine `yaml:"directline"`
 	Bots          Bots       `yaml:"bots"`
+	// TrustedProxies lists the CIDRs of reverse proxies whose
+	// X-Forwarded-For is believed. Empty: the client address is the TCP
+	// peer and forwarding headers are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Limits are the Direct Line rate limits.
+	Limits Limits `yaml:"limits"`
 }
 
 // Bots tunes the calls to bots.
@@ -103,7 +109,8 @@ func Default() Config {
 			MaxAttachments:   10,
 			KeepAlive:        Duration(20 * time.Second),
 		},
-		Bots: Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
+		Bots:   Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
+		Limits: DefaultLimits(),
 	}
 }
 
@@ -151,6 +158,15 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 			}
 		}
 	}
+	if v, ok := env("PARLEY_TRUSTED_PROXIES"); ok {
+		c.TrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.TrustedProxies = append(c.TrustedProxies, p)
+			}
+		}
+	}
+	c.Limits.applyEnv(env)
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -260,6 +276,14 @@ func (c Config) Validate() error {
 	if r := time.Duration(c.Bots.DeliveryRetryFor); r < 15*time.Minute || r > 7*24*time.Hour {
 		bad("bots.delivery_retry_for", "%v is outside 15m..168h (a week)", r)
 	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
+			if _, err := netip.ParseAddr(strings.TrimSpace(p)); err != nil {
+				bad("trusted_proxies", "%q is not a CIDR such as 10.0.0.0/8 or an address", p)
+			}
+		}
+	}
+	errs = append(errs, c.Limits.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

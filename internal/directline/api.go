@@ -11,12 +11,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/store"
 )
@@ -34,6 +36,13 @@ type Config struct {
 	MaxUploadBytes int64
 	ChannelID      string
 	KeepAlive      time.Duration // empty frames on idle streams
+	// Rate limits (limits.go): the limiter (nil: none), the rules per
+	// route, the client address (trusted proxies) and the auth-failure
+	// telemetry (nil: not counted).
+	Limiter      Limiter
+	RateLimits   map[Route]RouteLimits
+	ClientAddr   func(*http.Request) netip.Addr
+	AuthFailures *guard.AuthFailures
 }
 
 // Defaults fills unset fields.
@@ -227,7 +236,8 @@ func bearer(r *http.Request) (string, *apiError) {
 	return val, nil
 }
 
-func (a *API) authenticate(r *http.Request) (principal, *apiError) {
+func (a *API) authenticate(r *http.Request) (p principal, e *apiError) {
+	defer func() { a.authFailed(r, e) }()
 	val, e := bearer(r)
 	if e != nil {
 		return principal{}, e

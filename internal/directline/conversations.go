@@ -119,6 +119,9 @@ func (a *API) issueConversationToken(c identity.Claims) (string, *apiError) {
 
 // generate: POST /tokens/generate, secret only.
 func (a *API) generate(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, RouteGenerate) {
+		return
+	}
 	p, e := a.authenticate(r)
 	if e != nil {
 		a.fail(w, r, e)
@@ -126,6 +129,9 @@ func (a *API) generate(w http.ResponseWriter, r *http.Request) {
 	}
 	if !p.secret {
 		a.fail(w, r, errf(http.StatusForbidden, "BadArgument", "Cannot use a token to generate a token; a secret is required"))
+		return
+	}
+	if !a.allowIn(w, r, RouteGenerate, p.site.ID) {
 		return
 	}
 	if e := checkOrigin(r, p.site, identity.Claims{}); e != nil {
@@ -158,6 +164,9 @@ func (a *API) generate(w http.ResponseWriter, r *http.Request) {
 
 // refresh: POST /tokens/refresh, token only.
 func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, RouteRefresh) {
+		return
+	}
 	p, e := a.authenticate(r)
 	if e != nil {
 		a.fail(w, r, e)
@@ -165,6 +174,9 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.secret {
 		a.fail(w, r, errf(http.StatusForbidden, "BadArgument", "A token is required to refresh; secrets do not expire"))
+		return
+	}
+	if !a.allowIn(w, r, RouteRefresh, p.claims.Conv) {
 		return
 	}
 	if e := checkOrigin(r, p.site, p.claims); e != nil {
@@ -200,9 +212,15 @@ func (a *API) streamURL(c identity.Claims, wm int64, wmParam string) (string, *a
 
 // start: POST /conversations.
 func (a *API) start(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, RouteStart) {
+		return
+	}
 	p, e := a.authenticate(r)
 	if e != nil {
 		a.fail(w, r, e)
+		return
+	}
+	if !a.allowIn(w, r, RouteStart, p.site.ID) {
 		return
 	}
 	if e := checkOrigin(r, p.site, p.claims); e != nil {
@@ -371,8 +389,11 @@ func (a *API) authorized(w http.ResponseWriter, r *http.Request) (principal, sto
 
 // postActivity: POST /conversations/{id}/activities.
 func (a *API) postActivity(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, RoutePost) {
+		return
+	}
 	p, c, ok := a.authorized(w, r)
-	if !ok {
+	if !ok || !a.allowIn(w, r, RoutePost, c.ID) {
 		return
 	}
 	body, e := readBody(w, r, int64(a.cfg.Limits.MaxBytes))
@@ -535,8 +556,11 @@ const pageSize = 500
 
 // getActivities: GET /conversations/{id}/activities?watermark=.
 func (a *API) getActivities(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, RouteHistory) {
+		return
+	}
 	_, c, ok := a.authorized(w, r)
-	if !ok {
+	if !ok || !a.allowIn(w, r, RouteHistory, c.ID) {
 		return
 	}
 	wmParam := r.URL.Query().Get("watermark")

@@ -18,6 +18,9 @@ import (
 // The t credential is a 60-second stream token for this conversation only;
 // it is checked at the upgrade, as is the Origin.
 func (a *API) stream(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, RouteStream) {
+		return
+	}
 	id := r.PathValue("id")
 	q := r.URL.Query()
 	t := q.Get("t")
@@ -46,6 +49,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	conv, err := a.st.GetConversation(r.Context(), id)
 	if err != nil || conv.SiteID != c.Site || conv.UserID != c.User {
 		a.fail(w, r, errf(http.StatusNotFound, "BadArgument", "Conversation not found"))
+		return
+	}
+	if !a.allowIn(w, r, RouteStream, id) {
 		return
 	}
 	after := *c.Watermark

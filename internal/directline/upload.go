@@ -42,8 +42,11 @@ type uploadedFile struct {
 // metadata), and the files are stored in the transaction that appends the
 // activity: a refused upload, or a crash, leaves no file behind.
 func (a *API) upload(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, RouteUpload) {
+		return
+	}
 	p, c, ok := a.authorized(w, r)
-	if !ok {
+	if !ok || !a.allowIn(w, r, RouteUpload, c.ID) {
 		return
 	}
 	limit := a.cfg.MaxUploadBytes + int64(a.cfg.Limits.MaxBytes) + 64<<10

@@ -22,6 +22,7 @@ import (
 	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/directline"
+	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
@@ -44,6 +45,7 @@ type Server struct {
 	base       context.Context
 	cancelBase context.CancelFunc
 	trimmer    *idleTrimmer
+	limiter    *guard.Memory
 }
 
 // OpenStore opens the configured store.
@@ -81,7 +83,15 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	if err := warnInsecureBots(ctx, st, logger); err != nil {
 		return nil, err
 	}
-	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL, ReloadEvery: time.Duration(cfg.Bots.KeyReload)}, st, kr, logger)
+	proxies, err := guard.ParseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	authFailures := guard.NewAuthFailures(reg, logger, proxies)
+	limiter := guard.NewMemory(guard.MemoryConfig{Registerer: reg})
+	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL, ReloadEvery: time.Duration(cfg.Bots.KeyReload),
+		ClientAddr: proxies.ClientAddr, Failures: authFailures}, st, kr, logger)
 	if err != nil {
 		return nil, fmt.Errorf("bot authentication keys: %w", err)
 	}
@@ -95,6 +105,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 			MaxAttachments: cfg.DirectLine.MaxAttachments,
 		},
 		MaxUploadBytes: cfg.DirectLine.MaxUploadBytes,
+		Limiter:        limiter,
+		RateLimits:     rateLimits(cfg.Limits),
+		ClientAddr:     proxies.ClientAddr,
+		AuthFailures:   authFailures,
 	}.Defaults()
 	lg := conversation.NewLog(st, conversation.PlainCodec{})
 	dcfg := connector.DefaultDeliveryConfig
@@ -103,14 +117,13 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(dcfg.Timeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer()}
+	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 
 	s.dl = directline.New(base, dlcfg, st, lg, issuer, delivery, logger)
 	s.dl.Register(s.mux)
 	authority.Register(s.mux)
 	connector.NewAPI(st, lg, issuer, authority, dlcfg.Limits, dlcfg.MaxUploadBytes, dlcfg.ChannelID, logger).Register(s.mux)
 
-	reg := prometheus.NewRegistry()
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
 	reg.MustRegister(requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_open_streams", Help: "Open Direct Line WebSocket streams."}, func() float64 { return float64(lg.Hub().Count()) }),

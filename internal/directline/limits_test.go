@@ -1,0 +1,69 @@
+package directline
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/parley-gw/parley/internal/guard"
+)
+
+// fixedWait is a Limiter that always answers the same wait.
+type fixedWait time.Duration
+
+func (f fixedWait) Allow(...guard.Bucket) time.Duration { return time.Duration(f) }
+
+// A refusal is a 429 in the Direct Line error shape; Retry-After is whole
+// seconds rounded up (never 0, which DirectLineJS and RFC clients would
+// read as "now"), Retry-After-Ms the exact wait.
+func TestLimitedAnswer(t *testing.T) {
+	rule := guard.Rule{Name: "post/address", PerSecond: 1, Burst: 1}
+	cases := []struct {
+		wait    time.Duration
+		sec, ms string
+		refused bool
+	}{
+		{0, "", "", false},
+		{time.Millisecond, "1", "1", true},
+		{1500 * time.Millisecond, "2", "1500", true},
+		{time.Minute, "60", "60000", true},
+	}
+	for _, c := range cases {
+		a := &API{cfg: Config{Limiter: fixedWait(c.wait), RateLimits: map[Route]RouteLimits{RoutePost: {Address: rule, Scoped: rule}}}}
+		for _, check := range []func(w *httptest.ResponseRecorder) bool{
+			func(w *httptest.ResponseRecorder) bool {
+				return a.allow(w, httptest.NewRequest("POST", "/", nil), RoutePost)
+			},
+			func(w *httptest.ResponseRecorder) bool {
+				return a.allowIn(w, httptest.NewRequest("POST", "/", nil), RoutePost, "conv")
+			},
+		} {
+			w := httptest.NewRecorder()
+			if ok := check(w); ok == c.refused {
+				t.Fatalf("wait %v: allowed=%v", c.wait, ok)
+			}
+			if !c.refused {
+				if w.Code != 200 || w.Body.Len() != 0 {
+					t.Fatalf("allowed request got an answer: %d %s", w.Code, w.Body)
+				}
+				continue
+			}
+			var body struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if w.Code != 429 || json.Unmarshal(w.Body.Bytes(), &body) != nil || body.Error.Code != "Throttled" {
+				t.Fatalf("wait %v: %d %s", c.wait, w.Code, w.Body)
+			}
+			if w.Header().Get("Retry-After") != c.sec || w.Header().Get("Retry-After-Ms") != c.ms {
+				t.Fatalf("wait %v: Retry-After %q, Retry-After-Ms %q; want %q, %q", c.wait, w.Header().Get("Retry-After"), w.Header().Get("Retry-After-Ms"), c.sec, c.ms)
+			}
+		}
+	}
+	// No limiter, or a rule that is off: everything passes.
+	for _, a := range []*API{{}, {cfg: Config{Limiter: fixedWait(time.Hour)}}} {
+		if !a.allow(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), RouteHistory) {
+			t.Fatal("refused without a limit")
+		}
+	}
+}

@@ -1,0 +1,66 @@
+package guard
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// AuthFailures logs and counts failed authentications, for threat
+// detection: parley_auth_failures_total{surface,reason}. Each log line
+// names the surface, the reason, the client address and the user agent,
+// plus what the caller adds (an app id); never a credential.
+type AuthFailures struct {
+	logger     *slog.Logger
+	clientAddr func(*http.Request) string
+	total      *prometheus.CounterVec
+}
+
+// NewAuthFailures registers the counter on reg (which may be nil).
+func NewAuthFailures(reg prometheus.Registerer, logger *slog.Logger, proxies Proxies) *AuthFailures {
+	f := &AuthFailures{logger: logger,
+		clientAddr: func(r *http.Request) string { return proxies.ClientAddr(r).String() },
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_auth_failures_total",
+			Help: "Failed authentications by surface (token_service, directline) and reason."}, []string{"surface", "reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(f.total)
+	}
+	return f
+}
+
+// Record logs and counts one failure.
+func (f *AuthFailures) Record(r *http.Request, surface, reason string, attrs ...any) {
+	if f == nil {
+		return
+	}
+	f.total.WithLabelValues(surface, reason).Inc()
+	args := append([]any{"surface", surface, "reason", reason, "client_addr", f.clientAddr(r), "user_agent", truncate(r.UserAgent(), 256)}, attrs...)
+	f.logger.Warn("client authentication failed", args...)
+}
+
+// Counted counts a failure without logging it: for requests refused
+// unchecked while their address is slowed down, which an attacker can send
+// as fast as it likes (the log would be flooded; the counter is not).
+func (f *AuthFailures) Counted(surface, reason string) {
+	if f != nil {
+		f.total.WithLabelValues(surface, reason).Inc()
+	}
+}
+
+// Count is the number of failures recorded for surface and reason.
+func (f *AuthFailures) Count(surface, reason string) float64 {
+	c, err := f.total.GetMetricWithLabelValues(surface, reason)
+	if err != nil {
+		return 0
+	}
+	return counterValue(c)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
