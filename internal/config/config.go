@@ -30,6 +30,9 @@ type Config struct {
 	LogLevel      string     `yaml:"log_level"`
 	DirectLine    DirectLine `yaml:"directline"`
 	Bots          Bots       `yaml:"bots"`
+	// MaxConnections caps open client connections (HTTP and WebSocket);
+	// past it new connections are closed at once (see README).
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Bots tunes the calls to bots.
@@ -70,6 +73,16 @@ type DirectLine struct {
 	// KeepAlive bounds how long an open stream stays silent: an empty
 	// frame is sent when nothing else was (for proxies' idle timeouts).
 	KeepAlive Duration `yaml:"keep_alive"`
+	// MaxHistoryReads caps concurrent history reads and stream replays
+	// gateway-wide (each holds at most a 2 MiB store chunk); more wait up
+	// to 5 s, then get 503.
+	MaxHistoryReads int `yaml:"max_history_reads"`
+	// MaxHistoryReadsPerClient caps concurrent history reads per client
+	// address; more get 429.
+	MaxHistoryReadsPerClient int `yaml:"max_history_reads_per_client"`
+	// MaxStreamsPerClient caps open WebSocket streams per client address;
+	// more get 429 before the upgrade.
+	MaxStreamsPerClient int `yaml:"max_streams_per_client"`
 }
 
 // Duration is a time.Duration written as "15m", "1h".
@@ -98,8 +111,13 @@ func Default() Config {
 			MaxUploadBytes:   4 << 20,
 			MaxAttachments:   10,
 			KeepAlive:        Duration(20 * time.Second),
+
+			MaxHistoryReads:          16,
+			MaxHistoryReadsPerClient: 4,
+			MaxStreamsPerClient:      64,
 		},
-		Bots: Bots{KeyReload: Duration(30 * time.Second)},
+		MaxConnections: 4096,
+		Bots:           Bots{KeyReload: Duration(30 * time.Second)},
 	}
 }
 
@@ -192,6 +210,18 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	if err := num("PARLEY_DIRECTLINE_MAX_UPLOAD_BYTES", func(n int64) { c.DirectLine.MaxUploadBytes = n }); err != nil {
 		return err
 	}
+	if err := num("PARLEY_MAX_CONNECTIONS", func(n int64) { c.MaxConnections = int(n) }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_DIRECTLINE_MAX_HISTORY_READS", func(n int64) { c.DirectLine.MaxHistoryReads = int(n) }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_DIRECTLINE_MAX_HISTORY_READS_PER_CLIENT", func(n int64) { c.DirectLine.MaxHistoryReadsPerClient = int(n) }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_DIRECTLINE_MAX_STREAMS_PER_CLIENT", func(n int64) { c.DirectLine.MaxStreamsPerClient = int(n) }); err != nil {
+		return err
+	}
 	return num("PARLEY_DIRECTLINE_MAX_ATTACHMENTS", func(n int64) { c.DirectLine.MaxAttachments = int(n) })
 }
 
@@ -265,6 +295,18 @@ func (c Config) Validate() error {
 	}
 	if dl.MaxAttachments < 1 || dl.MaxAttachments > 100 {
 		bad("directline.max_attachments", "%d is outside 1..100", dl.MaxAttachments)
+	}
+	if c.MaxConnections < 16 || c.MaxConnections > 1_000_000 {
+		bad("max_connections", "%d is outside 16..1000000", c.MaxConnections)
+	}
+	if dl.MaxHistoryReads < 1 || dl.MaxHistoryReads > 10_000 {
+		bad("directline.max_history_reads", "%d is outside 1..10000", dl.MaxHistoryReads)
+	}
+	if dl.MaxHistoryReadsPerClient < 1 || dl.MaxHistoryReadsPerClient > dl.MaxHistoryReads {
+		bad("directline.max_history_reads_per_client", "%d is outside 1..max_history_reads (%d)", dl.MaxHistoryReadsPerClient, dl.MaxHistoryReads)
+	}
+	if dl.MaxStreamsPerClient < 1 || dl.MaxStreamsPerClient > c.MaxConnections {
+		bad("directline.max_streams_per_client", "%d is outside 1..max_connections (%d)", dl.MaxStreamsPerClient, c.MaxConnections)
 	}
 	return errors.Join(errs...)
 }

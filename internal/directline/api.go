@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -35,6 +36,16 @@ type Config struct {
 	MaxUploadBytes int64
 	ChannelID      string
 	KeepAlive      time.Duration // empty frames on idle streams
+
+	// Abuse limits (issue 9); zero means no cap.
+	MaxHistoryReads          int // concurrent history reads and stream replays, gateway-wide (queued)
+	MaxHistoryReadsPerClient int // concurrent history reads per client address (refused with 429)
+	MaxStreamsPerClient      int // open WebSocket streams per client address (refused with 429)
+	// ClientAddr is the address per-client limits count against; nil: the
+	// TCP peer (PeerAddr). The server wires the trusted-proxy rule here.
+	ClientAddr func(*http.Request) netip.Addr
+	// StreamTickets makes stream URLs single-use; nil: in memory.
+	StreamTickets StreamTickets
 }
 
 // Defaults fills unset fields.
@@ -87,6 +98,10 @@ type API struct {
 	streamSet streamSet
 
 	sites sync.Map // site id -> cachedSite
+
+	reads         *gate // history reads and stream replays
+	streamClients *gate // open streams per client
+	tickets       StreamTickets
 }
 
 type cachedSite struct {
@@ -101,6 +116,12 @@ const siteCacheTTL = 5 * time.Second
 // New builds the API. base is canceled when the server shuts down.
 func New(base context.Context, cfg Config, st store.Store, lg *conversation.Log, issuer *identity.Issuer, delivery *connector.Delivery, logger *slog.Logger) *API {
 	a := &API{cfg: cfg.Defaults(), st: st, log: lg, issuer: issuer, delivery: delivery, logger: logger, base: base, writeCtx: context.WithoutCancel(base)}
+	a.reads = newGate(a.cfg.MaxHistoryReads, a.cfg.MaxHistoryReadsPerClient)
+	a.streamClients = newGate(0, a.cfg.MaxStreamsPerClient)
+	a.tickets = a.cfg.StreamTickets
+	if a.tickets == nil {
+		a.tickets = NewMemoryTickets()
+	}
 	context.AfterFunc(base, a.closeStreams)
 	go a.keepAlives()
 	return a

@@ -95,6 +95,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 			MaxAttachments: cfg.DirectLine.MaxAttachments,
 		},
 		MaxUploadBytes: cfg.DirectLine.MaxUploadBytes,
+
+		MaxHistoryReads:          cfg.DirectLine.MaxHistoryReads,
+		MaxHistoryReadsPerClient: cfg.DirectLine.MaxHistoryReadsPerClient,
+		MaxStreamsPerClient:      cfg.DirectLine.MaxStreamsPerClient,
 	}.Defaults()
 	lg := conversation.NewLog(st, conversation.PlainCodec{})
 	dcfg := connector.DefaultDeliveryConfig
