@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -102,6 +103,7 @@ type API struct {
 	reads         *gate // history reads and stream replays
 	streamClients *gate // open streams per client
 	tickets       StreamTickets
+	preflight     preflightOrigins
 }
 
 type cachedSite struct {
@@ -206,7 +208,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
@@ -369,21 +371,29 @@ func originAllowed(origin string, list []string) *apiError {
 // cors answers preflights and lets browsers read responses. It echoes the
 // Origin (never "*"); whether that origin may act is decided per request by
 // checkOrigin, and refusals drop the header again so the browser cannot
-// read them. Only getsessionid is credentialed.
+// read them. Preflights are granted only to origins some site trusts
+// (preflightAllowed). Only getsessionid is credentialed. No response under
+// /v3/directline may be cached.
 func (a *API) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		h := w.Header()
+		h.Set("Cache-Control", "no-store")
 		h.Add("Vary", "Origin")
-		if origin != "" {
-			if _, err := NormalizeOrigin(origin); err == nil {
-				h.Set("Access-Control-Allow-Origin", origin)
-				if strings.HasSuffix(r.URL.Path, "/session/getsessionid") {
-					h.Set("Access-Control-Allow-Credentials", "true")
-				}
+		normalized, originErr := NormalizeOrigin(origin)
+		if origin != "" && originErr == nil {
+			h.Set("Access-Control-Allow-Origin", origin)
+			if strings.HasSuffix(r.URL.Path, "/session/getsessionid") {
+				h.Set("Access-Control-Allow-Credentials", "true")
 			}
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if origin != "" && (originErr != nil || !a.preflightAllowed(r.Context(), normalized)) {
+				h.Del("Access-Control-Allow-Origin")
+				h.Del("Access-Control-Allow-Credentials")
+				writeError(w, http.StatusForbidden, "ServiceError", "The origin is not in the list of trusted origins.")
+				return
+			}
 			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, x-ms-bot-agent, X-Requested-With, Accept")
 			h.Set("Access-Control-Max-Age", "600")
@@ -408,6 +418,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *api
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, errf(http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "request body is larger than %d bytes", limit)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil, errf(http.StatusRequestTimeout, "BadArgument", "request body was not received in time")
 	}
 	if err != nil {
 		return nil, errf(http.StatusBadRequest, "BadArgument", "could not read request body")

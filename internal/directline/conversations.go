@@ -110,10 +110,11 @@ type tokenResponse struct {
 
 func (a *API) issueConversationToken(c identity.Claims) (string, *apiError) {
 	c.Scope = identity.ScopeConversation
-	tok, _, err := a.issuer.Issue(c, a.cfg.TokenTTL)
+	tok, exp, err := a.issuer.Issue(c, a.cfg.TokenTTL)
 	if err != nil {
 		return "", errf(http.StatusInternalServerError, "ServiceError", "token issuance failed")
 	}
+	a.rememberOrigins(c.Origins, exp) // their preflights are granted
 	return tok, nil
 }
 
