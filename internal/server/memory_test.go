@@ -231,3 +231,53 @@ func TestMemoryBoundedUnderLargeHistoryAndNeverReadingStreams(t *testing.T) {
 		t.Errorf("live heap grew by %.1f MiB under load, over the %d MiB bound", float64(growth)/(1<<20), bound>>20)
 	}
 }
+
+// A replay of a large conversation arrives as several frames, each at most
+// 4 MiB and each an ActivitySet with the watermark of its last activity;
+// together they hold every activity once, in order (finding 4).
+func TestStreamReplayFramesBoundedWithWatermarks(t *testing.T) {
+	h := newHarness(t)
+	tok, conv, _ := h.started("dl_alice")
+	const n = 40
+	fillConversation(t, h, conv, n, 250<<10)
+	rc := h.do("GET", "/conversations/"+conv+"?watermark=", tok, nil, nil)
+	s, _, err := h.dial(rc.str("streamUrl"), trustedOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ws.SetReadLimit(8 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	seen, frames, lastWM := 0, 0, int64(-1)
+	for seen < n {
+		_, data, err := s.ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %d activities in %d frames: %v", seen, frames, err)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		frames++
+		if len(data) > 4<<20 {
+			t.Fatalf("frame %d is %d bytes, over 4 MiB", frames, len(data))
+		}
+		idx, wm, err := scanPage(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := conversation.ParseWatermark(wm)
+		if err != nil || w <= lastWM {
+			t.Fatalf("frame %d watermark %q after %d", frames, wm, lastWM)
+		}
+		lastWM = w
+		for _, x := range idx {
+			if want := fmt.Sprintf("%04d", seen); x != want {
+				t.Fatalf("frame %d: activity %s, want %s", frames, x, want)
+			}
+			seen++
+		}
+	}
+	if frames < 3 {
+		t.Fatalf("10 MB replayed in %d frames", frames)
+	}
+}
