@@ -133,7 +133,7 @@ func Default() Config {
 
 			MaxHistoryReads:          16,
 			MaxHistoryReadsPerClient: 4,
-			MaxStreamsPerClient:      64,
+			MaxStreamsPerClient:      128,
 		},
 		MaxConnections: 4096,
 		Timeouts: Timeouts{
