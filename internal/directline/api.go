@@ -47,6 +47,10 @@ type Config struct {
 	ClientAddr func(*http.Request) netip.Addr
 	// StreamTickets makes stream URLs single-use; nil: in memory.
 	StreamTickets StreamTickets
+	// WriteBase and MinClientRate (bytes/s) size write deadlines: writing
+	// n bytes may take WriteBase + n/MinClientRate.
+	WriteBase     time.Duration
+	MinClientRate int
 }
 
 // Defaults fills unset fields.

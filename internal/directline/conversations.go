@@ -545,7 +545,7 @@ func (a *API) writePage(w http.ResponseWriter, r *http.Request, conv string, aft
 			h.Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusOK)
 		}
-		_ = rc.SetWriteDeadline(time.Now().Add(writeBudget(setSize(entries))))
+		_ = rc.SetWriteDeadline(time.Now().Add(a.writeBudget(setSize(entries))))
 		full := false
 		for _, e := range entries {
 			if !sw.fits(e) {

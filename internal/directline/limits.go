@@ -19,19 +19,23 @@ const (
 	// read in chunks of chunkBytes/MaxBytes activities and written as
 	// they are read, so a connection holds one chunk at a time.
 	chunkBytes = 2 << 20
-	// slowClientRate is the slowest client the write deadlines allow for
-	// (64 KiB/s, a poor mobile link): a write of n bytes may take
-	// baseWriteTimeout + n/slowClientRate, then the connection is cut.
-	slowClientRate   = 64 << 10
-	baseWriteTimeout = 10 * time.Second
 	// historyQueueWait is how long a history read waits for a free slot
 	// before it is refused with 503.
 	historyQueueWait = 5 * time.Second
 )
 
-// writeBudget is the deadline for writing n bytes to a client.
-func writeBudget(n int) time.Duration {
-	return baseWriteTimeout + time.Duration(n)*time.Second/slowClientRate
+// writeBudget is the deadline for writing n bytes to a client: the fixed
+// WriteBase plus n at MinClientRate (the slowest client served); a write
+// that takes longer cuts the connection.
+func (a *API) writeBudget(n int) time.Duration {
+	base, rate := a.cfg.WriteBase, a.cfg.MinClientRate
+	if base <= 0 {
+		base = 10 * time.Second
+	}
+	if rate <= 0 {
+		rate = 64 << 10
+	}
+	return base + time.Duration(n)*time.Second/time.Duration(rate)
 }
 
 // chunkLen is how many activities one store read asks for.

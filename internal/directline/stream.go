@@ -230,7 +230,7 @@ func (s *streamState) run() {
 }
 
 func (s *streamState) write(ctx context.Context, frame []byte) bool {
-	wctx, cancel := context.WithTimeout(ctx, writeBudget(len(frame)))
+	wctx, cancel := context.WithTimeout(ctx, s.api.writeBudget(len(frame)))
 	defer cancel()
 	if s.ws.Write(wctx, websocket.MessageText, frame) != nil {
 		return false
@@ -270,7 +270,7 @@ func (s *streamState) writeEntries(ctx context.Context, entries []conversation.E
 // writeSet streams one ActivitySet frame to the socket without building
 // it in memory, within a deadline sized for a slow client.
 func (s *streamState) writeSet(ctx context.Context, entries []conversation.Entry, wm string, size int) bool {
-	wctx, cancel := context.WithTimeout(ctx, writeBudget(size))
+	wctx, cancel := context.WithTimeout(ctx, s.api.writeBudget(size))
 	defer cancel()
 	wr, err := s.ws.Writer(wctx, websocket.MessageText)
 	if err != nil {

@@ -103,6 +103,8 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		MaxHistoryReads:          cfg.DirectLine.MaxHistoryReads,
 		MaxHistoryReadsPerClient: cfg.DirectLine.MaxHistoryReadsPerClient,
 		MaxStreamsPerClient:      cfg.DirectLine.MaxStreamsPerClient,
+		WriteBase:                time.Duration(cfg.Timeouts.Body),
+		MinClientRate:            cfg.Timeouts.MinClientRate,
 	}.Defaults()
 	lg := conversation.NewLog(st, conversation.PlainCodec{})
 	dcfg := connector.DefaultDeliveryConfig
