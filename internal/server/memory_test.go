@@ -281,3 +281,52 @@ func TestStreamReplayFramesBoundedWithWatermarks(t *testing.T) {
 		t.Fatalf("10 MB replayed in %d frames", frames)
 	}
 }
+
+// openStreams reads the parley_open_streams gauge.
+func openStreams(t *testing.T, h *harness) int {
+	t.Helper()
+	res, err := http.Get(h.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "parley_open_streams "); ok {
+			var n int
+			_, _ = fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	t.Fatal("no parley_open_streams gauge")
+	return 0
+}
+
+// A stream whose client never reads is closed by the server once a frame
+// cannot be written within its deadline (timeouts.body plus the frame at
+// timeouts.min_client_rate), so it stops holding anything (finding 4).
+func TestNeverReadingStreamIsClosed(t *testing.T) {
+	h := newHarness(t, func(c *configT) {
+		c.Timeouts.Body = durationT(time.Second)
+		c.Timeouts.MinClientRate = 1 << 30
+	})
+	tok, conv, _ := h.started("dl_alice")
+	fillConversation(t, h, conv, 40, 250<<10)
+	rc := h.do("GET", "/conversations/"+conv+"?watermark=", tok, nil, nil)
+	if _, _, err := h.dial(rc.str("streamUrl"), trustedOrigin); err != nil { // never reads
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for openStreams(t, h) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream never opened")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for openStreams(t, h) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a never-reading stream is still open 15 s after its 1 s write deadline")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
