@@ -36,6 +36,28 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Limits are the Direct Line rate limits.
 	Limits Limits `yaml:"limits"`
+	// MaxConnections caps open client connections (HTTP and WebSocket);
+	// past it new connections are closed at once (see README).
+	MaxConnections int `yaml:"max_connections"`
+	// Timeouts bounds each phase of a client connection.
+	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
+// A request body may take Body plus its size limit at MinClientRate:
+// activity-sized for most routes, upload-sized for uploads and attachment
+// transfers. WebSocket streams are not cut by these after the upgrade.
+type Timeouts struct {
+	// ReadHeader bounds reading a request's headers.
+	ReadHeader Duration `yaml:"read_header"`
+	// Idle bounds how long a keep-alive connection waits for its next request.
+	Idle Duration `yaml:"idle"`
+	// Body is the fixed part of a body's read deadline (and of a response's
+	// write deadline).
+	Body Duration `yaml:"body"`
+	// MinClientRate (bytes per second) is the slowest client the body and
+	// write deadlines allow for.
+	MinClientRate int `yaml:"min_client_rate"`
 }
 
 // Bots tunes the calls to bots.
@@ -80,6 +102,16 @@ type DirectLine struct {
 	// KeepAlive bounds how long an open stream stays silent: an empty
 	// frame is sent when nothing else was (for proxies' idle timeouts).
 	KeepAlive Duration `yaml:"keep_alive"`
+	// MaxHistoryReads caps concurrent history reads and stream replays
+	// gateway-wide (each holds at most a 2 MiB store chunk); more wait up
+	// to 5 s, then get 503.
+	MaxHistoryReads int `yaml:"max_history_reads"`
+	// MaxHistoryReadsPerClient caps concurrent history reads per client
+	// address; more get 429.
+	MaxHistoryReadsPerClient int `yaml:"max_history_reads_per_client"`
+	// MaxStreamsPerClient caps open WebSocket streams per client address;
+	// more get 429 before the upgrade.
+	MaxStreamsPerClient int `yaml:"max_streams_per_client"`
 }
 
 // Duration is a time.Duration written as "15m", "1h".
@@ -108,6 +140,17 @@ func Default() Config {
 			MaxUploadBytes:   4 << 20,
 			MaxAttachments:   10,
 			KeepAlive:        Duration(20 * time.Second),
+
+			MaxHistoryReads:          16,
+			MaxHistoryReadsPerClient: 8,
+			MaxStreamsPerClient:      1024,
+		},
+		MaxConnections: 4096,
+		Timeouts: Timeouts{
+			ReadHeader:    Duration(10 * time.Second),
+			Idle:          Duration(60 * time.Second),
+			Body:          Duration(10 * time.Second),
+			MinClientRate: 64 << 10,
 		},
 		Bots:   Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
 		Limits: DefaultLimits(),
@@ -199,6 +242,15 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	if err := dur("PARLEY_BOTS_DELIVERY_RETRY_FOR", &c.Bots.DeliveryRetryFor); err != nil {
 		return err
 	}
+	if err := dur("PARLEY_TIMEOUTS_READ_HEADER", &c.Timeouts.ReadHeader); err != nil {
+		return err
+	}
+	if err := dur("PARLEY_TIMEOUTS_IDLE", &c.Timeouts.Idle); err != nil {
+		return err
+	}
+	if err := dur("PARLEY_TIMEOUTS_BODY", &c.Timeouts.Body); err != nil {
+		return err
+	}
 	num := func(name string, set func(int64)) error {
 		if v, ok := env(name); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -213,6 +265,21 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	if err := num("PARLEY_DIRECTLINE_MAX_UPLOAD_BYTES", func(n int64) { c.DirectLine.MaxUploadBytes = n }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_TIMEOUTS_MIN_CLIENT_RATE", func(n int64) { c.Timeouts.MinClientRate = int(n) }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_MAX_CONNECTIONS", func(n int64) { c.MaxConnections = int(n) }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_DIRECTLINE_MAX_HISTORY_READS", func(n int64) { c.DirectLine.MaxHistoryReads = int(n) }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_DIRECTLINE_MAX_HISTORY_READS_PER_CLIENT", func(n int64) { c.DirectLine.MaxHistoryReadsPerClient = int(n) }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_DIRECTLINE_MAX_STREAMS_PER_CLIENT", func(n int64) { c.DirectLine.MaxStreamsPerClient = int(n) }); err != nil {
 		return err
 	}
 	return num("PARLEY_DIRECTLINE_MAX_ATTACHMENTS", func(n int64) { c.DirectLine.MaxAttachments = int(n) })
@@ -302,6 +369,31 @@ func (c Config) Validate() error {
 	}
 	if dl.MaxAttachments < 1 || dl.MaxAttachments > 100 {
 		bad("directline.max_attachments", "%d is outside 1..100", dl.MaxAttachments)
+	}
+	to := c.Timeouts
+	if d := time.Duration(to.ReadHeader); d < time.Second || d > 2*time.Minute {
+		bad("timeouts.read_header", "%v is outside 1s..2m", d)
+	}
+	if d := time.Duration(to.Idle); d < 5*time.Second || d > 30*time.Minute {
+		bad("timeouts.idle", "%v is outside 5s..30m", d)
+	}
+	if d := time.Duration(to.Body); d < time.Second || d > 5*time.Minute {
+		bad("timeouts.body", "%v is outside 1s..5m", d)
+	}
+	if to.MinClientRate < 1<<10 || to.MinClientRate > 1<<30 {
+		bad("timeouts.min_client_rate", "%d bytes/s is outside 1024..1073741824", to.MinClientRate)
+	}
+	if c.MaxConnections < 16 || c.MaxConnections > 1_000_000 {
+		bad("max_connections", "%d is outside 16..1000000", c.MaxConnections)
+	}
+	if dl.MaxHistoryReads < 1 || dl.MaxHistoryReads > 10_000 {
+		bad("directline.max_history_reads", "%d is outside 1..10000", dl.MaxHistoryReads)
+	}
+	if dl.MaxHistoryReadsPerClient < 1 || dl.MaxHistoryReadsPerClient > dl.MaxHistoryReads {
+		bad("directline.max_history_reads_per_client", "%d is outside 1..max_history_reads (%d)", dl.MaxHistoryReadsPerClient, dl.MaxHistoryReads)
+	}
+	if dl.MaxStreamsPerClient < 1 || dl.MaxStreamsPerClient > c.MaxConnections {
+		bad("directline.max_streams_per_client", "%d is outside 1..max_connections (%d)", dl.MaxStreamsPerClient, c.MaxConnections)
 	}
 	return errors.Join(errs...)
 }

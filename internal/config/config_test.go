@@ -71,3 +71,47 @@ func TestEnvOverridesFile(t *testing.T) {
 		t.Fatal("missing file accepted")
 	}
 }
+
+// The limits of issue 9 (findings 4 and 13): each new field is validated
+// with its name, and each has an environment override.
+func TestConnectionLimitsValidatedAndOverridable(t *testing.T) {
+	const base = "public_url: https://x.example\ntls: {cert_file: a, key_file: b}\n"
+	for name, c := range map[string]struct {
+		yaml string
+		env  map[string]string
+		want string
+	}{
+		"max_connections too low":  {base + "max_connections: 3\n", nil, "max_connections"},
+		"max_connections env":      {base, map[string]string{"PARLEY_MAX_CONNECTIONS": "0"}, "max_connections"},
+		"history reads zero":       {base + "directline: {max_history_reads: 0}\n", nil, "directline.max_history_reads"},
+		"per client over global":   {base + "directline: {max_history_reads: 4, max_history_reads_per_client: 8}\n", nil, "directline.max_history_reads_per_client"},
+		"streams per client zero":  {base, map[string]string{"PARLEY_DIRECTLINE_MAX_STREAMS_PER_CLIENT": "0"}, "directline.max_streams_per_client"},
+		"streams over connections": {base + "max_connections: 100\ndirectline: {max_streams_per_client: 200}\n", nil, "directline.max_streams_per_client"},
+		"read_header too long":     {base + "timeouts: {read_header: 10m}\n", nil, "timeouts.read_header"},
+		"idle too short":           {base, map[string]string{"PARLEY_TIMEOUTS_IDLE": "1s"}, "timeouts.idle"},
+		"body zero":                {base + "timeouts: {body: 0s}\n", nil, "timeouts.body"},
+		"min_client_rate too low":  {base, map[string]string{"PARLEY_TIMEOUTS_MIN_CLIENT_RATE": "10"}, "timeouts.min_client_rate"},
+		"bad env history reads":    {base, map[string]string{"PARLEY_DIRECTLINE_MAX_HISTORY_READS": "many"}, "PARLEY_DIRECTLINE_MAX_HISTORY_READS"},
+		"bad env per-client reads": {base, map[string]string{"PARLEY_DIRECTLINE_MAX_HISTORY_READS_PER_CLIENT": "x"}, "PARLEY_DIRECTLINE_MAX_HISTORY_READS_PER_CLIENT"},
+		"bad env body timeout":     {base, map[string]string{"PARLEY_TIMEOUTS_BODY": "soon"}, "PARLEY_TIMEOUTS_BODY"},
+		"bad env read header":      {base, map[string]string{"PARLEY_TIMEOUTS_READ_HEADER": "x"}, "PARLEY_TIMEOUTS_READ_HEADER"},
+	} {
+		_, err := Load(write(t, c.yaml), env(c.env))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want mention of %q", name, err, c.want)
+		}
+	}
+	c, err := Load(write(t, base+"max_connections: 500\ntimeouts: {idle: 90s}\n"), env(map[string]string{
+		"PARLEY_DIRECTLINE_MAX_HISTORY_READS": "32", "PARLEY_DIRECTLINE_MAX_HISTORY_READS_PER_CLIENT": "2",
+		"PARLEY_DIRECTLINE_MAX_STREAMS_PER_CLIENT": "10", "PARLEY_TIMEOUTS_BODY": "20s", "PARLEY_TIMEOUTS_MIN_CLIENT_RATE": "2048",
+		"PARLEY_TIMEOUTS_READ_HEADER": "5s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxConnections != 500 || time.Duration(c.Timeouts.Idle) != 90*time.Second || c.DirectLine.MaxHistoryReads != 32 ||
+		c.DirectLine.MaxHistoryReadsPerClient != 2 || c.DirectLine.MaxStreamsPerClient != 10 || time.Duration(c.Timeouts.Body) != 20*time.Second ||
+		c.Timeouts.MinClientRate != 2048 || time.Duration(c.Timeouts.ReadHeader) != 5*time.Second {
+		t.Fatalf("limits not applied: %+v %+v", c.Timeouts, c.DirectLine)
+	}
+}

@@ -259,9 +259,14 @@ type Event struct {
 	Update  bool
 }
 
-// maxQueued bounds a subscriber's backlog; past it the subscriber is
-// marked lagged and must re-read from the store.
-const maxQueued = 256
+// maxQueued and maxQueuedBytes bound a subscriber's backlog (events, and
+// bytes of activity JSON); past either the subscriber is marked lagged and
+// must re-read from the store. The byte bound keeps a stream whose client
+// reads slowly from holding more than one frame's worth of activities.
+const (
+	maxQueued      = 256
+	maxQueuedBytes = 4 << 20
+)
 
 // Sub is one subscription to a conversation.
 type Sub struct {
@@ -271,6 +276,7 @@ type Sub struct {
 
 	mu     sync.Mutex
 	queue  []Event
+	bytes  int // JSON bytes in queue
 	lagged bool
 }
 
@@ -280,7 +286,7 @@ func (s *Sub) Take() (events []Event, lagged bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	events, lagged = s.queue, s.lagged
-	s.queue, s.lagged = nil, false
+	s.queue, s.lagged, s.bytes = nil, false, 0
 	return events, lagged
 }
 
@@ -288,11 +294,16 @@ func (s *Sub) Take() (events []Event, lagged bool) {
 func (s *Sub) Close() { s.hub.unsubscribe(s) }
 
 func (s *Sub) push(e Event) {
+	size := 0
+	for _, en := range e.Entries {
+		size += len(en.JSON)
+	}
 	s.mu.Lock()
-	if len(s.queue) >= maxQueued {
-		s.queue, s.lagged = nil, true
+	if len(s.queue) >= maxQueued || s.bytes+size > maxQueuedBytes {
+		s.queue, s.lagged, s.bytes = nil, true, 0
 	} else {
 		s.queue = append(s.queue, e)
+		s.bytes += size
 	}
 	s.mu.Unlock()
 	s.notify()

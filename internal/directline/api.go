@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -43,6 +44,17 @@ type Config struct {
 	RateLimits   map[Route]RouteLimits
 	ClientAddr   func(*http.Request) netip.Addr
 	AuthFailures *guard.AuthFailures
+
+	// Abuse limits (issue 9); zero means no cap.
+	MaxHistoryReads          int // concurrent history reads and stream replays, gateway-wide (queued)
+	MaxHistoryReadsPerClient int // concurrent history reads per client address (refused with 429)
+	MaxStreamsPerClient      int // open WebSocket streams per client address (refused with 429)
+	// StreamTickets makes stream URLs single-use; nil: in memory.
+	StreamTickets StreamTickets
+	// WriteBase and MinClientRate (bytes/s) size write deadlines: writing
+	// n bytes may take WriteBase + n/MinClientRate.
+	WriteBase     time.Duration
+	MinClientRate int
 }
 
 // Defaults fills unset fields.
@@ -106,6 +118,11 @@ type API struct {
 	streamSet streamSet
 
 	sites sync.Map // site id -> cachedSite
+
+	reads         *gate // history reads and stream replays
+	streamClients *gate // open streams per client
+	tickets       StreamTickets
+	preflight     preflightOrigins
 }
 
 type cachedSite struct {
@@ -120,6 +137,12 @@ const siteCacheTTL = 5 * time.Second
 // New builds the API. base is canceled when the server shuts down.
 func New(base context.Context, cfg Config, st store.Store, lg *conversation.Log, issuer *identity.Issuer, delivery DeliveryWatcher, logger *slog.Logger) *API {
 	a := &API{cfg: cfg.Defaults(), st: st, log: lg, issuer: issuer, delivery: delivery, logger: logger, base: base, writeCtx: context.WithoutCancel(base)}
+	a.reads = newGate(a.cfg.MaxHistoryReads, a.cfg.MaxHistoryReadsPerClient)
+	a.streamClients = newGate(0, a.cfg.MaxStreamsPerClient)
+	a.tickets = a.cfg.StreamTickets
+	if a.tickets == nil {
+		a.tickets = NewMemoryTickets()
+	}
 	context.AfterFunc(base, a.closeStreams)
 	go a.keepAlives()
 	return a
@@ -208,7 +231,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
@@ -372,21 +395,29 @@ func originAllowed(origin string, list []string) *apiError {
 // cors answers preflights and lets browsers read responses. It echoes the
 // Origin (never "*"); whether that origin may act is decided per request by
 // checkOrigin, and refusals drop the header again so the browser cannot
-// read them. Only getsessionid is credentialed.
+// read them. Preflights are granted only to origins some site trusts
+// (preflightAllowed). Only getsessionid is credentialed. No response under
+// /v3/directline may be cached.
 func (a *API) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		h := w.Header()
+		h.Set("Cache-Control", "no-store")
 		h.Add("Vary", "Origin")
-		if origin != "" {
-			if _, err := NormalizeOrigin(origin); err == nil {
-				h.Set("Access-Control-Allow-Origin", origin)
-				if strings.HasSuffix(r.URL.Path, "/session/getsessionid") {
-					h.Set("Access-Control-Allow-Credentials", "true")
-				}
+		normalized, originErr := NormalizeOrigin(origin)
+		if origin != "" && originErr == nil {
+			h.Set("Access-Control-Allow-Origin", origin)
+			if strings.HasSuffix(r.URL.Path, "/session/getsessionid") {
+				h.Set("Access-Control-Allow-Credentials", "true")
 			}
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if origin != "" && (originErr != nil || !a.preflightAllowed(r.Context(), normalized)) {
+				h.Del("Access-Control-Allow-Origin")
+				h.Del("Access-Control-Allow-Credentials")
+				writeError(w, http.StatusForbidden, "ServiceError", "The origin is not in the list of trusted origins.")
+				return
+			}
 			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, x-ms-bot-agent, X-Requested-With, Accept")
 			h.Set("Access-Control-Max-Age", "600")
@@ -411,6 +442,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *api
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, errf(http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "request body is larger than %d bytes", limit)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil, errf(http.StatusRequestTimeout, "BadArgument", "request body was not received in time")
 	}
 	if err != nil {
 		return nil, errf(http.StatusBadRequest, "BadArgument", "could not read request body")

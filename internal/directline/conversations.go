@@ -110,10 +110,11 @@ type tokenResponse struct {
 
 func (a *API) issueConversationToken(c identity.Claims) (string, *apiError) {
 	c.Scope = identity.ScopeConversation
-	tok, _, err := a.issuer.Issue(c, a.cfg.TokenTTL)
+	tok, exp, err := a.issuer.Issue(c, a.cfg.TokenTTL)
 	if err != nil {
 		return "", errf(http.StatusInternalServerError, "ServiceError", "token issuance failed")
 	}
+	a.rememberOrigins(c.Origins, exp) // their preflights are granted
 	return tok, nil
 }
 
@@ -526,32 +527,7 @@ func setBotURLs(a conversation.Activity, files []botFile) error {
 	return nil
 }
 
-// activitySet is the GET and stream payload.
-func activitySet(entries []conversation.Entry, wm string, stream bool) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"activities":[`)
-	n := 0
-	for _, e := range entries {
-		if e.Visibility == store.VisibleNone || (!stream && e.Visibility != store.VisibleAll) {
-			continue
-		}
-		if n > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(e.JSON)
-		n++
-	}
-	b.WriteByte(']')
-	if wm != "" {
-		b.WriteString(`,"watermark":`)
-		q, _ := json.Marshal(wm)
-		b.Write(q)
-	}
-	b.WriteByte('}')
-	return b.Bytes()
-}
-
-// pageSize bounds one GET or replay batch.
+// pageSize bounds the activities of one GET page.
 const pageSize = 500
 
 // getActivities: GET /conversations/{id}/activities?watermark=.
@@ -569,21 +545,74 @@ func (a *API) getActivities(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "%v", err))
 		return
 	}
-	entries, err := a.log.Read(r.Context(), c.ID, after, pageSize)
-	if err != nil {
-		a.internal(w, r, err)
+	addr := a.clientAddr(r)
+	// Many users may share one address (a corporate NAT) and polling
+	// clients stop polling on a 429, so a read past the address's cap
+	// waits for one of its reads to end before it is refused.
+	if !a.reads.claimWait(r.Context(), addr, historyQueueWait) {
+		throttled(w, time.Second, "too many history reads from this client at once")
 		return
+	}
+	defer a.reads.unclaim(addr)
+	if !a.reads.acquireSlot(r.Context(), historyQueueWait) {
+		busy(w, time.Second, "the gateway is busy; retry the history read")
+		return
+	}
+	defer a.reads.releaseSlot()
+	a.writePage(w, r, c.ID, after, wmParam)
+}
+
+// writePage writes one history page after the watermark: at most pageSize
+// activities and maxSetBytes bytes, read from the store in chunks and
+// written as they are read. The page's watermark is its last activity, so
+// the client continues from there.
+func (a *API) writePage(w http.ResponseWriter, r *http.Request, conv string, after int64, wmParam string) {
+	ctx := r.Context()
+	rc := http.NewResponseController(w)
+	sw := &setWriter{w: w}
+	last, consumed, headerSent := after, 0, false
+	for consumed < pageSize {
+		limit := min(a.chunkLen(), pageSize-consumed)
+		entries, err := a.log.Read(ctx, conv, last, limit)
+		if err != nil {
+			if !headerSent {
+				a.internal(w, r, err)
+				return
+			}
+			a.logger.Error("history read failed mid-page", "conversation", conv, "err", err)
+			panic(http.ErrAbortHandler) // the client sees a cut, not a short page
+		}
+		if !headerSent {
+			headerSent = true
+			h := w.Header()
+			h.Set("Content-Type", "application/json; charset=utf-8")
+			h.Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(a.writeBudget(setSize(entries))))
+		full := false
+		for _, e := range entries {
+			if !sw.fits(e) {
+				full = true
+				break
+			}
+			sw.add(e)
+			last = e.Seq
+			consumed++
+		}
+		if sw.err != nil {
+			return // the client is gone or too slow; the deadline cut it
+		}
+		if full || len(entries) < limit {
+			break
+		}
 	}
 	wm := wmParam
 	if wm == "-" {
 		wm = ""
 	}
-	if len(entries) > 0 {
-		wm = conversation.FormatWatermark(entries[len(entries)-1].Seq)
+	if consumed > 0 {
+		wm = conversation.FormatWatermark(last)
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-cache, no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(activitySet(entries, wm, false))
+	_ = sw.finish(wm)
 }

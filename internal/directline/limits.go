@@ -2,7 +2,6 @@ package directline
 
 import (
 	"net/http"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -63,13 +62,6 @@ func (a *API) allowIn(w http.ResponseWriter, r *http.Request, route Route, key s
 		return true
 	}
 	return a.limited(w, r, a.cfg.Limiter.Allow(guard.Bucket{Rule: rule, Key: key}))
-}
-
-func (a *API) clientAddr(r *http.Request) netip.Addr {
-	if a.cfg.ClientAddr != nil {
-		return a.cfg.ClientAddr(r)
-	}
-	return guard.Proxies{}.ClientAddr(r)
 }
 
 // limited answers 429 when wait > 0.

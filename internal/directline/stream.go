@@ -1,9 +1,11 @@
 package directline
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +63,29 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Every refusal from here on is in the protocol's shape, before the
+	// upgrade (the library would answer in plain text).
+	if e := handshakeError(w, r); e != nil {
+		a.fail(w, r, e)
+		return
+	}
+	addr := a.clientAddr(r)
+	if !a.streamClients.claim(addr) {
+		throttled(w, 5*time.Second, "too many open streams from this client")
+		return
+	}
+	claimed := true
+	defer func() {
+		if claimed {
+			a.streamClients.unclaim(addr)
+		}
+	}()
+	// The credential opens one socket: a client that needs another asks
+	// GET /conversations/{id} for a fresh stream URL.
+	if c.ID == "" || c.Expiry == nil || !a.tickets.Use(c.ID, c.Expiry.Time()) {
+		a.fail(w, r, errf(http.StatusForbidden, "BadArgument", "Stream URL already used; get a new one from GET /conversations/{id}"))
+		return
+	}
 	// The handler counts as a stream goroutine from here, so that shutdown
 	// waits for its replay before the store closes.
 	if !a.streamSet.enter(a) {
@@ -68,6 +93,11 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.streams.Done()
+	// The request's read and write deadlines must not cut the socket; its
+	// writes have their own deadlines.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	// Origin was checked above against the conversation's trusted origins.
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
@@ -76,7 +106,13 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(4096)
 	// Subscribe, then replay the backlog here. The stream starts out owned
 	// by this goroutine (running), so what is published meanwhile waits.
-	st := &streamState{api: a, ws: ws, conv: id, last: after, running: true}
+	st := &streamState{api: a, ws: ws, conv: id, last: after, running: true, addr: addr}
+	claimed = false // the stream's reader gives it back
+	defer func() {
+		if !st.reading {
+			a.streamClients.unclaim(addr)
+		}
+	}()
 	st.sub = a.log.Hub().Subscribe(id, st.kick)
 	if !st.catchUp(a.writeCtx) {
 		st.sub.Close()
@@ -91,6 +127,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	// An idle stream holds one goroutine: the reader, which must run for
 	// the close handshake and the client's probes. Writes (new activities,
 	// keep-alives) run on short-lived goroutines, one at a time per stream.
+	st.reading = true
 	go st.read()
 	st.release()
 }
@@ -102,6 +139,10 @@ type streamState struct {
 	conv string
 	sub  *conversation.Sub
 	last int64 // watermark of the last activity sent; owned by the writer
+	addr netip.Addr
+	// reading: the reader goroutine owns the per-client claim (set by the
+	// handler before it starts the reader).
+	reading bool
 
 	lastWrite atomic.Int64 // unix nanoseconds of the last frame written
 
@@ -128,6 +169,7 @@ func (s *streamState) read() {
 	s.sub.Close()
 	s.api.streamSet.remove(s)
 	s.ws.CloseNow()
+	s.api.streamClients.unclaim(s.addr)
 }
 
 // kick asks for a write: queued activities, or a keep-alive if ping.
@@ -194,7 +236,7 @@ func (s *streamState) run() {
 }
 
 func (s *streamState) write(ctx context.Context, frame []byte) bool {
-	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	wctx, cancel := context.WithTimeout(ctx, s.api.writeBudget(len(frame)))
 	defer cancel()
 	if s.ws.Write(wctx, websocket.MessageText, frame) != nil {
 		return false
@@ -203,24 +245,84 @@ func (s *streamState) write(ctx context.Context, frame []byte) bool {
 	return true
 }
 
-// catchUp sends everything after the last watermark from the store.
+// writeEntries sends entries as frames of at most maxSetBytes each; with
+// wm, each frame carries its own watermark (its last activity), so a
+// client that reconnects after any frame resumes exactly there.
+func (s *streamState) writeEntries(ctx context.Context, entries []conversation.Entry, wm bool) bool {
+	for len(entries) > 0 {
+		n, size := 0, setTail+16
+		for n < len(entries) {
+			add := len(entries[n].JSON) + 1
+			if n > 0 && size+add > maxSetBytes {
+				break
+			}
+			size += add
+			n++
+		}
+		frame := entries[:n]
+		entries = entries[n:]
+		mark := ""
+		if wm {
+			s.last = frame[n-1].Seq
+			mark = conversation.FormatWatermark(s.last)
+		}
+		if !s.writeSet(ctx, frame, mark, size) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeSet streams one ActivitySet frame to the socket without building
+// it in memory, within a deadline sized for a slow client.
+func (s *streamState) writeSet(ctx context.Context, entries []conversation.Entry, wm string, size int) bool {
+	wctx, cancel := context.WithTimeout(ctx, s.api.writeBudget(size))
+	defer cancel()
+	wr, err := s.ws.Writer(wctx, websocket.MessageText)
+	if err != nil {
+		return false
+	}
+	bw := bufio.NewWriterSize(wr, 32<<10)
+	sw := &setWriter{w: bw, stream: true}
+	for _, e := range entries {
+		sw.add(e)
+	}
+	if sw.finish(wm) != nil || bw.Flush() != nil || wr.Close() != nil {
+		return false
+	}
+	s.lastWrite.Store(time.Now().UnixNano())
+	return true
+}
+
+// catchUp sends everything after the last watermark from the store, one
+// chunk at a time: a stream holds at most one chunk, and replays share
+// the global read slots with history reads.
 func (s *streamState) catchUp(ctx context.Context) bool {
+	limit := s.api.chunkLen()
 	for {
-		entries, err := s.api.log.Read(ctx, s.conv, s.last, pageSize)
+		// A replay counts as a history read of its client, so that one
+		// address's never-reading sockets cannot hold every slot.
+		if !s.api.reads.claimWait(ctx, s.addr, historyQueueWait) {
+			return false // busy: the client reconnects and resumes
+		}
+		if !s.api.reads.acquireSlot(ctx, historyQueueWait) {
+			s.api.reads.unclaim(s.addr)
+			return false
+		}
+		entries, err := s.api.log.Read(ctx, s.conv, s.last, limit)
+		ok := err == nil && (len(entries) == 0 || s.writeEntries(ctx, entries, true))
+		s.api.reads.releaseSlot()
+		s.api.reads.unclaim(s.addr)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.api.logger.Error("stream read failed", "conversation", s.conv, "err", err)
 			}
 			return false
 		}
-		if len(entries) == 0 {
-			return true
-		}
-		s.last = entries[len(entries)-1].Seq
-		if !s.write(ctx, activitySet(entries, conversation.FormatWatermark(s.last), true)) {
+		if !ok {
 			return false
 		}
-		if len(entries) < pageSize {
+		if len(entries) < limit {
 			return true
 		}
 	}
@@ -316,7 +418,7 @@ func (s *streamState) deliver(ctx context.Context) bool {
 	}
 	for _, ev := range events {
 		if ev.Update {
-			if !s.write(ctx, activitySet(ev.Entries, "", true)) {
+			if !s.writeEntries(ctx, ev.Entries, false) {
 				return false
 			}
 			continue
@@ -337,13 +439,9 @@ func (s *streamState) deliver(ctx context.Context) bool {
 			}
 			continue
 		}
-		s.last = fresh[len(fresh)-1].Seq
-		if !s.write(ctx, activitySet(fresh, conversation.FormatWatermark(s.last), true)) {
+		if !s.writeEntries(ctx, fresh, true) {
 			return false
 		}
 	}
 	return true
 }
-
-// writeTimeout bounds one frame write to a slow client.
-const writeTimeout = 10 * time.Second

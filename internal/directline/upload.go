@@ -311,6 +311,6 @@ var placeholderPNG = sync.OnceValue(func() []byte {
 // itself only goes to the bot.
 func (a *API) placeholder(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "image/png")
-	w.Header().Set("Cache-Control", "public, max-age=86400")
+	w.Header().Set("Cache-Control", "no-store") // every Direct Line response (issue 9, finding 11)
 	_, _ = w.Write(placeholderPNG())
 }

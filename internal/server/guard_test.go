@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-gw/parley/internal/config"
 )
@@ -15,7 +16,7 @@ import (
 // clientFrom is an HTTP client whose connections leave from local address
 // ip (Linux routes all of 127/8 to the loopback interface).
 func clientFrom(ip string) *http.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
 	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 }
 

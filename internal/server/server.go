@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +48,8 @@ type Server struct {
 	cancelBase context.CancelFunc
 	trimmer    *idleTrimmer
 	limiter    *guard.Memory
+	// refusedConns counts connections closed at max_connections.
+	refusedConns atomic.Int64
 }
 
 // OpenStore opens the configured store.
@@ -109,6 +113,12 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		RateLimits:     rateLimits(cfg.Limits),
 		ClientAddr:     proxies.ClientAddr,
 		AuthFailures:   authFailures,
+
+		MaxHistoryReads:          cfg.DirectLine.MaxHistoryReads,
+		MaxHistoryReadsPerClient: cfg.DirectLine.MaxHistoryReadsPerClient,
+		MaxStreamsPerClient:      cfg.DirectLine.MaxStreamsPerClient,
+		WriteBase:                time.Duration(cfg.Timeouts.Body),
+		MinClientRate:            cfg.Timeouts.MinClientRate,
 	}.Defaults()
 	lg := conversation.NewLog(st, conversation.PlainCodec{})
 	dcfg := connector.DefaultDeliveryConfig
@@ -127,6 +137,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
 	reg.MustRegister(requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_open_streams", Help: "Open Direct Line WebSocket streams."}, func() float64 { return float64(lg.Hub().Count()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_connections_refused_total", Help: "Connections closed because max_connections were open."}, func() float64 { return float64(s.refusedConns.Load()) }),
 	)
 	if ws, ok := st.(writeStatser); ok {
 		reg.MustRegister(
@@ -205,6 +216,11 @@ func (s *Server) middleware(next http.Handler, requests *prometheus.CounterVec) 
 		s.trimmer.seen()
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
+		if strings.HasPrefix(r.URL.Path, "/v3/directline") {
+			// Including the mux's own redirects and errors (finding 11).
+			h.Set("Cache-Control", "no-store")
+		}
+		s.setDeadlines(w, r)
 		h.Set("Referrer-Policy", "no-referrer")
 		if tlsOn {
 			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
@@ -250,10 +266,11 @@ func TLSConfig() *tls.Config {
 // stop at a safe point (pending ones stay in the outbox), the store closes.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		Handler: s.handler,
+		// Body and write deadlines are per route (setDeadlines); a server
+		// ReadTimeout or WriteTimeout would also cut WebSocket streams.
+		ReadHeaderTimeout: time.Duration(s.cfg.Timeouts.ReadHeader),
+		IdleTimeout:       time.Duration(s.cfg.Timeouts.Idle),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
@@ -265,6 +282,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go s.trimmer.run(dctx)
 	go s.authority.Run(dctx)
+	ln = s.capListener(ln)
 	errc := make(chan error, 1)
 	go func() {
 		var err error
@@ -294,6 +312,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		serveErr = nil
 	}
 	return errors.Join(serveErr, shutdownErr, closeErr)
+}
+
+// capListener applies max_connections to ln.
+func (s *Server) capListener(ln net.Listener) net.Listener {
+	cl := &capListener{Listener: ln, max: int64(s.cfg.MaxConnections), refused: &s.refusedConns, warn: func(open int64) {
+		s.logger.Warn("connection limit reached: new connections are closed", "max_connections", s.cfg.MaxConnections, "open", open)
+	}}
+	return cl
 }
 
 // Close releases the store without serving (for setup errors).

@@ -1,0 +1,158 @@
+package directline
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Byte bounds of what one connection makes the gateway hold (issue 9,
+// finding 4). An activity is at most Limits.MaxBytes (plus the members
+// Parley stamps), so a page or frame always fits at least one.
+const (
+	// maxSetBytes bounds one history page and one stream frame.
+	maxSetBytes = 4 << 20
+	// chunkBytes bounds one read from the store: pages and replays are
+	// read in chunks of chunkBytes/MaxBytes activities and written as
+	// they are read, so a connection holds one chunk at a time.
+	chunkBytes = 2 << 20
+	// historyQueueWait is how long a history read waits for a free slot
+	// before it is refused with 503.
+	historyQueueWait = 5 * time.Second
+)
+
+// writeBudget is the deadline for writing n bytes to a client: the fixed
+// WriteBase plus n at MinClientRate (the slowest client served); a write
+// that takes longer cuts the connection.
+func (a *API) writeBudget(n int) time.Duration {
+	base, rate := a.cfg.WriteBase, a.cfg.MinClientRate
+	if base <= 0 {
+		base = 10 * time.Second
+	}
+	if rate <= 0 {
+		rate = 64 << 10
+	}
+	return base + time.Duration(n)*time.Second/time.Duration(rate)
+}
+
+// chunkLen is how many activities one store read asks for.
+func (a *API) chunkLen() int {
+	n := chunkBytes / max(a.cfg.Limits.MaxBytes, 1)
+	return min(max(n, 1), pageSize)
+}
+
+// clientAddr is the address limits are counted against.
+func (a *API) clientAddr(r *http.Request) netip.Addr {
+	if a.cfg.ClientAddr != nil {
+		return a.cfg.ClientAddr(r)
+	}
+	return PeerAddr(r)
+}
+
+// PeerAddr is the TCP peer of r (the default client address).
+func PeerAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// gate caps concurrent work globally and per client address. The global
+// cap queues (bounded by a wait); the per-client cap refuses at once, so
+// one client cannot fill the queue.
+type gate struct {
+	slots     chan struct{}
+	perClient int
+
+	mu    sync.Mutex
+	inUse map[netip.Addr]int
+}
+
+func newGate(global, perClient int) *gate {
+	g := &gate{perClient: perClient, inUse: map[netip.Addr]int{}}
+	if global > 0 {
+		g.slots = make(chan struct{}, global)
+	}
+	return g
+}
+
+// claim counts one unit for addr; false when addr is at its cap.
+func (g *gate) claim(addr netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.perClient > 0 && g.inUse[addr] >= g.perClient {
+		return false
+	}
+	g.inUse[addr]++
+	return true
+}
+
+func (g *gate) unclaim(addr netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inUse[addr] <= 1 {
+		delete(g.inUse, addr)
+		return
+	}
+	g.inUse[addr]--
+}
+
+// claimWait is claim, waiting up to wait for addr to drop under its cap.
+func (g *gate) claimWait(ctx context.Context, addr netip.Addr, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for !g.claim(addr) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+// acquireSlot waits up to wait for a global slot.
+func (g *gate) acquireSlot(ctx context.Context, wait time.Duration) bool {
+	if g.slots == nil {
+		return true
+	}
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case g.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (g *gate) releaseSlot() {
+	if g.slots != nil {
+		<-g.slots
+	}
+}
+
+// throttled answers 429 with Retry-After in seconds.
+func throttled(w http.ResponseWriter, retry time.Duration, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(int(retry/time.Second), 1)))
+	writeError(w, http.StatusTooManyRequests, "TooManyRequests", msg)
+}
+
+// busy answers 503 with Retry-After in seconds.
+func busy(w http.ResponseWriter, retry time.Duration, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(int(retry/time.Second), 1)))
+	writeError(w, http.StatusServiceUnavailable, "ServiceError", msg)
+}
