@@ -30,6 +30,7 @@ fuzz() { go test "$1" -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}"; }
 fuzz ./internal/conversation FuzzParse
 fuzz ./internal/conversation FuzzParseWatermark
 fuzz ./internal/identity FuzzVerify
+fuzz ./internal/guard FuzzClientAddr
 
 step "end-to-end (official npm clients)"
 bin_dir=$(mktemp -d)
