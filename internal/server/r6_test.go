@@ -1,0 +1,158 @@
+package server_test
+
+// Regression tests from the R6 security review of issue 9 (attacks on the
+// seams between the five pieces).
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/identity"
+)
+
+// A stream URL is single-use for as long as its credential is accepted.
+// The verifier accepts a stream token up to identity.Leeway (30 s) past
+// its exp, so the used-credential set must remember it that long too;
+// otherwise a used stream URL opens any number of sockets in the 30 s
+// after its expiry.
+func TestR6StreamURLStaysSingleUseThroughLeeway(t *testing.T) {
+	h := newHarness(t)
+	_, _, start := h.started("dl_alice")
+	u, err := url.Parse(start.str("streamUrl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.issuer.Verify(u.Query().Get("t"), identity.ScopeStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same stream credential, with a one-second lifetime (as the
+	// gateway's would be 59 s after it was handed out).
+	tok, _, err := h.issuer.Issue(c, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("t", tok)
+	u.RawQuery = q.Encode()
+	su := u.String()
+	s, _, err := h.dial(su, trustedOrigin)
+	if err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	s.ws.CloseNow()
+	time.Sleep(1500 * time.Millisecond) // past exp, within the leeway
+	if _, err := h.issuer.Verify(tok, identity.ScopeStream); err != nil {
+		t.Skipf("the credential is no longer accepted at all (%v): nothing to reuse", err)
+	}
+	if s2, res, err := h.dial(su, trustedOrigin); err == nil {
+		s2.ws.CloseNow()
+		t.Fatalf("a used stream URL opened a second socket after its exp (within the verifier's leeway)")
+	} else if res == nil || res.StatusCode != 403 {
+		t.Fatalf("second use: %v; want 403", err)
+	}
+}
+
+// A handshake that the WebSocket library refuses after Parley's own checks
+// (a Sec-WebSocket-Key of 24 characters that is not base64 of 16 bytes,
+// or two keys) must be answered in the Direct Line error shape and must
+// not use up the stream URL (README: "A handshake refused for another
+// reason ... does not use the URL up"; finding 10).
+func TestR6BadWebSocketKeyInProtocolShapeAndKeepsURL(t *testing.T) {
+	h := newHarness(t)
+	_, _, start := h.started("dl_alice")
+	su := start.str("streamUrl")
+	hd := upgradeHeaders()
+	hd["Origin"] = trustedOrigin
+	hd["Sec-WebSocket-Key"] = "!!!!!!!!!!!!!!!!!!!!!!!!" // 24 characters, not base64
+	status, header, body, raw := rawUpgrade(t, su, hd)
+	if _, _, ok := errorShape(body); status < 400 || status >= 500 || !ok || !strings.HasPrefix(header.Get("Content-Type"), "application/json") {
+		t.Errorf("invalid Sec-WebSocket-Key: %d %q %s; want a 4xx in the Direct Line error shape", status, header.Get("Content-Type"), raw)
+	}
+	if _, _, err := h.dial(su, trustedOrigin); err != nil {
+		t.Fatalf("the stream URL after a refused handshake: %v", err)
+	}
+}
+
+// Per-client caps must key IPv6 clients by their /64, like the rate
+// limits (guard.AddrKey): one host owns its whole /64, so keying by the
+// full address gives one client 2^64 caps. Here the client's addresses
+// arrive through a trusted proxy's X-Forwarded-For.
+func TestR6StreamCapKeysIPv6ByPrefix(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.TrustedProxies = []string{"127.0.0.1/32"}
+		c.DirectLine.MaxStreamsPerClient = 1
+	})
+	tok, conv, _ := h.started("dl_alice")
+	fresh := func() string {
+		rc := h.do("GET", "/conversations/"+conv+"?watermark=", tok, nil, nil)
+		if rc.status != 200 {
+			t.Fatalf("reconnect: %d %s", rc.status, rc.raw)
+		}
+		return rc.str("streamUrl")
+	}
+	open := func(xff string) int {
+		hd := upgradeHeaders()
+		hd["X-Forwarded-For"] = xff
+		req, _ := http.NewRequest("GET", strings.Replace(fresh(), "ws://", "http://", 1), nil)
+		for k, v := range hd {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Keep an upgraded connection open: it holds the client's stream.
+		if res.StatusCode != http.StatusSwitchingProtocols {
+			res.Body.Close()
+		} else {
+			t.Cleanup(func() { res.Body.Close() })
+		}
+		return res.StatusCode
+	}
+	if s := open("2001:db8:1:2::1"); s != http.StatusSwitchingProtocols {
+		t.Fatalf("first stream: %d", s)
+	}
+	if s := open("2001:db8:1:2::2"); s != http.StatusTooManyRequests {
+		t.Errorf("second stream from the same /64 = %d; want 429 (the per-client cap is per /64, like the rate limits)", s)
+	}
+	if s := open("2001:db8:1:3::1"); s != http.StatusSwitchingProtocols {
+		t.Errorf("a stream from another /64 = %d; want 101", s)
+	}
+}
+
+// One client address must not be able to take every connection the
+// listener holds (issue 9: "one address being throttled never throttles
+// anyone else"; finding 4: cap connections per client). Idle connections
+// opened from 127.0.0.1 up to max_connections leave another address
+// (127.0.0.2) unable to get an answer.
+func TestR6OneAddressCannotTakeEveryConnection(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.MaxConnections = 16; c.DirectLine.MaxStreamsPerClient = 16 })
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	addr := strings.TrimPrefix(h.base, "http://")
+	for i := 0; i < 16; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(200 * time.Millisecond) // let the listener accept them
+	other := clientFrom("127.0.0.2")
+	other.Timeout = 5 * time.Second
+	res, err := other.Get(h.base + "/healthz")
+	if err != nil {
+		t.Fatalf("another address could not be served while one address holds idle connections: %v", err)
+	}
+	res.Body.Close()
+}
