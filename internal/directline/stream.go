@@ -81,8 +81,9 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	// The credential opens one socket: a client that needs another asks
-	// GET /conversations/{id} for a fresh stream URL.
-	if c.ID == "" || c.Expiry == nil || !a.tickets.Use(c.ID, c.Expiry.Time()) {
+	// GET /conversations/{id} for a fresh stream URL. It is remembered as
+	// long as Verify accepts it: its exp plus the leeway.
+	if c.ID == "" || c.Expiry == nil || !a.tickets.Use(c.ID, c.Expiry.Time().Add(identity.Leeway)) {
 		a.fail(w, r, errf(http.StatusForbidden, "BadArgument", "Stream URL already used; get a new one from GET /conversations/{id}"))
 		return
 	}
