@@ -1,6 +1,7 @@
 package directline
 
 import (
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"sync"
@@ -75,7 +76,12 @@ func handshakeError(w http.ResponseWriter, r *http.Request) *apiError {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return errf(http.StatusBadRequest, "BadArgument", "unsupported WebSocket version (want 13)")
 	}
-	if k := r.Header.Get("Sec-WebSocket-Key"); k == "" || len(k) != 24 {
+	// The library's own rule: exactly one key, base64 of 16 bytes.
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return errf(http.StatusBadRequest, "BadArgument", "missing or invalid Sec-WebSocket-Key")
+	}
+	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
 		return errf(http.StatusBadRequest, "BadArgument", "missing or invalid Sec-WebSocket-Key")
 	}
 	return nil
