@@ -80,8 +80,19 @@ func newGate(global, perClient int) *gate {
 	return g
 }
 
+// clientKey is the unit the per-client caps count by: the address for
+// IPv4, its /64 for IPv6, as for the rate limits (guard.AddrKey): one host
+// can use any address of its /64.
+func clientKey(addr netip.Addr) netip.Addr {
+	if addr.Is6() {
+		return netip.PrefixFrom(addr.WithZone(""), 64).Masked().Addr()
+	}
+	return addr
+}
+
 // claim counts one unit for addr; false when addr is at its cap.
 func (g *gate) claim(addr netip.Addr) bool {
+	addr = clientKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.perClient > 0 && g.inUse[addr] >= g.perClient {
@@ -92,6 +103,7 @@ func (g *gate) claim(addr netip.Addr) bool {
 }
 
 func (g *gate) unclaim(addr netip.Addr) {
+	addr = clientKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.inUse[addr] <= 1 {
