@@ -156,3 +156,25 @@ func TestR6OneAddressCannotTakeEveryConnection(t *testing.T) {
 	}
 	res.Body.Close()
 }
+
+// A visitor holding a conversation token must not be able to spend the
+// per-site budget of POST /conversations for everyone else: resuming its
+// own conversation (200) again and again draws on the site's bucket, so a
+// few addresses (or IPv6 /64s) of one visitor stop every new conversation
+// of the site ("throttling one never throttles another"). With the
+// defaults, five addresses at their per-address rate (20/s each) drain the
+// site's 100/s. Shown here with a small site limit.
+func TestR6VisitorCannotDrainSiteStartBudget(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.Start = config.SiteScoped{Address: config.Off, Site: "5/h burst 5"}
+	})
+	tok, _, _ := h.started("dl_mallory") // one start from the site's budget
+	for i := 0; i < 10; i++ {
+		h.do("POST", "/conversations", tok, `{}`, nil) // resumes of its own conversation
+	}
+	other, _ := h.generate("dl_alice")
+	r := h.do("POST", "/conversations", other, `{"user":{}}`, nil)
+	if r.status != 201 {
+		t.Fatalf("another visitor's first start = %d %s; want 201 (one visitor's resumes spent the site's start budget)", r.status, r.raw)
+	}
+}
