@@ -4,12 +4,15 @@ package server_test
 // seams between the five pieces).
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/identity"
@@ -176,5 +179,47 @@ func TestR6VisitorCannotDrainSiteStartBudget(t *testing.T) {
 	r := h.do("POST", "/conversations", other, `{"user":{}}`, nil)
 	if r.status != 201 {
 		t.Fatalf("another visitor's first start = %d %s; want 201 (one visitor's resumes spent the site's start budget)", r.status, r.raw)
+	}
+}
+
+// Two client addresses must not be able to stop every other client's
+// history reads and stream replays. Each holds max_history_reads_per_client
+// never-reading replays of a large conversation; together they hold every
+// gateway-wide slot (max_history_reads) until their write deadlines pass,
+// and renew them as fast as they like. A third address's history read of
+// its own small conversation then waits 5 s and gets 503 (and a new stream's
+// replay, which needs a slot even with nothing to replay, is closed).
+// Shown with max_history_reads 2 and 1 per client; the defaults (16, 8)
+// need the same two addresses.
+func TestR6TwoAddressesCannotStarveHistoryReads(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.DirectLine.MaxHistoryReads = 2
+		c.DirectLine.MaxHistoryReadsPerClient = 1
+	})
+	tok, conv, _ := h.started("dl_mallory")
+	fillConversation(t, h, conv, 48, 250<<10)
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
+		rc := h.do("GET", "/conversations/"+conv+"?watermark=", tok, nil, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ws, _, err := websocket.Dial(ctx, rc.str("streamUrl"), &websocket.DialOptions{HTTPClient: clientFrom(ip)})
+		cancel()
+		if err != nil {
+			t.Skipf("dial from %s: %v", ip, err)
+		}
+		t.Cleanup(func() { ws.CloseNow() }) // never reads
+	}
+	vtok, vconv, _ := h.started("dl_victim")
+	h.post(vtok, vconv, map[string]any{"type": "message", "text": "hi", "from": map[string]string{"id": "dl_victim"}})
+	victim := clientFrom("127.0.0.3")
+	time.Sleep(time.Second) // let the replays fill their sockets
+	req, _ := http.NewRequest("GET", h.dl+"/conversations/"+vconv+"/activities", nil)
+	req.Header.Set("Authorization", "Bearer "+vtok)
+	res, err := victim.Do(req)
+	if err != nil {
+		t.Skipf("request from 127.0.0.3: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("an unrelated client's history read = %d; want 200 (two addresses hold every history-read slot)", res.StatusCode)
 	}
 }
