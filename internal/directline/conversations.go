@@ -221,7 +221,15 @@ func (a *API) start(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, e)
 		return
 	}
-	if !a.allowIn(w, r, RouteStart, p.site.ID) {
+	// A secret starts a new conversation each time: the site's budget. A
+	// token starts (then resumes) its own conversation only, so it is
+	// counted by that conversation: a visitor resuming its conversation
+	// must not spend the site's budget for everyone else.
+	startKey := p.site.ID
+	if !p.secret {
+		startKey = p.site.ID + "/" + p.claims.Conv
+	}
+	if !a.allowIn(w, r, RouteStart, startKey) {
 		return
 	}
 	if e := checkOrigin(r, p.site, p.claims); e != nil {
