@@ -15,7 +15,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // A stream URL is single-use for as long as its credential is accepted.
@@ -221,5 +223,51 @@ func TestR6TwoAddressesCannotStarveHistoryReads(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Fatalf("an unrelated client's history read = %d; want 200 (two addresses hold every history-read slot)", res.StatusCode)
+	}
+}
+
+// While a bot is failing (down for a redeploy, or answering 429/503), the
+// delivery lanes keep every pending activity of a conversation, bodies
+// included, in memory (Enqueue appends each committed item to its lane's
+// queue, and a lane that resumes reads the whole pending outbox of its
+// conversation). A client posting large activities to such a bot makes the
+// gateway hold its whole backlog: issue 9's finding 4 ("one request can make
+// the gateway allocate hundreds of megabytes") by another path. Here 48 MB
+// of pending deliveries must not stay on the live heap.
+func TestR6PendingDeliveriesNotHeldInMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills 48 MB")
+	}
+	h := newHarness(t)
+	_, conv, _ := h.started("dl_alice")
+	h.botRec.waitFor(t, "the conversationUpdate", func(a map[string]any) bool { return a["type"] == "conversationUpdate" })
+	h.botRec.mu.Lock()
+	h.botRec.fail = func(map[string]any) int { return http.StatusServiceUnavailable }
+	h.botRec.mu.Unlock()
+	base := liveHeap()
+	lg := conversation.NewLog(h.st, conversation.PlainCodec{})
+	text := strings.Repeat("x", 250<<10)
+	for i := 0; i < 192; i += 8 {
+		var items []conversation.Item
+		for j := i; j < i+8; j++ {
+			a := conversation.Activity{}
+			a.Set("type", "message")
+			a.Set("text", text)
+			a.Set("from", conversation.Account{ID: "dl_alice", Role: "user"})
+			items = append(items, conversation.Item{Activity: a, Visibility: store.VisibleAll, BotID: "bot-a",
+				ToBot: func(s conversation.Activity) (conversation.Activity, error) { return s, nil }})
+		}
+		if _, err := lg.Append(context.Background(), conv, items); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the lane tries, fails and backs off
+	var held uint64
+	if v := liveHeap(); v > base {
+		held = v - base
+	}
+	t.Logf("live heap growth with 48 MB pending for a failing bot: %.1f MiB", float64(held)/(1<<20))
+	if held > 16<<20 {
+		t.Fatalf("the gateway holds %.1f MiB for one conversation's 48 MB of pending deliveries; want it bounded (read pending items from the store as they are sent)", float64(held)/(1<<20))
 	}
 }
