@@ -141,8 +141,8 @@ func Default() Config {
 			MaxAttachments:   10,
 			KeepAlive:        Duration(20 * time.Second),
 
-			MaxHistoryReads:          16,
-			MaxHistoryReadsPerClient: 8,
+			MaxHistoryReads:          64,
+			MaxHistoryReadsPerClient: 4,
 			MaxStreamsPerClient:      1024,
 		},
 		MaxConnections: 4096,

@@ -75,7 +75,10 @@ type Limits struct {
 	Post     ConversationScoped `yaml:"post"`     // POST /conversations/{id}/activities
 	Upload   ConversationScoped `yaml:"upload"`   // POST /conversations/{id}/upload
 	Stream   ConversationScoped `yaml:"stream"`   // GET /conversations/{id}/stream (WebSocket connects)
-	History  ConversationScoped `yaml:"history"`  // GET /conversations/{id}/activities
+	// Reconnect is GET /conversations/{id}: a fresh stream URL and token,
+	// what DirectLineJS asks before every socket it opens again.
+	Reconnect ConversationScoped `yaml:"reconnect"`
+	History   ConversationScoped `yaml:"history"` // GET /conversations/{id}/activities
 }
 
 // DefaultLimits are the shipped limits (see the README's table).
@@ -87,7 +90,9 @@ func DefaultLimits() Limits {
 		Post:     ConversationScoped{Address: "3000/m burst 1000", Conversation: "120/m burst 60"},
 		Upload:   ConversationScoped{Address: "600/m burst 200", Conversation: "20/m burst 20"},
 		Stream:   ConversationScoped{Address: "3000/m burst 1000", Conversation: "60/m burst 30"},
-		History:  ConversationScoped{Address: "6000/m burst 2000", Conversation: "600/m burst 120"},
+		// One per stream connect (DirectLineJS asks before each socket).
+		Reconnect: ConversationScoped{Address: "3000/m burst 1000", Conversation: "60/m burst 30"},
+		History:   ConversationScoped{Address: "6000/m burst 2000", Conversation: "600/m burst 120"},
 	}
 }
 
@@ -97,7 +102,7 @@ func AllOff() Limits {
 	return Limits{
 		Generate: SiteScoped{Off, Off}, Start: SiteScoped{Off, Off},
 		Refresh: ConversationScoped{Off, Off}, Post: ConversationScoped{Off, Off}, Upload: ConversationScoped{Off, Off},
-		Stream: ConversationScoped{Off, Off}, History: ConversationScoped{Off, Off},
+		Stream: ConversationScoped{Off, Off}, Reconnect: ConversationScoped{Off, Off}, History: ConversationScoped{Off, Off},
 	}
 }
 
@@ -123,6 +128,7 @@ func (l *Limits) fields() []field {
 	out = append(out, conv("post", &l.Post)...)
 	out = append(out, conv("upload", &l.Upload)...)
 	out = append(out, conv("stream", &l.Stream)...)
+	out = append(out, conv("reconnect", &l.Reconnect)...)
 	out = append(out, conv("history", &l.History)...)
 	return out
 }

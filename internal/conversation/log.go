@@ -165,7 +165,15 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 
 // Read returns up to limit entries after the watermark, decoded.
 func (l *Log) Read(ctx context.Context, conv string, after int64, limit int) ([]Entry, error) {
-	recs, err := l.st.Read(ctx, conv, after, limit)
+	return l.ReadBytes(ctx, conv, after, limit, 0)
+}
+
+// ReadBytes is Read that stops after the entry whose stored body brings
+// the total to maxBytes or more (at least one entry; maxBytes <= 0: no
+// byte bound), so a reader holds a bounded number of bytes whatever the
+// activities' sizes.
+func (l *Log) ReadBytes(ctx context.Context, conv string, after int64, limit, maxBytes int) ([]Entry, error) {
+	recs, err := l.st.ReadBytes(ctx, conv, after, limit, maxBytes)
 	if err != nil {
 		return nil, err
 	}

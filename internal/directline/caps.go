@@ -4,9 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/parley-gw/parley/internal/conversation"
 )
 
 // Byte bounds of what one connection makes the gateway hold (issue 9,
@@ -16,9 +17,12 @@ const (
 	// maxSetBytes bounds one history page and one stream frame.
 	maxSetBytes = 4 << 20
 	// chunkBytes bounds one read from the store: pages and replays are
-	// read in chunks of chunkBytes/MaxBytes activities and written as
-	// they are read, so a connection holds one chunk at a time.
-	chunkBytes = 2 << 20
+	// read in chunks of at most chunkBytes plus one activity (the store
+	// stops reading at the byte bound) and written as they are read, so a
+	// connection holds one chunk at a time. Small, so that a read slot
+	// holds little memory (and a never-reading client holds it briefly):
+	// the gateway can then afford many slots (max_history_reads).
+	chunkBytes = 512 << 10
 	// historyQueueWait is how long a history read waits for a free slot
 	// before it is refused with 503.
 	historyQueueWait = 5 * time.Second
@@ -38,10 +42,10 @@ func (a *API) writeBudget(n int) time.Duration {
 	return base + time.Duration(n)*time.Second/time.Duration(rate)
 }
 
-// chunkLen is how many activities one store read asks for.
-func (a *API) chunkLen() int {
-	n := chunkBytes / max(a.cfg.Limits.MaxBytes, 1)
-	return min(max(n, 1), pageSize)
+// readChunk reads the next chunk after the watermark: at most limit
+// activities and about chunkBytes (plus one activity) of them.
+func (a *API) readChunk(ctx context.Context, conv string, after int64, limit int) ([]conversation.Entry, error) {
+	return a.log.ReadBytes(ctx, conv, after, limit, chunkBytes)
 }
 
 // clientAddr is the address limits are counted against.
@@ -157,14 +161,8 @@ func (g *gate) releaseSlot() {
 	}
 }
 
-// throttled answers 429 with Retry-After in seconds.
-func throttled(w http.ResponseWriter, retry time.Duration, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(max(int(retry/time.Second), 1)))
-	writeError(w, http.StatusTooManyRequests, "TooManyRequests", msg)
-}
-
-// busy answers 503 with Retry-After in seconds.
+// busy answers 503 with Retry-After.
 func busy(w http.ResponseWriter, retry time.Duration, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(max(int(retry/time.Second), 1)))
+	retryAfter(w, retry)
 	writeError(w, http.StatusServiceUnavailable, "ServiceError", msg)
 }

@@ -65,15 +65,6 @@ func TestSetWriterBoundsAndVisibility(t *testing.T) {
 	}
 }
 
-func TestChunkLenFollowsActivityLimit(t *testing.T) {
-	for maxBytes, want := range map[int]int{256 << 10: 8, 4 << 20: 1, 1024: pageSize, 3 << 20: 1} {
-		a := &API{cfg: Config{Limits: conversation.Limits{MaxBytes: maxBytes}}}
-		if got := a.chunkLen(); got != want {
-			t.Errorf("max_activity_bytes %d: chunk of %d, want %d", maxBytes, got, want)
-		}
-	}
-}
-
 func TestGateCapsPerClientAndGlobally(t *testing.T) {
 	g := newGate(2, 1)
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")

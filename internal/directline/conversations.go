@@ -327,6 +327,9 @@ func (a *API) conversationUpdate(ctx context.Context, c identity.Claims, locale 
 
 // reconnect: GET /conversations/{id}?watermark=.
 func (a *API) reconnect(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r, RouteReconnect) {
+		return
+	}
 	p, e := a.authenticate(r)
 	if e != nil {
 		a.fail(w, r, e)
@@ -348,6 +351,9 @@ func (a *API) reconnect(w http.ResponseWriter, r *http.Request) {
 	}
 	if e := checkOrigin(r, p.site, claims); e != nil {
 		a.refuseOrigin(w, r, e)
+		return
+	}
+	if !a.allowIn(w, r, RouteReconnect, c.ID) {
 		return
 	}
 	wmParam := r.URL.Query().Get("watermark")
@@ -580,8 +586,7 @@ func (a *API) writePage(w http.ResponseWriter, r *http.Request, conv string, aft
 	sw := &setWriter{w: w}
 	last, consumed, headerSent := after, 0, false
 	for consumed < pageSize {
-		limit := min(a.chunkLen(), pageSize-consumed)
-		entries, err := a.log.Read(ctx, conv, last, limit)
+		entries, err := a.readChunk(ctx, conv, last, pageSize-consumed)
 		if err != nil {
 			if !headerSent {
 				a.internal(w, r, err)
@@ -611,8 +616,8 @@ func (a *API) writePage(w http.ResponseWriter, r *http.Request, conv string, aft
 		if sw.err != nil {
 			return // the client is gone or too slow; the deadline cut it
 		}
-		if full || len(entries) < limit {
-			break
+		if full || len(entries) == 0 {
+			break // a chunk is bounded by bytes too: only an empty one ends the log
 		}
 	}
 	wm := wmParam

@@ -27,7 +27,11 @@ const (
 	RoutePost     Route = "post"     // POST /conversations/{id}/activities: per address, per conversation
 	RouteUpload   Route = "upload"   // POST /conversations/{id}/upload: per address, per conversation
 	RouteStream   Route = "stream"   // GET /conversations/{id}/stream: per address, per conversation
-	RouteHistory  Route = "history"  // GET /conversations/{id}/activities: per address, per conversation
+	// RouteReconnect is GET /conversations/{id}, per address and per
+	// conversation: it hands out a fresh token too, so without a limit it
+	// would get around the refresh limit.
+	RouteReconnect Route = "reconnect"
+	RouteHistory   Route = "history" // GET /conversations/{id}/activities: per address, per conversation
 )
 
 // RouteLimits are one route's rules: Address per client address (checked
@@ -82,11 +86,23 @@ func (a *API) limited(w http.ResponseWriter, r *http.Request, wait time.Duration
 	if wait <= 0 {
 		return true
 	}
+	throttled(w, wait, "Too many requests")
+	return false
+}
+
+// throttled answers 429 Throttled, the one shape of every Direct Line
+// 429 (rate limits and per-client caps): Retry-After in whole seconds,
+// rounded up, and Retry-After-Ms exact (see limited for why seconds).
+func throttled(w http.ResponseWriter, wait time.Duration, msg string) {
+	retryAfter(w, wait)
+	writeError(w, http.StatusTooManyRequests, "Throttled", msg+"; retry after "+w.Header().Get("Retry-After")+" s")
+}
+
+// retryAfter sets Retry-After (seconds, rounded up) and Retry-After-Ms.
+func retryAfter(w http.ResponseWriter, wait time.Duration) {
 	h := w.Header()
 	h.Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
 	h.Set("Retry-After-Ms", strconv.FormatInt(int64((wait+time.Millisecond-1)/time.Millisecond), 10))
-	writeError(w, http.StatusTooManyRequests, "Throttled", "Too many requests; retry after "+h.Get("Retry-After")+" s")
-	return false
 }
 
 // authFailed logs and counts a failed authentication.

@@ -299,8 +299,13 @@ func (s *streamState) writeSet(ctx context.Context, entries []conversation.Entry
 // chunk at a time: a stream holds at most one chunk, and replays share
 // the global read slots with history reads.
 func (s *streamState) catchUp(ctx context.Context) bool {
-	limit := s.api.chunkLen()
 	for {
+		// Nothing (more) to replay, as for a new stream on a fresh
+		// conversation or one that is up to date: no read slot is taken,
+		// so busy slots never keep such a stream from opening.
+		if head, err := s.api.st.Head(ctx, s.conv); err == nil && head <= s.last {
+			return true
+		}
 		// A replay counts as a history read of its client, so that one
 		// address's never-reading sockets cannot hold every slot.
 		if !s.api.reads.claimWait(ctx, s.addr, historyQueueWait) {
@@ -310,7 +315,7 @@ func (s *streamState) catchUp(ctx context.Context) bool {
 			s.api.reads.unclaim(s.addr)
 			return false
 		}
-		entries, err := s.api.log.Read(ctx, s.conv, s.last, limit)
+		entries, err := s.api.readChunk(ctx, s.conv, s.last, pageSize)
 		ok := err == nil && (len(entries) == 0 || s.writeEntries(ctx, entries, true))
 		s.api.reads.releaseSlot()
 		s.api.reads.unclaim(s.addr)
@@ -323,7 +328,7 @@ func (s *streamState) catchUp(ctx context.Context) bool {
 		if !ok {
 			return false
 		}
-		if len(entries) < limit {
+		if len(entries) == 0 {
 			return true
 		}
 	}

@@ -19,13 +19,14 @@ func rateLimits(l config.Limits) map[directline.Route]directline.RouteLimits {
 		return directline.RouteLimits{Address: rule(route, "address", c.Address), Scoped: rule(route, "conversation", c.Conversation)}
 	}
 	return map[directline.Route]directline.RouteLimits{
-		directline.RouteGenerate: site(directline.RouteGenerate, l.Generate),
-		directline.RouteStart:    site(directline.RouteStart, l.Start),
-		directline.RouteRefresh:  conv(directline.RouteRefresh, l.Refresh),
-		directline.RoutePost:     conv(directline.RoutePost, l.Post),
-		directline.RouteUpload:   conv(directline.RouteUpload, l.Upload),
-		directline.RouteStream:   conv(directline.RouteStream, l.Stream),
-		directline.RouteHistory:  conv(directline.RouteHistory, l.History),
+		directline.RouteGenerate:  site(directline.RouteGenerate, l.Generate),
+		directline.RouteStart:     site(directline.RouteStart, l.Start),
+		directline.RouteRefresh:   conv(directline.RouteRefresh, l.Refresh),
+		directline.RoutePost:      conv(directline.RoutePost, l.Post),
+		directline.RouteUpload:    conv(directline.RouteUpload, l.Upload),
+		directline.RouteStream:    conv(directline.RouteStream, l.Stream),
+		directline.RouteReconnect: conv(directline.RouteReconnect, l.Reconnect),
+		directline.RouteHistory:   conv(directline.RouteHistory, l.History),
 	}
 }
 

@@ -103,6 +103,12 @@ func limitCases() []limitCase {
 			func(t *testing.T, h *harness, c *http.Client, s subject) resp {
 				return h.doVia(c, "GET", "/conversations/"+s.conv+"/activities", s.token, nil, "", nil)
 			}},
+		{"reconnect", false, func(l *config.Limits, a, s config.Rate) {
+			l.Reconnect = config.ConversationScoped{Address: a, Conversation: s}
+		},
+			func(t *testing.T, h *harness, c *http.Client, s subject) resp {
+				return h.doVia(c, "GET", "/conversations/"+s.conv+"?watermark=", s.token, nil, "", nil)
+			}},
 		{"stream", false, func(l *config.Limits, a, s config.Rate) {
 			l.Stream = config.ConversationScoped{Address: a, Conversation: s}
 		},

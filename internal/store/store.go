@@ -232,6 +232,12 @@ type Store interface {
 	Append(ctx context.Context, conversationID string, recs []NewRecord, out []NewOutbox) ([]Record, error)
 	// Read returns up to limit records with Seq > after, in order.
 	Read(ctx context.Context, conversationID string, after int64, limit int) ([]Record, error)
+	// ReadBytes is Read that also stops after the record that brings the
+	// bodies' total to maxBytes or more, so that what a reader holds is
+	// bounded by bytes, not only by count: it returns at least one record
+	// when there is one, and never more than maxBytes plus one body.
+	// maxBytes <= 0 means no byte bound.
+	ReadBytes(ctx context.Context, conversationID string, after int64, limit, maxBytes int) ([]Record, error)
 	GetRecord(ctx context.Context, conversationID string, seq int64) (Record, error)
 	// ReplaceRecord swaps the body (and visibility) of an existing record.
 	ReplaceRecord(ctx context.Context, conversationID string, seq int64, vis Visibility, body []byte) error

@@ -739,6 +739,10 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []s
 }
 
 func (s *Store) Read(ctx context.Context, conv string, after int64, limit int) ([]store.Record, error) {
+	return s.ReadBytes(ctx, conv, after, limit, 0)
+}
+
+func (s *Store) ReadBytes(ctx context.Context, conv string, after int64, limit, maxBytes int) ([]store.Record, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -748,6 +752,7 @@ func (s *Store) Read(ctx context.Context, conv string, after int64, limit int) (
 	}
 	defer rows.Close()
 	var out []store.Record
+	total := 0
 	for rows.Next() {
 		rec := store.Record{ConversationID: conv}
 		var vis int
@@ -758,6 +763,9 @@ func (s *Store) Read(ctx context.Context, conv string, after int64, limit int) (
 		rec.Visibility = store.Visibility(vis)
 		rec.CreatedAt = fromNanos(created)
 		out = append(out, rec)
+		if total += len(rec.Body); maxBytes > 0 && total >= maxBytes {
+			break // the remaining rows are not scanned: nothing more is held
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read log: %w", err)

@@ -220,6 +220,17 @@ func testAppendAndRead(t *testing.T, s store.Store) {
 	if len(limited) != 1 {
 		t.Fatalf("Read limit 1 = %d", len(limited))
 	}
+	// Bodies are "a#0", "b#1", "c#2" (3 bytes each): a byte bound stops
+	// after the record that reaches it, and always returns one record.
+	for _, tc := range []struct{ limit, maxBytes, want int }{{0, 1, 1}, {0, 3, 1}, {0, 4, 2}, {0, 6, 2}, {0, 7, 3}, {0, 0, 3}, {1, 100, 1}, {2, 7, 2}} {
+		got, err := s.ReadBytes(ctx, "c1", -1, tc.limit, tc.maxBytes)
+		if err != nil || len(got) != tc.want || got[0].Seq != 0 {
+			t.Fatalf("ReadBytes(limit %d, maxBytes %d) = %d records, %v; want %d", tc.limit, tc.maxBytes, len(got), err, tc.want)
+		}
+	}
+	if got, _ := s.ReadBytes(ctx, "c1", 1, 0, 1); len(got) != 1 || got[0].Seq != 2 {
+		t.Fatalf("ReadBytes after 1 = %+v", got)
+	}
 	if h, _ := s.Head(ctx, "c1"); h != 2 {
 		t.Fatalf("Head = %d, want 2", h)
 	}
