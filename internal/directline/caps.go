@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/parley-gw/parley/internal/guard"
 )
 
 // Byte bounds of what one connection makes the gateway hold (issue 9,
@@ -63,17 +65,19 @@ func PeerAddr(r *http.Request) netip.Addr {
 
 // gate caps concurrent work globally and per client address. The global
 // cap queues (bounded by a wait); the per-client cap refuses at once, so
-// one client cannot fill the queue.
+// one client cannot fill the queue. A client is counted by its rate-limit
+// key (guard.AddrKey: an IPv6 client by its /64), as the rate limits count
+// it, so that one host cannot multiply its cap across its addresses.
 type gate struct {
 	slots     chan struct{}
 	perClient int
 
 	mu    sync.Mutex
-	inUse map[netip.Addr]int
+	inUse map[string]int
 }
 
 func newGate(global, perClient int) *gate {
-	g := &gate{perClient: perClient, inUse: map[netip.Addr]int{}}
+	g := &gate{perClient: perClient, inUse: map[string]int{}}
 	if global > 0 {
 		g.slots = make(chan struct{}, global)
 	}
@@ -82,23 +86,25 @@ func newGate(global, perClient int) *gate {
 
 // claim counts one unit for addr; false when addr is at its cap.
 func (g *gate) claim(addr netip.Addr) bool {
+	key := guard.AddrKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.perClient > 0 && g.inUse[addr] >= g.perClient {
+	if g.perClient > 0 && g.inUse[key] >= g.perClient {
 		return false
 	}
-	g.inUse[addr]++
+	g.inUse[key]++
 	return true
 }
 
 func (g *gate) unclaim(addr netip.Addr) {
+	key := guard.AddrKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.inUse[addr] <= 1 {
-		delete(g.inUse, addr)
+	if g.inUse[key] <= 1 {
+		delete(g.inUse, key)
 		return
 	}
-	g.inUse[addr]--
+	g.inUse[key]--
 }
 
 // claimWait is claim, waiting up to wait for addr to drop under its cap.
