@@ -151,14 +151,23 @@ func (g *gate) releaseSlot() {
 	}
 }
 
-// throttled answers 429 with Retry-After in seconds.
+// throttled answers 429 in the Direct Line error shape, the one answer of
+// every rate limit and per-client cap (see limited for Retry-After).
 func throttled(w http.ResponseWriter, retry time.Duration, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(max(int(retry/time.Second), 1)))
-	writeError(w, http.StatusTooManyRequests, "TooManyRequests", msg)
+	setRetryAfter(w.Header(), retry)
+	writeError(w, http.StatusTooManyRequests, "Throttled", msg)
 }
 
-// busy answers 503 with Retry-After in seconds.
+// busy answers 503 with Retry-After.
 func busy(w http.ResponseWriter, retry time.Duration, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(max(int(retry/time.Second), 1)))
+	setRetryAfter(w.Header(), retry)
 	writeError(w, http.StatusServiceUnavailable, "ServiceError", msg)
+}
+
+// setRetryAfter sets Retry-After in whole seconds, rounded up (never 0),
+// and Retry-After-Ms to the exact wait.
+func setRetryAfter(h http.Header, wait time.Duration) {
+	wait = max(wait, time.Millisecond)
+	h.Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+	h.Set("Retry-After-Ms", strconv.FormatInt(int64((wait+time.Millisecond-1)/time.Millisecond), 10))
 }

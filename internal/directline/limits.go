@@ -1,8 +1,8 @@
 package directline
 
 import (
+	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/parley-gw/parley/internal/guard"
@@ -82,10 +82,7 @@ func (a *API) limited(w http.ResponseWriter, r *http.Request, wait time.Duration
 	if wait <= 0 {
 		return true
 	}
-	h := w.Header()
-	h.Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
-	h.Set("Retry-After-Ms", strconv.FormatInt(int64((wait+time.Millisecond-1)/time.Millisecond), 10))
-	writeError(w, http.StatusTooManyRequests, "Throttled", "Too many requests; retry after "+h.Get("Retry-After")+" s")
+	throttled(w, wait, fmt.Sprintf("Too many requests; retry after %d s", (wait+time.Second-1)/time.Second))
 	return false
 }
 
