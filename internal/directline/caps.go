@@ -46,21 +46,13 @@ func (a *API) chunkLen() int {
 	return min(max(n, 1), pageSize)
 }
 
-// clientAddr is the address limits are counted against.
+// clientAddr is the address limits are counted against (default: the TCP
+// peer, no proxy trusted).
 func (a *API) clientAddr(r *http.Request) netip.Addr {
 	if a.cfg.ClientAddr != nil {
 		return a.cfg.ClientAddr(r)
 	}
-	return PeerAddr(r)
-}
-
-// PeerAddr is the TCP peer of r (the default client address).
-func PeerAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
+	return guard.Proxies{}.ClientAddr(r)
 }
 
 // gate caps concurrent work globally and per client address. The global
