@@ -160,6 +160,6 @@ func busy(w http.ResponseWriter, retry time.Duration, msg string) {
 // and Retry-After-Ms to the exact wait.
 func setRetryAfter(h http.Header, wait time.Duration) {
 	wait = max(wait, time.Millisecond)
-	h.Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+	guard.SetRetryAfter(h, wait)
 	h.Set("Retry-After-Ms", strconv.FormatInt(int64((wait+time.Millisecond-1)/time.Millisecond), 10))
 }
