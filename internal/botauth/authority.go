@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -350,7 +349,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	adm, wait, admitted := a.guesses.Admit(r.Context(), key)
 	if !admitted {
 		a.cfg.Failures.Counted("token_service", "throttled") // not logged: see Counted
-		retryAfter(w, wait)
+		guard.SetRetryAfter(w.Header(), wait)
 		oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed attempts from this address; try again later")
 		return
 	}
@@ -373,7 +372,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 		}
 		a.failed(r, reason, id)
 		if wait, over := adm.Failed(); over {
-			retryAfter(w, wait)
+			guard.SetRetryAfter(w.Header(), wait)
 			oauthError(w, http.StatusTooManyRequests, "invalid_client", "unknown client or wrong client secret; too many failed attempts from this address, so further attempts are slowed down")
 			return
 		}
@@ -499,9 +498,4 @@ func (a *Authority) failed(r *http.Request, reason, appID string) {
 	}
 	a.logger.Warn("token endpoint: client authentication failed", "reason", reason, "app_id", appID,
 		"client_addr", a.cfg.ClientAddr(r).String(), "user_agent", r.UserAgent())
-}
-
-// retryAfter sets Retry-After in whole seconds, rounded up (RFC 9110).
-func retryAfter(w http.ResponseWriter, d time.Duration) {
-	w.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
 }

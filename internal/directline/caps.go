@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/guard"
 )
 
 // Byte bounds of what one connection makes the gateway hold (issue 9,
@@ -48,73 +50,57 @@ func (a *API) readChunk(ctx context.Context, conv string, after int64, limit int
 	return a.log.ReadBytes(ctx, conv, after, limit, chunkBytes)
 }
 
-// clientAddr is the address limits are counted against.
+// clientAddr is the address limits are counted against (default: the TCP
+// peer, no proxy trusted).
 func (a *API) clientAddr(r *http.Request) netip.Addr {
 	if a.cfg.ClientAddr != nil {
 		return a.cfg.ClientAddr(r)
 	}
-	return PeerAddr(r)
-}
-
-// PeerAddr is the TCP peer of r (the default client address).
-func PeerAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
+	return guard.Proxies{}.ClientAddr(r)
 }
 
 // gate caps concurrent work globally and per client address. The global
 // cap queues (bounded by a wait); the per-client cap refuses at once, so
-// one client cannot fill the queue.
+// one client cannot fill the queue. A client is counted by its rate-limit
+// key (guard.AddrKey: an IPv6 client by its /64), as the rate limits count
+// it, so that one host cannot multiply its cap across its addresses.
 type gate struct {
 	slots     chan struct{}
 	perClient int
 
 	mu    sync.Mutex
-	inUse map[netip.Addr]int
+	inUse map[string]int
 }
 
 func newGate(global, perClient int) *gate {
-	g := &gate{perClient: perClient, inUse: map[netip.Addr]int{}}
+	g := &gate{perClient: perClient, inUse: map[string]int{}}
 	if global > 0 {
 		g.slots = make(chan struct{}, global)
 	}
 	return g
 }
 
-// clientKey is the unit the per-client caps count by: the address for
-// IPv4, its /64 for IPv6, as for the rate limits (guard.AddrKey): one host
-// can use any address of its /64.
-func clientKey(addr netip.Addr) netip.Addr {
-	if addr.Is6() {
-		return netip.PrefixFrom(addr.WithZone(""), 64).Masked().Addr()
-	}
-	return addr
-}
-
 // claim counts one unit for addr; false when addr is at its cap.
 func (g *gate) claim(addr netip.Addr) bool {
-	addr = clientKey(addr)
+	key := guard.AddrKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.perClient > 0 && g.inUse[addr] >= g.perClient {
+	if g.perClient > 0 && g.inUse[key] >= g.perClient {
 		return false
 	}
-	g.inUse[addr]++
+	g.inUse[key]++
 	return true
 }
 
 func (g *gate) unclaim(addr netip.Addr) {
-	addr = clientKey(addr)
+	key := guard.AddrKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.inUse[addr] <= 1 {
-		delete(g.inUse, addr)
+	if g.inUse[key] <= 1 {
+		delete(g.inUse, key)
 		return
 	}
-	g.inUse[addr]--
+	g.inUse[key]--
 }
 
 // claimWait is claim, waiting up to wait for addr to drop under its cap.
@@ -161,8 +147,23 @@ func (g *gate) releaseSlot() {
 	}
 }
 
+// throttled answers 429 in the Direct Line error shape, the one answer of
+// every rate limit and per-client cap (see limited for Retry-After).
+func throttled(w http.ResponseWriter, retry time.Duration, msg string) {
+	setRetryAfter(w.Header(), retry)
+	writeError(w, http.StatusTooManyRequests, "Throttled", msg)
+}
+
 // busy answers 503 with Retry-After.
 func busy(w http.ResponseWriter, retry time.Duration, msg string) {
-	retryAfter(w, retry)
+	setRetryAfter(w.Header(), retry)
 	writeError(w, http.StatusServiceUnavailable, "ServiceError", msg)
+}
+
+// setRetryAfter sets Retry-After in whole seconds, rounded up (never 0),
+// and Retry-After-Ms to the exact wait.
+func setRetryAfter(h http.Header, wait time.Duration) {
+	wait = max(wait, time.Millisecond)
+	guard.SetRetryAfter(h, wait)
+	h.Set("Retry-After-Ms", strconv.FormatInt(int64((wait+time.Millisecond-1)/time.Millisecond), 10))
 }

@@ -1,8 +1,8 @@
 package directline
 
 import (
+	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/parley-gw/parley/internal/guard"
@@ -86,23 +86,8 @@ func (a *API) limited(w http.ResponseWriter, r *http.Request, wait time.Duration
 	if wait <= 0 {
 		return true
 	}
-	throttled(w, wait, "Too many requests")
+	throttled(w, wait, fmt.Sprintf("Too many requests; retry after %d s", (wait+time.Second-1)/time.Second))
 	return false
-}
-
-// throttled answers 429 Throttled, the one shape of every Direct Line
-// 429 (rate limits and per-client caps): Retry-After in whole seconds,
-// rounded up, and Retry-After-Ms exact (see limited for why seconds).
-func throttled(w http.ResponseWriter, wait time.Duration, msg string) {
-	retryAfter(w, wait)
-	writeError(w, http.StatusTooManyRequests, "Throttled", msg+"; retry after "+w.Header().Get("Retry-After")+" s")
-}
-
-// retryAfter sets Retry-After (seconds, rounded up) and Retry-After-Ms.
-func retryAfter(w http.ResponseWriter, wait time.Duration) {
-	h := w.Header()
-	h.Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
-	h.Set("Retry-After-Ms", strconv.FormatInt(int64((wait+time.Millisecond-1)/time.Millisecond), 10))
 }
 
 // authFailed logs and counts a failed authentication.

@@ -67,3 +67,30 @@ func TestLimitedAnswer(t *testing.T) {
 		}
 	}
 }
+
+// Every 429 of the Direct Line API is the same answer, whether a rate limit
+// or a per-client cap (open streams, history reads) refused the request:
+// one error code for clients to act on, and the same Retry-After rounding.
+func TestCapRefusalIsTheRateLimitAnswer(t *testing.T) {
+	rule := guard.Rule{Name: "stream/address", PerSecond: 1, Burst: 1}
+	a := &API{cfg: Config{Limiter: fixedWait(1500 * time.Millisecond), RateLimits: map[Route]RouteLimits{RouteStream: {Address: rule}}}}
+	limited := httptest.NewRecorder()
+	a.allow(limited, httptest.NewRequest("GET", "/", nil), RouteStream)
+	capped := httptest.NewRecorder()
+	throttled(capped, 1500*time.Millisecond, "too many open streams from this client")
+	code := func(w *httptest.ResponseRecorder) string {
+		var body struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &body)
+		return body.Error.Code
+	}
+	for _, h := range []string{"Retry-After", "Retry-After-Ms", "Cache-Control"} {
+		if capped.Header().Get(h) != limited.Header().Get(h) {
+			t.Errorf("%s: cap %q, rate limit %q", h, capped.Header().Get(h), limited.Header().Get(h))
+		}
+	}
+	if capped.Code != limited.Code || code(capped) != code(limited) {
+		t.Errorf("cap answers %d %q, rate limit %d %q", capped.Code, code(capped), limited.Code, code(limited))
+	}
+}

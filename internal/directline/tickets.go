@@ -76,13 +76,13 @@ func handshakeError(w http.ResponseWriter, r *http.Request) *apiError {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return errf(http.StatusBadRequest, "BadArgument", "unsupported WebSocket version (want 13)")
 	}
-	// The library's own rule: exactly one key, base64 of 16 bytes.
+	// As the library checks it: one key, 16 bytes in base64 (RFC 6455).
 	keys := r.Header.Values("Sec-WebSocket-Key")
 	if len(keys) != 1 {
-		return errf(http.StatusBadRequest, "BadArgument", "missing or invalid Sec-WebSocket-Key")
+		return errf(http.StatusBadRequest, "BadArgument", "missing or repeated Sec-WebSocket-Key")
 	}
 	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
-		return errf(http.StatusBadRequest, "BadArgument", "missing or invalid Sec-WebSocket-Key")
+		return errf(http.StatusBadRequest, "BadArgument", "invalid Sec-WebSocket-Key (want 16 bytes in base64)")
 	}
 	return nil
 }

@@ -56,11 +56,12 @@ func (h *harness) postNoCheck(tok, conv string, act map[string]any) resp {
 // is in the history exactly once.
 func TestReadinessOnAFullDisk(t *testing.T) {
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m,mode=0700"); err != nil {
+	unmount, err := mountTmpfs(dir, "size=4m,mode=0700")
+	if err != nil {
 		t.Skipf("cannot mount a tmpfs here (%v); the SQLite store's full-store test (max_page_count) still runs", err)
 	}
 	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
+		if err := unmount(); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})

@@ -254,6 +254,8 @@ type Store interface {
 	CompleteOutbox(ctx context.Context, ids ...int64) error
 	// SetOutboxListener registers fn to receive outbox items after their
 	// transaction commits, in commit order (so per-conversation order holds).
+	// Each item is as PendingOutbox would return it: CreatedAt included
+	// (delivery's retry window, bots.delivery_retry_for, starts there).
 	// fn must not block; nil removes it.
 	SetOutboxListener(fn func([]OutboxItem))
 	// RetryOutbox records a failed attempt made at attemptAt: the new

@@ -615,7 +615,8 @@ func testOutboxListener(t *testing.T, s store.Store) {
 	for i, it := range got {
 		// Commit order: ids increase, activity sequence increases, and the
 		// items are the stored ones.
-		if it.ID != pend[i].ID || it.ActivityID != pend[i].ActivityID || it.ConversationID != "c1" || it.BotID != "bot-1" {
+		if it.ID != pend[i].ID || it.ActivityID != pend[i].ActivityID || it.ConversationID != "c1" || it.BotID != "bot-1" ||
+			!it.CreatedAt.Equal(pend[i].CreatedAt) || !it.NextAttemptAt.Equal(pend[i].NextAttemptAt) {
 			t.Fatalf("item %d = %+v, stored %+v", i, it, pend[i])
 		}
 		if i > 0 && (it.ID <= got[i-1].ID || it.ActivityID <= got[i-1].ActivityID) {
