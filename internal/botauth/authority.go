@@ -355,6 +355,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	}
 	bot, err := a.st.GetBot(r.Context(), id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		adm.Succeeded() // not a guess: refund the failure charged in advance
 		a.logger.Error("token endpoint: bot lookup failed", "err", err)
 		oauthError(w, http.StatusInternalServerError, "server_error", "the token service could not complete the request")
 		return

@@ -3,6 +3,9 @@ package guard
 import (
 	"log/slog"
 	"net/http"
+	"sync"
+
+	"golang.org/x/time/rate"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,11 +18,23 @@ type AuthFailures struct {
 	logger     *slog.Logger
 	clientAddr func(*http.Request) string
 	total      *prometheus.CounterVec
+	// lines bounds the log lines: failures come from outside, as fast as
+	// an attacker rotating addresses likes; the counter counts them all,
+	// the log gets at most logBurst at once and logPerSecond after that,
+	// and says how many it left out.
+	lines      *rate.Limiter
+	mu         sync.Mutex
+	suppressed int
 }
+
+const (
+	logPerSecond = 20
+	logBurst     = 100
+)
 
 // NewAuthFailures registers the counter on reg (which may be nil).
 func NewAuthFailures(reg prometheus.Registerer, logger *slog.Logger, proxies Proxies) *AuthFailures {
-	f := &AuthFailures{logger: logger,
+	f := &AuthFailures{logger: logger, lines: rate.NewLimiter(logPerSecond, logBurst),
 		clientAddr: func(r *http.Request) string { return proxies.ClientAddr(r).String() },
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_auth_failures_total",
 			Help: "Failed authentications by surface (token_service, directline) and reason."}, []string{"surface", "reason"}),
@@ -36,7 +51,19 @@ func (f *AuthFailures) Record(r *http.Request, surface, reason string, attrs ...
 		return
 	}
 	f.total.WithLabelValues(surface, reason).Inc()
+	f.mu.Lock()
+	if !f.lines.Allow() {
+		f.suppressed++
+		f.mu.Unlock()
+		return
+	}
+	left := f.suppressed
+	f.suppressed = 0
+	f.mu.Unlock()
 	args := append([]any{"surface", surface, "reason", reason, "client_addr", f.clientAddr(r), "user_agent", truncate(r.UserAgent(), 256)}, attrs...)
+	if left > 0 {
+		args = append(args, "not_logged_before", left)
+	}
 	f.logger.Warn("client authentication failed", args...)
 }
 
