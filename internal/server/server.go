@@ -154,7 +154,8 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	registerDeliveryMetrics(reg, st, delivery)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, logger) })
+	readiness := newReadinessLog(logger)
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, readiness) })
 	s.handler = s.middleware(s.mux, requests)
 	return s, nil
 }
