@@ -39,6 +39,11 @@ type Config struct {
 	// MaxConnections caps open client connections (HTTP and WebSocket);
 	// past it new connections are closed at once (see README).
 	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerClient caps the open connections of one client
+	// address (an IPv6 client by its /64), so that one address cannot take
+	// every connection; trusted proxies are exempt (see README). Zero (the
+	// default) means a quarter of MaxConnections: see ConnectionsPerClient.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// Timeouts bounds each phase of a client connection.
 	Timeouts Timeouts `yaml:"timeouts"`
 }
@@ -145,7 +150,12 @@ func Default() Config {
 			MaxHistoryReadsPerClient: 4,
 			MaxStreamsPerClient:      1024,
 		},
-		MaxConnections: 4096,
+		// 16384 idle connections cost about 30 KB each (480 MB) and as
+		// many file descriptors. One address may hold a quarter (see
+		// ConnectionsPerClient): 4096 is 1024 Web Chat tabs behind one NAT
+		// address (max_streams_per_client) with their WebSocket and three
+		// keep-alive HTTP connections each.
+		MaxConnections: 16384,
 		Timeouts: Timeouts{
 			ReadHeader:    Duration(10 * time.Second),
 			Idle:          Duration(60 * time.Second),
@@ -273,6 +283,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	if err := num("PARLEY_MAX_CONNECTIONS", func(n int64) { c.MaxConnections = int(n) }); err != nil {
 		return err
 	}
+	if err := num("PARLEY_MAX_CONNECTIONS_PER_CLIENT", func(n int64) { c.MaxConnectionsPerClient = int(n) }); err != nil {
+		return err
+	}
 	if err := num("PARLEY_DIRECTLINE_MAX_HISTORY_READS", func(n int64) { c.DirectLine.MaxHistoryReads = int(n) }); err != nil {
 		return err
 	}
@@ -283,6 +296,17 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	return num("PARLEY_DIRECTLINE_MAX_ATTACHMENTS", func(n int64) { c.DirectLine.MaxAttachments = int(n) })
+}
+
+// ConnectionsPerClient is the effective max_connections_per_client: the
+// configured value, or a quarter of max_connections when it is 0, so that
+// four addresses are needed to fill the listener and lowering
+// max_connections alone keeps the two consistent.
+func (c Config) ConnectionsPerClient() int {
+	if c.MaxConnectionsPerClient > 0 {
+		return c.MaxConnectionsPerClient
+	}
+	return max(c.MaxConnections/4, 1)
 }
 
 // IsLoopback reports whether a listen address only accepts local peers.
@@ -385,6 +409,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnections < 16 || c.MaxConnections > 1_000_000 {
 		bad("max_connections", "%d is outside 16..1000000", c.MaxConnections)
+	}
+	if c.MaxConnectionsPerClient < 0 || c.MaxConnectionsPerClient > c.MaxConnections {
+		bad("max_connections_per_client", "%d is outside 1..max_connections (%d), or 0 for max_connections/4", c.MaxConnectionsPerClient, c.MaxConnections)
 	}
 	if dl.MaxHistoryReads < 1 || dl.MaxHistoryReads > 10_000 {
 		bad("directline.max_history_reads", "%d is outside 1..10000", dl.MaxHistoryReads)

@@ -115,3 +115,43 @@ func TestConnectionLimitsValidatedAndOverridable(t *testing.T) {
 		t.Fatalf("limits not applied: %+v %+v", c.Timeouts, c.DirectLine)
 	}
 }
+
+// max_connections_per_client (R6 review of issue 9): named when invalid,
+// overridable from the environment, and a quarter of max_connections when
+// not set, so lowering max_connections alone keeps the two consistent.
+func TestConnectionsPerClient(t *testing.T) {
+	const base = "public_url: https://x.example\ntls: {cert_file: a, key_file: b}\n"
+	for name, c := range map[string]struct {
+		yaml string
+		env  map[string]string
+	}{
+		"negative":         {base + "max_connections_per_client: -1\n", nil},
+		"over global":      {base + "max_connections: 100\ndirectline: {max_streams_per_client: 10}\nmax_connections_per_client: 101\n", nil},
+		"env not a number": {base, map[string]string{"PARLEY_MAX_CONNECTIONS_PER_CLIENT": "lots"}},
+		"env over global":  {base, map[string]string{"PARLEY_MAX_CONNECTIONS_PER_CLIENT": "16385"}},
+	} {
+		_, err := Load(write(t, c.yaml), env(c.env))
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "max_connections_per_client") {
+			t.Errorf("%s: err = %v, want mention of max_connections_per_client", name, err)
+		}
+	}
+	d := Default()
+	if d.ConnectionsPerClient() < 4*d.DirectLine.MaxStreamsPerClient || d.ConnectionsPerClient() > d.MaxConnections/4 {
+		t.Errorf("default per-client connections %d: want room for max_streams_per_client (%d) tabs with a WebSocket and three HTTP connections each, and at most a quarter of max_connections (%d)",
+			d.ConnectionsPerClient(), d.DirectLine.MaxStreamsPerClient, d.MaxConnections)
+	}
+	c, err := Load(write(t, base+"max_connections: 400\ndirectline: {max_streams_per_client: 10}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ConnectionsPerClient() != 100 {
+		t.Errorf("derived per-client connections = %d; want max_connections/4 = 100", c.ConnectionsPerClient())
+	}
+	c, err = Load(write(t, base), env(map[string]string{"PARLEY_MAX_CONNECTIONS_PER_CLIENT": "7"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ConnectionsPerClient() != 7 {
+		t.Errorf("PARLEY_MAX_CONNECTIONS_PER_CLIENT not applied: %d", c.ConnectionsPerClient())
+	}
+}

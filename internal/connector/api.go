@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -36,11 +36,32 @@ type API struct {
 	maxUpload int64
 	channelID string
 	logger    *slog.Logger
+	proxies   Proxies // nil: no trusted proxies
+}
+
+// Proxies tells the trusted reverse proxies (trusted_proxies) and the
+// client address behind them; guard.Proxies implements it.
+type Proxies interface {
+	// Trusted reports whether a (a TCP peer) is a trusted proxy.
+	Trusted(a netip.Addr) bool
+	// ClientAddr is the client that made r: from X-Forwarded-For when the
+	// peer is a trusted proxy, else the peer.
+	ClientAddr(r *http.Request) netip.Addr
+}
+
+// APIConfig configures the Bot Connector API.
+type APIConfig struct {
+	Limits    conversation.Limits
+	MaxUpload int64
+	ChannelID string
+	// Proxies judges where a request came from, for insecure development
+	// bots (loopback only). Nil: no proxy is trusted.
+	Proxies Proxies
 }
 
 // NewAPI builds the Bot Connector API.
-func NewAPI(st store.Store, lg *conversation.Log, issuer *identity.Issuer, auth BotAuthenticator, limits conversation.Limits, maxUpload int64, channelID string, logger *slog.Logger) *API {
-	return &API{st: st, log: lg, issuer: issuer, auth: auth, limits: limits, maxUpload: maxUpload, channelID: channelID, logger: logger}
+func NewAPI(st store.Store, lg *conversation.Log, issuer *identity.Issuer, auth BotAuthenticator, cfg APIConfig, logger *slog.Logger) *API {
+	return &API{st: st, log: lg, issuer: issuer, auth: auth, limits: cfg.Limits, maxUpload: cfg.MaxUpload, channelID: cfg.ChannelID, logger: logger, proxies: cfg.Proxies}
 }
 
 // Register adds the routes.
@@ -77,13 +98,32 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-func isLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// fromLoopback reports whether r came from this host, for insecure
+// development bots. Behind a reverse proxy on the same host (nginx, ngrok)
+// every request's TCP peer is loopback, so the peer alone says nothing:
+//   - from a trusted proxy, the client is the one X-Forwarded-For names
+//     (read as everywhere else in the gateway, from the right);
+//   - from any other peer, a request carrying a forwarding header
+//     (X-Forwarded-For, Forwarded, X-Real-IP) was forwarded for someone
+//     else by a proxy Parley was not told to trust, and is not loopback.
+//     A bot calling Parley directly sends none of them.
+func (a *API) fromLoopback(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return false
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	peer := ap.Addr().Unmap()
+	h := r.Header
+	if a.proxies != nil && a.proxies.Trusted(peer) && len(h.Values("X-Forwarded-For")) > 0 {
+		client := a.proxies.ClientAddr(r)
+		return client.IsValid() && client.Unmap().IsLoopback()
+	}
+	for _, k := range []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"} {
+		if len(h.Values(k)) > 0 {
+			return false
+		}
+	}
+	return peer.IsLoopback()
 }
 
 // authorize authenticates the calling bot and checks it owns the
@@ -108,9 +148,9 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request) (store.Conversat
 		}
 	case authz == "" && conv.ID != "":
 		// Development bots registered with the insecure flag call back
-		// without a token, from loopback only.
+		// without a token, from loopback only (judged behind proxies too).
 		bot, berr := a.st.GetBot(ctx, conv.BotID)
-		if berr != nil || !bot.InsecureNoAuth || !isLoopback(r) {
+		if berr != nil || !bot.InsecureNoAuth || !a.fromLoopback(r) {
 			writeErr(w, http.StatusUnauthorized, "Unauthorized", "a bearer token is required")
 			return conv, store.Bot{}, false
 		}

@@ -4,10 +4,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/parley-gw/parley/internal/guard"
 )
 
 // Connection phases (issue 9, finding 13): headers are bounded by
@@ -66,19 +68,35 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// capListener refuses connections past max: they are accepted and closed
-// at once (the client sees the connection reset or closed before any
-// response), counted, and logged at most once a minute. A closed slot is
-// reused by the next connection.
+// capListener refuses connections past max, and past perClient from one
+// client address (an IPv4 address or an IPv6 /64, guard.AddrKey), so that
+// one address can never take every connection. Connections from trusted
+// proxies are not capped per address: behind a proxy every connection
+// comes from it, and the per-client caps apply at the HTTP level, to the
+// address from X-Forwarded-For. A refused connection is accepted and
+// closed at once (the client sees it closed or reset before any response),
+// counted by the limit that refused it, and logged at most once a minute
+// per limit. A closed slot is reused by the next connection.
 type capListener struct {
 	net.Listener
-	max     int64
-	open    atomic.Int64
-	refused *atomic.Int64
-	warn    func(open int64)
-	lastMu  sync.Mutex
-	last    time.Time
+	max       int
+	perClient int
+	// exempt reports whether a peer is not capped per address.
+	exempt  func(netip.Addr) bool
+	refused func(limit string)
+	warn    func(limit string, open int, client string)
+
+	mu     sync.Mutex
+	open   int
+	byAddr map[string]int
+	last   map[string]time.Time
 }
+
+// Limits named in parley_connections_refused_total{limit} and in the log.
+const (
+	limitConnections          = "max_connections"
+	limitConnectionsPerClient = "max_connections_per_client"
+)
 
 func (l *capListener) Accept() (net.Conn, error) {
 	for {
@@ -86,31 +104,79 @@ func (l *capListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n := l.open.Add(1); n > l.max {
-			l.open.Add(-1)
-			l.refused.Add(1)
-			_ = c.Close()
-			l.lastMu.Lock()
-			if time.Since(l.last) > time.Minute {
-				l.last = time.Now()
-				l.lastMu.Unlock()
-				l.warn(n - 1)
-			} else {
-				l.lastMu.Unlock()
-			}
-			continue
+		key := l.peerKey(c)
+		limit, open := l.admit(key)
+		if limit == "" {
+			return &cappedConn{Conn: c, l: l, key: key}, nil
 		}
-		return &cappedConn{Conn: c, l: l}, nil
+		_ = c.Close()
+		l.refused(limit)
+		l.mu.Lock()
+		warn := time.Since(l.last[limit]) > time.Minute
+		if warn {
+			l.last[limit] = time.Now()
+		}
+		l.mu.Unlock()
+		if warn {
+			l.warn(limit, open, key)
+		}
+	}
+}
+
+// peerKey is the per-address key of c's peer, or "" for a peer that is not
+// capped per address (a trusted proxy, or a peer without an IP address).
+func (l *capListener) peerKey(c net.Conn) string {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return ""
+	}
+	a := ap.Addr().Unmap().WithZone("")
+	if l.exempt != nil && l.exempt(a) {
+		return ""
+	}
+	return guard.AddrKey(a)
+}
+
+// admit takes a slot for a connection from key, or names the limit that
+// refuses it with the count of connections it already holds.
+func (l *capListener) admit(key string) (limit string, open int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open >= l.max {
+		return limitConnections, l.open
+	}
+	if key != "" && l.byAddr[key] >= l.perClient {
+		return limitConnectionsPerClient, l.byAddr[key]
+	}
+	l.open++
+	if key != "" {
+		l.byAddr[key]++
+	}
+	return "", 0
+}
+
+func (l *capListener) release(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if key == "" {
+		return
+	}
+	if n := l.byAddr[key] - 1; n > 0 {
+		l.byAddr[key] = n
+	} else {
+		delete(l.byAddr, key)
 	}
 }
 
 type cappedConn struct {
 	net.Conn
 	l    *capListener
+	key  string
 	once sync.Once
 }
 
 func (c *cappedConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
+	c.once.Do(func() { c.l.release(c.key) })
 	return c.Conn.Close()
 }

@@ -175,6 +175,7 @@ func TestConnectionCap(t *testing.T) {
 	const max = 16
 	h := newHarness(t, func(c *configT) {
 		c.MaxConnections = max
+		c.MaxConnectionsPerClient = max
 		c.DirectLine.MaxStreamsPerClient = max
 	})
 	http.DefaultClient.CloseIdleConnections()
@@ -248,7 +249,7 @@ func TestConnectionCap(t *testing.T) {
 			res.Body.Close()
 			var refused int
 			for _, l := range strings.Split(string(raw), "\n") {
-				if v, ok := strings.CutPrefix(l, "parley_connections_refused_total "); ok {
+				if v, ok := strings.CutPrefix(l, `parley_connections_refused_total{limit="max_connections"} `); ok {
 					_, _ = fmt.Sscan(v, &refused)
 				}
 			}

@@ -5,7 +5,6 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -134,25 +133,28 @@ func TestR6StreamCapKeysIPv6ByPrefix(t *testing.T) {
 // One client address must not be able to take every connection the
 // listener holds (issue 9: "one address being throttled never throttles
 // anyone else"; finding 4: cap connections per client). Idle connections
-// opened from 127.0.0.1 up to max_connections leave another address
-// (127.0.0.2) unable to get an answer.
+// opened from 127.0.0.1 up to max_connections left another address
+// (127.0.0.2) unable to get an answer. Now 127.0.0.1 gets at most
+// max_connections_per_client of them and 127.0.0.2 is still served.
 func TestR6OneAddressCannotTakeEveryConnection(t *testing.T) {
-	h := newHarness(t, func(c *config.Config) { c.MaxConnections = 16; c.DirectLine.MaxStreamsPerClient = 16 })
-	var conns []net.Conn
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
+	const perClient = 4
+	h := newHarness(t, func(c *config.Config) {
+		c.MaxConnections = 16
+		c.MaxConnectionsPerClient = perClient
+		c.DirectLine.MaxStreamsPerClient = 16
 	})
+	http.DefaultClient.CloseIdleConnections() // the harness's own setup connections
 	addr := strings.TrimPrefix(h.base, "http://")
+	var served int
 	for i := 0; i < 16; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
+		c := dialFrom(t, "127.0.0.1", addr)
+		if line, err := healthzOn(c); err == nil && strings.Contains(line, "200") {
+			served++ // stays open, idle
 		}
-		conns = append(conns, c)
 	}
-	time.Sleep(200 * time.Millisecond) // let the listener accept them
+	if served != perClient {
+		t.Errorf("one address held %d of 16 idle connections; want its cap, %d", served, perClient)
+	}
 	other := clientFrom("127.0.0.2")
 	other.Timeout = 5 * time.Second
 	res, err := other.Get(h.base + "/healthz")
@@ -160,6 +162,12 @@ func TestR6OneAddressCannotTakeEveryConnection(t *testing.T) {
 		t.Fatalf("another address could not be served while one address holds idle connections: %v", err)
 	}
 	res.Body.Close()
+	if n := connectionsRefused(t, h, "max_connections_per_client"); n != 16-perClient {
+		t.Errorf("parley_connections_refused_total{limit=max_connections_per_client} = %v; want %d", n, 16-perClient)
+	}
+	if !strings.Contains(h.logs.String(), "per-client connection limit reached") {
+		t.Errorf("the refusal was not logged:\n%s", h.logs.String())
+	}
 }
 
 // A visitor holding a conversation token must not be able to spend the

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,8 +47,11 @@ type Server struct {
 	cancelBase context.CancelFunc
 	trimmer    *idleTrimmer
 	limiter    *guard.Memory
-	// refusedConns counts connections closed at max_connections.
-	refusedConns atomic.Int64
+	// refusedConns counts connections closed at max_connections or
+	// max_connections_per_client, by limit.
+	refusedConns *prometheus.CounterVec
+	// proxies are the trusted reverse proxies (trusted_proxies).
+	proxies guard.Proxies
 }
 
 // OpenStore opens the configured store.
@@ -128,16 +130,20 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
+	s.proxies = proxies
+	s.refusedConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_refused_total", Help: "Connections closed at once by the limit that was reached: max_connections (gateway-wide) or max_connections_per_client (one client address)."}, []string{"limit"})
+	s.refusedConns.WithLabelValues(limitConnections)
+	s.refusedConns.WithLabelValues(limitConnectionsPerClient)
 
 	s.dl = directline.New(base, dlcfg, st, lg, issuer, delivery, logger)
 	s.dl.Register(s.mux)
 	authority.Register(s.mux)
-	connector.NewAPI(st, lg, issuer, authority, dlcfg.Limits, dlcfg.MaxUploadBytes, dlcfg.ChannelID, logger).Register(s.mux)
+	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies}, logger).Register(s.mux)
 
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
 	reg.MustRegister(requests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_open_streams", Help: "Open Direct Line WebSocket streams."}, func() float64 { return float64(lg.Hub().Count()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_connections_refused_total", Help: "Connections closed because max_connections were open."}, func() float64 { return float64(s.refusedConns.Load()) }),
+		s.refusedConns,
 	)
 	if ws, ok := st.(writeStatser); ok {
 		reg.MustRegister(
@@ -148,7 +154,8 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	registerDeliveryMetrics(reg, st, delivery)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, logger) })
+	readiness := newReadinessLog(logger)
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, readiness) })
 	s.handler = s.middleware(s.mux, requests)
 	return s, nil
 }
@@ -314,12 +321,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return errors.Join(serveErr, shutdownErr, closeErr)
 }
 
-// capListener applies max_connections to ln.
+// capListener applies max_connections and max_connections_per_client to ln.
 func (s *Server) capListener(ln net.Listener) net.Listener {
-	cl := &capListener{Listener: ln, max: int64(s.cfg.MaxConnections), refused: &s.refusedConns, warn: func(open int64) {
-		s.logger.Warn("connection limit reached: new connections are closed", "max_connections", s.cfg.MaxConnections, "open", open)
-	}}
-	return cl
+	return &capListener{Listener: ln, max: s.cfg.MaxConnections, perClient: s.cfg.ConnectionsPerClient(),
+		exempt:  s.proxies.Trusted,
+		refused: func(limit string) { s.refusedConns.WithLabelValues(limit).Inc() },
+		warn: func(limit string, open int, client string) {
+			if limit == limitConnectionsPerClient {
+				s.logger.Warn("per-client connection limit reached: new connections from this client address are closed",
+					"max_connections_per_client", s.cfg.ConnectionsPerClient(), "client", client, "open", open)
+				return
+			}
+			s.logger.Warn("connection limit reached: new connections are closed", "max_connections", s.cfg.MaxConnections, "open", open)
+		},
+		byAddr: map[string]int{}, last: map[string]time.Time{}}
 }
 
 // Close releases the store without serving (for setup errors).
