@@ -19,7 +19,7 @@ func run(t *testing.T, env map[string]string, args ...string) (string, string, e
 	t.Helper()
 	var out, errb bytes.Buffer
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	root := newRoot(&out, &errb, lookup)
+	root := (&app{stdout: &out, stderr: &errb, env: lookup, resolver: testHosts}).root()
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
 	return out.String(), errb.String(), err

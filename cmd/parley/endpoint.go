@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/parley-gw/parley/internal/config"
@@ -20,7 +19,7 @@ import (
 func (a *app) checkBotEndpoint(ctx context.Context, cfg config.Config, endpoint string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := connector.CheckEndpoint(ctx, endpoint, cfg.AllowedPrivateNetworks(), net.DefaultResolver)
+	err := connector.CheckEndpoint(ctx, endpoint, cfg.AllowedPrivateNetworks(), a.resolver)
 	switch {
 	case errors.Is(err, connector.ErrUnresolvedHost):
 		fmt.Fprintf(a.stderr, "WARNING: %v. Parley could not check where this endpoint points; it checks every address it connects to at delivery and refuses internal ones.\n", err)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,5 +64,40 @@ func TestBotCreateRefusesInternalEndpoints(t *testing.T) {
 	}
 	if _, _, err := run(t, nil, "bot", "create", "--config", cfg, "--name", "outside", "--endpoint", "https://10.0.1.5/api/messages"); err == nil {
 		t.Fatal("endpoint outside bots.allow_private_networks accepted")
+	}
+}
+
+// hostsResolver resolves from a fixed table, so that the CLI tests never
+// send a DNS query off the machine; any other name does not resolve.
+type hostsResolver map[string][]netip.Addr
+
+func (h hostsResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := h[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+var testHosts = hostsResolver{
+	"localhost":             {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
+	"metadata.example.test": {netip.MustParseAddr("169.254.169.254")},
+	"mixed.example.test":    {netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("10.1.2.3")},
+	"public.example.test":   {netip.MustParseAddr("8.8.4.4")},
+}
+
+// A name is judged by every address it resolves to, by the delivery rule.
+func TestBotCreateRefusesNamesThatResolveInternally(t *testing.T) {
+	data := t.TempDir()
+	for _, endpoint := range []string{"https://metadata.example.test/api/messages", "https://mixed.example.test/api/messages?code=k3y"} {
+		_, stderr, err := run(t, nil, "bot", "create", "--data", data, "--name", "x", "--endpoint", endpoint)
+		if err == nil || !strings.Contains(err.Error(), "resolves to") || !strings.Contains(err.Error(), "bots.allow_private_networks") {
+			t.Errorf("%s: err = %v; want a refusal naming the address and the setting", endpoint, err)
+		}
+		if err != nil && strings.Contains(err.Error()+stderr, "k3y") {
+			t.Errorf("%s: the refusal repeats the query", endpoint)
+		}
+	}
+	if _, stderr, err := run(t, nil, "bot", "create", "--data", data, "--name", "ok", "--endpoint", "https://public.example.test/api/messages"); err != nil || stderr != "" {
+		t.Fatalf("a public name: %v %q", err, stderr)
 	}
 }

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/parley-gw/parley/internal/connector"
 )
 
 func main() {
@@ -27,18 +30,24 @@ func main() {
 type app struct {
 	stdout, stderr io.Writer
 	env            func(string) (string, bool)
+	// resolver looks up bot endpoint hosts at registration (tests give
+	// one that never leaves the machine).
+	resolver connector.Resolver
 }
 
 func newRoot(stdout, stderr io.Writer, env func(string) (string, bool)) *cobra.Command {
-	a := &app{stdout: stdout, stderr: stderr, env: env}
+	return (&app{stdout: stdout, stderr: stderr, env: env, resolver: net.DefaultResolver}).root()
+}
+
+func (a *app) root() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "parley",
 		Short:         "Parley: a self-hosted, security-first Direct Line gateway for bots",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
 	root.AddCommand(a.serveCmd(), a.demoCmd(), a.botCmd(), a.siteCmd(), a.secretCmd(), a.keysCmd(), a.benchCmd(), a.deliveriesCmd())
 	return root
 }
