@@ -93,6 +93,7 @@ type Delivery struct {
 	mu      sync.Mutex
 	lanes   map[string]*laneState   // conversation -> its lane
 	held    int                     // bodies held in all lanes' windows
+	reading int                     // bytes reserved for reads under way
 	parked  map[string]bool         // conversations with items only in the store
 	waiters map[string][]chan error // activity id -> results
 	recent  map[string]outcome      // results nobody was waiting for yet
@@ -276,7 +277,7 @@ func (d *Delivery) admitLocked(l *laneState, n int) bool {
 	if len(l.queue) == 0 {
 		return true
 	}
-	return len(l.queue) < d.cfg.WindowItems && l.bytes+n <= d.cfg.WindowBytes && d.held+n <= d.cfg.MaxHeldBytes
+	return len(l.queue) < d.cfg.WindowItems && l.bytes+n <= d.cfg.WindowBytes && d.held+d.reading+n <= d.cfg.MaxHeldBytes
 }
 
 // Kick makes sure a lane is delivering conv's outbox, reading the store
@@ -374,21 +375,25 @@ func (d *Delivery) next(ctx context.Context, conv string, l *laneState) (store.O
 		budget := 0
 		if read {
 			l.missed = false
-			// The read replaces this lane's window: what it holds now is
-			// given back first.
-			budget = min(d.cfg.WindowBytes, d.cfg.MaxHeldBytes-(d.held-l.bytes))
+			// The read replaces this lane's window (what it holds now is
+			// given back), and reserves its budget against other reads.
+			budget = max(0, min(d.cfg.WindowBytes, d.cfg.MaxHeldBytes-(d.held-l.bytes)-d.reading))
+			d.reading += budget
 		}
 		d.mu.Unlock()
 		if read {
-			items, more, err := d.st.PendingOutboxPage(ctx, conv, from, d.cfg.WindowItems, max(budget, 0))
+			items, more, err := d.st.PendingOutboxPage(ctx, conv, from, d.cfg.WindowItems, budget)
+			d.mu.Lock()
+			d.reading -= budget
+			if err == nil {
+				d.mergeLocked(l, from, items, more)
+			}
+			d.mu.Unlock()
 			if err != nil {
 				d.log.Error("outbox read failed", "conversation", conv, "err", err)
 				d.park(conv, l)
 				return store.OutboxItem{}, false
 			}
-			d.mu.Lock()
-			d.mergeLocked(l, from, items, more)
-			d.mu.Unlock()
 		}
 		d.mu.Lock()
 		d.skipDoneLocked(l)
@@ -451,6 +456,15 @@ func (d *Delivery) setQueueLocked(l *laneState, q []store.OutboxItem) {
 	l.queue = q
 }
 
+// release gives back l's window; the lane reads it again from the store.
+func (d *Delivery) release(l *laneState) {
+	d.mu.Lock()
+	d.setQueueLocked(l, nil)
+	l.complete = false
+	l.needRead = true
+	d.mu.Unlock()
+}
+
 // park removes conv's lane, gives back its window and remembers that the
 // store holds items for it that are not in memory.
 func (d *Delivery) park(conv string, l *laneState) {
@@ -477,6 +491,10 @@ func (d *Delivery) lane(conv string, l *laneState) {
 				d.park(conv, l)
 				return
 			}
+			// Short backoff: wait holding no bodies; the window is read
+			// again from the store when it ends (the attempt count and
+			// time are already stored).
+			d.release(l)
 			select {
 			case <-d.cfg.Clock.After(wait):
 			case <-d.quit:

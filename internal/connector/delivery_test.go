@@ -401,7 +401,8 @@ func (d *Delivery) heldNow() (held, maxItems, maxBytes int) {
 
 // Pending deliveries to a failing bot stay in the store: each lane holds a
 // bounded window (WindowItems, WindowBytes), all lanes together at most
-// MaxHeldBytes beyond one item each, whatever the backlog. When the bot
+// MaxHeldBytes beyond one item each, whatever the backlog, and nothing
+// while it waits for a retry. When the bot
 // comes back, every activity arrives once, in order, including those
 // posted while the lanes were reading their backlog window by window.
 func TestDeliveryBacklogIsReadInWindows(t *testing.T) {
@@ -430,6 +431,17 @@ func TestDeliveryBacklogIsReadInWindows(t *testing.T) {
 			send(c)
 		}
 		check("while the bot is down")
+	}
+	// Between attempts (the fake clock stands still: a short backoff),
+	// lanes waiting for a retry hold no bodies at all.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		held, _, _ := r.d.heldNow()
+		if held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lanes waiting for a short retry hold %d bytes of bodies", held)
+		}
 	}
 	for i := 0; i < 20; i++ {
 		r.clock.Advance(10 * time.Second)
