@@ -56,6 +56,8 @@ type DeliveryConfig struct {
 	// the store when their turn comes instead of being kept from their
 	// commit.
 	MaxHeldBytes int
+
+	maxParked int // tests: 0 means maxParked
 }
 
 // Clock is the time source of delivery.
@@ -91,15 +93,21 @@ type Delivery struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	lanes   map[string]*laneState   // conversation -> its lane
-	held    int                     // bodies held in all lanes' windows
-	reading int                     // bytes reserved for reads under way
-	parked  map[string]bool         // conversations with items only in the store
-	waiters map[string][]chan error // activity id -> results
-	recent  map[string]outcome      // results nobody was waiting for yet
-	wg      sync.WaitGroup
-	closing bool
-	quit    chan struct{}
+	lanes   map[string]*laneState // conversation -> its lane
+	held    int                   // bodies held in all lanes' windows
+	reading int                   // bytes reserved for reads under way
+	parked  map[string]bool       // conversations with items only in the store
+	// unsure: the store may hold items of conversations not in parked
+	// (before the start-up scan, or when more than maxParked were parked):
+	// every new lane reads the store before delivering. unsureParks counts
+	// parks while unsure, so a scan that raced one does not end it.
+	unsure      bool
+	unsureParks int
+	waiters     map[string][]chan error // activity id -> results
+	recent      map[string]outcome      // results nobody was waiting for yet
+	wg          sync.WaitGroup
+	closing     bool
+	quit        chan struct{}
 
 	// Finished items are removed from the outbox in batches (one commit per
 	// flush, not per message). Until a removal is committed, and a while
@@ -150,12 +158,15 @@ func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, cl
 	if cfg.WindowBytes <= 0 {
 		cfg.WindowBytes = DefaultDeliveryConfig.WindowBytes
 	}
+	if cfg.maxParked <= 0 {
+		cfg.maxParked = maxParked
+	}
 	if cfg.MaxHeldBytes <= 0 {
 		cfg.MaxHeldBytes = DefaultDeliveryConfig.MaxHeldBytes
 	}
 	return &Delivery{st: st, codec: codec, creds: creds, client: client, cfg: cfg, log: log,
 		lanes: map[string]*laneState{}, parked: map[string]bool{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{}),
-		done: map[int64]time.Time{}, flushSig: make(chan struct{}, 1)}
+		done: map[int64]time.Time{}, flushSig: make(chan struct{}, 1), unsure: true}
 }
 
 // Watch registers interest in the outcome of delivering activityID. Call
@@ -302,7 +313,7 @@ func (d *Delivery) laneLocked(conv string) *laneState {
 	if l, ok := d.lanes[conv]; ok {
 		return l
 	}
-	parked := d.parked[conv]
+	parked := d.unsure || d.parked[conv]
 	l := &laneState{kick: make(chan struct{}, 1), needRead: parked, complete: !parked}
 	delete(d.parked, conv)
 	d.lanes[conv] = l
@@ -320,18 +331,14 @@ func (d *Delivery) Run(ctx context.Context) {
 		d.flusher()
 	}()
 	// Conversations with items from before this start must be read from
-	// the store before anything newer is delivered. Only the heads' ids
-	// are listed here (no bodies); lanes read bodies a window at a time.
-	if heads, err := d.st.DueOutbox(ctx, time.Now().Add(100*365*24*time.Hour), 100_000); err != nil {
-		d.log.Error("outbox scan failed", "err", err)
-	} else {
-		d.mu.Lock()
-		for _, it := range heads {
-			d.parked[it.ConversationID] = true
+	// the store before anything newer is delivered: until this scan of
+	// the heads (ids only, no bodies) succeeds, every new lane reads the
+	// store first. Lanes read bodies a window at a time.
+	d.scanHeads(ctx)
+	for polls := 1; ; polls++ {
+		if polls%30 == 0 {
+			d.scanHeads(ctx) // only while unsure
 		}
-		d.mu.Unlock()
-	}
-	for {
 		due, err := d.st.DueOutbox(ctx, d.cfg.Clock.Now(), 500)
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("outbox poll failed", "err", err)
@@ -456,6 +463,57 @@ func (d *Delivery) setQueueLocked(l *laneState, q []store.OutboxItem) {
 	l.queue = q
 }
 
+// maxParked bounds the conversations remembered as parked (their ids
+// only); past it, delivery is unsure until a scan of the outbox's heads
+// fits again.
+const maxParked = 100_000
+
+func (d *Delivery) parkLocked(conv string) {
+	switch {
+	case d.unsure:
+		d.unsureParks++ // every new lane reads the store first anyway
+	case len(d.parked) >= d.cfg.maxParked:
+		d.unsure = true
+		d.unsureParks++
+		clear(d.parked)
+	default:
+		d.parked[conv] = true
+	}
+}
+
+// scanHeads ends an unsure period when the conversations with pending
+// items (their heads' ids, no bodies) fit in maxParked: they become the
+// parked set.
+func (d *Delivery) scanHeads(ctx context.Context) {
+	d.mu.Lock()
+	if !d.unsure {
+		d.mu.Unlock()
+		return
+	}
+	parks := d.unsureParks
+	d.mu.Unlock()
+	heads, err := d.st.DueOutbox(ctx, time.Now().Add(100*365*24*time.Hour), d.cfg.maxParked+1)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("outbox scan failed", "err", err)
+		}
+		return
+	}
+	if len(heads) > d.cfg.maxParked {
+		d.log.Warn("more conversations have pending deliveries than are tracked; new lanes read the store first", "tracked", d.cfg.maxParked)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.unsure || d.unsureParks != parks {
+		return // a lane was parked meanwhile: scan again later
+	}
+	for _, it := range heads {
+		d.parked[it.ConversationID] = true
+	}
+	d.unsure = false
+}
+
 // release gives back l's window; the lane reads it again from the store.
 func (d *Delivery) release(l *laneState) {
 	d.mu.Lock()
@@ -472,7 +530,7 @@ func (d *Delivery) park(conv string, l *laneState) {
 	if d.lanes[conv] == l {
 		delete(d.lanes, conv)
 	}
-	d.parked[conv] = true
+	d.parkLocked(conv)
 	d.setQueueLocked(l, nil)
 	d.mu.Unlock()
 }

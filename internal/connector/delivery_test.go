@@ -477,3 +477,46 @@ func TestDeliveryBacklogIsReadInWindows(t *testing.T) {
 		t.Fatalf("lanes still hold %d bytes with nothing pending", held)
 	}
 }
+
+func (d *Delivery) isUnsure() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.unsure
+}
+
+// The conversations parked with items in the store are remembered by id,
+// up to a bound; past it, every new lane reads the store before
+// delivering, so a new message still waits behind its conversation's
+// older items. Once the backlog fits again, the common path returns.
+func TestDeliveryParkedConversationsAreBounded(t *testing.T) {
+	convs := []string{"c1", "c2", "c3"}
+	r := newRig(t, func(c *DeliveryConfig) { c.maxParked = 2 }, convs...)
+	r.until(t, time.Minute, time.Second, "the start-up scan of an empty outbox did not end", func() bool { return !r.d.isUnsure() })
+	want := map[string][]string{}
+	for _, c := range convs {
+		r.bot.setFail(c, http.StatusServiceUnavailable)
+		want[c] = append(want[c], r.send(t, c, "conversationUpdate"), r.send(t, c, "message"))
+	}
+	r.until(t, 30*time.Minute, 5*time.Second, "three failing conversations did not overflow the parked set", r.d.isUnsure)
+	for _, c := range convs {
+		r.bot.setFail(c, 0)
+		want[c] = append(want[c], r.send(t, c, "message")) // before the poller finds its older items
+	}
+	r.until(t, 30*time.Minute, 5*time.Second, "the backlog was not delivered", func() bool {
+		for _, c := range convs {
+			if len(r.bot.received(c)) < len(want[c]) {
+				return false
+			}
+		}
+		return true
+	})
+	r.run(3*time.Minute, 5*time.Second) // anything extra would show up now; the heads are scanned again
+	for _, c := range convs {
+		if got := r.bot.received(c); !slices.Equal(got, want[c]) {
+			t.Fatalf("%s got %v, want %v (each once, in order)", c, got, want[c])
+		}
+	}
+	if r.d.isUnsure() {
+		t.Fatal("still reading the store for every new lane with nothing pending")
+	}
+}
