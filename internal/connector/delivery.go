@@ -553,6 +553,7 @@ func (d *Delivery) lane(conv string, l *laneState) {
 			// again from the store when it ends (the attempt count and
 			// time are already stored).
 			d.release(l)
+			it = store.OutboxItem{} // the lane's copy of the body too
 			select {
 			case <-d.cfg.Clock.After(wait):
 			case <-d.quit:
