@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +45,19 @@ type DeliveryConfig struct {
 	Clock Clock
 	// PollEvery is how often the store is polled for due items (0: 1 s).
 	PollEvery time.Duration
+	// WindowItems and WindowBytes bound what one conversation's lane holds
+	// in memory ahead of sending, bodies included (0: the defaults); its
+	// first item is held whatever its size. Items beyond the window stay
+	// in the store and are read a window at a time as their turn comes.
+	WindowItems int
+	WindowBytes int
+	// MaxHeldBytes bounds the bodies all lanes hold together beyond each
+	// lane's first item (0: the default); past it, new items are read from
+	// the store when their turn comes instead of being kept from their
+	// commit.
+	MaxHeldBytes int
+
+	maxParked int // tests: 0 means maxParked
 }
 
 // Clock is the time source of delivery.
@@ -61,8 +73,11 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 // DefaultDeliveryConfig: 15 s per attempt (below DLJS's 20 s), exponential
 // backoff from 250 ms capped at 5 min, retried for a day (the server sets
-// RetryFor from bots.delivery_retry_for).
-var DefaultDeliveryConfig = DeliveryConfig{Timeout: 15 * time.Second, BaseBackoff: 250 * time.Millisecond, MaxBackoff: 5 * time.Minute, RetryFor: 24 * time.Hour}
+// RetryFor from bots.delivery_retry_for). A lane holds at most 64 items and
+// 1 MiB of bodies ahead of sending (or its one first item, whatever its
+// size), all lanes together at most 32 MiB beyond their first items.
+var DefaultDeliveryConfig = DeliveryConfig{Timeout: 15 * time.Second, BaseBackoff: 250 * time.Millisecond, MaxBackoff: 5 * time.Minute, RetryFor: 24 * time.Hour,
+	WindowItems: 64, WindowBytes: 1 << 20, MaxHeldBytes: 32 << 20}
 
 // ErrBotRejected means the bot answered with an error or could not be
 // reached in time.
@@ -78,13 +93,21 @@ type Delivery struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	lanes   map[string]*laneState   // conversation -> its lane
-	parked  map[string]bool         // conversations with items only in the store
-	waiters map[string][]chan error // activity id -> results
-	recent  map[string]outcome      // results nobody was waiting for yet
-	wg      sync.WaitGroup
-	closing bool
-	quit    chan struct{}
+	lanes   map[string]*laneState // conversation -> its lane
+	held    int                   // bodies held in all lanes' windows
+	reading int                   // bytes reserved for reads under way
+	parked  map[string]bool       // conversations with items only in the store
+	// unsure: the store may hold items of conversations not in parked
+	// (before the start-up scan, or when more than maxParked were parked):
+	// every new lane reads the store before delivering. unsureParks counts
+	// parks while unsure, so a scan that raced one does not end it.
+	unsure      bool
+	unsureParks int
+	waiters     map[string][]chan error // activity id -> results
+	recent      map[string]outcome      // results nobody was waiting for yet
+	wg          sync.WaitGroup
+	closing     bool
+	quit        chan struct{}
 
 	// Finished items are removed from the outbox in batches (one commit per
 	// flush, not per message). Until a removal is committed, and a while
@@ -129,9 +152,21 @@ func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, cl
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = DefaultDeliveryConfig.RetryFor
 	}
+	if cfg.WindowItems <= 0 {
+		cfg.WindowItems = DefaultDeliveryConfig.WindowItems
+	}
+	if cfg.WindowBytes <= 0 {
+		cfg.WindowBytes = DefaultDeliveryConfig.WindowBytes
+	}
+	if cfg.maxParked <= 0 {
+		cfg.maxParked = maxParked
+	}
+	if cfg.MaxHeldBytes <= 0 {
+		cfg.MaxHeldBytes = DefaultDeliveryConfig.MaxHeldBytes
+	}
 	return &Delivery{st: st, codec: codec, creds: creds, client: client, cfg: cfg, log: log,
 		lanes: map[string]*laneState{}, parked: map[string]bool{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{}),
-		done: map[int64]time.Time{}, flushSig: make(chan struct{}, 1)}
+		done: map[int64]time.Time{}, flushSig: make(chan struct{}, 1), unsure: true}
 }
 
 // Watch registers interest in the outcome of delivering activityID. Call
@@ -189,17 +224,34 @@ func (d *Delivery) notify(activityID string, err error) {
 	}
 }
 
-// laneState is one conversation's delivery lane: items known in memory, in
-// outbox order, and whether the store may hold older ones.
+// laneState is one conversation's delivery lane. Its queue is a window on
+// the conversation's pending items: a prefix of them in outbox order (less
+// those finished), bodies included, bounded by WindowItems and WindowBytes
+// and by the MaxHeldBytes all lanes share. Items past the window stay in
+// the store only; the lane reads the next window when the queue drains.
+// So a failing bot's backlog costs memory for one window per conversation,
+// never for the backlog.
 type laneState struct {
-	kick     chan struct{}
-	queue    []store.OutboxItem
+	kick  chan struct{}
+	queue []store.OutboxItem
+	bytes int // bodies in queue (counted in Delivery.held)
+	// tail: every pending item with id <= tail is in queue or finished.
+	tail int64
+	// complete: the store held nothing past tail when last read, so
+	// Enqueue appends new items (the common path: no store read). False:
+	// items past tail are in the store only, and are read in turn.
+	complete bool
+	// missed: Enqueue passed over an item since the last read began.
+	missed bool
+	// needRead: read from the conversation's head again (after a restart,
+	// a park, a poll, or a redelivered dead letter under its old id).
 	needRead bool
 }
 
 // Enqueue takes newly committed outbox items, in commit order (the store's
-// outbox listener), and hands them to their conversations' lanes: the
-// common path delivers from memory without reading the store.
+// outbox listener), and hands them to their conversations' lanes: while a
+// lane's window has room, it delivers from memory without reading the
+// store; otherwise the item is read from the store in its turn.
 func (d *Delivery) Enqueue(items []store.OutboxItem) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -208,12 +260,35 @@ func (d *Delivery) Enqueue(items []store.OutboxItem) {
 		if l == nil {
 			return
 		}
-		l.queue = append(l.queue, it)
+		switch {
+		case l.complete && it.ID <= l.tail:
+			// Already read from the store.
+		case l.complete && d.admitLocked(l, len(it.Body)):
+			l.queue = append(l.queue, it)
+			l.bytes += len(it.Body)
+			d.held += len(it.Body)
+			l.tail = it.ID
+		default:
+			// No room (or the store holds earlier items not in memory): the
+			// lane reads it from the store when its turn comes.
+			l.complete = false
+			l.missed = true
+		}
 		select {
 		case l.kick <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// admitLocked reports whether l's window takes one more body of n bytes:
+// its first item always, later ones within the lane's and the shared
+// bounds.
+func (d *Delivery) admitLocked(l *laneState, n int) bool {
+	if len(l.queue) == 0 {
+		return true
+	}
+	return len(l.queue) < d.cfg.WindowItems && l.bytes+n <= d.cfg.WindowBytes && d.held+d.reading+n <= d.cfg.MaxHeldBytes
 }
 
 // Kick makes sure a lane is delivering conv's outbox, reading the store
@@ -238,7 +313,8 @@ func (d *Delivery) laneLocked(conv string) *laneState {
 	if l, ok := d.lanes[conv]; ok {
 		return l
 	}
-	l := &laneState{kick: make(chan struct{}, 1), needRead: d.parked[conv]}
+	parked := d.unsure || d.parked[conv]
+	l := &laneState{kick: make(chan struct{}, 1), needRead: parked, complete: !parked}
 	delete(d.parked, conv)
 	d.lanes[conv] = l
 	d.wg.Add(1)
@@ -255,17 +331,14 @@ func (d *Delivery) Run(ctx context.Context) {
 		d.flusher()
 	}()
 	// Conversations with items from before this start must be read from
-	// the store before anything newer is delivered.
-	if heads, err := d.st.DueOutbox(ctx, time.Now().Add(100*365*24*time.Hour), 100_000); err != nil {
-		d.log.Error("outbox scan failed", "err", err)
-	} else {
-		d.mu.Lock()
-		for _, it := range heads {
-			d.parked[it.ConversationID] = true
+	// the store before anything newer is delivered: until this scan of
+	// the heads (ids only, no bodies) succeeds, every new lane reads the
+	// store first. Lanes read bodies a window at a time.
+	d.scanHeads(ctx)
+	for polls := 1; ; polls++ {
+		if polls%30 == 0 {
+			d.scanHeads(ctx) // only while unsure
 		}
-		d.mu.Unlock()
-	}
-	for {
 		due, err := d.st.DueOutbox(ctx, d.cfg.Clock.Now(), 500)
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("outbox poll failed", "err", err)
@@ -289,8 +362,9 @@ func (d *Delivery) Run(ctx context.Context) {
 	}
 }
 
-// next returns the lane's first deliverable item, reading the store when
-// needed; ok is false when the lane has nothing left and has been removed.
+// next returns the lane's first deliverable item, reading the next window
+// from the store when needed; ok is false when the lane has nothing left
+// and has been removed.
 func (d *Delivery) next(ctx context.Context, conv string, l *laneState) (store.OutboxItem, bool) {
 	for {
 		d.mu.Lock()
@@ -298,26 +372,46 @@ func (d *Delivery) next(ctx context.Context, conv string, l *laneState) (store.O
 		case <-l.kick:
 		default:
 		}
-		read := l.needRead
+		d.skipDoneLocked(l)
+		read := l.needRead || (len(l.queue) == 0 && !l.complete)
+		from := l.tail
+		if l.needRead {
+			from = 0
+		}
 		l.needRead = false
+		budget := 0
+		if read {
+			l.missed = false
+			// The read replaces this lane's window (what it holds now is
+			// given back), and reserves its budget against other reads.
+			budget = max(0, min(d.cfg.WindowBytes, d.cfg.MaxHeldBytes-(d.held-l.bytes)-d.reading))
+			d.reading += budget
+		}
 		d.mu.Unlock()
 		if read {
-			items, err := d.st.PendingOutbox(ctx, conv)
+			items, more, err := d.st.PendingOutboxPage(ctx, conv, from, d.cfg.WindowItems, budget)
+			d.mu.Lock()
+			d.reading -= budget
+			if err == nil {
+				d.mergeLocked(l, from, items, more)
+			}
+			d.mu.Unlock()
 			if err != nil {
 				d.log.Error("outbox read failed", "conversation", conv, "err", err)
-				d.park(conv)
+				d.park(conv, l)
 				return store.OutboxItem{}, false
 			}
-			d.mu.Lock()
-			l.queue = mergeByID(l.queue, items)
-			d.mu.Unlock()
 		}
 		d.mu.Lock()
-		l.queue = d.skipDone(l.queue)
+		d.skipDoneLocked(l)
 		if len(l.queue) > 0 {
 			it := l.queue[0]
 			d.mu.Unlock()
 			return it, true
+		}
+		if !l.complete || l.needRead {
+			d.mu.Unlock()
+			continue // the store holds more: read the next window
 		}
 		select {
 		case <-l.kick: // kicked while we looked: go round again
@@ -331,31 +425,114 @@ func (d *Delivery) next(ctx context.Context, conv string, l *laneState) (store.O
 	}
 }
 
-// park removes conv's lane and remembers that the store holds items for
-// it that are not in memory.
-func (d *Delivery) park(conv string) {
+// mergeLocked installs a window read from the store (items with id > from,
+// more when the store held items past them) as l's queue. The store's
+// copies carry the current attempt counts; queue items past the read are
+// kept only when the read reached the end (they were committed after it).
+func (d *Delivery) mergeLocked(l *laneState, from int64, items []store.OutboxItem, more bool) {
+	last := from
+	if len(items) > 0 {
+		last = items[len(items)-1].ID
+	}
+	q := items
+	if more {
+		l.tail = last
+	} else {
+		for _, it := range l.queue {
+			if it.ID > last {
+				q = append(q, it)
+			}
+		}
+		l.tail = max(l.tail, last)
+		if len(q) > 0 {
+			l.tail = max(l.tail, q[len(q)-1].ID)
+		}
+	}
+	l.complete = !more && !l.missed
+	d.setQueueLocked(l, q)
+}
+
+// setQueueLocked replaces l's queue and keeps the byte counts.
+func (d *Delivery) setQueueLocked(l *laneState, q []store.OutboxItem) {
+	n := 0
+	for _, it := range q {
+		n += len(it.Body)
+	}
+	d.held += n - l.bytes
+	l.bytes = n
+	l.queue = q
+}
+
+// maxParked bounds the conversations remembered as parked (their ids
+// only); past it, delivery is unsure until a scan of the outbox's heads
+// fits again.
+const maxParked = 100_000
+
+func (d *Delivery) parkLocked(conv string) {
+	switch {
+	case d.unsure:
+		d.unsureParks++ // every new lane reads the store first anyway
+	case len(d.parked) >= d.cfg.maxParked:
+		d.unsure = true
+		d.unsureParks++
+		clear(d.parked)
+	default:
+		d.parked[conv] = true
+	}
+}
+
+// scanHeads ends an unsure period when the conversations with pending
+// items (their heads' ids, no bodies) fit in maxParked: they become the
+// parked set.
+func (d *Delivery) scanHeads(ctx context.Context) {
 	d.mu.Lock()
-	delete(d.lanes, conv)
-	d.parked[conv] = true
+	if !d.unsure {
+		d.mu.Unlock()
+		return
+	}
+	parks := d.unsureParks
+	d.mu.Unlock()
+	heads, err := d.st.DueOutbox(ctx, time.Now().Add(100*365*24*time.Hour), d.cfg.maxParked+1)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error("outbox scan failed", "err", err)
+		}
+		return
+	}
+	if len(heads) > d.cfg.maxParked {
+		d.log.Warn("more conversations have pending deliveries than are tracked; new lanes read the store first", "tracked", d.cfg.maxParked)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.unsure || d.unsureParks != parks {
+		return // a lane was parked meanwhile: scan again later
+	}
+	for _, it := range heads {
+		d.parked[it.ConversationID] = true
+	}
+	d.unsure = false
+}
+
+// release gives back l's window; the lane reads it again from the store.
+func (d *Delivery) release(l *laneState) {
+	d.mu.Lock()
+	d.setQueueLocked(l, nil)
+	l.complete = false
+	l.needRead = true
 	d.mu.Unlock()
 }
 
-// mergeByID merges store items into a queue, by outbox id, without
-// duplicates.
-func mergeByID(queue, items []store.OutboxItem) []store.OutboxItem {
-	byID := make(map[int64]store.OutboxItem, len(queue)+len(items))
-	for _, it := range queue {
-		byID[it.ID] = it
+// park removes conv's lane, gives back its window and remembers that the
+// store holds items for it that are not in memory.
+func (d *Delivery) park(conv string, l *laneState) {
+	d.mu.Lock()
+	if d.lanes[conv] == l {
+		delete(d.lanes, conv)
 	}
-	for _, it := range items {
-		byID[it.ID] = it // the store's copy has the current attempt count
-	}
-	out := make([]store.OutboxItem, 0, len(byID))
-	for _, it := range byID {
-		out = append(out, it)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	d.parkLocked(conv)
+	d.setQueueLocked(l, nil)
+	d.mu.Unlock()
 }
 
 func (d *Delivery) lane(conv string, l *laneState) {
@@ -369,9 +546,14 @@ func (d *Delivery) lane(conv string, l *laneState) {
 		if wait := it.NextAttemptAt.Sub(d.cfg.Clock.Now()); wait > 0 {
 			if wait > 30*time.Second || d.isClosing() {
 				// Long backoff: leave it to the poller.
-				d.park(conv)
+				d.park(conv, l)
 				return
 			}
+			// Short backoff: wait holding no bodies; the window is read
+			// again from the store when it ends (the attempt count and
+			// time are already stored).
+			d.release(l)
+			it = store.OutboxItem{} // the lane's copy of the body too
 			select {
 			case <-d.cfg.Clock.After(wait):
 			case <-d.quit:
@@ -382,14 +564,15 @@ func (d *Delivery) lane(conv string, l *laneState) {
 		d.mu.Lock()
 		if len(l.queue) > 0 && l.queue[0].ID == it.ID {
 			if done {
-				l.queue = l.queue[1:]
+				l.queue[0] = store.OutboxItem{} // let go of its body
+				d.setQueueLocked(l, l.queue[1:])
 			} else {
 				l.queue[0] = updated
 			}
 		}
 		d.mu.Unlock()
 		if d.isClosing() {
-			d.park(conv)
+			d.park(conv, l)
 			return
 		}
 	}
@@ -501,17 +684,18 @@ func (d *Delivery) isDone(id int64) bool {
 	return ok
 }
 
-// skipDone drops finished items; callers hold d.mu.
-func (d *Delivery) skipDone(items []store.OutboxItem) []store.OutboxItem {
+// skipDoneLocked drops finished items from l's queue; callers hold d.mu.
+func (d *Delivery) skipDoneLocked(l *laneState) {
 	d.doneMu.Lock()
-	defer d.doneMu.Unlock()
-	out := items[:0]
-	for _, it := range items {
+	out := l.queue[:0]
+	for _, it := range l.queue {
 		if _, ok := d.done[it.ID]; !ok {
 			out = append(out, it)
 		}
 	}
-	return out
+	d.doneMu.Unlock()
+	clear(l.queue[len(out):]) // let go of the dropped bodies
+	d.setQueueLocked(l, out)
 }
 
 // flusher commits finished items' removal in batches until Run stops, then

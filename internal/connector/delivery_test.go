@@ -374,3 +374,149 @@ func TestDeliveryRefusalIsDeadLettered(t *testing.T) {
 		t.Fatalf("no log line for the dead letter:\n%s", r.logs.String())
 	}
 }
+
+// heldNow reports the bodies all lanes hold and the largest lane's item
+// count and bytes.
+func (d *Delivery) heldNow() (held, maxItems, maxBytes int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sum := 0
+	for _, l := range d.lanes {
+		maxItems = max(maxItems, len(l.queue))
+		maxBytes = max(maxBytes, l.bytes)
+		n := 0
+		for _, it := range l.queue {
+			n += len(it.Body)
+		}
+		if n != l.bytes {
+			panic(fmt.Sprintf("lane counts %d bytes, holds %d", l.bytes, n))
+		}
+		sum += n
+	}
+	if sum != d.held {
+		panic(fmt.Sprintf("delivery counts %d bytes, lanes hold %d", d.held, sum))
+	}
+	return d.held, maxItems, maxBytes
+}
+
+// Pending deliveries to a failing bot stay in the store: each lane holds a
+// bounded window (WindowItems, WindowBytes), all lanes together at most
+// MaxHeldBytes beyond one item each, whatever the backlog, and nothing
+// while it waits for a retry. When the bot
+// comes back, every activity arrives once, in order, including those
+// posted while the lanes were reading their backlog window by window.
+func TestDeliveryBacklogIsReadInWindows(t *testing.T) {
+	convs := []string{"c1", "c2", "c3"}
+	r := newRig(t, func(c *DeliveryConfig) { c.WindowItems = 4; c.WindowBytes = 1000; c.MaxHeldBytes = 700 }, convs...)
+	want := map[string][]string{}
+	maxBody := 0
+	send := func(c string) {
+		want[c] = append(want[c], r.send(t, c, "message"))
+		pend, _ := r.st.PendingOutbox(context.Background(), c)
+		for _, it := range pend {
+			maxBody = max(maxBody, len(it.Body))
+		}
+	}
+	for _, c := range convs {
+		r.bot.setFail(c, http.StatusServiceUnavailable)
+	}
+	check := func(when string) {
+		held, items, bytes := r.d.heldNow()
+		if items > 4 || bytes > max(1000, maxBody) || held > 700+len(convs)*maxBody {
+			t.Fatalf("%s: lanes hold %d bytes, a lane %d items and %d bytes; want at most 4 items and 1000 bytes a lane, 700 bytes beyond one item each in all", when, held, items, bytes)
+		}
+	}
+	for i := 0; i < 15; i++ {
+		for _, c := range convs {
+			send(c)
+		}
+		check("while the bot is down")
+	}
+	// Between attempts (the fake clock stands still: a short backoff),
+	// lanes waiting for a retry hold no bodies at all.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		held, _, _ := r.d.heldNow()
+		if held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lanes waiting for a short retry hold %d bytes of bodies", held)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		r.clock.Advance(10 * time.Second)
+		time.Sleep(10 * time.Millisecond)
+		check("during the outage")
+	}
+	for _, c := range convs {
+		r.bot.setFail(c, 0)
+	}
+	for i := 0; i < 10; i++ { // more while the backlog drains
+		for _, c := range convs {
+			send(c)
+		}
+		r.clock.Advance(5 * time.Second)
+		time.Sleep(5 * time.Millisecond)
+		check("while the backlog drains")
+	}
+	r.until(t, 30*time.Minute, 5*time.Second, "the backlog was not delivered", func() bool {
+		for _, c := range convs {
+			if len(r.bot.received(c)) < len(want[c]) {
+				return false
+			}
+		}
+		return true
+	})
+	r.run(time.Minute, 5*time.Second) // anything extra would show up now
+	for _, c := range convs {
+		if got := r.bot.received(c); !slices.Equal(got, want[c]) {
+			t.Fatalf("%s got %d items %v, want %d %v (each once, in order)", c, len(got), got, len(want[c]), want[c])
+		}
+	}
+	if held, _, _ := r.d.heldNow(); held != 0 {
+		t.Fatalf("lanes still hold %d bytes with nothing pending", held)
+	}
+}
+
+func (d *Delivery) isUnsure() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.unsure
+}
+
+// The conversations parked with items in the store are remembered by id,
+// up to a bound; past it, every new lane reads the store before
+// delivering, so a new message still waits behind its conversation's
+// older items. Once the backlog fits again, the common path returns.
+func TestDeliveryParkedConversationsAreBounded(t *testing.T) {
+	convs := []string{"c1", "c2", "c3"}
+	r := newRig(t, func(c *DeliveryConfig) { c.maxParked = 2 }, convs...)
+	r.until(t, time.Minute, time.Second, "the start-up scan of an empty outbox did not end", func() bool { return !r.d.isUnsure() })
+	want := map[string][]string{}
+	for _, c := range convs {
+		r.bot.setFail(c, http.StatusServiceUnavailable)
+		want[c] = append(want[c], r.send(t, c, "conversationUpdate"), r.send(t, c, "message"))
+	}
+	r.until(t, 30*time.Minute, 5*time.Second, "three failing conversations did not overflow the parked set", r.d.isUnsure)
+	for _, c := range convs {
+		r.bot.setFail(c, 0)
+		want[c] = append(want[c], r.send(t, c, "message")) // before the poller finds its older items
+	}
+	r.until(t, 30*time.Minute, 5*time.Second, "the backlog was not delivered", func() bool {
+		for _, c := range convs {
+			if len(r.bot.received(c)) < len(want[c]) {
+				return false
+			}
+		}
+		return true
+	})
+	r.run(3*time.Minute, 5*time.Second) // anything extra would show up now; the heads are scanned again
+	for _, c := range convs {
+		if got := r.bot.received(c); !slices.Equal(got, want[c]) {
+			t.Fatalf("%s got %v, want %v (each once, in order)", c, got, want[c])
+		}
+	}
+	if r.d.isUnsure() {
+		t.Fatal("still reading the store for every new lane with nothing pending")
+	}
+}

@@ -244,11 +244,23 @@ type Store interface {
 	// Head is the highest assigned sequence number, -1 for an empty log.
 	Head(ctx context.Context, conversationID string) (int64, error)
 
-	// DueOutbox lists items whose next attempt is at or before now, oldest
-	// first per conversation.
+	// DueOutbox lists the conversations' heads (their lowest pending item)
+	// whose next attempt is at or before now, by outbox id, at most limit.
+	// Body is left empty: a scheduler needs the ids, and reads bodies with
+	// PendingOutboxPage when it is about to send them, so a large backlog
+	// is never loaded at once.
 	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
-	// PendingOutbox lists a conversation's undelivered items in order.
+	// PendingOutbox lists all of a conversation's undelivered items in
+	// order, bodies included, however many: for tools and tests. Delivery
+	// uses PendingOutboxPage.
 	PendingOutbox(ctx context.Context, conversationID string) ([]OutboxItem, error)
+	// PendingOutboxPage lists a conversation's undelivered items with
+	// id > afterID, in order, bodies included: at most limit items (limit
+	// >= 1), and no more than maxBytes of bodies in all, except that the
+	// first item is always returned whatever its size. more reports that
+	// items beyond the page were pending when it was read. It never reads
+	// more than one body beyond the page.
+	PendingOutboxPage(ctx context.Context, conversationID string, afterID int64, limit, maxBytes int) (items []OutboxItem, more bool, err error)
 	// CompleteOutbox removes delivered (or abandoned) items in one commit;
 	// ids already gone are ignored.
 	CompleteOutbox(ctx context.Context, ids ...int64) error

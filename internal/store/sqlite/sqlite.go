@@ -824,8 +824,11 @@ func scanOutbox(rows *sql.Rows) ([]store.OutboxItem, error) {
 	return out, rows.Err()
 }
 
+// outboxColsNoBody is outboxCols without the body (scanned as nil).
+const outboxColsNoBody = `id, conversation_id, bot_id, activity_id, NULL, attempts, next_attempt_at, created_at, first_attempt_at`
+
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+outboxCols+` FROM outbox o WHERE next_attempt_at <= ?
+	rows, err := s.r.QueryContext(ctx, `SELECT `+outboxColsNoBody+` FROM outbox o WHERE next_attempt_at <= ?
 		AND id = (SELECT MIN(id) FROM outbox o2 WHERE o2.conversation_id = o.conversation_id)
 		ORDER BY id LIMIT ?`, nanos(now), limit)
 	if err != nil {
@@ -840,6 +843,43 @@ func (s *Store) PendingOutbox(ctx context.Context, conv string) ([]store.OutboxI
 		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
 	return scanOutbox(rows)
+}
+
+func (s *Store) PendingOutboxPage(ctx context.Context, conv string, afterID int64, limit, maxBytes int) ([]store.OutboxItem, bool, error) {
+	if limit < 1 {
+		limit = 1
+	}
+	// Rows stream from SQLite one at a time: the scan stops at the first
+	// row past the page, so at most one body beyond it is ever read.
+	rows, err := s.query(ctx, `SELECT `+outboxCols+` FROM outbox WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT ?`, conv, afterID, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("pending outbox page: %w", err)
+	}
+	defer rows.Close()
+	var out []store.OutboxItem
+	size := 0
+	for rows.Next() {
+		var it store.OutboxItem
+		var next, created int64
+		var first sql.NullInt64
+		if err := rows.Scan(&it.ID, &it.ConversationID, &it.BotID, &it.ActivityID, &it.Body, &it.Attempts, &next, &created, &first); err != nil {
+			return nil, false, fmt.Errorf("scan outbox: %w", err)
+		}
+		if len(out) == limit || (len(out) > 0 && size+len(it.Body) > maxBytes) {
+			return out, true, nil
+		}
+		it.NextAttemptAt = fromNanos(next)
+		it.CreatedAt = fromNanos(created)
+		if first.Valid {
+			it.FirstAttemptAt = fromNanos(first.Int64)
+		}
+		size += len(it.Body)
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("pending outbox page: %w", err)
+	}
+	return out, false, nil
 }
 
 func (s *Store) CompleteOutbox(ctx context.Context, ids ...int64) error {

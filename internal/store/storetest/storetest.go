@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AppendStoresAttachmentsInItsTransaction", testAppendAttachments},
 		{"DeadLetters", testDeadLetters},
 		{"SiteClientAttachmentURLs", testSiteClientAttachmentURLs},
+		{"OutboxPagesAreBoundedAndBodilessHeads", testOutboxPages},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -805,5 +806,84 @@ func testSiteClientAttachmentURLs(t *testing.T, s store.Store) {
 	}
 	if err := s.CreateSite(ctx, store.Site{ID: "site-bad", BotID: b.ID, CreatedAt: epoch, ClientAttachmentURLs: "allow"}); err == nil {
 		t.Fatal("a site with an unknown policy was created")
+	}
+}
+
+// A conversation's pending deliveries are read a bounded page at a time,
+// and the due heads come without their bodies: a scheduler never loads a
+// whole backlog.
+func testOutboxPages(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	seed(t, s)
+	conv(t, s, "c1")
+	conv(t, s, "c2")
+	sizes := []int{100, 100, 300, 50, 5000, 10}
+	for i, n := range sizes {
+		body := bytes.Repeat([]byte{byte('a' + i)}, n)
+		o := store.NewOutbox{BotID: "bot-1", Build: func([]int64) (string, []byte, error) { return fmt.Sprintf("a%d", i), body, nil }}
+		if _, err := s.Append(ctx, "c1", nil, []store.NewOutbox{o}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 { // another conversation's item in between
+			o := store.NewOutbox{BotID: "bot-1", Build: func([]int64) (string, []byte, error) { return "other", []byte("other"), nil }}
+			if _, err := s.Append(ctx, "c2", nil, []store.NewOutbox{o}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	all, err := s.PendingOutbox(ctx, "c1")
+	if err != nil || len(all) != len(sizes) {
+		t.Fatalf("PendingOutbox = %d items, %v", len(all), err)
+	}
+	ids := func(items []store.OutboxItem) (out []string) {
+		for _, it := range items {
+			out = append(out, it.ActivityID)
+		}
+		return out
+	}
+	type page struct {
+		after        int64
+		limit, bytes int
+		want         []string
+		more         bool
+	}
+	for _, p := range []page{
+		{0, 10, 1 << 20, []string{"a0", "a1", "a2", "a3", "a4", "a5"}, false},
+		{0, 2, 1 << 20, []string{"a0", "a1"}, true},      // by count
+		{0, 10, 250, []string{"a0", "a1"}, true},         // by bytes: a2 would pass 250
+		{0, 10, 200, []string{"a0", "a1"}, true},         // exactly at the bound
+		{all[3].ID, 10, 100, []string{"a4"}, true},       // the first item whatever its size
+		{all[1].ID, 10, 450, []string{"a2", "a3"}, true}, // after an id; c2's item is not listed
+		{all[4].ID, 10, 1 << 20, []string{"a5"}, false},  // the tail
+		{all[5].ID, 10, 1 << 20, nil, false},             // nothing after
+	} {
+		got, more, err := s.PendingOutboxPage(ctx, "c1", p.after, p.limit, p.bytes)
+		if err != nil || fmt.Sprint(ids(got)) != fmt.Sprint(p.want) || more != p.more {
+			t.Fatalf("PendingOutboxPage(after %d, limit %d, %d bytes) = %v more=%v, %v; want %v more=%v", p.after, p.limit, p.bytes, ids(got), more, err, p.want, p.more)
+		}
+		for _, it := range got {
+			if len(it.Body) != sizes[it.ActivityID[1]-'0'] || it.BotID != "bot-1" || it.ConversationID != "c1" || it.CreatedAt.IsZero() || it.NextAttemptAt.IsZero() {
+				t.Fatalf("PendingOutboxPage item = %+v (body %d bytes)", it, len(it.Body))
+			}
+		}
+	}
+	// The page carries the current attempt state.
+	now := time.Now()
+	if err := s.RetryOutbox(ctx, all[0].ID, 3, now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := s.PendingOutboxPage(ctx, "c1", 0, 1, 1<<20)
+	if err != nil || len(got) != 1 || got[0].Attempts != 3 || got[0].FirstAttemptAt.IsZero() || !got[0].NextAttemptAt.After(now) {
+		t.Fatalf("PendingOutboxPage after a retry = %+v, %v", got, err)
+	}
+	// Due heads: one per conversation, without bodies.
+	due, err := s.DueOutbox(ctx, now.Add(time.Hour), 10)
+	if err != nil || len(due) != 2 || due[0].ActivityID != "a0" || due[1].ActivityID != "other" {
+		t.Fatalf("DueOutbox = %+v, %v", due, err)
+	}
+	for _, it := range due {
+		if it.Body != nil {
+			t.Fatalf("DueOutbox returned a body (%d bytes) for %s; heads carry ids only", len(it.Body), it.ActivityID)
+		}
 	}
 }
