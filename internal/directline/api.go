@@ -119,6 +119,8 @@ type API struct {
 
 	sites sync.Map // site id -> cachedSite
 
+	frames sync.Pool // *bytes.Buffer for small stream frames
+
 	reads         *gate // history reads and stream replays
 	streamClients *gate // open streams per client
 	tickets       StreamTickets

@@ -2,6 +2,7 @@ package directline
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -279,6 +280,27 @@ func (s *streamState) writeEntries(ctx context.Context, entries []conversation.E
 func (s *streamState) writeSet(ctx context.Context, entries []conversation.Entry, wm string, size int) bool {
 	wctx, cancel := context.WithTimeout(ctx, s.api.writeBudget(size))
 	defer cancel()
+	if size <= smallFrame {
+		// Most frames (live activities) are small: built in a pooled
+		// buffer and sent as one WebSocket frame in one write. A streamed
+		// message would cost a second frame (the final empty fragment)
+		// and a 32 KiB buffer per frame.
+		buf, _ := s.api.frames.Get().(*bytes.Buffer)
+		if buf == nil {
+			buf = bytes.NewBuffer(make([]byte, 0, 4<<10))
+		}
+		defer s.api.frames.Put(buf)
+		buf.Reset()
+		sw := &setWriter{w: buf, stream: true}
+		for _, e := range entries {
+			sw.add(e)
+		}
+		if sw.finish(wm) != nil || s.ws.Write(wctx, websocket.MessageText, buf.Bytes()) != nil {
+			return false
+		}
+		s.lastWrite.Store(time.Now().UnixNano())
+		return true
+	}
 	wr, err := s.ws.Writer(wctx, websocket.MessageText)
 	if err != nil {
 		return false
@@ -294,6 +316,10 @@ func (s *streamState) writeSet(ctx context.Context, entries []conversation.Entry
 	s.lastWrite.Store(time.Now().UnixNano())
 	return true
 }
+
+// smallFrame is the largest frame built whole before it is sent (pooled
+// buffers of about this size; larger frames are streamed).
+const smallFrame = 64 << 10
 
 // catchUp sends everything after the last watermark from the store, one
 // chunk at a time: a stream holds at most one chunk, and replays share
