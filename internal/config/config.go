@@ -108,7 +108,7 @@ type DirectLine struct {
 	// frame is sent when nothing else was (for proxies' idle timeouts).
 	KeepAlive Duration `yaml:"keep_alive"`
 	// MaxHistoryReads caps concurrent history reads and stream replays
-	// gateway-wide (each holds at most a 2 MiB store chunk); more wait up
+	// gateway-wide (each holds at most a 512 KiB store chunk); more wait up
 	// to 5 s, then get 503.
 	MaxHistoryReads int `yaml:"max_history_reads"`
 	// MaxHistoryReadsPerClient caps concurrent history reads per client
@@ -117,6 +117,12 @@ type DirectLine struct {
 	// MaxStreamsPerClient caps open WebSocket streams per client address;
 	// more get 429 before the upgrade.
 	MaxStreamsPerClient int `yaml:"max_streams_per_client"`
+	// MaxUploads caps uploads in progress gateway-wide (each holds up to
+	// max_upload_bytes while it is checked and stored); more wait up to
+	// 5 s, then get 503. MaxUploadsPerClient caps them per client address;
+	// one more waits up to 5 s for one of its own, then gets 429.
+	MaxUploads          int `yaml:"max_uploads"`
+	MaxUploadsPerClient int `yaml:"max_uploads_per_client"`
 }
 
 // Duration is a time.Duration written as "15m", "1h".
@@ -149,6 +155,8 @@ func Default() Config {
 			MaxHistoryReads:          64,
 			MaxHistoryReadsPerClient: 4,
 			MaxStreamsPerClient:      1024,
+			MaxUploads:               16,
+			MaxUploadsPerClient:      2,
 		},
 		// 16384 idle connections cost about 30 KB each (480 MB) and as
 		// many file descriptors. One address may hold a quarter (see
@@ -295,6 +303,12 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	if err := num("PARLEY_DIRECTLINE_MAX_STREAMS_PER_CLIENT", func(n int64) { c.DirectLine.MaxStreamsPerClient = int(n) }); err != nil {
 		return err
 	}
+	if err := num("PARLEY_DIRECTLINE_MAX_UPLOADS", func(n int64) { c.DirectLine.MaxUploads = int(n) }); err != nil {
+		return err
+	}
+	if err := num("PARLEY_DIRECTLINE_MAX_UPLOADS_PER_CLIENT", func(n int64) { c.DirectLine.MaxUploadsPerClient = int(n) }); err != nil {
+		return err
+	}
 	return num("PARLEY_DIRECTLINE_MAX_ATTACHMENTS", func(n int64) { c.DirectLine.MaxAttachments = int(n) })
 }
 
@@ -421,6 +435,12 @@ func (c Config) Validate() error {
 	}
 	if dl.MaxStreamsPerClient < 1 || dl.MaxStreamsPerClient > c.MaxConnections {
 		bad("directline.max_streams_per_client", "%d is outside 1..max_connections (%d)", dl.MaxStreamsPerClient, c.MaxConnections)
+	}
+	if dl.MaxUploads < 1 || dl.MaxUploads > 10_000 {
+		bad("directline.max_uploads", "%d is outside 1..10000", dl.MaxUploads)
+	}
+	if dl.MaxUploadsPerClient < 1 || dl.MaxUploadsPerClient > dl.MaxUploads {
+		bad("directline.max_uploads_per_client", "%d is outside 1..max_uploads (%d)", dl.MaxUploadsPerClient, dl.MaxUploads)
 	}
 	return errors.Join(errs...)
 }

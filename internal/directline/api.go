@@ -49,6 +49,8 @@ type Config struct {
 	MaxHistoryReads          int // concurrent history reads and stream replays, gateway-wide (queued)
 	MaxHistoryReadsPerClient int // concurrent history reads per client address (refused with 429)
 	MaxStreamsPerClient      int // open WebSocket streams per client address (refused with 429)
+	MaxUploads               int // uploads in progress, gateway-wide (queued)
+	MaxUploadsPerClient      int // uploads in progress per client address (queued, then 429)
 	// StreamTickets makes stream URLs single-use; nil: in memory.
 	StreamTickets StreamTickets
 	// WriteBase and MinClientRate (bytes/s) size write deadlines: writing
@@ -123,6 +125,7 @@ type API struct {
 
 	reads         *gate // history reads and stream replays
 	streamClients *gate // open streams per client
+	uploads       *gate // uploads in progress
 	tickets       StreamTickets
 	preflight     preflightOrigins
 }
@@ -141,6 +144,7 @@ func New(base context.Context, cfg Config, st store.Store, lg *conversation.Log,
 	a := &API{cfg: cfg.Defaults(), st: st, log: lg, issuer: issuer, delivery: delivery, logger: logger, base: base, writeCtx: context.WithoutCancel(base)}
 	a.reads = newGate(a.cfg.MaxHistoryReads, a.cfg.MaxHistoryReadsPerClient)
 	a.streamClients = newGate(0, a.cfg.MaxStreamsPerClient)
+	a.uploads = newGate(a.cfg.MaxUploads, a.cfg.MaxUploadsPerClient)
 	a.tickets = a.cfg.StreamTickets
 	if a.tickets == nil {
 		a.tickets = NewMemoryTickets()

@@ -119,6 +119,8 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		MaxHistoryReads:          cfg.DirectLine.MaxHistoryReads,
 		MaxHistoryReadsPerClient: cfg.DirectLine.MaxHistoryReadsPerClient,
 		MaxStreamsPerClient:      cfg.DirectLine.MaxStreamsPerClient,
+		MaxUploads:               cfg.DirectLine.MaxUploads,
+		MaxUploadsPerClient:      cfg.DirectLine.MaxUploadsPerClient,
 		WriteBase:                time.Duration(cfg.Timeouts.Body),
 		MinClientRate:            cfg.Timeouts.MinClientRate,
 	}.Defaults()
