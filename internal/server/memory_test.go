@@ -135,7 +135,7 @@ func (s *heapSampler) growth() uint64 {
 // issue 9: six concurrent history readers and four WebSocket clients that
 // never read, on a conversation of about 24 MB, must not grow the live heap
 // past the per-connection bounds the README states (4 MiB pages and frames,
-// read from the store in chunks of at most 2 MiB, written as read).
+// read from the store in chunks of at most 512 KiB, written as read).
 func TestMemoryBoundedUnderLargeHistoryAndNeverReadingStreams(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a 24 MB conversation")
