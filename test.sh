@@ -26,7 +26,9 @@ step "go test (race detector)"
 go test -race -count=1 ./...
 
 step "fuzz (short runs)"
-fuzz() { go test "$1" -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}"; }
+# Minimizing each new interesting input may take up to a minute by default,
+# during which the workers run nothing new: a short run would mostly wait.
+fuzz() { go test "$1" -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME:-10s}" -fuzzminimizetime 2s; }
 fuzz ./internal/conversation FuzzParse
 fuzz ./internal/conversation FuzzParseWatermark
 fuzz ./internal/identity FuzzVerify
