@@ -3,14 +3,12 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,16 +53,7 @@ func (h *harness) postNoCheck(tok, conv string, act map[string]any) resp {
 // without any client write, writes work, and every acknowledged activity
 // is in the history exactly once.
 func TestReadinessOnAFullDisk(t *testing.T) {
-	dir := t.TempDir()
-	unmount, err := mountTmpfs(dir, "size=4m,mode=0700")
-	if err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v); the SQLite store's full-store test (max_page_count) still runs", err)
-	}
-	t.Cleanup(func() {
-		if err := unmount(); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
+	dir := tmpfsDataDir(t, "the SQLite store's full-store test (max_page_count) still runs")
 	h := newHarness(t, func(c *config.Config) { c.DataDir, c.MasterKeyFile = dir, filepath.Join(dir, "master.key") })
 	tok, conv, _ := h.started("dl_full")
 	pad := strings.Repeat("x", 2000)
@@ -73,21 +62,7 @@ func TestReadinessOnAFullDisk(t *testing.T) {
 		t.Fatalf("healthy store: /readyz %d %q", code, body)
 	}
 
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill: %v", err)
-			}
-			break
-		}
-	}
-	_ = f.Close()
+	filler := fillDisk(t, dir)
 
 	// Commits that still fit (a reused WAL) are acknowledged; the first
 	// that does not fit is refused, never acknowledged.

@@ -1,13 +1,11 @@
 package server_test
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,35 +18,13 @@ import (
 // asked. The store is made not ready for real: its data directory is a
 // small tmpfs that a filler file fills up.
 func TestReadyzLogsStateChangesNotEveryProbe(t *testing.T) {
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m,mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v); TestReadinessLogRateLimited still runs", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
+	dir := tmpfsDataDir(t, "TestReadinessLogRateLimited still runs")
 	h := newHarness(t, func(c *config.Config) { c.DataDir, c.MasterKeyFile = dir, filepath.Join(dir, "master.key") })
 	tok, conv, _ := h.started("dl_full")
 	if code, body := h.readyz(); code != 200 {
 		t.Fatalf("healthy store: /readyz %d %q", code, body)
 	}
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill: %v", err)
-			}
-			break
-		}
-	}
-	_ = f.Close()
+	filler := fillDisk(t, dir)
 	pad := strings.Repeat("x", 2000)
 	for i := 0; ; i++ {
 		if i == 500 {
