@@ -154,6 +154,24 @@ func throttled(w http.ResponseWriter, retry time.Duration, msg string) {
 	writeError(w, http.StatusTooManyRequests, "Throttled", msg)
 }
 
+// enter takes one of g's places for the request's client address and one
+// gateway-wide slot, each waiting up to historyQueueWait; past that it
+// answers 429 (the address's places are taken) or 503 (every slot is).
+// leave gives both back.
+func (a *API) enter(w http.ResponseWriter, r *http.Request, g *gate, what string) (leave func(), ok bool) {
+	addr := a.clientAddr(r)
+	if !g.claimWait(r.Context(), addr, historyQueueWait) {
+		throttled(w, time.Second, "too many "+what+" from this client at once")
+		return nil, false
+	}
+	if !g.acquireSlot(r.Context(), historyQueueWait) {
+		g.unclaim(addr)
+		busy(w, time.Second, "the gateway is busy; retry ("+what+")")
+		return nil, false
+	}
+	return func() { g.releaseSlot(); g.unclaim(addr) }, true
+}
+
 // busy answers 503 with Retry-After.
 func busy(w http.ResponseWriter, retry time.Duration, msg string) {
 	setRetryAfter(w.Header(), retry)

@@ -559,20 +559,14 @@ func (a *API) getActivities(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "%v", err))
 		return
 	}
-	addr := a.clientAddr(r)
 	// Many users may share one address (a corporate NAT) and polling
 	// clients stop polling on a 429, so a read past the address's cap
 	// waits for one of its reads to end before it is refused.
-	if !a.reads.claimWait(r.Context(), addr, historyQueueWait) {
-		throttled(w, time.Second, "too many history reads from this client at once")
+	leave, ok := a.enter(w, r, a.reads, "history reads")
+	if !ok {
 		return
 	}
-	defer a.reads.unclaim(addr)
-	if !a.reads.acquireSlot(r.Context(), historyQueueWait) {
-		busy(w, time.Second, "the gateway is busy; retry the history read")
-		return
-	}
-	defer a.reads.releaseSlot()
+	defer leave()
 	a.writePage(w, r, c.ID, after, wmParam)
 }
 

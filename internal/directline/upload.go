@@ -52,17 +52,11 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 	// An upload holds up to max_upload_bytes while it is checked and
 	// stored: the number in progress is capped, per client address and
 	// gateway-wide, so memory is bounded however many are sent at once.
-	addr := a.clientAddr(r)
-	if !a.uploads.claimWait(r.Context(), addr, historyQueueWait) {
-		throttled(w, time.Second, "too many uploads from this client at once")
+	leave, ok := a.enter(w, r, a.uploads, "uploads")
+	if !ok {
 		return
 	}
-	defer a.uploads.unclaim(addr)
-	if !a.uploads.acquireSlot(r.Context(), historyQueueWait) {
-		busy(w, time.Second, "the gateway is busy; retry the upload")
-		return
-	}
-	defer a.uploads.releaseSlot()
+	defer leave()
 	limit := a.cfg.MaxUploadBytes + int64(a.cfg.Limits.MaxBytes) + 64<<10
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	act, files, e := a.parseUpload(r)
