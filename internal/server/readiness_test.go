@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,18 +31,7 @@ func (h *harness) readyz() (int, string) {
 func (h *harness) postNoCheck(tok, conv string, act map[string]any) resp {
 	h.t.Helper()
 	b, _ := json.Marshal(act)
-	req, _ := http.NewRequest("POST", h.dl+"/conversations/"+conv+"/activities", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := resp{status: res.StatusCode, header: res.Header, raw: raw}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
+	return h.doVia(http.DefaultClient, "POST", "/conversations/"+conv+"/activities", tok, b, "application/json", nil)
 }
 
 // Readiness on a full disk, for real: the data directory is a small tmpfs
