@@ -28,15 +28,6 @@ type Bucket struct {
 	Key  string
 }
 
-// Limiter decides whether an event may happen now. Allow takes one token
-// from every bucket, or from none: it answers 0 when the event may
-// proceed, or how long to wait before all buckets would allow it. The
-// in-memory Memory implements it per process; a shared store can
-// implement it for several replicas.
-type Limiter interface {
-	Allow(buckets ...Bucket) time.Duration
-}
-
 // MemoryConfig tunes Memory.
 type MemoryConfig struct {
 	// MaxKeys caps the buckets kept per rule (default 20,000: about 2.8 MB
@@ -99,7 +90,10 @@ func (m *Memory) SetNow(now func() time.Time) { m.now.Store(&now) }
 // Refused is how many requests rule name refused.
 func (m *Memory) Refused(name string) float64 { return counterValue(m.refused.WithLabelValues(name)) }
 
-// Allow implements Limiter.
+// Allow takes one token from every bucket, or from none: it answers 0
+// when the event may proceed, or how long to wait before all buckets
+// would allow it. (Callers declare the interface they need, such as
+// directline.Limiter; a shared store can implement it for replicas.)
 func (m *Memory) Allow(buckets ...Bucket) time.Duration {
 	now := (*m.now.Load())()
 	var lims [4]*rate.Limiter

@@ -2,15 +2,9 @@ package server_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/parley-gw/parley/internal/echobot"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -135,14 +129,8 @@ func TestClientAttachmentLinksMarkedUntrustedWhenTheSiteSaysSo(t *testing.T) {
 // link to /metrics alone.
 func TestEchoBotDownloadsUploadsButNotClientLinks(t *testing.T) {
 	h := newHarness(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: echobot.New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	site, secret, _ := provision(t, h.st, "echo", "http://"+ln.Addr().String()+"/api/messages", true, []string{trustedOrigin})
+	echoURL := startEchoBot(t)
+	site, secret, _ := provision(t, h.st, "echo", echoURL, true, []string{trustedOrigin})
 	if err := h.st.SetSiteClientAttachmentURLs(context.Background(), site.ID, store.AttachmentURLsUntrusted); err != nil {
 		t.Fatal(err)
 	}

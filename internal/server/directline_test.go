@@ -702,15 +702,24 @@ type filePart struct {
 // multipartBody builds an upload as DirectLineJS does: the activity part
 // has filename "blob" and its own content type; files are all named "file".
 func multipartBody(t *testing.T, act map[string]any, files []filePart) ([]byte, string) {
+	var j []byte
+	if act != nil {
+		j, _ = json.Marshal(act)
+	}
+	return multipartParts(j, files)
+}
+
+// multipartParts is an upload whose activity part holds exactly activity
+// (none when nil).
+func multipartParts(activity []byte, files []filePart) ([]byte, string) {
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
-	if act != nil {
+	if activity != nil {
 		hd := textproto.MIMEHeader{}
 		hd.Set("Content-Disposition", `form-data; name="activity"; filename="blob"`)
 		hd.Set("Content-Type", "application/vnd.microsoft.activity")
 		w, _ := mw.CreatePart(hd)
-		j, _ := json.Marshal(act)
-		_, _ = w.Write(j)
+		_, _ = w.Write(activity)
 	}
 	for _, f := range files {
 		hd := textproto.MIMEHeader{}

@@ -345,14 +345,8 @@ func TestCaseVariantsOfReservedMembersFromBots(t *testing.T) {
 // case variant; the demo's echo bot (a Go bot) replied there.
 func TestClientCannotMakeTheEchoBotReplyIntoAnotherConversation(t *testing.T) {
 	h := newHarness(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: echobot.New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	_, secret, _ := provision(t, h.st, "echo", "http://"+ln.Addr().String()+"/api/messages", true, []string{trustedOrigin})
+	echoURL := startEchoBot(t)
+	_, secret, _ := provision(t, h.st, "echo", echoURL, true, []string{trustedOrigin})
 	start := func(user string) (string, string) {
 		r := h.do("POST", "/tokens/generate", secret, map[string]any{"user": map[string]string{"id": user}}, nil)
 		s := h.do("POST", "/conversations", r.str("token"), `{}`, nil)
@@ -381,4 +375,18 @@ func TestClientCannotMakeTheEchoBotReplyIntoAnotherConversation(t *testing.T) {
 	if r.status == 400 && !strings.Contains(string(r.raw), "Conversation") {
 		t.Errorf("refusal does not name the member: %s", r.raw)
 	}
+}
+
+// startEchoBot serves the demo's echo bot (an insecure loopback bot) and
+// returns its messaging endpoint.
+func startEchoBot(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: echobot.New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/api/messages"
 }

@@ -1,12 +1,9 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
-	"mime/multipart"
-	"net/textproto"
 	"path/filepath"
 	"testing"
 )
@@ -113,20 +110,5 @@ func TestRefusedUploadsStoreNoFiles(t *testing.T) {
 
 // multipartRawActivity is multipartBody with the activity part's bytes as given.
 func multipartRawActivity(activity string, files []filePart) ([]byte, string) {
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	hd := textproto.MIMEHeader{}
-	hd.Set("Content-Disposition", `form-data; name="activity"; filename="blob"`)
-	hd.Set("Content-Type", "application/vnd.microsoft.activity")
-	w, _ := mw.CreatePart(hd)
-	_, _ = w.Write([]byte(activity))
-	for _, f := range files {
-		hd := textproto.MIMEHeader{}
-		hd.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, f.name))
-		hd.Set("Content-Type", f.contentType)
-		w, _ := mw.CreatePart(hd)
-		_, _ = w.Write(f.data)
-	}
-	_ = mw.Close()
-	return b.Bytes(), mw.FormDataContentType()
+	return multipartParts([]byte(activity), files)
 }
