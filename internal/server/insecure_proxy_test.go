@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 
@@ -15,20 +13,7 @@ import (
 func (h *harness) botCall(method, path string, body any, headers hdr) resp {
 	h.t.Helper()
 	j, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, h.base+path, bytes.NewReader(j))
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := resp{status: res.StatusCode, header: res.Header, raw: raw}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
+	return h.doVia(http.DefaultClient, method, h.base+path, "", j, "application/json", headers)
 }
 
 // Insecure development bots (registered with --insecure-no-auth) are
