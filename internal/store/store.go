@@ -185,6 +185,10 @@ type Session struct {
 // A key is published from creation; it signs from ActivatedAt (zero: not
 // yet, it is the next key); RetiredAt (zero: not retired) ends its signing
 // and starts its countdown to removal.
+//
+// DestroyedAt (zero: not destroyed) marks a key whose material is gone:
+// Sealed is empty, the row stays as a tombstone so listings show it and
+// data under it reports a destroyed key rather than a missing one.
 type Key struct {
 	ID          string // kid
 	Purpose     string
@@ -192,6 +196,18 @@ type Key struct {
 	CreatedAt   time.Time
 	ActivatedAt time.Time
 	RetiredAt   time.Time
+	DestroyedAt time.Time
+}
+
+// DataKey is the data-encryption key of one scope ("conv:" + conversation
+// id, "bot:" + bot id), wrapped by a key-encryption key: KEKID is the id
+// of that key's row (purpose "kek"). Destroying the row destroys
+// everything sealed under it (crypto-shredding).
+type DataKey struct {
+	Scope     string
+	KEKID     string
+	Wrapped   []byte
+	CreatedAt time.Time
 }
 
 // Store is the persistence contract. Implementations must be safe for
@@ -306,6 +322,28 @@ type Store interface {
 	// inserts next (not activated) and deletes keys retired before
 	// purgeBefore. It fails with ErrNotFound when no key was waiting.
 	RotateKeys(ctx context.Context, purpose string, next Key, now, purgeBefore time.Time) error
+	// DestroyKey empties key id's material (Sealed) and sets DestroyedAt;
+	// the row stays. ErrNotFound for an unknown key. Destroying a
+	// destroyed key changes nothing and is not an error.
+	DestroyKey(ctx context.Context, id string, at time.Time) error
+
+	// PutDataKey stores a scope's data key; ErrExists when the scope has
+	// one already (the caller then reads the winner with GetDataKey).
+	PutDataKey(ctx context.Context, k DataKey) error
+	// GetDataKey reads a scope's data key; ErrNotFound when it has none.
+	GetDataKey(ctx context.Context, scope string) (DataKey, error)
+	// RewrapDataKey replaces the scope's KEKID and Wrapped with k's, only
+	// while the key is still wrapped by oldKEK (a concurrent rewrap or
+	// deletion wins): ErrNotFound otherwise.
+	RewrapDataKey(ctx context.Context, oldKEK string, k DataKey) error
+	// ListDataKeys lists, by scope, up to limit data keys wrapped by kekID
+	// whose scope sorts after afterScope ("" for the first page).
+	ListDataKeys(ctx context.Context, kekID, afterScope string, limit int) ([]DataKey, error)
+	// CountDataKeys counts the data keys wrapped by kekID.
+	CountDataKeys(ctx context.Context, kekID string) (int, error)
+	// DeleteDataKey removes a scope's data key; ErrNotFound when it has
+	// none.
+	DeleteDataKey(ctx context.Context, scope string) error
 
 	// Ready reports whether the store can commit writes now: nil, or the
 	// error (wrapping ErrFull when the storage is full) of the last commit

@@ -1041,7 +1041,7 @@ func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 }
 
 func (s *Store) ListKeys(ctx context.Context, purpose string) ([]store.Key, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT kid, purpose, sealed, created_at, activated_at, retired_at FROM signing_keys WHERE purpose = ? ORDER BY created_at, kid`, purpose)
+	rows, err := s.r.QueryContext(ctx, `SELECT kid, purpose, sealed, created_at, activated_at, retired_at, destroyed_at FROM signing_keys WHERE purpose = ? ORDER BY created_at, kid`, purpose)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
@@ -1050,8 +1050,8 @@ func (s *Store) ListKeys(ctx context.Context, purpose string) ([]store.Key, erro
 	for rows.Next() {
 		var k store.Key
 		var created int64
-		var activated, retired sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.Purpose, &k.Sealed, &created, &activated, &retired); err != nil {
+		var activated, retired, destroyed sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.Purpose, &k.Sealed, &created, &activated, &retired, &destroyed); err != nil {
 			return nil, fmt.Errorf("list keys: %w", err)
 		}
 		k.CreatedAt = fromNanos(created)
@@ -1060,6 +1060,9 @@ func (s *Store) ListKeys(ctx context.Context, purpose string) ([]store.Key, erro
 		}
 		if retired.Valid {
 			k.RetiredAt = fromNanos(retired.Int64)
+		}
+		if destroyed.Valid {
+			k.DestroyedAt = fromNanos(destroyed.Int64)
 		}
 		out = append(out, k)
 	}

@@ -39,6 +39,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeadLetters", testDeadLetters},
 		{"SiteClientAttachmentURLs", testSiteClientAttachmentURLs},
 		{"OutboxPagesAreBoundedAndBodilessHeads", testOutboxPages},
+		{"DestroyKey", testDestroyKey},
+		{"DataKeys", testDataKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,95 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// This file holds the key tables' lifecycle beyond rotation: destroying a
+// key and the wrapped data keys of envelope encryption.
+
+func (s *Store) DestroyKey(ctx context.Context, id string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE signing_keys SET sealed = x'', destroyed_at = COALESCE(destroyed_at, ?) WHERE kid = ?`, nanos(at), id)
+	if err != nil {
+		return fmt.Errorf("destroy key %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("destroy key %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) PutDataKey(ctx context.Context, k store.DataKey) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO data_keys (scope, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?)`,
+		k.Scope, k.KEKID, k.Wrapped, nanos(k.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("put data key %s: %w", k.Scope, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("put data key %s: %w", k.Scope, err)
+	}
+	return nil
+}
+
+func (s *Store) GetDataKey(ctx context.Context, scope string) (store.DataKey, error) {
+	k := store.DataKey{Scope: scope}
+	var created int64
+	err := s.queryRow(ctx, `SELECT kek_id, wrapped, created_at FROM data_keys WHERE scope = ?`, scope).Scan(&k.KEKID, &k.Wrapped, &created)
+	if err != nil {
+		return store.DataKey{}, notFound(err, "get data key "+scope)
+	}
+	k.CreatedAt = fromNanos(created)
+	return k, nil
+}
+
+func (s *Store) RewrapDataKey(ctx context.Context, oldKEK string, k store.DataKey) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE data_keys SET kek_id = ?, wrapped = ? WHERE scope = ? AND kek_id = ?`, k.KEKID, k.Wrapped, k.Scope, oldKEK)
+	if err != nil {
+		return fmt.Errorf("rewrap data key %s: %w", k.Scope, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("rewrap data key %s: %w", k.Scope, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) ListDataKeys(ctx context.Context, kekID, afterScope string, limit int) ([]store.DataKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT scope, kek_id, wrapped, created_at FROM data_keys WHERE kek_id = ? AND scope > ? ORDER BY scope LIMIT ?`, kekID, afterScope, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list data keys: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DataKey
+	for rows.Next() {
+		var k store.DataKey
+		var created int64
+		if err := rows.Scan(&k.Scope, &k.KEKID, &k.Wrapped, &created); err != nil {
+			return nil, fmt.Errorf("list data keys: %w", err)
+		}
+		k.CreatedAt = fromNanos(created)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) CountDataKeys(ctx context.Context, kekID string) (int, error) {
+	var n int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM data_keys WHERE kek_id = ?`, kekID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count data keys: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) DeleteDataKey(ctx context.Context, scope string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM data_keys WHERE scope = ?`, scope)
+	if err != nil {
+		return fmt.Errorf("delete data key %s: %w", scope, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete data key %s: %w", scope, store.ErrNotFound)
+	}
+	return nil
+}
