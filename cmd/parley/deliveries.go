@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -43,11 +44,19 @@ func (a *app) deliveriesCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List dead letters, oldest first (the activity's content only with --body)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := a.openAdminStore(cmd.Context(), lf.config, lf.data)
+			cfg, st, err := a.openAdmin(cmd.Context(), lf.config, lf.data)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			var codec conversation.Codec
+			if withBody {
+				keys, err := server.OpenKeys(cmd.Context(), cfg, st)
+				if err != nil {
+					return err
+				}
+				codec = keys.Codec
+			}
 			dls, err := st.ListDeadLetters(cmd.Context(), listBot)
 			if err != nil {
 				return err
@@ -62,7 +71,7 @@ func (a *app) deliveriesCmd() *cobra.Command {
 					j.FirstAttemptAt = &first
 				}
 				if withBody {
-					body, err := conversation.PlainCodec{}.Decode(d.ConversationID, d.Body)
+					body, err := codec.Decode(cmd.Context(), d.ConversationID, d.Body)
 					if err != nil {
 						return fmt.Errorf("dead letter %d: %w", d.ID, err)
 					}

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parley-gw/parley/internal/config"
-	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store"
 )
@@ -20,11 +20,19 @@ func deadLetters(t *testing.T, data, botID, conv string, n int) {
 	ctx := context.Background()
 	cfg := config.Default()
 	cfg.DataDir = data
+	cfg.MasterKeyFile = filepath.Join(data, "master.key")
 	st, err := server.OpenStore(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	keys, err := server.OpenKeys(ctx, cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Codec.Prepare(ctx, conv); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := st.GetBot(ctx, botID); err != nil {
 		if err := st.CreateBot(ctx, store.Bot{ID: botID, Name: "B", Endpoint: "https://bot.example.com/api/messages?code=SECRETFUNCTIONKEY", CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
@@ -39,7 +47,7 @@ func deadLetters(t *testing.T, data, botID, conv string, n int) {
 	for i := range n {
 		aid := conv + "|" + string(rune('a'+i))
 		if _, err := st.Append(ctx, conv, nil, []store.NewOutbox{{BotID: botID, Build: func([]int64) (string, []byte, error) {
-			body, _ := conversation.PlainCodec{}.Encode(conv, []byte(`{"type":"message","id":"`+aid+`","text":"PRIVATE-TEXT"}`))
+			body, _ := keys.Codec.Encode(ctx, conv, []byte(`{"type":"message","id":"`+aid+`","text":"PRIVATE-TEXT"}`))
 			return aid, body, nil
 		}}}); err != nil {
 			t.Fatal(err)

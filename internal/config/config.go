@@ -46,6 +46,20 @@ type Config struct {
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// Timeouts bounds each phase of a client connection.
 	Timeouts Timeouts `yaml:"timeouts"`
+	// Keys configures encryption at rest.
+	Keys Keys `yaml:"keys"`
+	// MasterKey is the base64 master key from PARLEY_MASTER_KEY; when set
+	// it is used instead of MasterKeyFile. Never read from the file.
+	MasterKey string `yaml:"-"`
+}
+
+// Keys configures envelope encryption: every conversation's content is
+// sealed under its own data key, wrapped by a key-encryption key.
+type Keys struct {
+	// DataKeyCache bounds the unwrapped data keys held in memory (about
+	// 1 KB each); past it the least recently used are dropped and
+	// unwrapped again on their next use.
+	DataKeyCache int `yaml:"data_key_cache"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -164,6 +178,7 @@ func Default() Config {
 		// address (max_streams_per_client) with their WebSocket and three
 		// keep-alive HTTP connections each.
 		MaxConnections: 16384,
+		Keys:           Keys{DataKeyCache: 4096},
 		Timeouts: Timeouts{
 			ReadHeader:    Duration(10 * time.Second),
 			Idle:          Duration(60 * time.Second),
@@ -208,6 +223,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("PARLEY_PUBLIC_URL", &c.PublicURL)
 	str("PARLEY_DATA_DIR", &c.DataDir)
 	str("PARLEY_MASTER_KEY_FILE", &c.MasterKeyFile)
+	str("PARLEY_MASTER_KEY", &c.MasterKey)
 	str("PARLEY_TLS_CERT_FILE", &c.TLS.CertFile)
 	str("PARLEY_TLS_KEY_FILE", &c.TLS.KeyFile)
 	str("PARLEY_LOG_LEVEL", &c.LogLevel)
@@ -361,6 +377,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "is required")
+	}
+	if c.Keys.DataKeyCache < 16 || c.Keys.DataKeyCache > 1<<20 {
+		bad("keys.data_key_cache", "%d is out of range: 16 to 1048576 data keys", c.Keys.DataKeyCache)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -388,7 +389,7 @@ func (a *API) uploadAttachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := conversation.NewID()
-	if err := a.st.PutAttachment(r.Context(), store.Attachment{ID: id, ConversationID: conv.ID, ContentType: in.Type, Name: in.Name, Data: data, CreatedAt: time.Now().UTC()}); err != nil {
+	if err := a.log.PutAttachment(r.Context(), store.Attachment{ID: id, ConversationID: conv.ID, ContentType: in.Type, Name: in.Name, Data: data, CreatedAt: time.Now().UTC()}); err != nil {
 		a.logger.Error("store attachment failed", "err", err)
 		writeErr(w, http.StatusInternalServerError, "ServiceError", "could not store the attachment")
 		return
@@ -415,10 +416,25 @@ func (a *API) attachmentAccess(w http.ResponseWriter, r *http.Request) (store.At
 			writeErr(w, http.StatusForbidden, "BadArgument", "invalid or expired download link")
 			return store.Attachment{}, false
 		}
-		return att, true
+		return a.openAttachment(w, r, att)
 	}
 	r.SetPathValue("cid", att.ConversationID)
 	if _, _, ok := a.authorize(w, r); !ok {
+		return store.Attachment{}, false
+	}
+	return a.openAttachment(w, r, att)
+}
+
+// openAttachment decrypts a file once access is granted.
+func (a *API) openAttachment(w http.ResponseWriter, r *http.Request, att store.Attachment) (store.Attachment, bool) {
+	att, err := a.log.OpenAttachment(r.Context(), att)
+	if errors.Is(err, keyring.ErrNoDataKey) {
+		writeErr(w, http.StatusNotFound, "BadArgument", "File not found")
+		return store.Attachment{}, false
+	}
+	if err != nil {
+		a.logger.Error("open attachment failed", "attachment", att.ID, "err", err)
+		writeErr(w, http.StatusInternalServerError, "ServiceError", "could not read the attachment")
 		return store.Attachment{}, false
 	}
 	return att, true

@@ -190,7 +190,7 @@ func (r *rig) send(t *testing.T, conv, typ string) string {
 	_, err := r.st.Append(context.Background(), conv, nil, []store.NewOutbox{{BotID: "bot-1", Build: func([]int64) (string, []byte, error) {
 		id = fmt.Sprintf("%s|%s-%d", conv, typ, time.Now().UnixNano())
 		b, _ := json.Marshal(map[string]any{"type": typ, "id": id, "conversation": map[string]string{"id": conv}, "text": "PRIVATE-MESSAGE-TEXT"})
-		body, _ := conversation.PlainCodec{}.Encode(conv, b)
+		body, _ := conversation.PlainCodec{}.Encode(context.Background(), conv, b)
 		return id, body, nil
 	}}})
 	if err != nil {

@@ -3,34 +3,135 @@ package conversation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// Codec turns an activity's JSON into the opaque blob the store keeps and
-// back. The plain codec tags the blob with a format byte; encryption at rest
-// plugs in here without schema changes.
+// Codec turns an activity's JSON, and an attachment's bytes, into the
+// opaque blobs the store keeps and back. Blobs start with a format byte:
+// the plain codec (tests, tools) stores JSON as is; the sealed codec
+// encrypts under the conversation's data key.
 type Codec interface {
-	Encode(conv string, plain []byte) ([]byte, error)
-	Decode(conv string, blob []byte) ([]byte, error)
+	// Prepare readies conv's key (creating it on first use). Append calls
+	// it before the store's write transaction, where Encode then runs.
+	Prepare(ctx context.Context, conv string) error
+	Encode(ctx context.Context, conv string, plain []byte) ([]byte, error)
+	Decode(ctx context.Context, conv string, blob []byte) ([]byte, error)
+	// EncodeFile and DecodeFile do the same for attachment id's bytes.
+	EncodeFile(ctx context.Context, conv, id string, data []byte) ([]byte, error)
+	DecodeFile(ctx context.Context, conv, id string, blob []byte) ([]byte, error)
 }
 
-// PlainCodec stores JSON as is, behind a format byte.
+// Storage formats: the first byte of every stored body and file.
+const (
+	formatPlain  byte = 0
+	formatSealed byte = 1
+)
+
+// PlainCodec stores JSON and files as they are, behind a format byte. It
+// refuses sealed blobs: it has no keys.
 type PlainCodec struct{}
 
-const formatPlain byte = 0
+func (PlainCodec) Prepare(context.Context, string) error { return nil }
 
-func (PlainCodec) Encode(_ string, plain []byte) ([]byte, error) {
+func (PlainCodec) Encode(_ context.Context, _ string, plain []byte) ([]byte, error) {
 	return append([]byte{formatPlain}, plain...), nil
 }
 
-func (PlainCodec) Decode(_ string, blob []byte) ([]byte, error) {
+func (PlainCodec) Decode(_ context.Context, _ string, blob []byte) ([]byte, error) {
+	return decodePlain(blob, "activity")
+}
+
+func (PlainCodec) EncodeFile(_ context.Context, _, _ string, data []byte) ([]byte, error) {
+	return append([]byte{formatPlain}, data...), nil
+}
+
+func (PlainCodec) DecodeFile(_ context.Context, _, _ string, blob []byte) ([]byte, error) {
+	return decodePlain(blob, "attachment")
+}
+
+func decodePlain(blob []byte, what string) ([]byte, error) {
 	if len(blob) == 0 || blob[0] != formatPlain {
-		return nil, fmt.Errorf("decode activity: unknown storage format")
+		return nil, fmt.Errorf("decode %s: unknown or sealed storage format", what)
 	}
 	return blob[1:], nil
+}
+
+// ErrNotSealed refuses a stored blob that is not a sealed one where
+// content is encrypted at rest.
+var ErrNotSealed = errors.New("stored content is not sealed (tampered, or written without encryption)")
+
+func formatOf(b []byte) any {
+	if len(b) == 0 {
+		return "empty"
+	}
+	return b[0]
+}
+
+// Sealer encrypts under per-scope data keys (keyring.Envelope).
+type Sealer interface {
+	Prepare(ctx context.Context, scope string) error
+	Seal(ctx context.Context, scope string, plaintext, aad []byte) ([]byte, error)
+	Open(ctx context.Context, scope string, ciphertext, aad []byte) ([]byte, error)
+}
+
+// SealedCodec encrypts every body and file under its conversation's data
+// key, bound (associated data) to the conversation and, for a file, to
+// its id: a blob moved to another conversation or another attachment
+// fails to decrypt. It reads nothing else: a plain blob (format 0) in a
+// sealed store is refused like any tampered one.
+type SealedCodec struct{ S Sealer }
+
+// Scope is the data-key scope of a conversation.
+func Scope(conv string) string { return "conv:" + conv }
+
+func activityAAD(conv string) []byte { return []byte("activity\x00" + conv) }
+
+func fileAAD(conv, id string) []byte { return []byte("file\x00" + conv + "\x00" + id) }
+
+func (c SealedCodec) Prepare(ctx context.Context, conv string) error {
+	return c.S.Prepare(ctx, Scope(conv))
+}
+
+func (c SealedCodec) seal(ctx context.Context, conv string, plain, aad []byte) ([]byte, error) {
+	ct, err := c.S.Seal(ctx, Scope(conv), plain, aad)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 1+len(ct))
+	out[0] = formatSealed
+	copy(out[1:], ct)
+	return out, nil
+}
+
+func (c SealedCodec) open(ctx context.Context, conv string, blob, aad []byte, what string) ([]byte, error) {
+	if len(blob) == 0 || blob[0] != formatSealed {
+		return nil, fmt.Errorf("decode %s of conversation %s: not sealed (format %v): %w", what, conv, formatOf(blob), ErrNotSealed)
+	}
+	pt, err := c.S.Open(ctx, Scope(conv), blob[1:], aad)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt %s of conversation %s: %w", what, conv, err)
+	}
+	return pt, nil
+}
+
+func (c SealedCodec) Encode(ctx context.Context, conv string, plain []byte) ([]byte, error) {
+	return c.seal(ctx, conv, plain, activityAAD(conv))
+}
+
+func (c SealedCodec) Decode(ctx context.Context, conv string, blob []byte) ([]byte, error) {
+	return c.open(ctx, conv, blob, activityAAD(conv), "activity")
+}
+
+func (c SealedCodec) EncodeFile(ctx context.Context, conv, id string, data []byte) ([]byte, error) {
+	return c.seal(ctx, conv, data, fileAAD(conv, id))
+}
+
+func (c SealedCodec) DecodeFile(ctx context.Context, conv, id string, blob []byte) ([]byte, error) {
+	return c.open(ctx, conv, blob, fileAAD(conv, id), "attachment "+id)
 }
 
 // Entry is a stored activity as readers see it.
@@ -109,6 +210,9 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", conv, err)
 	}
+	if err := l.codec.Prepare(ctx, conv); err != nil {
+		return nil, fmt.Errorf("append to %s: %w", conv, err)
+	}
 	stamps := make([]stamp, len(items))
 	plains := make([][]byte, len(items))
 	recs := make([]store.NewRecord, len(items))
@@ -132,8 +236,14 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 			m = append(m, ts...)
 			st.members = append(m, '"')
 			plains[i] = withStamp(enc, st)
-			return l.codec.Encode(conv, plains[i])
-		}, Attachments: items[i].Attachments}
+			return l.codec.Encode(ctx, conv, plains[i])
+		}}
+		for _, a := range items[i].Attachments {
+			if a.Data, err = l.codec.EncodeFile(ctx, conv, a.ID, a.Data); err != nil {
+				return nil, fmt.Errorf("append to %s: %w", conv, err)
+			}
+			recs[i].Attachments = append(recs[i].Attachments, a)
+		}
 		if items[i].ToBot != nil {
 			botCopy, err := items[i].ToBot(items[i].Activity.Clone())
 			if err != nil {
@@ -142,7 +252,7 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 			botEnc := botCopy.encodeExcept(stampedKeys[:])
 			outs = append(outs, store.NewOutbox{BotID: items[i].BotID, Build: func([]int64) (string, []byte, error) {
 				// Runs after the records' Build: the stamp is set.
-				blob, err := l.codec.Encode(conv, withStamp(botEnc, &stamps[i]))
+				blob, err := l.codec.Encode(ctx, conv, withStamp(botEnc, &stamps[i]))
 				return stamps[i].id, blob, err
 			}})
 		}
@@ -181,7 +291,7 @@ func (l *Log) ReadBytes(ctx context.Context, conv string, after int64, limit, ma
 	for _, r := range recs {
 		e := Entry{Seq: r.Seq, Visibility: r.Visibility}
 		if r.Visibility != store.VisibleNone {
-			if e.JSON, err = l.codec.Decode(conv, r.Body); err != nil {
+			if e.JSON, err = l.codec.Decode(ctx, conv, r.Body); err != nil {
 				return nil, fmt.Errorf("read %s: %w", conv, err)
 			}
 		}
@@ -198,7 +308,7 @@ func (l *Log) Get(ctx context.Context, conv string, seq int64) (Entry, error) {
 	}
 	e := Entry{Seq: r.Seq, Visibility: r.Visibility}
 	if r.Visibility != store.VisibleNone {
-		if e.JSON, err = l.codec.Decode(conv, r.Body); err != nil {
+		if e.JSON, err = l.codec.Decode(ctx, conv, r.Body); err != nil {
 			return Entry{}, fmt.Errorf("get %s: %w", conv, err)
 		}
 	}
@@ -212,7 +322,10 @@ func (l *Log) Replace(ctx context.Context, conv string, seq int64, a Activity) e
 	if err != nil {
 		return err
 	}
-	blob, err := l.codec.Encode(conv, plain)
+	if err := l.codec.Prepare(ctx, conv); err != nil {
+		return err
+	}
+	blob, err := l.codec.Encode(ctx, conv, plain)
 	if err != nil {
 		return err
 	}
@@ -243,7 +356,10 @@ func (l *Log) Deliver(ctx context.Context, conv, botID string, a Activity) error
 	if err != nil {
 		return err
 	}
-	blob, err := l.codec.Encode(conv, plain)
+	if err := l.codec.Prepare(ctx, conv); err != nil {
+		return err
+	}
+	blob, err := l.codec.Encode(ctx, conv, plain)
 	if err != nil {
 		return err
 	}
@@ -376,4 +492,27 @@ func (h *Hub) publish(conv string, e Event) {
 	for _, s := range subs {
 		s.push(e)
 	}
+}
+
+// PutAttachment stores a file (a bot's upload) sealed like the log's.
+func (l *Log) PutAttachment(ctx context.Context, a store.Attachment) error {
+	if err := l.codec.Prepare(ctx, a.ConversationID); err != nil {
+		return fmt.Errorf("put attachment: %w", err)
+	}
+	data, err := l.codec.EncodeFile(ctx, a.ConversationID, a.ID, a.Data)
+	if err != nil {
+		return fmt.Errorf("put attachment: %w", err)
+	}
+	a.Data = data
+	return l.st.PutAttachment(ctx, a)
+}
+
+// OpenAttachment decrypts a file read from the store (callers read it,
+// check access, then open it).
+func (l *Log) OpenAttachment(ctx context.Context, a store.Attachment) (store.Attachment, error) {
+	var err error
+	if a.Data, err = l.codec.DecodeFile(ctx, a.ConversationID, a.ID, a.Data); err != nil {
+		return store.Attachment{}, fmt.Errorf("get attachment: %w", err)
+	}
+	return a, nil
 }

@@ -23,7 +23,7 @@ import (
 // straight to the log (no bot delivery), as a long conversation would hold.
 func fillConversation(t *testing.T, h *harness, conv string, n, size int) {
 	t.Helper()
-	lg := conversation.NewLog(h.st, conversation.PlainCodec{})
+	lg := conversation.NewLog(h.st, h.srv.Codec())
 	text := strings.Repeat("x", size)
 	for i := 0; i < n; i += 8 {
 		var items []conversation.Item

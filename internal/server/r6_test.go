@@ -265,7 +265,7 @@ func TestR6PendingDeliveriesNotHeldInMemory(t *testing.T) {
 	h.botRec.fail = func(map[string]any) int { return http.StatusServiceUnavailable }
 	h.botRec.mu.Unlock()
 	base := liveHeap()
-	lg := conversation.NewLog(h.st, conversation.PlainCodec{})
+	lg := conversation.NewLog(h.st, h.srv.Codec())
 	text := strings.Repeat("x", 250<<10)
 	for i := 0; i < 192; i += 8 {
 		var items []conversation.Item

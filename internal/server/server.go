@@ -25,7 +25,6 @@ import (
 	"github.com/parley-gw/parley/internal/directline"
 	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
-	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
@@ -34,6 +33,7 @@ import (
 type Server struct {
 	cfg      config.Config
 	logger   *slog.Logger
+	codec    conversation.Codec
 	st       store.Store
 	delivery *connector.Delivery
 	mux      *http.ServeMux
@@ -74,14 +74,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 }
 
 func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, st store.Store) (*Server, error) {
-	master, err := keyring.LoadOrCreateFile(cfg.MasterKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("master key: %w", err)
-	}
-	kr, err := keyring.New(master)
+	keys, err := OpenKeys(ctx, cfg, st)
 	if err != nil {
 		return nil, err
 	}
+	kr := keys.Keyring
 	issuer, err := identity.NewIssuer(ctx, st, kr, cfg.PublicURL)
 	if err != nil {
 		return nil, err
@@ -124,14 +121,14 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		WriteBase:                time.Duration(cfg.Timeouts.Body),
 		MinClientRate:            cfg.Timeouts.MinClientRate,
 	}.Defaults()
-	lg := conversation.NewLog(st, conversation.PlainCodec{})
+	lg := conversation.NewLog(st, keys.Codec)
 	dcfg := connector.DefaultDeliveryConfig
 	dcfg.ServiceURL = dlcfg.ServiceURL()
 	dcfg.RetryFor = time.Duration(cfg.Bots.DeliveryRetryFor)
 	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(dcfg.Timeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
+	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 	s.proxies = proxies
 	s.refusedConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_refused_total", Help: "Connections closed at once by the limit that was reached: max_connections (gateway-wide) or max_connections_per_client (one client address)."}, []string{"limit"})
 	s.refusedConns.WithLabelValues(limitConnections)

@@ -1,0 +1,382 @@
+package keyring
+
+import (
+	"bytes"
+	"container/list"
+	"crypto/sha256"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// PurposeKEK names key-encryption keys among the store's key rows. A KEK
+// row's Sealed holds the provider's handle, never key material.
+const PurposeKEK = "kek"
+
+// EnvelopeStore is what envelope encryption needs of the store.
+type EnvelopeStore interface {
+	PutKey(ctx context.Context, k store.Key) error
+	ListKeys(ctx context.Context, purpose string) ([]store.Key, error)
+	RotateKeys(ctx context.Context, purpose string, next store.Key, now, purgeBefore time.Time) error
+	DestroyKey(ctx context.Context, id string, at time.Time) error
+	PutDataKey(ctx context.Context, k store.DataKey) error
+	GetDataKey(ctx context.Context, scope string) (store.DataKey, error)
+	RewrapDataKey(ctx context.Context, oldKEK string, k store.DataKey) error
+	ListDataKeys(ctx context.Context, kekID, afterScope string, limit int) ([]store.DataKey, error)
+	CountDataKeys(ctx context.Context, kekID string) (int, error)
+}
+
+// EnvelopeConfig configures envelope encryption.
+type EnvelopeConfig struct {
+	Store    EnvelopeStore
+	Provider Provider
+	// CacheSize bounds the unwrapped data keys held in memory.
+	CacheSize int
+	// RefreshEvery is how often the active KEK is re-read from the store
+	// (a rotation made by another process takes effect within it).
+	RefreshEvery time.Duration
+	Now          func() time.Time
+}
+
+// Envelope seals data under per-scope data keys (Tink AES-256-GCM
+// keysets), each wrapped by a key-encryption key from a Provider. A
+// ciphertext carries Tink's key-id prefix; the scope's data key row names
+// the KEK that wrapped it.
+type Envelope struct {
+	st      EnvelopeStore
+	prov    Provider
+	now     func() time.Time
+	refresh time.Duration
+	max     int
+
+	mu       sync.Mutex
+	lru      *list.List // of *dekEntry, most recent first
+	byScope  map[string]*list.Element
+	active   kekRef
+	loadedAt time.Time
+}
+
+type kekRef struct {
+	id, handle string
+}
+
+type dekEntry struct {
+	scope string
+	aead  tink.AEAD
+}
+
+// Errors from Open.
+var (
+	// ErrNoDataKey means the scope's data key is gone (erased or expired):
+	// what was sealed under it is unrecoverable.
+	ErrNoDataKey = errors.New("no data key: the data was erased or has expired")
+	// ErrTampered means a ciphertext does not authenticate under its
+	// scope's key: it was modified, truncated or moved from elsewhere.
+	ErrTampered = errors.New("ciphertext does not authenticate (modified, or moved from another conversation)")
+)
+
+// NewEnvelope loads the active KEK, creating the first one (and the next
+// one, per the key lifecycle) on first use.
+func NewEnvelope(ctx context.Context, cfg EnvelopeConfig) (*Envelope, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.CacheSize <= 0 {
+		return nil, errors.New("envelope: cache size must be positive")
+	}
+	e := &Envelope{st: cfg.Store, prov: cfg.Provider, now: cfg.Now, refresh: cfg.RefreshEvery, max: cfg.CacheSize,
+		lru: list.New(), byScope: map[string]*list.Element{}}
+	if err := e.ensureKEKs(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Envelope) newKEKRow(ctx context.Context, at time.Time) (store.Key, error) {
+	handle, err := e.prov.CreateKEK(ctx)
+	if err != nil {
+		return store.Key{}, fmt.Errorf("create key-encryption key: %w", err)
+	}
+	return store.Key{ID: "kek-" + shortID(handle), Purpose: PurposeKEK, Sealed: []byte(handle), CreatedAt: at}, nil
+}
+
+func shortID(handle string) string {
+	// Handles are unique per provider; the row id is a readable, unique
+	// name derived from it plus the time, so two providers never collide.
+	return fmt.Sprintf("%x", sha256Sum([]byte(handle)))[:16]
+}
+
+// ensureKEKs creates an active and a next KEK when missing.
+func (e *Envelope) ensureKEKs(ctx context.Context) error {
+	keys, err := e.st.ListKeys(ctx, PurposeKEK)
+	if err != nil {
+		return fmt.Errorf("load key-encryption keys: %w", err)
+	}
+	var active, next bool
+	for _, k := range keys {
+		switch {
+		case !k.DestroyedAt.IsZero():
+		case k.ActivatedAt.IsZero():
+			next = true
+		case k.RetiredAt.IsZero():
+			active = true
+		}
+	}
+	now := e.now()
+	if !active {
+		k, err := e.newKEKRow(ctx, now)
+		if err != nil {
+			return err
+		}
+		k.ActivatedAt = now
+		if err := e.st.PutKey(ctx, k); err != nil {
+			return fmt.Errorf("save key-encryption key: %w", err)
+		}
+	}
+	if !next {
+		k, err := e.newKEKRow(ctx, now.Add(time.Millisecond))
+		if err != nil {
+			return err
+		}
+		if err := e.st.PutKey(ctx, k); err != nil {
+			return fmt.Errorf("save next key-encryption key: %w", err)
+		}
+	}
+	return nil
+}
+
+// Reload re-reads which KEK is active.
+func (e *Envelope) Reload(ctx context.Context) error {
+	keys, err := e.st.ListKeys(ctx, PurposeKEK)
+	if err != nil {
+		return fmt.Errorf("load key-encryption keys: %w", err)
+	}
+	var act kekRef
+	var since time.Time
+	for _, k := range keys {
+		if k.ActivatedAt.IsZero() || !k.RetiredAt.IsZero() || !k.DestroyedAt.IsZero() {
+			continue
+		}
+		if !k.ActivatedAt.Before(since) {
+			act, since = kekRef{id: k.ID, handle: string(k.Sealed)}, k.ActivatedAt
+		}
+	}
+	if act.id == "" {
+		return errors.New("no active key-encryption key")
+	}
+	if _, err := e.prov.AEAD(ctx, act.handle); err != nil {
+		return fmt.Errorf("open active key-encryption key %s: %w", act.id, err)
+	}
+	e.mu.Lock()
+	e.active, e.loadedAt = act, e.now()
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Envelope) activeKEK(ctx context.Context) (kekRef, error) {
+	e.mu.Lock()
+	act, stale := e.active, e.refresh > 0 && e.now().Sub(e.loadedAt) >= e.refresh
+	e.mu.Unlock()
+	if stale {
+		if err := e.Reload(ctx); err != nil {
+			return kekRef{}, err
+		}
+		e.mu.Lock()
+		act = e.active
+		e.mu.Unlock()
+	}
+	return act, nil
+}
+
+// kekByID finds a KEK row's handle.
+func (e *Envelope) kekHandle(ctx context.Context, id string) (string, error) {
+	e.mu.Lock()
+	act := e.active
+	e.mu.Unlock()
+	if id == act.id {
+		return act.handle, nil
+	}
+	keys, err := e.st.ListKeys(ctx, PurposeKEK)
+	if err != nil {
+		return "", fmt.Errorf("load key-encryption keys: %w", err)
+	}
+	for _, k := range keys {
+		if k.ID == id {
+			if !k.DestroyedAt.IsZero() {
+				return "", fmt.Errorf("key-encryption key %s: %w", id, ErrKeyDestroyed)
+			}
+			return string(k.Sealed), nil
+		}
+	}
+	return "", fmt.Errorf("key-encryption key %s: %w", id, store.ErrNotFound)
+}
+
+func (e *Envelope) cached(scope string) tink.AEAD {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if el, ok := e.byScope[scope]; ok {
+		e.lru.MoveToFront(el)
+		return el.Value.(*dekEntry).aead
+	}
+	return nil
+}
+
+func (e *Envelope) remember(scope string, a tink.AEAD) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if el, ok := e.byScope[scope]; ok {
+		e.lru.MoveToFront(el)
+		return
+	}
+	e.byScope[scope] = e.lru.PushFront(&dekEntry{scope: scope, aead: a})
+	for e.lru.Len() > e.max {
+		old := e.lru.Remove(e.lru.Back()).(*dekEntry)
+		delete(e.byScope, old.scope)
+	}
+}
+
+// Forget drops a scope's unwrapped key from memory (after an erasure).
+func (e *Envelope) Forget(scope string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if el, ok := e.byScope[scope]; ok {
+		e.lru.Remove(el)
+		delete(e.byScope, scope)
+	}
+}
+
+func dekAAD(scope string) []byte { return []byte("parley-data-key:" + scope) }
+
+// unwrap opens a stored data key.
+func (e *Envelope) unwrap(ctx context.Context, dk store.DataKey) (*keyset.Handle, error) {
+	handle, err := e.kekHandle(ctx, dk.KEKID)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key of %s: %w", dk.Scope, err)
+	}
+	kek, err := e.prov.AEAD(ctx, handle)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key of %s: %w", dk.Scope, err)
+	}
+	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(dk.Wrapped)), kek, dekAAD(dk.Scope))
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key of %s under %s: %w", dk.Scope, dk.KEKID, ErrTampered)
+	}
+	return h, nil
+}
+
+func (e *Envelope) wrap(ctx context.Context, scope string, h *keyset.Handle, kek kekRef) ([]byte, error) {
+	a, err := e.prov.AEAD(ctx, kek.handle)
+	if err != nil {
+		return nil, fmt.Errorf("wrap data key of %s: %w", scope, err)
+	}
+	var buf bytes.Buffer
+	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), a, dekAAD(scope)); err != nil {
+		return nil, fmt.Errorf("wrap data key of %s: %w", scope, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Prepare makes sure scope has a data key, creating and storing it if it
+// has none, and holds it unwrapped. Call it outside store transactions.
+func (e *Envelope) Prepare(ctx context.Context, scope string) error {
+	_, err := e.dek(ctx, scope, true)
+	return err
+}
+
+func (e *Envelope) dek(ctx context.Context, scope string, create bool) (tink.AEAD, error) {
+	if a := e.cached(scope); a != nil {
+		return a, nil
+	}
+	dk, err := e.st.GetDataKey(ctx, scope)
+	if errors.Is(err, store.ErrNotFound) {
+		if !create {
+			return nil, fmt.Errorf("data key of %s: %w", scope, ErrNoDataKey)
+		}
+		return e.create(ctx, scope)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load data key of %s: %w", scope, err)
+	}
+	h, err := e.unwrap(ctx, dk)
+	if err != nil {
+		return nil, err
+	}
+	a, err := aead.New(h)
+	if err != nil {
+		return nil, fmt.Errorf("data key of %s: %w", scope, err)
+	}
+	e.remember(scope, a)
+	return a, nil
+}
+
+func (e *Envelope) create(ctx context.Context, scope string) (tink.AEAD, error) {
+	kek, err := e.activeKEK(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return nil, fmt.Errorf("create data key of %s: %w", scope, err)
+	}
+	wrapped, err := e.wrap(ctx, scope, h, kek)
+	if err != nil {
+		return nil, err
+	}
+	err = e.st.PutDataKey(ctx, store.DataKey{Scope: scope, KEKID: kek.id, Wrapped: wrapped, CreatedAt: e.now()})
+	if errors.Is(err, store.ErrExists) {
+		return e.dek(ctx, scope, false) // another writer won: use its key
+	}
+	if err != nil {
+		return nil, fmt.Errorf("save data key of %s: %w", scope, err)
+	}
+	a, err := aead.New(h)
+	if err != nil {
+		return nil, fmt.Errorf("data key of %s: %w", scope, err)
+	}
+	e.remember(scope, a)
+	return a, nil
+}
+
+// Seal encrypts plaintext under scope's data key, binding it to aad. It
+// never creates the key (it may run inside a store transaction, where a
+// write would wait on itself): Prepare does, before. A scope without a
+// key fails with ErrNoDataKey.
+func (e *Envelope) Seal(ctx context.Context, scope string, plaintext, aad []byte) ([]byte, error) {
+	a, err := e.dek(ctx, scope, false)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := a.Encrypt(plaintext, aad)
+	if err != nil {
+		return nil, fmt.Errorf("seal under %s: %w", scope, err)
+	}
+	return ct, nil
+}
+
+// Open decrypts what Seal made with the same scope and aad. A scope
+// without a data key fails with ErrNoDataKey, a ciphertext that does not
+// authenticate with ErrTampered: never garbage.
+func (e *Envelope) Open(ctx context.Context, scope string, ciphertext, aad []byte) ([]byte, error) {
+	a, err := e.dek(ctx, scope, false)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := a.Decrypt(ciphertext, aad)
+	if err != nil {
+		return nil, fmt.Errorf("open under %s: %w", scope, ErrTampered)
+	}
+	return pt, nil
+}
+
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
