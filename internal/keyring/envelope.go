@@ -3,8 +3,8 @@ package keyring
 import (
 	"bytes"
 	"container/list"
-	"crypto/sha256"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"

@@ -58,3 +58,28 @@ func OpenKeys(ctx context.Context, cfg config.Config, st keyring.EnvelopeStore) 
 	}
 	return Keys{Keyring: kr, Envelope: env, Codec: conversation.SealedCodec{S: env}}, nil
 }
+
+// rewrapLoop keeps key-encryption-key rotation online: it re-reads the
+// active KEK and moves data keys still wrapped by a retired KEK under it
+// (those this server wrapped before it saw a rotation made elsewhere),
+// every key_reload.
+func (s *Server) rewrapLoop(ctx context.Context) {
+	t := time.NewTicker(time.Duration(s.cfg.Bots.KeyReload))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.envelope.Reload(ctx); err != nil {
+			s.logger.Error("reload key-encryption keys failed", "err", err)
+			continue
+		}
+		if n, err := s.envelope.Rewrap(ctx); err != nil {
+			s.logger.Error("rewrap data keys failed", "err", err)
+		} else if n > 0 {
+			s.logger.Info("rewrapped data keys under the active key-encryption key", "count", n)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/parley-gw/parley/internal/directline"
 	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
@@ -34,6 +35,7 @@ type Server struct {
 	cfg      config.Config
 	logger   *slog.Logger
 	codec    conversation.Codec
+	envelope *keyring.Envelope
 	st       store.Store
 	delivery *connector.Delivery
 	mux      *http.ServeMux
@@ -128,7 +130,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(dcfg.Timeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
+	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 	s.proxies = proxies
 	s.refusedConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_refused_total", Help: "Connections closed at once by the limit that was reached: max_connections (gateway-wide) or max_connections_per_client (one client address)."}, []string{"limit"})
 	s.refusedConns.WithLabelValues(limitConnections)
@@ -288,6 +290,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go s.trimmer.run(dctx)
 	go s.authority.Run(dctx)
+	go s.rewrapLoop(dctx)
 	ln = s.capListener(ln)
 	errc := make(chan error, 1)
 	go func() {

@@ -1,0 +1,309 @@
+package keyring_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/store"
+	"github.com/parley-gw/parley/internal/store/sqlite"
+)
+
+type env struct {
+	st   *sqlite.Store
+	prov *keyring.LocalProvider
+	e    *keyring.Envelope
+	dir  string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	master := bytes.Repeat([]byte{7}, keyring.KeySize)
+	prov, err := keyring.NewLocalProvider(filepath.Join(dir, "keys"), master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := keyring.NewEnvelope(ctx, keyring.EnvelopeConfig{Store: st, Provider: prov, CacheSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{st: st, prov: prov, e: e, dir: dir}
+}
+
+// reopen builds a second envelope (another process) over the same files.
+func (v *env) reopen(t *testing.T) *keyring.Envelope {
+	t.Helper()
+	e, err := keyring.NewEnvelope(context.Background(), keyring.EnvelopeConfig{Store: v.st, Provider: v.prov, CacheSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestEnvelopeRoundTripAndBinding(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	if _, err := v.e.Seal(ctx, "conv:a", []byte("x"), nil); !errors.Is(err, keyring.ErrNoDataKey) {
+		t.Fatalf("Seal before Prepare = %v, want ErrNoDataKey (Seal never creates keys)", err)
+	}
+	for _, s := range []string{"conv:a", "conv:b"} {
+		if err := v.e.Prepare(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := []byte("4111 1111 1111 1111 and alice@example.com")
+	ct, err := v.e.Seal(ctx, "conv:a", secret, []byte("aad-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(ct, secret[:10]) {
+		t.Fatal("ciphertext contains the plaintext")
+	}
+	// Another process (fresh cache) opens it from the stored, wrapped key.
+	pt, err := v.reopen(t).Open(ctx, "conv:a", ct, []byte("aad-a"))
+	if err != nil || !bytes.Equal(pt, secret) {
+		t.Fatalf("Open = %q, %v", pt, err)
+	}
+	flipped := bytes.Clone(ct)
+	flipped[len(flipped)/2] ^= 1
+	cases := []struct {
+		name  string
+		scope string
+		ct    []byte
+		aad   string
+		want  error
+	}{
+		{"modified ciphertext", "conv:a", flipped, "aad-a", keyring.ErrTampered},
+		{"truncated ciphertext", "conv:a", ct[:len(ct)-1], "aad-a", keyring.ErrTampered},
+		{"moved to another conversation", "conv:b", ct, "aad-a", keyring.ErrTampered},
+		{"other associated data", "conv:a", ct, "aad-b", keyring.ErrTampered},
+		{"scope without a key", "conv:zzz", ct, "aad-a", keyring.ErrNoDataKey},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pt, err := v.e.Open(ctx, tc.scope, tc.ct, []byte(tc.aad))
+			if !errors.Is(err, tc.want) || pt != nil {
+				t.Fatalf("Open = %q, %v; want nothing and %v", pt, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvelopeWrappedKeyMovedToAnotherScopeIsRefused(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	_ = v.e.Prepare(ctx, "conv:a")
+	ct, _ := v.e.Seal(ctx, "conv:a", []byte("hello"), nil)
+	a, err := v.st.GetDataKey(ctx, "conv:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An attacker with write access copies a's wrapped key to scope b,
+	// hoping b's data opens under a's key.
+	if err := v.st.PutDataKey(ctx, store.DataKey{Scope: "conv:b", KEKID: a.KEKID, Wrapped: a.Wrapped, CreatedAt: a.CreatedAt}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.reopen(t).Open(ctx, "conv:b", ct, nil); !errors.Is(err, keyring.ErrTampered) {
+		t.Fatalf("Open under a moved wrapped key = %v, want ErrTampered", err)
+	}
+}
+
+func TestKEKRotationUnderLoadRewrapsAndLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	const convs = 40
+	type sealed struct {
+		scope string
+		ct    []byte
+		pt    string
+	}
+	var mu sync.Mutex
+	var all []sealed
+	seal := func(e *keyring.Envelope, i, j int) error {
+		scope := fmt.Sprintf("conv:%03d", i)
+		if err := e.Prepare(ctx, scope); err != nil {
+			return err
+		}
+		pt := fmt.Sprintf("message %d of %s", j, scope)
+		ct, err := e.Seal(ctx, scope, []byte(pt), []byte(scope))
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		all = append(all, sealed{scope, ct, pt})
+		mu.Unlock()
+		return nil
+	}
+	for i := 0; i < convs; i++ {
+		if err := seal(v.e, i, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
+	// Writers keep sealing (new and existing conversations) while another
+	// process rotates the KEK.
+	admin := v.reopen(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for j := 1; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := seal(v.e, (w*1000+j)%(convs*2), j); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	activated, n, err := admin.RotateKEK(ctx)
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("RotateKEK: %v", err)
+	}
+	if activated != before[1].ID || n < convs {
+		t.Fatalf("RotateKEK activated %s (want the next key %s), rewrapped %d (want >= %d)", activated, before[1].ID, n, convs)
+	}
+	// The serving envelope only learns of the rotation on its next reload:
+	// data keys it made meanwhile are under the old KEK; a second pass
+	// (what the server runs after reloading) moves them.
+	if err := v.e.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Rewrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := v.st.CountDataKeys(ctx, before[0].ID); left != 0 {
+		t.Fatalf("%d data keys still under the retired KEK", left)
+	}
+	// Everything sealed before, during and after reads back, from a fresh
+	// process, once the old KEK is destroyed.
+	if lost, err := admin.DestroyKEK(ctx, before[0].ID, false); err != nil || lost != 0 {
+		t.Fatalf("DestroyKEK = %d, %v", lost, err)
+	}
+	fresh := v.reopen(t)
+	for _, s := range all {
+		pt, err := fresh.Open(ctx, s.scope, s.ct, []byte(s.scope))
+		if err != nil || string(pt) != s.pt {
+			t.Fatalf("after rotation, %s: %q, %v", s.scope, pt, err)
+		}
+	}
+	t.Logf("%d ciphertexts in %d conversations all readable after rotation; %d data keys rewrapped", len(all), convs*2, n)
+}
+
+func TestDestroyKEKRefusalsAndBackupsBecomeUnreadable(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	_ = v.e.Prepare(ctx, "conv:gone")
+	ct, _ := v.e.Seal(ctx, "conv:gone", []byte("CANARY-4111111111111111"), nil)
+	keys, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
+	active, next := keys[0], keys[1]
+	for _, id := range []string{active.ID, next.ID} {
+		if _, err := v.e.DestroyKEK(ctx, id, true); err == nil {
+			t.Fatalf("DestroyKEK(%s) of the active or next key succeeded", id)
+		}
+	}
+	// A copy of the database taken now (a backup) holds the wrapped data
+	// key of conv:gone.
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(filepath.Join(v.dir, "parley.db"+suffix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(backup+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The conversation expires: its data key is deleted, then the KEK
+	// rotates and the retired one is destroyed.
+	if err := v.st.DeleteDataKey(ctx, "conv:gone"); err != nil {
+		t.Fatal(err)
+	}
+	_ = v.e.Prepare(ctx, "conv:live")
+	live, _ := v.e.Seal(ctx, "conv:live", []byte("still here"), nil)
+	if _, _, err := v.e.RotateKEK(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.e.DestroyKEK(ctx, active.ID, false); err != nil {
+		t.Fatalf("DestroyKEK(retired, rewrapped) = %v", err)
+	}
+	// The live conversation is untouched.
+	if pt, err := v.reopen(t).Open(ctx, "conv:live", live, nil); err != nil || string(pt) != "still here" {
+		t.Fatalf("live conversation after destroy: %q, %v", pt, err)
+	}
+	// The backup, opened with the data directory's keys as they are now,
+	// cannot decrypt the expired conversation.
+	bst, err := sqlite.Open(ctx, backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bst.Close()
+	be, err := keyring.NewEnvelope(ctx, keyring.EnvelopeConfig{Store: bst, Provider: v.prov, CacheSize: 8})
+	if err == nil {
+		pt, err := be.Open(ctx, "conv:gone", ct, nil)
+		if err == nil {
+			t.Fatalf("the backup still decrypts the expired conversation: %q", pt)
+		}
+		t.Logf("backup refused as expected: %v", err)
+	} else {
+		t.Logf("backup refused at open: %v", err)
+	}
+	// The KEK's file is gone from the data directory, no remains.
+	files, _ := os.ReadDir(filepath.Join(v.dir, "keys"))
+	if len(files) != 2 {
+		t.Fatalf("key directory holds %d files, want 2 (the active and next KEK)", len(files))
+	}
+	if _, err := v.e.DestroyKEK(ctx, active.ID, false); err != nil {
+		t.Fatalf("destroying a destroyed KEK again = %v, want nil", err)
+	}
+}
+
+func TestDestroyKEKInUseNeedsForce(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	_ = v.e.Prepare(ctx, "conv:a")
+	keys, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
+	old := keys[0].ID
+	// Retire the KEK without rewrapping (a rotation interrupted midway).
+	if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, store.Key{ID: "kek-manual", Purpose: keyring.PurposeKEK, Sealed: keys[1].Sealed, CreatedAt: time.Now()}, time.Now(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := v.e.DestroyKEK(ctx, old, false)
+	if !errors.Is(err, keyring.ErrKEKInUse) || n != 1 {
+		t.Fatalf("DestroyKEK in use = %d, %v; want 1 and ErrKEKInUse", n, err)
+	}
+	if lost, err := v.e.DestroyKEK(ctx, old, true); err != nil || lost != 1 {
+		t.Fatalf("forced DestroyKEK = %d, %v", lost, err)
+	}
+	if _, err := v.reopen(t).Open(ctx, "conv:a", []byte("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), nil); !errors.Is(err, keyring.ErrKeyDestroyed) {
+		t.Fatalf("Open under a destroyed KEK = %v, want ErrKeyDestroyed", err)
+	}
+}
