@@ -179,3 +179,65 @@ func TestCanariesNeverInTheClearOnDisk(t *testing.T) {
 	h.stop()
 	check("after shutdown")
 }
+
+// TestTamperedOrMovedCiphertextFailsClearly modifies a stored activity's
+// ciphertext, and moves another conversation's ciphertext into this one:
+// reading fails with a server error in the Direct Line shape and a log line
+// that names the conversation, never with garbage or the other
+// conversation's text.
+func TestTamperedOrMovedCiphertextFailsClearly(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name  string
+		mutil func(t *testing.T, h *harness, conv, other string) []byte
+	}{
+		{"modified", func(t *testing.T, h *harness, conv, _ string) []byte {
+			r, err := h.st.GetRecord(ctx, conv, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := bytes.Clone(r.Body)
+			b[len(b)-20] ^= 0x40
+			return b
+		}},
+		{"moved from another conversation", func(t *testing.T, h *harness, _, other string) []byte {
+			r, err := h.st.GetRecord(ctx, other, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.Body
+		}},
+		{"replaced by plain JSON", func(*testing.T, *harness, string, string) []byte {
+			return append([]byte{0}, `{"type":"message","text":"forged"}`...)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			tok, conv, _ := h.started("dl_alice")
+			otok, other, _ := h.started("dl_bob")
+			h.post(tok, conv, map[string]any{"type": "message", "text": "alice's words"})
+			h.post(otok, other, map[string]any{"type": "message", "text": "BOB-PRIVATE-words"})
+			if err := h.st.ReplaceRecord(ctx, conv, 0, 0, tc.mutil(t, h, conv, other)); err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest("GET", h.dl+"/conversations/"+conv+"/activities", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			var shape struct{ Error struct{ Code string } }
+			if res.StatusCode != http.StatusInternalServerError || json.Unmarshal(raw, &shape) != nil || shape.Error.Code == "" {
+				t.Fatalf("history of a tampered conversation = %d %s; want 500 in the error shape", res.StatusCode, raw)
+			}
+			if bytes.Contains(raw, []byte("BOB-PRIVATE")) || bytes.Contains(raw, []byte("forged")) || bytes.Contains(raw, []byte("alice")) {
+				t.Fatalf("tampered read returned content: %s", raw)
+			}
+			if logs := h.logs.String(); !strings.Contains(logs, conv) || !(strings.Contains(logs, "authenticate") || strings.Contains(logs, "not sealed")) {
+				t.Fatalf("no log line says why the read failed:\n%s", logs)
+			}
+		})
+	}
+}
