@@ -23,7 +23,7 @@ type env struct {
 	dir  string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -45,7 +45,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // reopen builds a second envelope (another process) over the same files.
-func (v *env) reopen(t *testing.T) *keyring.Envelope {
+func (v *env) reopen(t testing.TB) *keyring.Envelope {
 	t.Helper()
 	e, err := keyring.NewEnvelope(context.Background(), keyring.EnvelopeConfig{Store: v.st, Provider: v.prov, CacheSize: 64})
 	if err != nil {

@@ -1,0 +1,71 @@
+package keyring_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/parley-gw/parley/internal/conversation"
+)
+
+// A Web Chat message as Parley stores it (about 600 bytes).
+var storedActivity = []byte(`{"conversation":{"id":"abcdefghijklmnopqrstuv"},"id":"abcdefghijklmnopqrstuv|0000042","timestamp":"2026-11-22T11:00:00.1234567Z","type":"message","text":"hello there, how are you?","channelId":"webchat","locale":"en-US","localTimestamp":"2026-11-22T12:00:00+01:00","localTimezone":"Europe/Paris","from":{"id":"dl_abc","name":"","role":"user"},"recipient":{"id":"bot","name":"Bot","role":"bot"},"serviceUrl":"https://chat.example.com/","channelData":{"clientActivityID":"1732269600000abcdef","clientTimestamp":"2026-11-22T11:00:00.000Z"},"entities":[{"type":"ClientCapabilities","requiresBotState":true,"supportsListening":true,"supportsTts":true}]}`)
+
+// BenchmarkCodec is the storage cost of one activity in a round trip: a
+// round trip encodes it twice (the log's copy and the bot's outbox copy)
+// and decodes it twice (the delivery and a client's read). Compare the
+// sealed codec with the plain one, then with the gateway's CPU per round
+// trip from `parley bench`.
+func BenchmarkCodec(b *testing.B) {
+	ctx := context.Background()
+	v := newEnv(b)
+	const conv = "abcdefghijklmnopqrstuv"
+	for _, c := range []struct {
+		name  string
+		codec conversation.Codec
+	}{{"plain", conversation.PlainCodec{}}, {"sealed", conversation.SealedCodec{S: v.e}}} {
+		b.Run(c.name, func(b *testing.B) {
+			if err := c.codec.Prepare(ctx, conv); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(storedActivity)))
+			for b.Loop() {
+				for range 2 {
+					blob, err := c.codec.Encode(ctx, conv, storedActivity)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := c.codec.Decode(ctx, conv, blob); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPrepareNewConversation is the one-time cost of a conversation's
+// data key: generate, wrap under the KEK, store.
+func BenchmarkPrepareNewConversation(b *testing.B) {
+	ctx := context.Background()
+	v := newEnv(b)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		if err := v.e.Prepare(ctx, "conv:bench-"+itoa(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func itoa(i int) string {
+	var buf [20]byte
+	n := len(buf)
+	for i > 0 || n == len(buf) {
+		n--
+		buf[n] = byte('0' + i%10)
+		i /= 10
+	}
+	return string(buf[n:])
+}
