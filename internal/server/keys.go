@@ -3,12 +3,14 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // Keys are the keys a process needs to read and write content: the
@@ -82,4 +84,64 @@ func (s *Server) rewrapLoop(ctx context.Context) {
 			s.logger.Info("rewrapped data keys under the active key-encryption key", "count", n)
 		}
 	}
+}
+
+// legacyStore is what sealing legacy content needs of the store.
+type legacyStore interface {
+	LegacyPending(ctx context.Context) (bool, error)
+	ListLegacy(ctx context.Context, kind string, after store.LegacyBlob, limit int) ([]store.LegacyBlob, error)
+	ReplaceLegacy(ctx context.Context, b store.LegacyBlob, body []byte) (bool, error)
+	ClearLegacyPending(ctx context.Context) error
+}
+
+// SealLegacy seals, once, the content a store held before encryption at
+// rest (activities, outbox items, dead letters and attachments in the
+// plain format) under its conversations' data keys. It runs at start
+// before anything is served, and does nothing once done.
+func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, logger *slog.Logger) (int, error) {
+	pending, err := st.LegacyPending(ctx)
+	if err != nil || !pending {
+		return 0, err
+	}
+	logger.Info("sealing content stored before encryption at rest (once)")
+	n := 0
+	for _, kind := range []string{store.LegacyActivity, store.LegacyOutbox, store.LegacyDeadLetter, store.LegacyAttachment} {
+		var after store.LegacyBlob
+		for {
+			page, err := st.ListLegacy(ctx, kind, after, 256)
+			if err != nil {
+				return n, fmt.Errorf("seal legacy content: %w", err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, b := range page {
+				after = b
+				if err := codec.Prepare(ctx, b.ConversationID); err != nil {
+					return n, fmt.Errorf("seal legacy content: %w", err)
+				}
+				var sealed []byte
+				if kind == store.LegacyAttachment {
+					sealed, err = codec.EncodeFile(ctx, b.ConversationID, b.ID, b.Body[1:])
+				} else {
+					sealed, err = codec.Encode(ctx, b.ConversationID, b.Body[1:])
+				}
+				if err != nil {
+					return n, fmt.Errorf("seal legacy %s of %s: %w", kind, b.ConversationID, err)
+				}
+				ok, err := st.ReplaceLegacy(ctx, b, sealed)
+				if err != nil {
+					return n, fmt.Errorf("seal legacy content: %w", err)
+				}
+				if ok {
+					n++
+				}
+			}
+		}
+	}
+	if err := st.ClearLegacyPending(ctx); err != nil {
+		return n, err
+	}
+	logger.Info("sealed content stored before encryption at rest", "items", n)
+	return n, nil
 }

@@ -81,6 +81,9 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		return nil, err
 	}
 	kr := keys.Keyring
+	if _, err := SealLegacy(ctx, st, keys.Codec, logger); err != nil {
+		return nil, err
+	}
 	issuer, err := identity.NewIssuer(ctx, st, kr, cfg.PublicURL)
 	if err != nil {
 		return nil, err

@@ -210,6 +210,24 @@ type DataKey struct {
 	CreatedAt time.Time
 }
 
+// LegacyBlob is content stored before encryption at rest: a body or file
+// whose first byte is 0 (the plain format).
+type LegacyBlob struct {
+	Kind           string // LegacyActivity, LegacyOutbox, LegacyDeadLetter or LegacyAttachment
+	ConversationID string
+	Seq            int64  // an activity's
+	ID             string // an outbox item's or dead letter's id (decimal), an attachment's id
+	Body           []byte
+}
+
+// Kinds of LegacyBlob.
+const (
+	LegacyActivity   = "activity"
+	LegacyOutbox     = "outbox"
+	LegacyDeadLetter = "dead_letter"
+	LegacyAttachment = "attachment"
+)
+
 // Store is the persistence contract. Implementations must be safe for
 // concurrent use.
 type Store interface {
@@ -344,6 +362,20 @@ type Store interface {
 	// DeleteDataKey removes a scope's data key; ErrNotFound when it has
 	// none.
 	DeleteDataKey(ctx context.Context, scope string) error
+
+	// LegacyPending reports whether content written before encryption at
+	// rest may remain (set by the migration that brought encryption when
+	// the store held content; cleared by ClearLegacyPending).
+	LegacyPending(ctx context.Context) (bool, error)
+	// ListLegacy lists up to limit blobs of kind in the plain format (first
+	// byte 0; an empty body is not one), in key order, after the page
+	// cursor after (the last blob of the previous page; zero for the first).
+	ListLegacy(ctx context.Context, kind string, after LegacyBlob, limit int) ([]LegacyBlob, error)
+	// ReplaceLegacy replaces b's stored content with body only while it is
+	// still b.Body: replaced is false (no error) when it changed or is gone.
+	ReplaceLegacy(ctx context.Context, b LegacyBlob, body []byte) (replaced bool, err error)
+	// ClearLegacyPending records that no plain content remains.
+	ClearLegacyPending(ctx context.Context) error
 
 	// Ready reports whether the store can commit writes now: nil, or the
 	// error (wrapping ErrFull when the storage is full) of the last commit
