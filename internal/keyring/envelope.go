@@ -71,7 +71,13 @@ type kekRef struct {
 type dekEntry struct {
 	scope string
 	aead  tink.AEAD
+	at    time.Time // when it was unwrapped
 }
+
+// dekTTL bounds how long an unwrapped data key stays in memory before it is
+// read again from the store: a key erased by another process (`parley
+// erase`, a sweeper elsewhere) leaves this one's memory within it.
+const dekTTL = 5 * time.Minute
 
 // Errors from Open.
 var (
@@ -226,8 +232,14 @@ func (e *Envelope) cached(scope string) tink.AEAD {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if el, ok := e.byScope[scope]; ok {
+		d := el.Value.(*dekEntry)
+		if e.now().Sub(d.at) >= dekTTL {
+			e.lru.Remove(el)
+			delete(e.byScope, scope)
+			return nil
+		}
 		e.lru.MoveToFront(el)
-		return el.Value.(*dekEntry).aead
+		return d.aead
 	}
 	return nil
 }
@@ -239,7 +251,7 @@ func (e *Envelope) remember(scope string, a tink.AEAD) {
 		e.lru.MoveToFront(el)
 		return
 	}
-	e.byScope[scope] = e.lru.PushFront(&dekEntry{scope: scope, aead: a})
+	e.byScope[scope] = e.lru.PushFront(&dekEntry{scope: scope, aead: a, at: e.now()})
 	for e.lru.Len() > e.max {
 		old := e.lru.Remove(e.lru.Back()).(*dekEntry)
 		delete(e.byScope, old.scope)

@@ -307,3 +307,33 @@ func TestDestroyKEKInUseNeedsForce(t *testing.T) {
 		t.Fatalf("Open under a destroyed KEK = %v, want ErrKeyDestroyed", err)
 	}
 }
+
+// TestErasedDataKeyLeavesAnotherProcessesMemory: a data key deleted by
+// another process stops working in this one within the cache lifetime.
+func TestErasedDataKeyLeavesAnotherProcessesMemory(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	now := time.Now()
+	e, err := keyring.NewEnvelope(ctx, keyring.EnvelopeConfig{Store: v.st, Provider: v.prov, CacheSize: 8, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = e.Prepare(ctx, "conv:x")
+	ct, err := e.Seal(ctx, "conv:x", []byte("hi"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.st.DeleteDataKey(ctx, "conv:x"); err != nil { // `parley erase` elsewhere
+		t.Fatal(err)
+	}
+	if _, err := e.Open(ctx, "conv:x", ct, nil); err != nil {
+		t.Fatalf("within the cache lifetime the key is still in memory: %v", err)
+	}
+	now = now.Add(5 * time.Minute)
+	if _, err := e.Open(ctx, "conv:x", ct, nil); !errors.Is(err, keyring.ErrNoDataKey) {
+		t.Fatalf("after the cache lifetime Open = %v, want ErrNoDataKey", err)
+	}
+	if _, err := e.Seal(ctx, "conv:x", []byte("more"), nil); !errors.Is(err, keyring.ErrNoDataKey) {
+		t.Fatalf("Seal under an erased key = %v, want ErrNoDataKey", err)
+	}
+}
