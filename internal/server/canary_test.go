@@ -60,7 +60,13 @@ func scanDataDir(t *testing.T, dir string, needles map[string]string) map[string
 // the server runs and after it stops. A control value stored in the clear
 // on purpose (a bot's name) proves the scan sees the database and its WAL.
 func TestCanariesNeverInTheClearOnDisk(t *testing.T) {
-	h := newHarness(t)
+	canaryScan(t)
+}
+
+// canaryScan runs the scenario on a harness built with opts (the key
+// provider's configuration, for the HSM variant).
+func canaryScan(t *testing.T, opts ...harnessOpt) {
+	h := newHarness(t, opts...)
 	ctx := t.Context()
 	control := map[string]string{"control": "CONTROL-BOTNAME-in-clear-8d1f"}
 	b, err := h.st.GetBot(ctx, "bot-a")
