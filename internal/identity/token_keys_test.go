@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -224,5 +225,54 @@ func TestForeignKeysRefused(t *testing.T) {
 	good, _, _ := w.is.Issue(base(), time.Hour)
 	if _, err := w.is.Verify(good, ScopeConversation); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A store written before the key lifecycle holds one Direct Line token key
+// that was never marked active. After the upgrade (migration 0008) it
+// still signs and its tokens stay valid; a next key joins it.
+func TestUpgradeKeepsLegacyTokenKey(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "p.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	kr, _ := keyring.New(bytes.Repeat([]byte{1}, 32))
+	p := keyring.DirectLineTokenPurpose(testRules)
+	kid, seed, err := p.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := kr.Seal(seed, []byte("directline-token:"+kid)) // the format NewIssuer always used
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO signing_keys (kid, purpose, sealed, created_at) VALUES (?, 'directline-token', ?, ?)`, kid, sealed, time.Now().Add(-time.Hour).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version >= 8`); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	if st, err = sqlite.Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	is, err := NewIssuer(ctx, st, kr, "https://gw.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := is.signingKid(t); got != kid {
+		t.Fatalf("after the upgrade %s signs, want the legacy key %s", got, kid)
+	}
+	keys, _ := st.ListKeys(ctx, keyring.PurposeDirectLineToken)
+	if len(keys) != 2 || keys[0].ActivatedAt.IsZero() || !keys[1].ActivatedAt.IsZero() {
+		t.Fatalf("keys after the upgrade: %+v; want the legacy key active and a next key", keys)
 	}
 }
