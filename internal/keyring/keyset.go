@@ -601,6 +601,21 @@ func (ks *KeySet) Active(purpose string) (*Key, error) {
 	return v.active, nil
 }
 
+// HMACKey is the active key of a purpose whose material is a secret used
+// as is (log-pseudonym): its id and bytes. Callers must not keep the
+// bytes past a reload: a rotation replaces them.
+func (ks *KeySet) HMACKey(purpose string) (id string, key []byte, err error) {
+	k, err := ks.Active(purpose)
+	if err != nil {
+		return "", nil, err
+	}
+	b, ok := k.Value.([]byte)
+	if !ok {
+		return "", nil, fmt.Errorf("%s key %s: %w (not a secret used as is)", purpose, k.ID, ErrUnsupported)
+	}
+	return k.ID, b, nil
+}
+
 // Run reloads the keys every interval until ctx ends.
 func (ks *KeySet) Run(ctx context.Context, every time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(every)

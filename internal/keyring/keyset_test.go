@@ -284,6 +284,19 @@ func TestMaterial(t *testing.T) {
 			t.Fatalf("%s: active key %T, %v", p, k.Value, err)
 		}
 	}
+	if id, key, err := ks.HMACKey(PurposeLogPseudonym); err != nil || len(key) != 32 || !strings.HasPrefix(id, "lp-") {
+		t.Fatalf("HMACKey = %q, %d bytes, %v", id, len(key), err)
+	}
+	_, key, _ := ks.HMACKey(PurposeLogPseudonym)
+	rows, _ := st.ListKeys(context.Background(), PurposeLogPseudonym)
+	for _, r := range rows {
+		if len(r.Sealed) == 0 || bytes.Contains(r.Sealed, key) {
+			t.Fatal("the log pseudonym key is stored in the clear")
+		}
+	}
+	if _, _, err := ks.HMACKey(PurposeChannel); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("HMACKey of an RSA purpose: %v", err)
+	}
 	// The store holds only sealed material; a key set with another master
 	// key cannot open it.
 	other, _ := New(bytes.Repeat([]byte{8}, KeySize))
