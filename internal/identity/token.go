@@ -157,6 +157,12 @@ func (is *Issuer) current() (*tokenSigner, error) {
 	return is.signer, nil
 }
 
+// accepted reports whether the token key kid still verifies.
+func (is *Issuer) accepted(kid string) bool {
+	v, err := is.keys.View(keyPurpose)
+	return err == nil && v.Accepted(kid) != nil
+}
+
 // publicKey is the accepted token key with kid, or nil.
 func (is *Issuer) publicKey(kid string) ed25519.PublicKey {
 	v, err := is.keys.View(keyPurpose)
@@ -214,7 +220,7 @@ func (is *Issuer) Verify(tok, scope string) (Claims, error) {
 	is.cacheMu.Lock()
 	v, cached := is.verified[key]
 	is.cacheMu.Unlock()
-	if cached && is.publicKey(v.kid) == nil {
+	if cached && !is.accepted(v.kid) {
 		// Its key was withdrawn (destroyed, or past its overlap) since.
 		return Claims{}, fmt.Errorf("%w: unknown key", ErrTokenInvalid)
 	}

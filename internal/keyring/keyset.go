@@ -208,16 +208,18 @@ func DirectLineTokenPurpose(r PurposeRules) Purpose {
 // RSAPurpose: RSA 2048 for RS256, published in a JWKS with a 24-hour
 // next-key lead and 25 hours of retired publication.
 func RSAPurpose(name string) Purpose {
-	who := "bots"
+	// Bots verify channel tokens against their cached copy of the JWKS;
+	// Parley verifies the token service's tokens itself.
+	destroyed := "it leaves the JWKS at once; bots stop accepting what it signed when they next refresh their key cache (within 24 hours)"
 	if name == PurposeSTS {
-		who = "Parley"
+		destroyed = "it leaves the JWKS and Parley refuses every bot access token it signed at once; bots fetch a new one"
 	}
 	return Purpose{
 		Name: name, Algorithm: "RSA 2048 (RS256)", Published: true,
 		Overlap: PublishedRetiredOverlap, MinNextAge: PublishedNextLead,
 		EarlyRisk:   "the next key was published less than 24 hours ago; bots may not have fetched it yet: those that cached the keys before it appeared refuse what it signs until they refetch (at most once an hour, on the unknown kid)",
 		RotateNote:  "signing moves to the key published since the previous rotation; the retired key stays published and accepted for 25 hours",
-		DestroyNote: "it leaves the JWKS at once and " + who + " refuse every token it signed",
+		DestroyNote: destroyed,
 		Generate: func() (string, []byte, error) {
 			priv, err := rsa.GenerateKey(rand.Reader, 2048)
 			if err != nil {
