@@ -57,7 +57,7 @@ func TestBotCreatePrintsEverySettingAndRotatesKeys(t *testing.T) {
 	// Keys: a fresh store gets a signing and a next key per purpose; a
 	// rotation right away is refused (bots may not have the next key yet)
 	// unless forced.
-	if _, _, err := run(t, nil, "keys", "rotate", "--data", data); err == nil || !strings.Contains(err.Error(), "24 hours") {
+	if _, _, err := run(t, nil, "keys", "rotate", "--data", data, "--purpose", "channel"); err == nil || !strings.Contains(err.Error(), "24 hours") {
 		t.Fatalf("early rotation: %v", err)
 	}
 	out, _, err = run(t, nil, "keys", "rotate", "--data", data, "--purpose", "channel", "--force", "--json")
@@ -68,13 +68,13 @@ func TestBotCreatePrintsEverySettingAndRotatesKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var keys []struct{ Purpose, Kid, State string }
+	var keys []struct{ Purpose, ID, State string }
 	_ = json.Unmarshal([]byte(out), &keys)
 	states := map[string]int{}
 	for _, k := range keys {
 		states[k.Purpose+":"+k.State]++
 	}
-	if states["channel:retired"] != 1 || states["channel:signing"] != 1 || states["channel:next"] != 1 {
+	if states["channel:retired"] != 1 || states["channel:active"] != 1 || states["channel:next"] != 1 {
 		t.Fatalf("key states after rotation: %v", states)
 	}
 	if _, _, err := run(t, nil, "bot", "secret", "regenerate", "--data", data, "--bot", bot.ID, "--slot", "3"); err == nil {

@@ -48,6 +48,10 @@ type Config struct {
 	// Failures logs and counts failed client authentications (default:
 	// logged only).
 	Failures *guard.AuthFailures
+	// Keys is the gateway's key set, loaded, with the channel and sts
+	// purposes (default: a key set of those two alone, over the store).
+	// Reload re-reads all of it.
+	Keys *keyring.KeySet
 }
 
 func (c Config) withDefaults() Config {
@@ -152,11 +156,18 @@ const channelTokenReuse = time.Minute
 // New loads (creating on first run) the channel and STS keys.
 func New(ctx context.Context, cfg Config, st store.Store, kr *keyring.Keyring, logger *slog.Logger) (*Authority, error) {
 	cfg = cfg.withDefaults()
-	ch, err := LoadKeySet(ctx, st, kr, PurposeChannel)
+	if cfg.Keys == nil {
+		cfg.Keys = keyring.NewKeySet(keyring.KeySetConfig{Store: st, Keyring: kr,
+			Purposes: []keyring.Purpose{keyring.RSAPurpose(PurposeChannel), keyring.RSAPurpose(PurposeSTS)}})
+		if err := cfg.Keys.Load(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ch, err := NewKeySet(cfg.Keys, PurposeChannel)
 	if err != nil {
 		return nil, err
 	}
-	sts, err := LoadKeySet(ctx, st, kr, PurposeSTS)
+	sts, err := NewKeySet(cfg.Keys, PurposeSTS)
 	if err != nil {
 		return nil, err
 	}
@@ -186,9 +197,10 @@ func (a *Authority) Run(ctx context.Context) {
 	}
 }
 
-// Reload re-reads both key sets now.
+// Reload re-reads the key set now (every purpose in it: the server's
+// holds the Direct Line token and log keys too).
 func (a *Authority) Reload(ctx context.Context) error {
-	return errors.Join(a.channel.Reload(ctx), a.sts.Reload(ctx))
+	return a.channel.Reload(ctx)
 }
 
 // ChannelKeys and STSKeys expose the key sets (for tests and operators).

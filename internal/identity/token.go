@@ -29,7 +29,12 @@ const (
 )
 
 // keyPurpose names Direct Line token keys in the store.
-const keyPurpose = "directline-token"
+const keyPurpose = keyring.PurposeDirectLineToken
+
+// MaxTokenLifetime bounds every Direct Line credential's lifetime (the
+// longest token_ttl the configuration accepts, and attachment links).
+// NewIssuer keeps retired keys verifying this long plus Leeway.
+const MaxTokenLifetime = 24 * time.Hour
 
 // Leeway tolerates small clock differences between replicas.
 const Leeway = 30 * time.Second
@@ -56,91 +61,123 @@ var (
 	ErrTokenInvalid = errors.New("token invalid")
 )
 
-// Issuer mints and verifies Direct Line tokens with an Ed25519 key that
-// persists (sealed) in the store, so tokens survive restarts and work on
-// every replica.
+// Issuer mints and verifies Direct Line tokens with Ed25519 keys of the
+// gateway's key set: sealed in the store, so tokens survive restarts and
+// work on every replica. The active key signs; the next key and retired
+// keys within their overlap verify; a destroyed key's tokens are refused.
 type Issuer struct {
 	issuer string
 	now    func() time.Time
+	keys   *keyring.KeySet
 
-	mu      sync.RWMutex
-	signer  jose.Signer
-	kid     string
-	publics map[string]ed25519.PublicKey
+	mu     sync.Mutex
+	signer *tokenSigner // for the active key last seen
 
 	// verified caches conversation tokens whose signature checked out
-	// (SHA-256 of the token -> Claims), so a client's repeated calls with
-	// one token cost one signature verification. Lifetime and scope are
-	// still checked on every use. One-shot credentials (stream, download)
-	// are not cached. A token is cached on its second use: many are used
-	// once (a conversation start and nothing after), and an idle open
-	// conversation should not hold its token's claims.
+	// (SHA-256 of the token -> Claims and kid), so a client's repeated
+	// calls with one token cost one signature verification. Lifetime,
+	// scope and that the key is still accepted are checked on every use.
+	// One-shot credentials (stream, download) are not cached. A token is
+	// cached on its second use: many are used once (a conversation start
+	// and nothing after), and an idle open conversation should not hold
+	// its token's claims.
 	cacheMu  sync.Mutex
-	verified map[[32]byte]Claims
+	verified map[[32]byte]verifiedToken
 	seenOnce map[[32]byte]struct{}
+}
+
+type tokenSigner struct {
+	kid string
+	s   jose.Signer
+}
+
+type verifiedToken struct {
+	c   Claims
+	kid string
 }
 
 // maxVerified bounds the verified-token cache; it is emptied when full.
 const maxVerified = 50_000
 
-// NewIssuer loads the newest token key from st (creating one on first run).
-// issuer is the gateway's public base URL.
+// NewIssuer loads the token keys from st into a key set of their own
+// (creating them on first run), retired keys verifying for
+// MaxTokenLifetime plus Leeway. issuer is the gateway's public base URL.
+// A server uses NewIssuerWithKeys with its own key set (reloaded).
 func NewIssuer(ctx context.Context, st store.Store, kr *keyring.Keyring, issuer string) (*Issuer, error) {
-	keys, err := st.ListKeys(ctx, keyPurpose)
-	if err != nil {
+	keys := keyring.NewKeySet(keyring.KeySetConfig{Store: st, Keyring: kr, Purposes: []keyring.Purpose{
+		keyring.DirectLineTokenPurpose(keyring.PurposeRules{TokenOverlap: MaxTokenLifetime + Leeway}),
+	}})
+	if err := keys.Load(ctx); err != nil {
 		return nil, fmt.Errorf("load token keys: %w", err)
 	}
-	if len(keys) == 0 {
-		k, err := newTokenKey(kr)
-		if err != nil {
-			return nil, err
-		}
-		if err := st.PutKey(ctx, k); err != nil && !errors.Is(err, store.ErrExists) {
-			return nil, fmt.Errorf("save token key: %w", err)
-		}
-		if keys, err = st.ListKeys(ctx, keyPurpose); err != nil {
-			return nil, fmt.Errorf("load token keys: %w", err)
-		}
+	return NewIssuerWithKeys(keys, issuer)
+}
+
+// NewIssuerWithKeys mints and verifies with the directline-token keys of
+// keys (loaded already); keys.Reload makes rotations and destructions
+// take effect.
+func NewIssuerWithKeys(keys *keyring.KeySet, issuer string) (*Issuer, error) {
+	is := &Issuer{issuer: issuer, now: time.Now, keys: keys, verified: map[[32]byte]verifiedToken{}, seenOnce: map[[32]byte]struct{}{}}
+	if _, err := is.current(); err != nil {
+		return nil, err
 	}
-	is := &Issuer{issuer: issuer, now: time.Now, publics: map[string]ed25519.PublicKey{}, verified: map[[32]byte]Claims{}, seenOnce: map[[32]byte]struct{}{}}
-	var newest ed25519.PrivateKey
-	for _, k := range keys {
-		seed, err := kr.Open(k.Sealed, []byte(keyPurpose+":"+k.ID))
-		if err != nil {
-			return nil, fmt.Errorf("open token key %s (wrong master key?): %w", k.ID, err)
-		}
-		if len(seed) != ed25519.SeedSize {
-			return nil, fmt.Errorf("token key %s: bad length", k.ID)
-		}
-		priv := ed25519.NewKeyFromSeed(seed)
-		is.publics[k.ID] = priv.Public().(ed25519.PublicKey)
-		newest, is.kid = priv, k.ID
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: newest},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", is.kid))
-	if err != nil {
-		return nil, fmt.Errorf("token signer: %w", err)
-	}
-	is.signer = signer
 	return is, nil
 }
 
-func newTokenKey(kr *keyring.Keyring) (store.Key, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return store.Key{}, fmt.Errorf("generate token key: %w", err)
+// Reload re-reads the key set (every purpose in it).
+func (is *Issuer) Reload(ctx context.Context) error {
+	if err := is.keys.Reload(ctx); err != nil {
+		return err
 	}
-	jwk := jose.JSONWebKey{Key: pub}
-	tp, err := jwk.Thumbprint(cryptoSHA256)
+	_, err := is.current()
+	return err
+}
+
+// current is the signer of the active key, built once per key.
+func (is *Issuer) current() (*tokenSigner, error) {
+	k, err := is.keys.Active(keyPurpose)
 	if err != nil {
-		return store.Key{}, fmt.Errorf("token key thumbprint: %w", err)
+		return nil, fmt.Errorf("token key: %w", err)
 	}
-	kid := base64.RawURLEncoding.EncodeToString(tp)
-	sealed, err := kr.Seal(priv.Seed(), []byte(keyPurpose+":"+kid))
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if is.signer != nil && is.signer.kid == k.ID {
+		return is.signer, nil
+	}
+	priv, ok := k.Value.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("token key %s: not an Ed25519 key", k.ID)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: priv},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.ID))
 	if err != nil {
-		return store.Key{}, fmt.Errorf("seal token key: %w", err)
+		return nil, fmt.Errorf("token signer: %w", err)
 	}
-	return store.Key{ID: kid, Purpose: keyPurpose, Sealed: sealed, CreatedAt: time.Now().UTC()}, nil
+	is.signer = &tokenSigner{kid: k.ID, s: s}
+	return is.signer, nil
+}
+
+// accepted reports whether the token key kid still verifies.
+func (is *Issuer) accepted(kid string) bool {
+	v, err := is.keys.View(keyPurpose)
+	return err == nil && v.Accepted(kid) != nil
+}
+
+// publicKey is the accepted token key with kid, or nil.
+func (is *Issuer) publicKey(kid string) ed25519.PublicKey {
+	v, err := is.keys.View(keyPurpose)
+	if err != nil {
+		return nil
+	}
+	k := v.Accepted(kid)
+	if k == nil {
+		return nil
+	}
+	priv, ok := k.Value.(ed25519.PrivateKey)
+	if !ok {
+		return nil
+	}
+	return priv.Public().(ed25519.PublicKey)
 }
 
 // Issue signs c with the given lifetime, filling in the registered claims.
@@ -157,10 +194,11 @@ func (is *Issuer) Issue(c Claims, ttl time.Duration) (string, time.Time, error) 
 	c.NotBefore = jwt.NewNumericDate(now)
 	c.Expiry = jwt.NewNumericDate(exp)
 	c.ID = base64.RawURLEncoding.EncodeToString(jti)
-	is.mu.RLock()
-	signer := is.signer
-	is.mu.RUnlock()
-	tok, err := jwt.Signed(signer).Claims(c).Serialize()
+	signer, err := is.current()
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
+	}
+	tok, err := jwt.Signed(signer.s).Claims(c).Serialize()
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
 	}
@@ -180,11 +218,16 @@ func (is *Issuer) Verify(tok, scope string) (Claims, error) {
 	}
 	key := sha256.Sum256([]byte(tok))
 	is.cacheMu.Lock()
-	c, cached := is.verified[key]
+	v, cached := is.verified[key]
 	is.cacheMu.Unlock()
+	if cached && !is.accepted(v.kid) {
+		// Its key was withdrawn (destroyed, or past its overlap) since.
+		return Claims{}, fmt.Errorf("%w: unknown key", ErrTokenInvalid)
+	}
+	c, kid := v.c, v.kid
 	if !cached {
 		var err error
-		if c, err = is.verifySignature(tok); err != nil {
+		if c, kid, err = is.verifySignature(tok); err != nil {
 			return c, err
 		}
 	}
@@ -208,7 +251,7 @@ func (is *Issuer) Verify(tok, scope string) (Claims, error) {
 			if len(is.verified) >= maxVerified {
 				clear(is.verified)
 			}
-			is.verified[key] = c
+			is.verified[key] = verifiedToken{c: c, kid: kid}
 		} else {
 			if len(is.seenOnce) >= maxVerified {
 				clear(is.seenOnce)
@@ -223,24 +266,24 @@ func (is *Issuer) Verify(tok, scope string) (Claims, error) {
 	return c, nil
 }
 
-// verifySignature checks algorithm, key and signature and decodes claims.
-func (is *Issuer) verifySignature(tok string) (Claims, error) {
+// verifySignature checks algorithm, key and signature and decodes claims;
+// it returns the kid of the key that verified.
+func (is *Issuer) verifySignature(tok string) (Claims, string, error) {
 	var c Claims
 	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
-		return c, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+		return c, "", fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
 	if len(parsed.Headers) != 1 {
-		return c, fmt.Errorf("%w: want one signature", ErrTokenInvalid)
+		return c, "", fmt.Errorf("%w: want one signature", ErrTokenInvalid)
 	}
-	is.mu.RLock()
-	pub, ok := is.publics[parsed.Headers[0].KeyID]
-	is.mu.RUnlock()
-	if !ok {
-		return c, fmt.Errorf("%w: unknown key", ErrTokenInvalid)
+	kid := parsed.Headers[0].KeyID
+	pub := is.publicKey(kid)
+	if pub == nil {
+		return c, "", fmt.Errorf("%w: unknown key", ErrTokenInvalid)
 	}
 	if err := parsed.Claims(pub, &c); err != nil {
-		return c, fmt.Errorf("%w: %v", ErrTokenInvalid, err)
+		return c, "", fmt.Errorf("%w: %v", ErrTokenInvalid, err)
 	}
-	return c, nil
+	return c, kid, nil
 }

@@ -67,20 +67,21 @@ func TestVerifyRefuses(t *testing.T) {
 	stream, _, _ := is.Issue(Claims{Scope: ScopeStream, Bot: "b", Site: "s", Conv: "c"}, time.Minute)
 	parts := strings.Split(good, ".")
 
+	kid := is.signingKid(t)
 	// Forge: same kid, another key.
 	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
-	forger, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: otherPriv}, (&jose.SignerOptions{}).WithHeader("kid", is.kid))
+	forger, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: otherPriv}, (&jose.SignerOptions{}).WithHeader("kid", kid))
 	c := base()
 	c.Issuer, c.Audience = "https://gw.example", jwt.Audience{"https://gw.example"}
 	c.Expiry, c.NotBefore = jwt.NewNumericDate(time.Now().Add(time.Hour)), jwt.NewNumericDate(time.Now())
 	forged, _ := jwt.Signed(forger).Claims(c).Serialize()
 
 	// HS256 keyed with the public key.
-	hs, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(is.publics[is.kid])}, (&jose.SignerOptions{}).WithHeader("kid", is.kid))
+	hs, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(is.publicKey(kid))}, (&jose.SignerOptions{}).WithHeader("kid", kid))
 	hmacTok, _ := jwt.Signed(hs).Claims(c).Serialize()
 
 	// alg none.
-	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"` + is.kid + `"}`))
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"` + kid + `"}`))
 	none := hdr + "." + parts[1] + "."
 
 	// Tampered payload (user swapped).

@@ -84,7 +84,11 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	if _, err := SealLegacy(ctx, st, keys.Codec, logger); err != nil {
 		return nil, err
 	}
-	issuer, err := identity.NewIssuer(ctx, st, kr, cfg.PublicURL)
+	keys := keyring.NewKeySet(keyring.KeySetConfig{Store: st, Keyring: kr, Purposes: KeyPurposes(cfg)})
+	if err := keys.Load(ctx); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	issuer, err := identity.NewIssuerWithKeys(keys, cfg.PublicURL)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +103,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	authFailures := guard.NewAuthFailures(reg, logger, proxies)
 	limiter := guard.NewMemory(guard.MemoryConfig{Registerer: reg})
 	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL, ReloadEvery: time.Duration(cfg.Bots.KeyReload),
-		ClientAddr: proxies.ClientAddr, Failures: authFailures}, st, kr, logger)
+		ClientAddr: proxies.ClientAddr, Failures: authFailures, Keys: keys}, st, kr, logger)
 	if err != nil {
 		return nil, fmt.Errorf("bot authentication keys: %w", err)
 	}
@@ -162,6 +166,21 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, readiness) })
 	s.handler = s.middleware(s.mux, requests)
 	return s, nil
+}
+
+// KeyPurposes are the gateway's key purposes under cfg; the server and
+// the keys commands use the same. Direct Line token keys verify after
+// retirement for the longest Direct Line credential lifetime plus leeway,
+// and sign once every replica has had a reload to load them. The authority
+// reloads every purpose every bots.key_reload.
+//
+// KEK rotation hook: key-encryption keys are listed here without a
+// provider; envelope encryption replaces keyring.KEKPurpose(nil, nil) with
+// keyring.KEKPurpose(provider, rewrap).
+func KeyPurposes(cfg config.Config) []keyring.Purpose {
+	longest := max(time.Duration(cfg.DirectLine.TokenTTL), directline.AttachmentTTL, directline.Config{}.Defaults().StreamTokenTTL)
+	return append(keyring.SigningPurposes(keyring.PurposeRules{TokenOverlap: longest + identity.Leeway, ReloadEvery: time.Duration(cfg.Bots.KeyReload)}),
+		keyring.KEKPurpose(nil, nil))
 }
 
 // writeStatser is a store that reports group commit figures.

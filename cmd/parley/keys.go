@@ -1,0 +1,185 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/server"
+	"github.com/parley-gw/parley/internal/store"
+)
+
+// keySet is the gateway's key set over st, as the server builds it; kr
+// may be nil for commands that do not make keys (list, destroy).
+func keySet(cfg config.Config, st store.Store, kr *keyring.Keyring) *keyring.KeySet {
+	return keyring.NewKeySet(keyring.KeySetConfig{Store: st, Keyring: kr, Purposes: server.KeyPurposes(cfg)})
+}
+
+func (a *app) keysCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Every key Parley holds: list, rotate, destroy",
+		Long: "Keys of every purpose share one lifecycle: next (made ahead of use, published where the purpose\n" +
+			"publishes), active (signs), retired (still verifies for the purpose's overlap), expired (past the\n" +
+			"overlap: neither published nor accepted, material kept) and destroyed (material gone, only on request).\n" +
+			"Purposes: directline-token (Direct Line tokens), channel (tokens Parley sends to bots), sts (the bots'\n" +
+			"access tokens), log-pseudonym (pseudonyms of user ids and addresses in logs), kek (key-encryption keys).",
+	}
+	cmd.AddCommand(a.keysListCmd(), a.keysRotateCmd(), a.keysDestroyCmd())
+	return cmd
+}
+
+func (a *app) keysListCmd() *cobra.Command {
+	var f storeFlags
+	var purpose string
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List every key of every purpose and its state (never key material)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, st, err := a.openAdmin(cmd.Context(), f.config, f.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			list, err := keySet(cfg, st, nil).List(cmd.Context(), purpose)
+			if err != nil {
+				return err
+			}
+			var text strings.Builder
+			tw := tabwriter.NewWriter(&text, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "PURPOSE\tID\tSTATE\tCREATED\tACTIVATED\tRETIRED\tDESTROYED\tHANDLE")
+			when := func(t *time.Time) string {
+				if t == nil {
+					return "-"
+				}
+				return t.UTC().Format(time.RFC3339)
+			}
+			for _, k := range list {
+				handle := k.Handle
+				if handle == "" {
+					handle = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Purpose, k.ID, k.State, when(&k.CreatedAt),
+					when(k.ActivatedAt), when(k.RetiredAt), when(k.DestroyedAt), handle)
+			}
+			_ = tw.Flush()
+			return a.print(f.json, list, text.String())
+		},
+	}
+	f.add(c)
+	c.Flags().StringVar(&purpose, "purpose", "", "only this purpose's keys")
+	return c
+}
+
+func (a *app) keysRotateCmd() *cobra.Command {
+	var f storeFlags
+	var purpose string
+	var force, purge bool
+	c := &cobra.Command{
+		Use:   "rotate",
+		Short: "Sign with the next key, retire the active one, make a new next key",
+		Long: "Rotation switches a purpose to its next key, made (and published, for channel and sts) at the previous\n" +
+			"rotation, so verifiers already have it. The retired key keeps verifying for the purpose's overlap\n" +
+			"(channel, sts: 25 hours, published; directline-token: the longest Direct Line token lifetime plus\n" +
+			"leeway; log-pseudonym: none), then stops; it is destroyed only by 'parley keys destroy'.\n" +
+			"A running Parley picks the change up within bots.key_reload (30 seconds by default). Without --force a\n" +
+			"rotation is refused while the next key is younger than its purpose requires (channel, sts: 24 hours,\n" +
+			"the bots' key-cache refresh; directline-token: one key reload, so every replica has the key).",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, st, err := a.openAdmin(cmd.Context(), f.config, f.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if _, err := keySet(cfg, st, nil).Purpose(purpose); err != nil {
+				return fmt.Errorf("--purpose: %w", err)
+			}
+			kr, err := adminKeyring(cfg)
+			if err != nil {
+				return err
+			}
+			ks := keySet(cfg, st, kr)
+			p, _ := ks.Purpose(purpose)
+			r, err := ks.Rotate(cmd.Context(), purpose, keyring.RotateOptions{Force: force, PurgeRetired: purge})
+			var early *keyring.TooSoonError
+			if errors.As(err, &early) {
+				return fmt.Errorf("rotation refused: %w.\nWait until the next key is %v old, or rotate now with --force and accept that risk", err, early.Min)
+			}
+			if err != nil {
+				return err
+			}
+			var text strings.Builder
+			fmt.Fprintf(&text, "%s: now signing with %s; retired %s; new next key %s\n%s.\n", purpose, r.Activated, strings.Join(r.Retired, ", "), r.Next, p.RotateNote)
+			if len(r.Destroyed) > 0 {
+				fmt.Fprintf(&text, "Destroyed (--purge-retired): %s: %s.\n", strings.Join(r.Destroyed, ", "), p.DestroyNote)
+			}
+			fmt.Fprintf(&text, "A running Parley picks this up within %v.\n", time.Duration(cfg.Bots.KeyReload))
+			return a.print(f.json, r, text.String())
+		},
+	}
+	f.add(c)
+	c.Flags().StringVar(&purpose, "purpose", "", "which keys: directline-token, channel, sts, log-pseudonym or kek (required)")
+	c.Flags().BoolVar(&force, "force", false, "rotate even if the next key is younger than its purpose requires (risk: verifiers that have not fetched or loaded it yet refuse what it signs until they do)")
+	c.Flags().BoolVar(&purge, "purge-retired", false, "destroy every retired key of the purpose at once, the one just retired too (for a key that may be compromised: everything they signed is refused from the next reload)")
+	_ = c.MarkFlagRequired("purpose")
+	return c
+}
+
+func (a *app) keysDestroyCmd() *cobra.Command {
+	var f storeFlags
+	var id string
+	var yes bool
+	c := &cobra.Command{
+		Use:   "destroy",
+		Short: "Destroy a retired key's material (the row stays, marked destroyed); cannot be undone",
+		Long: "Only a retired (or expired) key can be destroyed, never the active or the next one: rotate first.\n" +
+			"What it signed becomes unverifiable at once (from the next key reload in a running Parley); what a\n" +
+			"key-encryption key wraps becomes unreadable, backups included. Without --yes it only says what it would do.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, st, err := a.openAdmin(cmd.Context(), f.config, f.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ks := keySet(cfg, st, nil)
+			plan, _, p, err := ks.PlanDestroy(cmd.Context(), id)
+			if errors.Is(err, keyring.ErrNotRetired) {
+				return fmt.Errorf("%w; to retire it: parley keys rotate --purpose %s", err, p.Name)
+			}
+			if err != nil {
+				return err
+			}
+			if plan.AlreadyDestroyed {
+				return a.print(f.json, plan, fmt.Sprintf("%s key %s was destroyed already; nothing changed\n", p.Name, id))
+			}
+			if !yes {
+				return fmt.Errorf("not destroyed: destroying %s key %s (%s) cannot be undone: %s.\nRun again with --yes to destroy it", p.Name, id, plan.Key.State, plan.Effect)
+			}
+			d, err := ks.Destroy(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return a.print(f.json, d, fmt.Sprintf("destroyed %s key %s: %s.\nA running Parley stops accepting it within %v.\n", p.Name, id, d.Effect, time.Duration(cfg.Bots.KeyReload)))
+		},
+	}
+	f.add(c)
+	c.Flags().StringVar(&id, "id", "", "the key's id (see parley keys list)")
+	c.Flags().BoolVar(&yes, "yes", false, "destroy it: without --yes the command only says what would become unverifiable or unreadable")
+	_ = c.MarkFlagRequired("id")
+	return c
+}
+
+// adminKeyring opens the master key the server uses.
+func adminKeyring(cfg config.Config) (*keyring.Keyring, error) {
+	master, err := keyring.LoadOrCreateFile(cfg.MasterKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	return keyring.New(master)
+}
