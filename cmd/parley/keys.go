@@ -15,10 +15,10 @@ import (
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// keySet is the gateway's key set over st, as the server builds it; kr
-// may be nil for commands that do not make keys (list, destroy).
-func keySet(cfg config.Config, st store.Store, kr *keyring.Keyring) *keyring.KeySet {
-	return keyring.NewKeySet(keyring.KeySetConfig{Store: st, Keyring: kr, Purposes: server.KeyPurposes(cfg)})
+// listKeySet is the gateway's key set over st for listing: it opens no
+// key (no master key, no provider needed).
+func listKeySet(cfg config.Config, st store.Store) *keyring.KeySet {
+	return keyring.NewKeySet(keyring.KeySetConfig{Store: st, Purposes: server.KeyPurposes(cfg, keyring.KEKPurpose(nil, nil))})
 }
 
 func (a *app) keysCmd() *cobra.Command {
@@ -31,7 +31,7 @@ func (a *app) keysCmd() *cobra.Command {
 			"Purposes: directline-token (Direct Line tokens), channel (tokens Parley sends to bots), sts (the bots'\n" +
 			"access tokens), log-pseudonym (pseudonyms of user ids and addresses in logs), kek (key-encryption keys).",
 	}
-	cmd.AddCommand(a.keysListCmd(), a.keysRotateCmd(), a.keysDestroyCmd())
+	cmd.AddCommand(a.keysListCmd(), a.keysRotateCmd(), a.keysDestroyCmd(), a.keysRewrapCmd())
 	return cmd
 }
 
@@ -47,7 +47,7 @@ func (a *app) keysListCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			list, err := keySet(cfg, st, nil).List(cmd.Context(), purpose)
+			list, err := listKeySet(cfg, st).List(cmd.Context(), purpose)
 			if err != nil {
 				return err
 			}
@@ -97,14 +97,14 @@ func (a *app) keysRotateCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if _, err := keySet(cfg, st, nil).Purpose(purpose); err != nil {
+			if _, err := listKeySet(cfg, st).Purpose(purpose); err != nil {
 				return fmt.Errorf("--purpose: %w", err)
 			}
-			kr, err := adminKeyring(cfg)
+			keys, err := server.OpenKeys(cmd.Context(), cfg, st)
 			if err != nil {
 				return err
 			}
-			ks := keySet(cfg, st, kr)
+			ks := keys.Set
 			p, _ := ks.Purpose(purpose)
 			r, err := ks.Rotate(cmd.Context(), purpose, keyring.RotateOptions{Force: force, PurgeRetired: purge})
 			var early *keyring.TooSoonError
@@ -134,7 +134,7 @@ func (a *app) keysRotateCmd() *cobra.Command {
 func (a *app) keysDestroyCmd() *cobra.Command {
 	var f storeFlags
 	var id string
-	var yes bool
+	var yes, force bool
 	c := &cobra.Command{
 		Use:   "destroy",
 		Short: "Destroy a retired key's material (the row stays, marked destroyed); cannot be undone",
@@ -147,8 +147,13 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			ks := keySet(cfg, st, nil)
-			plan, _, p, err := ks.PlanDestroy(cmd.Context(), id)
+			keys, err := server.OpenKeys(cmd.Context(), cfg, st)
+			if err != nil {
+				return err
+			}
+			ks := keys.Set
+			opts := keyring.DestroyOptions{Force: force}
+			plan, _, p, err := ks.PlanDestroy(cmd.Context(), id, opts)
 			if errors.Is(err, keyring.ErrNotRetired) {
 				return fmt.Errorf("%w; to retire it: parley keys rotate --purpose %s", err, p.Name)
 			}
@@ -161,7 +166,7 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 			if !yes {
 				return fmt.Errorf("not destroyed: destroying %s key %s (%s) cannot be undone: %s.\nRun again with --yes to destroy it", p.Name, id, plan.Key.State, plan.Effect)
 			}
-			d, err := ks.Destroy(cmd.Context(), id)
+			d, err := ks.Destroy(cmd.Context(), id, opts)
 			if err != nil {
 				return err
 			}
@@ -171,15 +176,36 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 	f.add(c)
 	c.Flags().StringVar(&id, "id", "", "the key's id (see parley keys list)")
 	c.Flags().BoolVar(&yes, "yes", false, "destroy it: without --yes the command only says what would become unverifiable or unreadable")
+	c.Flags().BoolVar(&force, "force", false, "destroy a key-encryption key that still wraps data keys (their conversations and secrets become unrecoverable)")
 	_ = c.MarkFlagRequired("id")
 	return c
 }
 
-// adminKeyring opens the master key the server uses.
-func adminKeyring(cfg config.Config) (*keyring.Keyring, error) {
-	master, err := keyring.LoadOrCreateFile(cfg.MasterKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("master key: %w", err)
+func (a *app) keysRewrapCmd() *cobra.Command {
+	var f storeFlags
+	c := &cobra.Command{
+		Use:   "rewrap",
+		Short: "Re-wrap every data key still under a retired key-encryption key under the active one",
+		Long: "A KEK rotation re-wraps the data keys at once, and a running Parley re-wraps those it made under the\n" +
+			"old KEK before it saw the rotation (every bots.key_reload). Run this to finish an interrupted rotation\n" +
+			"before 'parley keys destroy' of the retired KEK. It is safe to run while Parley runs, and to run again.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, st, err := a.openAdmin(cmd.Context(), f.config, f.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			keys, err := server.OpenKeys(cmd.Context(), cfg, st)
+			if err != nil {
+				return err
+			}
+			n, err := keys.Envelope.Rewrap(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.print(f.json, map[string]int{"rewrapped": n}, fmt.Sprintf("re-wrapped %d data keys under the active key-encryption key\n", n))
+		},
 	}
-	return keyring.New(master)
+	f.add(c)
+	return c
 }

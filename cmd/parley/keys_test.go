@@ -88,9 +88,12 @@ func TestKeysRotateListDestroy(t *testing.T) {
 			t.Fatalf("rotate %s = %q, %v", purpose, out, err)
 		}
 	}
-	// KEKs need their provider.
-	if _, _, err := run(t, nil, "keys", "rotate", "--data", data, "--purpose", "kek", "--force"); err == nil || !strings.Contains(err.Error(), "provider") {
-		t.Fatalf("kek rotation without a provider: %v", err)
+	// KEKs rotate through their provider (the local one here), re-wrapping.
+	if out, _, err := run(t, nil, "keys", "rotate", "--data", data, "--purpose", "kek", "--json"); err != nil || !strings.Contains(out, `"activated": "kek-`) {
+		t.Fatalf("kek rotation = %q, %v", out, err)
+	}
+	if out, _, err := run(t, nil, "keys", "rewrap", "--data", data); err != nil || !strings.Contains(out, "re-wrapped 0 data keys") {
+		t.Fatalf("keys rewrap = %q, %v", out, err)
 	}
 
 	keys := listKeys(t, data)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"container/list"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,16 +16,8 @@ import (
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// PurposeKEK names key-encryption keys among the store's key rows. A KEK
-// row's Sealed holds the provider's handle, never key material.
-const PurposeKEK = "kek"
-
 // EnvelopeStore is what envelope encryption needs of the store.
 type EnvelopeStore interface {
-	PutKey(ctx context.Context, k store.Key) error
-	ListKeys(ctx context.Context, purpose string) ([]store.Key, error)
-	RotateKeys(ctx context.Context, purpose string, next store.Key, now, purgeBefore time.Time) error
-	DestroyKey(ctx context.Context, id string, at time.Time) error
 	PutDataKey(ctx context.Context, k store.DataKey) error
 	GetDataKey(ctx context.Context, scope string) (store.DataKey, error)
 	RewrapDataKey(ctx context.Context, oldKEK string, k store.DataKey) error
@@ -36,14 +27,15 @@ type EnvelopeStore interface {
 
 // EnvelopeConfig configures envelope encryption.
 type EnvelopeConfig struct {
-	Store    EnvelopeStore
+	Store EnvelopeStore
+	// Keys holds the KEKs' lifecycle (purpose kek, KEKPurpose with
+	// Provider), loaded; its reloads (every key_reload in a server) make a
+	// rotation done elsewhere take effect.
+	Keys     *KeySet
 	Provider Provider
 	// CacheSize bounds the unwrapped data keys held in memory.
 	CacheSize int
-	// RefreshEvery is how often the active KEK is re-read from the store
-	// (a rotation made by another process takes effect within it).
-	RefreshEvery time.Duration
-	Now          func() time.Time
+	Now       func() time.Time
 }
 
 // Envelope seals data under per-scope data keys (Tink AES-256-GCM
@@ -51,17 +43,15 @@ type EnvelopeConfig struct {
 // ciphertext carries Tink's key-id prefix; the scope's data key row names
 // the KEK that wrapped it.
 type Envelope struct {
-	st      EnvelopeStore
-	prov    Provider
-	now     func() time.Time
-	refresh time.Duration
-	max     int
+	st   EnvelopeStore
+	keys *KeySet
+	prov Provider
+	now  func() time.Time
+	max  int
 
-	mu       sync.Mutex
-	lru      *list.List // of *dekEntry, most recent first
-	byScope  map[string]*list.Element
-	active   kekRef
-	loadedAt time.Time
+	mu      sync.Mutex
+	lru     *list.List // of *dekEntry, most recent first
+	byScope map[string]*list.Element
 }
 
 type kekRef struct {
@@ -89,8 +79,7 @@ var (
 	ErrTampered = errors.New("ciphertext does not authenticate (modified, or moved from another conversation)")
 )
 
-// NewEnvelope loads the active KEK, creating the first one (and the next
-// one, per the key lifecycle) on first use.
+// NewEnvelope checks that the active KEK opens in its provider.
 func NewEnvelope(ctx context.Context, cfg EnvelopeConfig) (*Envelope, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -98,134 +87,54 @@ func NewEnvelope(ctx context.Context, cfg EnvelopeConfig) (*Envelope, error) {
 	if cfg.CacheSize <= 0 {
 		return nil, errors.New("envelope: cache size must be positive")
 	}
-	e := &Envelope{st: cfg.Store, prov: cfg.Provider, now: cfg.Now, refresh: cfg.RefreshEvery, max: cfg.CacheSize,
+	if cfg.Keys == nil || cfg.Provider == nil {
+		return nil, errors.New("envelope: a key set and a key provider are required")
+	}
+	e := &Envelope{st: cfg.Store, keys: cfg.Keys, prov: cfg.Provider, now: cfg.Now, max: cfg.CacheSize,
 		lru: list.New(), byScope: map[string]*list.Element{}}
-	if err := e.ensureKEKs(ctx); err != nil {
+	act, err := e.activeKEK()
+	if err != nil {
 		return nil, err
 	}
-	if err := e.Reload(ctx); err != nil {
-		return nil, err
+	if _, err := e.prov.AEAD(ctx, act.handle); err != nil {
+		return nil, fmt.Errorf("open active key-encryption key %s: %w", act.id, err)
 	}
 	return e, nil
 }
 
-func (e *Envelope) newKEKRow(ctx context.Context, at time.Time) (store.Key, error) {
-	handle, err := e.prov.CreateKEK(ctx)
+func (e *Envelope) activeKEK() (kekRef, error) {
+	k, err := e.keys.Active(PurposeKEK)
 	if err != nil {
-		return store.Key{}, fmt.Errorf("create key-encryption key: %w", err)
+		return kekRef{}, err
 	}
-	return store.Key{ID: "kek-" + shortID(handle), Purpose: PurposeKEK, Sealed: []byte(handle), CreatedAt: at}, nil
+	return kekRef{id: k.ID, handle: k.Handle}, nil
 }
 
-func shortID(handle string) string {
-	// Handles are unique per provider; the row id is a readable, unique
-	// name derived from it plus the time, so two providers never collide.
-	return fmt.Sprintf("%x", sha256Sum([]byte(handle)))[:16]
-}
-
-// ensureKEKs creates an active and a next KEK when missing.
-func (e *Envelope) ensureKEKs(ctx context.Context) error {
-	keys, err := e.st.ListKeys(ctx, PurposeKEK)
-	if err != nil {
-		return fmt.Errorf("load key-encryption keys: %w", err)
-	}
-	var active, next bool
-	for _, k := range keys {
-		switch {
-		case !k.DestroyedAt.IsZero():
-		case k.ActivatedAt.IsZero():
-			next = true
-		case k.RetiredAt.IsZero():
-			active = true
-		}
-	}
-	now := e.now()
-	if !active {
-		k, err := e.newKEKRow(ctx, now)
-		if err != nil {
-			return err
-		}
-		k.ActivatedAt = now
-		if err := e.st.PutKey(ctx, k); err != nil {
-			return fmt.Errorf("save key-encryption key: %w", err)
-		}
-	}
-	if !next {
-		k, err := e.newKEKRow(ctx, now.Add(time.Millisecond))
-		if err != nil {
-			return err
-		}
-		if err := e.st.PutKey(ctx, k); err != nil {
-			return fmt.Errorf("save next key-encryption key: %w", err)
-		}
-	}
-	return nil
-}
-
-// Reload re-reads which KEK is active.
-func (e *Envelope) Reload(ctx context.Context) error {
-	keys, err := e.st.ListKeys(ctx, PurposeKEK)
-	if err != nil {
-		return fmt.Errorf("load key-encryption keys: %w", err)
-	}
-	var act kekRef
-	var since time.Time
-	for _, k := range keys {
-		if k.ActivatedAt.IsZero() || !k.RetiredAt.IsZero() || !k.DestroyedAt.IsZero() {
-			continue
-		}
-		if !k.ActivatedAt.Before(since) {
-			act, since = kekRef{id: k.ID, handle: string(k.Sealed)}, k.ActivatedAt
-		}
-	}
-	if act.id == "" {
-		return errors.New("no active key-encryption key")
-	}
-	if _, err := e.prov.AEAD(ctx, act.handle); err != nil {
-		return fmt.Errorf("open active key-encryption key %s: %w", act.id, err)
-	}
-	e.mu.Lock()
-	e.active, e.loadedAt = act, e.now()
-	e.mu.Unlock()
-	return nil
-}
-
-func (e *Envelope) activeKEK(ctx context.Context) (kekRef, error) {
-	e.mu.Lock()
-	act, stale := e.active, e.refresh > 0 && e.now().Sub(e.loadedAt) >= e.refresh
-	e.mu.Unlock()
-	if stale {
-		if err := e.Reload(ctx); err != nil {
-			return kekRef{}, err
-		}
-		e.mu.Lock()
-		act = e.active
-		e.mu.Unlock()
-	}
-	return act, nil
-}
-
-// kekByID finds a KEK row's handle.
+// kekHandle finds the handle of KEK id: from the key set as loaded, or,
+// for a KEK made by another process since, after a reload.
 func (e *Envelope) kekHandle(ctx context.Context, id string) (string, error) {
-	e.mu.Lock()
-	act := e.active
-	e.mu.Unlock()
-	if id == act.id {
-		return act.handle, nil
-	}
-	keys, err := e.st.ListKeys(ctx, PurposeKEK)
-	if err != nil {
-		return "", fmt.Errorf("load key-encryption keys: %w", err)
-	}
-	for _, k := range keys {
-		if k.ID == id {
-			if !k.DestroyedAt.IsZero() {
-				return "", fmt.Errorf("key-encryption key %s: %w", id, ErrKeyDestroyed)
+	for attempt := 0; attempt < 2; attempt++ {
+		v, err := e.keys.View(PurposeKEK)
+		if err != nil {
+			return "", err
+		}
+		if k := v.Accepted(id); k != nil {
+			return k.Handle, nil
+		}
+		if attempt == 0 {
+			if err := e.keys.Reload(ctx); err != nil {
+				return "", err
 			}
-			return string(k.Sealed), nil
 		}
 	}
-	return "", fmt.Errorf("key-encryption key %s: %w", id, store.ErrNotFound)
+	k, _, err := e.keys.Find(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("key-encryption key %s: %w", id, err)
+	}
+	if !k.DestroyedAt.IsZero() {
+		return "", fmt.Errorf("key-encryption key %s: %w", id, ErrKeyDestroyed)
+	}
+	return "", fmt.Errorf("key-encryption key %s is not usable", id)
 }
 
 func (e *Envelope) cached(scope string) tink.AEAD {
@@ -333,7 +242,7 @@ func (e *Envelope) dek(ctx context.Context, scope string, create bool) (tink.AEA
 }
 
 func (e *Envelope) create(ctx context.Context, scope string) (tink.AEAD, error) {
-	kek, err := e.activeKEK(ctx)
+	kek, err := e.activeKEK()
 	if err != nil {
 		return nil, err
 	}
@@ -390,5 +299,3 @@ func (e *Envelope) Open(ctx context.Context, scope string, ciphertext, aad []byt
 	}
 	return pt, nil
 }
-
-func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }

@@ -4,45 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// RotateKEK makes the next key-encryption key active (new data keys are
-// wrapped by it), retires the active one, creates a new next key and then
-// re-wraps every data key still under a retired KEK. Readers keep working
-// throughout: a data key is readable under its old KEK until its rewrap
-// commits, and under the new one after.
-func (e *Envelope) RotateKEK(ctx context.Context) (activated string, rewrapped int, err error) {
-	keys, err := e.st.ListKeys(ctx, PurposeKEK)
-	if err != nil {
-		return "", 0, fmt.Errorf("rotate key-encryption keys: %w", err)
-	}
-	for _, k := range keys {
-		if k.ActivatedAt.IsZero() && k.DestroyedAt.IsZero() {
-			activated = k.ID
-			break
-		}
-	}
-	if activated == "" {
-		return "", 0, errors.New("rotate key-encryption keys: no next key (start the server once first)")
-	}
-	now := e.now()
-	next, err := e.newKEKRow(ctx, now)
-	if err != nil {
-		return "", 0, err
-	}
-	// Retired KEKs are never purged by rotation: they are destroyed only on
-	// request (DestroyKEK), once no data key needs them.
-	if err := e.st.RotateKeys(ctx, PurposeKEK, next, now, time.Time{}); err != nil {
-		return "", 0, fmt.Errorf("rotate key-encryption keys: %w", err)
-	}
-	if err := e.Reload(ctx); err != nil {
-		return "", 0, err
-	}
-	n, err := e.Rewrap(ctx)
-	return activated, n, err
+// RotateKEK rotates the key-encryption keys through the key set (the next
+// KEK becomes active, the active one retires, a new next KEK is made); the
+// purpose's Rotated hook (AfterRotation) then re-wraps every data key
+// still under a retired KEK. Readers keep working throughout: a data key
+// is readable under its old KEK until its rewrap commits, and under the
+// new one after.
+func (e *Envelope) RotateKEK(ctx context.Context) (Rotation, error) {
+	return e.keys.Rotate(ctx, PurposeKEK, RotateOptions{})
+}
+
+// AfterRotation is the Rotated hook of the kek purpose: it re-wraps.
+func (e *Envelope) AfterRotation(ctx context.Context, _ Rotation) error {
+	_, err := e.Rewrap(ctx)
+	return err
 }
 
 // Rewrap moves every data key wrapped by a retired KEK under the active
@@ -50,17 +29,17 @@ func (e *Envelope) RotateKEK(ctx context.Context) (activated string, rewrapped i
 // (a server that had not yet seen a rotation may have wrapped a few new
 // data keys under the old KEK).
 func (e *Envelope) Rewrap(ctx context.Context) (int, error) {
-	keys, err := e.st.ListKeys(ctx, PurposeKEK)
+	v, err := e.keys.View(PurposeKEK)
 	if err != nil {
 		return 0, fmt.Errorf("rewrap data keys: %w", err)
 	}
-	act, err := e.activeKEK(ctx)
+	act, err := e.activeKEK()
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, k := range keys {
-		if k.ID == act.id || k.RetiredAt.IsZero() || !k.DestroyedAt.IsZero() {
+	for _, k := range v.AcceptedKeys() {
+		if k.ID == act.id || k.State != StateRetired {
 			continue
 		}
 		after := ""
@@ -100,41 +79,22 @@ func (e *Envelope) Rewrap(ctx context.Context) (int, error) {
 // data keys.
 var ErrKEKInUse = errors.New("key-encryption key still wraps data keys")
 
-// DestroyKEK destroys a retired key-encryption key's material in its
-// provider and marks its row destroyed. It refuses the active and the next
-// key, and a key that still wraps data keys unless force is set (the data
-// under those keys becomes unrecoverable: lost is returned).
-func (e *Envelope) DestroyKEK(ctx context.Context, id string, force bool) (lost int, err error) {
-	keys, err := e.st.ListKeys(ctx, PurposeKEK)
+// KEKGuard is the kek purpose's BeforeDestroy check: a KEK that still
+// wraps data keys is destroyed only when forced (their data is lost).
+func KEKGuard(ctx context.Context, st store.Store, k store.Key, force bool) error {
+	n, err := st.CountDataKeys(ctx, k.ID)
 	if err != nil {
-		return 0, fmt.Errorf("destroy key-encryption key: %w", err)
-	}
-	var k *store.Key
-	for i := range keys {
-		if keys[i].ID == id {
-			k = &keys[i]
-		}
-	}
-	switch {
-	case k == nil:
-		return 0, fmt.Errorf("destroy key-encryption key %s: %w", id, store.ErrNotFound)
-	case !k.DestroyedAt.IsZero():
-		return 0, nil
-	case k.RetiredAt.IsZero():
-		return 0, fmt.Errorf("destroy key-encryption key %s: it is the active or next key; rotate first (parley keys rotate --purpose kek)", id)
-	}
-	n, err := e.st.CountDataKeys(ctx, id)
-	if err != nil {
-		return 0, fmt.Errorf("destroy key-encryption key %s: %w", id, err)
+		return err
 	}
 	if n > 0 && !force {
-		return n, fmt.Errorf("destroy key-encryption key %s: %w: %d data keys; run `parley keys rewrap` first, or pass --force to make their data unrecoverable", id, ErrKEKInUse, n)
+		return fmt.Errorf("%w: %d data keys; wait for the running server to re-wrap them (every bots.key_reload) or run `parley keys rewrap`, or pass --force to make their data unrecoverable", ErrKEKInUse, n)
 	}
-	if err := e.prov.DestroyKEK(ctx, string(k.Sealed)); err != nil {
-		return 0, fmt.Errorf("destroy key-encryption key %s: %w", id, err)
-	}
-	if err := e.st.DestroyKey(ctx, id, e.now()); err != nil {
-		return 0, fmt.Errorf("destroy key-encryption key %s: %w", id, err)
-	}
-	return n, nil
+	return nil
+}
+
+// DestroyKEK destroys a retired key-encryption key (through the key set:
+// the provider's material, then the row's). A KEK that still wraps data
+// keys is refused unless force is set.
+func (e *Envelope) DestroyKEK(ctx context.Context, id string, force bool) (Destruction, error) {
+	return e.keys.Destroy(ctx, id, DestroyOptions{Force: force})
 }

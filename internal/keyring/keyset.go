@@ -118,6 +118,16 @@ type Purpose struct {
 	// Impact adds to DestroyNote what destroying k affects now (KEKs: how
 	// many data keys it still wraps).
 	Impact func(ctx context.Context, st store.Store, k store.Key) (string, error)
+	// BeforeDestroy, when set, may refuse to destroy k (KEKs: while data
+	// keys still need it, unless forced).
+	BeforeDestroy func(ctx context.Context, st store.Store, k store.Key, force bool) error
+}
+
+// DestroyOptions change a destruction.
+type DestroyOptions struct {
+	// Force destroys a key its purpose's BeforeDestroy refuses (what it
+	// still protects is lost).
+	Force bool
 }
 
 // External is a purpose whose material a Provider holds.
@@ -281,7 +291,8 @@ func KEKPurpose(p Provider, rewrap func(ctx context.Context, r Rotation) error) 
 		RotateNote:  "new data keys are wrapped by the new key-encryption key; existing ones are re-wrapped online",
 		DestroyNote: "every data key it still wraps becomes unrecoverable, and with it the conversations and bot secrets sealed under them (backups included)",
 		External:    &External{},
-		Rotated:     rewrap,
+		Rotated:       rewrap,
+		BeforeDestroy: KEKGuard,
 		Impact: func(ctx context.Context, st store.Store, k store.Key) (string, error) {
 			n, err := st.CountDataKeys(ctx, k.ID)
 			if err != nil {
@@ -771,14 +782,16 @@ func (ks *KeySet) Rotate(ctx context.Context, purpose string, opt RotateOptions)
 			}
 		}
 	}
-	if p.Rotated != nil {
-		if err := p.Rotated(ctx, r); err != nil {
-			return r, fmt.Errorf("rotated %s keys, then: %w", purpose, err)
-		}
-	}
 	if ks.loaded(purpose) {
 		if err := ks.Reload(ctx); err != nil {
 			return r, err
+		}
+	}
+	// The hook sees the rotation done (KEKs: it re-wraps under the key
+	// just activated).
+	if p.Rotated != nil {
+		if err := p.Rotated(ctx, r); err != nil {
+			return r, fmt.Errorf("rotated %s keys, then: %w", purpose, err)
 		}
 	}
 	return r, nil
@@ -811,7 +824,11 @@ type Destruction struct {
 
 // PlanDestroy checks that key id may be destroyed (it is retired) and says
 // what destroying it would do, without doing it.
-func (ks *KeySet) PlanDestroy(ctx context.Context, id string) (Destruction, store.Key, Purpose, error) {
+func (ks *KeySet) PlanDestroy(ctx context.Context, id string, opts ...DestroyOptions) (Destruction, store.Key, Purpose, error) {
+	var o DestroyOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	k, p, err := ks.Find(ctx, id)
 	if err != nil {
 		return Destruction{}, k, p, err
@@ -839,13 +856,18 @@ func (ks *KeySet) PlanDestroy(ctx context.Context, id string) (Destruction, stor
 		}
 		d.Effect += " (" + more + ")"
 	}
+	if p.BeforeDestroy != nil {
+		if err := p.BeforeDestroy(ctx, ks.st, k, o.Force); err != nil {
+			return d, k, p, fmt.Errorf("destroy %s key %s: %w", p.Name, id, err)
+		}
+	}
 	return d, k, p, nil
 }
 
 // Destroy destroys retired key id's material; the row stays as a
 // tombstone. The active and next keys are refused (ErrNotRetired).
-func (ks *KeySet) Destroy(ctx context.Context, id string) (Destruction, error) {
-	d, k, p, err := ks.PlanDestroy(ctx, id)
+func (ks *KeySet) Destroy(ctx context.Context, id string, opts ...DestroyOptions) (Destruction, error) {
+	d, k, p, err := ks.PlanDestroy(ctx, id, opts...)
 	if err != nil || d.AlreadyDestroyed {
 		return d, err
 	}

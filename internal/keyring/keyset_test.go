@@ -376,7 +376,15 @@ func TestKEKHooks(t *testing.T) {
 			t.Fatalf("KEK listed as %+v", k)
 		}
 	}
-	d, err := ks.Destroy(ctx, first.ID)
+	// It still wraps a data key (the fake hook re-wrapped nothing): refused
+	// unless forced.
+	if _, err := ks.Destroy(ctx, first.ID); !errors.Is(err, ErrKEKInUse) {
+		t.Fatalf("destroy KEK in use without force = %v, want ErrKEKInUse", err)
+	}
+	if !fp.live[first.Handle] {
+		t.Fatal("a refused destruction destroyed the provider's key")
+	}
+	d, err := ks.Destroy(ctx, first.ID, DestroyOptions{Force: true})
 	if err != nil || !strings.Contains(d.Effect, "still wraps 1 data key") {
 		t.Fatalf("destroy KEK = %+v, %v", d, err)
 	}

@@ -13,10 +13,11 @@ import (
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// Keys are the keys a process needs to read and write content: the
-// master-key keyring (signing keys) and envelope encryption (content).
+// Keys are every key a process holds: the master-key keyring, the key
+// set (every purpose's lifecycle) and envelope encryption of content.
 type Keys struct {
 	Keyring  *keyring.Keyring
+	Set      *keyring.KeySet
 	Envelope *keyring.Envelope
 	Codec    conversation.Codec
 }
@@ -38,9 +39,10 @@ func MasterKey(cfg config.Config) ([]byte, error) {
 	return k, nil
 }
 
-// OpenKeys opens the configured key provider and envelope encryption
-// over st (creating the first key-encryption keys on first use).
-func OpenKeys(ctx context.Context, cfg config.Config, st keyring.EnvelopeStore) (Keys, error) {
+// OpenKeys opens the key set of every purpose, the configured key
+// provider and envelope encryption over st (creating the first keys on
+// first use); the server and the admin commands use the same.
+func OpenKeys(ctx context.Context, cfg config.Config, st store.Store) (Keys, error) {
 	master, err := MasterKey(cfg)
 	if err != nil {
 		return Keys{}, err
@@ -53,18 +55,30 @@ func OpenKeys(ctx context.Context, cfg config.Config, st keyring.EnvelopeStore) 
 	if err != nil {
 		return Keys{}, err
 	}
-	env, err := keyring.NewEnvelope(ctx, keyring.EnvelopeConfig{Store: st, Provider: prov,
-		CacheSize: cfg.Keys.DataKeyCache, RefreshEvery: time.Duration(cfg.Bots.KeyReload)})
+	// The kek purpose's rotation re-wraps through the envelope, which
+	// needs the loaded key set: the hook reaches it once both exist.
+	var env *keyring.Envelope
+	rewrap := func(ctx context.Context, r keyring.Rotation) error {
+		if env == nil {
+			return nil
+		}
+		return env.AfterRotation(ctx, r)
+	}
+	set := keyring.NewKeySet(keyring.KeySetConfig{Store: st, Keyring: kr, Purposes: KeyPurposes(cfg, keyring.KEKPurpose(prov, rewrap))})
+	if err := set.Load(ctx); err != nil {
+		return Keys{}, fmt.Errorf("keys: %w", err)
+	}
+	env, err = keyring.NewEnvelope(ctx, keyring.EnvelopeConfig{Store: st, Keys: set, Provider: prov, CacheSize: cfg.Keys.DataKeyCache})
 	if err != nil {
 		return Keys{}, fmt.Errorf("envelope encryption: %w", err)
 	}
-	return Keys{Keyring: kr, Envelope: env, Codec: conversation.SealedCodec{S: env}}, nil
+	return Keys{Keyring: kr, Set: set, Envelope: env, Codec: conversation.SealedCodec{S: env}}, nil
 }
 
-// rewrapLoop keeps key-encryption-key rotation online: it re-reads the
-// active KEK and moves data keys still wrapped by a retired KEK under it
-// (those this server wrapped before it saw a rotation made elsewhere),
-// every key_reload.
+// rewrapLoop keeps key-encryption-key rotation online: every key_reload
+// (when the authority also re-reads every key) it moves data keys still
+// wrapped by a retired KEK under the active one (those this server wrapped
+// before it saw a rotation made elsewhere).
 func (s *Server) rewrapLoop(ctx context.Context) {
 	t := time.NewTicker(time.Duration(s.cfg.Bots.KeyReload))
 	defer t.Stop()
@@ -73,10 +87,6 @@ func (s *Server) rewrapLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if err := s.envelope.Reload(ctx); err != nil {
-			s.logger.Error("reload key-encryption keys failed", "err", err)
-			continue
 		}
 		if n, err := s.envelope.Rewrap(ctx); err != nil {
 			s.logger.Error("rewrap data keys failed", "err", err)

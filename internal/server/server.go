@@ -84,11 +84,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	if _, err := SealLegacy(ctx, st, keys.Codec, logger); err != nil {
 		return nil, err
 	}
-	keys := keyring.NewKeySet(keyring.KeySetConfig{Store: st, Keyring: kr, Purposes: KeyPurposes(cfg)})
-	if err := keys.Load(ctx); err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	issuer, err := identity.NewIssuerWithKeys(keys, cfg.PublicURL)
+	issuer, err := identity.NewIssuerWithKeys(keys.Set, cfg.PublicURL)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +99,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	authFailures := guard.NewAuthFailures(reg, logger, proxies)
 	limiter := guard.NewMemory(guard.MemoryConfig{Registerer: reg})
 	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL, ReloadEvery: time.Duration(cfg.Bots.KeyReload),
-		ClientAddr: proxies.ClientAddr, Failures: authFailures, Keys: keys}, st, kr, logger)
+		ClientAddr: proxies.ClientAddr, Failures: authFailures, Keys: keys.Set}, st, kr, logger)
 	if err != nil {
 		return nil, fmt.Errorf("bot authentication keys: %w", err)
 	}
@@ -174,13 +170,11 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 // and sign once every replica has had a reload to load them. The authority
 // reloads every purpose every bots.key_reload.
 //
-// KEK rotation hook: key-encryption keys are listed here without a
-// provider; envelope encryption replaces keyring.KEKPurpose(nil, nil) with
-// keyring.KEKPurpose(provider, rewrap).
-func KeyPurposes(cfg config.Config) []keyring.Purpose {
+// kek is the key-encryption keys' purpose, with the provider and the
+// re-wrap hook (OpenKeys builds it).
+func KeyPurposes(cfg config.Config, kek keyring.Purpose) []keyring.Purpose {
 	longest := max(time.Duration(cfg.DirectLine.TokenTTL), directline.AttachmentTTL, directline.Config{}.Defaults().StreamTokenTTL)
-	return append(keyring.SigningPurposes(keyring.PurposeRules{TokenOverlap: longest + identity.Leeway, ReloadEvery: time.Duration(cfg.Bots.KeyReload)}),
-		keyring.KEKPurpose(nil, nil))
+	return append(keyring.SigningPurposes(keyring.PurposeRules{TokenOverlap: longest + identity.Leeway, ReloadEvery: time.Duration(cfg.Bots.KeyReload)}), kek)
 }
 
 // writeStatser is a store that reports group commit figures.
