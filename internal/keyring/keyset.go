@@ -288,9 +288,9 @@ func LogPseudonymPurpose() Purpose {
 func KEKPurpose(p Provider, rewrap func(ctx context.Context, r Rotation) error) Purpose {
 	pu := Purpose{
 		Name: PurposeKEK, Algorithm: "provider AEAD", Overlap: KeepUntilDestroyed,
-		RotateNote:  "new data keys are wrapped by the new key-encryption key; existing ones are re-wrapped online",
-		DestroyNote: "every data key it still wraps becomes unrecoverable, and with it the conversations and bot secrets sealed under them (backups included)",
-		External:    &External{},
+		RotateNote:    "new data keys are wrapped by the new key-encryption key; existing ones are re-wrapped online",
+		DestroyNote:   "every data key it still wraps becomes unrecoverable, and with it the conversations and bot secrets sealed under them (backups included)",
+		External:      &External{},
 		Rotated:       rewrap,
 		BeforeDestroy: KEKGuard,
 		Impact: func(ctx context.Context, st store.Store, k store.Key) (string, error) {
