@@ -46,6 +46,8 @@ type Config struct {
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// Timeouts bounds each phase of a client connection.
 	Timeouts Timeouts `yaml:"timeouts"`
+	// Keys chooses the key-encryption-key provider (see keys.go).
+	Keys Keys `yaml:"keys"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -172,6 +174,7 @@ func Default() Config {
 		},
 		Bots:   Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
 		Limits: DefaultLimits(),
+		Keys:   DefaultKeys(),
 	}
 }
 
@@ -228,6 +231,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		}
 	}
 	c.Limits.applyEnv(env)
+	if err := c.Keys.applyEnv(env); err != nil {
+		return err
+	}
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -389,6 +395,7 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Keys.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)
