@@ -15,6 +15,8 @@ import (
 
 	"github.com/miekg/pkcs11"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/parley-gw/parley/internal/keyring/pkcs11/softhsmtest"
 )
 
 func dataKey(t testing.TB) []byte {
@@ -249,10 +251,8 @@ func TestKeyNeverLeavesTheToken(t *testing.T) {
 }
 
 func TestKeySurvivesRestart(t *testing.T) {
-	if hsm.skip != "" {
-		t.Skip(hsm.skip)
-	}
-	opts := Options{Module: hsm.module, TokenLabel: tokenMain, PIN: userPIN, Sessions: 1}
+	tok := softhsmtest.New(t)
+	opts := Options{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN, Sessions: 1}
 	p, err := Open(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -325,9 +325,7 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestOpenErrorsSayWhatToDo(t *testing.T) {
-	if hsm.skip != "" {
-		t.Skip(hsm.skip)
-	}
+	tok, other := softhsmtest.New(t), softhsmtest.New(t)
 	ctx := context.Background()
 	notLib := filepath.Join(t.TempDir(), "not-a-module.so")
 	if err := os.WriteFile(notLib, []byte("hello"), 0o600); err != nil {
@@ -338,13 +336,14 @@ func TestOpenErrorsSayWhatToDo(t *testing.T) {
 		o    Options
 		want []string
 	}{
-		"module missing":  {Options{Module: "/nonexistent/libpkcs11.so", TokenLabel: tokenMain, PIN: userPIN}, []string{"/nonexistent/libpkcs11.so", "keys.pkcs11.module"}},
-		"not a module":    {Options{Module: notLib, TokenLabel: tokenMain, PIN: userPIN}, []string{"cannot be loaded", "keys.pkcs11.module"}},
-		"unknown token":   {Options{Module: hsm.module, TokenLabel: "no-such-token", PIN: userPIN}, []string{`"no-such-token"`, "keys.pkcs11.token_label", `"` + tokenMain + `"`, "--init-token"}},
-		"wrong PIN":       {Options{Module: hsm.module, TokenLabel: tokenWrongPIN, PIN: wrongPIN}, []string{"PIN is incorrect", "keys.pkcs11.pin_file", "PARLEY_PKCS11_PIN", "CKR_PIN_INCORRECT"}},
-		"no PIN":          {Options{Module: hsm.module, TokenLabel: tokenMain}, []string{"PARLEY_PKCS11_PIN"}},
-		"no token label":  {Options{Module: hsm.module, PIN: userPIN}, []string{"keys.pkcs11.token_label"}},
-		"no module given": {Options{TokenLabel: tokenMain, PIN: userPIN}, []string{"keys.pkcs11.module"}},
+		"module missing":  {Options{Module: "/nonexistent/libpkcs11.so", TokenLabel: tok.Label, PIN: tok.PIN}, []string{"/nonexistent/libpkcs11.so", "keys.pkcs11.module"}},
+		"not a module":    {Options{Module: notLib, TokenLabel: tok.Label, PIN: tok.PIN}, []string{"cannot be loaded", "keys.pkcs11.module"}},
+		"unknown token":   {Options{Module: tok.Module, TokenLabel: "no-such-token", PIN: tok.PIN}, []string{`"no-such-token"`, "keys.pkcs11.token_label", `"` + tok.Label + `"`, "--init-token"}},
+		"wrong PIN":       {Options{Module: tok.Module, TokenLabel: other.Label, PIN: wrongPIN}, []string{"PIN is incorrect", "keys.pkcs11.pin_file", "PARLEY_PKCS11_PIN", "CKR_PIN_INCORRECT"}},
+		"PIN of another":  {Options{Module: tok.Module, TokenLabel: other.Label, PIN: tok.PIN}, []string{"PIN is incorrect"}},
+		"no PIN":          {Options{Module: tok.Module, TokenLabel: tok.Label}, []string{"PARLEY_PKCS11_PIN"}},
+		"no token label":  {Options{Module: tok.Module, PIN: tok.PIN}, []string{"keys.pkcs11.token_label"}},
+		"no module given": {Options{TokenLabel: tok.Label, PIN: tok.PIN}, []string{"keys.pkcs11.module"}},
 	} {
 		p, err := Open(ctx, c.o)
 		if err == nil {
@@ -357,12 +356,12 @@ func TestOpenErrorsSayWhatToDo(t *testing.T) {
 				t.Errorf("%s: error %q does not mention %q", name, err, w)
 			}
 		}
-		if strings.Contains(err.Error(), wrongPIN) || strings.Contains(err.Error(), userPIN) {
+		if strings.Contains(err.Error(), wrongPIN) || strings.Contains(err.Error(), tok.PIN) {
 			t.Errorf("%s: error shows the PIN: %q", name, err)
 		}
 	}
 	// The right PIN opens the token the wrong one was refused by.
-	p, err := Open(ctx, Options{Module: hsm.module, TokenLabel: tokenWrongPIN, PIN: userPIN})
+	p, err := Open(ctx, Options{Module: tok.Module, TokenLabel: other.Label, PIN: other.PIN})
 	if err != nil {
 		t.Fatalf("right PIN after a wrong one: %v", err)
 	}
