@@ -16,6 +16,9 @@ var (
 	// ErrDecrypt means a ciphertext failed authentication: it was modified
 	// or truncated, or made under another key or other associated data.
 	ErrDecrypt = errors.New("ciphertext does not authenticate: modified, truncated, or made under another key or associated data")
+	// ErrNotLoggedIn means the token ended the login (it was reset or
+	// reinserted): keys are not reachable, but not gone either.
+	ErrNotLoggedIn = errors.New("not logged in to the token any more (was it reset?); restart Parley to log in again")
 	// ErrClosed means the provider was closed.
 	ErrClosed = errors.New("pkcs11 provider is closed")
 )

@@ -26,6 +26,22 @@ type module struct {
 	// owned is false when someone else in the process had initialized the
 	// library already: then it is not finalized here either.
 	owned bool
+	// logins counts the providers logged in to each slot: a login belongs
+	// to the whole process, so only the last of them logs out.
+	logins map[uint]int
+}
+
+// countLogin adds delta to the providers logged in to slot and returns the
+// new count.
+func countLogin(path string, slot uint, delta int) int {
+	modules.Lock()
+	defer modules.Unlock()
+	m, ok := modules.m[path]
+	if !ok {
+		return 0
+	}
+	m.logins[slot] += delta
+	return m.logins[slot]
 }
 
 // openModule loads and initializes the library at path, or shares the
@@ -52,7 +68,7 @@ func openModule(path string) (*pkcs11.Ctx, error) {
 		}
 		owned = false
 	}
-	modules.m[path] = &module{ctx: ctx, refs: 1, owned: owned}
+	modules.m[path] = &module{ctx: ctx, refs: 1, owned: owned, logins: map[uint]int{}}
 	return ctx, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/miekg/pkcs11"
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -66,6 +67,7 @@ type Provider struct {
 	seats chan struct{}
 	idle  chan pkcs11.SessionHandle
 	done  chan struct{}
+	once  sync.Once
 }
 
 var _ keyring.Provider = (*Provider)(nil)
@@ -113,6 +115,7 @@ func (p *Provider) open(ctx context.Context, pin string) error {
 	switch {
 	case err == nil, is(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
 		p.login = sh
+		countLogin(p.module, slot, +1)
 		return nil
 	case is(err, pkcs11.CKR_PIN_INCORRECT):
 		err = fmt.Errorf("log in to token %q: the user PIN is incorrect; check keys.pkcs11.pin_file or PARLEY_PKCS11_PIN (tokens lock the PIN after a few wrong tries): %w", p.token, err)
@@ -156,21 +159,20 @@ func (p *Provider) findSlot() (uint, error) {
 // Close waits for running operations, closes every session, logs out and
 // unloads the module when no other provider uses it.
 func (p *Provider) Close() error {
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	close(p.done)
-	for range cap(p.seats) {
-		p.seats <- struct{}{}
-	}
-	for len(p.idle) > 0 {
-		_ = p.ctx.CloseSession(<-p.idle)
-	}
-	_ = p.ctx.Logout(p.login)
-	_ = p.ctx.CloseSession(p.login)
-	closeModule(p.module)
+	p.once.Do(func() {
+		close(p.done)
+		for range cap(p.seats) {
+			p.seats <- struct{}{}
+		}
+		for len(p.idle) > 0 {
+			_ = p.ctx.CloseSession(<-p.idle)
+		}
+		if countLogin(p.module, p.slot, -1) == 0 {
+			_ = p.ctx.Logout(p.login)
+		}
+		_ = p.ctx.CloseSession(p.login)
+		closeModule(p.module)
+	})
 	return nil
 }
 
@@ -292,12 +294,32 @@ func (p *Provider) lookup(ctx context.Context, handle string) (pkcs11.ObjectHand
 	}
 	switch len(objs) {
 	case 0:
+		// Private objects are invisible to a session that is not logged
+		// in: that is no proof the key is gone.
+		if err := p.loggedIn(ctx); err != nil {
+			return 0, err
+		}
 		return 0, fmt.Errorf("key %s in token %q: %w", handle, p.token, ErrKeyNotFound)
 	case 1:
 		return objs[0], nil
 	default:
 		return 0, fmt.Errorf("key %s in token %q: %d objects carry that label; remove the copies made outside Parley", handle, p.token, len(objs))
 	}
+}
+
+// loggedIn fails unless the provider's sessions see the token's private
+// objects.
+func (p *Provider) loggedIn(ctx context.Context) error {
+	return p.session(ctx, func(sh pkcs11.SessionHandle) error {
+		info, err := p.ctx.GetSessionInfo(sh)
+		if err != nil {
+			return fmt.Errorf("session state of token %q: %w", p.token, err)
+		}
+		if info.State != pkcs11.CKS_RW_USER_FUNCTIONS && info.State != pkcs11.CKS_RO_USER_FUNCTIONS {
+			return fmt.Errorf("token %q: %w", p.token, ErrNotLoggedIn)
+		}
+		return nil
+	})
 }
 
 func checkHandle(handle string) error {
@@ -331,6 +353,12 @@ func (p *Provider) DestroyKEK(ctx context.Context, handle string) error {
 	objs, err := p.find(ctx, handle)
 	if err != nil {
 		return fmt.Errorf("destroy KEK: %w", err)
+	}
+	if len(objs) == 0 {
+		// Not seen is destroyed only when the session could see it.
+		if err := p.loggedIn(ctx); err != nil {
+			return fmt.Errorf("destroy KEK %s: %w", handle, err)
+		}
 	}
 	for _, o := range objs {
 		err := p.session(ctx, func(sh pkcs11.SessionHandle) error { return p.ctx.DestroyObject(sh, o) })

@@ -376,3 +376,55 @@ func TestOptionsHidePIN(t *testing.T) {
 		}
 	}
 }
+
+// Logins belong to the whole process: closing one provider must not log
+// out another on the same token.
+func TestCloseKeepsOtherProvidersLoggedIn(t *testing.T) {
+	tok := softhsmtest.New(t)
+	ctx := context.Background()
+	opts := Options{Module: tok.Module, TokenLabel: tok.Label, PIN: tok.PIN}
+	p, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	q, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, a := newKey(t, p)
+	ct, _ := a.Encrypt([]byte("dk"), nil)
+	q.Close()
+	if err := q.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	b, err := p.AEAD(ctx, h)
+	if err != nil {
+		t.Fatalf("AEAD after another provider closed: %v", err)
+	}
+	if _, err := b.Decrypt(ct, nil); err != nil {
+		t.Fatalf("Decrypt after another provider closed: %v", err)
+	}
+}
+
+// A token that ended the login hides its private keys: that must read as
+// "not logged in", never as "destroyed", and DestroyKEK must not report a
+// key destroyed that it could not see.
+func TestLoggedOutIsNotDestroyed(t *testing.T) {
+	p := open(t, 1)
+	ctx := context.Background()
+	h, a := newKey(t, p)
+	ct, _ := a.Encrypt([]byte("dk"), nil)
+	if err := p.ctx.Logout(p.login); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AEAD(ctx, h); !errors.Is(err, ErrNotLoggedIn) || errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("AEAD while logged out: %v; want ErrNotLoggedIn", err)
+	}
+	if pt, err := a.Decrypt(ct, nil); err == nil || pt != nil || errors.Is(err, ErrKeyNotFound) || errors.Is(err, ErrDecrypt) {
+		t.Fatalf("Decrypt while logged out: %x, %v; want a not-logged-in error", pt, err)
+	}
+	if err := p.DestroyKEK(ctx, h); !errors.Is(err, ErrNotLoggedIn) {
+		t.Fatalf("DestroyKEK while logged out: %v; want ErrNotLoggedIn", err)
+	}
+}
