@@ -32,6 +32,8 @@ if [ "$(go env CGO_ENABLED)" != 1 ] && [ -z "${CI:-}" ]; then
   echo "cgo is off (no C compiler): skipped"
 else
   go vet -tags pkcs11 ./...
+  sc=$(command -v staticcheck || echo "$(go env GOPATH)/bin/staticcheck")
+  if [ -x "$sc" ]; then "$sc" -tags pkcs11 ./internal/keyring/pkcs11/... ./cmd/parley; fi
   go build -tags pkcs11 -o /tmp/parley-pkcs11 ./cmd/parley
   go test -race -count=1 -tags pkcs11 ./internal/keyring/pkcs11/...
   go test -count=1 -tags pkcs11 -run PKCS11 ./cmd/parley

@@ -67,3 +67,9 @@ func TestPKCS11ProviderFromConfig(t *testing.T) {
 		t.Fatalf("world-readable PIN file: %v; want refused", err)
 	}
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	softhsmtest.RemoveAll()
+	os.Exit(code)
+}
