@@ -192,22 +192,30 @@ func (p *Provider) session(ctx context.Context, f func(pkcs11.SessionHandle) err
 		return ErrClosed
 	default:
 	}
-	var sh pkcs11.SessionHandle
-	select {
-	case sh = <-p.idle:
-	default:
-		var err error
-		if sh, err = p.ctx.OpenSession(p.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
-			return fmt.Errorf("open session on token %q: %w", p.token, err)
+	for {
+		var sh pkcs11.SessionHandle
+		reused := true
+		select {
+		case sh = <-p.idle:
+		default:
+			reused = false
+			var err error
+			if sh, err = p.ctx.OpenSession(p.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
+				return fmt.Errorf("open session on token %q: %w", p.token, err)
+			}
+		}
+		err := f(sh)
+		if err == nil {
+			p.idle <- sh
+			return nil
+		}
+		_ = p.ctx.CloseSession(sh)
+		// An idle session the token closed (a network HSM's timeout, a
+		// reset) is replaced once by a fresh one.
+		if !reused || !is(err, pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED) {
+			return err
 		}
 	}
-	err := f(sh)
-	if err != nil {
-		_ = p.ctx.CloseSession(sh)
-		return err
-	}
-	p.idle <- sh
-	return nil
 }
 
 // Name is "pkcs11".

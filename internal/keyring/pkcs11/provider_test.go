@@ -428,3 +428,26 @@ func TestLoggedOutIsNotDestroyed(t *testing.T) {
 		t.Fatalf("DestroyKEK while logged out: %v; want ErrNotLoggedIn", err)
 	}
 }
+
+// Idle sessions the token closed behind Parley's back are replaced.
+func TestClosedIdleSessionsAreReplaced(t *testing.T) {
+	p := open(t, 2)
+	_, a := newKey(t, p)
+	ct, err := a.Encrypt([]byte("dk"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.idle) == 0 {
+		t.Fatal("no idle session to close")
+	}
+	for range len(p.idle) {
+		sh := <-p.idle
+		if err := p.ctx.CloseSession(sh); err != nil {
+			t.Fatal(err)
+		}
+		p.idle <- sh
+	}
+	if pt, err := a.Decrypt(ct, nil); err != nil || string(pt) != "dk" {
+		t.Fatalf("Decrypt after the token closed the idle sessions: %q, %v", pt, err)
+	}
+}
