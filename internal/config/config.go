@@ -46,20 +46,11 @@ type Config struct {
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// Timeouts bounds each phase of a client connection.
 	Timeouts Timeouts `yaml:"timeouts"`
-	// Keys configures encryption at rest.
+	// Keys chooses the key-encryption-key provider (see keys.go).
 	Keys Keys `yaml:"keys"`
 	// MasterKey is the base64 master key from PARLEY_MASTER_KEY; when set
 	// it is used instead of MasterKeyFile. Never read from the file.
 	MasterKey string `yaml:"-"`
-}
-
-// Keys configures envelope encryption: every conversation's content is
-// sealed under its own data key, wrapped by a key-encryption key.
-type Keys struct {
-	// DataKeyCache bounds the unwrapped data keys held in memory (about
-	// 1 KB each); past it the least recently used are dropped and
-	// unwrapped again on their next use.
-	DataKeyCache int `yaml:"data_key_cache"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -178,7 +169,6 @@ func Default() Config {
 		// address (max_streams_per_client) with their WebSocket and three
 		// keep-alive HTTP connections each.
 		MaxConnections: 16384,
-		Keys:           Keys{DataKeyCache: 4096},
 		Timeouts: Timeouts{
 			ReadHeader:    Duration(10 * time.Second),
 			Idle:          Duration(60 * time.Second),
@@ -187,6 +177,7 @@ func Default() Config {
 		},
 		Bots:   Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
 		Limits: DefaultLimits(),
+		Keys:   DefaultKeys(),
 	}
 }
 
@@ -244,6 +235,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		}
 	}
 	c.Limits.applyEnv(env)
+	if err := c.Keys.applyEnv(env); err != nil {
+		return err
+	}
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -378,9 +372,6 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "is required")
 	}
-	if c.Keys.DataKeyCache < 16 || c.Keys.DataKeyCache > 1<<20 {
-		bad("keys.data_key_cache", "%d is out of range: 16 to 1048576 data keys", c.Keys.DataKeyCache)
-	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -408,6 +399,7 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Keys.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

@@ -18,7 +18,11 @@ import (
 // the server has re-wrapped what it wrapped meanwhile. Every message is
 // still in its history: nothing lost, old data readable.
 func TestKEKRotationUnderLoad(t *testing.T) {
-	h := newHarness(t, func(c *configT) { c.Bots.KeyReload = durationT(time.Second) })
+	kekRotationUnderLoad(t)
+}
+
+func kekRotationUnderLoad(t *testing.T, opts ...harnessOpt) {
+	h := newHarness(t, append(opts, func(c *configT) { c.Bots.KeyReload = durationT(time.Second) })...)
 	ctx := t.Context()
 	type client struct{ tok, conv string }
 	var clients []client

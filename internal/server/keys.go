@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/parley-gw/parley/internal/config"
@@ -20,6 +20,16 @@ type Keys struct {
 	Set      *keyring.KeySet
 	Envelope *keyring.Envelope
 	Codec    conversation.Codec
+	provider keyring.Provider
+}
+
+// Close releases the key provider (an HSM's sessions); the local provider
+// holds nothing to release.
+func (k Keys) Close() error {
+	if c, ok := k.provider.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // MasterKey reads the master key: PARLEY_MASTER_KEY when set, else the
@@ -51,7 +61,7 @@ func OpenKeys(ctx context.Context, cfg config.Config, st store.Store) (Keys, err
 	if err != nil {
 		return Keys{}, err
 	}
-	prov, err := keyring.NewLocalProvider(filepath.Join(cfg.DataDir, "keys"), master)
+	prov, err := NewKEKProvider(ctx, cfg, master)
 	if err != nil {
 		return Keys{}, err
 	}
@@ -64,15 +74,19 @@ func OpenKeys(ctx context.Context, cfg config.Config, st store.Store) (Keys, err
 		}
 		return env.AfterRotation(ctx, r)
 	}
+	closeOnErr := func(err error) (Keys, error) {
+		_ = Keys{provider: prov}.Close()
+		return Keys{}, err
+	}
 	set := keyring.NewKeySet(keyring.KeySetConfig{Store: st, Keyring: kr, Purposes: KeyPurposes(cfg, keyring.KEKPurpose(prov, rewrap))})
 	if err := set.Load(ctx); err != nil {
-		return Keys{}, fmt.Errorf("keys: %w", err)
+		return closeOnErr(fmt.Errorf("keys: %w", err))
 	}
 	env, err = keyring.NewEnvelope(ctx, keyring.EnvelopeConfig{Store: st, Keys: set, Provider: prov, CacheSize: cfg.Keys.DataKeyCache})
 	if err != nil {
-		return Keys{}, fmt.Errorf("envelope encryption: %w", err)
+		return closeOnErr(fmt.Errorf("envelope encryption: %w", err))
 	}
-	return Keys{Keyring: kr, Set: set, Envelope: env, Codec: conversation.SealedCodec{S: env}}, nil
+	return Keys{Keyring: kr, Set: set, Envelope: env, Codec: conversation.SealedCodec{S: env}, provider: prov}, nil
 }
 
 // rewrapLoop keeps key-encryption-key rotation online: every key_reload

@@ -36,6 +36,7 @@ type Server struct {
 	logger   *slog.Logger
 	codec    conversation.Codec
 	envelope *keyring.Envelope
+	keys     Keys
 	st       store.Store
 	delivery *connector.Delivery
 	mux      *http.ServeMux
@@ -80,6 +81,12 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	if err != nil {
 		return nil, err
 	}
+	built := false
+	defer func() {
+		if !built {
+			_ = keys.Close()
+		}
+	}()
 	kr := keys.Keyring
 	if _, err := SealLegacy(ctx, st, keys.Codec, logger); err != nil {
 		return nil, err
@@ -133,7 +140,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(dcfg.Timeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
+	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 	s.proxies = proxies
 	s.refusedConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_refused_total", Help: "Connections closed at once by the limit that was reached: max_connections (gateway-wide) or max_connections_per_client (one client address)."}, []string{"limit"})
 	s.refusedConns.WithLabelValues(limitConnections)
@@ -161,6 +168,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	readiness := newReadinessLog(logger)
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, readiness) })
 	s.handler = s.middleware(s.mux, requests)
+	built = true
 	return s, nil
 }
 
@@ -332,7 +340,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.dl.WaitStreams()
 	dcancel()
 	<-deliveryDone
-	closeErr := s.st.Close()
+	closeErr := errors.Join(s.st.Close(), s.keys.Close())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
@@ -358,5 +366,5 @@ func (s *Server) capListener(ln net.Listener) net.Listener {
 // Close releases the store without serving (for setup errors).
 func (s *Server) Close() error {
 	s.cancelBase()
-	return s.st.Close()
+	return errors.Join(s.st.Close(), s.keys.Close())
 }
