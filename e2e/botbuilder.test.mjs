@@ -94,9 +94,12 @@ test('botbuilder example bot through Parley: JWTs both ways, Bot Connector API, 
   await post(dl, { type: 'message', from: { id: user }, text: 'proactive' });
   await waitFor('proactive message', fromBot(/^proactive hello$/));
 
-  // Rotate both key sets mid-conversation.
-  const rotated = JSON.parse(execFileSync(bin, ['keys', 'rotate', '--config', cfg, '--force', '--json']));
-  assert.ok(rotated.channel && rotated.sts);
+  // Rotate the bot-facing key sets mid-conversation, and the keys behind
+  // the client's token and the conversation's encryption too.
+  for (const purpose of ['channel', 'sts', 'kek', 'directline-token']) {
+    const rotated = JSON.parse(execFileSync(bin, ['keys', 'rotate', '--config', cfg, '--purpose', purpose, '--force', '--json']));
+    assert.ok(rotated.purpose === purpose && rotated.activated && rotated.next, JSON.stringify(rotated));
+  }
   await waitFor('the server to sign with the new channel key', async () => {
     const keys = await (await fetch(`${base}/v1/.well-known/keys`)).json();
     return keys.keys.length === 3;
