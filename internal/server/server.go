@@ -26,6 +26,7 @@ import (
 	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/redact"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
@@ -82,6 +83,14 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	if err != nil {
 		return nil, err
 	}
+	// Every log line goes through the redacting handler, whatever logger
+	// the caller passed: PII and credentials become placeholders, user ids
+	// and client addresses keyed pseudonyms (not configurable).
+	ps, err := logPseudonymizer(ctx, st, kr)
+	if err != nil {
+		return nil, err
+	}
+	logger = slog.New(redact.WithPseudonymizer(logger.Handler(), ps))
 	issuer, err := identity.NewIssuer(ctx, st, kr, cfg.PublicURL)
 	if err != nil {
 		return nil, err

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutboxPagesAreBoundedAndBodilessHeads", testOutboxPages},
 		{"DestroyKey", testDestroyKey},
 		{"DataKeys", testDataKeys},
+		{"SiteMasking", testSiteMasking},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
