@@ -583,8 +583,10 @@ func findEmails(s string, out []span) []span {
 }
 
 // LastFour masks a card number to its last four digits, keeping its
-// length and grouping: "4242 4242 4242 4242" becomes "•••• •••• •••• 4242".
-// It is the masking policy's replacement.
+// length and grouping: "4242 4242 4242 4242" becomes "**** **** **** 4242"
+// (ASCII, so a masked activity is exactly as long as the original and
+// stays within the size limits it passed). It is the masking policy's
+// replacement.
 func LastFour(match string) string {
 	digits := 0
 	for k := 0; k < len(match); k++ {
@@ -592,21 +594,15 @@ func LastFour(match string) string {
 			digits++
 		}
 	}
-	var b strings.Builder
-	b.Grow(len(match) * 3)
+	b := []byte(match)
 	seen := 0
-	for k := 0; k < len(match); k++ {
-		c := match[k]
-		if !isDigit(c) {
-			b.WriteByte(c)
-			continue
-		}
-		seen++
-		if seen > digits-4 {
-			b.WriteByte(c)
-		} else {
-			b.WriteString("•")
+	for k, c := range b {
+		if isDigit(c) {
+			seen++
+			if seen <= digits-4 {
+				b[k] = '*'
+			}
 		}
 	}
-	return b.String()
+	return string(b)
 }

@@ -108,13 +108,13 @@ func TestStringNoAllocWithoutPII(t *testing.T) {
 
 func TestReplaceKinds(t *testing.T) {
 	in := "card 4242 4242 4242 4242, mail a@b.io, call +14155552671"
-	if got, want := Replace(in, KindCard, LastFour), "card •••• •••• •••• 4242, mail a@b.io, call +14155552671"; got != want {
+	if got, want := Replace(in, KindCard, LastFour), "card **** **** **** 4242, mail a@b.io, call +14155552671"; got != want {
 		t.Fatalf("cards only:\n got %q\nwant %q", got, want)
 	}
-	if got, want := Replace(in, PII, LastFour), "card •••• •••• •••• 4242, mail [email], call [phone]"; got != want {
+	if got, want := Replace(in, PII, LastFour), "card **** **** **** 4242, mail [email], call [phone]"; got != want {
 		t.Fatalf("all PII:\n got %q\nwant %q", got, want)
 	}
-	if got, want := LastFour("4242424242424242"), "••••••••••••4242"; got != want {
+	if got, want := LastFour("4242424242424242"), "************4242"; got != want {
 		t.Fatalf("LastFour = %q, want %q", got, want)
 	}
 }
@@ -140,5 +140,36 @@ func TestLongInput(t *testing.T) {
 	out := String(in)
 	if strings.Contains(out, "4242424242424242") || strings.Count(out, Card) != 1000 {
 		t.Fatalf("long input: %d placeholders", strings.Count(out, Card))
+	}
+}
+
+func TestMaskerJSON(t *testing.T) {
+	cards := NewMasker(false)
+	tests := []struct {
+		name    string
+		m       Masker
+		in      string
+		want    string
+		changed bool
+	}{
+		{"string", cards, `"pay 4242 4242 4242 4242"`, `"pay **** **** **** 4242"`, true},
+		{"nested", cards, `{"form":{"pan":"4111111111111111","n":[1,"x"]}}`, `{"form":{"n":[1,"x"],"pan":"************1111"}}`, true},
+		{"number", cards, `{"pan":4111111111111111}`, `{"pan":"************1111"}`, true},
+		{"key", cards, `{"4111111111111111":true}`, `{"************1111":true}`, true},
+		{"escaped", cards, `"\u0034111111111111111"`, `"************1111"`, true},
+		{"email kept with cards only", cards, `{"m":"a@b.io"}`, `{"m":"a@b.io"}`, false},
+		{"email masked with all PII", NewMasker(true), `{"m":"a@b.io","t":"+14155552671"}`, `{"m":"[email]","t":"[phone]"}`, true},
+		{"unchanged keeps bytes", cards, `{ "b": 1.50, "a": "x" }`, `{ "b": 1.50, "a": "x" }`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, changed, err := tc.m.JSON([]byte(tc.in))
+			if err != nil || string(out) != tc.want || changed != tc.changed {
+				t.Fatalf("JSON(%s) = %s, %v, %v; want %s, %v", tc.in, out, changed, err, tc.want, tc.changed)
+			}
+		})
+	}
+	if _, _, err := cards.JSON([]byte(`{`)); err == nil {
+		t.Fatal("bad JSON accepted")
 	}
 }
