@@ -19,6 +19,7 @@ const (
 	Bearer = "[bearer]"
 	JWT    = "[jwt]"
 	Secret = "[secret]"
+	CVV    = "[cvv]"
 )
 
 // Kinds selects detectors.
@@ -95,6 +96,16 @@ func Replace(s string, kinds Kinds, cardRepl func(match string) string) string {
 					}
 					emit(i, end, repl)
 					i = end
+					// A security code written after the number (sensitive
+					// authentication data, never to be retained) goes too.
+					if cs, ce := cvvAfter(s, end); cs > 0 {
+						cv := CVV
+						if cardRepl != nil {
+							cv = strings.Repeat("*", ce-cs)
+						}
+						emit(cs, ce, cv)
+						i = ce
+					}
 					continue
 				}
 			}
@@ -236,6 +247,69 @@ func cardAt(s string, i int) int {
 		}
 	}
 	return -1
+}
+
+// cvvAfter finds a card security code written just after a card number
+// ending at i: 3 or 4 digits, possibly after an expiry date ("12/27",
+// "12/2027"), the words "exp", "expiry", "expires", and a label ("cvv",
+// "cvc", "csc", "cid", "cvv2", "cvc2", "code"), separated by spaces and
+// punctuation. It returns the digits' span, or -1.
+func cvvAfter(s string, i int) (int, int) {
+	j := i
+	for hops := 0; hops < 6; hops++ {
+		k := j
+		for k < len(s) && k-j < 3 && (s[k] == ' ' || s[k] == ',' || s[k] == ';' || s[k] == ':' || s[k] == '=' || s[k] == '#' || s[k] == '-' || s[k] == '(' || s[k] == ')') {
+			k++
+		}
+		if k == j && hops > 0 || k >= len(s) {
+			return -1, -1
+		}
+		j = k
+		w := j
+		for w < len(s) && isAlnum(s[w]) {
+			w++
+		}
+		word := s[j:w]
+		switch {
+		case w < len(s) && s[w] == '/' && len(word) == 2 && allDigits(word): // an expiry date
+			e := w + 1
+			for e < len(s) && isDigit(s[e]) {
+				e++
+			}
+			if n := e - w - 1; n != 2 && n != 4 {
+				return -1, -1
+			}
+			j = e
+		case (len(word) == 3 || len(word) == 4) && allDigits(word):
+			if w < len(s) && (s[w] == '/' || s[w] == '.' && w+1 < len(s) && isDigit(s[w+1])) {
+				return -1, -1
+			}
+			return j, w
+		case isCVVWord(word):
+			j = w
+		default:
+			return -1, -1
+		}
+	}
+	return -1, -1
+}
+
+func allDigits(s string) bool {
+	for k := 0; k < len(s); k++ {
+		if !isDigit(s[k]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isCVVWord(w string) bool {
+	for _, x := range [...]string{"exp", "expiry", "expires", "cvv", "cvc", "csc", "cid", "cvv2", "cvc2", "code", "security"} {
+		if strings.EqualFold(w, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // luhn checks the Luhn digit of the digits in s (other bytes ignored).

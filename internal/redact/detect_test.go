@@ -19,7 +19,12 @@ func TestString(t *testing.T) {
 		{"amex 15", "amex 3782 822463 10005", "amex [card]"},
 		{"discover", "6011111111111117", "[card]"},
 		{"card then expiry", "4242 4242 4242 4242 12/27", "[card] 12/27"},
-		{"card then cvv", "4242 4242 4242 4242 123", "[card] 123"},
+		{"card then cvv", "4242 4242 4242 4242 123", "[card] [cvv]"},
+		{"card expiry cvv", "4242424242424242 exp 12/27 cvv: 123.", "[card] exp 12/27 cvv: [cvv]."},
+		{"card cvc label", "4242424242424242, CVC 1234", "[card], CVC [cvv]"},
+		{"card then amount", "4242424242424242 for 100 EUR", "[card] for 100 EUR"},
+		{"card then decimal", "4242424242424242 123.50", "[card] 123.50"},
+		{"card then date", "4242424242424242 2026/12", "[card] 2026/12"},
 		{"card in json", `{"n":"4111111111111111"}`, `{"n":"[card]"}`},
 		{"card after equals", "pan=4111111111111111&x=1", "pan=[card]&x=1"},
 		{"luhn invalid", "card 4242424242424241 ok", "card 4242424242424241 ok"},
@@ -110,6 +115,9 @@ func TestReplaceKinds(t *testing.T) {
 	in := "card 4242 4242 4242 4242, mail a@b.io, call +14155552671"
 	if got, want := Replace(in, KindCard, LastFour), "card **** **** **** 4242, mail a@b.io, call +14155552671"; got != want {
 		t.Fatalf("cards only:\n got %q\nwant %q", got, want)
+	}
+	if got, want := Replace("4242424242424242 exp 12/27 cvv 123", KindCard, LastFour), "************4242 exp 12/27 cvv ***"; got != want {
+		t.Fatalf("cvv:\n got %q\nwant %q", got, want)
 	}
 	if got, want := Replace(in, PII, LastFour), "card **** **** **** 4242, mail [email], call [phone]"; got != want {
 		t.Fatalf("all PII:\n got %q\nwant %q", got, want)
