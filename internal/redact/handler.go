@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // Handler is a slog.Handler that redacts every record before the handler
@@ -17,6 +19,10 @@ import (
 type Handler struct {
 	inner slog.Handler
 	ps    *Pseudonymizer
+	// addrsInMessage pseudonymizes IP addresses written in the message
+	// itself (net/http's server error log: "TLS handshake error from
+	// 203.0.113.7:5555: EOF").
+	addrsInMessage bool
 }
 
 // NewHandler wraps inner; ps may be nil (no pseudonym key yet).
@@ -32,9 +38,20 @@ func NewHandler(inner slog.Handler, ps *Pseudonymizer) *Handler {
 // earlier stay as they were redacted then), else h wrapped.
 func WithPseudonymizer(h slog.Handler, ps *Pseudonymizer) slog.Handler {
 	if r, ok := h.(*Handler); ok {
-		return &Handler{inner: r.inner, ps: ps}
+		return &Handler{inner: r.inner, ps: ps, addrsInMessage: r.addrsInMessage}
 	}
 	return NewHandler(h, ps)
+}
+
+// AddrsInMessage returns h also pseudonymizing IP addresses (with or
+// without a port) written in record messages, for loggers that put the
+// client's address in their text (http.Server's ErrorLog).
+func AddrsInMessage(h slog.Handler) slog.Handler {
+	r, ok := h.(*Handler)
+	if !ok {
+		r = NewHandler(h, nil)
+	}
+	return &Handler{inner: r.inner, ps: r.ps, addrsInMessage: true}
 }
 
 // Enabled implements slog.Handler.
@@ -42,7 +59,11 @@ func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.inn
 
 // Handle implements slog.Handler.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	nr := slog.NewRecord(r.Time, r.Level, String(r.Message), r.PC)
+	msg := r.Message
+	if h.addrsInMessage {
+		msg = h.addrs(msg)
+	}
+	nr := slog.NewRecord(r.Time, r.Level, String(msg), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		nr.AddAttrs(h.attr(a, notPseudo, 0))
 		return true
@@ -56,12 +77,12 @@ func (h *Handler) WithAttrs(as []slog.Attr) slog.Handler {
 	for k, a := range as {
 		out[k] = h.attr(a, notPseudo, 0)
 	}
-	return &Handler{inner: h.inner.WithAttrs(out), ps: h.ps}
+	return &Handler{inner: h.inner.WithAttrs(out), ps: h.ps, addrsInMessage: h.addrsInMessage}
 }
 
 // WithGroup implements slog.Handler.
 func (h *Handler) WithGroup(name string) slog.Handler {
-	return &Handler{inner: h.inner.WithGroup(String(name)), ps: h.ps}
+	return &Handler{inner: h.inner.WithGroup(String(name)), ps: h.ps, addrsInMessage: h.addrsInMessage}
 }
 
 // maxDepth bounds group nesting (and LogValuer chains) followed.
@@ -150,4 +171,32 @@ func (h *Handler) pseudonym(k pseudoKind, v string) string {
 		return h.ps.Addr(v)
 	}
 	return h.ps.User(v)
+}
+
+// addrs replaces the IP addresses among msg's space-separated words
+// (trailing ":,;" aside; a port is kept out of the pseudonym) by their
+// pseudonyms.
+func (h *Handler) addrs(msg string) string {
+	words := strings.Split(msg, " ")
+	changed := false
+	for k, w := range words {
+		t := strings.TrimRight(w, ":,;")
+		if t == "" {
+			continue
+		}
+		var ok bool
+		if ap, err := netip.ParseAddrPort(t); err == nil {
+			ok = ap.Addr().IsValid()
+		} else if _, err := netip.ParseAddr(strings.Trim(t, "[]")); err == nil {
+			ok = true
+		}
+		if ok {
+			words[k] = h.pseudonym(pseudoAddr, t) + w[len(t):]
+			changed = true
+		}
+	}
+	if !changed {
+		return msg
+	}
+	return strings.Join(words, " ")
 }

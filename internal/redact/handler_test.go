@@ -194,3 +194,23 @@ func TestHandlerEnabled(t *testing.T) {
 		t.Fatal("Enabled not delegated")
 	}
 }
+
+// http.Server's error log writes the client's address into the message.
+func TestAddrsInMessage(t *testing.T) {
+	ps := testPseudonymizer(t)
+	var buf bytes.Buffer
+	h := AddrsInMessage(NewHandler(slog.NewJSONHandler(&buf, nil), ps))
+	l := slog.NewLogLogger(h, slog.LevelWarn)
+	l.Printf("http: TLS handshake error from %s:52344: EOF", canaryAddr)
+	l.Printf("http: TLS handshake error from [2001:db8::7]:443: EOF")
+	l.Printf("http: panic serving 10.1.2.3:5: card %s", canaryCard)
+	out := buf.String()
+	for _, leak := range []string{canaryAddr, "2001:db8::7", "10.1.2.3", canaryCard} {
+		if strings.Contains(out, leak) {
+			t.Fatalf("%s leaked: %s", leak, out)
+		}
+	}
+	if !strings.Contains(out, "from "+ps.Addr(canaryAddr)+": EOF") || !strings.Contains(out, "from "+ps.Addr("2001:db8::7")+": EOF") {
+		t.Fatalf("no pseudonyms: %s", out)
+	}
+}

@@ -49,6 +49,7 @@ func (p *Pseudonymizer) Addr(addr string) string {
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		addr = host
 	}
+	addr = strings.Trim(addr, "[]")
 	return p.sum("a_", "addr\x00", addr)
 }
 

@@ -290,7 +290,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: time.Duration(s.cfg.Timeouts.ReadHeader),
 		IdleTimeout:       time.Duration(s.cfg.Timeouts.Idle),
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(redact.AddrsInMessage(s.logger.Handler()), slog.LevelWarn), // its messages name client addresses
 	}
 	dctx, dcancel := context.WithCancel(context.Background())
 	deliveryDone := make(chan struct{})
