@@ -182,10 +182,29 @@ func Replace(s string, kinds Kinds, cardRepl func(match string) string) string {
 
 type span struct{ start, end int }
 
-func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
-func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
-func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }
-func isB64(c byte) bool    { return isAlnum(c) || c == '-' || c == '_' }
+// Character classes, looked up in one table.
+const (
+	cDigit = 1 << iota
+	cLetter
+	cB64 // base64url: letters, digits, '-', '_'
+)
+
+var classes = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = cDigit | cB64
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = cLetter | cB64
+		t[c-'a'+'A'] = cLetter | cB64
+	}
+	t['-'], t['_'] = cB64, cB64
+	return t
+}()
+
+func isDigit(c byte) bool  { return classes[c]&cDigit != 0 }
+func isLetter(c byte) bool { return classes[c]&cLetter != 0 }
+func isAlnum(c byte) bool  { return classes[c]&(cDigit|cLetter) != 0 }
+func isB64(c byte) bool    { return classes[c]&cB64 != 0 }
 
 // maxGroups bounds the digit groups a number may have.
 const maxGroups = 8
