@@ -89,8 +89,10 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 const maxDepth = 16
 
 func (h *Handler) attr(a slog.Attr, pk pseudoKind, depth int) slog.Attr {
-	if p, ok := a.Value.Any().(Pseudo); ok && a.Value.Kind() == slog.KindLogValuer {
-		return slog.String(String(a.Key), h.pseudonym(p.kind, p.v))
+	if a.Value.Kind() == slog.KindLogValuer { // Kind first: Any boxes other kinds
+		if p, ok := a.Value.Any().(Pseudo); ok {
+			return slog.String(String(a.Key), h.pseudonym(p.kind, p.v))
+		}
 	}
 	if k := kindOfKey(a.Key); k != notPseudo {
 		pk = k

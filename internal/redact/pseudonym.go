@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 )
 
 // KeyPurpose is the store.Key purpose of the log pseudonym key.
@@ -25,6 +28,7 @@ const MinKeySize = 32
 type Pseudonymizer struct {
 	keyID string
 	key   []byte
+	macs  sync.Pool // of hash.Hash: HMAC-SHA256 under key
 }
 
 // NewPseudonymizer builds a pseudonymizer from a key of at least 32 bytes;
@@ -33,7 +37,9 @@ func NewPseudonymizer(keyID string, key []byte) (*Pseudonymizer, error) {
 	if len(key) < MinKeySize {
 		return nil, fmt.Errorf("pseudonym key %s: %d bytes, want at least %d", keyID, len(key), MinKeySize)
 	}
-	return &Pseudonymizer{keyID: keyID, key: append([]byte(nil), key...)}, nil
+	p := &Pseudonymizer{keyID: keyID, key: append([]byte(nil), key...)}
+	p.macs.New = func() any { return hmac.New(sha256.New, p.key) }
+	return p, nil
 }
 
 // KeyID names the key pseudonyms are made with.
@@ -54,13 +60,15 @@ func (p *Pseudonymizer) Addr(addr string) string {
 }
 
 func (p *Pseudonymizer) sum(prefix, domain, v string) string {
-	m := hmac.New(sha256.New, p.key)
-	m.Write([]byte(domain))
-	m.Write([]byte(v))
+	m := p.macs.Get().(hash.Hash)
+	m.Reset()
+	io.WriteString(m, domain)
+	io.WriteString(m, v)
 	var sum [sha256.Size]byte
 	var out [2 + 16]byte
 	copy(out[:], prefix)
 	hex.Encode(out[2:], m.Sum(sum[:0])[:8])
+	p.macs.Put(m)
 	return string(out[:])
 }
 
