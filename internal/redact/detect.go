@@ -237,11 +237,12 @@ func cardSep(c byte) bool { return c == ' ' || c == '-' }
 
 // cardAt matches a payment card number at i: 13 to 19 digits, grouped by
 // single spaces or dashes (each group of 3 to 7 digits when grouped),
-// starting with 2 to 6 (the major networks' IIN ranges), Luhn-valid and
-// not followed by a letter or digit. Trailing groups that do not belong
-// (an expiry date, a CVV) are dropped: the longest valid prefix wins.
+// Luhn-valid, not followed by a letter or digit, and starting as the
+// networks' numbers of that length do (see cardPrefixOK). Trailing groups
+// that do not belong (an expiry date, a CVV) are dropped: the longest
+// valid prefix wins.
 func cardAt(s string, i int) int {
-	if s[i] < '2' || s[i] > '6' {
+	if s[i] == '0' || s[i] == '7' {
 		return -1
 	}
 	var ends, lens [maxGroups]int
@@ -261,7 +262,7 @@ func cardAt(s string, i int) int {
 				ok = false
 			}
 		}
-		if ok && total >= 13 && total <= 19 && luhn(s[i:end]) {
+		if ok && cardPrefixOK(s[i], total) && luhn(s[i:end]) {
 			return end
 		}
 	}
@@ -327,6 +328,28 @@ func isCVVWord(w string) bool {
 		if strings.EqualFold(w, x) {
 			return true
 		}
+	}
+	return false
+}
+
+// cardPrefixOK: the first digit a card number of n digits can start with.
+// 13 digits: Visa (4); 14: Diners (3); 15: Amex (3), UATP (1); 16: Visa,
+// Mastercard, Discover, JCB, UnionPay, Mir, RuPay, Troy (2-6, 8, 9); 17-19:
+// Visa, Maestro, Discover, UnionPay, Mir (2-6). This keeps Unix times in
+// milliseconds (13 digits) and nanoseconds (19 digits), which start with 1,
+// out.
+func cardPrefixOK(first byte, n int) bool {
+	switch {
+	case n == 13:
+		return first == '4'
+	case n == 14:
+		return first == '3'
+	case n == 15:
+		return first == '1' || first == '3'
+	case n == 16:
+		return first >= '2' && first <= '6' || first == '8' || first == '9'
+	case n >= 17 && n <= 19:
+		return first >= '2' && first <= '6'
 	}
 	return false
 }
