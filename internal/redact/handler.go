@@ -144,8 +144,15 @@ func (h *Handler) attr(a slog.Attr, pk pseudoKind, depth int) slog.Attr {
 	return slog.Attr{Key: key, Value: v}
 }
 
-// valueText is a value as text: an error's message, else %+v.
-func valueText(v slog.Value) string {
+// valueText is a value as text: an error's message, else %+v. A value
+// whose Error or String method panics (a typed nil pointer) shows as
+// "[unprintable]".
+func valueText(v slog.Value) (s string) {
+	defer func() {
+		if recover() != nil {
+			s = "[unprintable]"
+		}
+	}()
 	if v.Kind() != slog.KindAny {
 		return v.String()
 	}

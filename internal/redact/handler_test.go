@@ -214,3 +214,16 @@ func TestAddrsInMessage(t *testing.T) {
 		t.Fatalf("no pseudonyms: %s", out)
 	}
 }
+
+type badErr struct{ msg string }
+
+func (e *badErr) Error() string { return e.msg }
+
+func TestHandlerSurvivesPanickingValues(t *testing.T) {
+	l, buf := newTestLogger(t, nil, false)
+	var nilErr *badErr
+	l.Error("m", "err", error(nilErr))
+	if !strings.Contains(buf.String(), `"err":"[unprintable]"`) {
+		t.Fatalf("got %s", buf.String())
+	}
+}
