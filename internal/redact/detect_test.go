@@ -94,6 +94,13 @@ func TestString(t *testing.T) {
 		{"conversation id", "conversation Xr3Lq0vZ1g8yT5uWm2Kp7A", "conversation Xr3Lq0vZ1g8yT5uWm2Kp7A"},
 		{"longer base64", secret + "x", secret + "x"},
 
+		{"activity id", "activity iAWzrqd5U63Yh-NGKxoMaw|0000012", "activity iAWzrqd5U63Yh-NGKxoMaw|0000012"},
+		{"activity id big seq", "iAWzrqd5U63Yh-NGKxoMaw|4242424242424242", "iAWzrqd5U63Yh-NGKxoMaw|[card]"},
+		{"key id", "kid lp-0123456789abcdef", "kid lp-0123456789abcdef"},
+		{"outbox id and sizes", "outbox_id=1234567 bytes=65536 max=1048576", "outbox_id=1234567 bytes=65536 max=1048576"},
+		{"go duration", "retry_in=1m2.345678901s", "retry_in=1m2.345678901s"},
+		{"host port", "listen 127.0.0.1:8080", "listen 127.0.0.1:8080"},
+		{"http status line", "bot answered 503 at 2026-12-01 10:30:00.123 +0000 UTC", "bot answered 503 at 2026-12-01 10:30:00.123 +0000 UTC"},
 		{"nothing", "bot delivery failed; will retry", "bot delivery failed; will retry"},
 		{"empty", "", ""},
 		{"mixed", "a@b.io paid 4242424242424242 from +14155552671", "[email] paid [card] from [phone]"},
