@@ -3,6 +3,8 @@ package redact
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -143,6 +145,12 @@ func TestHandlerPseudonyms(t *testing.T) {
 	other, _ := NewPseudonymizer("k2", bytes.Repeat([]byte{8}, 32))
 	if other.User(canaryUser) == want {
 		t.Fatal("pseudonym does not depend on the key")
+	}
+	for _, plain := range []string{canaryUser, "user\x00" + canaryUser} {
+		sum := sha256.Sum256([]byte(plain))
+		if strings.Contains(want, hex.EncodeToString(sum[:8])) {
+			t.Fatal("the pseudonym is a plain hash of the id")
+		}
 	}
 	if _, err := NewPseudonymizer("short", make([]byte, 16)); err == nil {
 		t.Fatal("short key accepted")
