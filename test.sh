@@ -47,6 +47,7 @@ fuzz ./internal/conversation FuzzParse
 fuzz ./internal/conversation FuzzParseWatermark
 fuzz ./internal/identity FuzzVerify
 fuzz ./internal/guard FuzzClientAddr
+fuzz ./internal/redact FuzzRedact
 
 step "end-to-end (official npm clients)"
 bin_dir=$(mktemp -d)

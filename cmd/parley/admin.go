@@ -161,6 +161,9 @@ type siteJSON struct {
 	// ClientAttachmentURLs is the site's policy for attachment links from
 	// clients: refuse or untrusted.
 	ClientAttachmentURLs string `json:"clientAttachmentUrls,omitempty"`
+	// Masking is what the site masks in user activities before storage
+	// and the bot: off, cards or all-pii.
+	Masking string `json:"masking,omitempty"`
 }
 
 func normalizeOrigins(in []string) ([]string, error) {
@@ -227,7 +230,7 @@ func (a *app) siteCmd() *cobra.Command {
 			if policy.Untrusted() {
 				fmt.Fprintln(a.stderr, "note: attachment links from clients reach the bot marked \"parleyUntrusted\": true; the bot must not fetch them.")
 			}
-			out := siteJSON{ID: site.ID, BotID: botID, Name: name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm, Secrets: secrets, ClientAttachmentURLs: string(policy)}
+			out := siteJSON{ID: site.ID, BotID: botID, Name: name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm, Secrets: secrets, ClientAttachmentURLs: string(policy), Masking: string(store.MaskingOff)}
 			return a.print(sf.json, out, fmt.Sprintf("site %s created for bot %s\nsecret 1: %s\nsecret 2: %s\nStore them now: Parley keeps only their hashes.\n", site.ID, botID, secrets[0], secrets[1]))
 		},
 	}
@@ -323,15 +326,15 @@ func (a *app) siteCmd() *cobra.Command {
 			out := []siteJSON{}
 			var text strings.Builder
 			for _, s := range sites {
-				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins, ClientAttachmentURLs: string(s.ClientAttachmentURLs)})
-				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs)
+				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins, ClientAttachmentURLs: string(s.ClientAttachmentURLs), Masking: string(maskingOf(s))})
+				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\tmasking=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs, maskingOf(s))
 			}
 			return a.print(lf.json, out, text.String())
 		},
 	}
 	lf.add(list)
 	list.Flags().StringVar(&listBot, "bot", "", "only this bot's sites")
-	cmd.AddCommand(create, originsCmd, policyCmd, list)
+	cmd.AddCommand(create, originsCmd, policyCmd, a.siteMaskingCmd(), list)
 	return cmd
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-gw/parley/internal/connector"
+	"github.com/parley-gw/parley/internal/redact"
 )
 
 func main() {
@@ -57,5 +58,8 @@ func (a *app) logger(level string) *slog.Logger {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: l}))
+	// Redaction is always on; the server adds its pseudonym key when it
+	// has opened the store (until then user ids and addresses show as
+	// placeholders).
+	return slog.New(redact.NewHandler(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: l}), nil))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/redact"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -280,6 +282,12 @@ func (a *API) start(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
+	// The user id and the address go through the redacting handler as
+	// keyed pseudonyms (never in the clear).
+	if a.logger.Enabled(ctx, slog.LevelDebug) {
+		a.logger.Debug("conversation started", "conversation", claims.Conv, "site", claims.Site, "resumed", !created,
+			redact.User(claims.User), redact.Client(a.clientAddr(r).String()))
+	}
 	tok, e := a.issueConversationToken(claims)
 	if e != nil {
 		a.fail(w, r, e)
@@ -462,6 +470,10 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 		return
 	case !validUserID(from.ID):
 		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "from.id is not a valid user id"))
+		return
+	}
+	if e := maskActivity(p.site.Masking, act); e != nil {
+		a.fail(w, r, e)
 		return
 	}
 	from.Role = "user"

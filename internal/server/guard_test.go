@@ -81,8 +81,8 @@ func TestTokenServiceThrottlesPerForwardedClient(t *testing.T) {
 	if res, raw := tokenFrom(t, h, c, b.appID, b.secret, attacker); res.StatusCode != 200 {
 		t.Fatalf("the correct secret from the throttled client: %d %s", res.StatusCode, raw)
 	}
-	if !strings.Contains(h.logs.String(), `"client_addr":"203.0.113.5"`) {
-		t.Error("the failure log does not name the forwarded client address")
+	if !strings.Contains(h.logs.String(), `"client_addr":"`+h.pseudonymizer(t).Addr("203.0.113.5")+`"`) || strings.Contains(h.logs.String(), "203.0.113.5") {
+		t.Error("the failure log does not name the forwarded client address by its pseudonym (or names it in the clear)")
 	}
 	metrics, err := http.Get(h.base + "/metrics")
 	if err != nil {

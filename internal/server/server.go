@@ -26,6 +26,7 @@ import (
 	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/redact"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
@@ -88,6 +89,19 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		}
 	}()
 	kr := keys.Keyring
+	// Every log line goes through the redacting handler, whatever logger
+	// the caller passed: PII and credentials become placeholders, user ids
+	// and client addresses keyed pseudonyms (not configurable). The key is
+	// the log-pseudonym purpose's active key at start.
+	psID, psKey, err := keys.Set.HMACKey(keyring.PurposeLogPseudonym)
+	if err != nil {
+		return nil, fmt.Errorf("log pseudonym key: %w", err)
+	}
+	ps, err := redact.NewPseudonymizer(psID, psKey)
+	if err != nil {
+		return nil, err
+	}
+	logger = slog.New(redact.WithPseudonymizer(logger.Handler(), ps))
 	if _, err := SealLegacy(ctx, st, keys.Codec, logger); err != nil {
 		return nil, err
 	}
@@ -304,7 +318,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: time.Duration(s.cfg.Timeouts.ReadHeader),
 		IdleTimeout:       time.Duration(s.cfg.Timeouts.Idle),
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(redact.AddrsInMessage(s.logger.Handler()), slog.LevelWarn), // its messages name client addresses
 	}
 	dctx, dcancel := context.WithCancel(context.Background())
 	deliveryDone := make(chan struct{})

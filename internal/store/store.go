@@ -49,6 +49,40 @@ type Site struct {
 	// client supplies (contentUrl or thumbnailUrl other than a data: URL;
 	// files sent through the upload route are Parley's own).
 	ClientAttachmentURLs AttachmentURLPolicy
+	// Masking is what the site masks in its users' activities before
+	// they are stored and forwarded to the bot (issue 10, item 7).
+	Masking MaskingPolicy
+}
+
+// MaskingPolicy says which detected data a site masks in user activities.
+type MaskingPolicy string
+
+const (
+	// MaskingOff masks nothing. The zero value means this too.
+	MaskingOff MaskingPolicy = "off"
+	// MaskingCards masks card numbers to their last four digits.
+	MaskingCards MaskingPolicy = "cards"
+	// MaskingAllPII masks card numbers to their last four digits and
+	// replaces the other detected personal data (SSNs, IBANs, emails,
+	// phone numbers) with placeholders.
+	MaskingAllPII MaskingPolicy = "all-pii"
+)
+
+// Cards reports whether card numbers are masked.
+func (p MaskingPolicy) Cards() bool { return p == MaskingCards || p == MaskingAllPII }
+
+// AllPII reports whether the other personal data is masked too.
+func (p MaskingPolicy) AllPII() bool { return p == MaskingAllPII }
+
+// ParseMaskingPolicy reads "off", "cards" or "all-pii" ("" is off).
+func ParseMaskingPolicy(s string) (MaskingPolicy, error) {
+	switch p := MaskingPolicy(s); p {
+	case "":
+		return MaskingOff, nil
+	case MaskingOff, MaskingCards, MaskingAllPII:
+		return p, nil
+	}
+	return "", fmt.Errorf("masking policy %q: want off, cards or all-pii", s)
 }
 
 // AttachmentURLPolicy says what happens to attachment links from clients.
@@ -253,6 +287,11 @@ type Store interface {
 	// ParseAttachmentURLPolicy refuses, and answers ErrNotFound for an
 	// unknown site.
 	SetSiteClientAttachmentURLs(ctx context.Context, id string, p AttachmentURLPolicy) error
+	// CreateSite stores Masking too (the zero value as off) and GetSite,
+	// ListSites and SiteBySecretHash return it. SetSiteMasking changes it;
+	// it refuses a value ParseMaskingPolicy refuses, and answers
+	// ErrNotFound for an unknown site.
+	SetSiteMasking(ctx context.Context, id string, p MaskingPolicy) error
 
 	// CreateConversation inserts c; created is false (and no error) when a
 	// conversation with that id already exists for the same bot and site.

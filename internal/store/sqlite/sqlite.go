@@ -366,8 +366,12 @@ func (s *Store) CreateSite(ctx context.Context, st store.Site) error {
 	if _, err := store.ParseAttachmentURLPolicy(string(policy)); err != nil {
 		return fmt.Errorf("create site %s: %w", st.ID, err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt), string(policy))
+	masking, err := store.ParseMaskingPolicy(string(st.Masking))
+	if err != nil {
+		return fmt.Errorf("create site %s: %w", st.ID, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls, masking) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt), string(policy), string(masking))
 	if isUnique(err) {
 		return fmt.Errorf("create site %s: %w", st.ID, store.ErrExists)
 	}
@@ -384,14 +388,14 @@ func nonNil(s []string) []string {
 	return s
 }
 
-const siteCols = `id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls`
+const siteCols = `id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls, masking`
 
 func scanSite(row interface{ Scan(...any) error }) (store.Site, error) {
 	var st store.Site
 	var enhanced int
 	var origins string
 	var created int64
-	if err := row.Scan(&st.ID, &st.BotID, &st.Name, &enhanced, &origins, &st.SecretHashes[0], &st.SecretHashes[1], &created, &st.ClientAttachmentURLs); err != nil {
+	if err := row.Scan(&st.ID, &st.BotID, &st.Name, &enhanced, &origins, &st.SecretHashes[0], &st.SecretHashes[1], &created, &st.ClientAttachmentURLs, &st.Masking); err != nil {
 		return st, err
 	}
 	st.EnhancedAuth = enhanced != 0
