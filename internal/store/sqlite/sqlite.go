@@ -65,6 +65,10 @@ type Store struct {
 	convN atomic.Int64
 	bots  sync.Map // id -> cachedBot
 
+	// Conversations may be deleted by another process (parley erase):
+	// cached entries are trusted for store.ConversationCacheTTL.
+	convAt sync.Map // id -> time.Time the entry was read
+
 	// health is whether commits succeed, for Ready.
 	health health
 }
@@ -106,9 +110,12 @@ const (
 	qCompleteOutbox = `DELETE FROM outbox WHERE id = ?`
 	qRetryOutbox    = `UPDATE outbox SET attempts = ?, next_attempt_at = ?, first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ?`
 	qInsertAttach   = `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`
+	// qTouch records the last activity (and an end) and proves the
+	// conversation still exists (retention.go).
+	qTouch = `UPDATE conversations SET last_activity_at = ?, ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE ended_at END WHERE id = ?`
 )
 
-var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach}
+var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach, qTouch}
 
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -120,7 +127,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// default on every connection would be most of an idle gateway's memory.
 	dsn := func(cacheKB int) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", fmt.Sprintf("cache_size(-%d)", cacheKB)} {
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", "secure_delete(ON)", fmt.Sprintf("cache_size(-%d)", cacheKB)} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
@@ -366,8 +373,11 @@ func (s *Store) CreateSite(ctx context.Context, st store.Site) error {
 	if _, err := store.ParseAttachmentURLPolicy(string(policy)); err != nil {
 		return fmt.Errorf("create site %s: %w", st.ID, err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt), string(policy))
+	if err := st.Retention.Validate(); err != nil {
+		return fmt.Errorf("create site %s: %w", st.ID, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls, retention_mode, retention_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt), string(policy), string(st.Retention.Mode), int64(st.Retention.After))
 	if isUnique(err) {
 		return fmt.Errorf("create site %s: %w", st.ID, store.ErrExists)
 	}
@@ -384,16 +394,17 @@ func nonNil(s []string) []string {
 	return s
 }
 
-const siteCols = `id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls`
+const siteCols = `id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls, retention_mode, retention_after`
 
 func scanSite(row interface{ Scan(...any) error }) (store.Site, error) {
 	var st store.Site
 	var enhanced int
 	var origins string
-	var created int64
-	if err := row.Scan(&st.ID, &st.BotID, &st.Name, &enhanced, &origins, &st.SecretHashes[0], &st.SecretHashes[1], &created, &st.ClientAttachmentURLs); err != nil {
+	var created, after int64
+	if err := row.Scan(&st.ID, &st.BotID, &st.Name, &enhanced, &origins, &st.SecretHashes[0], &st.SecretHashes[1], &created, &st.ClientAttachmentURLs, &st.Retention.Mode, &after); err != nil {
 		return st, err
 	}
+	st.Retention.After = time.Duration(after)
 	st.EnhancedAuth = enhanced != 0
 	st.CreatedAt = fromNanos(created)
 	if err := json.Unmarshal([]byte(origins), &st.TrustedOrigins); err != nil {
@@ -484,8 +495,11 @@ func (s *Store) SiteBySecretHash(ctx context.Context, hash []byte) (store.Site, 
 // --- conversations ---
 
 func (s *Store) CreateConversation(ctx context.Context, c store.Conversation) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO conversations (id, bot_id, site_id, user_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
-		c.ID, c.BotID, c.SiteID, c.UserID, nanos(c.CreatedAt))
+	// A deleted conversation's id stays refused (its tombstone): the
+	// lookup below then finds no row and answers ErrNotFound.
+	res, err := s.w.ExecContext(ctx, `INSERT INTO conversations (id, bot_id, site_id, user_id, created_at, last_activity_at)
+		SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM conversation_tombstones WHERE id = ?) ON CONFLICT(id) DO NOTHING`,
+		c.ID, c.BotID, c.SiteID, c.UserID, nanos(c.CreatedAt), nanos(c.CreatedAt), c.ID)
 	if err != nil {
 		return false, fmt.Errorf("create conversation: %w", err)
 	}
@@ -511,20 +525,24 @@ func (s *Store) CreateConversation(ctx context.Context, c store.Conversation) (b
 
 func (s *Store) GetConversation(ctx context.Context, id string) (store.Conversation, error) {
 	if v, ok := s.convs.Load(id); ok {
-		return v.(store.Conversation), nil
+		if at, ok := s.convAt.Load(id); ok && time.Since(at.(time.Time)) < store.ConversationCacheTTL {
+			return v.(store.Conversation), nil
+		}
 	}
 	var c store.Conversation
 	var created int64
 	err := s.queryRow(ctx, `SELECT id, bot_id, site_id, user_id, created_at FROM conversations WHERE id = ?`, id).
 		Scan(&c.ID, &c.BotID, &c.SiteID, &c.UserID, &created)
 	if err != nil {
+		s.forgetConversation(id)
 		return store.Conversation{}, notFound(err, "get conversation")
 	}
 	c.CreatedAt = fromNanos(created)
-	if s.convN.Load() < maxCachedConversations {
+	if _, cached := s.convs.Load(id); cached || s.convN.Load() < maxCachedConversations {
 		if _, loaded := s.convs.LoadOrStore(id, c); !loaded {
 			s.convN.Add(1)
 		}
+		s.convAt.Store(id, time.Now())
 	}
 	return c, nil
 }
@@ -692,6 +710,9 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []s
 		}
 	}
 	now := time.Now().UTC()
+	if err := s.touch(ctx, tx, conv, recs, now); err != nil {
+		return nil, nil, err
+	}
 	res := make([]store.Record, 0, len(recs))
 	seqs := make([]int64, 0, len(recs))
 	for i, nr := range recs {

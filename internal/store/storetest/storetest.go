@@ -41,6 +41,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutboxPagesAreBoundedAndBodilessHeads", testOutboxPages},
 		{"DestroyKey", testDestroyKey},
 		{"DataKeys", testDataKeys},
+		{"SiteRetention", testSiteRetention},
+		{"DeleteConversation", testDeleteConversation},
+		{"DeleteWhileAppending", testDeleteWhileAppending},
+		{"ExpiredConversations", testExpiredConversations},
+		{"UserConversations", testUserConversations},
+		{"PruneActivities", testPruneActivities},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
