@@ -46,6 +46,8 @@ type Config struct {
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// Timeouts bounds each phase of a client connection.
 	Timeouts Timeouts `yaml:"timeouts"`
+	// Retention tunes the retention sweeper (retention.go).
+	Retention Retention `yaml:"retention"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -170,8 +172,9 @@ func Default() Config {
 			Body:          Duration(10 * time.Second),
 			MinClientRate: 64 << 10,
 		},
-		Bots:   Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
-		Limits: DefaultLimits(),
+		Bots:      Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
+		Limits:    DefaultLimits(),
+		Retention: DefaultRetention(),
 	}
 }
 
@@ -228,6 +231,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		}
 	}
 	c.Limits.applyEnv(env)
+	if err := c.Retention.applyEnv(env); err != nil {
+		return err
+	}
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -389,6 +395,7 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Retention.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)
