@@ -133,7 +133,7 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 			st.members = append(m, '"')
 			plains[i] = withStamp(enc, st)
 			return l.codec.Encode(conv, plains[i])
-		}, Attachments: items[i].Attachments}
+		}, Attachments: items[i].Attachments, EndsConversation: items[i].Activity.Type() == "endOfConversation"}
 		if items[i].ToBot != nil {
 			botCopy, err := items[i].ToBot(items[i].Activity.Clone())
 			if err != nil {

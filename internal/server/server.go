@@ -26,6 +26,7 @@ import (
 	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/retention"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
@@ -52,6 +53,8 @@ type Server struct {
 	refusedConns *prometheus.CounterVec
 	// proxies are the trusted reverse proxies (trusted_proxies).
 	proxies guard.Proxies
+	// sweeper enforces the sites' retention policies.
+	sweeper *retention.Sweeper
 }
 
 // OpenStore opens the configured store.
@@ -133,6 +136,9 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	base, cancelBase := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, logger: logger, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 	s.proxies = proxies
+	rc := cfg.Retention
+	s.sweeper = retention.New(st, retention.Config{Default: time.Duration(rc.Default), Every: time.Duration(rc.SweepEvery),
+		EphemeralHold: time.Duration(rc.EphemeralHold), EphemeralMax: time.Duration(rc.EphemeralMax), TombstonesFor: time.Duration(rc.TombstonesFor)}, logger)
 	s.refusedConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_refused_total", Help: "Connections closed at once by the limit that was reached: max_connections (gateway-wide) or max_connections_per_client (one client address)."}, []string{"limit"})
 	s.refusedConns.WithLabelValues(limitConnections)
 	s.refusedConns.WithLabelValues(limitConnectionsPerClient)
@@ -291,6 +297,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go s.trimmer.run(dctx)
 	go s.authority.Run(dctx)
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		s.sweeper.Run(dctx)
+	}()
 	ln = s.capListener(ln)
 	errc := make(chan error, 1)
 	go func() {
@@ -316,6 +327,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.dl.WaitStreams()
 	dcancel()
 	<-deliveryDone
+	<-sweepDone
 	closeErr := s.st.Close()
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
