@@ -161,6 +161,8 @@ type siteJSON struct {
 	// ClientAttachmentURLs is the site's policy for attachment links from
 	// clients: refuse or untrusted.
 	ClientAttachmentURLs string `json:"clientAttachmentUrls,omitempty"`
+	// Retention is the site's retention policy (siteretention.go).
+	Retention *retentionJSON `json:"retention,omitempty"`
 }
 
 func normalizeOrigins(in []string) ([]string, error) {
@@ -323,15 +325,15 @@ func (a *app) siteCmd() *cobra.Command {
 			out := []siteJSON{}
 			var text strings.Builder
 			for _, s := range sites {
-				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins, ClientAttachmentURLs: string(s.ClientAttachmentURLs)})
-				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs)
+				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins, ClientAttachmentURLs: string(s.ClientAttachmentURLs), Retention: toRetentionJSON(s.Retention)})
+				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\tretention=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs, s.Retention)
 			}
 			return a.print(lf.json, out, text.String())
 		},
 	}
 	lf.add(list)
 	list.Flags().StringVar(&listBot, "bot", "", "only this bot's sites")
-	cmd.AddCommand(create, originsCmd, policyCmd, list)
+	cmd.AddCommand(create, originsCmd, policyCmd, list, a.siteRetentionCmd())
 	return cmd
 }
 
