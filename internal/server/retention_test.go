@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/store"
+	"github.com/parley-gw/parley/internal/store/sqlite"
 )
 
 func fastSweeps(c *config.Config) { c.Retention.SweepEvery = config.Duration(time.Second) }
@@ -133,4 +136,39 @@ func TestResumeConversation(t *testing.T) {
 func provisionSite2(t *testing.T, h *harness) (store.Site, string, string) {
 	t.Helper()
 	return provision(t, h.st, "bot-b", h.botRec.url, true, []string{trustedOrigin})
+}
+
+// Erasure by another process (parley erase while the server runs): the
+// server refuses new activities at once and answers 404 for everything
+// else within store.ConversationCacheTTL.
+func TestEraseByAnotherProcess(t *testing.T) {
+	h := newHarness(t)
+	tok, conv, _ := h.started("dl_alice")
+	h.post(tok, conv, map[string]any{"type": "message", "from": map[string]any{"id": "dl_alice"}, "text": "hello"})
+	h.history(tok, conv, "") // the server has the conversation cached now
+	other, err := sqlite.Open(context.Background(), filepath.Join(h.cfg.DataDir, "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := other.DeleteConversation(context.Background(), conv, time.Now())
+	_ = other.Close()
+	if err != nil || e.Activities < 1 {
+		t.Fatalf("erase: %+v, %v", e, err)
+	}
+	wantNotFound(t, "post right after", h.do("POST", "/conversations/"+conv+"/activities", tok, map[string]any{"type": "message", "from": map[string]any{"id": "dl_alice"}, "text": "late"}, nil))
+	deadline := time.Now().Add(store.ConversationCacheTTL + 2*time.Second)
+	for {
+		r := h.do("GET", "/conversations/"+conv+"/activities", tok, nil, nil)
+		if r.status == 404 {
+			wantNotFound(t, "history", r)
+			break
+		}
+		if r.status != 200 || bytes.Contains(r.raw, []byte("hello")) {
+			t.Fatalf("history after erasure: %d %s (content must be gone at once)", r.status, r.raw)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history still answers %d %s after the cache bound", r.status, r.raw)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
