@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-gw/parley/internal/store"
@@ -48,7 +49,14 @@ type Sweeper struct {
 	st     Store
 	cfg    Config
 	logger *slog.Logger
+	// deleted and pruned count conversations deleted and activities
+	// pruned since start (metrics).
+	deleted, pruned atomic.Int64
 }
+
+// Totals reports the conversations deleted and the ephemeral activities
+// pruned since the sweeper was built.
+func (s *Sweeper) Totals() (deleted, pruned int64) { return s.deleted.Load(), s.pruned.Load() }
 
 // New builds a sweeper.
 func New(st Store, cfg Config, logger *slog.Logger) *Sweeper {
@@ -128,6 +136,8 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	if err := s.st.PruneTombstones(ctx, now.Add(-s.cfg.TombstonesFor)); err != nil {
 		errs = append(errs, fmt.Errorf("sweep: %w", err))
 	}
+	s.deleted.Add(int64(len(res.Deleted)))
+	s.pruned.Add(int64(res.Pruned))
 	if len(res.Deleted) > 0 || res.Pruned > 0 {
 		if err := s.st.Scrub(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("sweep: %w", err))

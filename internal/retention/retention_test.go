@@ -135,6 +135,9 @@ func TestDefaultAndAfterPolicies(t *testing.T) {
 	if f.st.scrubs.Load() != 1 {
 		t.Fatalf("%d scrubs after a sweep that deleted, want 1", f.st.scrubs.Load())
 	}
+	if d, p := f.sw.Totals(); d != 1 || p != 0 {
+		t.Fatalf("Totals = %d deleted, %d pruned; want 1, 0", d, p)
+	}
 	f.clk.set(f.start.Add(24*time.Hour + time.Minute))
 	if res := f.sweep(t); len(res.Deleted) != 1 || res.Deleted[0].ConversationID != "d1" {
 		t.Fatalf("at 24h01: deleted %+v; want d1 (the 24 h default)", res.Deleted)

@@ -172,3 +172,28 @@ func TestEraseByAnotherProcess(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// A conversation started without a bound user (enhanced authentication
+// off) is resumed by a request that names no user; naming one is refused.
+func TestResumeUnboundConversation(t *testing.T) {
+	h := newHarness(t)
+	_, secret, _ := provision(t, h.st, "bot-open", h.botRec.url, false, []string{trustedOrigin})
+	g := h.do("POST", "/tokens/generate", secret, nil, nil)
+	start := h.do("POST", "/conversations", g.str("token"), `{"user":{}}`, nil)
+	conv := start.str("conversationId")
+	if start.status != 201 || conv == "" {
+		t.Fatalf("start: %d %s", start.status, start.raw)
+	}
+	h.post(start.str("token"), conv, map[string]any{"type": "message", "from": map[string]any{"id": "visitor"}, "text": "echo:hi"})
+	if r := h.do("POST", "/tokens/generate", secret, map[string]any{"user": map[string]string{"id": "visitor"}, "conversationId": conv}, nil); r.status != 403 {
+		t.Errorf("resume naming a user the conversation is not bound to: %d %s, want 403", r.status, r.raw)
+	}
+	r := h.do("POST", "/tokens/generate", secret, map[string]any{"conversationId": conv}, nil)
+	if r.status != 200 || r.str("conversationId") != conv {
+		t.Fatalf("resume: %d %s", r.status, r.raw)
+	}
+	acts, _ := h.history(r.str("token"), conv, "")
+	if !hasText("echo:hi")(acts) {
+		t.Fatalf("resumed history = %v", texts(acts))
+	}
+}

@@ -160,6 +160,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		)
 	}
 	registerDeliveryMetrics(reg, st, delivery)
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_retention_conversations_deleted_total", Help: "Conversations deleted by the retention sweeper (content and data key)."}, func() float64 { d, _ := s.sweeper.Totals(); return float64(d) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_retention_activities_pruned_total", Help: "Activities removed from ephemeral sites' conversations by the retention sweeper."}, func() float64 { _, p := s.sweeper.Totals(); return float64(p) }),
+	)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	readiness := newReadinessLog(logger)
