@@ -213,6 +213,15 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 	if !a.allowIn(w, r, RouteRefresh, p.claims.Conv) {
 		return
 	}
+	// A deleted conversation's tokens are not renewed: none outlives its
+	// tombstone (retention.tombstones_for >= the longest token lifetime).
+	if deleted, err := a.st.ConversationDeleted(r.Context(), p.claims.Conv); err != nil {
+		a.internal(w, r, err)
+		return
+	} else if deleted {
+		a.fail(w, r, errf(http.StatusNotFound, "BadArgument", "Conversation not found"))
+		return
+	}
 	if e := checkOrigin(r, p.site, p.claims); e != nil {
 		a.refuseOrigin(w, r, e)
 		return

@@ -63,6 +63,7 @@ func TestSweptConversationAnswersNotFound(t *testing.T) {
 	wantNotFound(t, "post", h.do("POST", "/conversations/"+conv+"/activities", tok, map[string]any{"type": "message", "from": map[string]any{"id": "dl_alice"}, "text": "late"}, nil))
 	wantNotFound(t, "reconnect", h.do("GET", "/conversations/"+conv+"?watermark=", tok, nil, nil))
 	wantNotFound(t, "start again", h.do("POST", "/conversations", tok, `{"user":{}}`, nil))
+	wantNotFound(t, "refresh", h.do("POST", "/tokens/refresh", tok, nil, nil))
 	wantNotFound(t, "resume", h.do("POST", "/tokens/generate", h.secret, map[string]any{"user": map[string]string{"id": "dl_alice"}, "conversationId": conv}, nil))
 	if su := start.str("streamUrl"); su != "" {
 		if _, res, err := h.dial(su, trustedOrigin); err == nil || res == nil || res.StatusCode != 404 {

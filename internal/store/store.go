@@ -398,6 +398,10 @@ type Store interface {
 	// sequence numbers are never reused. It returns the number of
 	// activities removed or emptied.
 	PruneActivities(ctx context.Context, id string, deliveredBefore, hardBefore time.Time) (int, error)
+	// ConversationDeleted reports whether id was deleted by
+	// DeleteConversation and its tombstone is not yet pruned (token refresh
+	// refuses such a conversation, so no token outlives the tombstone).
+	ConversationDeleted(ctx context.Context, id string) (bool, error)
 	// PruneTombstones forgets the ids of conversations deleted before
 	// before (CreateConversation accepts them again).
 	PruneTombstones(ctx context.Context, before time.Time) error

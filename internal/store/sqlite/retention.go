@@ -201,6 +201,14 @@ func (s *Store) PruneActivities(ctx context.Context, id string, deliveredBefore,
 	return n, err
 }
 
+func (s *Store) ConversationDeleted(ctx context.Context, id string) (bool, error) {
+	var n int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM conversation_tombstones WHERE id = ?`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("check conversation tombstone: %w", err)
+	}
+	return n > 0, nil
+}
+
 func (s *Store) PruneTombstones(ctx context.Context, before time.Time) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM conversation_tombstones WHERE deleted_at < ?`, nanos(before)); err != nil {

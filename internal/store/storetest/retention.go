@@ -143,6 +143,12 @@ func testDeleteConversation(t *testing.T, s store.Store) {
 	// The tombstone: a token minted before cannot start it again, until
 	// the tombstone is pruned.
 	again := store.Conversation{ID: "ca", BotID: "bot-1", SiteID: "site-1", UserID: "dl_alice", CreatedAt: epoch}
+	if del, err := s.ConversationDeleted(ctx, "ca"); err != nil || !del {
+		t.Errorf("ConversationDeleted(ca) = %v, %v; want true", del, err)
+	}
+	if del, err := s.ConversationDeleted(ctx, "cb"); err != nil || del {
+		t.Errorf("ConversationDeleted(cb) = %v, %v; want false", del, err)
+	}
 	if created, err := s.CreateConversation(ctx, again); !errors.Is(err, store.ErrNotFound) || created {
 		t.Errorf("CreateConversation of a deleted id = %v, %v; want ErrNotFound", created, err)
 	}
@@ -163,6 +169,9 @@ func testDeleteConversation(t *testing.T, s store.Store) {
 	}
 	if created, err := s.CreateConversation(ctx, again); err != nil || !created {
 		t.Errorf("CreateConversation after the tombstone expired = %v, %v", created, err)
+	}
+	if del, _ := s.ConversationDeleted(ctx, "ca"); del {
+		t.Error("ConversationDeleted after the tombstone expired = true")
 	}
 
 	// cb is untouched.
