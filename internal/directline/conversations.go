@@ -27,7 +27,7 @@ type tokenParams struct {
 	Locale         string   `json:"locale"`
 	// ConversationID (generate only, a Parley extension) asks for a token
 	// for an existing conversation of the site and its bound user: resuming
-	// it later, within its retention (see resumeClaims).
+	// it later, within its retention (see resumable).
 	ConversationID string `json:"conversationId"`
 }
 
