@@ -6,8 +6,12 @@ ALTER TABLE sites ADD COLUMN retention_mode TEXT NOT NULL DEFAULT '';
 ALTER TABLE sites ADD COLUMN retention_after INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conversations ADD COLUMN last_activity_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conversations ADD COLUMN ended_at INTEGER;
+-- Existing conversations count from the upgrade: earlier versions kept
+-- everything, and an upgrade must not delete a deployment's history at its
+-- first sweep; each gets one full retention period from now.
 UPDATE conversations SET last_activity_at = MAX(created_at,
-    COALESCE((SELECT MAX(a.created_at) FROM activities a WHERE a.conversation_id = conversations.id), 0));
+    COALESCE((SELECT MAX(a.created_at) FROM activities a WHERE a.conversation_id = conversations.id), 0),
+    CAST(strftime('%s', 'now') AS INTEGER) * 1000000000);
 CREATE INDEX conversations_idle ON conversations(site_id, last_activity_at);
 CREATE INDEX conversations_ended ON conversations(site_id, ended_at) WHERE ended_at IS NOT NULL;
 CREATE INDEX conversations_user ON conversations(user_id) WHERE user_id <> '';
