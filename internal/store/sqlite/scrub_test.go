@@ -97,4 +97,3 @@ func TestDeletedContentLeavesTheFiles(t *testing.T) {
 		t.Fatalf("the WAL holds %d bytes after scrubbing, want 0", len(b))
 	}
 }
-
