@@ -152,7 +152,9 @@ func (s *Sweeper) sweepSite(ctx context.Context, site store.Site, now time.Time,
 	var errs []error
 	after := ""
 	for {
-		ids, err := s.st.ExpiredConversations(ctx, site.ID, now.Add(-p.Idle), p.Ended, after, page)
+		// The recorded last activity may lag by ActivityGranularity: add
+		// it, so that nothing is deleted before its time.
+		ids, err := s.st.ExpiredConversations(ctx, site.ID, now.Add(-p.Idle-store.ActivityGranularity), p.Ended, after, page)
 		if err != nil {
 			return errors.Join(append(errs, err)...)
 		}

@@ -121,13 +121,14 @@ func TestDefaultAndAfterPolicies(t *testing.T) {
 	if res := f.sweep(t); len(res.Deleted) != 0 || f.st.scrubs.Load() != 0 {
 		t.Fatalf("at 29m: deleted %+v, %d scrubs; want nothing", res.Deleted, f.st.scrubs.Load())
 	}
-	f.clk.add(2 * time.Minute)
+	// 30m after the last activity, plus the mark's granularity (1m).
+	f.clk.add(3 * time.Minute)
 	res := f.sweep(t)
 	if len(res.Deleted) != 1 || res.Deleted[0].ConversationID != "s1" || res.Deleted[0].Activities != 2 || res.Deleted[0].DataKeyScope != "conv:s1" {
-		t.Fatalf("at 31m: deleted %+v; want s1 with its 2 activities and key", res.Deleted)
+		t.Fatalf("at 32m: deleted %+v; want s1 with its 2 activities and key", res.Deleted)
 	}
 	if f.exists(t, "s1") || !f.exists(t, "d1") || !f.exists(t, "l1") {
-		t.Fatal("at 31m: only s1 must be gone")
+		t.Fatal("at 32m: only s1 must be gone")
 	}
 	if _, err := f.st.GetDataKey(context.Background(), "conv:s1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("s1's data key: %v, want destroyed", err)
@@ -139,8 +140,12 @@ func TestDefaultAndAfterPolicies(t *testing.T) {
 		t.Fatalf("Totals = %d deleted, %d pruned; want 1, 0", d, p)
 	}
 	f.clk.set(f.start.Add(24*time.Hour + time.Minute))
+	if res := f.sweep(t); len(res.Deleted) != 0 {
+		t.Fatalf("at 24h01: deleted %+v; the mark's granularity is added, never taken off", res.Deleted)
+	}
+	f.clk.set(f.start.Add(24*time.Hour + 2*time.Minute))
 	if res := f.sweep(t); len(res.Deleted) != 1 || res.Deleted[0].ConversationID != "d1" {
-		t.Fatalf("at 24h01: deleted %+v; want d1 (the 24 h default)", res.Deleted)
+		t.Fatalf("at 24h02: deleted %+v; want d1 (the 24 h default)", res.Deleted)
 	}
 	f.clk.set(f.start.Add(365 * 24 * time.Hour))
 	if res := f.sweep(t); len(res.Deleted) != 0 || !f.exists(t, "l1") {
@@ -148,22 +153,29 @@ func TestDefaultAndAfterPolicies(t *testing.T) {
 	}
 }
 
-// Activity keeps a conversation: the idle time counts from the last one.
+// Activity keeps a conversation: the idle time counts from the last one,
+// not from the start.
 func TestLastActivityCounts(t *testing.T) {
+	ctx := context.Background()
 	f := newFixture(t, map[string]store.Retention{"s": {Mode: store.RetentionAfter, After: time.Hour}})
-	f.conv(t, "c", "s", 1, false, false)
-	time.Sleep(10 * time.Millisecond)
-	later := time.Now()
-	if _, err := f.st.Append(context.Background(), "c", []store.NewRecord{{Build: func(int64) ([]byte, error) { return []byte("x"), nil }}}, nil); err != nil {
+	started := time.Now().Add(-2 * time.Hour)
+	if _, err := f.st.CreateConversation(ctx, store.Conversation{ID: "c", BotID: "bot", SiteID: "s", CreatedAt: started}); err != nil {
 		t.Fatal(err)
 	}
-	f.clk.set(later.Add(time.Hour - time.Millisecond))
-	if res := f.sweep(t); len(res.Deleted) != 0 {
-		t.Fatalf("swept %d before an hour after the last activity", len(res.Deleted))
+	if _, err := f.st.CreateConversation(ctx, store.Conversation{ID: "quiet", BotID: "bot", SiteID: "s", CreatedAt: started}); err != nil {
+		t.Fatal(err)
 	}
-	f.clk.set(later.Add(time.Hour + 50*time.Millisecond))
+	later := time.Now()
+	if _, err := f.st.Append(ctx, "c", []store.NewRecord{{Build: func(int64) ([]byte, error) { return []byte("x"), nil }}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.set(later.Add(time.Hour - time.Second))
+	if res := f.sweep(t); len(res.Deleted) != 1 || res.Deleted[0].ConversationID != "quiet" {
+		t.Fatalf("an hour after the last activity of c: deleted %+v; want only the quiet one", res.Deleted)
+	}
+	f.clk.set(later.Add(time.Hour + time.Minute + time.Second))
 	if res := f.sweep(t); len(res.Deleted) != 1 {
-		t.Fatalf("not swept an hour after the last activity")
+		t.Fatalf("c not swept an hour (and the mark's granularity) after its last activity")
 	}
 }
 
@@ -179,7 +191,7 @@ func TestOnEndOfConversation(t *testing.T) {
 	if len(res.Deleted) != 1 || res.Deleted[0].ConversationID != "ended" {
 		t.Fatalf("first sweep deleted %+v; want the ended conversation at once", res.Deleted)
 	}
-	f.clk.add(time.Hour + time.Minute)
+	f.clk.add(time.Hour + 2*time.Minute)
 	if res := f.sweep(t); len(res.Deleted) != 1 || res.Deleted[0].ConversationID != "capped" {
 		t.Fatalf("after 1h: deleted %+v; want the capped one only", res.Deleted)
 	}

@@ -148,6 +148,11 @@ type Erased struct {
 	KEKID        string
 }
 
+// ActivityGranularity is how far a conversation's recorded last activity
+// may lag the true one: appends refresh the mark at most this often.
+// Retention adds it to every period, so content is never deleted early.
+const ActivityGranularity = time.Minute
+
 // ConversationCacheTTL bounds how long a backend may answer
 // GetConversation from a cache after another process deleted the
 // conversation.

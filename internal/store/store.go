@@ -359,8 +359,10 @@ type Store interface {
 	SetSiteRetention(ctx context.Context, id string, r Retention) error
 
 	// Every Append also records, in its transaction, the time of the
-	// conversation's last activity (and, for a record with
-	// EndsConversation, that the conversation ended); an Append to a
+	// conversation's last activity (refreshed at most once per
+	// ActivityGranularity: the recorded time may lag the true one by that
+	// much) and, for a record with EndsConversation, that the conversation
+	// ended (always at once); an Append to a
 	// conversation that does not exist (never created, or deleted by
 	// DeleteConversation, possibly by another process) fails with
 	// ErrNotFound and stores nothing, so a concurrent deletion never leaves

@@ -15,24 +15,35 @@ import (
 // pruning ephemeral ones, and scrubbing the files afterwards.
 
 // touch records an append's time (and an end) on its conversation, in the
-// append's transaction. It is also the proof that the conversation still
-// exists: the sequence cache (nextSeq) does not know about a deletion made
-// by another process, and an append to a deleted conversation must store
+// append's transaction, at most once per store.ActivityGranularity: the
+// mark costs two more pages in the commit (the conversation's row and its
+// index entry), and a conversation in full swing pays that once a minute,
+// not per message. It is also the proof that the conversation still exists:
+// the sequence cache (nextSeq) does not know about a deletion made by
+// another process, and an append to a deleted conversation must store
 // nothing.
 func (s *Store) touch(ctx context.Context, tx *sql.Tx, conv string, recs []store.NewRecord, now time.Time) error {
 	ends := false
 	for _, r := range recs {
 		ends = ends || r.EndsConversation
 	}
-	res, err := s.txExec(ctx, tx, qTouch, nanos(now), b2i(ends), nanos(now), conv)
+	res, err := s.txExec(ctx, tx, qTouch, nanos(now), b2i(ends), nanos(now), conv, nanos(now.Add(-store.ActivityGranularity)), b2i(ends))
 	if err != nil {
 		return fmt.Errorf("append: touch conversation: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		return nil
+	}
+	var one int
+	err = tx.StmtContext(ctx, s.wstmts[qConvExists]).QueryRowContext(ctx, conv).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
 		delete(s.nextSeq, conv)
 		return fmt.Errorf("append to %s: %w", conv, store.ErrNotFound)
 	}
-	return nil
+	if err != nil {
+		return fmt.Errorf("append: check conversation: %w", err)
+	}
+	return nil // marked less than ActivityGranularity ago
 }
 
 // forgetConversation drops a conversation from the cache.

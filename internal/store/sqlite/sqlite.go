@@ -112,10 +112,12 @@ const (
 	qInsertAttach   = `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`
 	// qTouch records the last activity (and an end) and proves the
 	// conversation still exists (retention.go).
-	qTouch = `UPDATE conversations SET last_activity_at = ?, ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE ended_at END WHERE id = ?`
+	qTouch = `UPDATE conversations SET last_activity_at = ?, ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE ended_at END
+		WHERE id = ? AND (last_activity_at < ? OR ?)`
+	qConvExists = `SELECT 1 FROM conversations WHERE id = ?`
 )
 
-var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach, qTouch}
+var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach, qTouch, qConvExists}
 
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string) (*Store, error) {
