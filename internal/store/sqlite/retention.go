@@ -22,28 +22,67 @@ import (
 // the sequence cache (nextSeq) does not know about a deletion made by
 // another process, and an append to a deleted conversation must store
 // nothing.
+//
+// A conversation the writer marked less than ActivityGranularity ago, with
+// no commit by another connection since (PRAGMA data_version, read once per
+// transaction under the write lock), still exists and needs nothing: the
+// append in full swing pays a map lookup.
 func (s *Store) touch(ctx context.Context, tx *sql.Tx, conv string, recs []store.NewRecord, now time.Time) error {
 	ends := false
 	for _, r := range recs {
 		ends = ends || r.EndsConversation
 	}
+	if at, ok := s.marked[conv]; ok && !ends && nanos(now)-at < int64(store.ActivityGranularity) && s.unchanged(ctx, tx) {
+		return nil
+	}
+	if len(s.marked) >= maxCachedConversations {
+		clear(s.marked)
+	}
+	return s.mark(ctx, tx, conv, ends, now)
+}
+
+// unchanged reports whether no other connection committed since the
+// writer last looked; it reads data_version once per transaction and
+// forgets every mark when it changed.
+func (s *Store) unchanged(ctx context.Context, tx *sql.Tx) bool {
+	if s.dvTxN == s.txN {
+		return s.dvUnchanged
+	}
+	var v int64
+	if err := tx.StmtContext(ctx, s.wstmts[qDataVersion]).QueryRowContext(ctx).Scan(&v); err != nil {
+		return false
+	}
+	s.dvTxN, s.dvUnchanged = s.txN, v == s.dataVersion
+	if !s.dvUnchanged {
+		s.dataVersion = v
+		clear(s.marked)
+	}
+	return s.dvUnchanged
+}
+
+// mark refreshes the mark in the database (when older than
+// ActivityGranularity, or for an end) and proves the conversation exists.
+func (s *Store) mark(ctx context.Context, tx *sql.Tx, conv string, ends bool, now time.Time) error {
 	res, err := s.txExec(ctx, tx, qTouch, nanos(now), b2i(ends), nanos(now), conv, nanos(now.Add(-store.ActivityGranularity)), b2i(ends))
 	if err != nil {
 		return fmt.Errorf("append: touch conversation: %w", err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		s.marked[conv] = nanos(now)
 		return nil
 	}
-	var one int
-	err = tx.StmtContext(ctx, s.wstmts[qConvExists]).QueryRowContext(ctx, conv).Scan(&one)
+	var at int64
+	err = tx.StmtContext(ctx, s.wstmts[qConvExists]).QueryRowContext(ctx, conv).Scan(&at)
 	if errors.Is(err, sql.ErrNoRows) {
 		delete(s.nextSeq, conv)
+		delete(s.marked, conv)
 		return fmt.Errorf("append to %s: %w", conv, store.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("append: check conversation: %w", err)
 	}
-	return nil // marked less than ActivityGranularity ago
+	s.marked[conv] = at // marked less than ActivityGranularity ago
+	return nil
 }
 
 // forgetConversation drops a conversation from the cache.
@@ -113,6 +152,7 @@ func (s *Store) DeleteConversation(ctx context.Context, id string, now time.Time
 			return fmt.Errorf("delete conversation %s: tombstone: %w", id, err)
 		}
 		delete(s.nextSeq, id)
+		delete(s.marked, id)
 		return nil
 	})
 	s.forgetConversation(id)

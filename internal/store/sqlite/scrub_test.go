@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -95,5 +96,54 @@ func TestDeletedContentLeavesTheFiles(t *testing.T) {
 	}
 	if b, err := os.ReadFile(path + "-wal"); err == nil && len(b) != 0 {
 		t.Fatalf("the WAL holds %d bytes after scrubbing, want 0", len(b))
+	}
+}
+
+// A conversation deleted by another process (parley erase while the server
+// runs) is refused by this process's next append at once, although this
+// writer cached the conversation's sequence and last-activity mark.
+func TestDeletionByAnotherProcessRefusesAppends(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	a, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.CreateBot(ctx, store.Bot{ID: "b", Name: "b", Endpoint: "http://127.0.0.1:1/", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateSite(ctx, store.Site{ID: "s", BotID: "b", Name: "s", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c1", "c2"} {
+		if _, err := a.CreateConversation(ctx, store.Conversation{ID: id, BotID: "b", SiteID: "s", CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := []store.NewRecord{{Build: func(int64) ([]byte, error) { return []byte("x"), nil }}}
+	for range 3 {
+		for _, id := range []string{"c1", "c2"} {
+			if _, err := a.Append(ctx, id, rec, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DeleteConversation(ctx, "c1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close()
+	if _, err := a.Append(ctx, "c1", rec, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("append after another process deleted the conversation = %v, want ErrNotFound", err)
+	}
+	if recs, _ := a.Read(ctx, "c1", -1, 100); len(recs) != 0 {
+		t.Fatalf("%d orphan records", len(recs))
+	}
+	if got, err := a.Append(ctx, "c2", rec, nil); err != nil || got[0].Seq != 3 {
+		t.Fatalf("the other conversation's append = %+v, %v; want seq 3", got, err)
 	}
 }

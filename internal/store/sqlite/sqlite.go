@@ -44,6 +44,15 @@ type Store struct {
 	// writer goroutine touches it. Entries are dropped when a transaction
 	// fails, so the cache never runs ahead of what is committed.
 	nextSeq map[string]int64
+	// Last-activity marks (writer only, retention.go): when the writer
+	// last refreshed each conversation's mark in a transaction that
+	// committed, and the database's data_version then, so that a mark is
+	// trusted only while no other process has committed (it may have
+	// deleted the conversation).
+	marked      map[string]int64
+	dataVersion int64
+	txN, dvTxN  uint64
+	dvUnchanged bool
 
 	// Group commit counters: committed transactions and the write requests
 	// they carried.
@@ -114,10 +123,11 @@ const (
 	// conversation still exists (retention.go).
 	qTouch = `UPDATE conversations SET last_activity_at = ?, ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE ended_at END
 		WHERE id = ? AND (last_activity_at < ? OR ?)`
-	qConvExists = `SELECT 1 FROM conversations WHERE id = ?`
+	qConvExists  = `SELECT last_activity_at FROM conversations WHERE id = ?`
+	qDataVersion = `PRAGMA data_version`
 )
 
-var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach, qTouch, qConvExists}
+var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach, qTouch, qConvExists, qDataVersion}
 
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -160,7 +170,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
+	s := &Store{w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, marked: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
 	s.health.okAt, s.health.probeEvery, s.health.staleAfter = time.Now(), probeEvery, staleAfter // the migrations committed
 	for _, q := range writeQueries {
 		st, err := w.PrepareContext(ctx, q)
@@ -678,10 +688,12 @@ func (s *Store) runTx(reqs []*writeReq) error {
 		}
 		return fmt.Errorf("begin: %w", err)
 	}
+	s.txN++
 	for _, r := range reqs {
 		if r.err = r.fn(ctx, tx); r.err != nil {
 			_ = tx.Rollback()
 			clear(s.nextSeq) // advances made in this transaction are undone
+			clear(s.marked)
 			if serr := storageError(r.err); serr != nil {
 				s.recordCommit(serr)
 				r.err = serr
@@ -691,6 +703,7 @@ func (s *Store) runTx(reqs []*writeReq) error {
 	}
 	if err := tx.Commit(); err != nil {
 		clear(s.nextSeq)
+		clear(s.marked)
 		if serr := storageError(err); serr != nil {
 			s.recordCommit(serr)
 			err = serr
