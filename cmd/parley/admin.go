@@ -164,6 +164,8 @@ type siteJSON struct {
 	// Masking is what the site masks in user activities before storage
 	// and the bot: off, cards or all-pii.
 	Masking string `json:"masking,omitempty"`
+	// Retention is the site's retention policy (siteretention.go).
+	Retention *retentionJSON `json:"retention,omitempty"`
 }
 
 func normalizeOrigins(in []string) ([]string, error) {
@@ -326,15 +328,15 @@ func (a *app) siteCmd() *cobra.Command {
 			out := []siteJSON{}
 			var text strings.Builder
 			for _, s := range sites {
-				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins, ClientAttachmentURLs: string(s.ClientAttachmentURLs), Masking: string(maskingOf(s))})
-				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\tmasking=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs, maskingOf(s))
+				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins, ClientAttachmentURLs: string(s.ClientAttachmentURLs), Masking: string(maskingOf(s)), Retention: toRetentionJSON(s.Retention)})
+				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\tmasking=%s\tretention=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs, maskingOf(s), s.Retention)
 			}
 			return a.print(lf.json, out, text.String())
 		},
 	}
 	lf.add(list)
 	list.Flags().StringVar(&listBot, "bot", "", "only this bot's sites")
-	cmd.AddCommand(create, originsCmd, policyCmd, a.siteMaskingCmd(), list)
+	cmd.AddCommand(create, originsCmd, policyCmd, a.siteMaskingCmd(), list, a.siteRetentionCmd())
 	return cmd
 }
 

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,10 @@ func main() {
 	defer stop()
 	if err := newRoot(os.Stdout, os.Stderr, os.LookupEnv).ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "parley:", err)
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			os.Exit(coded.ExitCode())
+		}
 		os.Exit(1)
 	}
 }
@@ -30,14 +35,16 @@ func main() {
 // app carries what every command needs; no package-level state.
 type app struct {
 	stdout, stderr io.Writer
-	env            func(string) (string, bool)
+	// stdin is where confirmations are read (nil: none, as off a terminal).
+	stdin io.Reader
+	env   func(string) (string, bool)
 	// resolver looks up bot endpoint hosts at registration (tests give
 	// one that never leaves the machine).
 	resolver connector.Resolver
 }
 
 func newRoot(stdout, stderr io.Writer, env func(string) (string, bool)) *cobra.Command {
-	return (&app{stdout: stdout, stderr: stderr, env: env, resolver: net.DefaultResolver}).root()
+	return (&app{stdout: stdout, stderr: stderr, stdin: os.Stdin, env: env, resolver: net.DefaultResolver}).root()
 }
 
 func (a *app) root() *cobra.Command {
@@ -49,7 +56,7 @@ func (a *app) root() *cobra.Command {
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.AddCommand(a.serveCmd(), a.demoCmd(), a.botCmd(), a.siteCmd(), a.secretCmd(), a.keysCmd(), a.benchCmd(), a.deliveriesCmd())
+	root.AddCommand(a.serveCmd(), a.demoCmd(), a.botCmd(), a.siteCmd(), a.secretCmd(), a.keysCmd(), a.benchCmd(), a.deliveriesCmd(), a.eraseCmd())
 	return root
 }
 

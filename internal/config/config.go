@@ -51,6 +51,8 @@ type Config struct {
 	// MasterKey is the base64 master key from PARLEY_MASTER_KEY; when set
 	// it is used instead of MasterKeyFile. Never read from the file.
 	MasterKey string `yaml:"-"`
+	// Retention tunes the retention sweeper (retention.go).
+	Retention Retention `yaml:"retention"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -175,9 +177,10 @@ func Default() Config {
 			Body:          Duration(10 * time.Second),
 			MinClientRate: 64 << 10,
 		},
-		Bots:   Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
-		Limits: DefaultLimits(),
-		Keys:   DefaultKeys(),
+		Bots:      Bots{KeyReload: Duration(30 * time.Second), DeliveryRetryFor: Duration(24 * time.Hour)},
+		Limits:    DefaultLimits(),
+		Keys:      DefaultKeys(),
+		Retention: DefaultRetention(),
 	}
 }
 
@@ -236,6 +239,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	}
 	c.Limits.applyEnv(env)
 	if err := c.Keys.applyEnv(env); err != nil {
+		return err
+	}
+	if err := c.Retention.applyEnv(env); err != nil {
 		return err
 	}
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
@@ -400,6 +406,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Limits.validate()...)
 	errs = append(errs, c.Keys.validate()...)
+	errs = append(errs, c.Retention.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

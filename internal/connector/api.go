@@ -239,6 +239,10 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 		vis = store.VisibleStream
 	}
 	ids, err := a.log.Append(r.Context(), conv.ID, []conversation.Item{{Activity: act, Visibility: vis}})
+	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile (retention, erasure)
+		writeErr(w, http.StatusNotFound, "BadArgument", "conversation not found")
+		return
+	}
 	if err != nil {
 		a.logger.Error("append bot activity failed", "conversation", conv.ID, "err", err)
 		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not store the activity")

@@ -86,7 +86,7 @@ type Sealer interface {
 type SealedCodec struct{ S Sealer }
 
 // Scope is the data-key scope of a conversation.
-func Scope(conv string) string { return "conv:" + conv }
+func Scope(conv string) string { return store.DataKeyScope(conv) }
 
 func activityAAD(conv string) []byte { return []byte("activity\x00" + conv) }
 
@@ -237,7 +237,7 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 			st.members = append(m, '"')
 			plains[i] = withStamp(enc, st)
 			return l.codec.Encode(ctx, conv, plains[i])
-		}}
+		}, EndsConversation: items[i].Activity.Type() == "endOfConversation"}
 		for _, a := range items[i].Attachments {
 			if a.Data, err = l.codec.EncodeFile(ctx, conv, a.ID, a.Data); err != nil {
 				return nil, fmt.Errorf("append to %s: %w", conv, err)

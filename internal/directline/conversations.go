@@ -27,6 +27,10 @@ type tokenParams struct {
 	} `json:"user"`
 	TrustedOrigins []string `json:"trustedOrigins"`
 	Locale         string   `json:"locale"`
+	// ConversationID (generate only, a Parley extension) asks for a token
+	// for an existing conversation of the site and its bound user: resuming
+	// it later, within its retention (see resumable).
+	ConversationID string `json:"conversationId"`
 }
 
 // maxParamsBody bounds token and start request bodies.
@@ -157,12 +161,41 @@ func (a *API) generate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conv := conversation.NewID()
+	if params.ConversationID != "" {
+		if e := a.resumable(r.Context(), p.site, params.ConversationID, user); e != nil {
+			a.fail(w, r, e)
+			return
+		}
+		conv = params.ConversationID
+	}
 	tok, e := a.issueConversationToken(identity.Claims{Bot: p.site.BotID, Site: p.site.ID, Conv: conv, User: user, Origins: origins})
 	if e != nil {
 		a.fail(w, r, e)
 		return
 	}
 	writeJSON(w, http.StatusOK, tokenResponse{ConversationID: conv, Token: tok, ExpiresIn: int(a.cfg.TokenTTL.Seconds())})
+}
+
+// resumable checks that the site's backend may mint a token for the
+// existing conversation id for user: the conversation exists (within its
+// retention), belongs to this site, and is bound to this very user (an
+// unbound conversation only to a request that names no user). Another
+// site's conversation is answered like a missing one.
+func (a *API) resumable(ctx context.Context, site store.Site, id, user string) *apiError {
+	if !conversation.ValidID(id) {
+		return errf(http.StatusBadRequest, "BadArgument", "conversationId is not a valid conversation id")
+	}
+	c, err := a.st.GetConversation(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (c.SiteID != site.ID || c.BotID != site.BotID)) {
+		return errf(http.StatusNotFound, "BadArgument", "Conversation not found")
+	}
+	if err != nil {
+		return errf(http.StatusInternalServerError, "ServiceError", "conversation lookup failed")
+	}
+	if c.UserID != user {
+		return errf(http.StatusForbidden, "BadArgument", "the conversation belongs to another user")
+	}
+	return nil
 }
 
 // refresh: POST /tokens/refresh, token only.
@@ -180,6 +213,15 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !a.allowIn(w, r, RouteRefresh, p.claims.Conv) {
+		return
+	}
+	// A deleted conversation's tokens are not renewed: none outlives its
+	// tombstone (retention.tombstones_for >= the longest token lifetime).
+	if deleted, err := a.st.ConversationDeleted(r.Context(), p.claims.Conv); err != nil {
+		a.internal(w, r, err)
+		return
+	} else if deleted {
+		a.fail(w, r, errf(http.StatusNotFound, "BadArgument", "Conversation not found"))
 		return
 	}
 	if e := checkOrigin(r, p.site, p.claims); e != nil {
@@ -264,6 +306,10 @@ func (a *API) start(w http.ResponseWriter, r *http.Request) {
 	created, err := a.st.CreateConversation(ctx, store.Conversation{ID: claims.Conv, BotID: claims.Bot, SiteID: claims.Site, UserID: claims.User, CreatedAt: time.Now().UTC()})
 	if errors.Is(err, store.ErrExists) {
 		a.fail(w, r, errf(http.StatusConflict, "BadArgument", "conversation already exists with another binding"))
+		return
+	}
+	if errors.Is(err, store.ErrNotFound) { // deleted (retention, erasure): its tokens are void
+		a.fail(w, r, errf(http.StatusNotFound, "BadArgument", "Conversation not found"))
 		return
 	}
 	if err != nil {
@@ -507,6 +553,10 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 		item.Attachments = append(item.Attachments, f.file)
 	}
 	ids, err := a.log.Append(ctx, c.ID, []conversation.Item{item})
+	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile (retention, erasure)
+		a.fail(w, r, errf(http.StatusNotFound, "BadArgument", "Conversation not found"))
+		return
+	}
 	if err != nil {
 		a.internal(w, r, err)
 		return

@@ -27,6 +27,7 @@ import (
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/redact"
+	"github.com/parley-gw/parley/internal/retention"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
@@ -56,6 +57,8 @@ type Server struct {
 	refusedConns *prometheus.CounterVec
 	// proxies are the trusted reverse proxies (trusted_proxies).
 	proxies guard.Proxies
+	// sweeper enforces the sites' retention policies.
+	sweeper *retention.Sweeper
 }
 
 // OpenStore opens the configured store.
@@ -156,6 +159,12 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	base, cancelBase := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 	s.proxies = proxies
+	rc := cfg.Retention
+	s.sweeper = retention.New(st, retention.Config{Default: time.Duration(rc.Default), Every: time.Duration(rc.SweepEvery),
+		EphemeralHold: time.Duration(rc.EphemeralHold), EphemeralMax: time.Duration(rc.EphemeralMax), TombstonesFor: time.Duration(rc.TombstonesFor),
+		// The conversation's data key is gone from the store: drop it from
+		// memory too.
+		OnDeleted: func(e store.Erased) { keys.Envelope.Forget(store.DataKeyScope(e.ConversationID)) }}, logger)
 	s.refusedConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_refused_total", Help: "Connections closed at once by the limit that was reached: max_connections (gateway-wide) or max_connections_per_client (one client address)."}, []string{"limit"})
 	s.refusedConns.WithLabelValues(limitConnections)
 	s.refusedConns.WithLabelValues(limitConnectionsPerClient)
@@ -177,6 +186,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		)
 	}
 	registerDeliveryMetrics(reg, st, delivery)
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_retention_conversations_deleted_total", Help: "Conversations deleted by the retention sweeper (content and data key)."}, func() float64 { d, _ := s.sweeper.Totals(); return float64(d) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_retention_activities_pruned_total", Help: "Activities removed from ephemeral sites' conversations by the retention sweeper."}, func() float64 { _, p := s.sweeper.Totals(); return float64(p) }),
+	)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	readiness := newReadinessLog(logger)
@@ -329,6 +342,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.trimmer.run(dctx)
 	go s.authority.Run(dctx)
 	go s.rewrapLoop(dctx)
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		s.sweeper.Run(dctx)
+	}()
 	ln = s.capListener(ln)
 	errc := make(chan error, 1)
 	go func() {
@@ -354,6 +372,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.dl.WaitStreams()
 	dcancel()
 	<-deliveryDone
+	<-sweepDone
 	closeErr := errors.Join(s.st.Close(), s.keys.Close())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil

@@ -52,6 +52,9 @@ type Site struct {
 	// Masking is what the site masks in its users' activities before
 	// they are stored and forwarded to the bot (issue 10, item 7).
 	Masking MaskingPolicy
+	// Retention is how long the site's conversations are kept (the zero
+	// value: the deployment's default, config retention.default).
+	Retention Retention
 }
 
 // MaskingPolicy says which detected data a site masks in user activities.
@@ -156,6 +159,10 @@ type NewRecord struct {
 	// transaction (an upload): the append stores all of them or, failing,
 	// none. Their ConversationID is the append's.
 	Attachments []Attachment
+	// EndsConversation marks an endOfConversation activity: the append
+	// records that the conversation ended (for the on-end-of-conversation
+	// retention policy) in its transaction.
+	EndsConversation bool
 }
 
 // OutboxItem is a pending delivery to a bot.
@@ -415,6 +422,67 @@ type Store interface {
 	ReplaceLegacy(ctx context.Context, b LegacyBlob, body []byte) (replaced bool, err error)
 	// ClearLegacyPending records that no plain content remains.
 	ClearLegacyPending(ctx context.Context) error
+
+	// SetSiteRetention changes a site's retention policy; it refuses a
+	// policy Retention.Validate refuses and answers ErrNotFound for an
+	// unknown site. CreateSite stores Site.Retention too (validated the
+	// same way) and GetSite, ListSites and SiteBySecretHash return it.
+	SetSiteRetention(ctx context.Context, id string, r Retention) error
+
+	// Every Append also records, in its transaction, the time of the
+	// conversation's last activity (refreshed at most once per
+	// ActivityGranularity: the recorded time may lag the true one by that
+	// much) and, for a record with EndsConversation, that the conversation
+	// ended (always at once); an Append to a
+	// conversation that does not exist (never created, or deleted by
+	// DeleteConversation, possibly by another process) fails with
+	// ErrNotFound and stores nothing, so a concurrent deletion never leaves
+	// orphan rows. A conversation's last activity starts at its creation.
+
+	// DeleteConversation erases conversation id and everything stored
+	// under it in ONE transaction: its activities, outbox items, dead
+	// letters, attachments and sessions, its data key (scope
+	// DataKeyScope(id): crypto-shredding) and the conversation row. It
+	// returns what it removed. Afterwards GetConversation and Append answer
+	// ErrNotFound (in another process running the same store, within
+	// ConversationCacheTTL), Read returns nothing, and CreateConversation
+	// refuses the id with ErrNotFound until the tombstone expires (see
+	// PruneTombstones), so a client token minted before the deletion cannot
+	// bring the conversation back. ErrNotFound when nothing was stored
+	// under id.
+	DeleteConversation(ctx context.Context, id string, now time.Time) (Erased, error)
+	// ExpiredConversations lists, by id, up to limit conversations of
+	// siteID whose last activity is before idleBefore, or (when ended is
+	// true) whose log holds an endOfConversation activity. Ids sort after
+	// afterID ("" for the first page).
+	ExpiredConversations(ctx context.Context, siteID string, idleBefore time.Time, ended bool, afterID string, limit int) ([]string, error)
+	// UserConversations lists, by id, every conversation bound to userID
+	// (Conversation.UserID), across bots and sites. An empty userID lists
+	// nothing: conversations without a bound user are not anyone's.
+	UserConversations(ctx context.Context, userID string) ([]string, error)
+	// PruneActivities removes content from conversation id without
+	// deleting the conversation (the ephemeral policy), in one
+	// transaction: every activity created before deliveredBefore that
+	// precedes (by creation time) the oldest item still in the outbox (the
+	// bot has it), the attachments created before deliveredBefore once no
+	// item is in the outbox, and every activity, outbox item, dead letter
+	// and attachment created before hardBefore whatever its state. The log's
+	// highest record is never removed but emptied (VisibleNone, no body), so
+	// sequence numbers are never reused. It returns the number of
+	// activities removed or emptied.
+	PruneActivities(ctx context.Context, id string, deliveredBefore, hardBefore time.Time) (int, error)
+	// ConversationDeleted reports whether id was deleted by
+	// DeleteConversation and its tombstone is not yet pruned (token refresh
+	// refuses such a conversation, so no token outlives the tombstone).
+	ConversationDeleted(ctx context.Context, id string) (bool, error)
+	// PruneTombstones forgets the ids of conversations deleted before
+	// before (CreateConversation accepts them again).
+	PruneTombstones(ctx context.Context, before time.Time) error
+	// Scrub makes deleted content unrecoverable from the store's own files
+	// as far as the backend can (SQLite: secure_delete is always on, and
+	// Scrub checkpoints the WAL and truncates it, so no old page version
+	// stays there). Callers run it after deleting something.
+	Scrub(ctx context.Context) error
 
 	// Ready reports whether the store can commit writes now: nil, or the
 	// error (wrapping ErrFull when the storage is full) of the last commit

@@ -44,6 +44,15 @@ type Store struct {
 	// writer goroutine touches it. Entries are dropped when a transaction
 	// fails, so the cache never runs ahead of what is committed.
 	nextSeq map[string]int64
+	// Last-activity marks (writer only, retention.go): when the writer
+	// last refreshed each conversation's mark in a transaction that
+	// committed, and the database's data_version then, so that a mark is
+	// trusted only while no other process has committed (it may have
+	// deleted the conversation).
+	marked      map[string]int64
+	dataVersion int64
+	txN, dvTxN  uint64
+	dvUnchanged bool
 
 	// Group commit counters: committed transactions and the write requests
 	// they carried.
@@ -64,6 +73,10 @@ type Store struct {
 	convs sync.Map // id -> store.Conversation
 	convN atomic.Int64
 	bots  sync.Map // id -> cachedBot
+
+	// Conversations may be deleted by another process (parley erase):
+	// cached entries are trusted for store.ConversationCacheTTL.
+	convAt sync.Map // id -> time.Time the entry was read
 
 	// health is whether commits succeed, for Ready.
 	health health
@@ -106,9 +119,15 @@ const (
 	qCompleteOutbox = `DELETE FROM outbox WHERE id = ?`
 	qRetryOutbox    = `UPDATE outbox SET attempts = ?, next_attempt_at = ?, first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ?`
 	qInsertAttach   = `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`
+	// qTouch records the last activity (and an end) and proves the
+	// conversation still exists (retention.go).
+	qTouch = `UPDATE conversations SET last_activity_at = ?, ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE ended_at END
+		WHERE id = ? AND (last_activity_at < ? OR ?)`
+	qConvExists  = `SELECT last_activity_at FROM conversations WHERE id = ?`
+	qDataVersion = `PRAGMA data_version`
 )
 
-var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach}
+var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach, qTouch, qConvExists, qDataVersion}
 
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -120,7 +139,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// default on every connection would be most of an idle gateway's memory.
 	dsn := func(cacheKB int) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", fmt.Sprintf("cache_size(-%d)", cacheKB)} {
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", "secure_delete(ON)", fmt.Sprintf("cache_size(-%d)", cacheKB)} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
@@ -151,7 +170,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
+	s := &Store{w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, marked: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
 	s.health.okAt, s.health.probeEvery, s.health.staleAfter = time.Now(), probeEvery, staleAfter // the migrations committed
 	for _, q := range writeQueries {
 		st, err := w.PrepareContext(ctx, q)
@@ -370,8 +389,11 @@ func (s *Store) CreateSite(ctx context.Context, st store.Site) error {
 	if err != nil {
 		return fmt.Errorf("create site %s: %w", st.ID, err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls, masking) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt), string(policy), string(masking))
+	if err := st.Retention.Validate(); err != nil {
+		return fmt.Errorf("create site %s: %w", st.ID, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls, masking, retention_mode, retention_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt), string(policy), string(masking), string(st.Retention.Mode), int64(st.Retention.After))
 	if isUnique(err) {
 		return fmt.Errorf("create site %s: %w", st.ID, store.ErrExists)
 	}
@@ -388,16 +410,17 @@ func nonNil(s []string) []string {
 	return s
 }
 
-const siteCols = `id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls, masking`
+const siteCols = `id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls, masking, retention_mode, retention_after`
 
 func scanSite(row interface{ Scan(...any) error }) (store.Site, error) {
 	var st store.Site
 	var enhanced int
 	var origins string
-	var created int64
-	if err := row.Scan(&st.ID, &st.BotID, &st.Name, &enhanced, &origins, &st.SecretHashes[0], &st.SecretHashes[1], &created, &st.ClientAttachmentURLs, &st.Masking); err != nil {
+	var created, after int64
+	if err := row.Scan(&st.ID, &st.BotID, &st.Name, &enhanced, &origins, &st.SecretHashes[0], &st.SecretHashes[1], &created, &st.ClientAttachmentURLs, &st.Masking, &st.Retention.Mode, &after); err != nil {
 		return st, err
 	}
+	st.Retention.After = time.Duration(after)
 	st.EnhancedAuth = enhanced != 0
 	st.CreatedAt = fromNanos(created)
 	if err := json.Unmarshal([]byte(origins), &st.TrustedOrigins); err != nil {
@@ -488,8 +511,11 @@ func (s *Store) SiteBySecretHash(ctx context.Context, hash []byte) (store.Site, 
 // --- conversations ---
 
 func (s *Store) CreateConversation(ctx context.Context, c store.Conversation) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO conversations (id, bot_id, site_id, user_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
-		c.ID, c.BotID, c.SiteID, c.UserID, nanos(c.CreatedAt))
+	// A deleted conversation's id stays refused (its tombstone): the
+	// lookup below then finds no row and answers ErrNotFound.
+	res, err := s.w.ExecContext(ctx, `INSERT INTO conversations (id, bot_id, site_id, user_id, created_at, last_activity_at)
+		SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM conversation_tombstones WHERE id = ?) ON CONFLICT(id) DO NOTHING`,
+		c.ID, c.BotID, c.SiteID, c.UserID, nanos(c.CreatedAt), nanos(c.CreatedAt), c.ID)
 	if err != nil {
 		return false, fmt.Errorf("create conversation: %w", err)
 	}
@@ -515,20 +541,24 @@ func (s *Store) CreateConversation(ctx context.Context, c store.Conversation) (b
 
 func (s *Store) GetConversation(ctx context.Context, id string) (store.Conversation, error) {
 	if v, ok := s.convs.Load(id); ok {
-		return v.(store.Conversation), nil
+		if at, ok := s.convAt.Load(id); ok && time.Since(at.(time.Time)) < store.ConversationCacheTTL {
+			return v.(store.Conversation), nil
+		}
 	}
 	var c store.Conversation
 	var created int64
 	err := s.queryRow(ctx, `SELECT id, bot_id, site_id, user_id, created_at FROM conversations WHERE id = ?`, id).
 		Scan(&c.ID, &c.BotID, &c.SiteID, &c.UserID, &created)
 	if err != nil {
+		s.forgetConversation(id)
 		return store.Conversation{}, notFound(err, "get conversation")
 	}
 	c.CreatedAt = fromNanos(created)
-	if s.convN.Load() < maxCachedConversations {
+	if _, cached := s.convs.Load(id); cached || s.convN.Load() < maxCachedConversations {
 		if _, loaded := s.convs.LoadOrStore(id, c); !loaded {
 			s.convN.Add(1)
 		}
+		s.convAt.Store(id, time.Now())
 	}
 	return c, nil
 }
@@ -662,10 +692,12 @@ func (s *Store) runTx(reqs []*writeReq) error {
 		}
 		return fmt.Errorf("begin: %w", err)
 	}
+	s.txN++
 	for _, r := range reqs {
 		if r.err = r.fn(ctx, tx); r.err != nil {
 			_ = tx.Rollback()
 			clear(s.nextSeq) // advances made in this transaction are undone
+			clear(s.marked)
 			if serr := storageError(r.err); serr != nil {
 				s.recordCommit(serr)
 				r.err = serr
@@ -675,6 +707,7 @@ func (s *Store) runTx(reqs []*writeReq) error {
 	}
 	if err := tx.Commit(); err != nil {
 		clear(s.nextSeq)
+		clear(s.marked)
 		if serr := storageError(err); serr != nil {
 			s.recordCommit(serr)
 			err = serr
@@ -696,6 +729,9 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []s
 		}
 	}
 	now := time.Now().UTC()
+	if err := s.touch(ctx, tx, conv, recs, now); err != nil {
+		return nil, nil, err
+	}
 	res := make([]store.Record, 0, len(recs))
 	seqs := make([]int64, 0, len(recs))
 	for i, nr := range recs {

@@ -43,6 +43,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DataKeys", testDataKeys},
 		{"LegacyContent", testLegacyContent},
 		{"SiteMasking", testSiteMasking},
+		{"SiteRetention", testSiteRetention},
+		{"DeleteConversation", testDeleteConversation},
+		{"DeleteWhileAppending", testDeleteWhileAppending},
+		{"ExpiredConversations", testExpiredConversations},
+		{"UserConversations", testUserConversations},
+		{"PruneActivities", testPruneActivities},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
