@@ -30,9 +30,6 @@ func deadLetters(t *testing.T, data, botID, conv string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keys.Codec.Prepare(ctx, conv); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := st.GetBot(ctx, botID); err != nil {
 		if err := st.CreateBot(ctx, store.Bot{ID: botID, Name: "B", Endpoint: "https://bot.example.com/api/messages?code=SECRETFUNCTIONKEY", CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
@@ -42,6 +39,9 @@ func deadLetters(t *testing.T, data, botID, conv string, n int) {
 		}
 	}
 	if _, err := st.CreateConversation(ctx, store.Conversation{ID: conv, BotID: botID, SiteID: "site-" + botID, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Codec.Prepare(ctx, conv); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {

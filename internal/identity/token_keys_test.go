@@ -256,7 +256,7 @@ func TestUpgradeKeepsLegacyTokenKey(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO signing_keys (kid, purpose, sealed, created_at) VALUES (?, 'directline-token', ?, ?)`, kid, sealed, time.Now().Add(-time.Hour).UnixNano()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version >= 8`); err != nil {
+	if _, err := db.Exec(`DELETE FROM schema_migrations WHERE version = 8`); err != nil {
 		t.Fatal(err)
 	}
 	_ = db.Close()

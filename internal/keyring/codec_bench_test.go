@@ -53,7 +53,7 @@ func BenchmarkPrepareNewConversation(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		i++
-		if err := v.e.Prepare(ctx, "conv:bench-"+itoa(i)); err != nil {
+		if err := v.e.Prepare(ctx, "test:bench-"+itoa(i)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -72,16 +72,16 @@ func (v *env) reopen(t testing.TB) *keyring.Envelope {
 func TestEnvelopeRoundTripAndBinding(t *testing.T) {
 	ctx := context.Background()
 	v := newEnv(t)
-	if _, err := v.e.Seal(ctx, "conv:a", []byte("x"), nil); !errors.Is(err, keyring.ErrNoDataKey) {
+	if _, err := v.e.Seal(ctx, "test:a", []byte("x"), nil); !errors.Is(err, keyring.ErrNoDataKey) {
 		t.Fatalf("Seal before Prepare = %v, want ErrNoDataKey (Seal never creates keys)", err)
 	}
-	for _, s := range []string{"conv:a", "conv:b"} {
+	for _, s := range []string{"test:a", "test:b"} {
 		if err := v.e.Prepare(ctx, s); err != nil {
 			t.Fatal(err)
 		}
 	}
 	secret := []byte("4111 1111 1111 1111 and alice@example.com")
-	ct, err := v.e.Seal(ctx, "conv:a", secret, []byte("aad-a"))
+	ct, err := v.e.Seal(ctx, "test:a", secret, []byte("aad-a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestEnvelopeRoundTripAndBinding(t *testing.T) {
 		t.Fatal("ciphertext contains the plaintext")
 	}
 	// Another process (fresh cache) opens it from the stored, wrapped key.
-	pt, err := v.reopen(t).Open(ctx, "conv:a", ct, []byte("aad-a"))
+	pt, err := v.reopen(t).Open(ctx, "test:a", ct, []byte("aad-a"))
 	if err != nil || !bytes.Equal(pt, secret) {
 		t.Fatalf("Open = %q, %v", pt, err)
 	}
@@ -102,11 +102,11 @@ func TestEnvelopeRoundTripAndBinding(t *testing.T) {
 		aad   string
 		want  error
 	}{
-		{"modified ciphertext", "conv:a", flipped, "aad-a", keyring.ErrTampered},
-		{"truncated ciphertext", "conv:a", ct[:len(ct)-1], "aad-a", keyring.ErrTampered},
-		{"moved to another conversation", "conv:b", ct, "aad-a", keyring.ErrTampered},
-		{"other associated data", "conv:a", ct, "aad-b", keyring.ErrTampered},
-		{"scope without a key", "conv:zzz", ct, "aad-a", keyring.ErrNoDataKey},
+		{"modified ciphertext", "test:a", flipped, "aad-a", keyring.ErrTampered},
+		{"truncated ciphertext", "test:a", ct[:len(ct)-1], "aad-a", keyring.ErrTampered},
+		{"moved to another conversation", "test:b", ct, "aad-a", keyring.ErrTampered},
+		{"other associated data", "test:a", ct, "aad-b", keyring.ErrTampered},
+		{"scope without a key", "test:zzz", ct, "aad-a", keyring.ErrNoDataKey},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,18 +121,18 @@ func TestEnvelopeRoundTripAndBinding(t *testing.T) {
 func TestEnvelopeWrappedKeyMovedToAnotherScopeIsRefused(t *testing.T) {
 	ctx := context.Background()
 	v := newEnv(t)
-	_ = v.e.Prepare(ctx, "conv:a")
-	ct, _ := v.e.Seal(ctx, "conv:a", []byte("hello"), nil)
-	a, err := v.st.GetDataKey(ctx, "conv:a")
+	_ = v.e.Prepare(ctx, "test:a")
+	ct, _ := v.e.Seal(ctx, "test:a", []byte("hello"), nil)
+	a, err := v.st.GetDataKey(ctx, "test:a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// An attacker with write access copies a's wrapped key to scope b,
 	// hoping b's data opens under a's key.
-	if err := v.st.PutDataKey(ctx, store.DataKey{Scope: "conv:b", KEKID: a.KEKID, Wrapped: a.Wrapped, CreatedAt: a.CreatedAt}); err != nil {
+	if err := v.st.PutDataKey(ctx, store.DataKey{Scope: "test:b", KEKID: a.KEKID, Wrapped: a.Wrapped, CreatedAt: a.CreatedAt}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.reopen(t).Open(ctx, "conv:b", ct, nil); !errors.Is(err, keyring.ErrTampered) {
+	if _, err := v.reopen(t).Open(ctx, "test:b", ct, nil); !errors.Is(err, keyring.ErrTampered) {
 		t.Fatalf("Open under a moved wrapped key = %v, want ErrTampered", err)
 	}
 }
@@ -149,7 +149,7 @@ func TestKEKRotationUnderLoadRewrapsAndLosesNothing(t *testing.T) {
 	var mu sync.Mutex
 	var all []sealed
 	seal := func(e *keyring.Envelope, i, j int) error {
-		scope := fmt.Sprintf("conv:%03d", i)
+		scope := fmt.Sprintf("test:%03d", i)
 		if err := e.Prepare(ctx, scope); err != nil {
 			return err
 		}
@@ -234,8 +234,8 @@ func TestKEKRotationUnderLoadRewrapsAndLosesNothing(t *testing.T) {
 func TestDestroyKEKRefusalsAndBackupsBecomeUnreadable(t *testing.T) {
 	ctx := context.Background()
 	v := newEnv(t)
-	_ = v.e.Prepare(ctx, "conv:gone")
-	ct, _ := v.e.Seal(ctx, "conv:gone", []byte("CANARY-4111111111111111"), nil)
+	_ = v.e.Prepare(ctx, "test:gone")
+	ct, _ := v.e.Seal(ctx, "test:gone", []byte("CANARY-4111111111111111"), nil)
 	keys, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
 	active, next := keys[0], keys[1]
 	for _, id := range []string{active.ID, next.ID} {
@@ -257,11 +257,11 @@ func TestDestroyKEKRefusalsAndBackupsBecomeUnreadable(t *testing.T) {
 	}
 	// The conversation expires: its data key is deleted, then the KEK
 	// rotates and the retired one is destroyed.
-	if err := v.st.DeleteDataKey(ctx, "conv:gone"); err != nil {
+	if err := v.st.DeleteDataKey(ctx, "test:gone"); err != nil {
 		t.Fatal(err)
 	}
-	_ = v.e.Prepare(ctx, "conv:live")
-	live, _ := v.e.Seal(ctx, "conv:live", []byte("still here"), nil)
+	_ = v.e.Prepare(ctx, "test:live")
+	live, _ := v.e.Seal(ctx, "test:live", []byte("still here"), nil)
 	if _, err := v.e.RotateKEK(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestDestroyKEKRefusalsAndBackupsBecomeUnreadable(t *testing.T) {
 		t.Fatalf("DestroyKEK(retired, rewrapped) = %v", err)
 	}
 	// The live conversation is untouched.
-	if pt, err := v.reopen(t).Open(ctx, "conv:live", live, nil); err != nil || string(pt) != "still here" {
+	if pt, err := v.reopen(t).Open(ctx, "test:live", live, nil); err != nil || string(pt) != "still here" {
 		t.Fatalf("live conversation after destroy: %q, %v", pt, err)
 	}
 	// The backup, opened with the data directory's keys as they are now,
@@ -281,7 +281,7 @@ func TestDestroyKEKRefusalsAndBackupsBecomeUnreadable(t *testing.T) {
 	defer bst.Close()
 	be, err := openEnvelope(ctx, bst, v.prov, 8, nil)
 	if err == nil {
-		pt, err := be.Open(ctx, "conv:gone", ct, nil)
+		pt, err := be.Open(ctx, "test:gone", ct, nil)
 		if err == nil {
 			t.Fatalf("the backup still decrypts the expired conversation: %q", pt)
 		}
@@ -302,7 +302,7 @@ func TestDestroyKEKRefusalsAndBackupsBecomeUnreadable(t *testing.T) {
 func TestDestroyKEKInUseNeedsForce(t *testing.T) {
 	ctx := context.Background()
 	v := newEnv(t)
-	_ = v.e.Prepare(ctx, "conv:a")
+	_ = v.e.Prepare(ctx, "test:a")
 	keys, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
 	old := keys[0].ID
 	// Retire the KEK without rewrapping (a rotation interrupted midway).
@@ -317,7 +317,7 @@ func TestDestroyKEKInUseNeedsForce(t *testing.T) {
 	if d, err := v.e.DestroyKEK(ctx, old, true); err != nil || !strings.Contains(d.Effect, "1 data key") {
 		t.Fatalf("forced DestroyKEK = %+v, %v", d, err)
 	}
-	if _, err := v.reopen(t).Open(ctx, "conv:a", []byte("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), nil); !errors.Is(err, keyring.ErrKeyDestroyed) {
+	if _, err := v.reopen(t).Open(ctx, "test:a", []byte("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), nil); !errors.Is(err, keyring.ErrKeyDestroyed) {
 		t.Fatalf("Open under a destroyed KEK = %v, want ErrKeyDestroyed", err)
 	}
 }
@@ -332,22 +332,22 @@ func TestErasedDataKeyLeavesAnotherProcessesMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = e.Prepare(ctx, "conv:x")
-	ct, err := e.Seal(ctx, "conv:x", []byte("hi"), nil)
+	_ = e.Prepare(ctx, "test:x")
+	ct, err := e.Seal(ctx, "test:x", []byte("hi"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v.st.DeleteDataKey(ctx, "conv:x"); err != nil { // `parley erase` elsewhere
+	if err := v.st.DeleteDataKey(ctx, "test:x"); err != nil { // `parley erase` elsewhere
 		t.Fatal(err)
 	}
-	if _, err := e.Open(ctx, "conv:x", ct, nil); err != nil {
+	if _, err := e.Open(ctx, "test:x", ct, nil); err != nil {
 		t.Fatalf("within the cache lifetime the key is still in memory: %v", err)
 	}
 	now = now.Add(5 * time.Minute)
-	if _, err := e.Open(ctx, "conv:x", ct, nil); !errors.Is(err, keyring.ErrNoDataKey) {
+	if _, err := e.Open(ctx, "test:x", ct, nil); !errors.Is(err, keyring.ErrNoDataKey) {
 		t.Fatalf("after the cache lifetime Open = %v, want ErrNoDataKey", err)
 	}
-	if _, err := e.Seal(ctx, "conv:x", []byte("more"), nil); !errors.Is(err, keyring.ErrNoDataKey) {
+	if _, err := e.Seal(ctx, "test:x", []byte("more"), nil); !errors.Is(err, keyring.ErrNoDataKey) {
 		t.Fatalf("Seal under an erased key = %v, want ErrNoDataKey", err)
 	}
 }

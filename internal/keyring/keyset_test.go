@@ -350,7 +350,7 @@ func TestKEKHooks(t *testing.T) {
 	if first.Handle == "" || !fp.live[first.Handle] {
 		t.Fatalf("active KEK handle %q not in the provider", first.Handle)
 	}
-	if err := st.PutDataKey(ctx, store.DataKey{Scope: "conv:1", KEKID: first.ID, Wrapped: []byte("w"), CreatedAt: c.now()}); err != nil {
+	if err := st.PutDataKey(ctx, store.DataKey{Scope: "test:1", KEKID: first.ID, Wrapped: []byte("w"), CreatedAt: c.now()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ks.Rotate(ctx, PurposeKEK, RotateOptions{PurgeRetired: true}); !errors.Is(err, ErrUnsupported) {

@@ -392,7 +392,10 @@ type Store interface {
 	DestroyKey(ctx context.Context, id string, at time.Time) error
 
 	// PutDataKey stores a scope's data key; ErrExists when the scope has
-	// one already (the caller then reads the winner with GetDataKey).
+	// one already (the caller then reads the winner with GetDataKey). A
+	// conversation's scope (DataKeyScope) is refused with ErrNotFound
+	// unless the conversation exists: no key outlives, or precedes, its
+	// conversation.
 	PutDataKey(ctx context.Context, k DataKey) error
 	// GetDataKey reads a scope's data key; ErrNotFound when it has none.
 	GetDataKey(ctx context.Context, scope string) (DataKey, error)

@@ -23,13 +23,19 @@ func (s *Store) DestroyKey(ctx context.Context, id string, at time.Time) error {
 }
 
 func (s *Store) PutDataKey(ctx context.Context, k store.DataKey) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO data_keys (scope, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?)`,
-		k.Scope, k.KEKID, k.Wrapped, nanos(k.CreatedAt))
+	// A conversation's key only while the conversation exists (not after
+	// its deletion: a racing append must not leave an orphan key).
+	res, err := s.w.ExecContext(ctx, `INSERT INTO data_keys (scope, kek_id, wrapped, created_at)
+		SELECT ?, ?, ?, ? WHERE substr(?, 1, 5) != 'conv:' OR EXISTS (SELECT 1 FROM conversations WHERE id = substr(?, 6))`,
+		k.Scope, k.KEKID, k.Wrapped, nanos(k.CreatedAt), k.Scope, k.Scope)
 	if isUnique(err) {
 		return fmt.Errorf("put data key %s: %w", k.Scope, store.ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("put data key %s: %w", k.Scope, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("put data key %s: no such conversation: %w", k.Scope, store.ErrNotFound)
 	}
 	return nil
 }

@@ -39,6 +39,13 @@ func testDataKeys(t *testing.T, s store.Store) {
 	if _, err := s.GetDataKey(ctx, "conv:a"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetDataKey(missing) = %v, want ErrNotFound", err)
 	}
+	// A conversation's key needs the conversation.
+	if err := s.PutDataKey(ctx, store.DataKey{Scope: "conv:a", KEKID: "k1", Wrapped: []byte("w"), CreatedAt: epoch}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("PutDataKey for a conversation that does not exist = %v, want ErrNotFound", err)
+	}
+	seed(t, s)
+	conv(t, s, "a")
+	conv(t, s, "b")
 	put := func(scope, kek string) {
 		t.Helper()
 		if err := s.PutDataKey(ctx, store.DataKey{Scope: scope, KEKID: kek, Wrapped: []byte("w-" + scope + "-" + kek), CreatedAt: epoch}); err != nil {
