@@ -116,6 +116,7 @@ type legacyStore interface {
 	ListLegacy(ctx context.Context, kind string, after store.LegacyBlob, limit int) ([]store.LegacyBlob, error)
 	ReplaceLegacy(ctx context.Context, b store.LegacyBlob, body []byte) (bool, error)
 	ClearLegacyPending(ctx context.Context) error
+	Scrub(ctx context.Context) error
 }
 
 // SealLegacy seals, once, the content a store held before encryption at
@@ -165,6 +166,10 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 	}
 	if err := st.ClearLegacyPending(ctx); err != nil {
 		return n, err
+	}
+	// The plain versions must not linger in free pages or the WAL.
+	if err := st.Scrub(ctx); err != nil {
+		return n, fmt.Errorf("seal legacy content: %w", err)
 	}
 	logger.Info("sealed content stored before encryption at rest", "items", n)
 	return n, nil
