@@ -97,21 +97,24 @@ func (c SealedCodec) Prepare(ctx context.Context, conv string) error {
 }
 
 func (c SealedCodec) seal(ctx context.Context, conv string, plain, aad []byte) ([]byte, error) {
+	// A Tink ciphertext (TINK output prefix) starts with byte 1, followed
+	// by the data key's 4-byte key id: the format byte is Tink's own, so a
+	// file is not copied once more to put one in front.
 	ct, err := c.S.Seal(ctx, Scope(conv), plain, aad)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 1+len(ct))
-	out[0] = formatSealed
-	copy(out[1:], ct)
-	return out, nil
+	if len(ct) == 0 || ct[0] != formatSealed {
+		return nil, fmt.Errorf("seal for conversation %s: unexpected ciphertext format", conv)
+	}
+	return ct, nil
 }
 
 func (c SealedCodec) open(ctx context.Context, conv string, blob, aad []byte, what string) ([]byte, error) {
 	if len(blob) == 0 || blob[0] != formatSealed {
 		return nil, fmt.Errorf("decode %s of conversation %s: not sealed (format %v): %w", what, conv, formatOf(blob), ErrNotSealed)
 	}
-	pt, err := c.S.Open(ctx, Scope(conv), blob[1:], aad)
+	pt, err := c.S.Open(ctx, Scope(conv), blob, aad)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt %s of conversation %s: %w", what, conv, err)
 	}

@@ -34,8 +34,10 @@ func TestSweptConversationAnswersNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok, conv, start := h.started("dl_alice")
-	if err := h.st.PutDataKey(ctx, store.DataKey{Scope: store.DataKeyScope(conv), KEKID: "kek-test", Wrapped: []byte("w"), CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
+	// The conversation's data key exists from its start (envelope
+	// encryption); the sweep must destroy it.
+	if _, err := h.st.GetDataKey(ctx, store.DataKeyScope(conv)); err != nil {
+		t.Fatalf("data key of a started conversation: %v", err)
 	}
 	// A conversation of another user on the same site stays.
 	otherTok, otherConv, _ := h.started("dl_bob")
