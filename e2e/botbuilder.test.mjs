@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { writeFileSync, appendFileSync } from 'node:fs';
+import { writeFileSync, appendFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +81,12 @@ test('botbuilder example bot through Parley: JWTs both ways, Bot Connector API, 
   await waitFor('the welcome (conversationUpdate reached the bot with a valid channel token)', fromBot(new RegExp(`Hello ${user}`)));
   await post(dl, { type: 'message', from: { id: 'dl_impostor' }, text: 'hello' });
   await waitFor('echo', fromBot(new RegExp(`bot heard: hello \\(from ${user}\\)`)));
+  // Canaries through the real clients: the bot echoes them back, so they
+  // are in the client's and the bot's activities, never in the clear on
+  // Parley's disk or in its log.
+  const canaries = ['4111111111111111', 'e2e.canary@example.com', 'E2E-CANARY-' + randomBytes(6).toString('hex')];
+  await post(dl, { type: 'message', from: { id: user }, text: `card ${canaries[0]} mail ${canaries[1]} ${canaries[2]}` });
+  await waitFor('the echo of the canaries', fromBot(new RegExp(canaries[2])));
 
   await post(dl, { type: 'message', from: { id: user }, text: 'update' });
   await waitFor('updated message', fromBot(/^updated message$/));
@@ -115,4 +121,24 @@ test('botbuilder example bot through Parley: JWTs both ways, Bot Connector API, 
   assert.doesNotMatch(parley.output(), /bot answered 40[13]|delivery failed|bot authentication failed/, 'a delivery or a bot call was refused');
   assert.doesNotMatch(botProc.output(), /turn error|process failed|AuthenticationError|Unauthorized/, 'the bot refused a call or failed a turn');
   assert.ok(!parley.output().includes(bot.clientSecret) && !parley.output().includes(site.secrets[0]), 'a secret reached the logs');
+  for (const c of canaries) {
+    assert.ok(!parley.output().includes(c), `canary ${c} reached Parley's log`);
+  }
+  // Every file of the data directory, read as raw bytes while Parley runs
+  // (database, WAL, key files): no canary in the clear.
+  const files = [];
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path); else files.push(path);
+    }
+  };
+  walk(data);
+  assert.ok(files.some((f) => f.endsWith('parley.db')), `no database among ${files}`);
+  for (const f of files) {
+    const bytes = readFileSync(f);
+    for (const c of canaries) {
+      assert.ok(!bytes.includes(Buffer.from(c)), `canary ${c} in the clear in ${f}`);
+    }
+  }
 });
