@@ -3,8 +3,10 @@ package keyring_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // A Web Chat message as Parley stores it (about 600 bytes).
@@ -19,6 +21,16 @@ func BenchmarkCodec(b *testing.B) {
 	ctx := context.Background()
 	v := newEnv(b)
 	const conv = "abcdefghijklmnopqrstuv"
+	now := time.Now()
+	if err := v.st.CreateBot(ctx, store.Bot{ID: "bot", Name: "b", Endpoint: "https://bot.example/api/messages", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	if err := v.st.CreateSite(ctx, store.Site{ID: "site", BotID: "bot", Name: "w", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := v.st.CreateConversation(ctx, store.Conversation{ID: conv, BotID: "bot", SiteID: "site", CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct {
 		name  string
 		codec conversation.Codec
