@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // MinKeySize is the shortest pseudonym key accepted (256 bits).
@@ -23,24 +24,41 @@ const MinKeySize = 32
 // hashing candidate ids (which a plain hash would allow). Rotating the key
 // unlinks old pseudonyms from new ones.
 type Pseudonymizer struct {
-	keyID string
-	key   []byte
-	macs  sync.Pool // of hash.Hash: HMAC-SHA256 under key
+	cur atomic.Pointer[pseudonymKey]
+}
+
+// pseudonymKey is one key and its pool of HMACs; Rotate swaps it whole.
+type pseudonymKey struct {
+	id   string
+	key  []byte
+	macs sync.Pool // of hash.Hash: HMAC-SHA256 under key
 }
 
 // NewPseudonymizer builds a pseudonymizer from a key of at least 32 bytes;
 // keyID names the key (it is never logged with each pseudonym).
 func NewPseudonymizer(keyID string, key []byte) (*Pseudonymizer, error) {
-	if len(key) < MinKeySize {
-		return nil, fmt.Errorf("pseudonym key %s: %d bytes, want at least %d", keyID, len(key), MinKeySize)
+	p := &Pseudonymizer{}
+	if err := p.Rotate(keyID, key); err != nil {
+		return nil, err
 	}
-	p := &Pseudonymizer{keyID: keyID, key: append([]byte(nil), key...)}
-	p.macs.New = func() any { return hmac.New(sha256.New, p.key) }
 	return p, nil
 }
 
+// Rotate makes pseudonyms with another key from now on (a rotation of the
+// log-pseudonym key that a running server picks up): lines after it cannot
+// be linked to lines before it.
+func (p *Pseudonymizer) Rotate(keyID string, key []byte) error {
+	if len(key) < MinKeySize {
+		return fmt.Errorf("pseudonym key %s: %d bytes, want at least %d", keyID, len(key), MinKeySize)
+	}
+	k := &pseudonymKey{id: keyID, key: append([]byte(nil), key...)}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
+	p.cur.Store(k)
+	return nil
+}
+
 // KeyID names the key pseudonyms are made with.
-func (p *Pseudonymizer) KeyID() string { return p.keyID }
+func (p *Pseudonymizer) KeyID() string { return p.cur.Load().id }
 
 // User is the pseudonym of a user id: "u_" and 16 hex digits (64 bits of
 // the HMAC).
@@ -57,7 +75,8 @@ func (p *Pseudonymizer) Addr(addr string) string {
 }
 
 func (p *Pseudonymizer) sum(prefix, domain, v string) string {
-	m := p.macs.Get().(hash.Hash)
+	k := p.cur.Load()
+	m := k.macs.Get().(hash.Hash)
 	m.Reset()
 	io.WriteString(m, domain)
 	io.WriteString(m, v)
@@ -65,7 +84,7 @@ func (p *Pseudonymizer) sum(prefix, domain, v string) string {
 	var out [2 + 16]byte
 	copy(out[:], prefix)
 	hex.Encode(out[2:], m.Sum(sum[:0])[:8])
-	p.macs.Put(m)
+	k.macs.Put(m)
 	return string(out[:])
 }
 

@@ -89,10 +89,11 @@ func OpenKeys(ctx context.Context, cfg config.Config, st store.Store) (Keys, err
 	return Keys{Keyring: kr, Set: set, Envelope: env, Codec: conversation.SealedCodec{S: env}, provider: prov}, nil
 }
 
-// rewrapLoop keeps key-encryption-key rotation online: every key_reload
-// (when the authority also re-reads every key) it moves data keys still
-// wrapped by a retired KEK under the active one (those this server wrapped
-// before it saw a rotation made elsewhere).
+// rewrapLoop keeps rotations made elsewhere (the CLI, another replica)
+// online: every key_reload (when the authority also re-reads every key) it
+// switches log pseudonyms to the active log-pseudonym key, and moves data
+// keys still wrapped by a retired KEK under the active one (those this
+// server wrapped before it saw a KEK rotation).
 func (s *Server) rewrapLoop(ctx context.Context) {
 	t := time.NewTicker(time.Duration(s.cfg.Bots.KeyReload))
 	defer t.Stop()
@@ -102,6 +103,7 @@ func (s *Server) rewrapLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		s.rotatePseudonyms()
 		if n, err := s.envelope.Rewrap(ctx); err != nil {
 			s.logger.Error("rewrap data keys failed", "err", err)
 		} else if n > 0 {
@@ -173,4 +175,22 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 	}
 	logger.Info("sealed content stored before encryption at rest", "items", n)
 	return n, nil
+}
+
+// rotatePseudonyms switches the log's pseudonyms to the active
+// log-pseudonym key when it changed.
+func (s *Server) rotatePseudonyms() {
+	id, key, err := s.keys.Set.HMACKey(keyring.PurposeLogPseudonym)
+	if err != nil {
+		s.logger.Error("log pseudonym key", "err", err)
+		return
+	}
+	if id == s.pseudonyms.KeyID() {
+		return
+	}
+	if err := s.pseudonyms.Rotate(id, key); err != nil {
+		s.logger.Error("log pseudonym key", "err", err)
+		return
+	}
+	s.logger.Info("log pseudonyms now use another key: lines from here on cannot be linked to earlier ones", "key", id)
 }

@@ -39,11 +39,13 @@ type Server struct {
 	codec    conversation.Codec
 	envelope *keyring.Envelope
 	keys     Keys
-	st       store.Store
-	delivery *connector.Delivery
-	mux      *http.ServeMux
-	handler  http.Handler
-	dl       *directline.API
+	// pseudonyms makes the log's user and address pseudonyms.
+	pseudonyms *redact.Pseudonymizer
+	st         store.Store
+	delivery   *connector.Delivery
+	mux        *http.ServeMux
+	handler    http.Handler
+	dl         *directline.API
 	// authority signs channel tokens, runs the bots' token service and
 	// checks their bearer tokens.
 	authority *botauth.Authority
@@ -157,7 +159,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(dcfg.Timeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
+	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, pseudonyms: ps, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 	s.proxies = proxies
 	rc := cfg.Retention
 	s.sweeper = retention.New(st, retention.Config{Default: time.Duration(rc.Default), Every: time.Duration(rc.SweepEvery),
