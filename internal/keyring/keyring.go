@@ -1,6 +1,11 @@
-// Package keyring seals values at rest with a master key (AES-256-GCM,
-// random nonce, caller-supplied associated data binding each ciphertext to
-// its purpose). The master key never enters the store.
+// Package keyring holds every key Parley has. KeySet (keyset.go) is one
+// lifecycle for keys of every purpose (next, active, retired, expired,
+// destroyed on request); Envelope (envelope.go, kek.go) encrypts content
+// under per-scope data keys wrapped by key-encryption keys that a Provider
+// holds (local.go: Tink keysets sealed by the master key; pkcs11/: an HSM).
+// Keyring (this file) seals small values with the master key (AES-256-GCM,
+// random nonce, associated data binding each ciphertext to its purpose);
+// the master key never enters the store.
 package keyring
 
 import (
