@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/parley-gw/parley/internal/config"
 )
 
 // An upload holds its files in memory while it is checked and stored, so
@@ -14,7 +16,9 @@ import (
 // many concurrent large uploads from one address cost the memory of a few,
 // and every one of them still succeeds (the others wait their turn).
 func TestConcurrentUploadsFromOneAddressAreBoundedInMemory(t *testing.T) {
-	h := newHarness(t)
+	// The upload rate limit (20 per conversation per minute) is not what
+	// this tests: retries below would run into it.
+	h := newHarness(t, func(c *configT) { c.Limits.Upload = config.ConversationScoped{Address: config.Off, Conversation: config.Off} })
 	tok, conv, _ := h.started("dl_alice")
 	big := bytes.Repeat([]byte("u"), 3<<20+512<<10) // 3.5 MiB, under max_upload_bytes
 	body, ct := multipartBody(t, map[string]any{"type": "message"}, []filePart{{"big.bin", "application/octet-stream", big}})
