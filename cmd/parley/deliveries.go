@@ -55,6 +55,7 @@ func (a *app) deliveriesCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				defer keys.Close() // an HSM's sessions and login
 				codec = keys.Codec
 			}
 			dls, err := st.ListDeadLetters(cmd.Context(), listBot)

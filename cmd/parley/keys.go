@@ -104,6 +104,7 @@ func (a *app) keysRotateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer keys.Close() // an HSM's sessions and login
 			ks := keys.Set
 			p, _ := ks.Purpose(purpose)
 			r, err := ks.Rotate(cmd.Context(), purpose, keyring.RotateOptions{Force: force, PurgeRetired: purge})
@@ -151,6 +152,7 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer keys.Close() // an HSM's sessions and login
 			ks := keys.Set
 			opts := keyring.DestroyOptions{Force: force}
 			plan, _, p, err := ks.PlanDestroy(cmd.Context(), id, opts)
@@ -199,6 +201,7 @@ func (a *app) keysRewrapCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer keys.Close() // an HSM's sessions and login
 			n, err := keys.Envelope.Rewrap(cmd.Context())
 			if err != nil {
 				return err
