@@ -103,6 +103,9 @@ func (s *Server) rewrapLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		if n, err := s.envelope.Rewrap(ctx); err != nil {
+			if ctx.Err() != nil {
+				return // shutting down
+			}
 			s.logger.Error("rewrap data keys failed", "err", err)
 		} else if n > 0 {
 			s.logger.Info("rewrapped data keys under the active key-encryption key", "count", n)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -339,14 +340,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(deliveryDone)
 		s.delivery.Run(dctx)
 	}()
-	go s.trimmer.run(dctx)
-	go s.authority.Run(dctx)
-	go s.rewrapLoop(dctx)
-	sweepDone := make(chan struct{})
-	go func() {
-		defer close(sweepDone)
-		s.sweeper.Run(dctx)
-	}()
+	// The loops use the store and the key provider: they end before both
+	// close (an HSM's sessions must not close under a running rewrap).
+	var loops sync.WaitGroup
+	for _, run := range []func(context.Context){s.trimmer.run, s.authority.Run, s.rewrapLoop, s.sweeper.Run} {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			run(dctx)
+		}()
+	}
 	ln = s.capListener(ln)
 	errc := make(chan error, 1)
 	go func() {
@@ -372,7 +375,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.dl.WaitStreams()
 	dcancel()
 	<-deliveryDone
-	<-sweepDone
+	loops.Wait()
 	closeErr := errors.Join(s.st.Close(), s.keys.Close())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
