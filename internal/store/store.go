@@ -372,9 +372,15 @@ type Store interface {
 	// poller finds it. ErrNotFound when there is no such dead letter.
 	RedeliverDeadLetter(ctx context.Context, id int64, now time.Time) (OutboxItem, error)
 
+	// PutAttachment stores a file of an existing conversation: ErrNotFound
+	// (and nothing stored) when a.ConversationID does not exist, never
+	// created or deleted meanwhile, so an upload racing a deletion leaves
+	// no orphan. ErrExists for a taken id.
 	PutAttachment(ctx context.Context, a Attachment) error
 	GetAttachment(ctx context.Context, id string) (Attachment, error)
 
+	// PutSession stores (or replaces) a session of an existing
+	// conversation: ErrNotFound, as PutAttachment, otherwise.
 	PutSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error)
 
