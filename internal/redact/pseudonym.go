@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // MinKeySize is the shortest pseudonym key accepted (256 bits).
@@ -23,24 +24,77 @@ const MinKeySize = 32
 // hashing candidate ids (which a plain hash would allow). Rotating the key
 // unlinks old pseudonyms from new ones.
 type Pseudonymizer struct {
-	keyID string
-	key   []byte
-	macs  sync.Pool // of hash.Hash: HMAC-SHA256 under key
+	cur atomic.Pointer[pseudoKey]
+	// src, when set, says which key is current (a key set's active key):
+	// a rotation takes effect at the next pseudonym.
+	src func() (id string, key []byte, err error)
+}
+
+type pseudoKey struct {
+	id   string
+	key  []byte
+	macs sync.Pool // of hash.Hash: HMAC-SHA256 under key
+}
+
+func newPseudoKey(id string, key []byte) (*pseudoKey, error) {
+	if len(key) < MinKeySize {
+		return nil, fmt.Errorf("pseudonym key %s: %d bytes, want at least %d", id, len(key), MinKeySize)
+	}
+	k := &pseudoKey{id: id, key: append([]byte(nil), key...)}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
+	return k, nil
 }
 
 // NewPseudonymizer builds a pseudonymizer from a key of at least 32 bytes;
 // keyID names the key (it is never logged with each pseudonym).
 func NewPseudonymizer(keyID string, key []byte) (*Pseudonymizer, error) {
-	if len(key) < MinKeySize {
-		return nil, fmt.Errorf("pseudonym key %s: %d bytes, want at least %d", keyID, len(key), MinKeySize)
+	k, err := newPseudoKey(keyID, key)
+	if err != nil {
+		return nil, err
 	}
-	p := &Pseudonymizer{keyID: keyID, key: append([]byte(nil), key...)}
-	p.macs.New = func() any { return hmac.New(sha256.New, p.key) }
+	p := &Pseudonymizer{}
+	p.cur.Store(k)
 	return p, nil
 }
 
+// NewRotatingPseudonymizer builds a pseudonymizer that follows src, the
+// current key (id and bytes; a key set's active key): when src names
+// another key, pseudonyms are made with it from then on. src is called
+// for every pseudonym and must be cheap; when it fails, or gives a key
+// that is too short, the key in use stays.
+func NewRotatingPseudonymizer(src func() (id string, key []byte, err error)) (*Pseudonymizer, error) {
+	id, key, err := src()
+	if err != nil {
+		return nil, fmt.Errorf("pseudonym key: %w", err)
+	}
+	p, err := NewPseudonymizer(id, key)
+	if err != nil {
+		return nil, err
+	}
+	p.src = src
+	return p, nil
+}
+
+// key is the key to use now.
+func (p *Pseudonymizer) key() *pseudoKey {
+	k := p.cur.Load()
+	if p.src == nil {
+		return k
+	}
+	id, key, err := p.src()
+	if err != nil || id == k.id {
+		return k
+	}
+	nk, err := newPseudoKey(id, key)
+	if err != nil {
+		return k
+	}
+	p.cur.CompareAndSwap(k, nk)
+	return p.cur.Load()
+}
+
 // KeyID names the key pseudonyms are made with.
-func (p *Pseudonymizer) KeyID() string { return p.keyID }
+func (p *Pseudonymizer) KeyID() string { return p.key().id }
 
 // User is the pseudonym of a user id: "u_" and 16 hex digits (64 bits of
 // the HMAC).
@@ -57,7 +111,8 @@ func (p *Pseudonymizer) Addr(addr string) string {
 }
 
 func (p *Pseudonymizer) sum(prefix, domain, v string) string {
-	m := p.macs.Get().(hash.Hash)
+	k := p.key()
+	m := k.macs.Get().(hash.Hash)
 	m.Reset()
 	io.WriteString(m, domain)
 	io.WriteString(m, v)
@@ -65,7 +120,7 @@ func (p *Pseudonymizer) sum(prefix, domain, v string) string {
 	var out [2 + 16]byte
 	copy(out[:], prefix)
 	hex.Encode(out[2:], m.Sum(sum[:0])[:8])
-	p.macs.Put(m)
+	k.macs.Put(m)
 	return string(out[:])
 }
 

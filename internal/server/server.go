@@ -96,14 +96,13 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	// Every log line goes through the redacting handler, whatever logger
 	// the caller passed: PII and credentials become placeholders, user ids
 	// and client addresses keyed pseudonyms (not configurable). The key is
-	// the log-pseudonym purpose's active key at start.
-	psID, psKey, err := keys.Set.HMACKey(keyring.PurposeLogPseudonym)
+	// the log-pseudonym purpose's active key, followed across rotations
+	// (from the key reload after one).
+	ps, err := redact.NewRotatingPseudonymizer(func() (string, []byte, error) {
+		return keys.Set.HMACKey(keyring.PurposeLogPseudonym)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("log pseudonym key: %w", err)
-	}
-	ps, err := redact.NewPseudonymizer(psID, psKey)
-	if err != nil {
-		return nil, err
 	}
 	logger = slog.New(redact.WithPseudonymizer(logger.Handler(), ps))
 	if _, err := SealLegacy(ctx, st, keys.Codec, logger); err != nil {
