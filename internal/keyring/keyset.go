@@ -765,7 +765,7 @@ func (ks *KeySet) Rotate(ctx context.Context, purpose string, opt RotateOptions)
 		return r, err
 	}
 	// Nothing is deleted: keys are destroyed only on request.
-	if err := ks.st.RotateKeys(ctx, purpose, nk, now, time.Unix(0, 0)); err != nil {
+	if err := ks.st.RotateKeys(ctx, purpose, nk, now); err != nil {
 		return r, fmt.Errorf("rotate %s keys: %w", purpose, err)
 	}
 	r.Activated, r.Next = next.ID, nk.ID

@@ -222,10 +222,13 @@ type Session struct {
 	ExpiresAt      time.Time
 }
 
-// Key is a signing key, sealed by the keyring before it reaches the store.
-// A key is published from creation; it signs from ActivatedAt (zero: not
-// yet, it is the next key); RetiredAt (zero: not retired) ends its signing
-// and starts its countdown to removal.
+// Key is a key of any purpose (keyring.KeySet: Direct Line token, channel
+// and token-service signing, log pseudonyms, key-encryption keys). Sealed
+// is its material sealed by the keyring, or for a key-encryption key the
+// key provider's handle. It signs (or wraps) from ActivatedAt (zero: not
+// yet, it is the next key); RetiredAt (zero: not retired) ends that and
+// starts its purpose's overlap. Rows are never removed: a key is destroyed
+// only on request (DestroyKey).
 //
 // DestroyedAt (zero: not destroyed) marks a key whose material is gone:
 // Sealed is empty, the row stays as a tombstone so listings show it and
@@ -387,11 +390,11 @@ type Store interface {
 	PutKey(ctx context.Context, k Key) error
 	// ListKeys lists a purpose's keys, oldest first.
 	ListKeys(ctx context.Context, purpose string) ([]Key, error)
-	// RotateKeys, in one transaction: retires the purpose's signing keys
-	// (RetiredAt = now), activates the oldest key not yet activated,
-	// inserts next (not activated) and deletes keys retired before
-	// purgeBefore. It fails with ErrNotFound when no key was waiting.
-	RotateKeys(ctx context.Context, purpose string, next Key, now, purgeBefore time.Time) error
+	// RotateKeys, in one transaction: retires the purpose's active keys
+	// (RetiredAt = now), activates the oldest key not yet activated and
+	// inserts next (not activated). It removes nothing. It fails with
+	// ErrNotFound when no key was waiting.
+	RotateKeys(ctx context.Context, purpose string, next Key, now time.Time) error
 	// DestroyKey empties key id's material (Sealed) and sets DestroyedAt;
 	// the row stays. ErrNotFound for an unknown key. Destroying a
 	// destroyed key changes nothing and is not an error.

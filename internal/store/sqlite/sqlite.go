@@ -1121,7 +1121,7 @@ func (s *Store) ListKeys(ctx context.Context, purpose string) ([]store.Key, erro
 	return out, rows.Err()
 }
 
-func (s *Store) RotateKeys(ctx context.Context, purpose string, next store.Key, now, purgeBefore time.Time) error {
+func (s *Store) RotateKeys(ctx context.Context, purpose string, next store.Key, now time.Time) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("rotate keys: %w", err)
@@ -1143,9 +1143,6 @@ func (s *Store) RotateKeys(ctx context.Context, purpose string, next store.Key, 
 			return fmt.Errorf("rotate keys: %w", store.ErrExists)
 		}
 		return fmt.Errorf("rotate keys: insert next: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM signing_keys WHERE purpose = ? AND retired_at IS NOT NULL AND retired_at < ?`, purpose, nanos(purgeBefore)); err != nil {
-		return fmt.Errorf("rotate keys: purge: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("rotate keys: commit: %w", err)
