@@ -178,7 +178,7 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 	f.add(c)
 	c.Flags().StringVar(&id, "id", "", "the key's id (see parley keys list)")
 	c.Flags().BoolVar(&yes, "yes", false, "destroy it: without --yes the command only says what would become unverifiable or unreadable")
-	c.Flags().BoolVar(&force, "force", false, "destroy a key-encryption key that still wraps data keys (their conversations and secrets become unrecoverable)")
+	c.Flags().BoolVar(&force, "force", false, "destroy a key-encryption key that still wraps data keys, or that retired less than two bots.key_reload ago (a running Parley may still wrap under it): what it wraps becomes unrecoverable")
 	_ = c.MarkFlagRequired("id")
 	return c
 }

@@ -98,6 +98,12 @@ type Purpose struct {
 	RotateNote string
 	// DestroyNote says what destroying a retired key makes unusable.
 	DestroyNote string
+	// MinRetiredAge is how long ago a key must have retired before it is
+	// destroyed without force (KEKs: every running Parley has reloaded its
+	// keys, so none still wraps under it, and re-wrapped what it had);
+	// EarlyDestroyRisk says what destroying it sooner risks.
+	MinRetiredAge    time.Duration
+	EarlyDestroyRisk string
 
 	// Generate makes new material and its key id. Material is sealed by
 	// the master key before it reaches the store.
@@ -288,8 +294,10 @@ func LogPseudonymPurpose() Purpose {
 func KEKPurpose(p Provider, rewrap func(ctx context.Context, r Rotation) error) Purpose {
 	pu := Purpose{
 		Name: PurposeKEK, Algorithm: "provider AEAD", Overlap: KeepUntilDestroyed,
-		RotateNote:    "new data keys are wrapped by the new key-encryption key; existing ones are re-wrapped online",
-		DestroyNote:   "every data key it still wraps becomes unrecoverable, and with it the conversations and bot secrets sealed under them (backups included)",
+		RotateNote:  "new data keys are wrapped by the new key-encryption key; existing ones are re-wrapped online",
+		DestroyNote: "every data key it still wraps becomes unrecoverable, and with it the conversations and bot secrets sealed under them (backups included)",
+		EarlyDestroyRisk: "a running Parley that has not re-read its keys since the rotation still wraps new data keys under it, and those conversations would be lost; " +
+			"wait, then destroy it (or pass --force and accept that loss)",
 		External:      &External{},
 		Rotated:       rewrap,
 		BeforeDestroy: KEKGuard,
@@ -847,6 +855,9 @@ func (ks *KeySet) PlanDestroy(ctx context.Context, id string, opts ...DestroyOpt
 	}
 	if p.External != nil && p.External.Destroy == nil {
 		return d, k, p, fmt.Errorf("destroy %s key %s: %w (its key provider is not configured)", p.Name, id, ErrUnsupported)
+	}
+	if age := now.Sub(k.RetiredAt); !o.Force && age < p.MinRetiredAge {
+		return d, k, p, fmt.Errorf("destroy %s key %s: %w: it retired %v ago, less than %v: %s", p.Name, id, ErrTooSoon, age.Round(time.Second), p.MinRetiredAge, p.EarlyDestroyRisk)
 	}
 	d.Effect = p.DestroyNote
 	if p.Impact != nil {

@@ -206,9 +206,13 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 // reloads every purpose every bots.key_reload.
 //
 // kek is the key-encryption keys' purpose, with the provider and the
-// re-wrap hook (OpenKeys builds it).
+// re-wrap hook (OpenKeys builds it). A retired KEK is destroyed without
+// force only two key reloads after its retirement: by then every running
+// server has stopped wrapping under it (one reload) and re-wrapped what it
+// wrapped meanwhile (its rewrap loop, one reload later).
 func KeyPurposes(cfg config.Config, kek keyring.Purpose) []keyring.Purpose {
 	longest := max(time.Duration(cfg.DirectLine.TokenTTL), directline.AttachmentTTL, directline.Config{}.Defaults().StreamTokenTTL)
+	kek.MinRetiredAge = 2 * time.Duration(cfg.Bots.KeyReload)
 	return append(keyring.SigningPurposes(keyring.PurposeRules{TokenOverlap: longest + identity.Leeway, ReloadEvery: time.Duration(cfg.Bots.KeyReload)}), kek)
 }
 
