@@ -72,7 +72,7 @@ func (a *app) deliveriesCmd() *cobra.Command {
 					j.FirstAttemptAt = &first
 				}
 				if withBody {
-					body, err := codec.Decode(cmd.Context(), d.ConversationID, d.Body)
+					body, err := codec.DecodeOutbox(cmd.Context(), d.ConversationID, d.Body)
 					if err != nil {
 						return fmt.Errorf("dead letter %d: %w", d.ID, err)
 					}
