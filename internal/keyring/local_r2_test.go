@@ -1,0 +1,40 @@
+package keyring_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/parley-gw/parley/internal/keyring"
+)
+
+// A KEK destroyed while another goroutine opens it stays destroyed: the
+// provider must not cache the material the racing open read before the
+// file went.
+func TestLocalProviderDestroyWinsOverRacingOpen(t *testing.T) {
+	ctx := context.Background()
+	p, err := keyring.NewLocalProvider(t.TempDir(), bytes.Repeat([]byte{9}, keyring.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		h, err := p.CreateKEK(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); _, _ = p.AEAD(ctx, h) }()
+		go func() {
+			defer wg.Done()
+			if err := p.DestroyKEK(ctx, h); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		if _, err := p.AEAD(ctx, h); err == nil {
+			t.Fatalf("round %d: the destroyed KEK still opens (cached by the racing open)", i)
+		}
+	}
+}
