@@ -52,6 +52,9 @@ type Envelope struct {
 	mu      sync.Mutex
 	lru     *list.List // of *dekEntry, most recent first
 	byScope map[string]*list.Element
+	// forgets counts Forget calls: a key loaded while one ran (it may have
+	// been read before its deletion) is used once, not cached.
+	forgets uint64
 }
 
 type kekRef struct {
@@ -153,9 +156,22 @@ func (e *Envelope) cached(scope string) tink.AEAD {
 	return nil
 }
 
-func (e *Envelope) remember(scope string, a tink.AEAD) {
+// forgetMark is what remember compares: take it before reading a key from
+// the store.
+func (e *Envelope) forgetMark() uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.forgets
+}
+
+// remember caches scope's key, unless a Forget ran since mark (the key
+// may be erased: a later use reads the store again).
+func (e *Envelope) remember(scope string, a tink.AEAD, mark uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.forgets != mark {
+		return
+	}
 	if el, ok := e.byScope[scope]; ok {
 		e.lru.MoveToFront(el)
 		return
@@ -171,6 +187,7 @@ func (e *Envelope) remember(scope string, a tink.AEAD) {
 func (e *Envelope) Forget(scope string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.forgets++
 	if el, ok := e.byScope[scope]; ok {
 		e.lru.Remove(el)
 		delete(e.byScope, scope)
@@ -219,12 +236,13 @@ func (e *Envelope) dek(ctx context.Context, scope string, create bool) (tink.AEA
 	if a := e.cached(scope); a != nil {
 		return a, nil
 	}
+	mark := e.forgetMark()
 	dk, err := e.st.GetDataKey(ctx, scope)
 	if errors.Is(err, store.ErrNotFound) {
 		if !create {
 			return nil, fmt.Errorf("data key of %s: %w", scope, ErrNoDataKey)
 		}
-		return e.create(ctx, scope)
+		return e.create(ctx, scope, mark)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load data key of %s: %w", scope, err)
@@ -237,11 +255,11 @@ func (e *Envelope) dek(ctx context.Context, scope string, create bool) (tink.AEA
 	if err != nil {
 		return nil, fmt.Errorf("data key of %s: %w", scope, err)
 	}
-	e.remember(scope, a)
+	e.remember(scope, a, mark)
 	return a, nil
 }
 
-func (e *Envelope) create(ctx context.Context, scope string) (tink.AEAD, error) {
+func (e *Envelope) create(ctx context.Context, scope string, mark uint64) (tink.AEAD, error) {
 	kek, err := e.activeKEK()
 	if err != nil {
 		return nil, err
@@ -265,7 +283,7 @@ func (e *Envelope) create(ctx context.Context, scope string) (tink.AEAD, error) 
 	if err != nil {
 		return nil, fmt.Errorf("data key of %s: %w", scope, err)
 	}
-	e.remember(scope, a)
+	e.remember(scope, a, mark)
 	return a, nil
 }
 
