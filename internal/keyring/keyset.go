@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -635,22 +634,6 @@ func (ks *KeySet) HMACKey(purpose string) (id string, key []byte, err error) {
 		return "", nil, fmt.Errorf("%s key %s: %w (not a secret used as is)", purpose, k.ID, ErrUnsupported)
 	}
 	return k.ID, b, nil
-}
-
-// Run reloads the keys every interval until ctx ends.
-func (ks *KeySet) Run(ctx context.Context, every time.Duration, logger *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := ks.Reload(ctx); err != nil && ctx.Err() == nil {
-				logger.Error("reload keys failed", "err", err)
-			}
-		}
-	}
 }
 
 // Info is a key as listed: never material.
