@@ -99,9 +99,6 @@ type Sealer interface {
 // sealed store is refused like any tampered one.
 type SealedCodec struct{ S Sealer }
 
-// Scope is the data-key scope of a conversation.
-func Scope(conv string) string { return store.DataKeyScope(conv) }
-
 func activityAAD(conv string) []byte { return []byte("activity\x00" + conv) }
 
 func outboxAAD(conv string) []byte { return []byte("outbox\x00" + conv) }
@@ -109,14 +106,14 @@ func outboxAAD(conv string) []byte { return []byte("outbox\x00" + conv) }
 func fileAAD(conv, id string) []byte { return []byte("file\x00" + conv + "\x00" + id) }
 
 func (c SealedCodec) Prepare(ctx context.Context, conv string) error {
-	return c.S.Prepare(ctx, Scope(conv))
+	return c.S.Prepare(ctx, store.DataKeyScope(conv))
 }
 
 func (c SealedCodec) seal(ctx context.Context, conv string, plain, aad []byte) ([]byte, error) {
 	// A Tink ciphertext (TINK output prefix) starts with byte 1, followed
 	// by the data key's 4-byte key id: the format byte is Tink's own, so a
 	// file is not copied once more to put one in front.
-	ct, err := c.S.Seal(ctx, Scope(conv), plain, aad)
+	ct, err := c.S.Seal(ctx, store.DataKeyScope(conv), plain, aad)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +127,7 @@ func (c SealedCodec) open(ctx context.Context, conv string, blob, aad []byte, wh
 	if len(blob) == 0 || blob[0] != formatSealed {
 		return nil, fmt.Errorf("decode %s of conversation %s: not sealed (format %v): %w", what, conv, formatOf(blob), ErrNotSealed)
 	}
-	pt, err := c.S.Open(ctx, Scope(conv), blob, aad)
+	pt, err := c.S.Open(ctx, store.DataKeyScope(conv), blob, aad)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt %s of conversation %s: %w", what, conv, err)
 	}
