@@ -114,7 +114,8 @@ func (e *Envelope) activeKEK() (kekRef, error) {
 }
 
 // kekHandle finds the handle of KEK id: from the key set as loaded, or,
-// for a KEK made by another process since, after a reload.
+// for a KEK made by another process since, after a reload. A KEK the
+// loaded set knows as destroyed fails at once (no reload per request).
 func (e *Envelope) kekHandle(ctx context.Context, id string) (string, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		v, err := e.keys.View(PurposeKEK)
@@ -123,6 +124,12 @@ func (e *Envelope) kekHandle(ctx context.Context, id string) (string, error) {
 		}
 		if k := v.Accepted(id); k != nil {
 			return k.Handle, nil
+		}
+		if s, ok := v.Unusable(id); ok {
+			if s == StateDestroyed {
+				return "", fmt.Errorf("key-encryption key %s: %w", id, ErrKeyDestroyed)
+			}
+			return "", fmt.Errorf("key-encryption key %s is %s, not usable", id, s)
 		}
 		if attempt == 0 {
 			if err := e.keys.Reload(ctx); err != nil {

@@ -347,6 +347,8 @@ type View struct {
 	active   *Key
 	accepted []*Key // oldest first
 	byID     map[string]*Key
+	// unusable are the purpose's other keys (expired, destroyed) by id.
+	unusable map[string]State
 }
 
 // Active is the key that signs now.
@@ -355,6 +357,13 @@ func (v *View) Active() *Key { return v.active }
 // Accepted returns the key with id if it verifies now (next, active or
 // retired within its overlap), else nil.
 func (v *View) Accepted(id string) *Key { return v.byID[id] }
+
+// Unusable reports the state of key id when the purpose has it but it is
+// not accepted (expired or destroyed); ok is false for an unknown id.
+func (v *View) Unusable(id string) (s State, ok bool) {
+	s, ok = v.unusable[id]
+	return s, ok
+}
 
 // AcceptedKeys are the keys that verify now, oldest first.
 func (v *View) AcceptedKeys() []*Key { return v.accepted }
@@ -554,10 +563,11 @@ func (ks *KeySet) load(ctx context.Context, p Purpose) (*View, error) {
 		return nil, fmt.Errorf("load %s keys: %w", p.Name, err)
 	}
 	now := ks.now()
-	v := &View{purpose: p, byID: map[string]*Key{}}
+	v := &View{purpose: p, byID: map[string]*Key{}, unusable: map[string]State{}}
 	for _, r := range rows {
 		k := keyOf(p, r, now)
 		if !accepted(k.State) {
+			v.unusable[k.ID] = k.State
 			continue
 		}
 		if p.External == nil {

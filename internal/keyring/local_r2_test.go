@@ -3,10 +3,12 @@ package keyring_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
 	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // A KEK destroyed while another goroutine opens it stays destroyed: the
@@ -65,5 +67,74 @@ func TestEnvelopeForgetWinsOverRacingLoad(t *testing.T) {
 		if _, err := v.e.Seal(ctx, scope, []byte("after"), nil); err == nil {
 			t.Fatalf("round %d: a deleted, forgotten data key still seals (cached by the racing load)", i)
 		}
+	}
+}
+
+// countingStore counts key-table reads.
+type countingStore struct {
+	store.Store
+	mu    sync.Mutex
+	lists int
+}
+
+func (c *countingStore) ListKeys(ctx context.Context, purpose string) ([]store.Key, error) {
+	c.mu.Lock()
+	c.lists++
+	c.mu.Unlock()
+	return c.Store.ListKeys(ctx, purpose)
+}
+
+func (c *countingStore) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lists
+}
+
+// Reading data whose KEK was destroyed (--force) fails at once with
+// ErrKeyDestroyed, without re-reading the whole key set on every request
+// (a client could otherwise make each of its requests cost a key reload).
+func TestDestroyedKEKIsRefusedWithoutReload(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	if err := v.e.Prepare(ctx, "test:lost"); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := v.e.Seal(ctx, "test:lost", []byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
+	old := keys[0].ID
+	if _, err := v.e.RotateKEK(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Put the data key back under the old KEK (a rewrap that never ran).
+	dk, _ := v.st.GetDataKey(ctx, "test:lost")
+	if dk.KEKID == old {
+		t.Fatal("setup: the rotation did not rewrap")
+	}
+	if err := v.st.DeleteDataKey(ctx, "test:lost"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.e.DestroyKEK(ctx, old, true); err != nil {
+		t.Fatal(err)
+	}
+	dk.KEKID = old
+	if err := v.st.PutDataKey(ctx, dk); err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: v.st}
+	e, err := openEnvelope(ctx, cs, v.prov, 8, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := cs.count()
+	for i := 0; i < 5; i++ {
+		if _, err := e.Open(ctx, "test:lost", ct, nil); !errors.Is(err, keyring.ErrKeyDestroyed) {
+			t.Fatalf("Open under a destroyed KEK = %v, want ErrKeyDestroyed", err)
+		}
+	}
+	if n := cs.count() - before; n != 0 {
+		t.Fatalf("5 reads under a destroyed KEK re-read the key table %d times", n)
 	}
 }
