@@ -232,7 +232,8 @@ func (a *app) siteCmd() *cobra.Command {
 			if policy.Untrusted() {
 				fmt.Fprintln(a.stderr, "note: attachment links from clients reach the bot marked \"parleyUntrusted\": true; the bot must not fetch them.")
 			}
-			out := siteJSON{ID: site.ID, BotID: botID, Name: name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm, Secrets: secrets, ClientAttachmentURLs: string(policy), Masking: string(store.MaskingOff)}
+			out := siteOut(site)
+			out.Secrets = secrets
 			return a.print(sf.json, out, fmt.Sprintf("site %s created for bot %s\nsecret 1: %s\nsecret 2: %s\nStore them now: Parley keeps only their hashes.\n", site.ID, botID, secrets[0], secrets[1]))
 		},
 	}
