@@ -381,9 +381,12 @@ func (v *View) Published() []*Key {
 var (
 	ErrUnknownPurpose = errors.New("unknown key purpose")
 	ErrTooSoon        = errors.New("rotation too soon")
-	ErrNotRetired     = errors.New("only a retired key can be destroyed")
-	ErrKeyNotFound    = errors.New("no such key")
-	ErrUnsupported    = errors.New("not available for this purpose here")
+	// ErrTooSoonToDestroy refuses to destroy, without force, a key that
+	// retired less than its purpose's MinRetiredAge ago.
+	ErrTooSoonToDestroy = errors.New("too soon to destroy")
+	ErrNotRetired       = errors.New("only a retired key can be destroyed")
+	ErrKeyNotFound      = errors.New("no such key")
+	ErrUnsupported      = errors.New("not available for this purpose here")
 )
 
 // TooSoonError refuses a rotation whose next key is younger than its
@@ -850,7 +853,7 @@ func (ks *KeySet) PlanDestroy(ctx context.Context, id string, opts ...DestroyOpt
 		return d, k, p, fmt.Errorf("destroy %s key %s: %w (its key provider is not configured)", p.Name, id, ErrUnsupported)
 	}
 	if age := now.Sub(k.RetiredAt); !o.Force && age < p.MinRetiredAge {
-		return d, k, p, fmt.Errorf("destroy %s key %s: %w: it retired %v ago, less than %v: %s", p.Name, id, ErrTooSoon, age.Round(time.Second), p.MinRetiredAge, p.EarlyDestroyRisk)
+		return d, k, p, fmt.Errorf("destroy %s key %s: %w: it retired %v ago, less than %v: %s", p.Name, id, ErrTooSoonToDestroy, age.Round(time.Second), p.MinRetiredAge, p.EarlyDestroyRisk)
 	}
 	d.Effect = p.DestroyNote
 	if p.Impact != nil {

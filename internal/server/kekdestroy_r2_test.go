@@ -31,8 +31,8 @@ func TestKEKDestroyWaitsForServersToReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, derr := admin.Envelope.DestroyKEK(ctx, before[0].ID, false)
-	if derr != nil && !errors.Is(derr, keyring.ErrTooSoon) {
-		t.Fatalf("destroy right after the rotation: %v, want nil or ErrTooSoon", derr)
+	if derr != nil && !errors.Is(derr, keyring.ErrTooSoonToDestroy) {
+		t.Fatalf("destroy right after the rotation: %v, want nil or ErrTooSoonToDestroy", derr)
 	}
 	// The server has not reloaded (key_reload 10m): a new conversation.
 	tok, conv, _ := h.started("dl_afterDestroy")
@@ -73,7 +73,7 @@ func destroyRetiredKEK(t *testing.T, admin server.Keys, id string) {
 		if err == nil {
 			return
 		}
-		if !errors.Is(err, keyring.ErrTooSoon) || time.Now().After(deadline) {
+		if !errors.Is(err, keyring.ErrTooSoonToDestroy) || time.Now().After(deadline) {
 			t.Fatalf("destroy retired KEK: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
