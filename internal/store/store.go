@@ -465,8 +465,9 @@ type Store interface {
 	DeleteConversation(ctx context.Context, id string, now time.Time) (Erased, error)
 	// ExpiredConversations lists, by id, up to limit conversations of
 	// siteID whose last activity is before idleBefore, or (when ended is
-	// true) whose log holds an endOfConversation activity. Ids sort after
-	// afterID ("" for the first page).
+	// true) whose log holds an endOfConversation activity and that have
+	// nothing left in the outbox (the bot has had everything, the end
+	// included). Ids sort after afterID ("" for the first page).
 	ExpiredConversations(ctx context.Context, siteID string, idleBefore time.Time, ended bool, afterID string, limit int) ([]string, error)
 	// UserConversations lists, by id, every conversation bound to userID
 	// (Conversation.UserID), across bots and sites. An empty userID lists

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserConversations", testUserConversations},
 		{"PruneActivities", testPruneActivities},
 		{"NoOrphansAfterDelete", testNoOrphansAfterDelete},
+		{"EndedWaitsForTheBot", testEndedWaitsForTheBot},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
