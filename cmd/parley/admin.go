@@ -232,7 +232,8 @@ func (a *app) siteCmd() *cobra.Command {
 			if policy.Untrusted() {
 				fmt.Fprintln(a.stderr, "note: attachment links from clients reach the bot marked \"parleyUntrusted\": true; the bot must not fetch them.")
 			}
-			out := siteJSON{ID: site.ID, BotID: botID, Name: name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm, Secrets: secrets, ClientAttachmentURLs: string(policy), Masking: string(store.MaskingOff)}
+			out := siteOut(site)
+			out.Secrets = secrets
 			return a.print(sf.json, out, fmt.Sprintf("site %s created for bot %s\nsecret 1: %s\nsecret 2: %s\nStore them now: Parley keeps only their hashes.\n", site.ID, botID, secrets[0], secrets[1]))
 		},
 	}
@@ -300,8 +301,7 @@ func (a *app) siteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(pf.json, siteJSON{ID: site.ID, BotID: site.BotID, Name: site.Name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: site.TrustedOrigins, ClientAttachmentURLs: string(site.ClientAttachmentURLs)},
-				fmt.Sprintf("site %s client attachment URLs: %s\n", site.ID, site.ClientAttachmentURLs))
+			return a.print(pf.json, siteOut(site), fmt.Sprintf("site %s client attachment URLs: %s\n", site.ID, site.ClientAttachmentURLs))
 		},
 	}
 	pf.add(policyCmd)
@@ -328,7 +328,7 @@ func (a *app) siteCmd() *cobra.Command {
 			out := []siteJSON{}
 			var text strings.Builder
 			for _, s := range sites {
-				out = append(out, siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins, ClientAttachmentURLs: string(s.ClientAttachmentURLs), Masking: string(maskingOf(s)), Retention: toRetentionJSON(s.Retention)})
+				out = append(out, siteOut(s))
 				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\tmasking=%s\tretention=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs, maskingOf(s), s.Retention)
 			}
 			return a.print(lf.json, out, text.String())

@@ -55,6 +55,7 @@ func (a *app) deliveriesCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				defer keys.Close() // an HSM's sessions and login
 				codec = keys.Codec
 			}
 			dls, err := st.ListDeadLetters(cmd.Context(), listBot)
@@ -71,7 +72,7 @@ func (a *app) deliveriesCmd() *cobra.Command {
 					j.FirstAttemptAt = &first
 				}
 				if withBody {
-					body, err := codec.Decode(cmd.Context(), d.ConversationID, d.Body)
+					body, err := codec.DecodeOutbox(cmd.Context(), d.ConversationID, d.Body)
 					if err != nil {
 						return fmt.Errorf("dead letter %d: %w", d.ID, err)
 					}

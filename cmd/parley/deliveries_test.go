@@ -47,7 +47,7 @@ func deadLetters(t *testing.T, data, botID, conv string, n int) {
 	for i := range n {
 		aid := conv + "|" + string(rune('a'+i))
 		if _, err := st.Append(ctx, conv, nil, []store.NewOutbox{{BotID: botID, Build: func([]int64) (string, []byte, error) {
-			body, _ := keys.Codec.Encode(ctx, conv, []byte(`{"type":"message","id":"`+aid+`","text":"PRIVATE-TEXT"}`))
+			body, _ := keys.Codec.EncodeOutbox(ctx, conv, []byte(`{"type":"message","id":"`+aid+`","text":"PRIVATE-TEXT"}`))
 			return aid, body, nil
 		}}}); err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +15,24 @@ import (
 	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store"
 )
+
+// openAdminKeys opens the admin store and every key over it (the
+// server's key set, key provider and envelope); done closes both.
+func (a *app) openAdminKeys(ctx context.Context, f storeFlags) (config.Config, server.Keys, func(), error) {
+	cfg, st, err := a.openAdmin(ctx, f.config, f.data)
+	if err != nil {
+		return cfg, server.Keys{}, nil, err
+	}
+	keys, err := server.OpenKeys(ctx, cfg, st)
+	if err != nil {
+		_ = st.Close()
+		return cfg, server.Keys{}, nil, err
+	}
+	return cfg, keys, func() {
+		_ = keys.Close() // an HSM's sessions and login
+		_ = st.Close()
+	}, nil
+}
 
 // listKeySet is the gateway's key set over st for listing: it opens no
 // key (no master key, no provider needed).
@@ -104,6 +123,7 @@ func (a *app) keysRotateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer keys.Close() // an HSM's sessions and login
 			ks := keys.Set
 			p, _ := ks.Purpose(purpose)
 			r, err := ks.Rotate(cmd.Context(), purpose, keyring.RotateOptions{Force: force, PurgeRetired: purge})
@@ -142,15 +162,11 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 			"What it signed becomes unverifiable at once (from the next key reload in a running Parley); what a\n" +
 			"key-encryption key wraps becomes unreadable, backups included. Without --yes it only says what it would do.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, st, err := a.openAdmin(cmd.Context(), f.config, f.data)
+			cfg, keys, done, err := a.openAdminKeys(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			keys, err := server.OpenKeys(cmd.Context(), cfg, st)
-			if err != nil {
-				return err
-			}
+			defer done()
 			ks := keys.Set
 			opts := keyring.DestroyOptions{Force: force}
 			plan, _, p, err := ks.PlanDestroy(cmd.Context(), id, opts)
@@ -176,7 +192,7 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 	f.add(c)
 	c.Flags().StringVar(&id, "id", "", "the key's id (see parley keys list)")
 	c.Flags().BoolVar(&yes, "yes", false, "destroy it: without --yes the command only says what would become unverifiable or unreadable")
-	c.Flags().BoolVar(&force, "force", false, "destroy a key-encryption key that still wraps data keys (their conversations and secrets become unrecoverable)")
+	c.Flags().BoolVar(&force, "force", false, "destroy a key-encryption key that still wraps data keys, or that retired less than two bots.key_reload ago (a running Parley may still wrap under it): what it wraps becomes unrecoverable")
 	_ = c.MarkFlagRequired("id")
 	return c
 }
@@ -190,15 +206,11 @@ func (a *app) keysRewrapCmd() *cobra.Command {
 			"old KEK before it saw the rotation (every bots.key_reload). Run this to finish an interrupted rotation\n" +
 			"before 'parley keys destroy' of the retired KEK. It is safe to run while Parley runs, and to run again.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, st, err := a.openAdmin(cmd.Context(), f.config, f.data)
+			_, keys, done, err := a.openAdminKeys(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			keys, err := server.OpenKeys(cmd.Context(), cfg, st)
-			if err != nil {
-				return err
-			}
+			defer done()
 			n, err := keys.Envelope.Rewrap(cmd.Context())
 			if err != nil {
 				return err

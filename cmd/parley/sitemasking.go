@@ -17,6 +17,13 @@ func maskingOf(s store.Site) store.MaskingPolicy {
 	return s.Masking
 }
 
+// siteOut is a stored site as the site commands print it in --json: every
+// policy, whichever one the command changed.
+func siteOut(s store.Site) siteJSON {
+	return siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins,
+		ClientAttachmentURLs: string(s.ClientAttachmentURLs), Masking: string(maskingOf(s)), Retention: toRetentionJSON(s.Retention)}
+}
+
 // siteMaskingCmd: parley site set-masking --site ID (--cards [--all-pii] | --all-pii | --off).
 func (a *app) siteMaskingCmd() *cobra.Command {
 	var sf storeFlags
@@ -57,9 +64,7 @@ It takes effect within seconds for running servers.`,
 			if err != nil {
 				return err
 			}
-			return a.print(sf.json, siteJSON{ID: site.ID, BotID: site.BotID, Name: site.Name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: site.TrustedOrigins,
-				ClientAttachmentURLs: string(site.ClientAttachmentURLs), Masking: string(maskingOf(site))},
-				fmt.Sprintf("site %s masking: %s\n", site.ID, maskingOf(site)))
+			return a.print(sf.json, siteOut(site), fmt.Sprintf("site %s masking: %s\n", site.ID, maskingOf(site)))
 		},
 	}
 	sf.add(cmd)

@@ -87,9 +87,7 @@ func (a *app) siteRetentionCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := siteJSON{ID: site.ID, BotID: site.BotID, Name: site.Name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: site.TrustedOrigins,
-				ClientAttachmentURLs: string(site.ClientAttachmentURLs), Retention: toRetentionJSON(site.Retention)}
-			return a.print(sf.json, out, fmt.Sprintf("site %s retention: %s\n", site.ID, site.Retention))
+			return a.print(sf.json, siteOut(site), fmt.Sprintf("site %s retention: %s\n", site.ID, site.Retention))
 		},
 	}
 	sf.add(cmd)

@@ -83,7 +83,9 @@ type Bots struct {
 	KeyReload Duration `yaml:"key_reload"`
 	// DeliveryRetryFor is how long an activity is retried to its bot after
 	// it was enqueued (backoff capped at 5 minutes, with jitter) before it
-	// becomes a dead letter. It must never exceed what retention keeps.
+	// becomes a dead letter. Retention wins: a conversation deleted by its
+	// site's policy (or an ephemeral site's ephemeral_max) takes its pending
+	// deliveries and dead letters with it, however long they had left.
 	DeliveryRetryFor Duration `yaml:"delivery_retry_for"`
 }
 
@@ -392,8 +394,7 @@ func (c Config) Validate() error {
 		bad("bots.key_reload", "%v is outside 1s..10m", k)
 	}
 	// At least two backoff caps beyond a five-minute redeploy; at most a
-	// week (no retention yet: activities are kept; when retention comes,
-	// it must keep an activity at least this long).
+	// week (see DeliveryRetryFor: retention may end a delivery sooner).
 	if r := time.Duration(c.Bots.DeliveryRetryFor); r < 15*time.Minute || r > 7*24*time.Hour {
 		bad("bots.delivery_retry_for", "%v is outside 15m..168h (a week)", r)
 	}

@@ -393,7 +393,12 @@ func (a *API) uploadAttachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := conversation.NewID()
-	if err := a.log.PutAttachment(r.Context(), store.Attachment{ID: id, ConversationID: conv.ID, ContentType: in.Type, Name: in.Name, Data: data, CreatedAt: time.Now().UTC()}); err != nil {
+	err = a.log.PutAttachment(r.Context(), store.Attachment{ID: id, ConversationID: conv.ID, ContentType: in.Type, Name: in.Name, Data: data, CreatedAt: time.Now().UTC()})
+	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile (retention, erasure)
+		writeErr(w, http.StatusNotFound, "BadArgument", "conversation not found")
+		return
+	}
+	if err != nil {
 		a.logger.Error("store attachment failed", "err", err)
 		writeErr(w, http.StatusInternalServerError, "ServiceError", "could not store the attachment")
 		return
@@ -431,17 +436,18 @@ func (a *API) attachmentAccess(w http.ResponseWriter, r *http.Request) (store.At
 
 // openAttachment decrypts a file once access is granted.
 func (a *API) openAttachment(w http.ResponseWriter, r *http.Request, att store.Attachment) (store.Attachment, bool) {
-	att, err := a.log.OpenAttachment(r.Context(), att)
+	opened, err := a.log.OpenAttachment(r.Context(), att)
 	if errors.Is(err, keyring.ErrNoDataKey) {
 		writeErr(w, http.StatusNotFound, "BadArgument", "File not found")
 		return store.Attachment{}, false
 	}
 	if err != nil {
-		a.logger.Error("open attachment failed", "attachment", att.ID, "err", err)
+		// att, not opened (zero on error): the line names the file.
+		a.logger.Error("open attachment failed", "attachment", att.ID, "conversation", att.ConversationID, "err", err)
 		writeErr(w, http.StatusInternalServerError, "ServiceError", "could not read the attachment")
 		return store.Attachment{}, false
 	}
-	return att, true
+	return opened, true
 }
 
 func (a *API) attachmentInfo(w http.ResponseWriter, r *http.Request) {

@@ -770,7 +770,7 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 	if !strings.HasPrefix(bot.Endpoint, "https://") && !loopbackURL(bot.Endpoint) {
 		return http.StatusForbidden, &RefusedError{Reason: errors.New("the endpoint is not https and not on loopback")}
 	}
-	body, err := d.codec.Decode(ctx, it.ConversationID, it.Body)
+	body, err := d.codec.DecodeOutbox(ctx, it.ConversationID, it.Body)
 	if err != nil {
 		return http.StatusUnprocessableEntity, err
 	}

@@ -20,6 +20,11 @@ type Codec interface {
 	Prepare(ctx context.Context, conv string) error
 	Encode(ctx context.Context, conv string, plain []byte) ([]byte, error)
 	Decode(ctx context.Context, conv string, blob []byte) ([]byte, error)
+	// EncodeOutbox and DecodeOutbox do the same for the bot's copy of an
+	// activity (outbox items and dead letters): a blob of one kind does
+	// not decode as the other.
+	EncodeOutbox(ctx context.Context, conv string, plain []byte) ([]byte, error)
+	DecodeOutbox(ctx context.Context, conv string, blob []byte) ([]byte, error)
 	// EncodeFile and DecodeFile do the same for attachment id's bytes.
 	EncodeFile(ctx context.Context, conv, id string, data []byte) ([]byte, error)
 	DecodeFile(ctx context.Context, conv, id string, blob []byte) ([]byte, error)
@@ -43,6 +48,14 @@ func (PlainCodec) Encode(_ context.Context, _ string, plain []byte) ([]byte, err
 
 func (PlainCodec) Decode(_ context.Context, _ string, blob []byte) ([]byte, error) {
 	return decodePlain(blob, "activity")
+}
+
+func (c PlainCodec) EncodeOutbox(ctx context.Context, conv string, plain []byte) ([]byte, error) {
+	return c.Encode(ctx, conv, plain)
+}
+
+func (c PlainCodec) DecodeOutbox(ctx context.Context, conv string, blob []byte) ([]byte, error) {
+	return c.Decode(ctx, conv, blob)
 }
 
 func (PlainCodec) EncodeFile(_ context.Context, _, _ string, data []byte) ([]byte, error) {
@@ -79,28 +92,28 @@ type Sealer interface {
 }
 
 // SealedCodec encrypts every body and file under its conversation's data
-// key, bound (associated data) to the conversation and, for a file, to
-// its id: a blob moved to another conversation or another attachment
-// fails to decrypt. It reads nothing else: a plain blob (format 0) in a
+// key, bound (associated data) to the conversation, to its kind (a log
+// entry, the bot's copy, a file) and, for a file, to its id: a blob moved
+// to another conversation, another attachment, or from the bot's copies
+// into the clients' log, fails to decrypt. It reads nothing else: a plain blob (format 0) in a
 // sealed store is refused like any tampered one.
 type SealedCodec struct{ S Sealer }
 
-// Scope is the data-key scope of a conversation.
-func Scope(conv string) string { return store.DataKeyScope(conv) }
-
 func activityAAD(conv string) []byte { return []byte("activity\x00" + conv) }
+
+func outboxAAD(conv string) []byte { return []byte("outbox\x00" + conv) }
 
 func fileAAD(conv, id string) []byte { return []byte("file\x00" + conv + "\x00" + id) }
 
 func (c SealedCodec) Prepare(ctx context.Context, conv string) error {
-	return c.S.Prepare(ctx, Scope(conv))
+	return c.S.Prepare(ctx, store.DataKeyScope(conv))
 }
 
 func (c SealedCodec) seal(ctx context.Context, conv string, plain, aad []byte) ([]byte, error) {
 	// A Tink ciphertext (TINK output prefix) starts with byte 1, followed
 	// by the data key's 4-byte key id: the format byte is Tink's own, so a
 	// file is not copied once more to put one in front.
-	ct, err := c.S.Seal(ctx, Scope(conv), plain, aad)
+	ct, err := c.S.Seal(ctx, store.DataKeyScope(conv), plain, aad)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +127,7 @@ func (c SealedCodec) open(ctx context.Context, conv string, blob, aad []byte, wh
 	if len(blob) == 0 || blob[0] != formatSealed {
 		return nil, fmt.Errorf("decode %s of conversation %s: not sealed (format %v): %w", what, conv, formatOf(blob), ErrNotSealed)
 	}
-	pt, err := c.S.Open(ctx, Scope(conv), blob, aad)
+	pt, err := c.S.Open(ctx, store.DataKeyScope(conv), blob, aad)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt %s of conversation %s: %w", what, conv, err)
 	}
@@ -127,6 +140,14 @@ func (c SealedCodec) Encode(ctx context.Context, conv string, plain []byte) ([]b
 
 func (c SealedCodec) Decode(ctx context.Context, conv string, blob []byte) ([]byte, error) {
 	return c.open(ctx, conv, blob, activityAAD(conv), "activity")
+}
+
+func (c SealedCodec) EncodeOutbox(ctx context.Context, conv string, plain []byte) ([]byte, error) {
+	return c.seal(ctx, conv, plain, outboxAAD(conv))
+}
+
+func (c SealedCodec) DecodeOutbox(ctx context.Context, conv string, blob []byte) ([]byte, error) {
+	return c.open(ctx, conv, blob, outboxAAD(conv), "delivery")
 }
 
 func (c SealedCodec) EncodeFile(ctx context.Context, conv, id string, data []byte) ([]byte, error) {
@@ -255,7 +276,7 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 			botEnc := botCopy.encodeExcept(stampedKeys[:])
 			outs = append(outs, store.NewOutbox{BotID: items[i].BotID, Build: func([]int64) (string, []byte, error) {
 				// Runs after the records' Build: the stamp is set.
-				blob, err := l.codec.Encode(ctx, conv, withStamp(botEnc, &stamps[i]))
+				blob, err := l.codec.EncodeOutbox(ctx, conv, withStamp(botEnc, &stamps[i]))
 				return stamps[i].id, blob, err
 			}})
 		}
@@ -362,7 +383,7 @@ func (l *Log) Deliver(ctx context.Context, conv, botID string, a Activity) error
 	if err := l.codec.Prepare(ctx, conv); err != nil {
 		return err
 	}
-	blob, err := l.codec.Encode(ctx, conv, plain)
+	blob, err := l.codec.EncodeOutbox(ctx, conv, plain)
 	if err != nil {
 		return err
 	}

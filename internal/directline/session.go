@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -68,7 +69,12 @@ func (a *API) getSessionID(w http.ResponseWriter, r *http.Request) {
 	}
 	sid := SessionID(secret)
 	exp := time.Now().Add(a.cfg.SessionTTL)
-	if err := a.st.PutSession(r.Context(), store.Session{ID: sid + "." + c.ID, ConversationID: c.ID, UserID: c.UserID, ExpiresAt: exp}); err != nil {
+	err := a.st.PutSession(r.Context(), store.Session{ID: sid + "." + c.ID, ConversationID: c.ID, UserID: c.UserID, ExpiresAt: exp})
+	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile (retention, erasure)
+		a.fail(w, r, errf(http.StatusNotFound, "BadArgument", "Conversation not found"))
+		return
+	}
+	if err != nil {
 		a.internal(w, r, err)
 		return
 	}

@@ -52,6 +52,9 @@ type Envelope struct {
 	mu      sync.Mutex
 	lru     *list.List // of *dekEntry, most recent first
 	byScope map[string]*list.Element
+	// forgets counts Forget calls: a key loaded while one ran (it may have
+	// been read before its deletion) is used once, not cached.
+	forgets uint64
 }
 
 type kekRef struct {
@@ -111,7 +114,8 @@ func (e *Envelope) activeKEK() (kekRef, error) {
 }
 
 // kekHandle finds the handle of KEK id: from the key set as loaded, or,
-// for a KEK made by another process since, after a reload.
+// for a KEK made by another process since, after a reload. A KEK the
+// loaded set knows as destroyed fails at once (no reload per request).
 func (e *Envelope) kekHandle(ctx context.Context, id string) (string, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		v, err := e.keys.View(PurposeKEK)
@@ -120,6 +124,12 @@ func (e *Envelope) kekHandle(ctx context.Context, id string) (string, error) {
 		}
 		if k := v.Accepted(id); k != nil {
 			return k.Handle, nil
+		}
+		if s, ok := v.Unusable(id); ok {
+			if s == StateDestroyed {
+				return "", fmt.Errorf("key-encryption key %s: %w", id, ErrKeyDestroyed)
+			}
+			return "", fmt.Errorf("key-encryption key %s is %s, not usable", id, s)
 		}
 		if attempt == 0 {
 			if err := e.keys.Reload(ctx); err != nil {
@@ -153,9 +163,22 @@ func (e *Envelope) cached(scope string) tink.AEAD {
 	return nil
 }
 
-func (e *Envelope) remember(scope string, a tink.AEAD) {
+// forgetMark is what remember compares: take it before reading a key from
+// the store.
+func (e *Envelope) forgetMark() uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.forgets
+}
+
+// remember caches scope's key, unless a Forget ran since mark (the key
+// may be erased: a later use reads the store again).
+func (e *Envelope) remember(scope string, a tink.AEAD, mark uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.forgets != mark {
+		return
+	}
 	if el, ok := e.byScope[scope]; ok {
 		e.lru.MoveToFront(el)
 		return
@@ -171,6 +194,7 @@ func (e *Envelope) remember(scope string, a tink.AEAD) {
 func (e *Envelope) Forget(scope string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.forgets++
 	if el, ok := e.byScope[scope]; ok {
 		e.lru.Remove(el)
 		delete(e.byScope, scope)
@@ -219,12 +243,13 @@ func (e *Envelope) dek(ctx context.Context, scope string, create bool) (tink.AEA
 	if a := e.cached(scope); a != nil {
 		return a, nil
 	}
+	mark := e.forgetMark()
 	dk, err := e.st.GetDataKey(ctx, scope)
 	if errors.Is(err, store.ErrNotFound) {
 		if !create {
 			return nil, fmt.Errorf("data key of %s: %w", scope, ErrNoDataKey)
 		}
-		return e.create(ctx, scope)
+		return e.create(ctx, scope, mark)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load data key of %s: %w", scope, err)
@@ -237,11 +262,11 @@ func (e *Envelope) dek(ctx context.Context, scope string, create bool) (tink.AEA
 	if err != nil {
 		return nil, fmt.Errorf("data key of %s: %w", scope, err)
 	}
-	e.remember(scope, a)
+	e.remember(scope, a, mark)
 	return a, nil
 }
 
-func (e *Envelope) create(ctx context.Context, scope string) (tink.AEAD, error) {
+func (e *Envelope) create(ctx context.Context, scope string, mark uint64) (tink.AEAD, error) {
 	kek, err := e.activeKEK()
 	if err != nil {
 		return nil, err
@@ -265,7 +290,7 @@ func (e *Envelope) create(ctx context.Context, scope string) (tink.AEAD, error) 
 	if err != nil {
 		return nil, fmt.Errorf("data key of %s: %w", scope, err)
 	}
-	e.remember(scope, a)
+	e.remember(scope, a, mark)
 	return a, nil
 }
 

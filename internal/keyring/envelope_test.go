@@ -306,7 +306,7 @@ func TestDestroyKEKInUseNeedsForce(t *testing.T) {
 	keys, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
 	old := keys[0].ID
 	// Retire the KEK without rewrapping (a rotation interrupted midway).
-	if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, store.Key{ID: "kek-manual", Purpose: keyring.PurposeKEK, Sealed: keys[1].Sealed, CreatedAt: time.Now()}, time.Now(), time.Time{}); err != nil {
+	if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, store.Key{ID: "kek-manual", Purpose: keyring.PurposeKEK, Sealed: keys[1].Sealed, CreatedAt: time.Now()}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	v.e = v.reopen(t)

@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -98,6 +97,12 @@ type Purpose struct {
 	RotateNote string
 	// DestroyNote says what destroying a retired key makes unusable.
 	DestroyNote string
+	// MinRetiredAge is how long ago a key must have retired before it is
+	// destroyed without force (KEKs: every running Parley has reloaded its
+	// keys, so none still wraps under it, and re-wrapped what it had);
+	// EarlyDestroyRisk says what destroying it sooner risks.
+	MinRetiredAge    time.Duration
+	EarlyDestroyRisk string
 
 	// Generate makes new material and its key id. Material is sealed by
 	// the master key before it reaches the store.
@@ -288,8 +293,10 @@ func LogPseudonymPurpose() Purpose {
 func KEKPurpose(p Provider, rewrap func(ctx context.Context, r Rotation) error) Purpose {
 	pu := Purpose{
 		Name: PurposeKEK, Algorithm: "provider AEAD", Overlap: KeepUntilDestroyed,
-		RotateNote:    "new data keys are wrapped by the new key-encryption key; existing ones are re-wrapped online",
-		DestroyNote:   "every data key it still wraps becomes unrecoverable, and with it the conversations and bot secrets sealed under them (backups included)",
+		RotateNote:  "new data keys are wrapped by the new key-encryption key; existing ones are re-wrapped online",
+		DestroyNote: "every data key it still wraps becomes unrecoverable, and with it the conversations and bot secrets sealed under them (backups included)",
+		EarlyDestroyRisk: "a running Parley that has not re-read its keys since the rotation still wraps new data keys under it, and those conversations would be lost; " +
+			"wait, then destroy it (or pass --force and accept that loss)",
 		External:      &External{},
 		Rotated:       rewrap,
 		BeforeDestroy: KEKGuard,
@@ -340,6 +347,8 @@ type View struct {
 	active   *Key
 	accepted []*Key // oldest first
 	byID     map[string]*Key
+	// unusable are the purpose's other keys (expired, destroyed) by id.
+	unusable map[string]State
 }
 
 // Active is the key that signs now.
@@ -348,6 +357,13 @@ func (v *View) Active() *Key { return v.active }
 // Accepted returns the key with id if it verifies now (next, active or
 // retired within its overlap), else nil.
 func (v *View) Accepted(id string) *Key { return v.byID[id] }
+
+// Unusable reports the state of key id when the purpose has it but it is
+// not accepted (expired or destroyed); ok is false for an unknown id.
+func (v *View) Unusable(id string) (s State, ok bool) {
+	s, ok = v.unusable[id]
+	return s, ok
+}
 
 // AcceptedKeys are the keys that verify now, oldest first.
 func (v *View) AcceptedKeys() []*Key { return v.accepted }
@@ -365,9 +381,12 @@ func (v *View) Published() []*Key {
 var (
 	ErrUnknownPurpose = errors.New("unknown key purpose")
 	ErrTooSoon        = errors.New("rotation too soon")
-	ErrNotRetired     = errors.New("only a retired key can be destroyed")
-	ErrKeyNotFound    = errors.New("no such key")
-	ErrUnsupported    = errors.New("not available for this purpose here")
+	// ErrTooSoonToDestroy refuses to destroy, without force, a key that
+	// retired less than its purpose's MinRetiredAge ago.
+	ErrTooSoonToDestroy = errors.New("too soon to destroy")
+	ErrNotRetired       = errors.New("only a retired key can be destroyed")
+	ErrKeyNotFound      = errors.New("no such key")
+	ErrUnsupported      = errors.New("not available for this purpose here")
 )
 
 // TooSoonError refuses a rotation whose next key is younger than its
@@ -547,10 +566,11 @@ func (ks *KeySet) load(ctx context.Context, p Purpose) (*View, error) {
 		return nil, fmt.Errorf("load %s keys: %w", p.Name, err)
 	}
 	now := ks.now()
-	v := &View{purpose: p, byID: map[string]*Key{}}
+	v := &View{purpose: p, byID: map[string]*Key{}, unusable: map[string]State{}}
 	for _, r := range rows {
 		k := keyOf(p, r, now)
 		if !accepted(k.State) {
+			v.unusable[k.ID] = k.State
 			continue
 		}
 		if p.External == nil {
@@ -627,22 +647,6 @@ func (ks *KeySet) HMACKey(purpose string) (id string, key []byte, err error) {
 		return "", nil, fmt.Errorf("%s key %s: %w (not a secret used as is)", purpose, k.ID, ErrUnsupported)
 	}
 	return k.ID, b, nil
-}
-
-// Run reloads the keys every interval until ctx ends.
-func (ks *KeySet) Run(ctx context.Context, every time.Duration, logger *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := ks.Reload(ctx); err != nil && ctx.Err() == nil {
-				logger.Error("reload keys failed", "err", err)
-			}
-		}
-	}
 }
 
 // Info is a key as listed: never material.
@@ -765,7 +769,7 @@ func (ks *KeySet) Rotate(ctx context.Context, purpose string, opt RotateOptions)
 		return r, err
 	}
 	// Nothing is deleted: keys are destroyed only on request.
-	if err := ks.st.RotateKeys(ctx, purpose, nk, now, time.Unix(0, 0)); err != nil {
+	if err := ks.st.RotateKeys(ctx, purpose, nk, now); err != nil {
 		return r, fmt.Errorf("rotate %s keys: %w", purpose, err)
 	}
 	r.Activated, r.Next = next.ID, nk.ID
@@ -847,6 +851,9 @@ func (ks *KeySet) PlanDestroy(ctx context.Context, id string, opts ...DestroyOpt
 	}
 	if p.External != nil && p.External.Destroy == nil {
 		return d, k, p, fmt.Errorf("destroy %s key %s: %w (its key provider is not configured)", p.Name, id, ErrUnsupported)
+	}
+	if age := now.Sub(k.RetiredAt); !o.Force && age < p.MinRetiredAge {
+		return d, k, p, fmt.Errorf("destroy %s key %s: %w: it retired %v ago, less than %v: %s", p.Name, id, ErrTooSoonToDestroy, age.Round(time.Second), p.MinRetiredAge, p.EarlyDestroyRisk)
 	}
 	d.Effect = p.DestroyNote
 	if p.Impact != nil {

@@ -30,6 +30,9 @@ type LocalProvider struct {
 
 	mu    sync.Mutex
 	cache map[string]tink.AEAD
+	// destroyed are the handles DestroyKEK destroyed: an open that read
+	// the file before it went must not cache (or return) it.
+	destroyed map[string]bool
 }
 
 const localPrefix = "local:"
@@ -47,7 +50,7 @@ func NewLocalProvider(dir string, master []byte) (*LocalProvider, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create key directory: %w", err)
 	}
-	return &LocalProvider{dir: dir, master: m, cache: map[string]tink.AEAD{}}, nil
+	return &LocalProvider{dir: dir, master: m, cache: map[string]tink.AEAD{}, destroyed: map[string]bool{}}, nil
 }
 
 // Name is "local".
@@ -99,7 +102,11 @@ var ErrKeyDestroyed = errors.New("key destroyed")
 func (p *LocalProvider) AEAD(_ context.Context, handle string) (tink.AEAD, error) {
 	p.mu.Lock()
 	a, ok := p.cache[handle]
+	gone := p.destroyed[handle]
 	p.mu.Unlock()
+	if gone {
+		return nil, fmt.Errorf("open key-encryption key %s: %w", handle, ErrKeyDestroyed)
+	}
 	if ok {
 		return a, nil
 	}
@@ -123,8 +130,11 @@ func (p *LocalProvider) AEAD(_ context.Context, handle string) (tink.AEAD, error
 		return nil, fmt.Errorf("open key-encryption key %s: %w", handle, err)
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.destroyed[handle] { // destroyed while it was read
+		return nil, fmt.Errorf("open key-encryption key %s: %w", handle, ErrKeyDestroyed)
+	}
 	p.cache[handle] = a
-	p.mu.Unlock()
 	return a, nil
 }
 
@@ -136,6 +146,7 @@ func (p *LocalProvider) DestroyKEK(_ context.Context, handle string) error {
 	}
 	p.mu.Lock()
 	delete(p.cache, handle)
+	p.destroyed[handle] = true
 	p.mu.Unlock()
 	st, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {

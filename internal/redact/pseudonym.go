@@ -24,41 +24,77 @@ const MinKeySize = 32
 // hashing candidate ids (which a plain hash would allow). Rotating the key
 // unlinks old pseudonyms from new ones.
 type Pseudonymizer struct {
-	cur atomic.Pointer[pseudonymKey]
+	cur atomic.Pointer[pseudoKey]
+	// src, when set, says which key is current (a key set's active key):
+	// a rotation takes effect at the next pseudonym.
+	src func() (id string, key []byte, err error)
 }
 
-// pseudonymKey is one key and its pool of HMACs; Rotate swaps it whole.
-type pseudonymKey struct {
+type pseudoKey struct {
 	id   string
 	key  []byte
 	macs sync.Pool // of hash.Hash: HMAC-SHA256 under key
 }
 
+func newPseudoKey(id string, key []byte) (*pseudoKey, error) {
+	if len(key) < MinKeySize {
+		return nil, fmt.Errorf("pseudonym key %s: %d bytes, want at least %d", id, len(key), MinKeySize)
+	}
+	k := &pseudoKey{id: id, key: append([]byte(nil), key...)}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
+	return k, nil
+}
+
 // NewPseudonymizer builds a pseudonymizer from a key of at least 32 bytes;
 // keyID names the key (it is never logged with each pseudonym).
 func NewPseudonymizer(keyID string, key []byte) (*Pseudonymizer, error) {
-	p := &Pseudonymizer{}
-	if err := p.Rotate(keyID, key); err != nil {
+	k, err := newPseudoKey(keyID, key)
+	if err != nil {
 		return nil, err
 	}
+	p := &Pseudonymizer{}
+	p.cur.Store(k)
 	return p, nil
 }
 
-// Rotate makes pseudonyms with another key from now on (a rotation of the
-// log-pseudonym key that a running server picks up): lines after it cannot
-// be linked to lines before it.
-func (p *Pseudonymizer) Rotate(keyID string, key []byte) error {
-	if len(key) < MinKeySize {
-		return fmt.Errorf("pseudonym key %s: %d bytes, want at least %d", keyID, len(key), MinKeySize)
+// NewRotatingPseudonymizer builds a pseudonymizer that follows src, the
+// current key (id and bytes; a key set's active key): when src names
+// another key, pseudonyms are made with it from then on. src is called
+// for every pseudonym and must be cheap; when it fails, or gives a key
+// that is too short, the key in use stays.
+func NewRotatingPseudonymizer(src func() (id string, key []byte, err error)) (*Pseudonymizer, error) {
+	id, key, err := src()
+	if err != nil {
+		return nil, fmt.Errorf("pseudonym key: %w", err)
 	}
-	k := &pseudonymKey{id: keyID, key: append([]byte(nil), key...)}
-	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
-	p.cur.Store(k)
-	return nil
+	p, err := NewPseudonymizer(id, key)
+	if err != nil {
+		return nil, err
+	}
+	p.src = src
+	return p, nil
+}
+
+// key is the key to use now.
+func (p *Pseudonymizer) key() *pseudoKey {
+	k := p.cur.Load()
+	if p.src == nil {
+		return k
+	}
+	id, key, err := p.src()
+	if err != nil || id == k.id {
+		return k
+	}
+	nk, err := newPseudoKey(id, key)
+	if err != nil {
+		return k
+	}
+	p.cur.CompareAndSwap(k, nk)
+	return p.cur.Load()
 }
 
 // KeyID names the key pseudonyms are made with.
-func (p *Pseudonymizer) KeyID() string { return p.cur.Load().id }
+func (p *Pseudonymizer) KeyID() string { return p.key().id }
 
 // User is the pseudonym of a user id: "u_" and 16 hex digits (64 bits of
 // the HMAC).
@@ -75,7 +111,7 @@ func (p *Pseudonymizer) Addr(addr string) string {
 }
 
 func (p *Pseudonymizer) sum(prefix, domain, v string) string {
-	k := p.cur.Load()
+	k := p.key()
 	m := k.macs.Get().(hash.Hash)
 	m.Reset()
 	io.WriteString(m, domain)

@@ -96,9 +96,7 @@ func kekRotationUnderLoad(t *testing.T, opts ...harnessOpt) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if _, err := admin.Envelope.DestroyKEK(ctx, before[0].ID, false); err != nil {
-		t.Fatalf("destroy retired KEK: %v", err)
-	}
+	destroyRetiredKEK(t, admin, before[0].ID)
 	// Every message reads back: through the running server, and through a
 	// fresh log (another process: no key in memory, every data key
 	// unwrapped under the new KEK).

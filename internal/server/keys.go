@@ -89,11 +89,10 @@ func OpenKeys(ctx context.Context, cfg config.Config, st store.Store) (Keys, err
 	return Keys{Keyring: kr, Set: set, Envelope: env, Codec: conversation.SealedCodec{S: env}, provider: prov}, nil
 }
 
-// rewrapLoop keeps rotations made elsewhere (the CLI, another replica)
-// online: every key_reload (when the authority also re-reads every key) it
-// switches log pseudonyms to the active log-pseudonym key, and moves data
-// keys still wrapped by a retired KEK under the active one (those this
-// server wrapped before it saw a KEK rotation).
+// rewrapLoop keeps KEK rotations made elsewhere (the CLI, another
+// replica) online: every key_reload (when the authority also re-reads
+// every key) it moves data keys still wrapped by a retired KEK under the
+// active one (those this server wrapped before it saw the rotation).
 func (s *Server) rewrapLoop(ctx context.Context) {
 	t := time.NewTicker(time.Duration(s.cfg.Bots.KeyReload))
 	defer t.Stop()
@@ -103,8 +102,10 @@ func (s *Server) rewrapLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s.rotatePseudonyms()
 		if n, err := s.envelope.Rewrap(ctx); err != nil {
+			if ctx.Err() != nil {
+				return // shutting down
+			}
 			s.logger.Error("rewrap data keys failed", "err", err)
 		} else if n > 0 {
 			s.logger.Info("rewrapped data keys under the active key-encryption key", "count", n)
@@ -148,9 +149,12 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 					return n, fmt.Errorf("seal legacy content: %w", err)
 				}
 				var sealed []byte
-				if kind == store.LegacyAttachment {
+				switch kind {
+				case store.LegacyAttachment:
 					sealed, err = codec.EncodeFile(ctx, b.ConversationID, b.ID, b.Body[1:])
-				} else {
+				case store.LegacyOutbox, store.LegacyDeadLetter:
+					sealed, err = codec.EncodeOutbox(ctx, b.ConversationID, b.Body[1:])
+				default:
 					sealed, err = codec.Encode(ctx, b.ConversationID, b.Body[1:])
 				}
 				if err != nil {
@@ -175,22 +179,4 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 	}
 	logger.Info("sealed content stored before encryption at rest", "items", n)
 	return n, nil
-}
-
-// rotatePseudonyms switches the log's pseudonyms to the active
-// log-pseudonym key when it changed.
-func (s *Server) rotatePseudonyms() {
-	id, key, err := s.keys.Set.HMACKey(keyring.PurposeLogPseudonym)
-	if err != nil {
-		s.logger.Error("log pseudonym key", "err", err)
-		return
-	}
-	if id == s.pseudonyms.KeyID() {
-		return
-	}
-	if err := s.pseudonyms.Rotate(id, key); err != nil {
-		s.logger.Error("log pseudonym key", "err", err)
-		return
-	}
-	s.logger.Info("log pseudonyms now use another key: lines from here on cannot be linked to earlier ones", "key", id)
 }

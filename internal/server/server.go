@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,13 +40,11 @@ type Server struct {
 	codec    conversation.Codec
 	envelope *keyring.Envelope
 	keys     Keys
-	// pseudonyms makes the log's user and address pseudonyms.
-	pseudonyms *redact.Pseudonymizer
-	st         store.Store
-	delivery   *connector.Delivery
-	mux        *http.ServeMux
-	handler    http.Handler
-	dl         *directline.API
+	st       store.Store
+	delivery *connector.Delivery
+	mux      *http.ServeMux
+	handler  http.Handler
+	dl       *directline.API
 	// authority signs channel tokens, runs the bots' token service and
 	// checks their bearer tokens.
 	authority *botauth.Authority
@@ -97,14 +96,13 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	// Every log line goes through the redacting handler, whatever logger
 	// the caller passed: PII and credentials become placeholders, user ids
 	// and client addresses keyed pseudonyms (not configurable). The key is
-	// the log-pseudonym purpose's active key at start.
-	psID, psKey, err := keys.Set.HMACKey(keyring.PurposeLogPseudonym)
+	// the log-pseudonym purpose's active key, followed across rotations
+	// (from the key reload after one).
+	ps, err := redact.NewRotatingPseudonymizer(func() (string, []byte, error) {
+		return keys.Set.HMACKey(keyring.PurposeLogPseudonym)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("log pseudonym key: %w", err)
-	}
-	ps, err := redact.NewPseudonymizer(psID, psKey)
-	if err != nil {
-		return nil, err
 	}
 	logger = slog.New(redact.WithPseudonymizer(logger.Handler(), ps))
 	if _, err := SealLegacy(ctx, st, keys.Codec, logger); err != nil {
@@ -159,7 +157,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(dcfg.Timeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, pseudonyms: ps, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
+	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 	s.proxies = proxies
 	rc := cfg.Retention
 	s.sweeper = retention.New(st, retention.Config{Default: time.Duration(rc.Default), Every: time.Duration(rc.SweepEvery),
@@ -208,9 +206,13 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 // reloads every purpose every bots.key_reload.
 //
 // kek is the key-encryption keys' purpose, with the provider and the
-// re-wrap hook (OpenKeys builds it).
+// re-wrap hook (OpenKeys builds it). A retired KEK is destroyed without
+// force only two key reloads after its retirement: by then every running
+// server has stopped wrapping under it (one reload) and re-wrapped what it
+// wrapped meanwhile (its rewrap loop, one reload later).
 func KeyPurposes(cfg config.Config, kek keyring.Purpose) []keyring.Purpose {
 	longest := max(time.Duration(cfg.DirectLine.TokenTTL), directline.AttachmentTTL, directline.Config{}.Defaults().StreamTokenTTL)
+	kek.MinRetiredAge = 2 * time.Duration(cfg.Bots.KeyReload)
 	return append(keyring.SigningPurposes(keyring.PurposeRules{TokenOverlap: longest + identity.Leeway, ReloadEvery: time.Duration(cfg.Bots.KeyReload)}), kek)
 }
 
@@ -341,14 +343,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(deliveryDone)
 		s.delivery.Run(dctx)
 	}()
-	go s.trimmer.run(dctx)
-	go s.authority.Run(dctx)
-	go s.rewrapLoop(dctx)
-	sweepDone := make(chan struct{})
-	go func() {
-		defer close(sweepDone)
-		s.sweeper.Run(dctx)
-	}()
+	// The loops use the store and the key provider: they end before both
+	// close (an HSM's sessions must not close under a running rewrap).
+	var loops sync.WaitGroup
+	for _, run := range []func(context.Context){s.trimmer.run, s.authority.Run, s.rewrapLoop, s.sweeper.Run} {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			run(dctx)
+		}()
+	}
 	ln = s.capListener(ln)
 	errc := make(chan error, 1)
 	go func() {
@@ -374,7 +378,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.dl.WaitStreams()
 	dcancel()
 	<-deliveryDone
-	<-sweepDone
+	loops.Wait()
 	closeErr := errors.Join(s.st.Close(), s.keys.Close())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil

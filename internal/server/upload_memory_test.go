@@ -18,7 +18,9 @@ import (
 func TestConcurrentUploadsFromOneAddressAreBoundedInMemory(t *testing.T) {
 	// The upload rate limit (20 per conversation per minute) is not what
 	// this tests: retries below would run into it.
-	h := newHarness(t, func(c *configT) { c.Limits.Upload = config.ConversationScoped{Address: config.Off, Conversation: config.Off} })
+	h := newHarness(t, func(c *configT) {
+		c.Limits.Upload = config.ConversationScoped{Address: config.Off, Conversation: config.Off}
+	})
 	tok, conv, _ := h.started("dl_alice")
 	big := bytes.Repeat([]byte("u"), 3<<20+512<<10) // 3.5 MiB, under max_upload_bytes
 	body, ct := multipartBody(t, map[string]any{"type": "message"}, []filePart{{"big.bin", "application/octet-stream", big}})

@@ -222,10 +222,13 @@ type Session struct {
 	ExpiresAt      time.Time
 }
 
-// Key is a signing key, sealed by the keyring before it reaches the store.
-// A key is published from creation; it signs from ActivatedAt (zero: not
-// yet, it is the next key); RetiredAt (zero: not retired) ends its signing
-// and starts its countdown to removal.
+// Key is a key of any purpose (keyring.KeySet: Direct Line token, channel
+// and token-service signing, log pseudonyms, key-encryption keys). Sealed
+// is its material sealed by the keyring, or for a key-encryption key the
+// key provider's handle. It signs (or wraps) from ActivatedAt (zero: not
+// yet, it is the next key); RetiredAt (zero: not retired) ends that and
+// starts its purpose's overlap. Rows are never removed: a key is destroyed
+// only on request (DestroyKey).
 //
 // DestroyedAt (zero: not destroyed) marks a key whose material is gone:
 // Sealed is empty, the row stays as a tombstone so listings show it and
@@ -372,20 +375,26 @@ type Store interface {
 	// poller finds it. ErrNotFound when there is no such dead letter.
 	RedeliverDeadLetter(ctx context.Context, id int64, now time.Time) (OutboxItem, error)
 
+	// PutAttachment stores a file of an existing conversation: ErrNotFound
+	// (and nothing stored) when a.ConversationID does not exist, never
+	// created or deleted meanwhile, so an upload racing a deletion leaves
+	// no orphan. ErrExists for a taken id.
 	PutAttachment(ctx context.Context, a Attachment) error
 	GetAttachment(ctx context.Context, id string) (Attachment, error)
 
+	// PutSession stores (or replaces) a session of an existing
+	// conversation: ErrNotFound, as PutAttachment, otherwise.
 	PutSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error)
 
 	PutKey(ctx context.Context, k Key) error
 	// ListKeys lists a purpose's keys, oldest first.
 	ListKeys(ctx context.Context, purpose string) ([]Key, error)
-	// RotateKeys, in one transaction: retires the purpose's signing keys
-	// (RetiredAt = now), activates the oldest key not yet activated,
-	// inserts next (not activated) and deletes keys retired before
-	// purgeBefore. It fails with ErrNotFound when no key was waiting.
-	RotateKeys(ctx context.Context, purpose string, next Key, now, purgeBefore time.Time) error
+	// RotateKeys, in one transaction: retires the purpose's active keys
+	// (RetiredAt = now), activates the oldest key not yet activated and
+	// inserts next (not activated). It removes nothing. It fails with
+	// ErrNotFound when no key was waiting.
+	RotateKeys(ctx context.Context, purpose string, next Key, now time.Time) error
 	// DestroyKey empties key id's material (Sealed) and sets DestroyedAt;
 	// the row stays. ErrNotFound for an unknown key. Destroying a
 	// destroyed key changes nothing and is not an error.
@@ -456,8 +465,9 @@ type Store interface {
 	DeleteConversation(ctx context.Context, id string, now time.Time) (Erased, error)
 	// ExpiredConversations lists, by id, up to limit conversations of
 	// siteID whose last activity is before idleBefore, or (when ended is
-	// true) whose log holds an endOfConversation activity. Ids sort after
-	// afterID ("" for the first page).
+	// true) whose log holds an endOfConversation activity and that have
+	// nothing left in the outbox (the bot has had everything, the end
+	// included). Ids sort after afterID ("" for the first page).
 	ExpiredConversations(ctx context.Context, siteID string, idleBefore time.Time, ended bool, afterID string, limit int) ([]string, error)
 	// UserConversations lists, by id, every conversation bound to userID
 	// (Conversation.UserID), across bots and sites. An empty userID lists

@@ -168,6 +168,7 @@ func (s *Store) ExpiredConversations(ctx context.Context, siteID string, idleBef
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT id FROM conversations WHERE site_id = ? AND last_activity_at < ? AND id > ?
 		UNION SELECT id FROM conversations WHERE ? AND site_id = ? AND ended_at IS NOT NULL AND id > ?
+			AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.conversation_id = conversations.id)
 		ORDER BY id LIMIT ?`, siteID, nanos(idleBefore), afterID, b2i(ended), siteID, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list expired conversations: %w", err)

@@ -1023,13 +1023,19 @@ func (s *Store) RedeliverDeadLetter(ctx context.Context, id int64, now time.Time
 // --- attachments, sessions, keys ---
 
 func (s *Store) PutAttachment(ctx context.Context, a store.Attachment) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		a.ID, a.ConversationID, a.ContentType, a.Name, a.Data, nanos(a.CreatedAt))
+	// Only into a conversation that exists: an upload racing a deletion
+	// leaves no orphan row.
+	res, err := s.w.ExecContext(ctx, `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at)
+		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?)`,
+		a.ID, a.ConversationID, a.ContentType, a.Name, a.Data, nanos(a.CreatedAt), a.ConversationID)
 	if isUnique(err) {
 		return fmt.Errorf("put attachment: %w", store.ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("put attachment: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("put attachment: no conversation %s: %w", a.ConversationID, store.ErrNotFound)
 	}
 	return nil
 }
@@ -1047,11 +1053,17 @@ func (s *Store) GetAttachment(ctx context.Context, id string) (store.Attachment,
 }
 
 func (s *Store) PutSession(ctx context.Context, se store.Session) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (id, conversation_id, user_id, expires_at) VALUES (?, ?, ?, ?)
+	// Only for a conversation that exists (see PutAttachment). The WHERE
+	// makes the upsert parse: SQLite needs it before ON CONFLICT.
+	res, err := s.w.ExecContext(ctx, `INSERT INTO sessions (id, conversation_id, user_id, expires_at)
+		SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?)
 		ON CONFLICT(id) DO UPDATE SET conversation_id = excluded.conversation_id, user_id = excluded.user_id, expires_at = excluded.expires_at`,
-		se.ID, se.ConversationID, se.UserID, nanos(se.ExpiresAt))
+		se.ID, se.ConversationID, se.UserID, nanos(se.ExpiresAt), se.ConversationID)
 	if err != nil {
 		return fmt.Errorf("put session: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("put session: no conversation %s: %w", se.ConversationID, store.ErrNotFound)
 	}
 	return nil
 }
@@ -1109,7 +1121,7 @@ func (s *Store) ListKeys(ctx context.Context, purpose string) ([]store.Key, erro
 	return out, rows.Err()
 }
 
-func (s *Store) RotateKeys(ctx context.Context, purpose string, next store.Key, now, purgeBefore time.Time) error {
+func (s *Store) RotateKeys(ctx context.Context, purpose string, next store.Key, now time.Time) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("rotate keys: %w", err)
@@ -1131,9 +1143,6 @@ func (s *Store) RotateKeys(ctx context.Context, purpose string, next store.Key, 
 			return fmt.Errorf("rotate keys: %w", store.ErrExists)
 		}
 		return fmt.Errorf("rotate keys: insert next: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM signing_keys WHERE purpose = ? AND retired_at IS NOT NULL AND retired_at < ?`, purpose, nanos(purgeBefore)); err != nil {
-		return fmt.Errorf("rotate keys: purge: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("rotate keys: commit: %w", err)

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ExpiredConversations", testExpiredConversations},
 		{"UserConversations", testUserConversations},
 		{"PruneActivities", testPruneActivities},
+		{"NoOrphansAfterDelete", testNoOrphansAfterDelete},
+		{"EndedWaitsForTheBot", testEndedWaitsForTheBot},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -466,6 +468,7 @@ func testOutbox(t *testing.T, s store.Store) {
 func testAttachmentsSessionsKeys(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	seed(t, s)
+	conv(t, s, "c1")
 	a := store.Attachment{ID: "att1", ConversationID: "c1", ContentType: "image/png", Name: "x.png", Data: []byte{0, 1, 2, 255}, CreatedAt: epoch}
 	if err := s.PutAttachment(ctx, a); err != nil {
 		t.Fatal(err)
@@ -507,7 +510,7 @@ func testKeyRotation(t *testing.T, s store.Store) {
 	key := func(id string, created time.Time) store.Key {
 		return store.Key{ID: id, Purpose: "channel", Sealed: []byte("sealed-" + id), CreatedAt: created}
 	}
-	if err := s.RotateKeys(ctx, "channel", key("k9", at(0)), at(0), at(0)); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RotateKeys(ctx, "channel", key("k9", at(0)), at(0)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RotateKeys with no next key: %v", err)
 	}
 	k1 := key("k1", at(0))
@@ -539,24 +542,24 @@ func testKeyRotation(t *testing.T, s store.Store) {
 	if got := state(); got != "k1:active k2:next " {
 		t.Fatalf("before rotation: %s", got)
 	}
-	if err := s.RotateKeys(ctx, "channel", key("k3", at(1)), at(1), at(1).Add(-25*time.Hour)); err != nil {
+	if err := s.RotateKeys(ctx, "channel", key("k3", at(1)), at(1)); err != nil {
 		t.Fatal(err)
 	}
 	if got := state(); got != "k1:retired@1 k2:active k3:next " {
 		t.Fatalf("after rotation: %s", got)
 	}
 	// A kid is never reused, and a failed rotation changes nothing.
-	if err := s.RotateKeys(ctx, "channel", key("k1", at(2)), at(2), at(0)); err == nil {
+	if err := s.RotateKeys(ctx, "channel", key("k1", at(2)), at(2)); err == nil {
 		t.Fatal("RotateKeys accepted a kid that exists")
 	}
 	if got := state(); got != "k1:retired@1 k2:active k3:next " {
 		t.Fatalf("after failed rotation: %s", got)
 	}
-	// Retired keys stay published until purgeBefore passes their retirement.
-	if err := s.RotateKeys(ctx, "channel", key("k4", at(30)), at(30), at(30).Add(-25*time.Hour)); err != nil {
+	// Rotations remove nothing: retired keys stay until destroyed.
+	if err := s.RotateKeys(ctx, "channel", key("k4", at(30)), at(30)); err != nil {
 		t.Fatal(err)
 	}
-	if got := state(); got != "k2:retired@30 k3:active k4:next " {
+	if got := state(); got != "k1:retired@1 k2:retired@30 k3:active k4:next " {
 		t.Fatalf("after second rotation: %s", got)
 	}
 	if keys, _ := s.ListKeys(ctx, "sts"); len(keys) != 0 {
