@@ -146,9 +146,12 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 					return n, fmt.Errorf("seal legacy content: %w", err)
 				}
 				var sealed []byte
-				if kind == store.LegacyAttachment {
+				switch kind {
+				case store.LegacyAttachment:
 					sealed, err = codec.EncodeFile(ctx, b.ConversationID, b.ID, b.Body[1:])
-				} else {
+				case store.LegacyActivity:
+					sealed, err = codec.EncodeRecord(ctx, b.ConversationID, b.Seq, b.Body[1:])
+				default:
 					sealed, err = codec.Encode(ctx, b.ConversationID, b.Body[1:])
 				}
 				if err != nil {
