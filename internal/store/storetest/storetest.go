@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutboxPagesAreBoundedAndBodilessHeads", testOutboxPages},
 		{"DestroyKey", testDestroyKey},
 		{"DataKeys", testDataKeys},
+		{"DataKeysRefuseRetiredKEK", testDataKeysRefuseRetiredKEK},
 		{"LegacyContent", testLegacyContent},
 		{"SiteMasking", testSiteMasking},
 		{"SiteRetention", testSiteRetention},

@@ -1,0 +1,63 @@
+package keyring_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/parley-gw/parley/internal/keyring"
+)
+
+// TestStaleServerNeverWrapsUnderADestroyedKEK: `parley keys rotate --purpose
+// kek` then `keys destroy` of the retired KEK (it wraps no data key, so no
+// --force) run in another process while the server's key set is up to
+// key_reload old. A conversation started in that window must not get a
+// data key wrapped by the destroyed KEK (the server still holds that KEK
+// in memory, so it would work until the next restart, then be lost).
+func TestStaleServerNeverWrapsUnderADestroyedKEK(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t) // the server, loaded
+	if err := v.e.Prepare(ctx, "test:warm"); err != nil {
+		t.Fatal(err)
+	}
+	// The CLI: its own provider (its own memory) over the same files.
+	cliProv, err := keyring.NewLocalProvider(filepath.Join(v.dir, "keys"), bytes.Repeat([]byte{7}, keyring.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := openEnvelope(ctx, v.st, cliProv, 8, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := cli.RotateKEK(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range r.Retired {
+		if _, err := cli.DestroyKEK(ctx, id, false); err != nil {
+			t.Fatalf("destroy the retired KEK %s: %v", id, err)
+		}
+	}
+	// The server, not reloaded yet, starts a conversation.
+	if err := v.e.Prepare(ctx, "test:new"); err != nil {
+		t.Fatalf("Prepare after the KEK was rotated and destroyed elsewhere: %v", err)
+	}
+	ct, err := v.e.Seal(ctx, "test:new", []byte("new words"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, err := v.st.GetDataKey(ctx, "test:new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range r.Retired {
+		if dk.KEKID == id {
+			t.Fatalf("the new data key is wrapped by %s, destroyed before it was made", id)
+		}
+	}
+	// A restarted server reads it.
+	if pt, err := v.reopen(t).Open(ctx, "test:new", ct, nil); err != nil || string(pt) != "new words" {
+		t.Fatalf("after a restart: %q, %v", pt, err)
+	}
+}
