@@ -109,7 +109,7 @@ func (p *LocalProvider) AEAD(_ context.Context, handle string) (tink.AEAD, error
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("open key-encryption key %s: no file %s: %w", handle, path, ErrKeyDestroyed)
+		return nil, fmt.Errorf("open key-encryption key %s: its file %s is missing (destroyed, or the data directory was restored without its keys directory: restore %s from the backup that goes with the database; without it the data under this key is unrecoverable): %w", handle, path, p.dir, ErrKeyDestroyed)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open key-encryption key %s: %w", handle, err)
