@@ -553,14 +553,18 @@ const sealedNamePrefix = "sealed:"
 
 func nameID(id string) string { return id + "\x00name" }
 
-// sealName seals a file name under the conversation's data key, bound to
-// the attachment (its own associated data, apart from the bytes'). The
-// plain codec keeps names as they are.
 func (l *Log) sealName(ctx context.Context, conv, id, name string) (string, error) {
+	return SealAttachmentName(ctx, l.codec, conv, id, name)
+}
+
+// SealAttachmentName seals a file name under the conversation's data key
+// (Prepare first), bound to the attachment (its own associated data, apart
+// from the bytes'). The plain codec keeps names as they are.
+func SealAttachmentName(ctx context.Context, codec Codec, conv, id, name string) (string, error) {
 	if name == "" {
 		return "", nil
 	}
-	blob, err := l.codec.EncodeFile(ctx, conv, nameID(id), []byte(name))
+	blob, err := codec.EncodeFile(ctx, conv, nameID(id), []byte(name))
 	if err != nil {
 		return "", fmt.Errorf("seal name of attachment %s: %w", id, err)
 	}

@@ -130,7 +130,7 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 	}
 	logger.Info("sealing content stored before encryption at rest (once)")
 	n := 0
-	for _, kind := range []string{store.LegacyActivity, store.LegacyOutbox, store.LegacyDeadLetter, store.LegacyAttachment} {
+	for _, kind := range []string{store.LegacyActivity, store.LegacyOutbox, store.LegacyDeadLetter, store.LegacyAttachment, store.LegacyAttachmentName} {
 		var after store.LegacyBlob
 		for {
 			page, err := st.ListLegacy(ctx, kind, after, 256)
@@ -147,6 +147,10 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 				}
 				var sealed []byte
 				switch kind {
+				case store.LegacyAttachmentName:
+					var name string
+					name, err = conversation.SealAttachmentName(ctx, codec, b.ConversationID, b.ID, string(b.Body))
+					sealed = []byte(name)
 				case store.LegacyAttachment:
 					sealed, err = codec.EncodeFile(ctx, b.ConversationID, b.ID, b.Body[1:])
 				case store.LegacyActivity:

@@ -271,6 +271,10 @@ const (
 	LegacyOutbox     = "outbox"
 	LegacyDeadLetter = "dead_letter"
 	LegacyAttachment = "attachment"
+	// LegacyAttachmentName is an attachment's file name stored in the
+	// clear (Body is the name; no format byte): one without the sealed
+	// prefix "sealed:".
+	LegacyAttachmentName = "attachment_name"
 )
 
 // Store is the persistence contract. Implementations must be safe for

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DestroyKey", testDestroyKey},
 		{"DataKeys", testDataKeys},
 		{"DataKeysRefuseRetiredKEK", testDataKeysRefuseRetiredKEK},
+		{"LegacyAttachmentNames", testLegacyAttachmentNames},
 		{"LegacyContent", testLegacyContent},
 		{"SiteMasking", testSiteMasking},
 		{"SiteRetention", testSiteRetention},
