@@ -141,6 +141,12 @@ type rig struct {
 // a real HTTP bot on loopback.
 func newRig(t *testing.T, tune func(*DeliveryConfig), convs ...string) *rig {
 	t.Helper()
+	return newRigCodec(t, conversation.PlainCodec{}, tune, convs...)
+}
+
+// newRigCodec is newRig whose delivery decodes with codec.
+func newRigCodec(t *testing.T, codec conversation.Codec, tune func(*DeliveryConfig), convs ...string) *rig {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
 	if err != nil {
@@ -167,7 +173,7 @@ func newRig(t *testing.T, tune func(*DeliveryConfig), convs ...string) *rig {
 		tune(&cfg)
 	}
 	logs := &syncBuffer{}
-	d := NewDelivery(st, conversation.PlainCodec{}, nil, NewBotClient(cfg.Timeout, nil), cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	d := NewDelivery(st, codec, nil, NewBotClient(cfg.Timeout, nil), cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	st.SetOutboxListener(d.Enqueue)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
