@@ -380,6 +380,8 @@ type Store interface {
 	// poller finds it. ErrNotFound when there is no such dead letter.
 	RedeliverDeadLetter(ctx context.Context, id int64, now time.Time) (OutboxItem, error)
 
+	// PutAttachment stores a file; ErrNotFound unless its conversation
+	// exists (an upload racing an erasure leaves nothing behind).
 	PutAttachment(ctx context.Context, a Attachment) error
 	GetAttachment(ctx context.Context, id string) (Attachment, error)
 

@@ -1023,13 +1023,19 @@ func (s *Store) RedeliverDeadLetter(ctx context.Context, id int64, now time.Time
 // --- attachments, sessions, keys ---
 
 func (s *Store) PutAttachment(ctx context.Context, a store.Attachment) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		a.ID, a.ConversationID, a.ContentType, a.Name, a.Data, nanos(a.CreatedAt))
+	// Only while the conversation exists: an upload racing an erasure
+	// leaves no row behind it.
+	res, err := s.w.ExecContext(ctx, `INSERT INTO attachments (id, conversation_id, content_type, name, data, created_at)
+		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?)`,
+		a.ID, a.ConversationID, a.ContentType, a.Name, a.Data, nanos(a.CreatedAt), a.ConversationID)
 	if isUnique(err) {
 		return fmt.Errorf("put attachment: %w", store.ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("put attachment: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("put attachment: no such conversation %s: %w", a.ConversationID, store.ErrNotFound)
 	}
 	return nil
 }

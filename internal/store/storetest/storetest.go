@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DataKeys", testDataKeys},
 		{"DataKeysRefuseRetiredKEK", testDataKeysRefuseRetiredKEK},
 		{"LegacyAttachmentNames", testLegacyAttachmentNames},
+		{"AttachmentNeedsConversation", testAttachmentNeedsConversation},
 		{"LegacyContent", testLegacyContent},
 		{"SiteMasking", testSiteMasking},
 		{"SiteRetention", testSiteRetention},
@@ -468,6 +469,7 @@ func testOutbox(t *testing.T, s store.Store) {
 func testAttachmentsSessionsKeys(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	seed(t, s)
+	conv(t, s, "c1")
 	a := store.Attachment{ID: "att1", ConversationID: "c1", ContentType: "image/png", Name: "x.png", Data: []byte{0, 1, 2, 255}, CreatedAt: epoch}
 	if err := s.PutAttachment(ctx, a); err != nil {
 		t.Fatal(err)
