@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -69,6 +70,10 @@ func (a *API) getSessionID(w http.ResponseWriter, r *http.Request) {
 	sid := SessionID(secret)
 	exp := time.Now().Add(a.cfg.SessionTTL)
 	if err := a.st.PutSession(r.Context(), store.Session{ID: sid + "." + c.ID, ConversationID: c.ID, UserID: c.UserID, ExpiresAt: exp}); err != nil {
+		if errors.Is(err, store.ErrNotFound) { // erased meanwhile
+			a.fail(w, r, errf(http.StatusNotFound, "BadArgument", "Conversation not found"))
+			return
+		}
 		a.internal(w, r, err)
 		return
 	}

@@ -385,6 +385,8 @@ type Store interface {
 	PutAttachment(ctx context.Context, a Attachment) error
 	GetAttachment(ctx context.Context, id string) (Attachment, error)
 
+	// PutSession stores (or replaces) a session; ErrNotFound unless its
+	// conversation exists.
 	PutSession(ctx context.Context, s Session) error
 	GetSession(ctx context.Context, id string) (Session, error)
 

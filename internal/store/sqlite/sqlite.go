@@ -1053,11 +1053,17 @@ func (s *Store) GetAttachment(ctx context.Context, id string) (store.Attachment,
 }
 
 func (s *Store) PutSession(ctx context.Context, se store.Session) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (id, conversation_id, user_id, expires_at) VALUES (?, ?, ?, ?)
+	// Only while the conversation exists: a session (it holds the user id)
+	// racing an erasure leaves no row behind it.
+	res, err := s.w.ExecContext(ctx, `INSERT INTO sessions (id, conversation_id, user_id, expires_at)
+		SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?)
 		ON CONFLICT(id) DO UPDATE SET conversation_id = excluded.conversation_id, user_id = excluded.user_id, expires_at = excluded.expires_at`,
-		se.ID, se.ConversationID, se.UserID, nanos(se.ExpiresAt))
+		se.ID, se.ConversationID, se.UserID, nanos(se.ExpiresAt), se.ConversationID)
 	if err != nil {
 		return fmt.Errorf("put session: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("put session: no such conversation %s: %w", se.ConversationID, store.ErrNotFound)
 	}
 	return nil
 }
