@@ -44,3 +44,28 @@ func TestAdminCommandsUseMasterKeyFromEnvironment(t *testing.T) {
 		t.Fatal("PARLEY_KEYS_PROVIDER=vault was ignored by an admin command")
 	}
 }
+
+// A master key that does not open the store's keys is reported with where
+// it came from, so the operator knows which one to replace.
+func TestWrongMasterKeySaysWhereItCameFrom(t *testing.T) {
+	data := t.TempDir()
+	if _, _, err := run(t, nil, "keys", "rotate", "--data", data, "--purpose", "kek", "--force"); err != nil {
+		t.Fatal(err)
+	}
+	other := make([]byte, 32)
+	if _, err := rand.Read(other); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"PARLEY_MASTER_KEY": base64.StdEncoding.EncodeToString(other)}
+	_, _, err := run(t, env, "keys", "rotate", "--data", data, "--purpose", "kek", "--force")
+	if err == nil || !strings.Contains(err.Error(), "from PARLEY_MASTER_KEY") {
+		t.Fatalf("wrong key from the environment: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "master.key"), []byte(base64.StdEncoding.EncodeToString(other)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = run(t, nil, "keys", "rotate", "--data", data, "--purpose", "kek", "--force")
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(data, "master.key")) {
+		t.Fatalf("wrong key from the file: %v", err)
+	}
+}

@@ -116,7 +116,7 @@ func (p *LocalProvider) AEAD(_ context.Context, handle string) (tink.AEAD, error
 	}
 	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(b)), p.master, aadFor(handle))
 	if err != nil {
-		return nil, fmt.Errorf("open key-encryption key %s (wrong master key?): %w", handle, err)
+		return nil, fmt.Errorf("open key-encryption key %s (wrong master key?): %w (%v)", handle, ErrOpen, err)
 	}
 	a, err = aead.New(h)
 	if err != nil {
