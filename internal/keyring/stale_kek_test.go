@@ -5,8 +5,10 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/parley-gw/parley/internal/keyring"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // TestStaleServerNeverWrapsUnderADestroyedKEK: `parley keys rotate --purpose
@@ -59,5 +61,40 @@ func TestStaleServerNeverWrapsUnderADestroyedKEK(t *testing.T) {
 	// A restarted server reads it.
 	if pt, err := v.reopen(t).Open(ctx, "test:new", ct, nil); err != nil || string(pt) != "new words" {
 		t.Fatalf("after a restart: %q, %v", pt, err)
+	}
+}
+
+// TestRewrapFollowsARotationMadeMeanwhile: a rewrap whose target KEK is
+// retired by another process's rotation after this one loaded its key set
+// reloads and re-wraps under the new active KEK instead of failing.
+func TestRewrapFollowsARotationMadeMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	v := newEnv(t)
+	for _, s := range []string{"test:a", "test:b"} {
+		if err := v.e.Prepare(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
+	handle := keys[1].Sealed // the next KEK's provider handle, reused below
+	rotate := func(id string) {
+		t.Helper()
+		// A rotation without its rewrap (another process, interrupted).
+		if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, store.Key{ID: id, Purpose: keyring.PurposeKEK, Sealed: handle, CreatedAt: time.Now()}, time.Now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotate("kek-manual-1")
+	stale := v.reopen(t) // its active KEK is the old next one
+	rotate("kek-manual-2") // elsewhere: that one retires, kek-manual-1 is active
+	n, err := stale.Rewrap(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("Rewrap with a view older than a rotation = %d, %v; want 2 re-wrapped", n, err)
+	}
+	for _, s := range []string{"test:a", "test:b"} {
+		dk, err := v.st.GetDataKey(ctx, s)
+		if err != nil || dk.KEKID != "kek-manual-1" {
+			t.Fatalf("%s under %s, want the active kek-manual-1 (%v)", s, dk.KEKID, err)
+		}
 	}
 }
