@@ -85,7 +85,7 @@ func TestRewrapFollowsARotationMadeMeanwhile(t *testing.T) {
 		}
 	}
 	rotate("kek-manual-1")
-	stale := v.reopen(t) // its active KEK is the old next one
+	stale := v.reopen(t)   // its active KEK is the old next one
 	rotate("kek-manual-2") // elsewhere: that one retires, kek-manual-1 is active
 	n, err := stale.Rewrap(ctx)
 	if err != nil || n != 2 {
