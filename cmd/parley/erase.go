@@ -84,7 +84,9 @@ type eraseTotals struct {
 	DataKeys      int `json:"dataKeys"`
 }
 
-const backupsNote = "Copies of these conversations in backups taken before erasedAt stay readable until the key-encryption keys listed (kekIds) are rotated and destroyed (parley keys); content stored before encryption at rest is in such backups in the clear."
+const backupsNote = "Copies of these conversations in database backups taken before erasedAt stay readable until the key-encryption keys listed (kekIds) are rotated and destroyed (parley keys). " +
+	"With the local key provider each KEK is a file in the data directory's keys/: a backup that also holds keys/ and the master key stays readable whatever is destroyed here (back up keys/ apart, or use an HSM). " +
+	"Content stored before encryption at rest is in such backups in the clear."
 
 func (a *app) eraseCmd() *cobra.Command {
 	var sf storeFlags

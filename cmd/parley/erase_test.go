@@ -129,6 +129,11 @@ func TestEraseUser(t *testing.T) {
 	if rc.Receipt != receiptVersion || rc.Request["user"] != "dl_alice" || rc.ErasedAt.Before(before.Add(-time.Second)) || rc.ErasedAt.Location() != time.UTC || !rc.Scrubbed {
 		t.Fatalf("receipt header = %+v", rc)
 	}
+	// Destroying a KEK here does not reach a backup that holds the local
+	// provider's keys directory too: the receipt must not promise it does.
+	if !strings.Contains(rc.Backups, "keys/") || !strings.Contains(rc.Backups, "master key") {
+		t.Fatalf("backups note = %q; it must say a backup with the keys directory stays readable", rc.Backups)
+	}
 	want := eraseTotals{Conversations: 2, Activities: 5, OutboxItems: 5, Attachments: 2, Sessions: 2, DataKeys: 2}
 	if rc.Totals != want {
 		t.Fatalf("totals = %+v, want %+v", rc.Totals, want)

@@ -237,13 +237,18 @@ func (a *app) openAdmin(ctx context.Context, cfgPath, dataDir string) (config.Co
 		}
 		cfg = c
 	} else {
-		cfg.DataDir = dataDir
-		if v, ok := a.env("PARLEY_DATA_DIR"); ok && dataDir == "./parley-data" {
-			cfg.DataDir = v
+		// The environment applies as it does to `parley serve`: the master
+		// key (PARLEY_MASTER_KEY, PARLEY_MASTER_KEY_FILE) and the key
+		// provider (PARLEY_KEYS_*) are the server's, or the command would
+		// make a stray master key and keys the server cannot open.
+		if err := cfg.ApplyEnv(a.env); err != nil {
+			return cfg, nil, fmt.Errorf("invalid environment:\n%w", err)
 		}
-		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
-		if v, ok := a.env("PARLEY_PUBLIC_URL"); ok {
-			cfg.PublicURL = v
+		if _, ok := a.env("PARLEY_DATA_DIR"); !ok || dataDir != "./parley-data" {
+			cfg.DataDir = dataDir
+		}
+		if _, ok := a.env("PARLEY_MASTER_KEY_FILE"); !ok {
+			cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
 		}
 	}
 	if _, err := os.Stat(cfg.DataDir); err != nil {

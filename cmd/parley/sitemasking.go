@@ -36,7 +36,9 @@ func (a *app) siteMaskingCmd() *cobra.Command {
 --cards: card numbers (13-19 digits, Luhn-valid) keep only their last four digits: "**** **** **** 4242".
 --all-pii: also SSNs, IBANs, email addresses and phone numbers, replaced by [ssn], [iban], [email], [phone].
 --off: mask nothing (the default).
-Scanned: text, speak, summary, value, channelData and attachments' content and name.
+Scanned: every member of the activity (text, value, channelData, entities, suggested actions, from.name,
+attachments' content and name, members Parley does not know) except ids, addresses, timestamps and URLs;
+not uploaded files' bytes.
 It takes effect within seconds for running servers.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var p store.MaskingPolicy

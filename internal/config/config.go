@@ -209,6 +209,10 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 	return c, c.Validate()
 }
 
+// ApplyEnv applies the PARLEY_* environment to c, as Load does (for
+// commands that build a Config without a file).
+func (c *Config) ApplyEnv(env func(string) (string, bool)) error { return c.applyEnv(env) }
+
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str := func(name string, dst *string) {
 		if v, ok := env(name); ok {

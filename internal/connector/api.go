@@ -393,12 +393,11 @@ func (a *API) uploadAttachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := conversation.NewID()
-	err = a.log.PutAttachment(r.Context(), store.Attachment{ID: id, ConversationID: conv.ID, ContentType: in.Type, Name: in.Name, Data: data, CreatedAt: time.Now().UTC()})
-	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile (retention, erasure)
-		writeErr(w, http.StatusNotFound, "BadArgument", "conversation not found")
-		return
-	}
-	if err != nil {
+	if err := a.log.PutAttachment(r.Context(), store.Attachment{ID: id, ConversationID: conv.ID, ContentType: in.Type, Name: in.Name, Data: data, CreatedAt: time.Now().UTC()}); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, keyring.ErrNoDataKey) { // erased meanwhile
+			writeErr(w, http.StatusNotFound, "BadArgument", "Conversation not found")
+			return
+		}
 		a.logger.Error("store attachment failed", "err", err)
 		writeErr(w, http.StatusInternalServerError, "ServiceError", "could not store the attachment")
 		return

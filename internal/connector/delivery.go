@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -614,6 +615,8 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 		// no URL (nor its query).
 		why = "Parley refused to connect to the bot's endpoint: " + refused.Reason.Error()
 		err = refused
+	case errors.As(err, new(*UndecryptableError)):
+		why = "Parley cannot decrypt the stored activity"
 	case permanent(status):
 		why = "bot refused the activity"
 	case !now.Before(deadline):
@@ -752,6 +755,22 @@ func (d *Delivery) flush() {
 }
 
 // permanent: a 4xx other than timeout/throttling will not get better.
+// UndecryptableError is a delivery whose stored body can never be
+// decrypted (tampered, not sealed, its data key or KEK gone): it becomes a
+// dead letter at once, without reaching the bot.
+type UndecryptableError struct{ Reason error }
+
+func (e *UndecryptableError) Error() string {
+	return "the stored activity cannot be decrypted: " + e.Reason.Error()
+}
+
+func (e *UndecryptableError) Unwrap() error { return e.Reason }
+
+func undecryptable(err error) bool {
+	return errors.Is(err, keyring.ErrTampered) || errors.Is(err, keyring.ErrNoDataKey) ||
+		errors.Is(err, keyring.ErrKeyDestroyed) || errors.Is(err, conversation.ErrNotSealed)
+}
+
 func permanent(status int) bool {
 	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
 }
@@ -772,7 +791,12 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 	}
 	body, err := d.codec.DecodeOutbox(ctx, it.ConversationID, it.Body)
 	if err != nil {
-		return http.StatusUnprocessableEntity, err
+		if undecryptable(err) {
+			return 0, &UndecryptableError{Reason: err}
+		}
+		// The key provider or the store failing for a moment (an HSM
+		// unreachable): retried like a bot that did not answer.
+		return 0, fmt.Errorf("decrypt the activity: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()

@@ -48,7 +48,7 @@ func BenchmarkDeliveryRoundTrip(b *testing.B) {
 	done := make(chan struct{})
 	go func() { defer close(done); d.Run(runCtx) }()
 	defer func() { cancel(); <-done; _ = st.Close() }()
-	body, err := conversation.PlainCodec{}.Encode(context.Background(), "c1", []byte(`{"type":"message","text":"hello"}`))
+	body, err := conversation.PlainCodec{}.EncodeOutbox(context.Background(), "c1", []byte(`{"type":"message","text":"hello"}`))
 	if err != nil {
 		b.Fatal(err)
 	}

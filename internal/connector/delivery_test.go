@@ -141,6 +141,12 @@ type rig struct {
 // a real HTTP bot on loopback.
 func newRig(t *testing.T, tune func(*DeliveryConfig), convs ...string) *rig {
 	t.Helper()
+	return newRigCodec(t, conversation.PlainCodec{}, tune, convs...)
+}
+
+// newRigCodec is newRig whose delivery decodes with codec.
+func newRigCodec(t *testing.T, codec conversation.Codec, tune func(*DeliveryConfig), convs ...string) *rig {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
 	if err != nil {
@@ -167,7 +173,7 @@ func newRig(t *testing.T, tune func(*DeliveryConfig), convs ...string) *rig {
 		tune(&cfg)
 	}
 	logs := &syncBuffer{}
-	d := NewDelivery(st, conversation.PlainCodec{}, nil, NewBotClient(cfg.Timeout, nil), cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	d := NewDelivery(st, codec, nil, NewBotClient(cfg.Timeout, nil), cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	st.SetOutboxListener(d.Enqueue)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -190,7 +196,7 @@ func (r *rig) send(t *testing.T, conv, typ string) string {
 	_, err := r.st.Append(context.Background(), conv, nil, []store.NewOutbox{{BotID: "bot-1", Build: func([]int64) (string, []byte, error) {
 		id = fmt.Sprintf("%s|%s-%d", conv, typ, time.Now().UnixNano())
 		b, _ := json.Marshal(map[string]any{"type": typ, "id": id, "conversation": map[string]string{"id": conv}, "text": "PRIVATE-MESSAGE-TEXT"})
-		body, _ := conversation.PlainCodec{}.Encode(context.Background(), conv, b)
+		body, _ := conversation.PlainCodec{}.EncodeOutbox(context.Background(), conv, b)
 		return id, body, nil
 	}}})
 	if err != nil {

@@ -2,9 +2,12 @@ package conversation
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/parley-gw/parley/internal/store"
@@ -18,9 +21,11 @@ type Codec interface {
 	// Prepare readies conv's key (creating it on first use). Append calls
 	// it before the store's write transaction, where Encode then runs.
 	Prepare(ctx context.Context, conv string) error
-	Encode(ctx context.Context, conv string, plain []byte) ([]byte, error)
-	Decode(ctx context.Context, conv string, blob []byte) ([]byte, error)
-	// EncodeOutbox and DecodeOutbox do the same for the bot's copy of an
+	// EncodeRecord and DecodeRecord do it for the activity stored at seq
+	// in conv's log: a sealed record is bound to its position.
+	EncodeRecord(ctx context.Context, conv string, seq int64, plain []byte) ([]byte, error)
+	DecodeRecord(ctx context.Context, conv string, seq int64, blob []byte) ([]byte, error)
+	// EncodeOutbox and DecodeOutbox do it for the bot's copy of an
 	// activity (outbox items and dead letters): a blob of one kind does
 	// not decode as the other.
 	EncodeOutbox(ctx context.Context, conv string, plain []byte) ([]byte, error)
@@ -42,20 +47,20 @@ type PlainCodec struct{}
 
 func (PlainCodec) Prepare(context.Context, string) error { return nil }
 
-func (PlainCodec) Encode(_ context.Context, _ string, plain []byte) ([]byte, error) {
+func (PlainCodec) EncodeRecord(_ context.Context, _ string, _ int64, plain []byte) ([]byte, error) {
 	return append([]byte{formatPlain}, plain...), nil
 }
 
-func (PlainCodec) Decode(_ context.Context, _ string, blob []byte) ([]byte, error) {
+func (PlainCodec) DecodeRecord(_ context.Context, _ string, _ int64, blob []byte) ([]byte, error) {
 	return decodePlain(blob, "activity")
 }
 
-func (c PlainCodec) EncodeOutbox(ctx context.Context, conv string, plain []byte) ([]byte, error) {
-	return c.Encode(ctx, conv, plain)
+func (PlainCodec) EncodeOutbox(_ context.Context, _ string, plain []byte) ([]byte, error) {
+	return append([]byte{formatPlain}, plain...), nil
 }
 
-func (c PlainCodec) DecodeOutbox(ctx context.Context, conv string, blob []byte) ([]byte, error) {
-	return c.Decode(ctx, conv, blob)
+func (PlainCodec) DecodeOutbox(_ context.Context, _ string, blob []byte) ([]byte, error) {
+	return decodePlain(blob, "delivery")
 }
 
 func (PlainCodec) EncodeFile(_ context.Context, _, _ string, data []byte) ([]byte, error) {
@@ -93,13 +98,16 @@ type Sealer interface {
 
 // SealedCodec encrypts every body and file under its conversation's data
 // key, bound (associated data) to the conversation, to its kind (a log
-// entry, the bot's copy, a file) and, for a file, to its id: a blob moved
-// to another conversation, another attachment, or from the bot's copies
-// into the clients' log, fails to decrypt. It reads nothing else: a plain blob (format 0) in a
+// entry, the bot's copy, a file), for a log entry to its position and for
+// a file to its id: a blob moved to another conversation, another place in
+// the log, another attachment, or from the bot's copies into the clients'
+// log, fails to decrypt. It reads nothing else: a plain blob (format 0) in a
 // sealed store is refused like any tampered one.
 type SealedCodec struct{ S Sealer }
 
-func activityAAD(conv string) []byte { return []byte("activity\x00" + conv) }
+func activityAAD(conv string, seq int64) []byte {
+	return []byte("activity\x00" + conv + "\x00" + strconv.FormatInt(seq, 10))
+}
 
 func outboxAAD(conv string) []byte { return []byte("outbox\x00" + conv) }
 
@@ -134,12 +142,12 @@ func (c SealedCodec) open(ctx context.Context, conv string, blob, aad []byte, wh
 	return pt, nil
 }
 
-func (c SealedCodec) Encode(ctx context.Context, conv string, plain []byte) ([]byte, error) {
-	return c.seal(ctx, conv, plain, activityAAD(conv))
+func (c SealedCodec) EncodeRecord(ctx context.Context, conv string, seq int64, plain []byte) ([]byte, error) {
+	return c.seal(ctx, conv, plain, activityAAD(conv, seq))
 }
 
-func (c SealedCodec) Decode(ctx context.Context, conv string, blob []byte) ([]byte, error) {
-	return c.open(ctx, conv, blob, activityAAD(conv), "activity")
+func (c SealedCodec) DecodeRecord(ctx context.Context, conv string, seq int64, blob []byte) ([]byte, error) {
+	return c.open(ctx, conv, blob, activityAAD(conv, seq), "activity "+strconv.FormatInt(seq, 10))
 }
 
 func (c SealedCodec) EncodeOutbox(ctx context.Context, conv string, plain []byte) ([]byte, error) {
@@ -260,10 +268,13 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 			m = append(m, ts...)
 			st.members = append(m, '"')
 			plains[i] = withStamp(enc, st)
-			return l.codec.Encode(ctx, conv, plains[i])
+			return l.codec.EncodeRecord(ctx, conv, seq, plains[i])
 		}, EndsConversation: items[i].Activity.Type() == "endOfConversation"}
 		for _, a := range items[i].Attachments {
 			if a.Data, err = l.codec.EncodeFile(ctx, conv, a.ID, a.Data); err != nil {
+				return nil, fmt.Errorf("append to %s: %w", conv, err)
+			}
+			if a.Name, err = l.sealName(ctx, conv, a.ID, a.Name); err != nil {
 				return nil, fmt.Errorf("append to %s: %w", conv, err)
 			}
 			recs[i].Attachments = append(recs[i].Attachments, a)
@@ -315,7 +326,7 @@ func (l *Log) ReadBytes(ctx context.Context, conv string, after int64, limit, ma
 	for _, r := range recs {
 		e := Entry{Seq: r.Seq, Visibility: r.Visibility}
 		if r.Visibility != store.VisibleNone {
-			if e.JSON, err = l.codec.Decode(ctx, conv, r.Body); err != nil {
+			if e.JSON, err = l.codec.DecodeRecord(ctx, conv, r.Seq, r.Body); err != nil {
 				return nil, fmt.Errorf("read %s: %w", conv, err)
 			}
 		}
@@ -332,7 +343,7 @@ func (l *Log) Get(ctx context.Context, conv string, seq int64) (Entry, error) {
 	}
 	e := Entry{Seq: r.Seq, Visibility: r.Visibility}
 	if r.Visibility != store.VisibleNone {
-		if e.JSON, err = l.codec.Decode(ctx, conv, r.Body); err != nil {
+		if e.JSON, err = l.codec.DecodeRecord(ctx, conv, r.Seq, r.Body); err != nil {
 			return Entry{}, fmt.Errorf("get %s: %w", conv, err)
 		}
 	}
@@ -349,7 +360,7 @@ func (l *Log) Replace(ctx context.Context, conv string, seq int64, a Activity) e
 	if err := l.codec.Prepare(ctx, conv); err != nil {
 		return err
 	}
-	blob, err := l.codec.Encode(ctx, conv, plain)
+	blob, err := l.codec.EncodeRecord(ctx, conv, seq, plain)
 	if err != nil {
 		return err
 	}
@@ -528,7 +539,54 @@ func (l *Log) PutAttachment(ctx context.Context, a store.Attachment) error {
 		return fmt.Errorf("put attachment: %w", err)
 	}
 	a.Data = data
+	if a.Name, err = l.sealName(ctx, a.ConversationID, a.ID, a.Name); err != nil {
+		return err
+	}
 	return l.st.PutAttachment(ctx, a)
+}
+
+// sealedNamePrefix marks an attachment's file name sealed like its bytes
+// (a file name is user content: "passport-jane-doe.pdf"). Names stored
+// before encryption at rest have no prefix and are read as they are.
+const sealedNamePrefix = "sealed:"
+
+func nameID(id string) string { return id + "\x00name" }
+
+func (l *Log) sealName(ctx context.Context, conv, id, name string) (string, error) {
+	return SealAttachmentName(ctx, l.codec, conv, id, name)
+}
+
+// SealAttachmentName seals a file name under the conversation's data key
+// (Prepare first), bound to the attachment (its own associated data, apart
+// from the bytes'). The plain codec keeps names as they are.
+func SealAttachmentName(ctx context.Context, codec Codec, conv, id, name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	blob, err := codec.EncodeFile(ctx, conv, nameID(id), []byte(name))
+	if err != nil {
+		return "", fmt.Errorf("seal name of attachment %s: %w", id, err)
+	}
+	if len(blob) > 0 && blob[0] == formatPlain {
+		return name, nil
+	}
+	return sealedNamePrefix + base64.RawURLEncoding.EncodeToString(blob), nil
+}
+
+func (l *Log) openName(ctx context.Context, conv, id, name string) (string, error) {
+	enc, ok := strings.CutPrefix(name, sealedNamePrefix)
+	if !ok {
+		return name, nil
+	}
+	blob, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return "", fmt.Errorf("name of attachment %s: %w", id, ErrNotSealed)
+	}
+	plain, err := l.codec.DecodeFile(ctx, conv, nameID(id), blob)
+	if err != nil {
+		return "", err
+	}
+	return string(plain), nil
 }
 
 // OpenAttachment decrypts a file read from the store (callers read it,
@@ -536,6 +594,9 @@ func (l *Log) PutAttachment(ctx context.Context, a store.Attachment) error {
 func (l *Log) OpenAttachment(ctx context.Context, a store.Attachment) (store.Attachment, error) {
 	var err error
 	if a.Data, err = l.codec.DecodeFile(ctx, a.ConversationID, a.ID, a.Data); err != nil {
+		return store.Attachment{}, fmt.Errorf("get attachment: %w", err)
+	}
+	if a.Name, err = l.openName(ctx, a.ConversationID, a.ID, a.Name); err != nil {
 		return store.Attachment{}, fmt.Errorf("get attachment: %w", err)
 	}
 	return a, nil

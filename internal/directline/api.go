@@ -22,6 +22,8 @@ import (
 	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/store"
+
+	"github.com/parley-gw/parley/internal/redact"
 )
 
 // Config is what the Direct Line API needs to know.
@@ -438,10 +440,7 @@ func (a *API) cors(next http.Handler) http.Handler {
 func (a *API) refuseOrigin(w http.ResponseWriter, r *http.Request, e *apiError) {
 	w.Header().Del("Access-Control-Allow-Origin")
 	w.Header().Del("Access-Control-Allow-Credentials")
-	origin := r.Header.Get("Origin")
-	if len(origin) > 256 { // the client's text: bounded, and redacted by the handler
-		origin = origin[:256]
-	}
+	origin := redact.Bounded(r.Header.Get("Origin"), 256) // the client's text: redacted, then bounded
 	a.logger.Warn("request from untrusted origin refused", "path", r.URL.Path, "origin", origin)
 	a.fail(w, r, e)
 }

@@ -518,12 +518,13 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "from.id is not a valid user id"))
 		return
 	}
+	from.Role = "user"
+	act.Set("from", from)
+	// After from is set: its name is masked too.
 	if e := maskActivity(p.site.Masking, act); e != nil {
 		a.fail(w, r, e)
 		return
 	}
-	from.Role = "user"
-	act.Set("from", from)
 	act.Set("channelId", a.cfg.ChannelID)
 	act.Set("serviceUrl", a.cfg.ServiceURL())
 	delete(act, "recipient")

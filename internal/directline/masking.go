@@ -9,13 +9,17 @@ import (
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// maskedFields are the activity members whose strings a site's masking
-// policy scans, at any depth: what a user types or a client form sends.
-// Ids, accounts, the conversation, timestamps, locale, entities and
-// attachment URLs and content types are not scanned (they carry no
-// message content, and bots rely on them unchanged); uploaded files'
-// bytes are not scanned either.
-var maskedFields = []string{"text", "speak", "summary", "value", "channelData"}
+// structuralFields are the activity members a site's masking policy does
+// not scan: ids, the conversation, timestamps and addresses Parley or the
+// protocol set, which bots rely on unchanged. Every other member is
+// scanned at any depth (text, value, channelData, entities, suggested
+// actions, an event's name, members Parley does not know): a PAN must not
+// pass in any of them. from and recipient keep their id and role (their
+// name is scanned); attachments keep their URLs and content types (content
+// and name are scanned). Uploaded files' bytes are not scanned.
+var structuralFields = map[string]bool{"type": true, "id": true, "timestamp": true, "localTimestamp": true,
+	"localTimezone": true, "serviceUrl": true, "channelId": true, "conversation": true, "replyToId": true,
+	"from": true, "recipient": true, "attachments": true}
 
 // maskActivity applies the site's masking policy to a user's activity in
 // place, before it is appended (so the stored copy and the bot's copy are
@@ -25,9 +29,8 @@ func maskActivity(p store.MaskingPolicy, act conversation.Activity) *apiError {
 		return nil
 	}
 	m := redact.NewMasker(p.AllPII())
-	for _, f := range maskedFields {
-		raw, ok := act[f]
-		if !ok {
+	for f, raw := range act {
+		if structuralFields[f] {
 			continue
 		}
 		out, changed, err := m.JSON(raw)
@@ -36,6 +39,26 @@ func maskActivity(p store.MaskingPolicy, act conversation.Activity) *apiError {
 		}
 		if changed {
 			act[f] = out
+		}
+	}
+	for _, f := range []string{"from", "recipient"} {
+		raw, ok := act[f]
+		if !ok {
+			continue
+		}
+		var acct map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &acct); err != nil {
+			return errf(http.StatusBadRequest, "BadArgument", "%s must be an object", f)
+		}
+		if name, ok := acct["name"]; ok {
+			out, changed, err := m.JSON(name)
+			if err != nil {
+				return errf(http.StatusBadRequest, "BadArgument", "%s.name is not valid JSON", f)
+			}
+			if changed {
+				acct["name"] = out
+				act.Set(f, acct)
+			}
 		}
 	}
 	raw, ok := act["attachments"]

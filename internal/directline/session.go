@@ -69,12 +69,11 @@ func (a *API) getSessionID(w http.ResponseWriter, r *http.Request) {
 	}
 	sid := SessionID(secret)
 	exp := time.Now().Add(a.cfg.SessionTTL)
-	err := a.st.PutSession(r.Context(), store.Session{ID: sid + "." + c.ID, ConversationID: c.ID, UserID: c.UserID, ExpiresAt: exp})
-	if errors.Is(err, store.ErrNotFound) { // deleted meanwhile (retention, erasure)
-		a.fail(w, r, errf(http.StatusNotFound, "BadArgument", "Conversation not found"))
-		return
-	}
-	if err != nil {
+	if err := a.st.PutSession(r.Context(), store.Session{ID: sid + "." + c.ID, ConversationID: c.ID, UserID: c.UserID, ExpiresAt: exp}); err != nil {
+		if errors.Is(err, store.ErrNotFound) { // erased meanwhile
+			a.fail(w, r, errf(http.StatusNotFound, "BadArgument", "Conversation not found"))
+			return
+		}
 		a.internal(w, r, err)
 		return
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/redact"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -122,7 +123,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 			m["contentType"], _ = json.Marshal(files[j].contentType)
 		}
 		m["contentUrl"] = placeholder
-		bf, e := a.planFile(c, files[j], now)
+		bf, e := a.planFile(c, files[j], now, p.site.Masking)
 		if e != nil {
 			a.fail(w, r, e)
 			return
@@ -134,7 +135,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 		if used[k] {
 			continue
 		}
-		bf, e := a.planFile(c, f, now)
+		bf, e := a.planFile(c, f, now, p.site.Masking)
 		if e != nil {
 			a.fail(w, r, e)
 			return
@@ -155,7 +156,13 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 
 // planFile prepares an uploaded file for storage with its activity (nothing
 // is written here): its id and the bot's download URL.
-func (a *API) planFile(c store.Conversation, f uploadedFile, now time.Time) (botFile, *apiError) {
+//
+// The stored file name (what the bot reads in the attachment's info) is
+// masked like the activity under the site's masking policy.
+func (a *API) planFile(c store.Conversation, f uploadedFile, now time.Time, mask store.MaskingPolicy) (botFile, *apiError) {
+	if mask.Cards() {
+		f.name = redact.NewMasker(mask.AllPII()).String(f.name)
+	}
 	id := conversation.NewID()
 	tok, _, err := a.issuer.Issue(identity.Claims{Scope: identity.ScopeAttachment, Bot: c.BotID, Site: c.SiteID, Conv: c.ID, Attachment: id}, AttachmentTTL)
 	if err != nil {

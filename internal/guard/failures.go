@@ -8,6 +8,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-gw/parley/internal/redact"
 )
 
 // AuthFailures logs and counts failed authentications, for threat
@@ -60,7 +62,7 @@ func (f *AuthFailures) Record(r *http.Request, surface, reason string, attrs ...
 	left := f.suppressed
 	f.suppressed = 0
 	f.mu.Unlock()
-	args := append([]any{"surface", surface, "reason", reason, "client_addr", f.clientAddr(r), "user_agent", truncate(r.UserAgent(), 256)}, attrs...)
+	args := append([]any{"surface", surface, "reason", reason, "client_addr", f.clientAddr(r), "user_agent", redact.Bounded(r.UserAgent(), 256)}, attrs...)
 	if left > 0 {
 		args = append(args, "not_logged_before", left)
 	}
@@ -83,11 +85,4 @@ func (f *AuthFailures) Count(surface, reason string) float64 {
 		return 0
 	}
 	return counterValue(c)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

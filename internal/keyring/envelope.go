@@ -267,19 +267,34 @@ func (e *Envelope) dek(ctx context.Context, scope string, create bool) (tink.AEA
 }
 
 func (e *Envelope) create(ctx context.Context, scope string, mark uint64) (tink.AEAD, error) {
-	kek, err := e.activeKEK()
-	if err != nil {
-		return nil, err
-	}
 	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	if err != nil {
 		return nil, fmt.Errorf("create data key of %s: %w", scope, err)
 	}
-	wrapped, err := e.wrap(ctx, scope, h, kek)
-	if err != nil {
-		return nil, err
+	// The store refuses a KEK retired (and maybe destroyed) by another
+	// process since this key set was loaded: reload, wrap under the
+	// active one.
+	for attempt := 0; ; attempt++ {
+		kek, err := e.activeKEK()
+		if err != nil {
+			return nil, err
+		}
+		wrapped, err := e.wrap(ctx, scope, h, kek)
+		if err != nil {
+			return nil, err
+		}
+		err = e.st.PutDataKey(ctx, store.DataKey{Scope: scope, KEKID: kek.id, Wrapped: wrapped, CreatedAt: e.now()})
+		if errors.Is(err, store.ErrKEKRetired) && attempt == 0 {
+			if err := e.keys.Reload(ctx); err != nil {
+				return nil, fmt.Errorf("create data key of %s: %w", scope, err)
+			}
+			continue
+		}
+		return e.created(ctx, scope, h, mark, err)
 	}
-	err = e.st.PutDataKey(ctx, store.DataKey{Scope: scope, KEKID: kek.id, Wrapped: wrapped, CreatedAt: e.now()})
+}
+
+func (e *Envelope) created(ctx context.Context, scope string, h *keyset.Handle, mark uint64, err error) (tink.AEAD, error) {
 	if errors.Is(err, store.ErrExists) {
 		return e.dek(ctx, scope, false) // another writer won: use its key
 	}

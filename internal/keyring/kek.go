@@ -29,6 +29,23 @@ func (e *Envelope) AfterRotation(ctx context.Context, _ Rotation) error {
 // (a server that had not yet seen a rotation may have wrapped a few new
 // data keys under the old KEK).
 func (e *Envelope) Rewrap(ctx context.Context) (int, error) {
+	// A rotation made meanwhile by another process retires the KEK this
+	// one re-wraps under (the store refuses it): reload and go on under
+	// the new active KEK.
+	total := 0
+	for attempt := 0; ; attempt++ {
+		n, err := e.rewrap(ctx)
+		total += n
+		if !errors.Is(err, store.ErrKEKRetired) || attempt == 4 {
+			return total, err
+		}
+		if err := e.keys.Reload(ctx); err != nil {
+			return total, fmt.Errorf("rewrap data keys: %w", err)
+		}
+	}
+}
+
+func (e *Envelope) rewrap(ctx context.Context) (int, error) {
 	v, err := e.keys.View(PurposeKEK)
 	if err != nil {
 		return 0, fmt.Errorf("rewrap data keys: %w", err)

@@ -116,14 +116,14 @@ func (p *LocalProvider) AEAD(_ context.Context, handle string) (tink.AEAD, error
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("open key-encryption key %s: no file %s: %w", handle, path, ErrKeyDestroyed)
+		return nil, fmt.Errorf("open key-encryption key %s: its file %s is missing (destroyed, or the data directory was restored without its keys directory: restore %s from the backup that goes with the database; without it the data under this key is unrecoverable): %w", handle, path, p.dir, ErrKeyDestroyed)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open key-encryption key %s: %w", handle, err)
 	}
 	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(b)), p.master, aadFor(handle))
 	if err != nil {
-		return nil, fmt.Errorf("open key-encryption key %s (wrong master key?): %w", handle, err)
+		return nil, fmt.Errorf("open key-encryption key %s (wrong master key?): %w (%v)", handle, ErrOpen, err)
 	}
 	a, err = aead.New(h)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
@@ -105,23 +106,20 @@ func TestDestroyedKEKIsRefusedWithoutReload(t *testing.T) {
 	}
 	keys, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
 	old := keys[0].ID
-	if _, err := v.e.RotateKEK(ctx); err != nil {
+	// A rotation whose rewrap never ran (another process, interrupted),
+	// then the old KEK destroyed by force: the data key stays under it.
+	handle, err := v.prov.CreateKEK(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Put the data key back under the old KEK (a rewrap that never ran).
-	dk, _ := v.st.GetDataKey(ctx, "test:lost")
-	if dk.KEKID == old {
-		t.Fatal("setup: the rotation did not rewrap")
-	}
-	if err := v.st.DeleteDataKey(ctx, "test:lost"); err != nil {
+	if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, store.Key{ID: "kek-next2", Purpose: keyring.PurposeKEK, Sealed: []byte(handle), CreatedAt: time.Now()}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.e.DestroyKEK(ctx, old, true); err != nil {
 		t.Fatal(err)
 	}
-	dk.KEKID = old
-	if err := v.st.PutDataKey(ctx, dk); err != nil {
-		t.Fatal(err)
+	if dk, _ := v.st.GetDataKey(ctx, "test:lost"); dk.KEKID != old {
+		t.Fatalf("setup: the data key moved to %s", dk.KEKID)
 	}
 	cs := &countingStore{Store: v.st}
 	e, err := openEnvelope(ctx, cs, v.prov, 8, nil)

@@ -7,7 +7,10 @@
 // attribute without PII costs one pass over its bytes and no allocation.
 package redact
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // The placeholders that replace what a detector found.
 const (
@@ -49,6 +52,21 @@ const secretLen = 43
 // String returns s with every detected item replaced by its placeholder.
 // It returns s itself (no allocation) when nothing is found.
 func String(s string) string { return Replace(s, All, nil) }
+
+// Bounded returns s redacted, then cut to at most n bytes (at a rune
+// boundary), for a client's text logged with a bound: cutting first could
+// split a card number, token or address into a piece no detector
+// recognises.
+func Bounded(s string, n int) string {
+	s = String(s)
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
 
 // Replace returns s with the items of the selected kinds replaced. For a
 // card number, cardRepl (when not nil) gives the replacement from the

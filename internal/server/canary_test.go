@@ -25,6 +25,8 @@ var canaries = map[string]string{
 	"bot file":      "BOTFILE-CANARY-0e77aa",
 	"queued outbox": "OUTBOX-CANARY-3b8f",
 	"edited":        "EDITED-CANARY-c4d2",
+	"upload name":   "UPNAME-CANARY-6a2f.txt",
+	"bot file name": "BOTNAME-CANARY-9e1b.txt",
 }
 
 // scanDataDir reads every file under dir, the database, its WAL and shared
@@ -81,8 +83,8 @@ func canaryScan(t *testing.T, opts ...harnessOpt) {
 	tok, conv, _ := h.started("dl_alice")
 	h.post(tok, conv, map[string]any{"type": "message", "text": "my card is " + canaries["card"] + ", mail me at " + canaries["email"]})
 	h.post(tok, conv, map[string]any{"type": "message", "text": "echo:" + canaries["bot reply"], "value": map[string]any{"pin": canaries["secret"]}})
-	body, ct := multipartBody(t, map[string]any{"type": "message", "attachments": []any{map[string]any{"contentType": "text/plain", "name": "a.txt"}}},
-		[]filePart{{"a.txt", "text/plain", []byte("file says " + canaries["upload"])}})
+	body, ct := multipartBody(t, map[string]any{"type": "message", "attachments": []any{map[string]any{"contentType": "text/plain", "name": canaries["upload name"]}}},
+		[]filePart{{canaries["upload name"], "text/plain", []byte("file says " + canaries["upload"])}})
 	if r := h.doRaw("POST", "/conversations/"+conv+"/upload", tok, body, ct, nil); r.status != 200 {
 		t.Fatalf("upload = %d %s", r.status, r.raw)
 	}
@@ -93,7 +95,7 @@ func canaryScan(t *testing.T, opts ...harnessOpt) {
 
 	// The bot stores a file and edits one of its activities.
 	svc := h.base + "/v3/conversations/" + conv
-	up, _ := json.Marshal(map[string]any{"type": "text/plain", "name": "b.txt", "originalBase64": base64.StdEncoding.EncodeToString([]byte(canaries["bot file"]))})
+	up, _ := json.Marshal(map[string]any{"type": "text/plain", "name": canaries["bot file name"], "originalBase64": base64.StdEncoding.EncodeToString([]byte(canaries["bot file"]))})
 	res, err := http.Post(svc+"/attachments", "application/json", bytes.NewReader(up))
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +164,15 @@ func canaryScan(t *testing.T, opts ...harnessOpt) {
 	if string(got) != canaries["bot file"] {
 		t.Fatalf("bot file reads back as %q (%d)", got, res.StatusCode)
 	}
+	res, err = http.Get(h.base + "/v3/attachments/" + att.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if !bytes.Contains(got, []byte(canaries["bot file name"])) {
+		t.Fatalf("bot file's info reads back as %q (%d): its name is not stored", got, res.StatusCode)
+	}
 
 	needles := map[string]string{}
 	for k, v := range canaries {
@@ -213,6 +224,17 @@ func TestTamperedOrMovedCiphertextFailsClearly(t *testing.T) {
 			}
 			return r.Body
 		}},
+		{"moved from another position in the same conversation", func(t *testing.T, h *harness, conv, _ string) []byte {
+			// Same data key, same conversation: only the sequence number
+			// bound to the ciphertext can tell the copy from the original
+			// (otherwise history silently repeats one activity and loses
+			// another).
+			recs, err := h.st.ReadBytes(ctx, conv, 0, 100, 0)
+			if err != nil || len(recs) == 0 {
+				t.Fatalf("records after 0: %v %v", recs, err)
+			}
+			return recs[len(recs)-1].Body
+		}},
 		{"replaced by plain JSON", func(*testing.T, *harness, string, string) []byte {
 			return append([]byte{0}, `{"type":"message","text":"forged"}`...)
 		}},
@@ -222,6 +244,7 @@ func TestTamperedOrMovedCiphertextFailsClearly(t *testing.T) {
 			tok, conv, _ := h.started("dl_alice")
 			otok, other, _ := h.started("dl_bob")
 			h.post(tok, conv, map[string]any{"type": "message", "text": "alice's words"})
+			h.post(tok, conv, map[string]any{"type": "message", "text": "alice's second words"})
 			h.post(otok, other, map[string]any{"type": "message", "text": "BOB-PRIVATE-words"})
 			if err := h.st.ReplaceRecord(ctx, conv, 0, 0, tc.mutil(t, h, conv, other)); err != nil {
 				t.Fatal(err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,19 @@ func MasterKey(cfg config.Config) ([]byte, error) {
 	return k, nil
 }
 
+// masterKeyHint says, for a key the master key does not open, where that
+// master key came from and what to do.
+func masterKeyHint(cfg config.Config, err error) string {
+	if !errors.Is(err, keyring.ErrOpen) {
+		return ""
+	}
+	src := "the file " + cfg.MasterKeyFile + " (master_key_file)"
+	if cfg.MasterKey != "" {
+		src = "PARLEY_MASTER_KEY"
+	}
+	return "; the master key in use comes from " + src + ": use the one this data directory's keys were sealed with"
+}
+
 // OpenKeys opens the key set of every purpose, the configured key
 // provider and envelope encryption over st (creating the first keys on
 // first use); the server and the admin commands use the same.
@@ -80,11 +94,11 @@ func OpenKeys(ctx context.Context, cfg config.Config, st store.Store) (Keys, err
 	}
 	set := keyring.NewKeySet(keyring.KeySetConfig{Store: st, Keyring: kr, Purposes: KeyPurposes(cfg, keyring.KEKPurpose(prov, rewrap))})
 	if err := set.Load(ctx); err != nil {
-		return closeOnErr(fmt.Errorf("keys: %w", err))
+		return closeOnErr(fmt.Errorf("keys: %w%s", err, masterKeyHint(cfg, err)))
 	}
 	env, err = keyring.NewEnvelope(ctx, keyring.EnvelopeConfig{Store: st, Keys: set, Provider: prov, CacheSize: cfg.Keys.DataKeyCache})
 	if err != nil {
-		return closeOnErr(fmt.Errorf("envelope encryption: %w", err))
+		return closeOnErr(fmt.Errorf("envelope encryption: %w%s", err, masterKeyHint(cfg, err)))
 	}
 	return Keys{Keyring: kr, Set: set, Envelope: env, Codec: conversation.SealedCodec{S: env}, provider: prov}, nil
 }
@@ -133,7 +147,7 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 	}
 	logger.Info("sealing content stored before encryption at rest (once)")
 	n := 0
-	for _, kind := range []string{store.LegacyActivity, store.LegacyOutbox, store.LegacyDeadLetter, store.LegacyAttachment} {
+	for _, kind := range []string{store.LegacyActivity, store.LegacyOutbox, store.LegacyDeadLetter, store.LegacyAttachment, store.LegacyAttachmentName} {
 		var after store.LegacyBlob
 		for {
 			page, err := st.ListLegacy(ctx, kind, after, 256)
@@ -150,12 +164,18 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 				}
 				var sealed []byte
 				switch kind {
+				case store.LegacyAttachmentName:
+					var name string
+					name, err = conversation.SealAttachmentName(ctx, codec, b.ConversationID, b.ID, string(b.Body))
+					sealed = []byte(name)
 				case store.LegacyAttachment:
 					sealed, err = codec.EncodeFile(ctx, b.ConversationID, b.ID, b.Body[1:])
+				case store.LegacyActivity:
+					sealed, err = codec.EncodeRecord(ctx, b.ConversationID, b.Seq, b.Body[1:])
 				case store.LegacyOutbox, store.LegacyDeadLetter:
 					sealed, err = codec.EncodeOutbox(ctx, b.ConversationID, b.Body[1:])
 				default:
-					sealed, err = codec.Encode(ctx, b.ConversationID, b.Body[1:])
+					err = fmt.Errorf("unknown kind %q", kind)
 				}
 				if err != nil {
 					return n, fmt.Errorf("seal legacy %s of %s: %w", kind, b.ConversationID, err)

@@ -41,7 +41,7 @@ func TestUpgradeSealsContentStoredInTheClear(t *testing.T) {
 		a.Set("type", "message")
 		a.Set("text", text)
 		items = append(items, conversation.Item{Activity: a, BotID: "bot-a", ToBot: func(a conversation.Activity) (conversation.Activity, error) { return a, nil },
-			Attachments: []store.Attachment{{ID: "file-" + strings.ToLower(text[len(text)-3:]), ConversationID: "old-conv", ContentType: "text/plain", Name: "f", Data: []byte("OLD-PLAIN-FILE"), CreatedAt: time.Now()}}})
+			Attachments: []store.Attachment{{ID: "file-" + strings.ToLower(text[len(text)-3:]), ConversationID: "old-conv", ContentType: "text/plain", Name: "OLD-PLAIN-NAME-" + text[len(text)-3:] + ".txt", Data: []byte("OLD-PLAIN-FILE"), CreatedAt: time.Now()}}})
 	}
 	if _, err := old.Append(ctx, "old-conv", items); err != nil {
 		t.Fatal(err)
@@ -83,11 +83,11 @@ func TestUpgradeSealsContentStoredInTheClear(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a, err = lg.OpenAttachment(ctx, a); err != nil || string(a.Data) != "OLD-PLAIN-FILE" {
-			t.Fatalf("file %s after the upgrade = %q, %v", id, a.Data, err)
+		if a, err = lg.OpenAttachment(ctx, a); err != nil || string(a.Data) != "OLD-PLAIN-FILE" || a.Name != "OLD-PLAIN-NAME-"+id[len(id)-3:]+".txt" {
+			t.Fatalf("file %s after the upgrade = %q named %q, %v", id, a.Data, a.Name, err)
 		}
 	}
-	for _, kind := range []string{store.LegacyActivity, store.LegacyOutbox, store.LegacyDeadLetter, store.LegacyAttachment} {
+	for _, kind := range []string{store.LegacyActivity, store.LegacyOutbox, store.LegacyDeadLetter, store.LegacyAttachment, store.LegacyAttachmentName} {
 		if left, _ := st2.ListLegacy(ctx, kind, store.LegacyBlob{}, 10); len(left) != 0 {
 			t.Fatalf("%d plain %s rows left", len(left), kind)
 		}

@@ -305,7 +305,7 @@ func (s *Server) middleware(next http.Handler, requests *prometheus.CounterVec) 
 			}
 			requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 			if s.logger.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost allocations on every request
-				s.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start), "agent", r.Header.Get("x-ms-bot-agent"))
+				s.logger.Debug("request", "method", r.Method, "path", redact.Bounded(r.URL.Path, 512), "status", rec.status, "duration", time.Since(start), "agent", redact.Bounded(r.Header.Get("x-ms-bot-agent"), 256))
 			}
 		}()
 		next.ServeHTTP(rec, r)

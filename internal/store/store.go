@@ -14,6 +14,10 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrKEKRetired refuses to wrap a data key under a key-encryption key
+	// that is retired or destroyed (the writer's view of the key set is
+	// stale: it reloads and uses the active one).
+	ErrKEKRetired = errors.New("key-encryption key is retired or destroyed")
 	// ErrFull means the storage is full: writes cannot commit until space
 	// returns (SQLite: SQLITE_FULL; PostgreSQL: disk_full, 53100).
 	ErrFull = errors.New("storage full")
@@ -270,6 +274,10 @@ const (
 	LegacyOutbox     = "outbox"
 	LegacyDeadLetter = "dead_letter"
 	LegacyAttachment = "attachment"
+	// LegacyAttachmentName is an attachment's file name stored in the
+	// clear (Body is the name; no format byte): one without the sealed
+	// prefix "sealed:".
+	LegacyAttachmentName = "attachment_name"
 )
 
 // Store is the persistence contract. Implementations must be safe for
@@ -404,13 +412,17 @@ type Store interface {
 	// one already (the caller then reads the winner with GetDataKey). A
 	// conversation's scope (DataKeyScope) is refused with ErrNotFound
 	// unless the conversation exists: no key outlives, or precedes, its
-	// conversation.
+	// conversation. A KEKID naming a key row (purpose kek) that is retired
+	// or destroyed is refused with ErrKEKRetired, in the same statement: a
+	// retired KEK gains no data key, so the count that allows its
+	// destruction cannot grow behind it.
 	PutDataKey(ctx context.Context, k DataKey) error
 	// GetDataKey reads a scope's data key; ErrNotFound when it has none.
 	GetDataKey(ctx context.Context, scope string) (DataKey, error)
 	// RewrapDataKey replaces the scope's KEKID and Wrapped with k's, only
 	// while the key is still wrapped by oldKEK (a concurrent rewrap or
-	// deletion wins): ErrNotFound otherwise.
+	// deletion wins): ErrNotFound otherwise. A k.KEKID that is retired or
+	// destroyed is refused with ErrKEKRetired, as by PutDataKey.
 	RewrapDataKey(ctx context.Context, oldKEK string, k DataKey) error
 	// ListDataKeys lists, by scope, up to limit data keys wrapped by kekID
 	// whose scope sorts after afterScope ("" for the first page).

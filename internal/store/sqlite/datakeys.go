@@ -26,8 +26,9 @@ func (s *Store) PutDataKey(ctx context.Context, k store.DataKey) error {
 	// A conversation's key only while the conversation exists (not after
 	// its deletion: a racing append must not leave an orphan key).
 	res, err := s.w.ExecContext(ctx, `INSERT INTO data_keys (scope, kek_id, wrapped, created_at)
-		SELECT ?, ?, ?, ? WHERE substr(?, 1, 5) != 'conv:' OR EXISTS (SELECT 1 FROM conversations WHERE id = substr(?, 6))`,
-		k.Scope, k.KEKID, k.Wrapped, nanos(k.CreatedAt), k.Scope, k.Scope)
+		SELECT ?, ?, ?, ? WHERE (substr(?, 1, 5) != 'conv:' OR EXISTS (SELECT 1 FROM conversations WHERE id = substr(?, 6)))
+		AND NOT EXISTS (`+qKEKRetired+`)`,
+		k.Scope, k.KEKID, k.Wrapped, nanos(k.CreatedAt), k.Scope, k.Scope, k.KEKID)
 	if isUnique(err) {
 		return fmt.Errorf("put data key %s: %w", k.Scope, store.ErrExists)
 	}
@@ -35,9 +36,21 @@ func (s *Store) PutDataKey(ctx context.Context, k store.DataKey) error {
 		return fmt.Errorf("put data key %s: %w", k.Scope, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		if s.kekRetired(ctx, k.KEKID) {
+			return fmt.Errorf("put data key %s under %s: %w", k.Scope, k.KEKID, store.ErrKEKRetired)
+		}
 		return fmt.Errorf("put data key %s: no such conversation: %w", k.Scope, store.ErrNotFound)
 	}
 	return nil
+}
+
+// qKEKRetired selects a row when the key-encryption key (one argument)
+// is retired or destroyed.
+const qKEKRetired = `SELECT 1 FROM signing_keys WHERE kid = ? AND (retired_at IS NOT NULL OR destroyed_at IS NOT NULL)`
+
+func (s *Store) kekRetired(ctx context.Context, kekID string) bool {
+	var one int
+	return s.w.QueryRowContext(ctx, qKEKRetired, kekID).Scan(&one) == nil
 }
 
 func (s *Store) GetDataKey(ctx context.Context, scope string) (store.DataKey, error) {
@@ -52,11 +65,15 @@ func (s *Store) GetDataKey(ctx context.Context, scope string) (store.DataKey, er
 }
 
 func (s *Store) RewrapDataKey(ctx context.Context, oldKEK string, k store.DataKey) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE data_keys SET kek_id = ?, wrapped = ? WHERE scope = ? AND kek_id = ?`, k.KEKID, k.Wrapped, k.Scope, oldKEK)
+	res, err := s.w.ExecContext(ctx, `UPDATE data_keys SET kek_id = ?, wrapped = ? WHERE scope = ? AND kek_id = ? AND NOT EXISTS (`+qKEKRetired+`)`,
+		k.KEKID, k.Wrapped, k.Scope, oldKEK, k.KEKID)
 	if err != nil {
 		return fmt.Errorf("rewrap data key %s: %w", k.Scope, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		if s.kekRetired(ctx, k.KEKID) {
+			return fmt.Errorf("rewrap data key %s under %s: %w", k.Scope, k.KEKID, store.ErrKEKRetired)
+		}
 		return fmt.Errorf("rewrap data key %s: %w", k.Scope, store.ErrNotFound)
 	}
 	return nil

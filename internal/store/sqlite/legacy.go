@@ -49,6 +49,9 @@ func (s *Store) ListLegacy(ctx context.Context, kind string, after store.LegacyB
 	case store.LegacyAttachment:
 		q = `SELECT conversation_id, 0, id, data FROM attachments WHERE id > ? AND ` + fmt.Sprintf(plainFirst, "data") + ` ORDER BY id LIMIT ?`
 		args = []any{after.ID, limit}
+	case store.LegacyAttachmentName:
+		q = `SELECT conversation_id, 0, id, CAST(name AS BLOB) FROM attachments WHERE id > ? AND name != '' AND substr(name, 1, 7) != 'sealed:' ORDER BY id LIMIT ?`
+		args = []any{after.ID, limit}
 	default:
 		return nil, fmt.Errorf("list legacy content: unknown kind %q", kind)
 	}
@@ -80,6 +83,8 @@ func (s *Store) ReplaceLegacy(ctx context.Context, b store.LegacyBlob, body []by
 		q, args = `UPDATE dead_letters SET body = ? WHERE id = ? AND body = ?`, []any{body, b.ID, b.Body}
 	case store.LegacyAttachment:
 		q, args = `UPDATE attachments SET data = ? WHERE id = ? AND data = ?`, []any{body, b.ID, b.Body}
+	case store.LegacyAttachmentName:
+		q, args = `UPDATE attachments SET name = ? WHERE id = ? AND name = ?`, []any{string(body), b.ID, string(b.Body)}
 	default:
 		return false, fmt.Errorf("replace legacy content: unknown kind %q", b.Kind)
 	}
