@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/parley-gw/parley/internal/config"
@@ -199,4 +201,15 @@ func SealLegacy(ctx context.Context, st legacyStore, codec conversation.Codec, l
 	}
 	logger.Info("sealed content stored before encryption at rest", "items", n)
 	return n, nil
+}
+
+// insideDir reports whether path lies inside dir.
+func insideDir(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

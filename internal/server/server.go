@@ -105,6 +105,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		return nil, fmt.Errorf("log pseudonym key: %w", err)
 	}
 	logger = slog.New(redact.WithPseudonymizer(logger.Handler(), ps))
+	if cfg.MasterKey == "" && insideDir(cfg.MasterKeyFile, cfg.DataDir) {
+		logger.Warn("the master key file is inside the data directory: a backup of the directory holds the key next to everything it protects, and destroyed keys do not make such a backup unreadable; keep it elsewhere (master_key_file, or PARLEY_MASTER_KEY)",
+			"master_key_file", cfg.MasterKeyFile)
+	}
 	if _, err := SealLegacy(ctx, st, keys.Codec, logger); err != nil {
 		return nil, err
 	}
