@@ -306,7 +306,7 @@ func TestDestroyKEKInUseNeedsForce(t *testing.T) {
 	keys, _ := v.st.ListKeys(ctx, keyring.PurposeKEK)
 	old := keys[0].ID
 	// Retire the KEK without rewrapping (a rotation interrupted midway).
-	if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, store.Key{ID: "kek-manual", Purpose: keyring.PurposeKEK, Sealed: keys[1].Sealed, CreatedAt: time.Now()}, time.Now()); err != nil {
+	if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, nextKEK(t, v.st), store.Key{ID: "kek-manual", Purpose: keyring.PurposeKEK, Sealed: keys[1].Sealed, CreatedAt: time.Now()}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	v.e = v.reopen(t)
@@ -350,4 +350,20 @@ func TestErasedDataKeyLeavesAnotherProcessesMemory(t *testing.T) {
 	if _, err := e.Seal(ctx, "test:x", []byte("more"), nil); !errors.Is(err, keyring.ErrNoDataKey) {
 		t.Fatalf("Seal under an erased key = %v, want ErrNoDataKey", err)
 	}
+}
+
+// nextKEK is the id of the KEK a rotation would activate now.
+func nextKEK(t testing.TB, st store.Store) string {
+	t.Helper()
+	keys, err := st.ListKeys(context.Background(), keyring.PurposeKEK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.ActivatedAt.IsZero() && k.DestroyedAt.IsZero() {
+			return k.ID
+		}
+	}
+	t.Fatal("no next KEK")
+	return ""
 }

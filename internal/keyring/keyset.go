@@ -769,7 +769,10 @@ func (ks *KeySet) Rotate(ctx context.Context, purpose string, opt RotateOptions)
 		return r, err
 	}
 	// Nothing is deleted: keys are destroyed only on request.
-	if err := ks.st.RotateKeys(ctx, purpose, nk, now); err != nil {
+	if err := ks.st.RotateKeys(ctx, purpose, next.ID, nk, now); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return r, fmt.Errorf("rotate %s keys: another rotation of %s ran at the same time and won; see `parley keys list --purpose %s` before rotating again: %w", purpose, purpose, purpose, err)
+		}
 		return r, fmt.Errorf("rotate %s keys: %w", purpose, err)
 	}
 	r.Activated, r.Next = next.ID, nk.ID

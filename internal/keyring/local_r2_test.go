@@ -112,7 +112,7 @@ func TestDestroyedKEKIsRefusedWithoutReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, store.Key{ID: "kek-next2", Purpose: keyring.PurposeKEK, Sealed: []byte(handle), CreatedAt: time.Now()}, time.Now()); err != nil {
+	if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, nextKEK(t, v.st), store.Key{ID: "kek-next2", Purpose: keyring.PurposeKEK, Sealed: []byte(handle), CreatedAt: time.Now()}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.e.DestroyKEK(ctx, old, true); err != nil {

@@ -80,7 +80,7 @@ func TestRewrapFollowsARotationMadeMeanwhile(t *testing.T) {
 	rotate := func(id string) {
 		t.Helper()
 		// A rotation without its rewrap (another process, interrupted).
-		if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, store.Key{ID: id, Purpose: keyring.PurposeKEK, Sealed: handle, CreatedAt: time.Now()}, time.Now()); err != nil {
+		if err := v.st.RotateKeys(ctx, keyring.PurposeKEK, nextKEK(t, v.st), store.Key{ID: id, Purpose: keyring.PurposeKEK, Sealed: handle, CreatedAt: time.Now()}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,6 +18,9 @@ var (
 	// that is retired or destroyed (the writer's view of the key set is
 	// stale: it reloads and uses the active one).
 	ErrKEKRetired = errors.New("key-encryption key is retired or destroyed")
+	// ErrConflict means a concurrent change won: what the caller checked
+	// before is no longer so.
+	ErrConflict = errors.New("changed concurrently")
 	// ErrFull means the storage is full: writes cannot commit until space
 	// returns (SQLite: SQLITE_FULL; PostgreSQL: disk_full, 53100).
 	ErrFull = errors.New("storage full")
@@ -399,10 +402,13 @@ type Store interface {
 	// ListKeys lists a purpose's keys, oldest first.
 	ListKeys(ctx context.Context, purpose string) ([]Key, error)
 	// RotateKeys, in one transaction: retires the purpose's active keys
-	// (RetiredAt = now), activates the oldest key not yet activated and
+	// (RetiredAt = now), activates the oldest key not yet activated, which
+	// must be activate (the key the caller checked, e.g. for its age), and
 	// inserts next (not activated). It removes nothing. It fails with
-	// ErrNotFound when no key was waiting.
-	RotateKeys(ctx context.Context, purpose string, next Key, now time.Time) error
+	// ErrNotFound when no key was waiting, and with ErrConflict, changing
+	// nothing, when the waiting key is not activate (a concurrent rotation
+	// won: activating its brand-new next key would skip every check).
+	RotateKeys(ctx context.Context, purpose, activate string, next Key, now time.Time) error
 	// DestroyKey empties key id's material (Sealed) and sets DestroyedAt;
 	// the row stays. ErrNotFound for an unknown key. Destroying a
 	// destroyed key changes nothing and is not an error.

@@ -1121,7 +1121,7 @@ func (s *Store) ListKeys(ctx context.Context, purpose string) ([]store.Key, erro
 	return out, rows.Err()
 }
 
-func (s *Store) RotateKeys(ctx context.Context, purpose string, next store.Key, now time.Time) error {
+func (s *Store) RotateKeys(ctx context.Context, purpose, activate string, next store.Key, now time.Time) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("rotate keys: %w", err)
@@ -1131,6 +1131,9 @@ func (s *Store) RotateKeys(ctx context.Context, purpose string, next store.Key, 
 	err = tx.QueryRowContext(ctx, `SELECT kid FROM signing_keys WHERE purpose = ? AND activated_at IS NULL ORDER BY created_at, kid LIMIT 1`, purpose).Scan(&waiting)
 	if err != nil {
 		return notFound(err, "rotate keys: no next key")
+	}
+	if waiting != activate {
+		return fmt.Errorf("rotate keys: the next key is %s, not %s: %w", waiting, activate, store.ErrConflict)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET retired_at = ? WHERE purpose = ? AND activated_at IS NOT NULL AND retired_at IS NULL`, nanos(now), purpose); err != nil {
 		return fmt.Errorf("rotate keys: retire: %w", err)

@@ -513,7 +513,7 @@ func testKeyRotation(t *testing.T, s store.Store) {
 	key := func(id string, created time.Time) store.Key {
 		return store.Key{ID: id, Purpose: "channel", Sealed: []byte("sealed-" + id), CreatedAt: created}
 	}
-	if err := s.RotateKeys(ctx, "channel", key("k9", at(0)), at(0)); !errors.Is(err, store.ErrNotFound) {
+	if err := s.RotateKeys(ctx, "channel", "k8", key("k9", at(0)), at(0)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RotateKeys with no next key: %v", err)
 	}
 	k1 := key("k1", at(0))
@@ -545,21 +545,29 @@ func testKeyRotation(t *testing.T, s store.Store) {
 	if got := state(); got != "k1:active k2:next " {
 		t.Fatalf("before rotation: %s", got)
 	}
-	if err := s.RotateKeys(ctx, "channel", key("k3", at(1)), at(1)); err != nil {
+	// A rotation that checked another next key (a concurrent rotation
+	// won meanwhile) changes nothing.
+	if err := s.RotateKeys(ctx, "channel", "k7", key("k3", at(1)), at(1)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("RotateKeys expecting another next key = %v, want ErrConflict", err)
+	}
+	if got := state(); got != "k1:active k2:next " {
+		t.Fatalf("after a conflicting rotation: %s", got)
+	}
+	if err := s.RotateKeys(ctx, "channel", "k2", key("k3", at(1)), at(1)); err != nil {
 		t.Fatal(err)
 	}
 	if got := state(); got != "k1:retired@1 k2:active k3:next " {
 		t.Fatalf("after rotation: %s", got)
 	}
 	// A kid is never reused, and a failed rotation changes nothing.
-	if err := s.RotateKeys(ctx, "channel", key("k1", at(2)), at(2)); err == nil {
+	if err := s.RotateKeys(ctx, "channel", "k3", key("k1", at(2)), at(2)); err == nil {
 		t.Fatal("RotateKeys accepted a kid that exists")
 	}
 	if got := state(); got != "k1:retired@1 k2:active k3:next " {
 		t.Fatalf("after failed rotation: %s", got)
 	}
 	// Rotations remove nothing: retired keys stay until destroyed.
-	if err := s.RotateKeys(ctx, "channel", key("k4", at(30)), at(30)); err != nil {
+	if err := s.RotateKeys(ctx, "channel", "k3", key("k4", at(30)), at(30)); err != nil {
 		t.Fatal(err)
 	}
 	if got := state(); got != "k1:retired@1 k2:retired@30 k3:active k4:next " {
