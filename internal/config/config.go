@@ -53,6 +53,8 @@ type Config struct {
 	MasterKey string `yaml:"-"`
 	// Retention tunes the retention sweeper (retention.go).
 	Retention Retention `yaml:"retention"`
+	// Store configures the embedded store (store.go).
+	Store Store `yaml:"store"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -183,6 +185,7 @@ func Default() Config {
 		Limits:    DefaultLimits(),
 		Keys:      DefaultKeys(),
 		Retention: DefaultRetention(),
+		Store:     DefaultStore(),
 	}
 }
 
@@ -247,6 +250,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	if err := c.Keys.applyEnv(env); err != nil {
 		return err
 	}
+	c.Store.applyEnv(env)
 	if err := c.Retention.applyEnv(env); err != nil {
 		return err
 	}
@@ -412,6 +416,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Limits.validate()...)
 	errs = append(errs, c.Keys.validate()...)
 	errs = append(errs, c.Retention.validate()...)
+	errs = append(errs, c.Store.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

@@ -64,7 +64,7 @@ type Server struct {
 
 // OpenStore opens the configured store.
 func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
-	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "parley.db"))
+	return sqlite.OpenWith(ctx, filepath.Join(cfg.DataDir, "parley.db"), sqlite.Options{SyncNormal: cfg.Store.Durability == config.DurabilityNormal})
 }
 
 // New builds a server from a validated configuration.

@@ -129,8 +129,26 @@ const (
 
 var writeQueries = []string{qNextSeq, qInsertActivity, qInsertOutbox, qCompleteOutbox, qRetryOutbox, qInsertAttach, qTouch, qConvExists, qDataVersion}
 
-// Open opens (creating if needed) the database file at path and migrates it.
+// Options change how the database is opened.
+type Options struct {
+	// SyncNormal commits with synchronous=NORMAL instead of FULL: a
+	// commit survives a crash of the process, but a power cut or kernel
+	// crash may lose the last ones (config store.durability: normal).
+	SyncNormal bool
+}
+
+// Open opens (creating if needed) the database file at path and migrates it,
+// with every commit durable (synchronous=FULL).
 func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
+	sync := "synchronous(FULL)"
+	if opt.SyncNormal {
+		sync = "synchronous(NORMAL)"
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -139,7 +157,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// default on every connection would be most of an idle gateway's memory.
 	dsn := func(cacheKB int) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", "secure_delete(ON)", fmt.Sprintf("cache_size(-%d)", cacheKB)} {
+		for _, p := range []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(1)", "secure_delete(ON)", fmt.Sprintf("cache_size(-%d)", cacheKB)} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
