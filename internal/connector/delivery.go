@@ -106,6 +106,10 @@ type Delivery struct {
 	unsureParks int
 	waiters     map[string][]chan error // activity id -> results
 	recent      map[string]outcome      // results nobody was waiting for yet
+	// unreachable holds, per conversation, why its bot could not be
+	// reached at the last attempt (until a delivery in it succeeds): a
+	// client sending meanwhile is told at once, not after bot_wait.
+	unreachable map[string]*UnreachableError
 	wg          sync.WaitGroup
 	closing     bool
 	quit        chan struct{}
@@ -166,7 +170,7 @@ func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, cl
 		cfg.MaxHeldBytes = DefaultDeliveryConfig.MaxHeldBytes
 	}
 	return &Delivery{st: st, codec: codec, creds: creds, client: client, cfg: cfg, log: log,
-		lanes: map[string]*laneState{}, parked: map[string]bool{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, quit: make(chan struct{}),
+		lanes: map[string]*laneState{}, parked: map[string]bool{}, waiters: map[string][]chan error{}, recent: map[string]outcome{}, unreachable: map[string]*UnreachableError{}, quit: make(chan struct{}),
 		done: map[int64]time.Time{}, flushSig: make(chan struct{}, 1), unsure: true}
 }
 
@@ -176,6 +180,11 @@ func NewDelivery(st store.Store, codec conversation.Codec, creds Credentials, cl
 func (d *Delivery) Watch(activityID string) (<-chan error, func()) {
 	ch := make(chan error, 1)
 	d.mu.Lock()
+	if u := d.unreachable[convOf(activityID)]; u != nil {
+		d.mu.Unlock()
+		ch <- u
+		return ch, func() {}
+	}
 	if o, ok := d.recent[activityID]; ok {
 		delete(d.recent, activityID)
 		d.mu.Unlock()
@@ -200,6 +209,46 @@ func (d *Delivery) Watch(activityID string) (<-chan error, func()) {
 			d.waiters[activityID] = ws
 		}
 	}
+}
+
+// convOf is the conversation of an activity id ("conv|…").
+func convOf(activityID string) string {
+	conv, _, _ := strings.Cut(activityID, "|")
+	return conv
+}
+
+// maxUnreachable bounds the conversations remembered as unreachable.
+const maxUnreachable = 100_000
+
+// unreachableNow records that conv's bot could not be reached and answers
+// every client waiting for one of conv's activities.
+func (d *Delivery) unreachableNow(conv string, u *UnreachableError) {
+	d.mu.Lock()
+	if len(d.unreachable) >= maxUnreachable {
+		clear(d.unreachable)
+	}
+	d.unreachable[conv] = u
+	var chans []chan error
+	for id, ws := range d.waiters {
+		if convOf(id) == conv {
+			chans = append(chans, ws...)
+			delete(d.waiters, id)
+		}
+	}
+	d.mu.Unlock()
+	for _, ch := range chans {
+		select {
+		case ch <- u:
+		default:
+		}
+	}
+}
+
+// reachable forgets that conv's bot could not be reached.
+func (d *Delivery) reachable(conv string) {
+	d.mu.Lock()
+	delete(d.unreachable, conv)
+	d.mu.Unlock()
 }
 
 func (d *Delivery) notify(activityID string, err error) {
@@ -596,6 +645,7 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 		// Answer the waiting client first: the bot has the activity. If the
 		// process dies before the completion commits, the item is delivered
 		// again under the same id (at-least-once; bots deduplicate by id).
+		d.reachable(it.ConversationID)
 		d.notify(it.ActivityID, nil)
 		d.finish(it.ID)
 		return it, true
@@ -635,6 +685,13 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 		it.NextAttemptAt = deadline // the last attempt comes at the end of the window
 	}
 	log.Warn("bot delivery failed; will retry", "status", status, "err", err, "retry_in", it.NextAttemptAt.Sub(now))
+	if u := unreachable(err); u != nil {
+		// Clients waiting for this conversation's activities (this one
+		// and those queued behind it) learn now why the bot does not get
+		// them (a host that does not resolve, a bot that is down); the
+		// items stay queued and are retried.
+		d.unreachableNow(it.ConversationID, u)
+	}
 	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts, at, it.NextAttemptAt); rerr != nil {
 		log.Error("outbox retry failed", "err", rerr)
 	}

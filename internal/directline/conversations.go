@@ -570,6 +570,11 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 	select {
 	case err := <-result:
 		var refused interface{ ParleyRefused() bool }
+		var unreachable interface{ BotUnreachable() string }
+		if errors.As(err, &unreachable) {
+			a.fail(w, r, errf(http.StatusBadGateway, "BotRejectedActivity", "Failed to send activity: the bot is unreachable: %s; the activity is stored and will be delivered when the bot can be reached", unreachable.BotUnreachable()))
+			return
+		}
 		if errors.As(err, &refused) {
 			a.fail(w, r, errf(http.StatusBadGateway, "ServiceError", "Failed to send activity: Parley refused to connect to the bot's endpoint (its address or scheme is not allowed; the gateway's log says why)"))
 			return
