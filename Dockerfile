@@ -10,11 +10,14 @@
 # key paths must match its tls section):
 #
 #   docker volume create parley-data
-#   docker run -d --name parley --read-only \
+#   docker run -d --name parley --read-only --tmpfs /tmp:rw,noexec,nosuid,size=64m \
 #     -v parley-data:/var/lib/parley \
 #     -v "$PWD/parley.yaml:/etc/parley/parley.yaml:ro" \
 #     -v "$PWD/tls:/etc/parley/tls:ro" \
 #     -p 8443:8443 parley
+#
+# Parley writes only to /var/lib/parley; the small /tmp is for SQLite's
+# temporary files (large sorts), which cannot go to a read-only root.
 #
 # The admin commands run in the same container, against the same volume:
 #
