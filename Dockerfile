@@ -32,7 +32,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=(devel)
+ARG VERSION="(devel)"
 # Static (no cgo), no local paths in the binary, symbols stripped. The
 # PKCS#11 variant needs cgo and the vendor's library: build it yourself
 # with -tags pkcs11 on an image that has them.
