@@ -14,13 +14,21 @@ step "go vet"
 go vet ./...
 
 step "staticcheck"
-if command -v staticcheck >/dev/null 2>&1; then
-  staticcheck ./...
-elif [ -x "$(go env GOPATH)/bin/staticcheck" ]; then
-  "$(go env GOPATH)/bin/staticcheck" ./...
-else
-  echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest); skipped"
+# The version CI runs (.ci/run calls this script): installed when missing or
+# different, so that a local run finds what CI would.
+staticcheck_version=0.8.2
+gobin=$(go env GOBIN); gobin=${gobin:-$(go env GOPATH)/bin}
+sc=$(command -v staticcheck || echo "$gobin/staticcheck")
+if ! { [ -x "$sc" ] && "$sc" -version 2>/dev/null | grep -qF "($staticcheck_version)"; }; then
+  echo "installing staticcheck v$staticcheck_version"
+  if ! go install "honnef.co/go/tools/cmd/staticcheck@v$staticcheck_version"; then
+    echo "staticcheck v$staticcheck_version could not be installed (network?); install it with:"
+    echo "  go install honnef.co/go/tools/cmd/staticcheck@v$staticcheck_version"
+    exit 1
+  fi
+  sc="$gobin/staticcheck"
 fi
+"$sc" ./...
 
 step "go test (race detector)"
 go test -race -count=1 ./...
@@ -32,8 +40,7 @@ if [ "$(go env CGO_ENABLED)" != 1 ] && [ -z "${CI:-}" ]; then
   echo "cgo is off (no C compiler): skipped"
 else
   go vet -tags pkcs11 ./...
-  sc=$(command -v staticcheck || echo "$(go env GOPATH)/bin/staticcheck")
-  if [ -x "$sc" ]; then "$sc" -tags pkcs11 ./internal/keyring/pkcs11/... ./internal/server; fi
+  "$sc" -tags pkcs11 ./internal/keyring/pkcs11/... ./internal/server
   go build -tags pkcs11 -o /tmp/parley-pkcs11 ./cmd/parley
   go test -race -count=1 -tags pkcs11 ./internal/keyring/pkcs11/...
   go test -count=1 -tags pkcs11 -run PKCS11 ./internal/server
