@@ -52,8 +52,13 @@ func (a *app) serveCmd() *cobra.Command {
 				_ = srv.Close()
 				return fmt.Errorf("listen: %w", err)
 			}
-			log.Info("parley serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL)
-			return srv.Serve(cmd.Context(), ln)
+			bi := currentBuildInfo()
+			log.Info("parley serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL, "version", bi.Version, "commit", bi.Commit)
+			if err := srv.Serve(cmd.Context(), ln); err != nil {
+				return err
+			}
+			log.Info("parley stopped cleanly: open streams closed, pending deliveries kept for the next start", "version", bi.Version)
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file (YAML); PARLEY_* environment variables override it")

@@ -89,3 +89,9 @@ func (a *app) versionCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
+
+// currentBuildInfo is this binary's version, commit and Go version.
+func currentBuildInfo() buildInfo {
+	bi, ok := debug.ReadBuildInfo()
+	return readBuildInfo(version, bi, ok)
+}
