@@ -140,3 +140,14 @@ func TestSetOriginsNeedsNoneToClear(t *testing.T) {
 		t.Errorf("origins after --none = %q", got)
 	}
 }
+
+// A missing data directory says how to point the command at the right one.
+func TestNoDataDirectoryMentionsConfig(t *testing.T) {
+	missing := t.TempDir() + "/nope"
+	for _, args := range [][]string{{"bot", "list"}, {"site", "list"}, {"keys", "list"}, {"deliveries", "dead", "list"}} {
+		_, _, err := run(t, nil, append(args, "--data", missing)...)
+		if err == nil || !strings.Contains(err.Error(), "no data directory") || !strings.Contains(err.Error(), "--config") || !strings.Contains(err.Error(), "--data") {
+			t.Errorf("%v: err = %v; want one naming --config and --data", args, err)
+		}
+	}
+}
