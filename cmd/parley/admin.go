@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,6 +93,9 @@ func (a *app) botCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := botNameFree(cmd.Context(), st, name); err != nil {
+				return err
+			}
 			b := store.Bot{ID: newAppID(), Name: name, Endpoint: endpoint, InsecureNoAuth: insecure, CreatedAt: time.Now().UTC()}
 			var secret string
 			if !insecure {
@@ -99,7 +105,7 @@ func (a *app) botCmd() *cobra.Command {
 				b.SecretHashes[0] = botauth.HashClientSecret(secret)
 			}
 			if err := st.CreateBot(cmd.Context(), b); err != nil {
-				return err
+				return nameTakenHint(err, "bot")
 			}
 			out := toBotJSON(b)
 			if insecure {
@@ -168,16 +174,105 @@ type siteJSON struct {
 	Retention *retentionJSON `json:"retention,omitempty"`
 }
 
+// normalizeOrigins checks and normalizes --origin values: each must be
+// exactly scheme://host[:port] (http or https; no path other than a
+// trailing "/", no query, fragment or user info), written as a browser
+// sends it in the Origin header. Wildcards are refused: origins are
+// matched exactly, so "*" or "https://*.example.com" would be stored and
+// never match. Repeats are dropped.
 func normalizeOrigins(in []string) ([]string, error) {
 	out := []string{}
+	seen := map[string]bool{}
 	for _, o := range in {
+		if strings.Contains(o, "*") {
+			return nil, fmt.Errorf("--origin %q: wildcards are not supported (origins match exactly); list each origin, e.g. --origin https://www.example.com --origin https://app.example.com", o)
+		}
 		n, err := directline.NormalizeOrigin(o)
 		if err != nil {
-			return nil, fmt.Errorf("--origin: %w", err)
+			return nil, fmt.Errorf("--origin: %w; e.g. --origin https://www.example.com", err)
 		}
-		out = append(out, n)
+		u, err := url.Parse(n)
+		if err != nil || !validOriginHost(u.Hostname()) {
+			return nil, fmt.Errorf("--origin %q: %q is not a host name or IP address; e.g. --origin https://www.example.com", o, u.Hostname())
+		}
+		if p := u.Port(); p != "" {
+			if v, err := strconv.Atoi(p); err != nil || v < 1 || v > 65535 {
+				return nil, fmt.Errorf("--origin %q: port %q is not 1-65535", o, p)
+			}
+		}
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
 	}
 	return out, nil
+}
+
+func originsText(o []string) string {
+	if len(o) == 0 {
+		return "(none)"
+	}
+	return strings.Join(o, ", ")
+}
+
+var hostLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// validOriginHost accepts an IP address or a DNS name of letters, digits
+// and hyphens (as browsers send it: IDNs in their xn-- form).
+func validOriginHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if !hostLabel.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// botNameFree refuses a bot name another bot has, compared with Unicode
+// case folding (the store also refuses it, for ASCII, against races).
+func botNameFree(ctx context.Context, st store.Store, name string) error {
+	bots, err := st.ListBots(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range bots {
+		if strings.EqualFold(b.Name, name) {
+			return nameTakenHint(&store.NameTakenError{Kind: "bot", Name: name, ExistingID: b.ID}, "bot")
+		}
+	}
+	return nil
+}
+
+// siteNameFree refuses a site name another site of the same bot has.
+func siteNameFree(ctx context.Context, st store.Store, botID, name string) error {
+	sites, err := st.ListSites(ctx, botID)
+	if err != nil {
+		return err
+	}
+	for _, s := range sites {
+		if strings.EqualFold(s.Name, name) {
+			return nameTakenHint(&store.NameTakenError{Kind: "site", Name: name, ExistingID: s.ID}, "site")
+		}
+	}
+	return nil
+}
+
+// nameTakenHint says what to do about a taken name.
+func nameTakenHint(err error, kind string) error {
+	if !errors.Is(err, store.ErrNameTaken) {
+		return err
+	}
+	var taken *store.NameTakenError
+	if errors.As(err, &taken) {
+		err = taken
+	}
+	return fmt.Errorf("--name: %w (names are compared ignoring case); choose another --name, or use the existing %s", err, kind)
 }
 
 func (a *app) siteCmd() *cobra.Command {
@@ -210,6 +305,9 @@ func (a *app) siteCmd() *cobra.Command {
 			if _, err := st.GetBot(cmd.Context(), botID); err != nil {
 				return fmt.Errorf("--bot %q: %w", botID, err)
 			}
+			if err := siteNameFree(cmd.Context(), st, botID, name); err != nil {
+				return err
+			}
 			site := store.Site{ID: conversation.NewID(), BotID: botID, Name: name, EnhancedAuth: !noEnhanced, TrustedOrigins: norm, CreatedAt: time.Now().UTC(), ClientAttachmentURLs: policy}
 			var secrets []string
 			for i := range 2 {
@@ -221,7 +319,7 @@ func (a *app) siteCmd() *cobra.Command {
 				site.SecretHashes[i] = identity.HashSecret(s)
 			}
 			if err := st.CreateSite(cmd.Context(), site); err != nil {
-				return err
+				return nameTakenHint(err, "site")
 			}
 			if noEnhanced {
 				fmt.Fprintln(a.stderr, "WARNING: enhanced authentication is OFF for this site: clients may choose their own user ids.")
@@ -249,10 +347,17 @@ func (a *app) siteCmd() *cobra.Command {
 	var of storeFlags
 	var siteID string
 	var setOrigins []string
+	var noOrigins bool
 	originsCmd := &cobra.Command{
 		Use:   "set-origins",
-		Short: "Replace a site's trusted origins",
+		Short: "Replace a site's trusted origins (--origin, repeatable), or clear them with --none",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case noOrigins && len(setOrigins) > 0:
+				return errors.New("--none clears the trusted origins: give either --none or --origin, not both")
+			case !noOrigins && len(setOrigins) == 0:
+				return errors.New("no --origin given: list every trusted origin (--origin https://www.example.com, repeatable), or pass --none to clear the list")
+			}
 			norm, err := normalizeOrigins(setOrigins)
 			if err != nil {
 				return err
@@ -271,12 +376,13 @@ func (a *app) siteCmd() *cobra.Command {
 			}
 			site.TrustedOrigins = norm
 			return a.print(of.json, siteJSON{ID: site.ID, BotID: site.BotID, Name: site.Name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm},
-				fmt.Sprintf("site %s trusted origins: %s\n", siteID, strings.Join(norm, ", ")))
+				fmt.Sprintf("site %s trusted origins: %s\n", siteID, originsText(norm)))
 		},
 	}
 	of.add(originsCmd)
 	originsCmd.Flags().StringVar(&siteID, "site", "", "site id")
-	originsCmd.Flags().StringSliceVar(&setOrigins, "origin", nil, "trusted origin (repeatable)")
+	originsCmd.Flags().StringSliceVar(&setOrigins, "origin", nil, "trusted origin (repeatable), e.g. https://www.example.com; replaces the whole list")
+	originsCmd.Flags().BoolVar(&noOrigins, "none", false, "clear the site's trusted origins")
 	_ = originsCmd.MarkFlagRequired("site")
 
 	var pf storeFlags

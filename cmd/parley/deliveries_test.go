@@ -31,7 +31,8 @@ func deadLetters(t *testing.T, data, botID, conv string, n int) {
 		t.Fatal(err)
 	}
 	if _, err := st.GetBot(ctx, botID); err != nil {
-		if err := st.CreateBot(ctx, store.Bot{ID: botID, Name: "B", Endpoint: "https://bot.example.com/api/messages?code=SECRETFUNCTIONKEY", CreatedAt: time.Now()}); err != nil {
+		if err := st.CreateBot(ctx, store.Bot{ID: botID, Name: botID, // names are unique
+			Endpoint: "https://bot.example.com/api/messages?code=SECRETFUNCTIONKEY", CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.CreateSite(ctx, store.Site{ID: "site-" + botID, BotID: botID, Name: "web", CreatedAt: time.Now()}); err != nil {

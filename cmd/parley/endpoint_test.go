@@ -41,8 +41,8 @@ func TestBotCreateRefusesInternalEndpoints(t *testing.T) {
 	}
 
 	// Loopback stays allowed, by address and by name.
-	for _, endpoint := range []string{"http://127.0.0.1:3978/api/messages", "http://localhost:3978/api/messages", "https://[::1]:3978/api/messages"} {
-		if _, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "dev", "--endpoint", endpoint); err != nil {
+	for i, endpoint := range []string{"http://127.0.0.1:3978/api/messages", "http://localhost:3978/api/messages", "https://[::1]:3978/api/messages"} {
+		if _, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "dev"+string(rune('0'+i)), "--endpoint", endpoint); err != nil {
 			t.Errorf("%s: %v", endpoint, err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -57,7 +58,71 @@ func (a *app) root() *cobra.Command {
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.AddCommand(a.serveCmd(), a.demoCmd(), a.botCmd(), a.siteCmd(), a.secretCmd(), a.keysCmd(), a.benchCmd(), a.deliveriesCmd(), a.eraseCmd(), a.versionCmd())
+	root.SetFlagErrorFunc(flagOrCommandError)
+	root.InitDefaultCompletionCmd() // now, so that strictGroups covers it too
+	strictGroups(root)
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return fmt.Errorf("no help topic %q: see 'parley --help' for the commands", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+	})
 	return root
+}
+
+// strictGroups makes every command group below root (bot, site, secret,
+// keys, deliveries dead, ...) refuse an unknown subcommand with an error
+// (so a non-zero exit) instead of printing its help and exiting 0. With
+// no argument a group still prints its help. The root already refuses
+// unknown commands (cobra's own check, with suggestions).
+func strictGroups(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() && !c.Runnable() {
+			c.Args = unknownSubcommand
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+		strictGroups(c)
+	}
+}
+
+// unknownSubcommand refuses any argument given to a command group, naming
+// it, cobra's suggestions and the valid subcommands.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return unknownCommandError(cmd, args[0])
+}
+
+func unknownCommandError(cmd *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	var valid []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			valid = append(valid, c.Name())
+		}
+	}
+	return fmt.Errorf("%s (valid: %s; see '%s --help')", msg, strings.Join(valid, ", "), cmd.CommandPath())
+}
+
+// flagOrCommandError turns the flag error of a mistyped subcommand
+// ("parley bot craete --name x": cobra stops at --name, a flag of create,
+// not of bot) into "unknown command". Other flag errors are unchanged.
+func flagOrCommandError(cmd *cobra.Command, err error) error {
+	if cmd.HasSubCommands() && !cmd.Runnable() || cmd.HasSubCommands() && cmd.Args != nil {
+		if args := cmd.Flags().Args(); len(args) > 0 {
+			return unknownCommandError(cmd, args[0])
+		}
+	}
+	return err
 }
 
 func (a *app) logger(level string) *slog.Logger {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -256,7 +258,9 @@ func (a *app) openAdmin(ctx context.Context, cfgPath, dataDir string) (config.Co
 			cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
 		}
 	}
-	if _, err := os.Stat(cfg.DataDir); err != nil {
+	if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil, fmt.Errorf("no data directory %s: %w\nGive the server's configuration with --config parley.yaml (its data_dir is used), or its data directory with --data; 'parley serve' creates it on first start", cfg.DataDir, err)
+	} else if err != nil {
 		return cfg, nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
 	}
 	st, err := server.OpenStore(ctx, cfg)

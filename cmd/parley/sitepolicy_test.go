@@ -17,8 +17,10 @@ func TestAdminSiteClientAttachmentURLs(t *testing.T) {
 	}
 	var bot botJSON
 	_ = json.Unmarshal([]byte(out), &bot)
+	n := 0 // site names are unique per bot
 	create := func(extra ...string) (siteJSON, string, error) {
-		args := append([]string{"site", "create", "--data", data, "--bot", bot.ID, "--name", "www", "--json"}, extra...)
+		n++
+		args := append([]string{"site", "create", "--data", data, "--bot", bot.ID, "--name", "www" + string(rune('0'+n)), "--json"}, extra...)
 		out, stderr, err := run(t, nil, args...)
 		var s siteJSON
 		_ = json.Unmarshal([]byte(out), &s)

@@ -58,7 +58,7 @@ func newAuthBot(t *testing.T, h *harness) *authBot {
 	t.Cleanup(func() { _ = srv.Close() })
 	b.secret, _ = identity.NewSecret()
 	b.appID = fmt.Sprintf("0000%04d-aaaa-4bbb-8ccc-%012d", len(b.url)%10000, time.Now().UnixNano()%1e12)
-	if err := h.st.CreateBot(context.Background(), store.Bot{ID: b.appID, Name: "Secure bot", Endpoint: b.url, CreatedAt: time.Now(),
+	if err := h.st.CreateBot(context.Background(), store.Bot{ID: b.appID, Name: "Secure bot " + b.appID, Endpoint: b.url, CreatedAt: time.Now(),
 		SecretHashes: [2][]byte{botauth.HashClientSecret(b.secret), nil}}); err != nil {
 		t.Fatal(err)
 	}

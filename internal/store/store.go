@@ -24,6 +24,10 @@ var (
 	// ErrFull means the storage is full: writes cannot commit until space
 	// returns (SQLite: SQLITE_FULL; PostgreSQL: disk_full, 53100).
 	ErrFull = errors.New("storage full")
+	// ErrNameTaken means another bot (or another site of the same bot)
+	// already has the name, compared case-insensitively; the error is a
+	// *NameTakenError naming the existing one.
+	ErrNameTaken = errors.New("name already taken")
 )
 
 // Bot is a registered bot.
@@ -286,6 +290,12 @@ const (
 // Store is the persistence contract. Implementations must be safe for
 // concurrent use.
 type Store interface {
+	// CreateBot refuses a name another bot has (compared
+	// case-insensitively, at least for ASCII letters) with a
+	// *NameTakenError (errors.Is ErrNameTaken); UpdateBot refuses a
+	// rename to such a name the same way. Duplicates stored before this
+	// rule stay, and can be updated without renaming. CreateSite refuses
+	// a name another site of the same bot has, the same way.
 	CreateBot(ctx context.Context, b Bot) error
 	GetBot(ctx context.Context, id string) (Bot, error)
 	ListBots(ctx context.Context) ([]Bot, error)
@@ -526,3 +536,16 @@ type Store interface {
 
 	Close() error
 }
+
+// NameTakenError is ErrNameTaken with the existing object: Kind is "bot"
+// or "site", ExistingID its id.
+type NameTakenError struct {
+	Kind, Name, ExistingID string
+}
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("%s name %q is already used by %s %s", e.Kind, e.Name, e.Kind, e.ExistingID)
+}
+
+// Is makes errors.Is(err, ErrNameTaken) true.
+func (e *NameTakenError) Is(target error) bool { return target == ErrNameTaken }

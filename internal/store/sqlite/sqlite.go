@@ -319,6 +319,9 @@ func isUnique(err error) bool {
 func (s *Store) CreateBot(ctx context.Context, b store.Bot) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO bots (id, name, endpoint, insecure_no_auth, secret1, secret2, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		b.ID, b.Name, b.Endpoint, b2i(b.InsecureNoAuth), b.SecretHashes[0], b.SecretHashes[1], nanos(b.CreatedAt))
+	if taken := s.nameTaken(ctx, err, "bots", "", b.Name, b.ID); taken != nil {
+		return fmt.Errorf("create bot %s: %w", b.ID, taken)
+	}
 	if isUnique(err) {
 		return fmt.Errorf("create bot %s: %w", b.ID, store.ErrExists)
 	}
@@ -330,6 +333,9 @@ func (s *Store) CreateBot(ctx context.Context, b store.Bot) error {
 
 func (s *Store) UpdateBot(ctx context.Context, b store.Bot) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE bots SET name = ?, endpoint = ?, insecure_no_auth = ? WHERE id = ?`, b.Name, b.Endpoint, b2i(b.InsecureNoAuth), b.ID)
+	if taken := s.nameTaken(ctx, err, "bots", "", b.Name, b.ID); taken != nil {
+		return fmt.Errorf("update bot %s: %w", b.ID, taken)
+	}
 	s.bots.Delete(b.ID)
 	return affected(res, err, "update bot "+b.ID)
 }
@@ -412,6 +418,9 @@ func (s *Store) CreateSite(ctx context.Context, st store.Site) error {
 	}
 	_, err = s.w.ExecContext(ctx, `INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, secret1, secret2, created_at, client_attachment_urls, masking, retention_mode, retention_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		st.ID, st.BotID, st.Name, b2i(st.EnhancedAuth), string(origins), st.SecretHashes[0], st.SecretHashes[1], nanos(st.CreatedAt), string(policy), string(masking), string(st.Retention.Mode), int64(st.Retention.After))
+	if taken := s.nameTaken(ctx, err, "sites", st.BotID, st.Name, st.ID); taken != nil {
+		return fmt.Errorf("create site %s: %w", st.ID, taken)
+	}
 	if isUnique(err) {
 		return fmt.Errorf("create site %s: %w", st.ID, store.ErrExists)
 	}

@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PruneActivities", testPruneActivities},
 		{"NoOrphansAfterDelete", testNoOrphansAfterDelete},
 		{"EndedWaitsForTheBot", testEndedWaitsForTheBot},
+		{"UniqueNames", testUniqueNames},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
