@@ -111,21 +111,16 @@ func (a *app) keysRotateCmd() *cobra.Command {
 			"rotation is refused while the next key is younger than its purpose requires (channel, sts: 24 hours,\n" +
 			"the bots' key-cache refresh; directline-token: one key reload, so every replica has the key).",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, st, err := a.openAdmin(cmd.Context(), f.config, f.data)
+			cfg, keys, done, err := a.openAdminKeys(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if _, err := listKeySet(cfg, st).Purpose(purpose); err != nil {
+			defer done()
+			ks := keys.Set
+			p, err := ks.Purpose(purpose)
+			if err != nil {
 				return fmt.Errorf("--purpose: %w", err)
 			}
-			keys, err := server.OpenKeys(cmd.Context(), cfg, st)
-			if err != nil {
-				return err
-			}
-			defer keys.Close() // an HSM's sessions and login
-			ks := keys.Set
-			p, _ := ks.Purpose(purpose)
 			r, err := ks.Rotate(cmd.Context(), purpose, keyring.RotateOptions{Force: force, PurgeRetired: purge})
 			var early *keyring.TooSoonError
 			if errors.As(err, &early) {
