@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/parley-gw/parley/internal/botauth"
+	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/echobot"
+	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/server"
+	"github.com/parley-gw/parley/internal/store"
+	"github.com/parley-gw/parley/internal/web"
+)
+
+// Demo fixtures: stable ids so a restarted demo keeps its conversations.
+const (
+	demoBotID  = "demo-echo-bot"
+	demoSiteID = "demo-site"
+	// DefaultWebChatURL is the official Web Chat bundle.
+	DefaultWebChatURL = "https://cdn.botframework.com/botframework-webchat/latest/webchat.js"
+)
+
+type demoInfo struct {
+	DirectLine string `json:"directline"`
+	Connector  string `json:"connector"`
+	Secret     string `json:"secret"`
+	Origin     string `json:"origin"`
+	Page       string `json:"page"`
+}
+
+func (a *app) demoCmd() *cobra.Command {
+	var listen, dataDir, webchatURL string
+	var asJSON, noRateLimits bool
+	var tokenTTL time.Duration
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a loopback demo: gateway, echo bot and a Web Chat page",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if !config.IsLoopback(listen) {
+				return fmt.Errorf("--listen %q: the demo serves plain HTTP and only listens on loopback", listen)
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen: %w", err)
+			}
+			defer ln.Close()
+			origin := "http://" + ln.Addr().String()
+			botLn, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return fmt.Errorf("listen for the echo bot: %w", err)
+			}
+			defer botLn.Close()
+
+			abs, err := filepath.Abs(dataDir)
+			if err != nil {
+				return err
+			}
+			cfg := config.Default()
+			cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), origin, abs, true
+			cfg.MasterKeyFile = filepath.Join(abs, "master.key")
+			if tokenTTL > 0 {
+				cfg.DirectLine.TokenTTL = config.Duration(tokenTTL)
+			}
+			if lvl, ok := a.env("PARLEY_LOG_LEVEL"); ok {
+				cfg.LogLevel = lvl
+			}
+			if noRateLimits {
+				cfg.Limits = config.AllOff()
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			log := a.logger(cfg.LogLevel)
+			stopPprof, err := a.startPprof(log)
+			if err != nil {
+				return err
+			}
+			defer stopPprof()
+			srv, err := server.New(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			secret, botSecret, err := provisionDemo(ctx, srv.Store(), "http://"+botLn.Addr().String()+"/api/messages", origin)
+			if err != nil {
+				_ = srv.Close()
+				return err
+			}
+			info := demoInfo{DirectLine: origin + "/v3/directline", Connector: origin + "/", Secret: secret, Origin: origin, Page: origin + "/"}
+			demo := &web.Demo{DirectLine: info.DirectLine, Secret: secret, WebChatURL: webchatURL, Origin: origin, Client: &http.Client{Timeout: 10 * time.Second}, Log: log}
+			demo.Register(srv)
+
+			// The echo bot authenticates both ways, as a production bot would.
+			botAuth := &echobot.Auth{AppID: demoBotID, Secret: botSecret, Gateway: origin}
+			botSrv := &http.Server{Handler: echobot.New(log, botAuth), ReadHeaderTimeout: 10 * time.Second}
+			go func() { _ = botSrv.Serve(botLn) }()
+			defer botSrv.Close()
+
+			if asJSON {
+				if err := json.NewEncoder(a.stdout).Encode(info); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(a.stdout, "Parley demo (plain HTTP on loopback only; not for production)\n\n"+
+					"  Web Chat page:    %s\n  Direct Line API:  %s\n  Bot Connector:    %s\n  Echo bot:         http://%s/api/messages\n  Trusted origin:   %s\n  Site secret:      %s (server-side only; shown once per start)\n  Data:             %s\n\nPress Ctrl+C to stop.\n",
+					info.Page, info.DirectLine, info.Connector, botLn.Addr(), origin, secret, abs)
+			}
+			return srv.Serve(ctx, ln)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "loopback address to listen on")
+	cmd.Flags().StringVar(&dataDir, "data", "./parley-data", "data directory (SQLite database and master key)")
+	cmd.Flags().StringVar(&webchatURL, "webchat-url", DefaultWebChatURL, "Web Chat script URL the demo page loads")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object with the URLs and the secret, then serve")
+	cmd.Flags().DurationVar(&tokenTTL, "token-ttl", 0, "Direct Line token lifetime (default 1h)")
+	cmd.Flags().BoolVar(&noRateLimits, "no-rate-limits", false, "turn the Direct Line rate limits off (parley bench measures the gateway, not its limits)")
+	return cmd
+}
+
+// provisionDemo creates or re-points the demo bot (authenticated, with a
+// fresh client secret) and site, and issues a fresh site secret in slot 1
+// (slot 2 stays empty).
+func provisionDemo(ctx context.Context, st store.Store, botEndpoint, origin string) (siteSecret, botSecret string, err error) {
+	now := time.Now().UTC()
+	if botSecret, err = identity.NewSecret(); err != nil {
+		return "", "", err
+	}
+	bot := store.Bot{ID: demoBotID, Name: "Echo Bot", Endpoint: botEndpoint, CreatedAt: now}
+	if _, err := st.GetBot(ctx, demoBotID); err == nil {
+		if err := st.UpdateBot(ctx, bot); err != nil {
+			return "", "", err
+		}
+	} else if err := st.CreateBot(ctx, bot); err != nil {
+		return "", "", err
+	}
+	if err := st.SetBotSecret(ctx, demoBotID, 0, botauth.HashClientSecret(botSecret)); err != nil {
+		return "", "", err
+	}
+	secret, err := identity.NewSecret()
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := st.GetSite(ctx, demoSiteID); err == nil {
+		if err := st.UpdateSitePolicy(ctx, demoSiteID, true, []string{origin}); err != nil {
+			return "", "", err
+		}
+		if err := st.SetSiteSecret(ctx, demoSiteID, 0, identity.HashSecret(secret)); err != nil {
+			return "", "", err
+		}
+		return secret, botSecret, nil
+	}
+	site := store.Site{ID: demoSiteID, BotID: demoBotID, Name: "Demo page", EnhancedAuth: true, TrustedOrigins: []string{origin}, CreatedAt: now}
+	site.SecretHashes[0] = identity.HashSecret(secret)
+	return secret, botSecret, st.CreateSite(ctx, site)
+}
