@@ -32,7 +32,7 @@ func botPublicURL(flag, configured string) (string, error) {
 		u = configured
 	}
 	if u == "" {
-		u = "http://127.0.0.1:8080"
+		return "", errors.New("no public URL for the bot's settings: give Parley's public base URL with --public-url https://chat.example.com, or the server's configuration with --config parley.yaml (its public_url), or set PARLEY_PUBLIC_URL; nothing was changed")
 	}
 	p, err := url.Parse(u)
 	if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || (p.Path != "" && p.Path != "/") || p.RawQuery != "" {
