@@ -83,6 +83,9 @@ func (a *app) botCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if err := checkEndpointHost(endpoint); err != nil {
+				return err
+			}
 			if err := a.checkBotEndpoint(cmd.Context(), cfg, endpoint); err != nil {
 				return err
 			}

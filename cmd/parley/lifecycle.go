@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -35,6 +38,26 @@ func oneID(kind, list string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+var endpointHost = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$`)
+
+// checkEndpointHost refuses an endpoint whose host is no host name or IP
+// address, a wildcard above all: the endpoint is the one URL Parley posts
+// to, and "https://*.example.com/api" would be stored and never reached.
+func checkEndpointHost(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil // validEndpoint says what is wrong
+	}
+	h := u.Hostname()
+	if strings.Contains(h, "*") {
+		return fmt.Errorf("--endpoint %q: wildcards are not endpoints; give the bot's exact messaging URL, e.g. https://bot.example.com/api/messages", connector.RedactURL(endpoint))
+	}
+	if _, err := netip.ParseAddr(h); err == nil || h == "" || endpointHost.MatchString(h) {
+		return nil
+	}
+	return fmt.Errorf("--endpoint %q: %q is not a host name or IP address; e.g. https://bot.example.com/api/messages", connector.RedactURL(endpoint), h)
 }
 
 // unknownID says an id names nothing, and where the ids are.
@@ -115,6 +138,9 @@ func (a *app) botUpdateCmd() *cobra.Command {
 			authChanged := b.InsecureNoAuth != was.InsecureNoAuth
 			if f.Changed("endpoint") || authChanged {
 				if f.Changed("endpoint") {
+					if err := checkEndpointHost(b.Endpoint); err != nil {
+						return err
+					}
 					if err := a.checkBotEndpoint(ctx, cfg, b.Endpoint); err != nil {
 						return err
 					}
