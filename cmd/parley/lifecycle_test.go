@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-gw/parley/internal/botauth"
+	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
 
@@ -239,5 +245,144 @@ func TestSiteUpdate(t *testing.T) {
 	var sites []siteJSON
 	if err := json.Unmarshal([]byte(out), &sites); err != nil || len(sites) != 2 || sites[0].Name != "Website" || !sites[0].EnhancedAuth || sites[0].TrustedOrigins[0] != "https://www.example.com" {
 		t.Fatalf("site list after updates = %s", out)
+	}
+}
+
+// startServer runs a server on data in this process (insecure_http on
+// loopback), as 'parley serve' would, and returns its Direct Line base URL.
+func startServer(t *testing.T, data string, logs io.Writer) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), "http://"+ln.Addr().String(), data, true
+	cfg.MasterKeyFile = filepath.Join(data, "master.key")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return cfg.PublicURL + "/v3/directline"
+}
+
+// eventually polls until ok, for at most 10 s (a running server trusts
+// its caches for a few seconds).
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10 s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Deleting a site, then a bot, while the server runs: everything of them
+// goes in one transaction, their secrets and tokens stop working, and the
+// other bot's conversation carries on.
+func TestDeleteSiteAndBotWhileServing(t *testing.T) {
+	data, err := filepath.Abs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing listens on port 9: deliveries to these bots stay queued.
+	botA := createBot(t, data, "A", "--endpoint", "http://127.0.0.1:9/api/messages", "--insecure-no-auth")
+	botB := createBot(t, data, "B", "--endpoint", "http://127.0.0.1:9/api/b", "--insecure-no-auth")
+	s1, s2, s3 := createSite(t, data, botA.ID, "one"), createSite(t, data, botA.ID, "two"), createSite(t, data, botB.ID, "three")
+	var logs lockedBuffer
+	dl := startServer(t, data, &logs)
+
+	start := func(secret, user string) (token, conv string) {
+		t.Helper()
+		st, body := call(t, "POST", dl+"/tokens/generate", secret, `{"user":{"id":"`+user+`"}}`)
+		if st != 200 {
+			t.Fatalf("generate: %d %v", st, body)
+		}
+		token = body["token"].(string)
+		st, body = call(t, "POST", dl+"/conversations", token, `{}`)
+		if st != 201 {
+			t.Fatalf("start: %d %v", st, body)
+		}
+		conv = body["conversationId"].(string)
+		// The bot does not answer: 502 (the activity is stored and its
+		// delivery queued for retry).
+		if st, _ := call(t, "POST", dl+"/conversations/"+conv+"/activities", token, `{"type":"message","from":{"id":"`+user+`"},"text":"the secret plan"}`); st != 200 && st != 502 {
+			t.Fatalf("post: %d", st)
+		}
+		return token, conv
+	}
+	t1, c1 := start(s1.Secrets[0], "dl_one")
+	t3, c3 := start(s3.Secrets[0], "dl_three")
+
+	// Off a terminal, without --yes: the plan is printed, nothing deleted.
+	_, stderr, err := run(t, nil, "site", "delete", s1.ID, "--data", data)
+	if exitCode(err) != exitRefused || !strings.Contains(err.Error(), "--yes") || !strings.Contains(stderr, "1 conversation(s)") || !strings.Contains(stderr, "2 secret(s)") {
+		t.Fatalf("site delete without --yes: exit %d, %v\n%s", exitCode(err), err, stderr)
+	}
+	if st, _ := call(t, "GET", dl+"/conversations/"+c1+"/activities", t1, ""); st != 200 {
+		t.Fatalf("a refused delete removed something: GET = %d", st)
+	}
+	out, _, err := run(t, nil, "site", "delete", s1.ID, "--data", data, "--yes", "--json")
+	var d deletionJSON
+	if err != nil || json.Unmarshal([]byte(out), &d) != nil {
+		t.Fatalf("site delete --yes = %q, %v", out, err)
+	}
+	if d.Removed.Conversations != 1 || d.Removed.SecretsRevoke != 2 || d.Removed.Activities < 1 || d.Removed.Deliveries < 1 || d.Removed.DataKeys != 1 || !d.Scrubbed {
+		t.Fatalf("site delete removed %+v", d)
+	}
+	eventually(t, "the deleted site's token refused", func() bool {
+		st, _ := call(t, "GET", dl+"/conversations/"+c1+"/activities", t1, "")
+		return st == 403 || st == 404
+	})
+	if st, _ := call(t, "POST", dl+"/tokens/generate", s1.Secrets[0], `{"user":{"id":"dl_one"}}`); st != 403 {
+		t.Errorf("the deleted site's secret: %d; want 403", st)
+	}
+	if st, _ := call(t, "POST", dl+"/tokens/refresh", t1, ``); st != 403 && st != 404 {
+		t.Errorf("refresh of the deleted site's token: %d", st)
+	}
+
+	// A bot with a site left is refused without --cascade.
+	if _, _, err := run(t, nil, "bot", "delete", botA.ID, "--data", data, "--yes"); err == nil || !strings.Contains(err.Error(), s2.ID) || !strings.Contains(err.Error(), "--cascade") {
+		t.Fatalf("bot delete with a site: %v; want a refusal naming %s and --cascade", err, s2.ID)
+	}
+	if st, _ := call(t, "POST", dl+"/tokens/generate", s2.Secrets[0], `{"user":{"id":"dl_two"}}`); st != 200 {
+		t.Fatalf("a refused bot delete revoked a secret: %d", st)
+	}
+	if _, _, err := run(t, nil, "bot", "delete", botA.ID, "--data", data, "--cascade"); exitCode(err) != exitRefused {
+		t.Fatalf("bot delete --cascade without --yes off a terminal: %v", err)
+	}
+	out, _, err = run(t, nil, "bot", "delete", botA.ID, "--data", data, "--cascade", "--yes")
+	if err != nil || !strings.Contains(out, "bot "+botA.ID+" (A) deleted") {
+		t.Fatalf("bot delete --cascade --yes = %v\n%s", err, out)
+	}
+	eventually(t, "the deleted bot's site secret refused", func() bool {
+		st, _ := call(t, "POST", dl+"/tokens/generate", s2.Secrets[0], `{"user":{"id":"dl_two"}}`)
+		return st == 403
+	})
+	if bots := listBots(t, data); len(bots) != 1 || bots[0].ID != botB.ID {
+		t.Fatalf("bots left: %+v", bots)
+	}
+	// The other bot's conversation carries on.
+	if st, _ := call(t, "POST", dl+"/conversations/"+c3+"/activities", t3, `{"type":"message","from":{"id":"dl_three"},"text":"still here"}`); st != 200 && st != 502 {
+		t.Fatalf("the other bot's conversation after the deletions: %d", st)
+	}
+	// The delivery worker found the deleted items gone without an error.
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=ERROR") && !strings.Contains(line, "BotRejectedActivity") {
+			t.Errorf("server error after the deletions: %s", line)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(data, "parley.db")); err != nil || bytes.Contains(b, []byte("the secret plan")) {
+		t.Fatalf("message text in the database file in the clear (%v)", err)
 	}
 }
