@@ -83,7 +83,7 @@ func (a *app) botSecretCmd() *cobra.Command {
 				return err
 			}
 			if b.InsecureNoAuth {
-				return errors.New("the bot is registered without authentication; it has no client secrets")
+				return fmt.Errorf("the bot is registered without authentication; it has no client secrets. Switch it to authentication with 'parley bot update %s --auth' (prints a new client secret)", id)
 			}
 			return st.SetBotSecret(ctx, id, slot, botauth.HashClientSecret(secret))
 		},

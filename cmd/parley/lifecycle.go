@@ -330,7 +330,13 @@ func (a *app) confirmDeletion(yes bool, what string) error {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read confirmation: %w", err)
 	}
+	if !strings.HasSuffix(line, "\n") {
+		fmt.Fprintln(a.stderr)
+	}
 	if strings.TrimSpace(line) != "yes" {
+		if line == "" {
+			return &exitError{exitRefused, errors.New("no answer (stdin closed): nothing deleted; pass --yes to delete without a terminal")}
+		}
 		return &exitError{exitRefused, errors.New("not confirmed: nothing deleted")}
 	}
 	return nil
@@ -368,15 +374,13 @@ func (a *app) botDeleteCmd() *cobra.Command {
 				return fmt.Errorf("bot %s still has %d site(s) (%s): nothing deleted. Delete them first ('parley site delete ID'), or delete the bot with its sites: 'parley bot delete %s --cascade'",
 					id, len(sites), strings.Join(sites, ", "), id)
 			}
-			what := "all of it"
+			what := "bot " + id
 			if len(plan.SiteIDs) > 0 {
 				if !cascade {
 					fmt.Fprintf(a.stderr, "With --cascade, deleting bot %s (%s) would remove, in one transaction:\n%s", id, b.Name, removalText(plan, "would be"))
 					return hasSites(plan.SiteIDs)
 				}
 				what = fmt.Sprintf("bot %s with its %d site(s)", id, len(plan.SiteIDs))
-			} else {
-				what = "bot " + id
 			}
 			fmt.Fprintf(a.stderr, "Deleting bot %s (%s) removes, in one transaction:\n%s", id, b.Name, removalText(plan, "are"))
 			if err := a.confirmDeletion(yes, what); err != nil {
