@@ -267,16 +267,16 @@ func (a *app) siteUpdateCmd() *cobra.Command {
 
 // removalJSON is what a bot or site deletion removes (plan) or removed.
 type removalJSON struct {
-	Bot           string   `json:"bot,omitempty"`
-	Sites         []string `json:"sites"`
-	Conversations int      `json:"conversations"`
-	Activities    int      `json:"activities"`
-	Attachments   int      `json:"attachments"`
-	Sessions      int      `json:"sessions"`
-	DataKeys      int      `json:"dataKeys"`
-	Deliveries    int      `json:"queuedDeliveries"`
-	DeadLetters   int      `json:"deadLetters"`
-	SecretsRevoke int      `json:"secretsRevoked"`
+	Bot            string   `json:"bot,omitempty"`
+	Sites          []string `json:"sites"`
+	Conversations  int      `json:"conversations"`
+	Activities     int      `json:"activities"`
+	Attachments    int      `json:"attachments"`
+	Sessions       int      `json:"sessions"`
+	DataKeys       int      `json:"dataKeys"`
+	Deliveries     int      `json:"queuedDeliveries"`
+	DeadLetters    int      `json:"deadLetters"`
+	SecretsRevoked int      `json:"secretsRevoked"`
 }
 
 func toRemovalJSON(r store.Removal) removalJSON {
@@ -285,7 +285,7 @@ func toRemovalJSON(r store.Removal) removalJSON {
 		sites = []string{}
 	}
 	return removalJSON{Bot: r.BotID, Sites: sites, Conversations: r.Conversations, Activities: r.Activities, Attachments: r.Attachments,
-		Sessions: r.Sessions, DataKeys: r.DataKeys, Deliveries: r.OutboxItems, DeadLetters: r.DeadLetters, SecretsRevoke: r.SecretSlots}
+		Sessions: r.Sessions, DataKeys: r.DataKeys, Deliveries: r.OutboxItems, DeadLetters: r.DeadLetters, SecretsRevoked: r.SecretSlots}
 }
 
 // deletionJSON is what bot delete and site delete print once done.

@@ -337,7 +337,7 @@ func TestDeleteSiteAndBotWhileServing(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &d) != nil {
 		t.Fatalf("site delete --yes = %q, %v", out, err)
 	}
-	if d.Removed.Conversations != 1 || d.Removed.SecretsRevoke != 2 || d.Removed.Activities < 1 || d.Removed.Deliveries < 1 || d.Removed.DataKeys != 1 || !d.Scrubbed {
+	if d.Removed.Conversations != 1 || d.Removed.SecretsRevoked != 2 || d.Removed.Activities < 1 || d.Removed.Deliveries < 1 || d.Removed.DataKeys != 1 || !d.Scrubbed {
 		t.Fatalf("site delete removed %+v", d)
 	}
 	eventually(t, "the deleted site's token refused", func() bool {

@@ -45,8 +45,9 @@ func (s *Store) ListConversations(ctx context.Context, f store.ConversationFilte
 			(SELECT COUNT(*) FROM outbox o WHERE o.conversation_id = c.id),
 			(SELECT COUNT(*) FROM dead_letters d WHERE d.conversation_id = c.id),
 			(SELECT COUNT(*) FROM attachments t WHERE t.conversation_id = c.id)
-		FROM conversations c WHERE (? = '' OR c.site_id = ?) AND (? = '' OR c.bot_id = ?)
-		ORDER BY c.last_activity_at DESC, c.id LIMIT ?`,
+		FROM (SELECT * FROM conversations WHERE (? = '' OR site_id = ?) AND (? = '' OR bot_id = ?)
+			ORDER BY last_activity_at DESC, id LIMIT ?) c
+		ORDER BY c.last_activity_at DESC, c.id`,
 		int(store.VisibleNone), f.SiteID, f.SiteID, f.BotID, f.BotID, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("list conversations: %w", err)
