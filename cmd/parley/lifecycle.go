@@ -146,8 +146,11 @@ func (a *app) botUpdateCmd() *cobra.Command {
 					}
 				}
 				if err := validEndpoint(b.Endpoint, b.InsecureNoAuth); err != nil {
-					if !f.Changed("endpoint") {
+					switch {
+					case !f.Changed("endpoint"):
 						return fmt.Errorf("%w (the bot's current endpoint; give a loopback --endpoint too)", err)
+					case b.InsecureNoAuth && !insecure:
+						return fmt.Errorf("%w; the bot is registered with --insecure-no-auth: add --auth to switch it to authentication", err)
 					}
 					return err
 				}

@@ -162,8 +162,18 @@ func TestBotUpdate(t *testing.T) {
 	if s := storedBotSecrets(t, data, a.ID); s[0] != nil || s[1] != nil {
 		t.Fatalf("client secrets kept after --insecure-no-auth: %v", s)
 	}
-	if _, _, err := run(t, nil, "bot", "secret", "regenerate", "--data", data, "--bot", a.ID, "--slot", "1"); err == nil {
-		t.Fatal("a client secret regenerated for an insecure bot")
+	if _, _, err := run(t, nil, "bot", "secret", "regenerate", "--data", data, "--bot", a.ID, "--slot", "1"); err == nil || !strings.Contains(err.Error(), "bot update "+a.ID+" --auth") {
+		t.Fatalf("a client secret regenerated for an insecure bot, or the refusal does not say how: %v", err)
+	}
+	// An insecure bot cannot move off loopback; with --auth in the same
+	// command it can, and gets its secret.
+	if _, _, err := run(t, nil, "bot", "update", a.ID, "--data", data, "--endpoint", "https://public.example.test/api/v3"); err == nil || !strings.Contains(err.Error(), "add --auth") {
+		t.Fatalf("insecure bot moved off loopback: %v", err)
+	}
+	out, _, err = run(t, nil, "bot", "update", a.ID, "--data", data, "--endpoint", "https://public.example.test/api/v3", "--auth", "--public-url", testPublicURL, "--json")
+	got = botJSON{}
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || got.InsecureNoAuth || got.ClientSecret == "" || got.Endpoint != "https://public.example.test/api/v3" {
+		t.Fatalf("bot update --auth --endpoint = %q, %v", out, err)
 	}
 }
 
