@@ -332,6 +332,12 @@ func TestDeleteSiteAndBotWhileServing(t *testing.T) {
 		return token, conv
 	}
 	t1, c1 := start(s1.Secrets[0], "dl_one")
+	// A token minted before the deletion, used after it.
+	st, body := call(t, "POST", dl+"/tokens/generate", s1.Secrets[0], `{"user":{"id":"dl_later"}}`)
+	if st != 200 {
+		t.Fatalf("generate: %d %v", st, body)
+	}
+	unused := body["token"].(string)
 	t3, c3 := start(s3.Secrets[0], "dl_three")
 
 	// Off a terminal, without --yes: the plan is printed, nothing deleted.
@@ -349,6 +355,11 @@ func TestDeleteSiteAndBotWhileServing(t *testing.T) {
 	}
 	if d.Removed.Conversations != 1 || d.Removed.SecretsRevoked != 2 || d.Removed.Activities < 1 || d.Removed.Deliveries < 1 || d.Removed.DataKeys != 1 || !d.Scrubbed {
 		t.Fatalf("site delete removed %+v", d)
+	}
+	// At once, while the server may still trust its cached site: never
+	// an internal error.
+	if st, _ := call(t, "POST", dl+"/conversations", unused, `{}`); st != 403 && st != 404 {
+		t.Errorf("starting a conversation with a token of the deleted site: %d; want 403 or 404", st)
 	}
 	eventually(t, "the deleted site's token refused", func() bool {
 		st, _ := call(t, "GET", dl+"/conversations/"+c1+"/activities", t1, "")

@@ -526,7 +526,8 @@ type Store interface {
 	// outbox items, dead letters, attachments, sessions, the data key,
 	// with a tombstone each), then the site row and so its secrets. It
 	// returns what it removed. Afterwards GetSite and SiteBySecretHash
-	// answer ErrNotFound, CreateConversation for the site fails, and every
+	// answer ErrNotFound, CreateConversation for the site answers
+	// ErrNotFound (as for a deleted conversation), and every
 	// conversation of the site behaves as after DeleteConversation (in
 	// another process, within ConversationCacheTTL): the delivery worker
 	// finds its outbox items gone (CompleteOutbox ignores them,

@@ -187,8 +187,8 @@ func testDeleteSite(t *testing.T, s store.Store) {
 	gone(t, s, "ca", held[:1])
 	gone(t, s, "cb", held[1:])
 	// A token minted for the site before cannot start a conversation.
-	if created, err := s.CreateConversation(ctx, store.Conversation{ID: "new", BotID: "bot-1", SiteID: "site-1", UserID: "dl_x", CreatedAt: epoch}); err == nil || created {
-		t.Errorf("CreateConversation on a deleted site = %v, %v; want an error", created, err)
+	if created, err := s.CreateConversation(ctx, store.Conversation{ID: "new", BotID: "bot-1", SiteID: "site-1", UserID: "dl_x", CreatedAt: epoch}); !errors.Is(err, store.ErrNotFound) || created {
+		t.Errorf("CreateConversation on a deleted site = %v, %v; want ErrNotFound", created, err)
 	}
 	intact(t, s, "cc")
 	intact(t, s, "cd")
