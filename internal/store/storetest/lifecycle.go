@@ -3,7 +3,9 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -375,4 +377,92 @@ func testListConversations(t *testing.T, s store.Store) {
 	if got := ids(store.ConversationFilter{SiteID: "nope"}); len(got) != 0 {
 		t.Errorf("unknown site = %v", got)
 	}
+}
+
+// testDeleteBotWhileServing: appends, uploads, sessions, data keys and new
+// conversations racing a cascading DeleteBot either land before it (and
+// are removed with it) or fail with ErrNotFound; nothing is left behind.
+func testDeleteBotWhileServing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	lifecycleSeed(t, s)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var failed error
+	var started []string
+	note := func(err error) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			mu.Lock()
+			failed = err
+			mu.Unlock()
+		}
+	}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("w%d-%d", w, i)
+				_, err := s.CreateConversation(ctx, store.Conversation{ID: id, BotID: "bot-1", SiteID: "site-1", UserID: "dl_w", CreatedAt: epoch})
+				note(err)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				started = append(started, id)
+				mu.Unlock()
+				_, err = s.Append(ctx, id, []store.NewRecord{rec("m")}, []store.NewOutbox{{BotID: "bot-1", Build: func([]int64) (string, []byte, error) { return "a", []byte("b"), nil }}})
+				note(err)
+				note(s.PutAttachment(ctx, store.Attachment{ID: "f-" + id, ConversationID: id, ContentType: "text/plain", Data: []byte("x"), CreatedAt: epoch}))
+				note(s.PutSession(ctx, store.Session{ID: "s-" + id, ConversationID: id, UserID: "dl_w", ExpiresAt: epoch.Add(time.Hour)}))
+				err = s.PutDataKey(ctx, store.DataKey{Scope: store.DataKeyScope(id), KEKID: "kek-1", Wrapped: []byte("w"), CreatedAt: epoch})
+				if !errors.Is(err, store.ErrExists) {
+					note(err)
+				}
+				_, err = s.Append(ctx, "ca", []store.NewRecord{rec("more")}, nil)
+				note(err)
+			}
+		}()
+	}
+	time.Sleep(30 * time.Millisecond)
+	if _, err := s.DeleteBot(ctx, "bot-1", true, epoch); err != nil {
+		close(stop)
+		wg.Wait()
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed != nil {
+		t.Fatalf("a racing write failed with something other than ErrNotFound: %v", failed)
+	}
+	if len(started) == 0 {
+		t.Fatal("no conversation started before the delete: the race was not exercised")
+	}
+	for _, id := range append(started, "ca", "cb", "cc") {
+		if recs, _ := s.Read(ctx, id, -1, 100); len(recs) != 0 {
+			t.Errorf("%d orphan records in %s", len(recs), id)
+		}
+		if items, _ := s.PendingOutbox(ctx, id); len(items) != 0 {
+			t.Errorf("%d orphan outbox items in %s", len(items), id)
+		}
+		if _, err := s.GetAttachment(ctx, "f-"+id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("orphan attachment of %s: %v", id, err)
+		}
+		if _, err := s.GetSession(ctx, "s-"+id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("orphan session of %s: %v", id, err)
+		}
+		if _, err := s.GetDataKey(ctx, store.DataKeyScope(id)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("orphan data key of %s: %v", id, err)
+		}
+	}
+	if left, _ := s.ListConversations(ctx, store.ConversationFilter{BotID: "bot-1", Limit: 100000}); len(left) != 0 {
+		t.Errorf("%d conversations of the deleted bot left", len(left))
+	}
+	intact(t, s, "cd")
 }
