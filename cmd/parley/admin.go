@@ -83,18 +83,26 @@ func (a *app) botCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if err := checkEndpointHost(endpoint); err != nil {
+				return err
+			}
 			if err := a.checkBotEndpoint(cmd.Context(), cfg, endpoint); err != nil {
 				return err
 			}
 			if err := validEndpoint(endpoint, insecure); err != nil {
 				return err
 			}
-			pub, err := botPublicURL(publicURL, cfg.PublicURL)
-			if err != nil {
-				return err
-			}
 			if err := botNameFree(cmd.Context(), st, name); err != nil {
 				return err
+			}
+			// The settings printed carry Parley's public URL: never a
+			// guessed one (the secret is shown once; wrong settings with it
+			// would need a new secret).
+			var pub string
+			if !insecure {
+				if pub, err = botPublicURL(publicURL, cfg.PublicURL); err != nil {
+					return err
+				}
 			}
 			b := store.Bot{ID: newAppID(), Name: name, Endpoint: endpoint, InsecureNoAuth: insecure, CreatedAt: time.Now().UTC()}
 			var secret string
@@ -123,7 +131,7 @@ func (a *app) botCmd() *cobra.Command {
 	sf.add(create)
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().StringVar(&endpoint, "endpoint", "", "messaging endpoint, e.g. https://bot.example.com/api/messages")
-	create.Flags().StringVar(&publicURL, "public-url", "", "Parley's public base URL for the printed settings (default: the configuration's public_url, else http://127.0.0.1:8080)")
+	create.Flags().StringVar(&publicURL, "public-url", "", "Parley's public base URL for the printed settings (default: the configuration's public_url or PARLEY_PUBLIC_URL; required without them)")
 	create.Flags().BoolVar(&insecure, "insecure-no-auth", false, "DEVELOPMENT ONLY: no channel JWT to the bot, no bearer token from it; loopback endpoints only")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("endpoint")
@@ -153,7 +161,7 @@ func (a *app) botCmd() *cobra.Command {
 		},
 	}
 	lf.add(list)
-	cmd.AddCommand(create, list)
+	cmd.AddCommand(create, list, a.botUpdateCmd(), a.botDeleteCmd())
 	return cmd
 }
 
@@ -442,7 +450,7 @@ func (a *app) siteCmd() *cobra.Command {
 	}
 	lf.add(list)
 	list.Flags().StringVar(&listBot, "bot", "", "only this bot's sites")
-	cmd.AddCommand(create, originsCmd, policyCmd, a.siteMaskingCmd(), list, a.siteRetentionCmd())
+	cmd.AddCommand(create, originsCmd, policyCmd, a.siteMaskingCmd(), list, a.siteRetentionCmd(), a.siteUpdateCmd(), a.siteDeleteCmd())
 	return cmd
 }
 

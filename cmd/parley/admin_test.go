@@ -30,7 +30,7 @@ func TestAdminBotsSitesSecrets(t *testing.T) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
+	out, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestAdminBotsSitesSecrets(t *testing.T) {
 		"not a URL":             {"--endpoint", "bot"},
 		"bad scheme":            {"--endpoint", "ftp://127.0.0.1/x"},
 	} {
-		args = append([]string{"bot", "create", "--data", data, "--name", "x"}, args...)
+		args = append([]string{"bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "x"}, args...)
 		if _, _, err := run(t, nil, args...); err == nil {
 			t.Errorf("%s: accepted", name)
 		}

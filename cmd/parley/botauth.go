@@ -32,7 +32,7 @@ func botPublicURL(flag, configured string) (string, error) {
 		u = configured
 	}
 	if u == "" {
-		u = "http://127.0.0.1:8080"
+		return "", errors.New("no public URL for the bot's settings: give Parley's public base URL with --public-url https://chat.example.com, or the server's configuration with --config parley.yaml (its public_url), or set PARLEY_PUBLIC_URL; nothing was changed")
 	}
 	p, err := url.Parse(u)
 	if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || (p.Path != "" && p.Path != "/") || p.RawQuery != "" {
@@ -83,7 +83,7 @@ func (a *app) botSecretCmd() *cobra.Command {
 				return err
 			}
 			if b.InsecureNoAuth {
-				return errors.New("the bot is registered without authentication; it has no client secrets")
+				return fmt.Errorf("the bot is registered without authentication; it has no client secrets. Switch it to authentication with 'parley bot update %s --auth' (prints a new client secret)", id)
 			}
 			return st.SetBotSecret(ctx, id, slot, botauth.HashClientSecret(secret))
 		},

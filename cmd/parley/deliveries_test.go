@@ -134,7 +134,7 @@ func TestDeliveriesDeadListAndRedeliver(t *testing.T) {
 // The operator's CLI never echoes an endpoint's function key or userinfo.
 func TestBotEndpointRedactedInCLI(t *testing.T) {
 	data := t.TempDir()
-	out, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "Fn", "--endpoint", "https://fn.example.com/api/messages?code=SECRETFUNCTIONKEY")
+	out, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "Fn", "--endpoint", "https://fn.example.com/api/messages?code=SECRETFUNCTIONKEY")
 	if err != nil || strings.Contains(out, "SECRETFUNCTIONKEY") || !strings.Contains(out, "https://fn.example.com/api/messages?REDACTED") {
 		t.Fatalf("bot create = %v\n%s", err, out)
 	}
@@ -144,7 +144,7 @@ func TestBotEndpointRedactedInCLI(t *testing.T) {
 		}
 	}
 	for _, ep := range []string{"http://fn.example.com/api?code=SECRETFUNCTIONKEY", "https://user:hunter2pass@fn.example.com/api?code=SECRETFUNCTIONKEY"} {
-		_, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "x", "--endpoint", ep)
+		_, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "x", "--endpoint", ep)
 		if err == nil || strings.Contains(err.Error(), "SECRETFUNCTIONKEY") || strings.Contains(err.Error(), "hunter2pass") {
 			t.Fatalf("bot create --endpoint %s: err = %v", ep, err)
 		}

@@ -22,7 +22,7 @@ func TestBotCreateRefusesInternalEndpoints(t *testing.T) {
 		"https://[2002:a9fe:a9fe::1]/api/messages",
 		"https://[64:ff9b::a00:5]/api/messages?code=k3y",
 	} {
-		out, stderr, err := run(t, nil, "bot", "create", "--data", data, "--name", "x", "--endpoint", endpoint)
+		out, stderr, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "x", "--endpoint", endpoint)
 		if err == nil {
 			t.Errorf("%s: accepted: %s", endpoint, out)
 			continue
@@ -42,14 +42,14 @@ func TestBotCreateRefusesInternalEndpoints(t *testing.T) {
 
 	// Loopback stays allowed, by address and by name.
 	for i, endpoint := range []string{"http://127.0.0.1:3978/api/messages", "http://localhost:3978/api/messages", "https://[::1]:3978/api/messages"} {
-		if _, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "dev"+string(rune('0'+i)), "--endpoint", endpoint); err != nil {
+		if _, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "dev"+string(rune('0'+i)), "--endpoint", endpoint); err != nil {
 			t.Errorf("%s: %v", endpoint, err)
 		}
 	}
 
 	// A name that does not resolve yet (the bot is deployed after it gets
 	// its app id) is accepted with a warning: delivery checks its addresses.
-	if _, stderr, err := run(t, nil, "bot", "create", "--data", data, "--name", "later", "--endpoint", "https://bot.invalid/api/messages"); err != nil || !strings.Contains(stderr, "does not resolve") {
+	if _, stderr, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "later", "--endpoint", "https://bot.invalid/api/messages"); err != nil || !strings.Contains(stderr, "does not resolve") {
 		t.Errorf("unresolvable host: %v, warning %q", err, stderr)
 	}
 
@@ -89,7 +89,7 @@ var testHosts = hostsResolver{
 func TestBotCreateRefusesNamesThatResolveInternally(t *testing.T) {
 	data := t.TempDir()
 	for _, endpoint := range []string{"https://metadata.example.test/api/messages", "https://mixed.example.test/api/messages?code=k3y"} {
-		_, stderr, err := run(t, nil, "bot", "create", "--data", data, "--name", "x", "--endpoint", endpoint)
+		_, stderr, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "x", "--endpoint", endpoint)
 		if err == nil || !strings.Contains(err.Error(), "resolves to") || !strings.Contains(err.Error(), "bots.allow_private_networks") {
 			t.Errorf("%s: err = %v; want a refusal naming the address and the setting", endpoint, err)
 		}
@@ -97,7 +97,7 @@ func TestBotCreateRefusesNamesThatResolveInternally(t *testing.T) {
 			t.Errorf("%s: the refusal repeats the query", endpoint)
 		}
 	}
-	if _, stderr, err := run(t, nil, "bot", "create", "--data", data, "--name", "ok", "--endpoint", "https://public.example.test/api/messages"); err != nil || stderr != "" {
+	if _, stderr, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "ok", "--endpoint", "https://public.example.test/api/messages"); err != nil || stderr != "" {
 		t.Fatalf("a public name: %v %q", err, stderr)
 	}
 }

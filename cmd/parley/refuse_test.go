@@ -8,7 +8,7 @@ import (
 
 func mkBot(t *testing.T, data, name string) botJSON {
 	t.Helper()
-	out, _, err := run(t, nil, "bot", "create", "--data", data, "--name", name, "--endpoint", "https://public.example.test/api/messages", "--json")
+	out, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", name, "--endpoint", "https://public.example.test/api/messages", "--json")
 	if err != nil {
 		t.Fatalf("bot create %s: %v", name, err)
 	}
@@ -35,14 +35,14 @@ func TestDuplicateNamesRefused(t *testing.T) {
 	data := t.TempDir()
 	b := mkBot(t, data, "Support")
 	for _, name := range []string{"Support", "support", "SUPPORT"} {
-		_, _, err := run(t, nil, "bot", "create", "--data", data, "--name", name, "--endpoint", "https://public.example.test/api/messages")
+		_, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", name, "--endpoint", "https://public.example.test/api/messages")
 		if err == nil || !strings.Contains(err.Error(), b.ID) || !strings.Contains(err.Error(), "choose another --name") {
 			t.Errorf("bot create --name %s: err = %v; want a refusal naming %s", name, err, b.ID)
 		}
 	}
 	// Unicode case folding (the CLI check; SQLite's lower() is ASCII only).
 	u := mkBot(t, data, "Équipe")
-	if _, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "éQUIPE", "--endpoint", "https://public.example.test/api/messages"); err == nil || !strings.Contains(err.Error(), u.ID) {
+	if _, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "éQUIPE", "--endpoint", "https://public.example.test/api/messages"); err == nil || !strings.Contains(err.Error(), u.ID) {
 		t.Errorf("bot create éQUIPE: err = %v", err)
 	}
 	if out, _, _ := run(t, nil, "bot", "list", "--data", data); strings.Count(out, "\n") != 2 {

@@ -72,7 +72,7 @@ func refuseInsecureBots(ctx context.Context, cfg config.Config, st store.Store) 
 	}
 	for _, b := range bots {
 		if b.InsecureNoAuth {
-			return fmt.Errorf("bot %s (%s) is registered with --insecure-no-auth; parley serve refuses to run with it in production (TLS). Register the bot with authentication, or use insecure_http on loopback for development", b.ID, b.Name)
+			return fmt.Errorf("bot %[1]s (%[2]s) is registered with --insecure-no-auth; parley serve refuses to run with it in production (TLS). Switch it to authentication with 'parley bot update %[1]s --auth --config <this configuration>' (prints a new client secret for the bot, once), or remove it with 'parley bot delete %[1]s --config <this configuration>'; for development only, use insecure_http on loopback", b.ID, b.Name)
 		}
 	}
 	return nil

@@ -10,7 +10,7 @@ import (
 // list (text and --json), bad combinations and unknown sites refused.
 func TestAdminSiteMasking(t *testing.T) {
 	data := t.TempDir()
-	out, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
+	out, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}

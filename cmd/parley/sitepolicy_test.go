@@ -11,7 +11,7 @@ import (
 // accepted.
 func TestAdminSiteClientAttachmentURLs(t *testing.T) {
 	data := t.TempDir()
-	out, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
+	out, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}

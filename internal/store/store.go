@@ -501,6 +501,48 @@ type Store interface {
 	// (Conversation.UserID), across bots and sites. An empty userID lists
 	// nothing: conversations without a bound user are not anyone's.
 	UserConversations(ctx context.Context, userID string) ([]string, error)
+
+	// UpdateBotAuth is UpdateBot that also replaces both client-secret
+	// slots with b.SecretHashes, in the same commit: switching a bot
+	// between authentication and --insecure-no-auth never leaves it half
+	// switched. Errors as UpdateBot (ErrNotFound, ErrNameTaken).
+	UpdateBotAuth(ctx context.Context, b Bot) error
+	// UpdateSite changes a site's name and enhanced authentication in one
+	// commit; the rest (origins, secrets, policies) is unchanged.
+	// ErrNotFound for an unknown site; a name another site of the same bot
+	// has is refused as CreateSite refuses it (ErrNameTaken).
+	UpdateSite(ctx context.Context, id, name string, enhancedAuth bool) error
+	// ListConversations summarizes conversations, never their content:
+	// those of f.SiteID and/or f.BotID (all when both are empty), most
+	// recently active first (then by id), at most f.Limit (<= 0: 100).
+	ListConversations(ctx context.Context, f ConversationFilter) ([]ConversationSummary, error)
+	// PlanDeleteSite counts what DeleteSite would remove now, changing
+	// nothing; PlanDeleteBot what DeleteBot(cascade true) would. Both
+	// answer ErrNotFound for an unknown id.
+	PlanDeleteSite(ctx context.Context, id string) (Removal, error)
+	PlanDeleteBot(ctx context.Context, id string) (Removal, error)
+	// DeleteSite removes site id in ONE transaction: every conversation of
+	// the site exactly as DeleteConversation removes one (activities,
+	// outbox items, dead letters, attachments, sessions, the data key,
+	// with a tombstone each), then the site row and so its secrets. It
+	// returns what it removed. Afterwards GetSite and SiteBySecretHash
+	// answer ErrNotFound, CreateConversation for the site answers
+	// ErrNotFound (as for a deleted conversation), and every
+	// conversation of the site behaves as after DeleteConversation (in
+	// another process, within ConversationCacheTTL): the delivery worker
+	// finds its outbox items gone (CompleteOutbox ignores them,
+	// RetryOutbox and DeadLetterOutbox answer ErrNotFound). ErrNotFound
+	// for an unknown site.
+	DeleteSite(ctx context.Context, id string, now time.Time) (Removal, error)
+	// DeleteBot removes bot id in ONE transaction: with cascade, each of
+	// its sites as DeleteSite does, then every outbox item and dead letter
+	// still addressed to the bot, the bot's data key (scope "bot:" + id)
+	// and the bot row (its client secrets). Without cascade a bot that
+	// still has a site is refused with ErrHasSites, changing nothing.
+	// Afterwards GetBot answers ErrNotFound (in another process within a
+	// few seconds: backends may cache bots briefly). ErrNotFound for an
+	// unknown bot.
+	DeleteBot(ctx context.Context, id string, cascade bool, now time.Time) (Removal, error)
 	// PruneActivities removes content from conversation id without
 	// deleting the conversation (the ephemeral policy), in one
 	// transaction: every activity created before deliveredBefore that
@@ -549,3 +591,52 @@ func (e *NameTakenError) Error() string {
 
 // Is makes errors.Is(err, ErrNameTaken) true.
 func (e *NameTakenError) Is(target error) bool { return target == ErrNameTaken }
+
+// ErrHasSites refuses DeleteBot without cascade for a bot that still has
+// sites.
+var ErrHasSites = errors.New("the bot still has sites")
+
+// ConversationFilter selects conversations for ListConversations.
+type ConversationFilter struct {
+	BotID, SiteID string
+	Limit         int
+}
+
+// ConversationSummary describes a conversation without its content.
+type ConversationSummary struct {
+	Conversation
+	// LastActivityAt is the recorded last activity (it may lag by
+	// ActivityGranularity); EndedAt is zero unless the log holds an
+	// endOfConversation.
+	LastActivityAt time.Time
+	EndedAt        time.Time
+	// Activities counts the stored activities (removed ones not
+	// counted); PendingDeliveries the outbox items, DeadLetters the dead
+	// letters, Attachments the uploads.
+	Activities        int
+	PendingDeliveries int
+	DeadLetters       int
+	Attachments       int
+}
+
+// Removal is what DeleteBot or DeleteSite removed, or what PlanDeleteBot
+// or PlanDeleteSite counted.
+type Removal struct {
+	// BotID is the bot removed ("" for DeleteSite); SiteIDs the sites.
+	BotID   string
+	SiteIDs []string
+	// Conversations and what was stored under them.
+	Conversations int
+	Activities    int
+	Attachments   int
+	Sessions      int
+	// DataKeys counts the data keys destroyed (crypto-shredding).
+	DataKeys int
+	// OutboxItems are the queued deliveries dropped, DeadLetters the
+	// dead letters.
+	OutboxItems int
+	DeadLetters int
+	// SecretSlots counts the site secrets and bot client secrets revoked
+	// (filled slots).
+	SecretSlots int
+}
