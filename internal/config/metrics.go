@@ -1,8 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -107,4 +110,51 @@ func sameAddress(a, b string) bool {
 	}
 	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	return ha == hb || wild(ha) || wild(hb)
+}
+
+// MinMetricsToken is the shortest bearer token accepted (32 characters:
+// 128 bits and more from `openssl rand -hex 32`).
+const MinMetricsToken = 32
+
+// BearerToken reads BearerTokenFile: nil when none is configured. The
+// token is the file's first line (surrounding spaces removed). A file
+// readable by group or others, an empty or short token are refused, like
+// the master key file; the error never shows the token.
+func (m Metrics) BearerToken() ([]byte, error) {
+	if m.BearerTokenFile == "" || m.Off() {
+		return nil, nil
+	}
+	f, err := os.Open(m.BearerTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.bearer_token_file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("metrics.bearer_token_file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("metrics.bearer_token_file: %s is not a regular file", m.BearerTokenFile)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("metrics.bearer_token_file: %s is readable by others (mode %v); chmod 600 it", m.BearerTokenFile, st.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4097))
+	if err != nil {
+		return nil, fmt.Errorf("metrics.bearer_token_file: %w", err)
+	}
+	if len(b) > 4096 {
+		return nil, errors.New("metrics.bearer_token_file: longer than 4096 bytes; it holds one token (e.g. openssl rand -hex 32)")
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	tok := strings.TrimSpace(line)
+	if len(tok) < MinMetricsToken {
+		return nil, fmt.Errorf("metrics.bearer_token_file: %s holds %d characters on its first line; at least %d are needed (e.g. openssl rand -hex 32 > %s)", m.BearerTokenFile, len(tok), MinMetricsToken, m.BearerTokenFile)
+	}
+	for _, c := range tok {
+		if c <= ' ' || c > '~' {
+			return nil, fmt.Errorf("metrics.bearer_token_file: %s holds a character that cannot be sent in an Authorization header (printable ASCII without spaces only)", m.BearerTokenFile)
+		}
+	}
+	return []byte(tok), nil
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -69,6 +71,48 @@ func TestMetricsRefusedNamingTheField(t *testing.T) {
 		_, err := Load(write(t, c.yaml), env(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want mention of %q", name, err, c.want)
+		}
+	}
+}
+
+func TestMetricsBearerToken(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const tok = "0123456789abcdef0123456789abcdef0123"
+	good := file("good", "  "+tok+"  \nsecond line ignored\n", 0o600)
+	got, err := Metrics{Listen: "127.0.0.1:1", BearerTokenFile: good}.BearerToken()
+	if err != nil || string(got) != tok {
+		t.Fatalf("token = %q, %v", got, err)
+	}
+	if got, err := (Metrics{Listen: "127.0.0.1:1"}).BearerToken(); got != nil || err != nil {
+		t.Fatalf("no file: %q, %v", got, err)
+	}
+	for name, c := range map[string]struct {
+		path, want string
+	}{
+		"readable by others": {file("open", tok+"\n", 0o644), "chmod 600"},
+		"short":              {file("short", "abc\n", 0o600), "at least 32"},
+		"empty":              {file("empty", "", 0o600), "at least 32"},
+		"too long":           {file("long", strings.Repeat("a", 5000), 0o600), "longer than 4096"},
+		"control character":  {file("ctl", tok+"\x01x\n", 0o600), "printable ASCII"},
+		"missing":            {filepath.Join(dir, "nope"), "no such file"},
+		"a directory":        {dir, "not a regular file"},
+	} {
+		_, err := Metrics{Listen: "127.0.0.1:1", BearerTokenFile: c.path}.BearerToken()
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "metrics.bearer_token_file") {
+			t.Errorf("%s: err = %v, want %q", name, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), tok) {
+			t.Errorf("%s: the error shows the token", name)
 		}
 	}
 }
