@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-gw/parley/internal/config"
 )
@@ -133,5 +135,68 @@ func TestMetricsBearerToken(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "request without the bearer token refused") {
 		t.Fatalf("refusals are not logged:\n%s", h.logs.String())
+	}
+}
+
+// waitMetric polls the metrics listener until metric name's value
+// satisfies ok.
+func (h *harness) waitMetric(t *testing.T, name string, ok func(float64) bool) float64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := strconv.ParseFloat(h.metric(name), 64)
+		if err == nil && ok(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %q: condition not met", name, h.metric(name))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The delivery metrics show a bot that hangs, then fails, then recovers:
+// the delivery in flight, queued, the age of the oldest, the retry, the
+// delivery.
+func TestDeliveryMetrics(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.DirectLine.BotWait = durationT(time.Second) })
+	tok, conv, _ := h.started("dl_metrics")
+	h.botRec.waitFor(t, "the conversationUpdate", func(a map[string]any) bool { return a["type"] == "conversationUpdate" })
+	delivered := h.waitMetric(t, "parley_deliveries_delivered_total", func(v float64) bool { return v >= 1 })
+
+	release := make(chan struct{})
+	h.setBotFail(func(a map[string]any) int {
+		if a["text"] == "held" {
+			<-release
+			return http.StatusServiceUnavailable
+		}
+		return 0
+	})
+	if r := h.do("POST", "/conversations/"+conv+"/activities", tok, `{"type":"message","text":"held"}`, nil); r.status != http.StatusBadGateway {
+		t.Fatalf("post to a hanging bot: %d %s", r.status, r.raw)
+	}
+	// The first look at the outbox: taken now, cached for 10 s.
+	if got := h.metric("parley_outbox_pending"); got != "1" {
+		t.Errorf("parley_outbox_pending = %q, want 1", got)
+	}
+	if age, err := strconv.ParseFloat(h.metric("parley_outbox_oldest_age_seconds"), 64); err != nil || age < 0.9 || age > 30 {
+		t.Errorf("parley_outbox_oldest_age_seconds = %v, %v; want about 1 (bot_wait)", age, err)
+	}
+	if got := h.metric("parley_deliveries_in_flight"); got != "1" {
+		t.Errorf("parley_deliveries_in_flight = %q, want 1", got)
+	}
+	if got := h.metric("parley_deliveries_retried_total"); got != "0" {
+		t.Errorf("parley_deliveries_retried_total = %q before any failure", got)
+	}
+	close(release)
+	h.waitMetric(t, "parley_deliveries_retried_total", func(v float64) bool { return v >= 1 })
+	h.setBotFail(nil)
+	h.waitMetric(t, "parley_deliveries_delivered_total", func(v float64) bool { return v >= delivered+1 })
+	h.waitMetric(t, "parley_deliveries_in_flight", func(v float64) bool { return v == 0 })
+	if v := h.waitMetric(t, "parley_delivery_attempts_total", func(v float64) bool { return v >= delivered+2 }); v < 3 {
+		t.Errorf("attempts = %v", v)
+	}
+	if got := h.metric("parley_outbox_dead_lettered_total"); got != "0" {
+		t.Errorf("parley_outbox_dead_lettered_total = %q", got)
 	}
 }
