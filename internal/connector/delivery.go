@@ -125,7 +125,8 @@ type Delivery struct {
 	flushSig chan struct{}
 
 	deadLettered atomic.Int64 // items moved to the dead letters by this process
-	stats        deliveryStats // stats.go
+
+	stats deliveryStats // the metrics' counters (stats.go)
 }
 
 // DeadLettered counts the items this process moved to the dead letters.
