@@ -3,6 +3,7 @@ package server_test
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -198,5 +199,21 @@ func TestDeliveryMetrics(t *testing.T) {
 	}
 	if got := h.metric("parley_outbox_dead_lettered_total"); got != "0" {
 		t.Errorf("parley_outbox_dead_lettered_total = %q", got)
+	}
+}
+
+// The bots' token service counts the access tokens it issues, not its
+// refusals.
+func TestBotAccessTokensCounted(t *testing.T) {
+	h, b, _ := secureHarness(t)
+	before, _ := strconv.ParseFloat(h.metric(`parley_tokens_issued_total{kind="bot_access"}`), 64)
+	if _, st, raw := tokenRequest(t, h, url.Values{"client_id": {b.appID}, "client_secret": {b.secret}}, ""); st != 200 {
+		t.Fatalf("token: %d %s", st, raw)
+	}
+	if _, st, _ := tokenRequest(t, h, url.Values{"client_id": {b.appID}, "client_secret": {"wrong-secret"}}, ""); st != 401 {
+		t.Fatalf("a wrong secret got %d", st)
+	}
+	if got, _ := strconv.ParseFloat(h.metric(`parley_tokens_issued_total{kind="bot_access"}`), 64); got != before+1 {
+		t.Fatalf("bot_access tokens = %v, want %v", got, before+1)
 	}
 }
