@@ -25,14 +25,14 @@ func TestSite(t *testing.T) {
 }
 
 func TestFinishWaitsForHold(t *testing.T) {
-	ctx, i := With(context.Background())
+	_, i := With(context.Background())
 	n := 0
 	i.Finish(func() { n++ })
 	if n != 1 {
 		t.Fatal("Finish without Hold did not run at once")
 	}
 
-	ctx, i = With(context.Background())
+	ctx, i := With(context.Background())
 	release := Hold(ctx)
 	i.Finish(func() { n++ })
 	if n != 1 {

@@ -53,6 +53,9 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	if status, body := httpGet(t, h.base+"/metrics", ""); status != http.StatusNotFound || strings.Contains(body, "parley_") {
 		t.Fatalf("main listener /metrics = %d %.200s, want 404", status, body)
 	}
+	if body := h.get(t, "/metrics?format=prometheus"); strings.Contains(body, "go_goroutines") {
+		t.Fatal("main listener serves metrics with a query")
+	}
 	for _, base := range []string{h.base, h.metrics} {
 		for _, p := range []string{"/healthz", "/readyz"} {
 			if status, _ := httpGet(t, base+p, ""); status != 200 {
