@@ -56,7 +56,7 @@ test('botbuilder example bot through Parley: JWTs both ways, Bot Connector API, 
   const cfg = join(data, 'parley.yaml');
   writeFileSync(cfg, `listen: 127.0.0.1:${port}\npublic_url: ${base}\ndata_dir: ${data}\n` +
     `tls:\n  cert_file: ${join(certs, 'server.pem')}\n  key_file: ${join(certs, 'server.key')}\n` +
-    `bots:\n  key_reload: 1s\n`);
+    `bots:\n  key_reload: 1s\nmetrics:\n  listen: 127.0.0.1:0\n`);
 
   const parley = startProcess('parley', bin, ['serve', '--config', cfg], {}, /parley serving/);
   t.after(() => parley.stop());

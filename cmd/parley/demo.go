@@ -34,6 +34,7 @@ type demoInfo struct {
 	Secret     string `json:"secret"`
 	Origin     string `json:"origin"`
 	Page       string `json:"page"`
+	Metrics    string `json:"metrics"`
 }
 
 func (a *app) demoCmd() *cobra.Command {
@@ -59,6 +60,11 @@ func (a *app) demoCmd() *cobra.Command {
 				return fmt.Errorf("listen for the echo bot: %w", err)
 			}
 			defer botLn.Close()
+			metricsLn, err := net.Listen("tcp", "127.0.0.1:0") // the metrics listener, on a free loopback port
+			if err != nil {
+				return fmt.Errorf("listen for metrics: %w", err)
+			}
+			defer metricsLn.Close()
 
 			abs, err := filepath.Abs(dataDir)
 			if err != nil {
@@ -67,6 +73,7 @@ func (a *app) demoCmd() *cobra.Command {
 			cfg := config.Default()
 			cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), origin, abs, true
 			cfg.MasterKeyFile = filepath.Join(abs, "master.key")
+			cfg.Metrics.Listen = metricsLn.Addr().String()
 			if tokenTTL > 0 {
 				cfg.DirectLine.TokenTTL = config.Duration(tokenTTL)
 			}
@@ -94,7 +101,7 @@ func (a *app) demoCmd() *cobra.Command {
 				_ = srv.Close()
 				return err
 			}
-			info := demoInfo{DirectLine: origin + "/v3/directline", Connector: origin + "/", Secret: secret, Origin: origin, Page: origin + "/"}
+			info := demoInfo{DirectLine: origin + "/v3/directline", Connector: origin + "/", Secret: secret, Origin: origin, Page: origin + "/", Metrics: "http://" + metricsLn.Addr().String() + "/metrics"}
 			demo := &web.Demo{DirectLine: info.DirectLine, Secret: secret, WebChatURL: webchatURL, Origin: origin, Client: &http.Client{Timeout: 10 * time.Second}, Log: log}
 			demo.Register(srv)
 
@@ -110,10 +117,10 @@ func (a *app) demoCmd() *cobra.Command {
 				}
 			} else {
 				fmt.Fprintf(a.stdout, "Parley demo (plain HTTP on loopback only; not for production)\n\n"+
-					"  Web Chat page:    %s\n  Direct Line API:  %s\n  Bot Connector:    %s\n  Echo bot:         http://%s/api/messages\n  Trusted origin:   %s\n  Site secret:      %s (server-side only; shown once per start)\n  Data:             %s\n\nPress Ctrl+C to stop.\n",
-					info.Page, info.DirectLine, info.Connector, botLn.Addr(), origin, secret, abs)
+					"  Web Chat page:    %s\n  Direct Line API:  %s\n  Bot Connector:    %s\n  Echo bot:         http://%s/api/messages\n  Trusted origin:   %s\n  Metrics:          %s\n  Site secret:      %s (server-side only; shown once per start)\n  Data:             %s\n\nPress Ctrl+C to stop.\n",
+					info.Page, info.DirectLine, info.Connector, botLn.Addr(), origin, info.Metrics, secret, abs)
 			}
-			return srv.Serve(ctx, ln)
+			return srv.Serve(ctx, server.Listeners{Main: ln, Metrics: metricsLn})
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "loopback address to listen on")

@@ -52,7 +52,10 @@ func TestDemoPageAndTokenEndpoint(t *testing.T) {
 	if len(users) != 2 {
 		t.Fatal("each page load must get a fresh user id")
 	}
-	status, _, metrics := get(t, p.info.Page+"metrics")
+	if status, _, _ := get(t, p.info.Page+"metrics"); status != http.StatusNotFound {
+		t.Fatalf("/metrics on the public listener = %d, want 404 (it is on the metrics listener)", status)
+	}
+	status, _, metrics := get(t, p.info.Metrics)
 	if status != 200 || !strings.Contains(metrics, `parley_http_requests_total{route="POST /v3/directline/tokens/generate",status="200"}`) || !strings.Contains(metrics, "parley_open_streams") {
 		t.Fatalf("metrics = %d %.500s", status, metrics)
 	}

@@ -192,6 +192,7 @@ func TestKeysRotationReachesRunningServer(t *testing.T) {
 	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), "http://"+ln.Addr().String(), data, true
 	cfg.MasterKeyFile = filepath.Join(data, "master.key")
 	cfg.Bots.KeyReload = config.Duration(time.Second)
+	cfg.Metrics.Listen = "off"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestKeysRotationReachesRunningServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() { done <- srv.Serve(ctx, server.Listeners{Main: ln}) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	dl := cfg.PublicURL + "/v3/directline"

@@ -269,6 +269,7 @@ func startServer(t *testing.T, data string, logs io.Writer) string {
 	cfg := config.Default()
 	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), "http://"+ln.Addr().String(), data, true
 	cfg.MasterKeyFile = filepath.Join(data, "master.key")
+	cfg.Metrics.Listen = "off"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func startServer(t *testing.T, data string, logs io.Writer) string {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() { done <- srv.Serve(ctx, server.Listeners{Main: ln}) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return cfg.PublicURL + "/v3/directline"
 }

@@ -47,9 +47,15 @@ func (a *app) serveCmd() *cobra.Command {
 				_ = srv.Close()
 				return fmt.Errorf("listen: %w", err)
 			}
+			mln, err := server.ListenMetrics(cfg) // nil when metrics.listen is off
+			if err != nil {
+				_ = ln.Close()
+				_ = srv.Close()
+				return err
+			}
 			bi := currentBuildInfo()
 			log.Info("parley serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL, "version", bi.Version, "commit", bi.Commit)
-			if err := srv.Serve(cmd.Context(), ln); err != nil {
+			if err := srv.Serve(cmd.Context(), server.Listeners{Main: ln, Metrics: mln}); err != nil {
 				return err
 			}
 			log.Info("parley stopped cleanly: open streams closed, pending deliveries kept for the next start", "version", bi.Version)

@@ -33,7 +33,7 @@ func (l *lockedBuffer) String() string {
 func TestServeLogsVersionAtStartAndCleanStop(t *testing.T) {
 	data := t.TempDir()
 	cfg := filepath.Join(data, "parley.yaml")
-	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\npublic_url: http://127.0.0.1:1\ninsecure_http: true\ndata_dir: "+data+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\npublic_url: http://127.0.0.1:1\ninsecure_http: true\nmetrics: {listen: 127.0.0.1:0}\ndata_dir: "+data+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb lockedBuffer

@@ -55,6 +55,12 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	// Store configures the embedded store (store.go).
 	Store Store `yaml:"store"`
+	// Metrics configures the metrics listener (metrics.go).
+	Metrics Metrics `yaml:"metrics"`
+	// AccessLog writes one info line per HTTP request (and per WebSocket
+	// stream, when it ends): method, route pattern, status, duration,
+	// pseudonymized client address, site.
+	AccessLog bool `yaml:"access_log"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -186,6 +192,8 @@ func Default() Config {
 		Keys:      DefaultKeys(),
 		Retention: DefaultRetention(),
 		Store:     DefaultStore(),
+		Metrics:   DefaultMetrics(),
+		AccessLog: true,
 	}
 }
 
@@ -251,6 +259,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	c.Store.applyEnv(env)
+	if err := c.applyMetricsEnv(env); err != nil {
+		return err
+	}
 	if err := c.Retention.applyEnv(env); err != nil {
 		return err
 	}
@@ -417,6 +428,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Keys.validate()...)
 	errs = append(errs, c.Retention.validate()...)
 	errs = append(errs, c.Store.validate()...)
+	errs = append(errs, c.validateMetrics()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

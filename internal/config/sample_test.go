@@ -31,7 +31,7 @@ func TestSampleConfigLoads(t *testing.T) {
 	if c.DirectLine != want.DirectLine || c.Retention != want.Retention || c.Limits != want.Limits || c.Timeouts != want.Timeouts ||
 		c.Bots.KeyReload != want.Bots.KeyReload || c.Bots.DeliveryRetryFor != want.Bots.DeliveryRetryFor ||
 		c.Keys.Provider != want.Keys.Provider || c.Keys.DataKeyCache != want.Keys.DataKeyCache || c.Keys.PKCS11.Sessions != want.Keys.PKCS11.Sessions ||
-		c.MaxConnections != want.MaxConnections || c.MaxConnectionsPerClient != want.MaxConnectionsPerClient || c.LogLevel != want.LogLevel {
+		c.MaxConnections != want.MaxConnections || c.Metrics != want.Metrics || c.AccessLog != want.AccessLog || c.MaxConnectionsPerClient != want.MaxConnectionsPerClient || c.LogLevel != want.LogLevel {
 		t.Errorf("parley.yaml says it holds the defaults but differs:\n got %+v\nwant %+v", c, want)
 	}
 }

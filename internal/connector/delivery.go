@@ -125,6 +125,8 @@ type Delivery struct {
 	flushSig chan struct{}
 
 	deadLettered atomic.Int64 // items moved to the dead letters by this process
+
+	stats deliveryStats // the metrics' counters (stats.go)
 }
 
 // DeadLettered counts the items this process moved to the dead letters.
@@ -640,8 +642,11 @@ func (d *Delivery) isClosing() bool {
 // silently: a failed item is retried or becomes a dead letter.
 func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated store.OutboxItem, done bool) {
 	at := d.cfg.Clock.Now()
+	posted := d.stats.posting()
 	status, err := d.post(ctx, it)
+	posted()
 	if err == nil {
+		d.stats.delivered.Add(1)
 		// Answer the waiting client first: the bot has the activity. If the
 		// process dies before the completion commits, the item is delivered
 		// again under the same id (at-least-once; bots deduplicate by id).
@@ -685,6 +690,7 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 		it.NextAttemptAt = deadline // the last attempt comes at the end of the window
 	}
 	log.Warn("bot delivery failed; will retry", "status", status, "err", err, "retry_in", it.NextAttemptAt.Sub(now))
+	d.stats.retried.Add(1)
 	if u := unreachable(err); u != nil {
 		// Clients waiting for this conversation's activities (this one
 		// and those queued behind it) learn now why the bot does not get

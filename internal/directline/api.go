@@ -21,6 +21,7 @@ import (
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/reqinfo"
 	"github.com/parley-gw/parley/internal/store"
 
 	"github.com/parley-gw/parley/internal/redact"
@@ -269,6 +270,11 @@ func bearer(r *http.Request) (string, *apiError) {
 
 func (a *API) authenticate(r *http.Request) (p principal, e *apiError) {
 	defer func() { a.authFailed(r, e) }()
+	defer func() {
+		if e == nil {
+			reqinfo.SetSite(r.Context(), p.site.ID) // for the access log
+		}
+	}()
 	val, e := bearer(r)
 	if e != nil {
 		return principal{}, e

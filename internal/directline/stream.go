@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/reqinfo"
 )
 
 // stream: GET /conversations/{id}/stream?watermark=&t= (WebSocket).
@@ -45,6 +46,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, errf(http.StatusForbidden, "BadArgument", "Invalid stream token"))
 		return
 	}
+	reqinfo.SetSite(r.Context(), site.ID) // for the access log and the streams by site
 	if e := checkOrigin(r, site, c); e != nil {
 		a.refuseOrigin(w, r, e)
 		return
@@ -130,6 +132,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	// the close handshake and the client's probes. Writes (new activities,
 	// keep-alives) run on short-lived goroutines, one at a time per stream.
 	st.reading = true
+	st.ended = reqinfo.Hold(r.Context()) // the access log line is written when the stream ends
 	go st.read()
 	st.release()
 }
@@ -145,6 +148,7 @@ type streamState struct {
 	// reading: the reader goroutine owns the per-client claim (set by the
 	// handler before it starts the reader).
 	reading bool
+	ended   func() // tells the server's middleware the stream ended
 
 	lastWrite atomic.Int64 // unix nanoseconds of the last frame written
 
@@ -172,6 +176,9 @@ func (s *streamState) read() {
 	s.api.streamSet.remove(s)
 	s.ws.CloseNow()
 	s.api.streamClients.unclaim(s.addr)
+	if s.ended != nil {
+		s.ended()
+	}
 }
 
 // kick asks for a write: queued activities, or a keep-alive if ping.

@@ -19,7 +19,7 @@ func (h *harness) setBotFail(fn func(map[string]any) int) {
 
 func (h *harness) metric(name string) string {
 	h.t.Helper()
-	res, err := http.Get(h.base + "/metrics")
+	res, err := http.Get(h.metrics + "/metrics")
 	if err != nil {
 		h.t.Fatal(err)
 	}

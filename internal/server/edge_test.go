@@ -243,7 +243,7 @@ func TestConnectionCap(t *testing.T) {
 	}
 	held = nil
 	for {
-		res, err := http.Get(h.base + "/metrics")
+		res, err := http.Get(h.metrics + "/metrics")
 		if err == nil {
 			raw, _ := io.ReadAll(res.Body)
 			res.Body.Close()

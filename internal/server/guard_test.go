@@ -84,7 +84,7 @@ func TestTokenServiceThrottlesPerForwardedClient(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `"client_addr":"`+h.pseudonymizer(t).Addr("203.0.113.5")+`"`) || strings.Contains(h.logs.String(), "203.0.113.5") {
 		t.Error("the failure log does not name the forwarded client address by its pseudonym (or names it in the clear)")
 	}
-	metrics, err := http.Get(h.base + "/metrics")
+	metrics, err := http.Get(h.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

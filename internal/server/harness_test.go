@@ -131,6 +131,7 @@ func (b *testBot) waitFor(t *testing.T, what string, pred func(map[string]any) b
 type harness struct {
 	t       *testing.T
 	base    string // http://127.0.0.1:port
+	metrics string // the metrics listener: http://127.0.0.1:port
 	dl      string // base + /v3/directline
 	secret  string
 	secret2 string
@@ -153,9 +154,14 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), base, dir, true
+	cfg.Metrics.Listen = mln.Addr().String()
 	cfg.MasterKeyFile = dir + "/master.key"
 	cfg.DirectLine.BotWait = config.Duration(3 * time.Second)
 	for _, o := range opts {
@@ -172,7 +178,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	bot := newTestBot(t)
-	h := &harness{t: t, base: base, dl: base + "/v3/directline", botRec: bot, logs: logs, cfg: cfg}
+	h := &harness{t: t, base: base, metrics: "http://" + mln.Addr().String(), dl: base + "/v3/directline", botRec: bot, logs: logs, cfg: cfg}
 	h.site, h.secret, h.secret2 = provision(t, srv.Store(), "bot-a", bot.url, true, []string{trustedOrigin})
 	h.st, h.srv = srv.Store(), srv
 	master, err := keyring.LoadOrCreateFile(cfg.MasterKeyFile)
@@ -185,7 +191,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
+	go func() { done <- srv.Serve(sctx, server.Listeners{Main: ln, Metrics: mln}) }()
 	h.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {

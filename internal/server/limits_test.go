@@ -325,7 +325,7 @@ func TestDirectLineAuthFailuresCounted(t *testing.T) {
 	h := newHarness(t)
 	h.do("POST", "/conversations", "not-a-token-or-secret", `{}`, nil)
 	h.do("POST", "/conversations", "", `{}`, nil)
-	res, err := http.Get(h.base + "/metrics")
+	res, err := http.Get(h.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

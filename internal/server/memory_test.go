@@ -285,7 +285,7 @@ func TestStreamReplayFramesBoundedWithWatermarks(t *testing.T) {
 // openStreams reads the parley_open_streams gauge.
 func openStreams(t *testing.T, h *harness) int {
 	t.Helper()
-	res, err := http.Get(h.base + "/metrics")
+	res, err := http.Get(h.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func healthzOn(c net.Conn) (string, error) {
 func connectionsRefused(t *testing.T, h *harness, limit string) float64 {
 	t.Helper()
 	c := clientFrom("127.0.0.9")
-	res, err := c.Get(h.base + "/metrics")
+	res, err := c.Get(h.metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

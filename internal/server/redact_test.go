@@ -85,7 +85,7 @@ func TestLogsCarryNoPIIAndPseudonymizeIDs(t *testing.T) {
 	if len(acts) < 4 {
 		t.Fatalf("history has %d activities", len(acts))
 	}
-	metrics := h.get(t, "/metrics")
+	metrics := h.getMetrics(t)
 	h.stop()
 
 	logs := h.logs.String()

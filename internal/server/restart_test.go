@@ -23,6 +23,7 @@ func runServer(t *testing.T, dir string, setup func(*server.Server)) (base strin
 	cfg := config.Default()
 	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP, cfg.MasterKeyFile = ln.Addr().String(), base, dir, true, dir+"/master.key"
 	cfg.DirectLine.BotWait = config.Duration(time.Second)
+	cfg.Metrics.Listen = "127.0.0.1:0" // opened by Serve
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func runServer(t *testing.T, dir string, setup func(*server.Server)) (base strin
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() { done <- srv.Serve(ctx, server.Listeners{Main: ln}) }()
 	return base, func() {
 		cancel()
 		if err := <-done; err != nil {

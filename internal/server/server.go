@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/config"
@@ -28,6 +27,7 @@ import (
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/redact"
+	"github.com/parley-gw/parley/internal/reqinfo"
 	"github.com/parley-gw/parley/internal/retention"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
@@ -60,6 +60,14 @@ type Server struct {
 	proxies guard.Proxies
 	// sweeper enforces the sites' retention policies.
 	sweeper *retention.Sweeper
+	// reg is what /metrics serves, on the metrics listener only:
+	// metricsMux, behind metricsGate (metrics.bearer_token_file).
+	reg         *prometheus.Registry
+	metricsMux  *http.ServeMux
+	metricsGate *metricsGate
+	// redactLog is the redacting handler under logger (logger adds
+	// HumanDurations on top), for http.Server's error logs.
+	redactLog slog.Handler
 }
 
 // OpenStore opens the configured store.
@@ -104,7 +112,8 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	if err != nil {
 		return nil, fmt.Errorf("log pseudonym key: %w", err)
 	}
-	logger = slog.New(redact.WithPseudonymizer(logger.Handler(), ps))
+	redactLog := redact.WithPseudonymizer(logger.Handler(), ps)
+	logger = slog.New(HumanDurations(redactLog))
 	if cfg.MasterKey == "" && insideDir(cfg.MasterKeyFile, cfg.DataDir) {
 		logger.Warn("the master key file is inside the data directory: a backup of the directory holds the key next to everything it protects, and destroyed keys do not make such a backup unreadable; keep it elsewhere (master_key_file, or PARLEY_MASTER_KEY)",
 			"master_key_file", cfg.MasterKeyFile)
@@ -124,6 +133,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		return nil, fmt.Errorf("trusted_proxies: %w", err)
 	}
 	reg := prometheus.NewRegistry()
+	gate, err := newMetricsGate(cfg, reg, logger)
+	if err != nil {
+		return nil, err
+	}
 	authFailures := guard.NewAuthFailures(reg, logger, proxies)
 	limiter := guard.NewMemory(guard.MemoryConfig{Registerer: reg})
 	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL, ReloadEvery: time.Duration(cfg.Bots.KeyReload),
@@ -163,6 +176,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	base, cancelBase := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 	s.proxies = proxies
+	s.reg, s.metricsMux, s.metricsGate, s.redactLog = reg, http.NewServeMux(), gate, redactLog
 	rc := cfg.Retention
 	s.sweeper = retention.New(st, retention.Config{Default: time.Duration(rc.Default), Every: time.Duration(rc.SweepEvery),
 		EphemeralHold: time.Duration(rc.EphemeralHold), EphemeralMax: time.Duration(rc.EphemeralMax), TombstonesFor: time.Duration(rc.TombstonesFor),
@@ -178,8 +192,9 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	authority.Register(s.mux)
 	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies}, logger).Register(s.mux)
 
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
-	reg.MustRegister(requests,
+	hm := newHTTPMetrics(reg)
+	registerRuntimeMetrics(reg)
+	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_open_streams", Help: "Open Direct Line WebSocket streams."}, func() float64 { return float64(lg.Hub().Count()) }),
 		s.refusedConns,
 	)
@@ -194,11 +209,15 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_retention_conversations_deleted_total", Help: "Conversations deleted by the retention sweeper (content and data key)."}, func() float64 { d, _ := s.sweeper.Totals(); return float64(d) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_retention_activities_pruned_total", Help: "Activities removed from ephemeral sites' conversations by the retention sweeper."}, func() float64 { _, p := s.sweeper.Totals(); return float64(p) }),
 	)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	// /metrics is on the metrics listener only; the probes are on both
+	// (orchestrators reach the main listener).
+	health := func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) }
 	readiness := newReadinessLog(logger)
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, readiness) })
-	s.handler = s.middleware(s.mux, requests)
+	ready := func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, readiness) }
+	s.mux.HandleFunc("GET /healthz", health)
+	s.mux.HandleFunc("GET /readyz", ready)
+	s.registerMetricsRoutes(health, ready)
+	s.handler = s.middleware(s.mux, hm)
 	built = true
 	return s, nil
 }
@@ -274,9 +293,12 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // underlying connection.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// middleware adds security headers, panic recovery, metrics and an access
-// log that never records query strings (stream URLs carry credentials).
-func (s *Server) middleware(next http.Handler, requests *prometheus.CounterVec) http.Handler {
+// middleware adds security headers, panic recovery, metrics and the access
+// log (accesslog.go), which never records paths or query strings (stream
+// URLs carry credentials). Handlers annotate the request through reqinfo:
+// its site, and, for a WebSocket stream, its end (after the handler
+// returned).
+func (s *Server) middleware(next http.Handler, m httpMetrics) http.Handler {
 	tlsOn := !s.cfg.InsecureHTTP
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -292,6 +314,8 @@ func (s *Server) middleware(next http.Handler, requests *prometheus.CounterVec) 
 		if tlsOn {
 			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 		}
+		ctx, info := reqinfo.With(r.Context())
+		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
@@ -307,10 +331,31 @@ func (s *Server) middleware(next http.Handler, requests *prometheus.CounterVec) 
 			if route == "" {
 				route = "unmatched"
 			}
-			requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
-			if s.logger.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost allocations on every request
-				s.logger.Debug("request", "method", r.Method, "path", redact.Bounded(r.URL.Path, 512), "status", rec.status, "duration", time.Since(start), "agent", redact.Bounded(r.Header.Get("x-ms-bot-agent"), 256))
+			status := rec.status
+			if status == 0 { // nothing written: net/http answers 200
+				status = http.StatusOK
 			}
+			m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+			if status/100 == 2 {
+				if k := issuedTokenKind(route); k != "" {
+					m.tokens.WithLabelValues(k).Inc()
+				}
+			}
+			site := info.Site()
+			var stream prometheus.Gauge
+			if status == http.StatusSwitchingProtocols && route == streamRoute {
+				stream = m.streamsBySite.WithLabelValues(site)
+				stream.Inc()
+			}
+			entry, logIt := s.newAccessEntry(r, route, status, start, site)
+			info.Finish(func() { // a stream's: when it ends
+				if stream != nil {
+					stream.Dec()
+				}
+				if logIt {
+					s.logAccess(entry)
+				}
+			})
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -331,7 +376,16 @@ func TLSConfig() *tls.Config {
 // Serve runs until ctx ends, then shuts down gracefully: open streams are
 // told the server is going away, in-flight requests finish, deliveries
 // stop at a safe point (pending ones stay in the outbox), the store closes.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// ls.Main serves the gateway, ls.Metrics the metrics (see Listeners).
+func (s *Server) Serve(ctx context.Context, ls Listeners) error {
+	ln, mln := ls.Main, ls.Metrics
+	if mln == nil {
+		var err error
+		if mln, err = ListenMetrics(s.cfg); err != nil {
+			_ = ln.Close()
+			return errors.Join(err, s.Close())
+		}
+	}
 	srv := &http.Server{
 		Handler: s.handler,
 		// Body and write deadlines are per route (setDeadlines); a server
@@ -339,7 +393,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: time.Duration(s.cfg.Timeouts.ReadHeader),
 		IdleTimeout:       time.Duration(s.cfg.Timeouts.Idle),
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(redact.AddrsInMessage(s.logger.Handler()), slog.LevelWarn), // its messages name client addresses
+		ErrorLog:          slog.NewLogLogger(redact.AddrsInMessage(s.redactLog), slog.LevelWarn), // its messages name client addresses
 	}
 	dctx, dcancel := context.WithCancel(context.Background())
 	deliveryDone := make(chan struct{})
@@ -358,7 +412,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 	ln = s.capListener(ln)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	var msrv *http.Server
+	if mln != nil {
+		msrv = s.metricsServer()
+		mln = s.capMetricsListener(mln)
+		go func() {
+			var err error
+			if s.cfg.Metrics.TLS() {
+				s.logger.Info("metrics listener serving TLS (bearer token required)", "metrics_listen", mln.Addr().String())
+				msrv.TLSConfig = TLSConfig()
+				err = msrv.ServeTLS(mln, s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+			} else {
+				s.logger.Info("metrics listener serving plain HTTP on loopback", "metrics_listen", mln.Addr().String(), "bearer_token", s.metricsGate.on)
+				err = msrv.Serve(mln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				err = fmt.Errorf("metrics listener: %w", err)
+			}
+			errc <- err
+		}()
+	}
 	go func() {
 		var err error
 		if s.cfg.InsecureHTTP {
@@ -379,6 +453,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
+	if msrv != nil {
+		shutdownErr = errors.Join(shutdownErr, msrv.Shutdown(sctx))
+	}
 	s.dl.WaitStreams()
 	dcancel()
 	<-deliveryDone

@@ -25,6 +25,7 @@ func BenchmarkTokenGenerate(b *testing.B) {
 	dir := b.TempDir()
 	cfg := config.Default()
 	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP, cfg.MasterKeyFile = ln.Addr().String(), base, dir, true, dir+"/master.key"
+	cfg.Metrics.Listen = "off"
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
@@ -32,7 +33,7 @@ func BenchmarkTokenGenerate(b *testing.B) {
 	_, secret, _ := provision(b, srv.Store(), "bot-b", "http://127.0.0.1:1/api", true, []string{trustedOrigin})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = srv.Serve(ctx, ln); close(done) }()
+	go func() { _ = srv.Serve(ctx, server.Listeners{Main: ln}); close(done) }()
 	defer func() { cancel(); <-done }()
 	time.Sleep(50 * time.Millisecond)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}

@@ -389,6 +389,10 @@ type Store interface {
 	ListDeadLetters(ctx context.Context, botID string) ([]DeadLetter, error)
 	// CountDeadLetters counts every dead letter.
 	CountDeadLetters(ctx context.Context) (int, error)
+	// OutboxStats counts the pending outbox items (every conversation's,
+	// due or in backoff; not the dead letters) and returns the creation
+	// time of the oldest (zero when there is none).
+	OutboxStats(ctx context.Context) (pending int, oldest time.Time, err error)
 	// RedeliverDeadLetter moves dead letter id back to the outbox under its
 	// original outbox id, so it keeps its place before its conversation's
 	// later pending items; it starts afresh (no attempts, due and created

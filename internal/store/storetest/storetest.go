@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EndedWaitsForTheBot", testEndedWaitsForTheBot},
 		{"UniqueNames", testUniqueNames},
 		{"DeleteSite", testDeleteSite}, {"DeleteBot", testDeleteBot}, {"UpdateBotAuthAndSite", testUpdateBotAuthAndSite}, {"ListConversations", testListConversations}, {"DeleteBotWhileServing", testDeleteBotWhileServing},
+		{"OutboxStats", testOutboxStats},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
