@@ -413,11 +413,16 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	}
 	ln = s.capListener(ln)
 	errc := make(chan error, 2)
+	// serving: Serve returns only after both listeners' goroutines have
+	// ended (they log; nothing of this server may outlive Serve).
+	var serving sync.WaitGroup
 	var msrv *http.Server
 	if mln != nil {
 		msrv = s.metricsServer()
 		mln = s.capMetricsListener(mln)
+		serving.Add(1)
 		go func() {
+			defer serving.Done()
 			var err error
 			if s.cfg.Metrics.TLS() {
 				s.logger.Info("metrics listener serving TLS (bearer token required)", "metrics_listen", mln.Addr().String())
@@ -433,7 +438,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 			errc <- err
 		}()
 	}
+	serving.Add(1)
 	go func() {
+		defer serving.Done()
 		var err error
 		if s.cfg.InsecureHTTP {
 			s.logger.Warn("INSECURE: serving plain HTTP on a loopback address (development only)", "listen", ln.Addr().String())
@@ -456,6 +463,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	if msrv != nil {
 		shutdownErr = errors.Join(shutdownErr, msrv.Shutdown(sctx))
 	}
+	serving.Wait()
 	s.dl.WaitStreams()
 	dcancel()
 	<-deliveryDone
