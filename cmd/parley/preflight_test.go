@@ -120,7 +120,7 @@ func TestServePreflightRefusesAndCreatesNothing(t *testing.T) {
 			s.cert, s.key = writeCert(t, s.root, "future", now.Add(24*time.Hour), now.Add(90*24*time.Hour))
 		}, []string{"tls.cert_file:", "is not valid before", "check this machine's clock"}},
 		{"listen address in use", func(t *testing.T, s *setup) { s.listen = held.Addr().String() },
-			[]string{"listen: cannot listen on " + held.Addr().String(), "address already in use", "choose another listen address"}},
+			[]string{"listen: cannot listen on " + held.Addr().String(), "address already in use", "choose another address"}},
 		{"master key file readable by others", func(t *testing.T, s *setup) {
 			mk := filepath.Join(s.root, "secrets", "master.key")
 			if err := os.MkdirAll(filepath.Dir(mk), 0o700); err != nil {
@@ -157,7 +157,7 @@ func TestServePreflightRefusesAndCreatesNothing(t *testing.T) {
 			if err := os.Chmod(s.data, 0o777); err != nil {
 				t.Fatal(err)
 			}
-		}, []string{"data_dir:", "writable by group or others (mode 0777)", "chmod 700"}},
+		}, []string{"data_dir:", "writable by every user of this machine (mode 0777)", "chmod 700"}},
 		{"pkcs11 provider in a binary without it", func(t *testing.T, s *setup) {
 			pin := filepath.Join(s.root, "pin")
 			if err := os.WriteFile(pin, []byte("1234\n"), 0o600); err != nil {

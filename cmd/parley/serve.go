@@ -39,17 +39,18 @@ func (a *app) serveCmd() *cobra.Command {
 			// directory is created: the certificate, the master key, the
 			// data directory, the key provider; the listen address is
 			// bound here and handed to Serve.
-			ln, err := server.Preflight(cfg, time.Now(), log)
+			ls, err := server.Preflight(cfg, time.Now(), log)
 			if err != nil {
 				return err
 			}
+			ln := ls.Main
 			srv, err := server.New(cmd.Context(), cfg, log)
 			if err != nil {
-				_ = ln.Close()
+				_ = ls.Close()
 				return err
 			}
 			if err := refuseInsecureBots(cmd.Context(), cfg, srv.Store()); err != nil {
-				_ = ln.Close()
+				_ = ls.Close()
 				_ = srv.Close()
 				return err
 			}

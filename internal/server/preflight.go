@@ -52,17 +52,32 @@ func (e *PreflightError) Error() string {
 // ExitCode is ExitConfig.
 func (e *PreflightError) ExitCode() int { return ExitConfig }
 
+// Listeners are the sockets Preflight bound, for Serve.
+type Listeners struct {
+	// Main is the gateway's listener (listen).
+	Main net.Listener
+}
+
+// Close closes every listener (for a start abandoned after Preflight).
+func (l Listeners) Close() error {
+	if l.Main == nil {
+		return nil
+	}
+	return l.Main.Close()
+}
+
 // Preflight checks, before anything is created and before the gateway
 // says it serves, what `parley serve` needs of cfg: the TLS certificate
 // and key (they load, match, and are valid now), the master key (its file
 // is private and holds a key, or PARLEY_MASTER_KEY does), the data
-// directory (a directory this process can write, not writable by others),
-// the key provider, and the listen address (it is bound here: the
+// directory (a directory this process can write, not writable by every
+// user), the key provider, and the listen address (bound here: the
 // listener is returned, for Server.Serve). It creates no file or
 // directory. Every problem is reported at once, each naming its
-// configuration field, in a *PreflightError. Warnings (a certificate
-// close to its expiry, a data directory others can read) are logged.
-func Preflight(cfg config.Config, now time.Time, log *slog.Logger) (net.Listener, error) {
+// configuration field, in a *PreflightError (exit code 78). Warnings (a
+// certificate close to its expiry or not naming public_url's host, a data
+// directory others can read) are logged.
+func Preflight(cfg config.Config, now time.Time, log *slog.Logger) (Listeners, error) {
 	p := &preflight{log: log}
 	if !cfg.InsecureHTTP {
 		p.tls(cfg, now)
@@ -70,14 +85,16 @@ func Preflight(cfg config.Config, now time.Time, log *slog.Logger) (net.Listener
 	p.masterKey(cfg)
 	p.dataDir(cfg)
 	p.keyProvider(cfg)
-	ln := p.listen(cfg)
-	if len(p.problems) > 0 {
-		if ln != nil {
-			_ = ln.Close()
-		}
-		return nil, &PreflightError{Problems: p.problems}
+	// Listeners last: nothing is bound when a check above failed.
+	var ls Listeners
+	if len(p.problems) == 0 {
+		ls.Main = p.listen("listen", cfg.Listen)
 	}
-	return ln, nil
+	if len(p.problems) > 0 {
+		_ = ls.Close()
+		return Listeners{}, &PreflightError{Problems: p.problems}
+	}
+	return ls, nil
 }
 
 type preflight struct {
@@ -215,11 +232,14 @@ func (p *preflight) dataDir(cfg config.Config) {
 		p.bad("data_dir", "%s is not a directory; give a directory for the database and keys (it is created, mode 700, if missing)", dir)
 		return
 	}
-	if perm := st.Mode().Perm(); perm&0o022 != 0 {
-		p.bad("data_dir", "%s is writable by group or others (mode %04o): anyone who can write it can replace the database or the keys; run: chmod 700 %s", dir, perm, dir)
+	// World-writable is refused: any user could replace the database or
+	// the keys, or plant a link where SQLite creates its -wal file. Group
+	// access is only a warning (Kubernetes' fsGroup makes volumes 2775).
+	if perm := st.Mode().Perm(); perm&0o002 != 0 {
+		p.bad("data_dir", "%s is writable by every user of this machine (mode %04o): anyone could replace the database or the keys; run: chmod 700 %s", dir, perm, dir)
 		return
-	} else if perm&0o007 != 0 {
-		p.log.Warn("the data directory is readable by other users of this machine: chmod 700 it", "data_dir", dir, "mode", fmt.Sprintf("%04o", perm))
+	} else if perm&0o077 != 0 {
+		p.log.Warn("other users can read or write the data directory: chmod 700 it, unless a group must (e.g. a Kubernetes fsGroup)", "data_dir", dir, "mode", fmt.Sprintf("%04o", perm))
 	}
 	if err := writable(dir); err != nil {
 		p.bad("data_dir", "%s is not writable by this process: %v; chown it to the user parley runs as (mode 700), or choose another data_dir", dir, err)
@@ -302,20 +322,21 @@ func (p *preflight) keyProvider(cfg config.Config) {
 	}
 }
 
-func (p *preflight) listen(cfg config.Config) net.Listener {
-	ln, err := net.Listen("tcp", cfg.Listen)
+// listen binds addr, the value of field.
+func (p *preflight) listen(field, addr string) net.Listener {
+	ln, err := net.Listen("tcp", addr)
 	if err == nil {
 		return ln
 	}
 	hint := "choose another listen address, or stop what holds this one"
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
-		hint = "another process listens on it (ss -ltnp shows which): stop it, or choose another listen address"
+		hint = "another process listens on it (ss -ltnp shows which): stop it, or choose another address"
 	case errors.Is(err, syscall.EACCES):
 		hint = "ports below 1024 need privileges: listen on a port above 1024 (behind a load balancer or a port redirect), or give the binary CAP_NET_BIND_SERVICE"
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		hint = "no interface of this machine has that address: listen on one it has, or 0.0.0.0"
 	}
-	p.bad("listen", "cannot listen on %s: %v; %s", cfg.Listen, err, hint)
+	p.bad(field, "cannot listen on %s: %v; %s", addr, err, hint)
 	return nil
 }
