@@ -272,3 +272,9 @@ func TestServeWarnsOfCertificateExpiringSoon(t *testing.T) {
 		t.Fatalf("a good start made no database: %v", err)
 	}
 }
+
+// writeValidCert writes a certificate for localhost valid for 90 days.
+func writeValidCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	return writeCert(t, dir, "tls", time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour))
+}
