@@ -113,8 +113,8 @@ func (a *app) demoCmd() *cobra.Command {
 				}
 			} else {
 				fmt.Fprintf(a.stdout, "Parley demo (plain HTTP on loopback only; not for production)\n\n"+
-					"  Web Chat page:    %s\n  Direct Line API:  %s\n  Bot Connector:    %s\n  Echo bot:         http://%s/api/messages\n  Trusted origin:   %s\n  Site secret:      %s (server-side only; shown once per start)\n  Data:             %s\n\nPress Ctrl+C to stop.\n",
-					info.Page, info.DirectLine, info.Connector, botLn.Addr(), origin, secret, abs)
+					"  Web Chat page:    %s\n  Web Chat script:  %s\n  Direct Line API:  %s\n  Bot Connector:    %s\n  Echo bot:         http://%s/api/messages\n  Trusted origin:   %s\n  Site secret:      %s (server-side only; shown once per start)\n  Data:             %s\n\nPress Ctrl+C to stop.\n",
+					info.Page, bundle.describe(origin), info.DirectLine, info.Connector, botLn.Addr(), origin, secret, abs)
 			}
 			return srv.Serve(ctx, ln)
 		},
@@ -213,4 +213,16 @@ func webChatBundle(cmd *cobra.Command, rawURL, integrity, file string) (demoBund
 		integrity = web.PinnedWebChatIntegrity
 	}
 	return demoBundle{url: rawURL, integrity: integrity}, nil
+}
+
+// describe says where the page's Web Chat comes from, for the banner.
+func (b demoBundle) describe(origin string) string {
+	switch {
+	case b.file != nil:
+		return origin + web.BundlePath + " (--webchat-file, " + b.integrity + ")"
+	case b.integrity != "":
+		return b.url + " (" + b.integrity + "; offline? use --webchat-file)"
+	default:
+		return b.url + " (no integrity hash: --webchat-integrity)"
+	}
 }
