@@ -88,7 +88,8 @@ func TestServeRefusesInsecureBotsInProduction(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(t.TempDir(), "parley.yaml")
-	yaml := "listen: 127.0.0.1:0\npublic_url: https://chat.example.com\ndata_dir: " + data + "\ntls:\n  cert_file: " + filepath.Join(data, "cert.pem") + "\n  key_file: " + filepath.Join(data, "key.pem") + "\n"
+	cert, key := writeValidCert(t, t.TempDir()) // serve checks them first
+	yaml := "listen: 127.0.0.1:0\nmetrics:\n  listen: 127.0.0.1:0\npublic_url: https://chat.example.com\ndata_dir: " + data + "\ntls:\n  cert_file: " + cert + "\n  key_file: " + key + "\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

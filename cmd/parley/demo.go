@@ -24,8 +24,6 @@ import (
 const (
 	demoBotID  = "demo-echo-bot"
 	demoSiteID = "demo-site"
-	// DefaultWebChatURL is the official Web Chat bundle.
-	DefaultWebChatURL = "https://cdn.botframework.com/botframework-webchat/latest/webchat.js"
 )
 
 type demoInfo struct {
@@ -38,7 +36,7 @@ type demoInfo struct {
 }
 
 func (a *app) demoCmd() *cobra.Command {
-	var listen, dataDir, webchatURL string
+	var listen, dataDir, webchatURL, webchatIntegrity, webchatFile string
 	var asJSON, noRateLimits bool
 	var tokenTTL time.Duration
 	cmd := &cobra.Command{
@@ -48,6 +46,10 @@ func (a *app) demoCmd() *cobra.Command {
 			ctx := cmd.Context()
 			if !config.IsLoopback(listen) {
 				return fmt.Errorf("--listen %q: the demo serves plain HTTP and only listens on loopback", listen)
+			}
+			bundle, err := webChatBundle(cmd, webchatURL, webchatIntegrity, webchatFile)
+			if err != nil {
+				return err
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -102,7 +104,8 @@ func (a *app) demoCmd() *cobra.Command {
 				return err
 			}
 			info := demoInfo{DirectLine: origin + "/v3/directline", Connector: origin + "/", Secret: secret, Origin: origin, Page: origin + "/", Metrics: "http://" + metricsLn.Addr().String() + "/metrics"}
-			demo := &web.Demo{DirectLine: info.DirectLine, Secret: secret, WebChatURL: webchatURL, Origin: origin, Client: &http.Client{Timeout: 10 * time.Second}, Log: log}
+			demo := &web.Demo{DirectLine: info.DirectLine, Secret: secret, WebChatURL: bundle.url, WebChatIntegrity: bundle.integrity, WebChatBundle: bundle.file,
+				Origin: origin, Client: &http.Client{Timeout: 10 * time.Second}, Log: log}
 			demo.Register(srv)
 
 			// The echo bot authenticates both ways, as a production bot would.
@@ -117,15 +120,17 @@ func (a *app) demoCmd() *cobra.Command {
 				}
 			} else {
 				fmt.Fprintf(a.stdout, "Parley demo (plain HTTP on loopback only; not for production)\n\n"+
-					"  Web Chat page:    %s\n  Direct Line API:  %s\n  Bot Connector:    %s\n  Echo bot:         http://%s/api/messages\n  Trusted origin:   %s\n  Metrics:          %s\n  Site secret:      %s (server-side only; shown once per start)\n  Data:             %s\n\nPress Ctrl+C to stop.\n",
-					info.Page, info.DirectLine, info.Connector, botLn.Addr(), origin, info.Metrics, secret, abs)
+					"  Web Chat page:    %s\n  Web Chat script:  %s\n  Direct Line API:  %s\n  Bot Connector:    %s\n  Echo bot:         http://%s/api/messages\n  Trusted origin:   %s\n  Metrics:          %s\n  Site secret:      %s (server-side only; shown once per start)\n  Data:             %s\n\nPress Ctrl+C to stop.\n",
+					info.Page, bundle.describe(origin), info.DirectLine, info.Connector, botLn.Addr(), origin, info.Metrics, secret, abs)
 			}
 			return srv.Serve(ctx, server.Listeners{Main: ln, Metrics: metricsLn})
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "loopback address to listen on")
 	cmd.Flags().StringVar(&dataDir, "data", "./parley-data", "data directory (SQLite database and master key)")
-	cmd.Flags().StringVar(&webchatURL, "webchat-url", DefaultWebChatURL, "Web Chat script URL the demo page loads")
+	cmd.Flags().StringVar(&webchatURL, "webchat-url", web.PinnedWebChatURL, "Web Chat script URL the demo page loads (the default is pinned with its integrity hash; another URL gets no hash unless --webchat-integrity is given)")
+	cmd.Flags().StringVar(&webchatIntegrity, "webchat-integrity", "", "Subresource Integrity hash (sha384-…) the browser checks the Web Chat script against")
+	cmd.Flags().StringVar(&webchatFile, "webchat-file", "", "serve this local Web Chat bundle (e.g. node_modules/botframework-webchat/dist/webchat.js) from the demo itself: works offline")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object with the URLs and the secret, then serve")
 	cmd.Flags().DurationVar(&tokenTTL, "token-ttl", 0, "Direct Line token lifetime (default 1h)")
 	cmd.Flags().BoolVar(&noRateLimits, "no-rate-limits", false, "turn the Direct Line rate limits off (parley bench measures the gateway, not its limits)")
@@ -167,4 +172,64 @@ func provisionDemo(ctx context.Context, st store.Store, botEndpoint, origin stri
 	site := store.Site{ID: demoSiteID, BotID: demoBotID, Name: "Demo page", EnhancedAuth: true, TrustedOrigins: []string{origin}, CreatedAt: now}
 	site.SecretHashes[0] = identity.HashSecret(secret)
 	return secret, botSecret, st.CreateSite(ctx, site)
+}
+
+// demoBundle is what the demo page loads Web Chat from.
+type demoBundle struct {
+	url, integrity string
+	// file is a local bundle the demo serves itself (--webchat-file).
+	file []byte
+}
+
+// webChatBundle resolves the --webchat-* flags: the pinned CDN bundle with
+// its hash by default; a local file, served by the demo with the hash of
+// its bytes (or the one given, which must match); another URL with the
+// hash given, or none.
+func webChatBundle(cmd *cobra.Command, rawURL, integrity, file string) (demoBundle, error) {
+	urlSet := cmd.Flags().Changed("webchat-url")
+	if integrity != "" {
+		if err := web.CheckIntegrity(integrity); err != nil {
+			return demoBundle{}, err
+		}
+	}
+	if file != "" {
+		if urlSet {
+			return demoBundle{}, fmt.Errorf("--webchat-file and --webchat-url: give one (the file is served by the demo itself)")
+		}
+		b, err := web.LoadBundle(file)
+		if err != nil {
+			return demoBundle{}, err
+		}
+		if integrity == "" {
+			integrity = web.Integrity(b)
+		} else if !web.MatchesIntegrity(b, integrity) {
+			return demoBundle{}, fmt.Errorf("--webchat-file %s does not match --webchat-integrity %s (its sha384 is %s): browsers would refuse it; use the file you audited, or drop --webchat-integrity to trust this one", file, integrity, web.Integrity(b))
+		}
+		return demoBundle{integrity: integrity, file: b}, nil
+	}
+	if !urlSet {
+		if integrity == "" {
+			integrity = web.PinnedWebChatIntegrity
+		}
+		return demoBundle{url: rawURL, integrity: integrity}, nil
+	}
+	if err := web.CheckWebChatURL(rawURL); err != nil {
+		return demoBundle{}, err
+	}
+	if rawURL == web.PinnedWebChatURL && integrity == "" {
+		integrity = web.PinnedWebChatIntegrity
+	}
+	return demoBundle{url: rawURL, integrity: integrity}, nil
+}
+
+// describe says where the page's Web Chat comes from, for the banner.
+func (b demoBundle) describe(origin string) string {
+	switch {
+	case b.file != nil:
+		return origin + web.BundlePath + " (--webchat-file, " + b.integrity + ")"
+	case b.integrity != "":
+		return b.url + " (" + b.integrity + "; offline? use --webchat-file)"
+	default:
+		return b.url + " (no integrity hash: --webchat-integrity)"
+	}
 }

@@ -183,7 +183,7 @@ func TestInsecureBotCanBeFixedOrRemoved(t *testing.T) {
 	data := t.TempDir()
 	dev := createBot(t, data, "dev", "--endpoint", "http://127.0.0.1:3978/api/messages", "--insecure-no-auth")
 	cfg := filepath.Join(t.TempDir(), "parley.yaml")
-	yaml := "listen: 127.0.0.1:0\npublic_url: https://chat.example.com\ndata_dir: " + data + "\ntls:\n  cert_file: " + filepath.Join(data, "cert.pem") + "\n  key_file: " + filepath.Join(data, "key.pem") + "\n"
+	yaml := "listen: 127.0.0.1:0\nmetrics:\n  listen: 127.0.0.1:0\npublic_url: https://chat.example.com\ndata_dir: " + data + "\ntls:\n  cert_file: " + filepath.Join(data, "cert.pem") + "\n  key_file: " + filepath.Join(data, "key.pem") + "\n"
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

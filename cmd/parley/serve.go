@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,28 +35,28 @@ func (a *app) serveCmd() *cobra.Command {
 				return err
 			}
 			defer stopPprof()
+			// Everything that can be checked is, before any file or
+			// directory is created: the certificate, the master key, the
+			// data directory, the key provider; the listen address is
+			// bound here and handed to Serve.
+			ls, err := server.Preflight(cfg, time.Now(), log)
+			if err != nil {
+				return err
+			}
+			ln := ls.Main
 			srv, err := server.New(cmd.Context(), cfg, log)
 			if err != nil {
+				_ = ls.Close()
 				return err
 			}
 			if err := refuseInsecureBots(cmd.Context(), cfg, srv.Store()); err != nil {
-				_ = srv.Close()
-				return err
-			}
-			ln, err := net.Listen("tcp", cfg.Listen)
-			if err != nil {
-				_ = srv.Close()
-				return fmt.Errorf("listen: %w", err)
-			}
-			mln, err := server.ListenMetrics(cfg) // nil when metrics.listen is off
-			if err != nil {
-				_ = ln.Close()
+				_ = ls.Close()
 				_ = srv.Close()
 				return err
 			}
 			bi := currentBuildInfo()
 			log.Info("parley serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL, "version", bi.Version, "commit", bi.Commit)
-			if err := srv.Serve(cmd.Context(), server.Listeners{Main: ln, Metrics: mln}); err != nil {
+			if err := srv.Serve(cmd.Context(), ls); err != nil {
 				return err
 			}
 			log.Info("parley stopped cleanly: open streams closed, pending deliveries kept for the next start", "version", bi.Version)
