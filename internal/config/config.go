@@ -55,6 +55,8 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	// Store configures the embedded store (store.go).
 	Store Store `yaml:"store"`
+	// Security tunes threat detection and its alerts (security.go).
+	Security Security `yaml:"security"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -186,6 +188,7 @@ func Default() Config {
 		Keys:      DefaultKeys(),
 		Retention: DefaultRetention(),
 		Store:     DefaultStore(),
+		Security:  DefaultSecurity(),
 	}
 }
 
@@ -252,6 +255,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	}
 	c.Store.applyEnv(env)
 	if err := c.Retention.applyEnv(env); err != nil {
+		return err
+	}
+	if err := c.Security.applyEnv(env); err != nil {
 		return err
 	}
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
@@ -417,6 +423,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Keys.validate()...)
 	errs = append(errs, c.Retention.validate()...)
 	errs = append(errs, c.Store.validate()...)
+	errs = append(errs, c.Security.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

@@ -60,6 +60,8 @@ type Server struct {
 	proxies guard.Proxies
 	// sweeper enforces the sites' retention policies.
 	sweeper *retention.Sweeper
+	// threat counts authentication failures (threat.go).
+	threat *threatWatch
 }
 
 // OpenStore opens the configured store.
@@ -126,6 +128,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	reg := prometheus.NewRegistry()
 	authFailures := guard.NewAuthFailures(reg, logger, proxies)
 	limiter := guard.NewMemory(guard.MemoryConfig{Registerer: reg})
+	tw, err := newThreatWatch(cfg, st, reg, logger, ps, proxies)
+	if err != nil {
+		return nil, err
+	}
 	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL, ReloadEvery: time.Duration(cfg.Bots.KeyReload),
 		ClientAddr: proxies.ClientAddr, Failures: authFailures, Keys: keys.Set}, st, kr, logger)
 	if err != nil {
@@ -162,7 +168,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
-	s.proxies = proxies
+	s.proxies, s.threat = proxies, tw
 	rc := cfg.Retention
 	s.sweeper = retention.New(st, retention.Config{Default: time.Duration(rc.Default), Every: time.Duration(rc.SweepEvery),
 		EphemeralHold: time.Duration(rc.EphemeralHold), EphemeralMax: time.Duration(rc.EphemeralMax), TombstonesFor: time.Duration(rc.TombstonesFor),
@@ -195,10 +201,11 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_retention_activities_pruned_total", Help: "Activities removed from ephemeral sites' conversations by the retention sweeper."}, func() float64 { _, p := s.sweeper.Totals(); return float64(p) }),
 	)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	tw.RegisterSecurityReport(s.mux) // with /metrics: the metrics listener's (obs)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	readiness := newReadinessLog(logger)
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { readyz(w, r, st, readiness) })
-	s.handler = s.middleware(s.mux, requests)
+	s.handler = s.middleware(tw.wrap(s.mux), requests)
 	built = true
 	return s, nil
 }
@@ -350,7 +357,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// The loops use the store and the key provider: they end before both
 	// close (an HSM's sessions must not close under a running rewrap).
 	var loops sync.WaitGroup
-	for _, run := range []func(context.Context){s.trimmer.run, s.authority.Run, s.rewrapLoop, s.sweeper.Run} {
+	for _, run := range []func(context.Context){s.trimmer.run, s.authority.Run, s.rewrapLoop, s.sweeper.Run, s.threat.run} {
 		loops.Add(1)
 		go func() {
 			defer loops.Done()
