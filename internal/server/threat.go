@@ -78,6 +78,10 @@ func (t *threatWatch) wrap(next http.Handler) http.Handler {
 	})
 }
 
+// observe counts one failure. The client is keyed as the rate limits key
+// it (guard.AddrKey: an IPv4 address, an IPv6 /64, which one host can
+// rotate through freely), then pseudonymized: the detector never sees the
+// address.
 func (t *threatWatch) observe(r *http.Request, note *guard.Note, status int) {
 	surface, reason, site := note.Get()
 	if surface == "" {
@@ -86,7 +90,7 @@ func (t *threatWatch) observe(r *http.Request, note *guard.Note, status int) {
 	if reason == "" {
 		reason = map[int]string{401: "unauthorized", 403: "forbidden", 429: "rate_limited"}[status]
 	}
-	t.det.Observe(threat.Event{Site: site, Client: t.ps.Addr(t.proxies.ClientAddr(r).String()), UserAgent: threat.UserAgentFamily(r.UserAgent()),
+	t.det.Observe(threat.Event{Site: site, Client: t.ps.Addr(guard.AddrKey(t.proxies.ClientAddr(r))), UserAgent: threat.UserAgentFamily(r.UserAgent()),
 		Status: status, Reason: reason, Surface: surface})
 }
 

@@ -290,3 +290,36 @@ func TestAlertWebhookConfigRefusesPlainHTTPOffLoopback(t *testing.T) {
 		t.Fatalf("Validate = %v; want security.alerts[0].webhook_url refused", err)
 	}
 }
+
+// Rate-limit refusals (429) are counted by surface, and in the report
+// with reason rate_limited, next to the failures that caused them.
+func TestRateLimitRefusalsCounted(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.TrustedProxies = []string{"127.0.0.1/32"}
+		c.Limits.Generate = config.SiteScoped{Address: "3/m burst 3", Site: config.Off}
+	})
+	for range 8 {
+		h.do("POST", "/tokens/generate", "wrong-"+strings.Repeat("y", 40), nil, hdr{"X-Forwarded-For": "192.0.2.77", "User-Agent": "Go-http-client/1.1"})
+	}
+	h.srv.ThreatTick(context.Background())
+	rep, raw := getReport(t, h, "since=15m")
+	if len(rep.Offenders) != 1 {
+		t.Fatalf("report: %s", raw)
+	}
+	o := rep.Offenders[0]
+	if o.Failures != 8 || o.ByStatus["403"] != 3 || o.ByStatus["429"] != 5 || o.ByReason["rate_limited"] != 5 || o.UserAgent != threat.UAGo {
+		t.Fatalf("offender = %+v; want 3 wrong secrets (403) then 5 refusals (429) from go-http-client", o)
+	}
+	m := h.do("GET", h.base+"/metrics", "", nil, nil)
+	if !strings.Contains(string(m.raw), `parley_rate_limit_refusals_total{surface="directline"} 5`) {
+		t.Fatalf("/metrics lacks 5 directline rate-limit refusals:\n%s", m.raw)
+	}
+	if strings.Contains(h.logs.String(), "192.0.2.77") || strings.Contains(string(raw), "192.0.2.77") {
+		t.Fatal("the raw address appears in the logs or the report")
+	}
+	for _, q := range []string{"since=5s", "since=forever", "top=0", "top=100000"} {
+		if r := h.do("GET", h.base+"/security/report?"+q, "", nil, nil); r.status != 400 || !strings.Contains(string(r.raw), "BadArgument") {
+			t.Errorf("GET /security/report?%s = %d %s; want 400 BadArgument", q, r.status, r.raw)
+		}
+	}
+}

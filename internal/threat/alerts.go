@@ -318,7 +318,9 @@ func (a *Alerter) post(j job) error {
 	switch {
 	case res.StatusCode >= 200 && res.StatusCode < 300:
 		return nil
-	case res.StatusCode >= 400 && res.StatusCode < 500 && res.StatusCode != 408 && res.StatusCode != 429:
+	case res.StatusCode >= 300 && res.StatusCode < 500 && res.StatusCode != 408 && res.StatusCode != 429:
+		// Redirects are not followed (the signed alert stays where it
+		// was configured to go); other client errors will not change.
 		return permanent{fmt.Errorf("send webhook: the receiver answered %d", res.StatusCode)}
 	default:
 		return fmt.Errorf("send webhook: the receiver answered %d", res.StatusCode)
