@@ -19,6 +19,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/store/sqlite"
 	"github.com/parley-gw/parley/internal/threat"
 )
 
@@ -235,8 +236,34 @@ func TestCredentialStuffingReportedAndAlerted(t *testing.T) {
 		}
 	}
 
+	// Failures after the last flush are flushed at shutdown.
+	stuff(h, raw[2], curl, 3)
+	// A bot with a bad bearer token on the Bot Connector API counts too.
+	if r := h.do("POST", h.base+"/v3/conversations/some-conv/activities", "not-a-jwt", map[string]any{"type": "message"}, hdr{"X-Forwarded-For": raw[2], "User-Agent": curl}); r.status != 401 {
+		t.Fatalf("Bot Connector API with a bad token answered %d", r.status)
+	}
+
 	// The raw addresses appear nowhere: report, logs, the store's files.
 	h.stop()
+	st, err := sqlite.Open(ctx, filepath.Join(h.cfg.DataDir, "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot, err := st.AuthFailureTotals(ctx, time.Now().Add(-time.Hour), nil, 1, 0)
+	byReason, _ := st.TopAuthFailures(ctx, time.Now().Add(-time.Hour), 10)
+	_ = st.Close()
+	if err != nil || len(tot) != 1 || tot[0].Count != 96+40+4 {
+		t.Fatalf("stored after shutdown: %+v, %v; want %d failures (the last ones flushed at shutdown)", tot, err, 96+40+4)
+	}
+	connectorFailures := 0
+	for _, c := range byReason {
+		if c.Reason == "invalid_bot_token" && c.Status == 401 {
+			connectorFailures += int(c.Count)
+		}
+	}
+	if connectorFailures != 1 {
+		t.Fatalf("stored rows %+v; want one invalid_bot_token 401", byReason)
+	}
 	files, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "parley.db*"))
 	if len(files) == 0 {
 		t.Fatal("no store files")
