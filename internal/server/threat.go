@@ -65,10 +65,13 @@ func (t *threatWatch) run(ctx context.Context) { t.det.Run(ctx) }
 
 // wrap counts next's 401, 403 and 429 answers.
 func (t *threatWatch) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r, note := guard.WithNote(r)
+	return http.HandlerFunc(func(w http.ResponseWriter, outer *http.Request) {
+		r, note := guard.WithNote(outer)
 		rec := &failureRecorder{ResponseWriter: w}
 		defer func() {
+			// The ServeMux sets the route pattern on the request it was
+			// given, r: the middleware outside reads it from outer.
+			outer.Pattern = r.Pattern
 			switch rec.status {
 			case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
 				t.observe(r, note, rec.status)

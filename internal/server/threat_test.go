@@ -338,6 +338,9 @@ func TestRateLimitRefusalsCounted(t *testing.T) {
 		t.Fatalf("offender = %+v; want 3 wrong secrets (403) then 5 refusals (429) from go-http-client", o)
 	}
 	m := h.do("GET", h.base+"/metrics", "", nil, nil)
+	if !strings.Contains(string(m.raw), `parley_http_requests_total{route="POST /v3/directline/tokens/generate",status="429"} 5`) {
+		t.Fatalf("/metrics lacks the route of the requests watched:\n%s", m.raw)
+	}
 	if !strings.Contains(string(m.raw), `parley_rate_limit_refusals_total{surface="directline"} 5`) {
 		t.Fatalf("/metrics lacks 5 directline rate-limit refusals:\n%s", m.raw)
 	}
