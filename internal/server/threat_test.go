@@ -353,3 +353,18 @@ func TestRateLimitRefusalsCounted(t *testing.T) {
 		}
 	}
 }
+
+// Without trusted proxies a client cannot choose its address with
+// X-Forwarded-For: rotating the header does not split (or hide) its
+// failures, which all count under its real address.
+func TestForwardedForIgnoredWithoutTrustedProxies(t *testing.T) {
+	h := newHarness(t)
+	for i := range 12 {
+		h.do("POST", "/tokens/generate", "wrong-"+strings.Repeat("z", 40), nil, hdr{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i), "User-Agent": "curl/8"})
+	}
+	h.srv.ThreatTick(context.Background())
+	rep, raw := getReport(t, h, "")
+	if len(rep.Offenders) != 1 || rep.Offenders[0].Failures != 12 || !pseudonymRE.MatchString(rep.Offenders[0].Client) {
+		t.Fatalf("report = %s; want one offender (the TCP peer) with 12 failures", raw)
+	}
+}
