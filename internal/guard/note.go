@@ -21,7 +21,13 @@ type noteKey struct{}
 // WithNote returns r with an empty Note in its context, and the Note.
 func WithNote(r *http.Request) (*http.Request, *Note) {
 	n := &Note{}
-	return r.WithContext(context.WithValue(r.Context(), noteKey{}, n)), n
+	return n.Attach(r), n
+}
+
+// Attach returns r with n (which must be empty) in its context: for a
+// caller that allocates n with its own state.
+func (n *Note) Attach(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), noteKey{}, n))
 }
 
 func noteOf(r *http.Request) *Note {

@@ -66,8 +66,9 @@ func (t *threatWatch) run(ctx context.Context) { t.det.Run(ctx) }
 // wrap counts next's 401, 403 and 429 answers.
 func (t *threatWatch) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, outer *http.Request) {
-		r, note := guard.WithNote(outer)
-		rec := &failureRecorder{ResponseWriter: w}
+		st := &watched{failureRecorder: failureRecorder{ResponseWriter: w}} // one allocation for both
+		rec, note := &st.failureRecorder, &st.note
+		r := note.Attach(outer)
 		defer func() {
 			// The ServeMux sets the route pattern on the request it was
 			// given, r: the middleware outside reads it from outer.
@@ -108,6 +109,12 @@ func surfaceOf(path string) string {
 		return "connector"
 	}
 	return "other"
+}
+
+// watched is one request's recorder and note.
+type watched struct {
+	failureRecorder
+	note guard.Note
 }
 
 // failureRecorder remembers the status written.
