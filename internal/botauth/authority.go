@@ -360,7 +360,7 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 	key := guard.AddrKey(addr)
 	adm, wait, admitted := a.guesses.Admit(r.Context(), key)
 	if !admitted {
-		a.cfg.Failures.Counted("token_service", "throttled") // not logged: see Counted
+		a.cfg.Failures.CountedFor(r, "token_service", "throttled") // not logged: see Counted
 		guard.SetRetryAfter(w.Header(), wait)
 		oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed attempts from this address; try again later")
 		return

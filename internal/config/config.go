@@ -61,6 +61,8 @@ type Config struct {
 	// stream, when it ends): method, route pattern, status, duration,
 	// pseudonymized client address, site.
 	AccessLog bool `yaml:"access_log"`
+	// Security tunes threat detection and its alerts (security.go).
+	Security Security `yaml:"security"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -194,6 +196,7 @@ func Default() Config {
 		Store:     DefaultStore(),
 		Metrics:   DefaultMetrics(),
 		AccessLog: true,
+		Security:  DefaultSecurity(),
 	}
 }
 
@@ -263,6 +266,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	if err := c.Retention.applyEnv(env); err != nil {
+		return err
+	}
+	if err := c.Security.applyEnv(env); err != nil {
 		return err
 	}
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
@@ -429,6 +435,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Retention.validate()...)
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.validateMetrics()...)
+	errs = append(errs, c.Security.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

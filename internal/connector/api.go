@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
@@ -144,6 +145,7 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request) (store.Conversat
 	case authz != "" && a.auth != nil:
 		if botID, err = a.auth.AuthenticateBot(ctx, authz); err != nil {
 			a.logger.Warn("bot authentication failed", "path", r.URL.Path, "err", err)
+			guard.NoteFailure(r, "connector", "invalid_bot_token")
 			writeErr(w, http.StatusUnauthorized, "Unauthorized", "invalid bot credentials")
 			return conv, store.Bot{}, false
 		}
@@ -152,11 +154,13 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request) (store.Conversat
 		// without a token, from loopback only (judged behind proxies too).
 		bot, berr := a.st.GetBot(ctx, conv.BotID)
 		if berr != nil || !bot.InsecureNoAuth || !a.fromLoopback(r) {
+			guard.NoteFailure(r, "connector", "missing_bot_token")
 			writeErr(w, http.StatusUnauthorized, "Unauthorized", "a bearer token is required")
 			return conv, store.Bot{}, false
 		}
 		botID = bot.ID
 	default:
+		guard.NoteFailure(r, "connector", "missing_bot_token")
 		writeErr(w, http.StatusUnauthorized, "Unauthorized", "a valid bearer token is required")
 		return conv, store.Bot{}, false
 	}

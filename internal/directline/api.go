@@ -289,6 +289,7 @@ func (a *API) authenticate(r *http.Request) (p principal, e *apiError) {
 		if err != nil {
 			return principal{}, errf(http.StatusForbidden, "BadArgument", "Invalid token or secret")
 		}
+		guard.NoteSite(r, c.Site) // signed by us: the site is known (threat detection)
 		site, err := a.site(ctx, c.Site)
 		if err != nil || site.BotID != c.Bot {
 			return principal{}, errf(http.StatusForbidden, "BadArgument", "Invalid token or secret")
@@ -299,6 +300,7 @@ func (a *API) authenticate(r *http.Request) (p principal, e *apiError) {
 		if err != nil {
 			return principal{}, errf(http.StatusForbidden, "BadArgument", "Invalid token or secret")
 		}
+		guard.NoteSite(r, site.ID)
 		return principal{secret: true, site: site}, nil
 	default:
 		return principal{}, errf(http.StatusForbidden, "BadArgument", "Invalid token or secret")

@@ -47,8 +47,20 @@ func NewAuthFailures(reg prometheus.Registerer, logger *slog.Logger, proxies Pro
 	return f
 }
 
-// Record logs and counts one failure.
+// Record logs and counts one failure (site unknown).
 func (f *AuthFailures) Record(r *http.Request, surface, reason string, attrs ...any) {
+	f.RecordSite(r, "", surface, reason, attrs...)
+}
+
+// RecordSite logs and counts one failure of a caller whose credential
+// named site ("" when unknown), and notes it for the threat detector
+// (NoteFailure, NoteSite).
+func (f *AuthFailures) RecordSite(r *http.Request, site, surface, reason string, attrs ...any) {
+	NoteFailure(r, surface, reason)
+	if site != "" {
+		NoteSite(r, site)
+		attrs = append(attrs, "site", site)
+	}
 	if f == nil {
 		return
 	}
@@ -73,6 +85,15 @@ func (f *AuthFailures) Record(r *http.Request, surface, reason string, attrs ...
 // unchecked while their address is slowed down, which an attacker can send
 // as fast as it likes (the log would be flooded; the counter is not).
 func (f *AuthFailures) Counted(surface, reason string) {
+	if f != nil {
+		f.total.WithLabelValues(surface, reason).Inc()
+	}
+}
+
+// CountedFor is Counted that also notes the failure on r for the threat
+// detector (NoteFailure).
+func (f *AuthFailures) CountedFor(r *http.Request, surface, reason string) {
+	NoteFailure(r, surface, reason)
 	if f != nil {
 		f.total.WithLabelValues(surface, reason).Inc()
 	}

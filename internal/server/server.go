@@ -68,6 +68,8 @@ type Server struct {
 	// redactLog is the redacting handler under logger (logger adds
 	// HumanDurations on top), for http.Server's error logs.
 	redactLog slog.Handler
+	// threat counts authentication failures (threat.go).
+	threat *threatWatch
 }
 
 // OpenStore opens the configured store.
@@ -139,6 +141,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	}
 	authFailures := guard.NewAuthFailures(reg, logger, proxies)
 	limiter := guard.NewMemory(guard.MemoryConfig{Registerer: reg})
+	tw, err := newThreatWatch(cfg, st, reg, logger, ps, proxies)
+	if err != nil {
+		return nil, err
+	}
 	authority, err := botauth.New(ctx, botauth.Config{PublicURL: cfg.PublicURL, ReloadEvery: time.Duration(cfg.Bots.KeyReload),
 		ClientAddr: proxies.ClientAddr, Failures: authFailures, Keys: keys.Set}, st, kr, logger)
 	if err != nil {
@@ -177,6 +183,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
 	s.proxies = proxies
 	s.reg, s.metricsMux, s.metricsGate, s.redactLog = reg, http.NewServeMux(), gate, redactLog
+	s.threat = tw
 	rc := cfg.Retention
 	s.sweeper = retention.New(st, retention.Config{Default: time.Duration(rc.Default), Every: time.Duration(rc.SweepEvery),
 		EphemeralHold: time.Duration(rc.EphemeralHold), EphemeralMax: time.Duration(rc.EphemeralMax), TombstonesFor: time.Duration(rc.TombstonesFor),
@@ -217,7 +224,8 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	s.mux.HandleFunc("GET /healthz", health)
 	s.mux.HandleFunc("GET /readyz", ready)
 	s.registerMetricsRoutes(health, ready)
-	s.handler = s.middleware(s.mux, hm)
+	tw.RegisterSecurityReport(s.metricsMux) // behind the metrics listener's gate, beside /metrics
+	s.handler = s.middleware(tw.wrap(s.mux), hm)
 	built = true
 	return s, nil
 }
@@ -404,7 +412,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	// The loops use the store and the key provider: they end before both
 	// close (an HSM's sessions must not close under a running rewrap).
 	var loops sync.WaitGroup
-	for _, run := range []func(context.Context){s.trimmer.run, s.authority.Run, s.rewrapLoop, s.sweeper.Run} {
+	for _, run := range []func(context.Context){s.trimmer.run, s.authority.Run, s.rewrapLoop, s.sweeper.Run, s.threat.run} {
 		loops.Add(1)
 		go func() {
 			defer loops.Done()

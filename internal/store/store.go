@@ -580,7 +580,47 @@ type Store interface {
 	// soon as a commit succeeds. It never blocks on a probe in progress.
 	Ready(ctx context.Context) error
 
+	// Authentication failures (threat detection, authfailures.go): counts
+	// per minute, keyed by site, client pseudonym (never an address),
+	// user-agent family, status and reason. AddAuthFailures adds counts in
+	// one transaction: a row with the same minute and key gets Count added,
+	// the earlier FirstSeen and the later LastSeen (so replicas flushing the
+	// same minute add up). TopAuthFailures answers, for the minutes at or
+	// after since, the rows of the top offenders (site, client and user
+	// agent together; the top most failures, ties by site, client, user
+	// agent), summed over minutes per status and reason (Minute zero),
+	// offenders in that order. AuthFailureTotals sums the minutes at or
+	// after since grouped by the fields in by (a subset of "site",
+	// "client", "user_agent"; none: one total row), keeping groups with at
+	// least min failures, most first, at most limit; fields not grouped
+	// are empty. PruneAuthFailures removes the minutes before before and
+	// the alert claims older than that; it returns the rows removed.
+	AddAuthFailures(ctx context.Context, counts []AuthFailureCount) error
+	TopAuthFailures(ctx context.Context, since time.Time, top int) ([]AuthFailureCount, error)
+	AuthFailureTotals(ctx context.Context, since time.Time, by []string, min int64, limit int) ([]AuthFailureCount, error)
+	PruneAuthFailures(ctx context.Context, before time.Time) (int64, error)
+	// ClaimAlert records that alert rule fired for key at now, unless it
+	// already fired for that key after now-window: claimed is true for
+	// exactly one of concurrent callers (replicas) within a window.
+	ClaimAlert(ctx context.Context, rule, key string, now time.Time, window time.Duration) (claimed bool, err error)
+
 	Close() error
+}
+
+// AuthFailureCount is a number of authentication failures (401, 403, 429
+// answers and the token service's refusals) of one minute and key. Client
+// is a keyed pseudonym of the client address (redact.Pseudonymizer.Addr),
+// never the address; UserAgent is a family ("curl", "browser-chrome"),
+// never the header itself.
+type AuthFailureCount struct {
+	Minute              time.Time
+	Site                string
+	Client              string
+	UserAgent           string
+	Status              int
+	Reason              string
+	Count               int64
+	FirstSeen, LastSeen time.Time
 }
 
 // NameTakenError is ErrNameTaken with the existing object: Kind is "bot"
