@@ -114,19 +114,24 @@ func streamData(a map[string]any) map[string]any {
 // storedStream counts conv's stored records by visibility.
 func storedStream(t *testing.T, h *harness, conv string) (stream, all int) {
 	t.Helper()
-	recs, err := h.st.Read(context.Background(), conv, -1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recs {
-		switch r.Visibility {
-		case store.VisibleStream:
-			stream++
-		case store.VisibleAll:
-			all++
+	for after := int64(-1); ; {
+		recs, err := h.st.Read(context.Background(), conv, after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return stream, all
+		}
+		for _, r := range recs {
+			after = r.Seq
+			switch r.Visibility {
+			case store.VisibleStream:
+				stream++
+			case store.VisibleAll:
+				all++
+			}
 		}
 	}
-	return stream, all
 }
 
 func TestStreamedReply(t *testing.T) {
