@@ -168,3 +168,44 @@ func TestStreamAcrossRestart(t *testing.T) {
 		t.Fatalf("read after the stream: %d entries, %v", len(entries), err)
 	}
 }
+
+// FuzzParseStream: a bot activity's stream metadata never panics the
+// parser, and what withStreamData writes reads back as the same stream.
+func FuzzParseStream(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"typing","text":"a","channelData":{"streamType":"streaming","streamSequence":2,"streamId":"c|0000001"}}`,
+		`{"type":"typing","text":"a","entities":[{"type":"streaminfo","streamType":"informative","streamSequence":1}]}`,
+		`{"type":"message","text":"a","channelData":{"x":1},"entities":[{"type":"streaminfo","streamType":"final","streamId":"c|0000001"}]}`,
+		`{"type":"typing","channelData":{"streamType":"streaming","StreamId":"x"}}`,
+		`{"type":"typing","entities":[{"type":"StreamInfo"},{"type":"streaminfo","streamType":"final"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, err := Parse(body, DefaultLimits)
+		if err != nil {
+			return
+		}
+		si, ok, err := parseStream(a)
+		if err != nil || !ok {
+			return
+		}
+		b := withStreamData(a, si)
+		enc, err := b.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(enc, Limits{})
+		if err != nil {
+			t.Fatalf("the translated activity does not parse: %v: %s", err, enc)
+		}
+		si2, ok, err := parseStream(back)
+		if err != nil || !ok || si2.typ != si.typ || si2.id != si.id {
+			t.Fatalf("the translated activity reads as %+v %v %v, want %+v: %s", si2, ok, err, si, enc)
+		}
+		cd := back.Object("channelData")
+		if cd == nil || cd["streamType"] == nil {
+			t.Fatalf("no streamType in channelData after translation: %s", enc)
+		}
+	})
+}
