@@ -193,6 +193,12 @@ func TestStreamedReply(t *testing.T) {
 			if strings.Join(ids(got), ",") != chunkIDs[3] {
 				t.Fatalf("reconnect from chunk watermark %s got %v, want [%s]", midMark, ids(got), chunkIDs[3])
 			}
+			// A client that polls (GET activities) sees no chunk mid-stream,
+			// and its watermark moves past them.
+			polled, pollMark := h.history(tok, conv, beforeStream)
+			if len(polled) != 0 || pollMark == beforeStream {
+				t.Fatalf("polling mid-stream got %v, watermark %s (was %s)", texts(polled), pollMark, beforeStream)
+			}
 			// The stream goes on: every open stream gets the rest once.
 			for i, w := range words[3:] {
 				if r := h.botReply(conv, q, form("typing", w, "streaming", i+5, sid)); r.status != 200 {
@@ -220,6 +226,9 @@ func TestStreamedReply(t *testing.T) {
 			hist, wm := h.history(tok, conv, "")
 			if got := texts(hist); strings.Join(got, "|") != "message:tell me a story|message:"+final {
 				t.Fatalf("history = %v", got)
+			}
+			if after, _ := h.history(tok, conv, pollMark); len(after) != 1 || after[0]["text"] != final {
+				t.Fatalf("polling after the end got %v, want the final message once", texts(after))
 			}
 			if after, _ := h.history(tok, conv, midMark); len(after) != 1 || after[0]["text"] != final {
 				t.Fatalf("history after a chunk's watermark = %v", texts(after))
