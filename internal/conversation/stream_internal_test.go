@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ func (s aeadSealer) Open(_ context.Context, _ string, ct, aad []byte) ([]byte, e
 }
 
 // streamLog is a sealed log over a real SQLite store with one conversation.
-func streamLog(t *testing.T) (*Log, store.Store, Codec) {
+func streamLog(t testing.TB) (*Log, store.Store, Codec) {
 	t.Helper()
 	ctx := context.Background()
 	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
@@ -58,7 +59,7 @@ func streamLog(t *testing.T) (*Log, store.Store, Codec) {
 }
 
 // chunk appends a bot stream activity in the channelData form.
-func chunk(t *testing.T, l *Log, typ, text, streamType, streamID string) (string, error) {
+func chunk(t testing.TB, l *Log, typ, text, streamType, streamID string) (string, error) {
 	t.Helper()
 	cd := fmt.Sprintf(`{"streamType":%q`, streamType)
 	if streamID != "" {
@@ -208,4 +209,44 @@ func FuzzParseStream(f *testing.F) {
 			t.Fatalf("no streamType in channelData after translation: %s", enc)
 		}
 	})
+}
+
+// BenchmarkAppendChunk: what a stream chunk costs over a plain typing
+// activity (sealed, real SQLite): the stream lock, the metadata parse, and
+// emptying the previous chunk in the same transaction.
+func BenchmarkAppendChunk(b *testing.B) {
+	for _, tc := range []struct{ name, typ string }{{"typing", ""}, {"channelData", "cd"}, {"entity", "entity"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			l, _, _ := streamLog(b)
+			l.streams.max = 1 << 30
+			sid := ""
+			if tc.typ != "" {
+				var err error
+				if sid, err = chunk(b, l, "typing", "x", "streaming", ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+			text := strings.Repeat("word ", 100)
+			var body []byte
+			switch tc.typ {
+			case "":
+				body = []byte(fmt.Sprintf(`{"type":"typing","text":%q,"from":{"id":"b","role":"bot"}}`, text))
+			case "cd":
+				body = []byte(fmt.Sprintf(`{"type":"typing","text":%q,"channelData":{"streamType":"streaming","streamSequence":2,"streamId":%q},"from":{"id":"b","role":"bot"}}`, text, sid))
+			default:
+				body = []byte(fmt.Sprintf(`{"type":"typing","text":%q,"entities":[{"type":"streaminfo","streamType":"streaming","streamSequence":2,"streamId":%q}],"from":{"id":"b","role":"bot"}}`, text, sid))
+			}
+			act, err := Parse(body, DefaultLimits)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := l.Append(ctx, "c1", []Item{{Activity: act, Visibility: store.VisibleStream}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
