@@ -1,6 +1,7 @@
 package conversation
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -422,6 +423,9 @@ func (l *Log) recordStream(ctx context.Context, conv string, r store.Record) (st
 }
 
 func entryStream(plain []byte) (streamInfo, bool) {
+	if !bytes.Contains(plain, []byte(`"streamType"`)) {
+		return streamInfo{}, false // most typing activities: no decoding
+	}
 	var a Activity
 	if json.Unmarshal(plain, &a) != nil || a.From().Role != "bot" {
 		return streamInfo{}, false
