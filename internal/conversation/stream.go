@@ -423,8 +423,8 @@ func (l *Log) recordStream(ctx context.Context, conv string, r store.Record) (st
 }
 
 func entryStream(plain []byte) (streamInfo, bool) {
-	if !bytes.Contains(plain, []byte(`"streamType"`)) {
-		return streamInfo{}, false // most typing activities: no decoding
+	if !bytes.Contains(plain, []byte(`"streamType"`)) && !bytes.Contains(plain, []byte(`\u`)) {
+		return streamInfo{}, false // most typing activities: no decoding (a name may be escaped)
 	}
 	var a Activity
 	if json.Unmarshal(plain, &a) != nil || a.From().Role != "bot" {

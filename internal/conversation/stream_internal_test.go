@@ -250,3 +250,26 @@ func BenchmarkAppendChunk(b *testing.B) {
 		})
 	}
 }
+
+// A stream member written with JSON escapes is the same member: its chunks
+// are found and removed like any other.
+func TestStreamEscapedNames(t *testing.T) {
+	l, st, _ := streamLog(t)
+	clock := time.Now()
+	l.streams.now = func() time.Time { return clock }
+	act, err := Parse([]byte(`{"type":"typing","text":"a","channelData":{"stream\u0054ype":"streaming"},"from":{"id":"b","role":"bot"}}`), DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(context.Background(), "c1", []Item{{Activity: act, Visibility: store.VisibleStream}}); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(streamIdle + time.Second)
+	entries, err := l.Read(context.Background(), "c1", -1, 10)
+	if err != nil || len(entries) != 1 || entries[0].Visibility != store.VisibleNone {
+		t.Fatalf("an abandoned chunk with an escaped member name is replayed: %v %v", entries, err)
+	}
+	if got := visible(t, st); len(got) != 1 {
+		t.Fatalf("stored: %v", got)
+	}
+}
