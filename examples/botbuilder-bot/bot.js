@@ -1,6 +1,6 @@
 // The bot's behaviour: echo, plus commands that exercise the Bot Connector
 // API through Parley (update, delete, members, attachment upload, a
-// proactive message).
+// proactive message, a streamed reply).
 const { ActivityHandler, TurnContext, MessageFactory, CardFactory } = require('botbuilder');
 const { describeAttachment } = require('./attachments');
 
@@ -10,7 +10,7 @@ class ExampleBot extends ActivityHandler {
     this.onMembersAdded(async (context, next) => {
       for (const m of context.activity.membersAdded || []) {
         if (m.id !== context.activity.recipient.id) {
-          await context.sendActivity(`Hello ${m.id}, I am a botbuilder bot behind Parley. Try: update, delete, members, upload, proactive, card.`);
+          await context.sendActivity(`Hello ${m.id}, I am a botbuilder bot behind Parley. Try: update, delete, members, upload, proactive, card, stream.`);
         }
       }
       await next();
@@ -61,6 +61,10 @@ class ExampleBot extends ActivityHandler {
           await context.sendActivity(MessageFactory.attachment(CardFactory.heroCard('Parley', 'A hero card from a botbuilder bot', [], ['Say hi'])));
           break;
         }
+        case 'stream': {
+          await streamReply(context, STORY);
+          break;
+        }
         default: {
           // Files: only Parley's own download links are fetched (attachments.js).
           const parts = [];
@@ -75,4 +79,35 @@ class ExampleBot extends ActivityHandler {
   }
 }
 
-module.exports = { ExampleBot };
+// The text the stream command sends, one word group per chunk.
+const STORY = ['Streamed replies', 'arrive in Web Chat', 'a few words at a time,', 'through Parley,', 'and end as one message.'];
+
+// The pause between chunks (Web Chat's livestreaming needs none; a pause
+// lets a person, or a test, watch the text grow).
+const CHUNK_MS = Number(process.env.STREAM_CHUNK_MS || 700);
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// streamReply sends a reply in Web Chat's livestreaming form (channelData):
+// an informative update, typing activities that each carry the whole text
+// so far, then the final message. The first activity's id is the stream's
+// id, which every later one names; Parley keeps only the final message in
+// the conversation's history.
+async function streamReply(context, parts) {
+  let sequence = 1;
+  const first = await context.sendActivity({
+    type: 'typing', text: 'Thinking…', channelData: { streamType: 'informative', streamSequence: sequence },
+  });
+  const streamId = first.id;
+  let text = '';
+  for (const part of parts) {
+    await sleep(CHUNK_MS);
+    text = text ? `${text} ${part}` : part;
+    sequence += 1;
+    await context.sendActivity({ type: 'typing', text, channelData: { streamType: 'streaming', streamSequence: sequence, streamId } });
+  }
+  sequence += 1;
+  await context.sendActivity({ type: 'message', text, channelData: { streamType: 'final', streamSequence: sequence, streamId } });
+}
+
+module.exports = { ExampleBot, streamReply, STORY };

@@ -247,6 +247,10 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, "BadArgument", "conversation not found")
 		return
 	}
+	if ve := (*conversation.ValidationError)(nil); errors.As(err, &ve) { // a streamed reply's metadata
+		writeErr(w, http.StatusBadRequest, "BadArgument", ve.Error())
+		return
+	}
 	if err != nil {
 		a.logger.Error("append bot activity failed", "conversation", conv.ID, "err", err)
 		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not store the activity")

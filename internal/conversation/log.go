@@ -192,11 +192,13 @@ type Log struct {
 	codec Codec
 	clock *Clock
 	hub   *Hub
+	// streams tracks streamed replies (stream.go).
+	streams *streams
 }
 
 // NewLog wires the log over a store.
 func NewLog(st store.Store, codec Codec) *Log {
-	return &Log{st: st, codec: codec, clock: NewClock(), hub: NewHub()}
+	return &Log{st: st, codec: codec, clock: NewClock(), hub: NewHub(), streams: newStreams()}
 }
 
 // Hub exposes the subscriber hub.
@@ -245,6 +247,23 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 	if err := l.codec.Prepare(ctx, conv); err != nil {
 		return nil, fmt.Errorf("append to %s: %w", conv, err)
 	}
+	// A bot's activity may be part of a streamed reply: the conversation's
+	// stream activities are appended one at a time (stream.go).
+	var plans []streamPlan
+	for i := range items {
+		if items[i].ToBot != nil || items[i].Activity.From().Role != "bot" {
+			continue
+		}
+		if plans == nil {
+			mu := l.streams.lock(conv)
+			mu.Lock()
+			defer mu.Unlock()
+			plans = make([]streamPlan, len(items))
+		}
+		if plans[i], err = l.planStream(ctx, conv, &items[i]); err != nil {
+			return nil, err
+		}
+	}
 	stamps := make([]stamp, len(items))
 	plains := make([][]byte, len(items))
 	recs := make([]store.NewRecord, len(items))
@@ -270,6 +289,9 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 			plains[i] = withStamp(enc, st)
 			return l.codec.EncodeRecord(ctx, conv, seq, plains[i])
 		}, EndsConversation: items[i].Activity.Type() == "endOfConversation"}
+		if plans != nil {
+			recs[i].Supersedes = plans[i].supersedes
+		}
 		for _, a := range items[i].Attachments {
 			if a.Data, err = l.codec.EncodeFile(ctx, conv, a.ID, a.Data); err != nil {
 				return nil, fmt.Errorf("append to %s: %w", conv, err)
@@ -299,6 +321,9 @@ func (l *Log) Append(ctx context.Context, conv string, items []Item) ([]string, 
 	entries := make([]Entry, len(got))
 	for i, r := range got {
 		entries[i] = Entry{Seq: r.Seq, Visibility: r.Visibility, JSON: plains[i]}
+		if plans != nil {
+			l.settle(plans[i], r.Seq)
+		}
 	}
 	l.hub.publish(conv, Event{Entries: entries})
 	ids := make([]string, len(items))
@@ -329,6 +354,11 @@ func (l *Log) ReadBytes(ctx context.Context, conv string, after int64, limit, ma
 			if e.JSON, err = l.codec.DecodeRecord(ctx, conv, r.Seq, r.Body); err != nil {
 				return nil, fmt.Errorf("read %s: %w", conv, err)
 			}
+		}
+		if r.Visibility == store.VisibleStream && l.staleChunk(conv, r.Seq, r.CreatedAt, e.JSON) {
+			// An abandoned stream's chunk: replays skip it (its sequence
+			// number still advances the watermark).
+			e.Visibility, e.JSON = store.VisibleNone, nil
 		}
 		out = append(out, e)
 	}

@@ -174,6 +174,14 @@ type NewRecord struct {
 	// records that the conversation ended (for the on-end-of-conversation
 	// retention policy) in its transaction.
 	EndsConversation bool
+	// Supersedes lists earlier records of the same conversation that this
+	// one replaces (a streamed reply's newer chunk, or its final message):
+	// in the append's transaction, each of them that is still VisibleStream
+	// is emptied (VisibleNone, no body); a record of any other visibility
+	// is left as it is. Their sequence numbers stay taken, so watermarks
+	// keep their meaning and no other record moves (a sealed record stays
+	// bound to its position).
+	Supersedes []int64
 }
 
 // OutboxItem is a pending delivery to a bot.

@@ -767,6 +767,9 @@ func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []s
 		if err != nil {
 			return nil, nil, fmt.Errorf("append: build record: %w", err)
 		}
+		if err := s.supersede(ctx, tx, conv, nr.Supersedes); err != nil {
+			return nil, nil, err
+		}
 		if _, err := s.txExec(ctx, tx, qInsertActivity, conv, seq, int(nr.Visibility), body, nanos(now)); err != nil {
 			return nil, nil, fmt.Errorf("append: insert activity: %w", err)
 		}

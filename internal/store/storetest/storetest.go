@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteSite", testDeleteSite}, {"DeleteBot", testDeleteBot}, {"UpdateBotAuthAndSite", testUpdateBotAuthAndSite}, {"ListConversations", testListConversations}, {"DeleteBotWhileServing", testDeleteBotWhileServing},
 		{"OutboxStats", testOutboxStats},
 		{"AuthFailures", testAuthFailures},
+		{"Supersedes", testSupersedes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
