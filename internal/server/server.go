@@ -30,6 +30,7 @@ import (
 	"github.com/parley-gw/parley/internal/redact"
 	"github.com/parley-gw/parley/internal/retention"
 	"github.com/parley-gw/parley/internal/store"
+	"github.com/parley-gw/parley/internal/usertoken"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
 
@@ -60,6 +61,8 @@ type Server struct {
 	proxies guard.Proxies
 	// sweeper enforces the sites' retention policies.
 	sweeper *retention.Sweeper
+	// userTokens is the user token service (issue 12).
+	userTokens *usertoken.Service
 }
 
 // OpenStore opens the configured store.
@@ -176,7 +179,9 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	s.dl = directline.New(base, dlcfg, st, lg, issuer, delivery, logger)
 	s.dl.Register(s.mux)
 	authority.Register(s.mux)
-	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies}, logger).Register(s.mux)
+	s.userTokens = usertoken.New(usertoken.Config{PublicURL: cfg.PublicURL, ChannelID: dlcfg.ChannelID, Store: st, Sealer: keys.Envelope, Auth: authority, Logger: logger})
+	s.userTokens.Register(s.mux)
+	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies, SignIn: s.userTokens}, logger).Register(s.mux)
 
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"})
 	reg.MustRegister(requests,
