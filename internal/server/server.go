@@ -30,8 +30,8 @@ import (
 	"github.com/parley-gw/parley/internal/redact"
 	"github.com/parley-gw/parley/internal/retention"
 	"github.com/parley-gw/parley/internal/store"
-	"github.com/parley-gw/parley/internal/usertoken"
 	"github.com/parley-gw/parley/internal/store/sqlite"
+	"github.com/parley-gw/parley/internal/usertoken"
 )
 
 // Server is one running Parley.
