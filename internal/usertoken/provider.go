@@ -58,8 +58,10 @@ func openClientSecret(ctx context.Context, s Sealer, c store.OAuthConnection) (s
 	return string(b), nil
 }
 
-// Limits on connections.
+// Limits on connections, and the max login duration a connection gets
+// when none is given.
 const (
+	DefaultMaxLogin = 8 * time.Hour
 	MinMaxLogin = 5 * time.Minute
 	MaxMaxLogin = 90 * 24 * time.Hour
 )
