@@ -179,7 +179,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	s.dl = directline.New(base, dlcfg, st, lg, issuer, delivery, logger)
 	s.dl.Register(s.mux)
 	authority.Register(s.mux)
-	s.userTokens = usertoken.New(usertoken.Config{PublicURL: cfg.PublicURL, ChannelID: dlcfg.ChannelID, Store: st, Sealer: keys.Envelope, Auth: authority, Logger: logger})
+	s.userTokens = usertoken.New(usertoken.Config{PublicURL: cfg.PublicURL, ChannelID: dlcfg.ChannelID, Store: st, Sealer: keys.Envelope, Auth: authority, Logger: logger, Deliver: lg})
 	s.userTokens.Register(s.mux)
 	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies, SignIn: s.userTokens}, logger).Register(s.mux)
 

@@ -1,42 +1,128 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/parley-gw/parley/internal/botauth"
+	"github.com/parley-gw/parley/internal/directline"
+	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/usertoken"
 )
 
 const clientSecretCanary = "CLIENT-SECRET-CANARY-5e0c1b"
 
-// oauthHarness is a harness with an authenticated bot, its site, a real
-// OpenID provider (fosite on loopback TLS) and an OIDC connection "idp"
-// of the bot to it.
+// oauthHarness is a harness with an authenticated bot that records what
+// it receives, its site, a real OpenID provider (fosite on loopback TLS)
+// and an OIDC connection "idp" of the bot to it.
 type oauthHarness struct {
 	*harness
-	bot    *authBot
+	bot    *recBot
 	secret string // the site's
 	idp    *testIdP
 	token  string // the bot's access token
 }
 
 func newOAuthHarness(t *testing.T, accessTTL time.Duration) *oauthHarness {
-	h, b, secret := secureHarness(t)
+	h := newHarness(t)
+	b := newRecBot(t, h)
+	_, secret, _ := createSite(t, h.st, b.appID, true, []string{trustedOrigin})
 	idp := newTestIdP(t, h.base+"/api/oauth/callback", clientSecretCanary, accessTTL)
 	h.srv.UserTokens().SetHTTPClient(idp.srv.Client())
 	oh := &oauthHarness{harness: h, bot: b, secret: secret, idp: idp, token: b.accessToken()}
 	oh.connection(b.appID, "idp")
 	return oh
+}
+
+// recBot is a registered bot (with a client secret) that records every
+// activity Parley delivers (the channel token is checked elsewhere).
+type recBot struct {
+	t                  *testing.T
+	h                  *harness
+	appID, secret, url string
+
+	mu   sync.Mutex
+	acts []map[string]any
+}
+
+func newRecBot(t *testing.T, h *harness) *recBot {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &recBot{t: t, h: h, url: "http://" + ln.Addr().String() + "/api/messages"}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var act map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&act)
+		b.mu.Lock()
+		b.acts = append(b.acts, act)
+		b.mu.Unlock()
+		w.WriteHeader(200)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	b.secret, _ = identity.NewSecret()
+	b.appID = fmt.Sprintf("1111%04d-aaaa-4bbb-8ccc-%012d", len(b.url)%10000, time.Now().UnixNano()%1e12)
+	if err := h.st.CreateBot(context.Background(), store.Bot{ID: b.appID, Name: "OAuth bot", Endpoint: b.url, CreatedAt: time.Now(),
+		SecretHashes: [2][]byte{botauth.HashClientSecret(b.secret), nil}}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (b *recBot) accessToken() string {
+	tok, st, raw := tokenRequest(b.t, b.h, url.Values{"client_id": {b.appID}, "client_secret": {b.secret}}, "")
+	if st != 200 {
+		b.t.Fatalf("token endpoint: %d %s", st, raw)
+	}
+	return tok
+}
+
+func (b *recBot) call(method, u, token string, body any) (int, string) {
+	j, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, u, bytes.NewReader(j))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(raw)
+}
+
+// waitFor waits for an activity that pred accepts.
+func (b *recBot) waitFor(pred func(map[string]any) bool) map[string]any {
+	b.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b.mu.Lock()
+		for _, a := range b.acts {
+			if pred(a) {
+				b.mu.Unlock()
+				return a
+			}
+		}
+		b.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.t.Fatal("the bot never received the activity")
+	return nil
 }
 
 // connection registers an OIDC connection of botID to the test IdP, its
@@ -514,5 +600,99 @@ func TestOAuthCardGetsParleysSignInLink(t *testing.T) {
 	_, code := br.open(br.login(atts[0].Content.Buttons[0].Value+url.QueryEscape("&code_challenge=abc"), "alice", "alice-password-1"))
 	if st, body := oh.getToken(oh.token, "dl_user1", "idp", code); st != 200 {
 		t.Fatalf("sign-in through the card: %d %s", st, body)
+	}
+}
+
+// sessionID asks getsessionid, as Web Chat does (credentialed, from a
+// trusted origin), in this browser: the cookie lands in its jar.
+func (b *browser) sessionID(h *harness, dlToken string) string {
+	b.t.Helper()
+	req, _ := http.NewRequest("GET", h.dl+"/session/getsessionid", nil)
+	req.Header.Set("Authorization", "Bearer "+dlToken)
+	req.Header.Set("Origin", trustedOrigin)
+	res, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var r struct {
+		SessionID string `json:"sessionId"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil || res.StatusCode != 200 || r.SessionID == "" {
+		b.t.Fatalf("getsessionid: %d %v", res.StatusCode, err)
+	}
+	return r.SessionID
+}
+
+// openPage opens u and returns the status and the page.
+func (b *browser) openPage(u string) (int, string) {
+	b.t.Helper()
+	res, err := b.c.Get(u)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(raw)
+}
+
+// TestSignInWithoutMagicCodeInTheSameBrowser: the browser that holds the
+// Direct Line session Web Chat put in the link completes without a code,
+// and the bot gets a tokens/response event; another browser, or another
+// conversation's session, falls back to the magic code, and a code does
+// not work for another user.
+func TestSignInWithoutMagicCodeInTheSameBrowser(t *testing.T) {
+	if usertoken.SessionCookie != directline.SessionCookie {
+		t.Fatalf("session cookie names differ: %q, %q", usertoken.SessionCookie, directline.SessionCookie)
+	}
+	oh := newOAuthHarness(t, time.Hour)
+	dlTok, conv := startWith(t, oh.harness, oh.secret, "dl_user1")
+	dlTok2, _ := startWith(t, oh.harness, oh.secret, "dl_user2")
+	link := oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/"))
+
+	br := oh.browser()
+	sid := br.sessionID(oh.harness, dlTok)
+	// Web Chat: value + encodeURIComponent('&code_challenge=' + sessionId).
+	withSession := link + url.QueryEscape("&code_challenge="+sid)
+	st, page := br.openPage(br.login(withSession, "alice", "alice-password-1"))
+	if st != 200 || !strings.Contains(page, "You are signed in") || magicCodeRE.MatchString(page) {
+		t.Fatalf("same browser: %d %s", st, page)
+	}
+	ev := oh.bot.waitFor(func(a map[string]any) bool { return a["type"] == "event" && a["name"] == "tokens/response" })
+	val, _ := ev["value"].(map[string]any)
+	from, _ := ev["from"].(map[string]any)
+	convObj, _ := ev["conversation"].(map[string]any)
+	if val["connectionName"] != "idp" || val["token"] == "" || from["id"] != "dl_user1" || convObj["id"] != conv {
+		t.Fatalf("tokens/response event: %v", ev)
+	}
+	if active, sub := oh.idp.introspect(t, val["token"].(string)); !active || sub != "alice" {
+		t.Fatal("the event's token is not alice's at the IdP")
+	}
+	if st, body := oh.getToken(oh.token, "dl_user1", "idp", ""); st != 200 || !strings.Contains(body, val["token"].(string)) {
+		t.Fatalf("GetToken after the silent sign-in: %d %s", st, body)
+	}
+
+	// Another browser (another cookie jar) with the same link: magic code.
+	other := oh.browser()
+	if st, code := other.open(other.login(withSession, "alice", "alice-password-1")); st != 200 || code == "" {
+		t.Fatalf("another browser: %d, code %q; want the magic code", st, code)
+	}
+	// A browser with its own session, of another conversation and user,
+	// putting its session id in this conversation's link: magic code.
+	third := oh.browser()
+	sid2 := third.sessionID(oh.harness, dlTok2)
+	st, code := third.open(third.login(link+url.QueryEscape("&code_challenge="+sid2), "alice", "alice-password-1"))
+	if st != 200 || code == "" {
+		t.Fatalf("another conversation's session: %d, code %q; want the magic code", st, code)
+	}
+	// That code does not sign in another user.
+	if st, body := oh.getToken(oh.token, "dl_user2", "idp", code); st != 404 || body != "" {
+		t.Fatalf("a code for dl_user1 redeemed for dl_user2: %d %s", st, body)
+	}
+	if st, _ := oh.getToken(oh.token, "dl_user1", "idp", code); st != 200 {
+		t.Fatalf("the code for dl_user1: %d", st)
+	}
+	if logs := oh.logs.String(); strings.Contains(logs, val["token"].(string)) || strings.Contains(logs, code) {
+		t.Error("the logs hold a token or a code")
 	}
 }

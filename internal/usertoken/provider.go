@@ -62,8 +62,8 @@ func openClientSecret(ctx context.Context, s Sealer, c store.OAuthConnection) (s
 // when none is given.
 const (
 	DefaultMaxLogin = 8 * time.Hour
-	MinMaxLogin = 5 * time.Minute
-	MaxMaxLogin = 90 * 24 * time.Hour
+	MinMaxLogin     = 5 * time.Minute
+	MaxMaxLogin     = 90 * 24 * time.Hour
 )
 
 var (

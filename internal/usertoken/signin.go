@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -32,7 +33,11 @@ type link struct {
 type flow struct {
 	link
 	verifier string // PKCE
-	exp      time.Time
+	// challenge is the Direct Line session id Web Chat appended to the
+	// link ("" when none): the callback completes without a magic code
+	// only in the browser holding that session's cookie.
+	challenge string
+	exp       time.Time
 }
 
 // pending is a provider token awaiting the magic code shown to the user.
@@ -345,7 +350,14 @@ func (s *Service) signin(w http.ResponseWriter, r *http.Request) {
 	id := q.Get("signin")
 	// Web Chat appends "&code_challenge=..." percent-encoded: after
 	// decoding it is part of the last parameter's value.
-	id, _, _ = strings.Cut(id, "&")
+	id, rest, _ := strings.Cut(id, "&")
+	challenge := q.Get("code_challenge")
+	if v, err := url.ParseQuery(rest); err == nil && v.Get("code_challenge") != "" {
+		challenge = v.Get("code_challenge")
+	}
+	if len(challenge) != sessionIDLen {
+		challenge = ""
+	}
 	s.mu.Lock()
 	l, ok := s.links[id]
 	s.mu.Unlock()
@@ -376,7 +388,7 @@ func (s *Service) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	busy := len(s.flows) >= s.lim.MaxPending
 	if !busy {
-		s.flows[state] = flow{link: l, verifier: verifier, exp: s.now().Add(s.lim.FlowTTL)}
+		s.flows[state] = flow{link: l, verifier: verifier, challenge: challenge, exp: s.now().Add(s.lim.FlowTTL)}
 	}
 	s.mu.Unlock()
 	if busy {
@@ -422,6 +434,14 @@ func (s *Service) callback(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("sign-in callback: code exchange failed", "bot", f.botID, "connection", f.conn, "err", exchangeErr(err))
 		s.page(w, http.StatusBadRequest, "Sign-in could not be completed", "Go back to the chat and ask to sign in again.", "")
 		return
+	}
+	if s.sameBrowser(r, f) {
+		err := s.completeSilently(r.Context(), c, f, tok)
+		if err == nil {
+			s.page(w, http.StatusOK, "You are signed in", "You can close this window and go back to the chat.", "")
+			return
+		}
+		s.logger.Error("sign-in without a magic code failed; showing the code", "bot", f.botID, "connection", f.conn, "err", err)
 	}
 	code, err := magicCode()
 	if err != nil {

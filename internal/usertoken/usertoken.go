@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -44,6 +45,16 @@ type Config struct {
 	HTTPClient *http.Client
 	Now        func() time.Time
 	Limits     Limits
+	// Deliver enqueues an activity for the bot only (the tokens/response
+	// event after a sign-in without a magic code); conversation.Log
+	// implements it. Nil: every sign-in ends with a magic code.
+	Deliver Deliverer
+}
+
+// Deliverer enqueues an activity for a conversation's bot, not shown to
+// the clients.
+type Deliverer interface {
+	Deliver(ctx context.Context, conv, botID string, a conversation.Activity) error
 }
 
 // Limits are the sign-in flow's lifetimes and attempt limits.
