@@ -193,6 +193,9 @@ func (s *Service) parseState(ctx context.Context, botID, raw string) (tokenState
 // noDuplicateKeys refuses JSON with a key repeated in one object (two
 // parsers could read different values).
 func noDuplicateKeys(b []byte) error {
+	if !json.Valid(b) {
+		return errors.New("invalid JSON")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	type frame struct {
 		obj  bool
@@ -200,10 +203,10 @@ func noDuplicateKeys(b []byte) error {
 		key  bool // next token is a key
 	}
 	var stack []*frame
-	for {
+	for n := 0; ; n++ {
 		t, err := dec.Token()
 		if err != nil {
-			if errors.Is(err, io.EOF) && len(stack) == 0 {
+			if errors.Is(err, io.EOF) && len(stack) == 0 && n > 0 {
 				return nil
 			}
 			return err
