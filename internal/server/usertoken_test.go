@@ -333,6 +333,10 @@ func TestUserSignInWithMagicCode(t *testing.T) {
 		!strings.Contains(body, `"code":"ConsentRequired"`) {
 		t.Fatalf("exchange: %d %s", st, body)
 	}
+	// The stored token is sealed: not in the clear in the data directory.
+	if found := scanDataDir(t, oh.cfg.DataDir, map[string]string{"access token": tr.Token}); len(found) > 0 {
+		t.Fatalf("in the clear on disk: %v", found)
+	}
 	if st, body, _ := oh.api("DELETE", "/api/usertoken/SignOut", oh.token, url.Values{"userId": {"dl_user1"}, "connectionName": {"idp"}, "channelId": {"directline"}}); st != 200 {
 		t.Fatalf("SignOut: %d %s", st, body)
 	}
@@ -694,5 +698,24 @@ func TestSignInWithoutMagicCodeInTheSameBrowser(t *testing.T) {
 	}
 	if logs := oh.logs.String(); strings.Contains(logs, val["token"].(string)) || strings.Contains(logs, code) {
 		t.Error("the logs hold a token or a code")
+	}
+}
+
+// TestSignInLinkCannotFillTheFlowTable: a link holds at most five flows
+// in progress; a sixth drops the oldest.
+func TestSignInLinkCannotFillTheFlowTable(t *testing.T) {
+	oh := newOAuthHarness(t, time.Hour)
+	_, conv := startWith(t, oh.harness, oh.secret, "dl_user1")
+	link := oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/"))
+	br := oh.browser()
+	var cbs []string
+	for range 6 {
+		cbs = append(cbs, br.login(link, "alice", "alice-password-1"))
+	}
+	if st, c := br.open(cbs[0]); st != 400 || c != "" {
+		t.Fatalf("the oldest of six flows: %d %q, want it dropped", st, c)
+	}
+	if st, c := br.open(cbs[5]); st != 200 || c == "" {
+		t.Fatalf("the newest flow: %d %q", st, c)
 	}
 }

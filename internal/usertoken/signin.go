@@ -69,6 +69,7 @@ func (s *Service) sweep() {
 	for k, v := range s.links {
 		if now.After(v.exp) {
 			delete(s.links, k)
+			delete(s.linkFlows, k)
 		}
 	}
 	for k, v := range s.flows {
@@ -87,6 +88,9 @@ func (s *Service) sweep() {
 		}
 	}
 }
+
+// maxFlowsPerLink bounds the flows one sign-in link has in progress.
+const maxFlowsPerLink = 5
 
 // errBusy: too many sign-ins in progress.
 var errBusy = errors.New("too many sign-ins in progress")
@@ -392,6 +396,14 @@ func (s *Service) signin(w http.ResponseWriter, r *http.Request) {
 	busy := len(s.flows) >= s.lim.MaxPending
 	if !busy {
 		s.flows[state] = flow{link: l, verifier: verifier, challenge: challenge, exp: s.now().Add(s.lim.FlowTTL)}
+		// One link starts at most maxFlowsPerLink flows at once (the
+		// oldest is dropped): whoever holds a link cannot fill the table.
+		states := append(s.linkFlows[id], state)
+		if len(states) > maxFlowsPerLink {
+			delete(s.flows, states[0])
+			states = states[1:]
+		}
+		s.linkFlows[id] = states
 	}
 	s.mu.Unlock()
 	if busy {

@@ -88,6 +88,7 @@ type Service struct {
 	flows      map[string]flow    // Parley's OAuth state -> the flow in progress
 	codes      map[string]pending // bot, user, connection -> token awaiting its magic code
 	fails      map[string]failures
+	linkFlows  map[string][]string // sign-in link id -> its flows' states, oldest first
 }
 
 // New builds the service.
@@ -104,7 +105,7 @@ func New(cfg Config) *Service {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{cfg: cfg, st: cfg.Store, sealer: cfg.Sealer, auth: cfg.Auth, logger: cfg.Logger, now: cfg.Now, lim: cfg.Limits,
 		client: cfg.HTTPClient, discovered: map[string]discovery{}, links: map[string]link{}, flows: map[string]flow{},
-		codes: map[string]pending{}, fails: map[string]failures{}}
+		codes: map[string]pending{}, fails: map[string]failures{}, linkFlows: map[string][]string{}}
 }
 
 // SetHTTPClient replaces the client that calls identity providers (a
