@@ -27,13 +27,13 @@ func TestEveryGroupRefusesUnknownSubcommands(t *testing.T) {
 		}
 	}
 	walk(root, nil)
-	want := map[string]bool{"bot": false, "bot secret": false, "site": false, "secret": false, "keys": false, "deliveries": false, "deliveries dead": false, "completion": false}
+	want := map[string]bool{"bot": false, "bot secret": false, "site": false, "secret": false, "keys": false, "deliveries": false, "deliveries dead": false, "completion": false, "oauth": false, "oauth connection": false}
 	for _, g := range groups {
 		path := strings.Join(g, " ")
 		want[path] = true
-		_, _, err := run(t, nil, append(g, "delete")...)
-		if err == nil || !strings.Contains(err.Error(), `unknown command "delete" for "parley `+path+`"`) || !strings.Contains(err.Error(), "valid: ") {
-			t.Errorf("parley %s delete: err = %v; want unknown command with the valid ones", path, err)
+		_, _, err := run(t, nil, append(g, "frobnicate")...)
+		if err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate" for "parley `+path+`"`) || !strings.Contains(err.Error(), "valid: ") {
+			t.Errorf("parley %s frobnicate: err = %v; want unknown command with the valid ones", path, err)
 		}
 		out, _, err := run(t, nil, g...)
 		if err != nil || !strings.Contains(out, "Available Commands") {
