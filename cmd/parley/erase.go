@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,9 @@ type eraseTotals struct {
 	Attachments   int `json:"attachments"`
 	Sessions      int `json:"sessions"`
 	DataKeys      int `json:"dataKeys"`
+	// UserTokens are the user's tokens of bots' OAuth connections
+	// deleted (--user only).
+	UserTokens int `json:"userTokens"`
 }
 
 const backupsNote = "Copies of these conversations in database backups taken before erasedAt stay readable until the key-encryption keys listed (kekIds) are rotated and destroyed (parley keys). " +
@@ -119,7 +123,7 @@ func (a *app) eraseCmd() *cobra.Command {
 				if ids, err = st.UserConversations(ctx, userID); err != nil {
 					return err
 				}
-				if len(ids) == 0 {
+				if len(ids) == 0 && !hasUserTokens(ctx, st, userID) {
 					return &exitError{exitNothing, fmt.Errorf("no conversation is bound to user %q: nothing erased (conversations without a bound user are erased with --conversation)", userID)}
 				}
 			} else if _, err := st.GetConversation(ctx, convID); errors.Is(err, store.ErrNotFound) {
@@ -150,11 +154,19 @@ func (a *app) eraseCmd() *cobra.Command {
 					keks[e.KEKID] = true
 				}
 			}
+			if userID != "" {
+				// The user's sign-in tokens (of every bot) go too.
+				n, err := st.EraseUserTokens(ctx, userID)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("erase user tokens: %w", err))
+				}
+				rc.Totals.UserTokens = n
+			}
 			for k := range keks {
 				rc.KEKIDs = append(rc.KEKIDs, k)
 			}
 			sort.Strings(rc.KEKIDs)
-			if rc.Totals.Conversations > 0 {
+			if rc.Totals.Conversations > 0 || rc.Totals.UserTokens > 0 {
 				if err := st.Scrub(ctx); err != nil {
 					errs = append(errs, err)
 				} else {
@@ -172,6 +184,28 @@ func (a *app) eraseCmd() *cobra.Command {
 	cmd.Flags().StringVar(&convID, "conversation", "", "erase this conversation")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
 	return cmd
+}
+
+// hasUserTokens reports whether userID holds a token of any bot's
+// connection (they outlive the user's conversations, up to the
+// connection's max login duration).
+func hasUserTokens(ctx context.Context, st store.Store, userID string) bool {
+	bots, err := st.ListBots(ctx)
+	if err != nil {
+		return true // let the erasure try, and report
+	}
+	for _, b := range bots {
+		conns, err := st.ListOAuthConnections(ctx, b.ID)
+		if err != nil {
+			return true
+		}
+		for _, c := range conns {
+			if _, err := st.GetUserToken(ctx, b.ID, userID, c.Name); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func describe(req map[string]string) string {
@@ -202,8 +236,8 @@ func (rc *eraseReceipt) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Erasure receipt (%s)\nrequest:   %s\nerased at: %s\n", rc.Receipt, describe(rc.Request), rc.ErasedAt.Format(time.RFC3339Nano))
 	t := rc.Totals
-	fmt.Fprintf(&b, "erased:    %d conversation(s): %d activities, %d attachments, %d pending deliveries, %d dead letters, %d sessions, %d data keys\n",
-		t.Conversations, t.Activities, t.Attachments, t.OutboxItems, t.DeadLetters, t.Sessions, t.DataKeys)
+	fmt.Fprintf(&b, "erased:    %d conversation(s): %d activities, %d attachments, %d pending deliveries, %d dead letters, %d sessions, %d data keys; %d user token(s)\n",
+		t.Conversations, t.Activities, t.Attachments, t.OutboxItems, t.DeadLetters, t.Sessions, t.DataKeys, t.UserTokens)
 	for _, c := range rc.Conversations {
 		key := "no data key"
 		if c.DataKeyScope != "" {

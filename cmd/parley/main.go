@@ -57,7 +57,7 @@ func (a *app) root() *cobra.Command {
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.AddCommand(a.serveCmd(), a.demoCmd(), a.botCmd(), a.siteCmd(), a.secretCmd(), a.keysCmd(), a.benchCmd(), a.deliveriesCmd(), a.eraseCmd(), a.versionCmd(), a.securityCmd())
+	root.AddCommand(a.serveCmd(), a.demoCmd(), a.botCmd(), a.siteCmd(), a.secretCmd(), a.keysCmd(), a.benchCmd(), a.deliveriesCmd(), a.eraseCmd(), a.versionCmd(), a.securityCmd(), a.oauthCmd())
 	root.AddCommand(a.conversationCmd())
 	root.SetFlagErrorFunc(flagOrCommandError)
 	root.InitDefaultCompletionCmd() // now, so that strictGroups covers it too

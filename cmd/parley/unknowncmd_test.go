@@ -27,7 +27,7 @@ func TestEveryGroupRefusesUnknownSubcommands(t *testing.T) {
 		}
 	}
 	walk(root, nil)
-	want := map[string]bool{"bot": false, "bot secret": false, "site": false, "secret": false, "keys": false, "deliveries": false, "deliveries dead": false, "completion": false, "conversation": false}
+	want := map[string]bool{"bot": false, "bot secret": false, "site": false, "secret": false, "keys": false, "deliveries": false, "deliveries dead": false, "completion": false, "conversation": false, "oauth": false, "oauth connection": false}
 	for _, g := range groups {
 		path := strings.Join(g, " ")
 		want[path] = true

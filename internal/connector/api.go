@@ -38,7 +38,8 @@ type API struct {
 	maxUpload int64
 	channelID string
 	logger    *slog.Logger
-	proxies   Proxies // nil: no trusted proxies
+	proxies   Proxies      // nil: no trusted proxies
+	signIn    SignInLinker // nil: OAuthCards get no sign-in link
 }
 
 // Proxies tells the trusted reverse proxies (trusted_proxies) and the
@@ -59,11 +60,13 @@ type APIConfig struct {
 	// Proxies judges where a request came from, for insecure development
 	// bots (loopback only). Nil: no proxy is trusted.
 	Proxies Proxies
+	// SignIn fills the OAuthCards bots send with Parley's sign-in links.
+	SignIn SignInLinker
 }
 
 // NewAPI builds the Bot Connector API.
 func NewAPI(st store.Store, lg *conversation.Log, issuer *identity.Issuer, auth BotAuthenticator, cfg APIConfig, logger *slog.Logger) *API {
-	return &API{st: st, log: lg, issuer: issuer, auth: auth, limits: cfg.Limits, maxUpload: cfg.MaxUpload, channelID: cfg.ChannelID, logger: logger, proxies: cfg.Proxies}
+	return &API{st: st, log: lg, issuer: issuer, auth: auth, limits: cfg.Limits, maxUpload: cfg.MaxUpload, channelID: cfg.ChannelID, logger: logger, proxies: cfg.Proxies, signIn: cfg.SignIn}
 }
 
 // Register adds the routes.
@@ -219,6 +222,7 @@ func (a *API) readActivity(w http.ResponseWriter, r *http.Request, conv store.Co
 	delete(act, "serviceUrl")
 	delete(act, "recipient")
 	delete(act, "callerId")
+	a.fillOAuthCards(r.Context(), act, conv, bot)
 	return act, true
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/parley-gw/parley/internal/retention"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
+	"github.com/parley-gw/parley/internal/usertoken"
 )
 
 // Server is one running Parley.
@@ -70,6 +71,8 @@ type Server struct {
 	redactLog slog.Handler
 	// threat counts authentication failures (threat.go).
 	threat *threatWatch
+	// userTokens is the user token service (issue 12).
+	userTokens *usertoken.Service
 }
 
 // OpenStore opens the configured store.
@@ -197,7 +200,9 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	s.dl = directline.New(base, dlcfg, st, lg, issuer, delivery, logger)
 	s.dl.Register(s.mux)
 	authority.Register(s.mux)
-	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies}, logger).Register(s.mux)
+	s.userTokens = usertoken.New(usertoken.Config{PublicURL: cfg.PublicURL, ChannelID: dlcfg.ChannelID, Store: st, Sealer: keys.Envelope, Auth: authority, Logger: logger, Deliver: lg})
+	s.userTokens.Register(s.mux)
+	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies, SignIn: s.userTokens}, logger).Register(s.mux)
 
 	hm := newHTTPMetrics(reg)
 	registerRuntimeMetrics(reg)

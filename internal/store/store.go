@@ -295,6 +295,50 @@ const (
 	LegacyAttachmentName = "attachment_name"
 )
 
+// OAuthConnection is a bot's named connection to an identity provider
+// (issue 12): the bot's OAuthPrompt names it. Kind is one of the
+// OAuthKind* values. SealedSecret is the client secret sealed by the
+// token service under the bot's data key (scope "bot:" + BotID); the
+// store keeps it opaque.
+type OAuthConnection struct {
+	BotID        string
+	Name         string
+	Kind         string
+	Issuer       string // oidc: the issuer (discovery at Issuer + /.well-known/openid-configuration)
+	AuthURL      string // oauth2: the authorization endpoint
+	TokenURL     string // oauth2: the token endpoint
+	Tenant       string // entra: the tenant id or domain
+	ClientID     string
+	SealedSecret []byte
+	Scopes       []string
+	// MaxLogin is how long a user stays signed in through this
+	// connection, whatever the provider's refresh tokens allow.
+	MaxLogin  time.Duration
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Kinds of OAuthConnection.
+const (
+	OAuthKindOIDC   = "oidc"
+	OAuthKindOAuth2 = "oauth2"
+	OAuthKindGitHub = "github"
+	OAuthKindEntra  = "entra"
+)
+
+// UserToken is a user's token from a connection of a bot. Sealed is the
+// provider's token (access, refresh, expiry) sealed by the token service
+// under the bot's data key; ExpiresAt is the end of the login (SignedInAt
+// plus the connection's MaxLogin): after it the token is never served.
+type UserToken struct {
+	BotID      string
+	UserID     string
+	Connection string
+	Sealed     []byte
+	SignedInAt time.Time
+	ExpiresAt  time.Time
+}
+
 // Store is the persistence contract. Implementations must be safe for
 // concurrent use.
 type Store interface {
@@ -611,6 +655,28 @@ type Store interface {
 	// already fired for that key after now-window: claimed is true for
 	// exactly one of concurrent callers (replicas) within a window.
 	ClaimAlert(ctx context.Context, rule, key string, now time.Time, window time.Duration) (claimed bool, err error)
+	// CreateOAuthConnection stores a bot's connection: ErrExists when
+	// the bot has one of that name, ErrNotFound when the bot does not
+	// exist. GetOAuthConnection answers ErrNotFound for an unknown one;
+	// ListOAuthConnections lists a bot's by name. UpdateOAuthConnection
+	// replaces every field but BotID, Name and CreatedAt (ErrNotFound
+	// when there is none). DeleteOAuthConnection removes it together with
+	// every user token obtained through it, in one transaction.
+	CreateOAuthConnection(ctx context.Context, c OAuthConnection) error
+	GetOAuthConnection(ctx context.Context, botID, name string) (OAuthConnection, error)
+	ListOAuthConnections(ctx context.Context, botID string) ([]OAuthConnection, error)
+	UpdateOAuthConnection(ctx context.Context, c OAuthConnection) error
+	DeleteOAuthConnection(ctx context.Context, botID, name string) error
+	// PutUserToken stores (or replaces) a user's token of a connection;
+	// ErrNotFound when the connection does not exist. GetUserToken answers
+	// ErrNotFound when there is none. DeleteUserTokens removes a user's
+	// tokens of one bot (of one connection, or all when connection is "")
+	// and returns how many it removed; EraseUserTokens removes a user's
+	// tokens of every bot (erasure) and returns how many.
+	PutUserToken(ctx context.Context, t UserToken) error
+	GetUserToken(ctx context.Context, botID, userID, connection string) (UserToken, error)
+	DeleteUserTokens(ctx context.Context, botID, userID, connection string) (int, error)
+	EraseUserTokens(ctx context.Context, userID string) (int, error)
 
 	Close() error
 }

@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutboxStats", testOutboxStats},
 		{"AuthFailures", testAuthFailures},
 		{"Supersedes", testSupersedes},
+		{"OAuthConnectionsAndUserTokens", testOAuth},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
