@@ -280,6 +280,9 @@ type removalJSON struct {
 	Deliveries     int      `json:"queuedDeliveries"`
 	DeadLetters    int      `json:"deadLetters"`
 	SecretsRevoked int      `json:"secretsRevoked"`
+	// A bot's OAuth connections and its users' tokens (bot delete).
+	OAuthConnections int `json:"oauthConnections"`
+	UserTokens       int `json:"userTokens"`
 }
 
 func toRemovalJSON(r store.Removal) removalJSON {
@@ -288,7 +291,8 @@ func toRemovalJSON(r store.Removal) removalJSON {
 		sites = []string{}
 	}
 	return removalJSON{Bot: r.BotID, Sites: sites, Conversations: r.Conversations, Activities: r.Activities, Attachments: r.Attachments,
-		Sessions: r.Sessions, DataKeys: r.DataKeys, Deliveries: r.OutboxItems, DeadLetters: r.DeadLetters, SecretsRevoked: r.SecretSlots}
+		Sessions: r.Sessions, DataKeys: r.DataKeys, Deliveries: r.OutboxItems, DeadLetters: r.DeadLetters, SecretsRevoked: r.SecretSlots,
+		OAuthConnections: r.OAuthConnections, UserTokens: r.UserTokens}
 }
 
 // deletionJSON is what bot delete and site delete print once done.
@@ -313,6 +317,9 @@ func removalText(r store.Removal, verb string) string {
 	fmt.Fprintf(&b, "  %d data key(s) destroyed (crypto-shredding)\n", r.DataKeys)
 	fmt.Fprintf(&b, "  %d queued delivery(ies) dropped: the bot never receives them\n", r.OutboxItems)
 	fmt.Fprintf(&b, "  %d dead letter(s) dropped\n", r.DeadLetters)
+	if r.BotID != "" {
+		fmt.Fprintf(&b, "  %d OAuth connection(s) and %d user token(s) deleted: users sign in again if the bot comes back\n", r.OAuthConnections, r.UserTokens)
+	}
 	return b.String()
 }
 

@@ -757,4 +757,9 @@ type Removal struct {
 	// SecretSlots counts the site secrets and bot client secrets revoked
 	// (filled slots).
 	SecretSlots int
+	// OAuthConnections and UserTokens are the bot's OAuth connections and
+	// the users' tokens obtained through them (DeleteBot only: user tokens
+	// belong to a bot and a user, not to a site).
+	OAuthConnections int
+	UserTokens       int
 }

@@ -190,7 +190,9 @@ func (s *Store) PlanDeleteBot(ctx context.Context, id string) (store.Removal, er
 	var out, dead, keys int
 	if err := s.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM outbox WHERE bot_id = ?1 AND conversation_id NOT IN (SELECT id FROM conversations WHERE bot_id = ?1)),
 		(SELECT COUNT(*) FROM dead_letters WHERE bot_id = ?1 AND conversation_id NOT IN (SELECT id FROM conversations WHERE bot_id = ?1)),
-		(SELECT COUNT(*) FROM data_keys WHERE scope = 'bot:' || ?1)`, id).Scan(&out, &dead, &keys); err != nil {
+		(SELECT COUNT(*) FROM data_keys WHERE scope = 'bot:' || ?1),
+		(SELECT COUNT(*) FROM oauth_connections WHERE bot_id = ?1),
+		(SELECT COUNT(*) FROM user_tokens WHERE bot_id = ?1)`, id).Scan(&out, &dead, &keys, &r.OAuthConnections, &r.UserTokens); err != nil {
 		return store.Removal{}, fmt.Errorf("plan delete bot %s: %w", id, err)
 	}
 	r.OutboxItems += out
@@ -262,6 +264,10 @@ func (s *Store) DeleteBot(ctx context.Context, id string, cascade bool, now time
 			// conversations took their items with them).
 			{`DELETE FROM outbox WHERE bot_id = ?`, &r.OutboxItems},
 			{`DELETE FROM dead_letters WHERE bot_id = ?`, &r.DeadLetters},
+			// The users' tokens and the connections (sealed under the
+			// bot's data key, destroyed below).
+			{`DELETE FROM user_tokens WHERE bot_id = ?`, &r.UserTokens},
+			{`DELETE FROM oauth_connections WHERE bot_id = ?`, &r.OAuthConnections},
 			{`DELETE FROM sites WHERE bot_id = ?`, nil},
 		} {
 			res, err := tx.ExecContext(ctx, d.q, id)

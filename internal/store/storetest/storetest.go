@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UniqueNames", testUniqueNames},
 		{"DeleteSite", testDeleteSite}, {"DeleteBot", testDeleteBot}, {"UpdateBotAuthAndSite", testUpdateBotAuthAndSite}, {"ListConversations", testListConversations}, {"DeleteBotWhileServing", testDeleteBotWhileServing},
 		{"OutboxStats", testOutboxStats},
+		{"DeleteBotTakesOAuth", testDeleteBotTakesOAuth},
 		{"AuthFailures", testAuthFailures},
 		{"Supersedes", testSupersedes},
 		{"OAuthConnectionsAndUserTokens", testOAuth},
