@@ -56,6 +56,7 @@ type botJSON struct {
 	ClientSecret string            `json:"clientSecret,omitempty"`
 	Settings     map[string]string `json:"settings,omitempty"`
 	Snippet      string            `json:"snippet,omitempty"`
+	AgentsSDK    map[string]string `json:"agentsSdkSettings,omitempty"` // agentsettings.go
 }
 
 // toBotJSON shows the endpoint redacted (connector.RedactURL): function
@@ -117,7 +118,8 @@ func (a *app) botCmd() *cobra.Command {
 			for _, st := range settings {
 				out.Settings[st.Name] = st.Value
 			}
-			return a.print(sf.json, out, botCreatedText(b, settings))
+			out.AgentsSDK = agentsSettingsMap(pub, b.ID, secret)
+			return a.print(sf.json, out, botCreatedText(b, settings)+agentsSettingsText(pub, b.ID, secret))
 		},
 	}
 	sf.add(create)
