@@ -70,6 +70,7 @@ func (a *app) botCmd() *cobra.Command {
 	var sf storeFlags
 	var name, endpoint, publicURL string
 	var insecure bool
+	var deliveryTimeout time.Duration // agentsettings.go
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Register a bot: its app id, a client secret and its messaging endpoint",
@@ -90,6 +91,9 @@ func (a *app) botCmd() *cobra.Command {
 			if err := validEndpoint(endpoint, insecure); err != nil {
 				return err
 			}
+			if err := checkDeliveryTimeout(deliveryTimeout); err != nil {
+				return err
+			}
 			pub, err := botPublicURL(publicURL, cfg.PublicURL)
 			if err != nil {
 				return err
@@ -107,6 +111,9 @@ func (a *app) botCmd() *cobra.Command {
 			}
 			if err := st.CreateBot(cmd.Context(), b); err != nil {
 				return nameTakenHint(err, "bot")
+			}
+			if err := applyDeliveryTimeout(cmd.Context(), st, b.ID, deliveryTimeout); err != nil {
+				return err
 			}
 			out := toBotJSON(b)
 			if insecure {
@@ -126,6 +133,7 @@ func (a *app) botCmd() *cobra.Command {
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().StringVar(&endpoint, "endpoint", "", "messaging endpoint, e.g. https://bot.example.com/api/messages")
 	create.Flags().StringVar(&publicURL, "public-url", "", "Parley's public base URL for the printed settings (default: the configuration's public_url, else http://127.0.0.1:8080)")
+	create.Flags().DurationVar(&deliveryTimeout, "delivery-timeout", 0, "how long one delivery attempt waits for the bot's answer (1s to 5m; default: 15s)")
 	create.Flags().BoolVar(&insecure, "insecure-no-auth", false, "DEVELOPMENT ONLY: no channel JWT to the bot, no bearer token from it; loopback endpoints only")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("endpoint")

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/parley-gw/parley/internal/botauth"
+	"github.com/parley-gw/parley/internal/connector"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // agentsConnection is the connection name the printed settings use (the
@@ -23,24 +28,34 @@ const agentsConnection = "serviceConnection"
 //     Service managed identity protocol to IDENTITY_ENDPOINT with
 //     IDENTITY_HEADER (the bot's client secret): no instance discovery at
 //     login.microsoftonline.com, no Microsoft endpoint at all;
-//   - user tokens: TOKEN_SERVICE_ENDPOINT is Parley's token service.
+//   - user tokens: TOKEN_SERVICE_ENDPOINT is Parley's token service;
+//   - the agent calls (and sends its token to) Parley's host only
+//     (OutboundHostValidator), and refuses an activity whose serviceUrl is
+//     not the one in Parley's channel token (validateServiceUrl).
 func agentsSDKSettings(publicURL, appID, secret string) []botauth.Setting {
 	u := strings.TrimRight(publicURL, "/")
+	host := u
+	if pu, err := url.Parse(u); err == nil && pu.Hostname() != "" {
+		host = pu.Hostname()
+	}
 	p := "Connections__" + agentsConnection + "__Settings__"
 	return []botauth.Setting{
-		{p + "clientId", appID},
-		{p + "authType", "UserManagedIdentity"},
-		{p + "authorityEndpoint", u},
-		{p + "tenantId", botauth.AgentsChannelTenant},
-		{p + "issuers", u},
-		{p + "validateIssuer", "true"},
-		{p + "scopes", u + "/.default"},
-		{"ConnectionsMap__0__ServiceUrl", "*"},
-		{"ConnectionsMap__0__Connection", agentsConnection},
-		{"CloudAdapterOptions__validateServiceUrl", "true"},
-		{"TOKEN_SERVICE_ENDPOINT", u},
-		{"IDENTITY_ENDPOINT", u + botauth.ManagedIdentityPath},
-		{"IDENTITY_HEADER", secret},
+		{Name: p + "clientId", Value: appID},
+		{Name: p + "authType", Value: "UserManagedIdentity"},
+		{Name: p + "authorityEndpoint", Value: u},
+		{Name: p + "tenantId", Value: botauth.AgentsChannelTenant},
+		{Name: p + "issuers", Value: u},
+		{Name: p + "validateIssuer", Value: "true"},
+		{Name: p + "scopes", Value: u + "/.default"},
+		{Name: "ConnectionsMap__0__ServiceUrl", Value: "*"},
+		{Name: "ConnectionsMap__0__Connection", Value: agentsConnection},
+		{Name: "CloudAdapterOptions__validateServiceUrl", Value: "true"},
+		{Name: "OutboundHostValidator__enabled", Value: "true"},
+		{Name: "OutboundHostValidator__includeDefaultMicrosoftHosts", Value: "false"},
+		{Name: "OutboundHostValidator__hosts", Value: host},
+		{Name: "TOKEN_SERVICE_ENDPOINT", Value: u},
+		{Name: "IDENTITY_ENDPOINT", Value: u + botauth.ManagedIdentityPath},
+		{Name: "IDENTITY_HEADER", Value: secret},
 	}
 }
 
@@ -64,4 +79,24 @@ func agentsSettingsText(publicURL, appID, secret string) string {
 		fmt.Fprintf(&t, "\nNote: the managed identity endpoint is served over TLS only; serve Parley over https for an Agents SDK agent.\n")
 	}
 	return t.String()
+}
+
+// checkDeliveryTimeout validates --delivery-timeout (zero: the default).
+func checkDeliveryTimeout(d time.Duration) error {
+	if d != 0 && (d < time.Second || d > connector.MaxDeliveryTimeout) {
+		return fmt.Errorf("--delivery-timeout %v: give a duration from 1s to %v (e.g. 60s), or leave it out for the default", d, connector.MaxDeliveryTimeout)
+	}
+	return nil
+}
+
+// applyDeliveryTimeout stores a bot's per-attempt delivery timeout when
+// one was given.
+func applyDeliveryTimeout(ctx context.Context, st store.Store, id string, d time.Duration) error {
+	if d == 0 {
+		return nil
+	}
+	if err := st.SetBotDeliveryTimeout(ctx, id, d); err != nil {
+		return fmt.Errorf("set delivery timeout: %w", err)
+	}
+	return nil
 }

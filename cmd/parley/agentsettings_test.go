@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/parley-gw/parley/internal/store/sqlite"
 )
 
 // bot create prints, beside the botbuilder settings, every setting an
@@ -31,9 +36,12 @@ func TestBotCreatePrintsAgentsSDKSettings(t *testing.T) {
 		"ConnectionsMap__0__ServiceUrl":           "*",
 		"ConnectionsMap__0__Connection":           "serviceConnection",
 		"CloudAdapterOptions__validateServiceUrl": "true",
-		"TOKEN_SERVICE_ENDPOINT":                  "https://chat.example.com",
-		"IDENTITY_ENDPOINT":                       "https://chat.example.com/botframework/msi/token",
-		"IDENTITY_HEADER":                         bot.ClientSecret,
+		"OutboundHostValidator__enabled":          "true",
+		"OutboundHostValidator__includeDefaultMicrosoftHosts": "false",
+		"OutboundHostValidator__hosts":                        "chat.example.com",
+		"TOKEN_SERVICE_ENDPOINT":                              "https://chat.example.com",
+		"IDENTITY_ENDPOINT":                                   "https://chat.example.com/botframework/msi/token",
+		"IDENTITY_HEADER":                                     bot.ClientSecret,
 	}
 	if bot.ClientSecret == "" || len(bot.AgentsSDK) != len(want) {
 		t.Fatalf("agentsSdkSettings = %v", bot.AgentsSDK)
@@ -55,5 +63,39 @@ func TestBotCreatePrintsAgentsSDKSettings(t *testing.T) {
 		if !strings.Contains(text, s) {
 			t.Errorf("text output lacks %q:\n%s", s, text)
 		}
+	}
+}
+
+// --delivery-timeout is stored on the bot; out-of-range values are
+// refused with what to give, and create nothing.
+func TestBotCreateDeliveryTimeout(t *testing.T) {
+	data := t.TempDir()
+	out, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "Slow", "--endpoint", "https://bot.example.com/api/messages",
+		"--delivery-timeout", "90s", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bot botJSON
+	if err := json.Unmarshal([]byte(out), &bot); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(data, "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.GetBot(context.Background(), bot.ID)
+	_ = st.Close()
+	if err != nil || b.DeliveryTimeout != 90*time.Second {
+		t.Fatalf("stored delivery timeout %v, %v; want 90s", b.DeliveryTimeout, err)
+	}
+	for _, bad := range []string{"500ms", "6m", "-5s", "soon"} {
+		_, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "Bad "+bad, "--endpoint", "https://bot.example.com/api/messages", "--delivery-timeout", bad)
+		if err == nil || (!strings.Contains(err.Error(), "1s to 5m") && !strings.Contains(err.Error(), "invalid argument")) {
+			t.Errorf("--delivery-timeout %s: %v", bad, err)
+		}
+	}
+	list, _, _ := run(t, nil, "bot", "list", "--data", data, "--json")
+	if strings.Contains(list, "Bad ") {
+		t.Fatalf("a refused bot was created: %s", list)
 	}
 }
