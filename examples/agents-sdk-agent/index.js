@@ -10,7 +10,11 @@ const authConfig = loadAuthConfigFromEnv();
 const adapter = new CloudAdapter(authConfig);
 // startTypingTimer: typing activities (replies to the user's message)
 // while a turn runs, so the channel sees the turn is alive.
-const app = new AgentApplication({ adapter, storage: new MemoryStorage(), startTypingTimer: true });
+// longRunningMessages (recommended in production, LONG_RUNNING_MESSAGES=true
+// here): the SDK answers the channel's POST at once and runs the turn
+// proactively, so no turn outlasts a delivery attempt.
+const app = new AgentApplication({ adapter, storage: new MemoryStorage(), startTypingTimer: true,
+  longRunningMessages: process.env.LONG_RUNNING_MESSAGES === 'true' });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 app.onConversationUpdate('membersAdded', async (context) => {
