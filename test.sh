@@ -64,7 +64,7 @@ step "end-to-end (official npm clients)"
 bin_dir=$(mktemp -d)
 trap 'rm -rf "$bin_dir"' EXIT
 go build -o "$bin_dir/parley" ./cmd/parley
-for dir in e2e examples/botbuilder-bot examples/site-node; do
+for dir in e2e examples/botbuilder-bot examples/site-node examples/agents-sdk-agent; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
     (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund)
   fi

@@ -56,6 +56,7 @@ type botJSON struct {
 	ClientSecret string            `json:"clientSecret,omitempty"`
 	Settings     map[string]string `json:"settings,omitempty"`
 	Snippet      string            `json:"snippet,omitempty"`
+	AgentsSDK    map[string]string `json:"agentsSdkSettings,omitempty"` // agentsettings.go
 }
 
 // toBotJSON shows the endpoint redacted (connector.RedactURL): function
@@ -69,6 +70,7 @@ func (a *app) botCmd() *cobra.Command {
 	var sf storeFlags
 	var name, endpoint, publicURL string
 	var insecure bool
+	var deliveryTimeout time.Duration // agentsettings.go
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Register a bot: its app id, a client secret and its messaging endpoint",
@@ -90,6 +92,9 @@ func (a *app) botCmd() *cobra.Command {
 				return err
 			}
 			if err := validEndpoint(endpoint, insecure); err != nil {
+				return err
+			}
+			if err := checkDeliveryTimeout(deliveryTimeout); err != nil {
 				return err
 			}
 			if err := botNameFree(cmd.Context(), st, name); err != nil {
@@ -115,6 +120,9 @@ func (a *app) botCmd() *cobra.Command {
 			if err := st.CreateBot(cmd.Context(), b); err != nil {
 				return nameTakenHint(err, "bot")
 			}
+			if err := applyDeliveryTimeout(cmd.Context(), st, b.ID, deliveryTimeout); err != nil {
+				return err
+			}
 			out := toBotJSON(b)
 			if insecure {
 				fmt.Fprintln(a.stderr, "WARNING: this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
@@ -125,13 +133,15 @@ func (a *app) botCmd() *cobra.Command {
 			for _, st := range settings {
 				out.Settings[st.Name] = st.Value
 			}
-			return a.print(sf.json, out, botCreatedText(b, settings))
+			out.AgentsSDK = agentsSettingsMap(pub, b.ID, secret)
+			return a.print(sf.json, out, botCreatedText(b, settings)+agentsSettingsText(pub, b.ID, secret))
 		},
 	}
 	sf.add(create)
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().StringVar(&endpoint, "endpoint", "", "messaging endpoint, e.g. https://bot.example.com/api/messages")
 	create.Flags().StringVar(&publicURL, "public-url", "", "Parley's public base URL for the printed settings (default: the configuration's public_url or PARLEY_PUBLIC_URL; required without them)")
+	create.Flags().DurationVar(&deliveryTimeout, "delivery-timeout", 0, "how long one delivery attempt waits for the bot's answer (1s to 5m; default: 15s)")
 	create.Flags().BoolVar(&insecure, "insecure-no-auth", false, "DEVELOPMENT ONLY: no channel JWT to the bot, no bearer token from it; loopback endpoints only")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("endpoint")

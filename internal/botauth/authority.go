@@ -89,7 +89,20 @@ const (
 	STSKeysPath         = "/" + Tenant + "/discovery/v2.0/keys"
 	STSAuthorizePath    = "/" + Tenant + "/oauth2/v2.0/authorize"
 	STSTokenPath        = "/" + Tenant + "/oauth2/v2.0/token"
+	// AgentsChannelKeysPath publishes the CHANNEL keys (the same set as
+	// ChannelKeysPath) where the Microsoft 365 Agents SDK fetches them for
+	// a non-Microsoft issuer: {authorityEndpoint}/{tenantId}/discovery/v2.0/keys
+	// with authorityEndpoint = the public URL and tenantId = AgentsChannelTenant.
+	// The token service's keys stay at STSKeysPath, under another tenant.
+	AgentsChannelKeysPath = "/" + AgentsChannelTenant + "/discovery/v2.0/keys"
+	// ManagedIdentityPath serves the App Service managed identity token
+	// protocol (see managedidentity.go): the Agents SDK's IDENTITY_ENDPOINT.
+	ManagedIdentityPath = "/" + Tenant + "/msi/token"
 )
+
+// AgentsChannelTenant is the tenant id an Agents SDK agent is configured
+// with: it selects the path of the channel keys, nothing else.
+const AgentsChannelTenant = "channel"
 
 // Setting is one bot-side setting.
 type Setting struct{ Name, Value string }
@@ -226,6 +239,10 @@ func (a *Authority) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+ChannelKeysPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSONCache(w, http.StatusOK, map[string]any{"keys": a.channel.JWKS(a.cfg.Endorsements)})
 	})
+	mux.HandleFunc("GET "+AgentsChannelKeysPath, func(w http.ResponseWriter, r *http.Request) {
+		writeJSONCache(w, http.StatusOK, map[string]any{"keys": a.channel.JWKS(a.cfg.Endorsements)})
+	})
+	mux.HandleFunc("GET "+ManagedIdentityPath, a.managedIdentityToken)
 	mux.HandleFunc("GET "+STSMetadataPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSONCache(w, http.StatusOK, map[string]any{
 			"issuer":                                a.stsIssuer(),
@@ -347,12 +364,49 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "client assertions are not supported; use a client secret")
 		return
 	}
-	scope := form.Get("scope")
-	want := a.cfg.PublicURL + "/.default"
-	if scope != want {
+	if scope := form.Get("scope"); !a.acceptedScope(scope) {
+		want := a.cfg.PublicURL + "/.default"
 		oauthError(w, http.StatusBadRequest, "invalid_scope", fmt.Sprintf("scope must be %s (set ToChannelFromBotOAuthScope to %s)", want, a.cfg.PublicURL))
 		return
 	}
+	bot, ok := a.checkClient(w, r, id, secret, "token_endpoint")
+	if !ok {
+		return
+	}
+	tok, _, err := a.issue(bot)
+	if err != nil {
+		oauthError(w, http.StatusInternalServerError, "server_error", "the token service could not complete the request")
+		return
+	}
+	ttl := int(a.cfg.AccessTokenTTL.Seconds())
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": ttl, "ext_expires_in": ttl, "access_token": tok})
+}
+
+// BotFrameworkScope is the scope (and, without "/.default", the managed
+// identity resource) that the Microsoft 365 Agents SDK asks for whenever
+// the inbound token carries no azp/appid, whatever its own scopes
+// setting says. Parley accepts it as an alias of its own scope and issues
+// its own token (audience: the public URL); it never mints a token for
+// Microsoft's Bot Framework.
+const BotFrameworkScope = "https://api.botframework.com"
+
+// acceptedScope reports whether scope names Parley's token service: its
+// own "{public URL}/.default", or the Bot Framework alias, with or
+// without "/.default". Exact match: no case or slash variants.
+func (a *Authority) acceptedScope(scope string) bool {
+	switch scope {
+	case a.cfg.PublicURL + "/.default", BotFrameworkScope + "/.default", BotFrameworkScope:
+		return true
+	}
+	return false
+}
+
+// checkClient checks a bot's client secret, throttled per client address
+// (one budget for the token and managed identity endpoints), logging and
+// counting failures. On failure it has answered.
+func (a *Authority) checkClient(w http.ResponseWriter, r *http.Request, id, secret, via string) (store.Bot, bool) {
 	// Throttle guessing per client address; never per app id (it is
 	// public). A correct secret always gets its token, from a slowed
 	// address after its turn (see guard.Guesses).
@@ -363,14 +417,14 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 		a.cfg.Failures.CountedFor(r, "token_service", "throttled") // not logged: see Counted
 		guard.SetRetryAfter(w.Header(), wait)
 		oauthError(w, http.StatusTooManyRequests, "invalid_client", "too many failed attempts from this address; try again later")
-		return
+		return store.Bot{}, false
 	}
 	bot, err := a.st.GetBot(r.Context(), id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		adm.Succeeded() // not a guess: refund the failure charged in advance
 		a.logger.Error("token endpoint: bot lookup failed", "err", err)
 		oauthError(w, http.StatusInternalServerError, "server_error", "the token service could not complete the request")
-		return
+		return store.Bot{}, false
 	}
 	h := HashClientSecret(secret)
 	ok := err == nil && !bot.InsecureNoAuth &&
@@ -383,42 +437,43 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request) {
 		case bot.InsecureNoAuth:
 			reason = "insecure_bot"
 		}
-		a.failed(r, reason, id)
+		a.failed(r, reason, id, via)
 		if wait, over := adm.Failed(); over {
 			guard.SetRetryAfter(w.Header(), wait)
 			oauthError(w, http.StatusTooManyRequests, "invalid_client", "unknown client or wrong client secret; too many failed attempts from this address, so further attempts are slowed down")
-			return
+			return store.Bot{}, false
 		}
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client or wrong client secret")
-		return
+		return store.Bot{}, false
 	}
 	adm.Succeeded()
+	return bot, true
+}
+
+// issue signs a bot access token for bot with the STS key.
+func (a *Authority) issue(bot store.Bot) (string, time.Time, error) {
 	now := a.now()
+	exp := now.Add(a.cfg.AccessTokenTTL)
 	c := accessClaims{
 		Claims: jwt.Claims{
 			Issuer:    a.stsIssuer(),
 			Audience:  jwt.Audience{a.cfg.PublicURL},
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now.Add(-time.Minute)),
-			Expiry:    jwt.NewNumericDate(now.Add(a.cfg.AccessTokenTTL)),
+			Expiry:    jwt.NewNumericDate(exp),
 		},
 		AppID: bot.ID, AZP: bot.ID, Ver: "2.0",
 	}
 	body, err := json.Marshal(c)
 	if err != nil {
-		oauthError(w, http.StatusInternalServerError, "server_error", "the token service could not complete the request")
-		return
+		return "", time.Time{}, fmt.Errorf("encode claims: %w", err)
 	}
 	tok, err := a.sts.Sign(body)
 	if err != nil {
 		a.logger.Error("token endpoint: signing failed", "err", err)
-		oauthError(w, http.StatusInternalServerError, "server_error", "the token service could not complete the request")
-		return
+		return "", time.Time{}, fmt.Errorf("sign access token: %w", err)
 	}
-	ttl := int(a.cfg.AccessTokenTTL.Seconds())
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": ttl, "ext_expires_in": ttl, "access_token": tok})
+	return tok, exp, nil
 }
 
 // --- bot → Parley ---
@@ -504,11 +559,11 @@ func (a *Authority) verifyBotToken(tok string) (appID, kid string, exp time.Time
 }
 
 // failed logs and counts a failed client authentication (never the secret).
-func (a *Authority) failed(r *http.Request, reason, appID string) {
+func (a *Authority) failed(r *http.Request, reason, appID, via string) {
 	if a.cfg.Failures != nil {
-		a.cfg.Failures.Record(r, "token_service", reason, "app_id", appID)
+		a.cfg.Failures.Record(r, "token_service", reason, "app_id", appID, "via", via)
 		return
 	}
-	a.logger.Warn("token endpoint: client authentication failed", "reason", reason, "app_id", appID,
+	a.logger.Warn("token endpoint: client authentication failed", "reason", reason, "app_id", appID, "via", via,
 		"client_addr", a.cfg.ClientAddr(r).String(), "user_agent", r.UserAgent())
 }

@@ -40,6 +40,13 @@ type API struct {
 	logger    *slog.Logger
 	proxies   Proxies      // nil: no trusted proxies
 	signIn    SignInLinker // nil: OAuthCards get no sign-in link
+	replies   ReplyRecorder
+}
+
+// ReplyRecorder learns which activity a bot's activity replies to
+// (Delivery.BotReplied): the evidence that the bot received it.
+type ReplyRecorder interface {
+	BotReplied(conv, replyToID, activityType string)
 }
 
 // Proxies tells the trusted reverse proxies (trusted_proxies) and the
@@ -62,11 +69,14 @@ type APIConfig struct {
 	Proxies Proxies
 	// SignIn fills the OAuthCards bots send with Parley's sign-in links.
 	SignIn SignInLinker
+	// Replies, when set, is told of every stored bot activity that
+	// replies to another (the delivery worker: issue 14).
+	Replies ReplyRecorder
 }
 
 // NewAPI builds the Bot Connector API.
 func NewAPI(st store.Store, lg *conversation.Log, issuer *identity.Issuer, auth BotAuthenticator, cfg APIConfig, logger *slog.Logger) *API {
-	return &API{st: st, log: lg, issuer: issuer, auth: auth, limits: cfg.Limits, maxUpload: cfg.MaxUpload, channelID: cfg.ChannelID, logger: logger, proxies: cfg.Proxies, signIn: cfg.SignIn}
+	return &API{st: st, log: lg, issuer: issuer, auth: auth, limits: cfg.Limits, maxUpload: cfg.MaxUpload, channelID: cfg.ChannelID, logger: logger, proxies: cfg.Proxies, signIn: cfg.SignIn, replies: cfg.Replies}
 }
 
 // Register adds the routes.
@@ -259,6 +269,9 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 		a.logger.Error("append bot activity failed", "conversation", conv.ID, "err", err)
 		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not store the activity")
 		return
+	}
+	if a.replies != nil {
+		a.replies.BotReplied(conv.ID, act.Str("replyToId"), act.Type())
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"id": ids[0]})
 }

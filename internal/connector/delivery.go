@@ -34,7 +34,7 @@ type Credentials interface {
 // backoff and jitter until RetryFor has passed since it was enqueued; then
 // (or at once when the bot refuses it for good) it becomes a dead letter.
 type DeliveryConfig struct {
-	Timeout     time.Duration // one HTTP attempt
+	Timeout     time.Duration // one HTTP attempt (a bot's DeliveryTimeout overrides it, up to MaxDeliveryTimeout)
 	BaseBackoff time.Duration
 	MaxBackoff  time.Duration // the cap of the backoff
 	// RetryFor is how long an item is retried after it was enqueued
@@ -79,6 +79,11 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // size), all lanes together at most 32 MiB beyond their first items.
 var DefaultDeliveryConfig = DeliveryConfig{Timeout: 15 * time.Second, BaseBackoff: 250 * time.Millisecond, MaxBackoff: 5 * time.Minute, RetryFor: 24 * time.Hour,
 	WindowItems: 64, WindowBytes: 1 << 20, MaxHeldBytes: 32 << 20}
+
+// MaxDeliveryTimeout bounds a bot's per-attempt delivery timeout
+// (store.Bot.DeliveryTimeout); the bot HTTP client is built with it, and
+// each attempt's own deadline is the bot's timeout or the default.
+const MaxDeliveryTimeout = 5 * time.Minute
 
 // ErrBotRejected means the bot answered with an error or could not be
 // reached in time.
@@ -127,6 +132,123 @@ type Delivery struct {
 	deadLettered atomic.Int64 // items moved to the dead letters by this process
 
 	stats deliveryStats // the metrics' counters (stats.go)
+	// receipts records, per activity id, what its bot sent in reply to it
+	// (BotReplied): the evidence that the bot has received it, so a failed
+	// or timed-out attempt is not repeated (issue 14).
+	rcptMu   sync.Mutex
+	receipts map[string]receipt
+}
+
+// receipt is what a bot has sent in reply to one activity.
+type receipt struct {
+	replied bool      // a reply other than typing (a message, the end of a stream)
+	typing  time.Time // the last typing activity (a stream chunk, an indicator)
+	seen    time.Time
+}
+
+// Receipts are bounded: past maxReceipts, those older than receiptKeep go.
+const (
+	maxReceipts = 100_000
+	receiptKeep = time.Hour
+)
+
+// BotReplied records that conv's bot sent an activity of activityType in
+// reply to replyToID (the Bot Connector API calls it after storing the
+// bot's activity; the bot is authenticated and owns conv). A reply to an
+// activity of another conversation is ignored. The bot demonstrably has
+// the activity: a client waiting for its POST is answered now, and the
+// delivery is not repeated (see received).
+func (d *Delivery) BotReplied(conv, replyToID, activityType string) {
+	if replyToID == "" || convOf(replyToID) != conv {
+		return
+	}
+	now := d.cfg.Clock.Now()
+	d.rcptMu.Lock()
+	if d.receipts == nil {
+		d.receipts = map[string]receipt{}
+	}
+	if _, ok := d.receipts[replyToID]; !ok && len(d.receipts) >= maxReceipts {
+		for id, r := range d.receipts {
+			if now.Sub(r.seen) > receiptKeep {
+				delete(d.receipts, id)
+			}
+		}
+		if len(d.receipts) >= maxReceipts {
+			clear(d.receipts)
+		}
+	}
+	r := d.receipts[replyToID]
+	if activityType == "typing" {
+		r.typing = now
+	} else {
+		r.replied = true
+	}
+	r.seen = now
+	d.receipts[replyToID] = r
+	d.rcptMu.Unlock()
+	d.mu.Lock()
+	waiting := len(d.waiters[replyToID]) > 0
+	d.mu.Unlock()
+	if waiting {
+		d.notify(replyToID, nil)
+	}
+}
+
+// receiptOf reports whether the bot replied to activityID, or sent a
+// typing activity in reply to it since the attempt that began at since
+// (zero: none) or within window before now.
+func (d *Delivery) receiptOf(activityID string, now, since time.Time, window time.Duration) (replied, busy bool) {
+	d.rcptMu.Lock()
+	defer d.rcptMu.Unlock()
+	r, ok := d.receipts[activityID]
+	if !ok {
+		return false, false
+	}
+	busy = !r.typing.IsZero() && (now.Sub(r.typing) < window || (!since.IsZero() && !r.typing.Before(since)))
+	return r.replied, busy
+}
+
+// timeoutFor is the per-attempt timeout of a bot.
+func (d *Delivery) timeoutFor(bot store.Bot) time.Duration {
+	if bot.DeliveryTimeout > 0 {
+		return min(bot.DeliveryTimeout, MaxDeliveryTimeout)
+	}
+	return d.cfg.Timeout
+}
+
+// received decides an item whose attempt (begun at since) failed or timed
+// out, or that is due again (since zero), when its bot has demonstrably
+// received it: the bot replied to it (finished as delivered, never POSTed
+// again), or sent a typing activity in reply during that attempt or
+// within its per-attempt timeout (it is still answering, streaming:
+// checked again one timeout later, not POSTed). decided is false without
+// such evidence: the item is retried as before.
+func (d *Delivery) received(ctx context.Context, it store.OutboxItem, at, since time.Time) (updated store.OutboxItem, done, decided bool) {
+	window := d.cfg.Timeout
+	if bot, err := d.st.GetBot(ctx, it.BotID); err == nil {
+		window = d.timeoutFor(bot)
+	}
+	replied, busy := d.receiptOf(it.ActivityID, d.cfg.Clock.Now(), since, window)
+	log := d.log.With("conversation", it.ConversationID, "activity", it.ActivityID, "bot", it.BotID, "attempt", it.Attempts)
+	switch {
+	case replied:
+		log.Info("bot delivery not repeated: the bot has replied to the activity")
+		d.reachable(it.ConversationID)
+		d.notify(it.ActivityID, nil)
+		d.finish(it.ID)
+		return it, true, true
+	case busy:
+		if it.FirstAttemptAt.IsZero() {
+			it.FirstAttemptAt = at
+		}
+		it.NextAttemptAt = d.cfg.Clock.Now().Add(window)
+		log.Info("bot delivery not repeated: the bot is still answering the activity", "check_in", window)
+		if err := d.st.RetryOutbox(ctx, it.ID, it.Attempts, at, it.NextAttemptAt); err != nil {
+			log.Error("outbox retry failed", "err", err)
+		}
+		return it, false, true
+	}
+	return it, false, false
 }
 
 // DeadLettered counts the items this process moved to the dead letters.
@@ -642,6 +764,13 @@ func (d *Delivery) isClosing() bool {
 // silently: a failed item is retried or becomes a dead letter.
 func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated store.OutboxItem, done bool) {
 	at := d.cfg.Clock.Now()
+	if it.Attempts > 0 {
+		// Due again: the bot may have received it after all (a turn
+		// longer than the attempt's timeout).
+		if updated, done, decided := d.received(ctx, it, at, time.Time{}); decided {
+			return updated, done
+		}
+	}
 	posted := d.stats.posting()
 	status, err := d.post(ctx, it)
 	posted()
@@ -664,6 +793,11 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 	deadline := it.CreatedAt.Add(d.cfg.RetryFor)
 	why := ""
 	var refused *RefusedError
+	if !permanent(status) && !errors.As(err, &refused) && !errors.As(err, new(*UndecryptableError)) {
+		if updated, done, decided := d.received(ctx, it, at, at); decided {
+			return updated, done
+		}
+	}
 	switch {
 	case errors.As(err, &refused):
 		// The dialer's or the endpoint rules' refusal: the reason names
@@ -861,7 +995,7 @@ func (d *Delivery) post(ctx context.Context, it store.OutboxItem) (int, error) {
 		// unreachable): retried like a bot that did not answer.
 		return 0, fmt.Errorf("decrypt the activity: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.timeoutFor(bot))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, bot.Endpoint, bytes.NewReader(body))
 	if err != nil {

@@ -339,7 +339,7 @@ func TestTokenEndpointClientAuthWithoutLockout(t *testing.T) {
 		code   string
 	}{
 		{"wrong grant", url.Values{"grant_type": {"password"}, "client_id": {b.appID}, "client_secret": {b.secret}}, 400, "unsupported_grant_type"},
-		{"wrong scope", url.Values{"client_id": {b.appID}, "client_secret": {b.secret}, "scope": {"https://api.botframework.com/.default"}}, 400, "invalid_scope"},
+		{"wrong scope", url.Values{"client_id": {b.appID}, "client_secret": {b.secret}, "scope": {"https://graph.microsoft.com/.default"}}, 400, "invalid_scope"},
 		{"no secret", url.Values{"client_id": {b.appID}}, 401, "invalid_client"},
 		{"unknown client", url.Values{"client_id": {"nobody"}, "client_secret": {b.secret}}, 401, "invalid_client"},
 	}

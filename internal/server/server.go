@@ -180,7 +180,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	dcfg := connector.DefaultDeliveryConfig
 	dcfg.ServiceURL = dlcfg.ServiceURL()
 	dcfg.RetryFor = time.Duration(cfg.Bots.DeliveryRetryFor)
-	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(dcfg.Timeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
+	delivery := connector.NewDelivery(st, lg.Codec(), authority, connector.NewBotClient(connector.MaxDeliveryTimeout, cfg.AllowedPrivateNetworks()), dcfg, logger)
 	st.SetOutboxListener(delivery.Enqueue)
 	base, cancelBase := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, logger: logger, codec: keys.Codec, envelope: keys.Envelope, keys: keys, st: st, delivery: delivery, authority: authority, mux: http.NewServeMux(), base: base, cancelBase: cancelBase, trimmer: newIdleTrimmer(), limiter: limiter}
@@ -202,7 +202,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	authority.Register(s.mux)
 	s.userTokens = usertoken.New(usertoken.Config{PublicURL: cfg.PublicURL, ChannelID: dlcfg.ChannelID, Store: st, Sealer: keys.Envelope, Auth: authority, Logger: logger, Deliver: lg})
 	s.userTokens.Register(s.mux)
-	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies, SignIn: s.userTokens}, logger).Register(s.mux)
+	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies, SignIn: s.userTokens, Replies: delivery}, logger).Register(s.mux)
 
 	hm := newHTTPMetrics(reg)
 	registerRuntimeMetrics(reg)

@@ -43,6 +43,9 @@ type Bot struct {
 	// the token endpoint; a nil entry is an empty slot.
 	SecretHashes [2][]byte
 	CreatedAt    time.Time
+	// DeliveryTimeout bounds one delivery attempt to this bot (zero: the
+	// gateway's default). Set with SetBotDeliveryTimeout.
+	DeliveryTimeout time.Duration
 }
 
 // Site is a Direct Line site of a bot: its secrets and client policy.
@@ -353,6 +356,11 @@ type Store interface {
 	ListBots(ctx context.Context) ([]Bot, error)
 	// UpdateBot changes a bot's name, endpoint and insecure flag.
 	UpdateBot(ctx context.Context, b Bot) error
+	// SetBotDeliveryTimeout changes a bot's per-attempt delivery timeout
+	// (zero: back to the default; negative is refused); GetBot and
+	// ListBots return it, and a cached GetBot sees it at once in this
+	// process. ErrNotFound for an unknown bot.
+	SetBotDeliveryTimeout(ctx context.Context, id string, d time.Duration) error
 	// SetBotSecret replaces the client-secret hash in one slot (0 or 1).
 	SetBotSecret(ctx context.Context, id string, slot int, hash []byte) error
 

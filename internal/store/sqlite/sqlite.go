@@ -351,13 +351,14 @@ func (s *Store) SetBotSecret(ctx context.Context, id string, slot int, hash []by
 	return affected(res, err, "set bot secret "+id)
 }
 
-const botCols = `id, name, endpoint, insecure_no_auth, secret1, secret2, created_at`
+const botCols = `id, name, endpoint, insecure_no_auth, secret1, secret2, created_at, delivery_timeout_ms`
 
 func scanBot(row interface{ Scan(...any) error }) (store.Bot, error) {
 	var b store.Bot
 	var insecure int
-	var created int64
-	err := row.Scan(&b.ID, &b.Name, &b.Endpoint, &insecure, &b.SecretHashes[0], &b.SecretHashes[1], &created)
+	var created, timeoutMS int64
+	err := row.Scan(&b.ID, &b.Name, &b.Endpoint, &insecure, &b.SecretHashes[0], &b.SecretHashes[1], &created, &timeoutMS)
+	b.DeliveryTimeout = time.Duration(timeoutMS) * time.Millisecond
 	b.InsecureNoAuth = insecure != 0
 	b.CreatedAt = fromNanos(created)
 	return b, err

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AttachmentNeedsConversation", testAttachmentNeedsConversation},
 		{"LegacyContent", testLegacyContent},
 		{"SiteMasking", testSiteMasking},
+		{"BotDeliveryTimeout", testBotDeliveryTimeout},
 		{"SiteRetention", testSiteRetention},
 		{"DeleteConversation", testDeleteConversation},
 		{"DeleteWhileAppending", testDeleteWhileAppending},
