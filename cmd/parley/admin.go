@@ -52,6 +52,9 @@ type botJSON struct {
 	Endpoint       string    `json:"endpoint"`
 	InsecureNoAuth bool      `json:"insecureNoAuth"`
 	CreatedAt      time.Time `json:"createdAt"`
+	// DeliveryTimeout is the bot's own per-attempt timeout ("" when it
+	// uses the gateway's default).
+	DeliveryTimeout string `json:"deliveryTimeout,omitempty"`
 	// Shown once, at creation: the client secret and the bot's settings.
 	ClientSecret string            `json:"clientSecret,omitempty"`
 	Settings     map[string]string `json:"settings,omitempty"`
@@ -62,7 +65,11 @@ type botJSON struct {
 // toBotJSON shows the endpoint redacted (connector.RedactURL): function
 // keys live in its query, and CLI output ends up in tickets and CI logs.
 func toBotJSON(b store.Bot) botJSON {
-	return botJSON{ID: b.ID, Name: b.Name, Endpoint: connector.RedactURL(b.Endpoint), InsecureNoAuth: b.InsecureNoAuth, CreatedAt: b.CreatedAt}
+	j := botJSON{ID: b.ID, Name: b.Name, Endpoint: connector.RedactURL(b.Endpoint), InsecureNoAuth: b.InsecureNoAuth, CreatedAt: b.CreatedAt}
+	if b.DeliveryTimeout > 0 {
+		j.DeliveryTimeout = b.DeliveryTimeout.String()
+	}
+	return j
 }
 
 func (a *app) botCmd() *cobra.Command {

@@ -71,7 +71,7 @@ func TestBotCreatePrintsAgentsSDKSettings(t *testing.T) {
 func TestBotCreateDeliveryTimeout(t *testing.T) {
 	data := t.TempDir()
 	out, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "Slow", "--endpoint", "https://bot.example.com/api/messages",
-		"--delivery-timeout", "90s", "--json")
+		"--delivery-timeout", "90s", "--public-url", "https://chat.example.com", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,5 +97,31 @@ func TestBotCreateDeliveryTimeout(t *testing.T) {
 	list, _, _ := run(t, nil, "bot", "list", "--data", data, "--json")
 	if strings.Contains(list, "Bad ") {
 		t.Fatalf("a refused bot was created: %s", list)
+	}
+}
+
+// bot update --delivery-timeout changes the stored per-attempt timeout (0
+// puts the default back) and refuses what bot create refuses.
+func TestBotUpdateDeliveryTimeout(t *testing.T) {
+	data := t.TempDir()
+	b := createBot(t, data, "Slow agent", "--endpoint", "https://bot.example.com/api/messages", "--public-url", "https://chat.example.com")
+	out, _, err := run(t, nil, "bot", "update", b.ID, "--data", data, "--delivery-timeout", "2m", "--json")
+	var got botJSON
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || got.DeliveryTimeout != "2m0s" {
+		t.Fatalf("bot update --delivery-timeout 2m = %q, %v", out, err)
+	}
+	if bots := listBots(t, data); bots[0].DeliveryTimeout != "2m0s" {
+		t.Fatalf("bot list shows %+v, want the 2m timeout", bots[0])
+	}
+	for _, bad := range []string{"500ms", "6m", "-5s"} {
+		if _, _, err := run(t, nil, "bot", "update", b.ID, "--data", data, "--delivery-timeout", bad); err == nil || !strings.Contains(err.Error(), "1s to 5m") {
+			t.Errorf("--delivery-timeout %s: %v", bad, err)
+		}
+	}
+	if _, _, err := run(t, nil, "bot", "update", b.ID, "--data", data, "--delivery-timeout", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if bots := listBots(t, data); bots[0].DeliveryTimeout != "" {
+		t.Fatalf("after --delivery-timeout 0 the bot keeps %q, want the default", bots[0].DeliveryTimeout)
 	}
 }

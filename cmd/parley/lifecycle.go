@@ -87,6 +87,7 @@ func (a *app) botUpdateCmd() *cobra.Command {
 	var sf storeFlags
 	var name, endpoint, publicURL string
 	var auth, insecure bool
+	var deliveryTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "update ID",
 		Short: "Change a bot's name, endpoint or authentication mode",
@@ -98,8 +99,11 @@ func (a *app) botUpdateCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, ctx := args[0], cmd.Context()
 			f := cmd.Flags()
-			if !f.Changed("name") && !f.Changed("endpoint") && !auth && !insecure {
-				return errors.New("nothing to change: give --name, --endpoint, --auth or --insecure-no-auth")
+			if !f.Changed("name") && !f.Changed("endpoint") && !auth && !insecure && !f.Changed("delivery-timeout") {
+				return errors.New("nothing to change: give --name, --endpoint, --auth, --insecure-no-auth or --delivery-timeout")
+			}
+			if err := checkDeliveryTimeout(deliveryTimeout); err != nil {
+				return err
 			}
 			if auth && insecure {
 				return errors.New("--auth and --insecure-no-auth contradict each other: give one")
@@ -175,6 +179,13 @@ func (a *app) botUpdateCmd() *cobra.Command {
 			if err != nil {
 				return unknownID("bot", id, "parley bot list", nameTakenHint(err, "bot"))
 			}
+			if f.Changed("delivery-timeout") {
+				// 0 puts the gateway's default back.
+				if err := st.SetBotDeliveryTimeout(ctx, id, deliveryTimeout); err != nil {
+					return fmt.Errorf("set delivery timeout: %w", err)
+				}
+				b.DeliveryTimeout = deliveryTimeout
+			}
 			out := toBotJSON(b)
 			var text strings.Builder
 			fmt.Fprintf(&text, "bot %s updated: %s -> %s, authentication %s\n", b.ID, b.Name, connector.RedactURL(b.Endpoint), authText(b.InsecureNoAuth))
@@ -191,6 +202,8 @@ func (a *app) botUpdateCmd() *cobra.Command {
 					fmt.Fprintf(&text, "%s=%s\n", s.Name, s.Value)
 				}
 				fmt.Fprintf(&text, "\nIn the bot (botbuilder 4.23.x), build the adapter like this:\n\n%s", botbuilderSnippet)
+				out.AgentsSDK = agentsSettingsMap(pub, b.ID, secret)
+				text.WriteString(agentsSettingsText(pub, b.ID, secret))
 			}
 			fmt.Fprintf(&text, "A running Parley picks this up within a few seconds.\n")
 			return a.print(sf.json, out, text.String())
@@ -202,6 +215,7 @@ func (a *app) botUpdateCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&auth, "auth", false, "switch a bot registered with --insecure-no-auth to authentication (prints a new client secret once)")
 	cmd.Flags().BoolVar(&insecure, "insecure-no-auth", false, "DEVELOPMENT ONLY: switch to no authentication (loopback endpoints only); revokes the client secrets")
 	cmd.Flags().StringVar(&publicURL, "public-url", "", "Parley's public base URL for the printed settings with --auth (default: the configuration's public_url)")
+	cmd.Flags().DurationVar(&deliveryTimeout, "delivery-timeout", 0, "how long one delivery attempt waits for the bot's answer (1s to 5m; 0 puts the default, 15s, back)")
 	return cmd
 }
 

@@ -129,7 +129,7 @@ func TestBotUpdate(t *testing.T) {
 		"internal endpoint":     {[]string{"bot", "update", a.ID, "--endpoint", "https://10.0.0.5/api/messages"}, "10.0.0.5"},
 		"insecure remote":       {[]string{"bot", "update", a.ID, "--insecure-no-auth"}, "loopback"},
 		"bad name":              {[]string{"bot", "update", a.ID, "--name", "<script>"}, "--name"},
-		"nothing to change":     {[]string{"bot", "update", a.ID}, "--name, --endpoint, --auth or --insecure-no-auth"},
+		"nothing to change":     {[]string{"bot", "update", a.ID}, "--name, --endpoint, --auth, --insecure-no-auth or --delivery-timeout"},
 		"both modes":            {[]string{"bot", "update", a.ID, "--auth", "--insecure-no-auth"}, "give one"},
 		"auth already":          {[]string{"bot", "update", a.ID, "--auth"}, "bot secret regenerate"},
 		"unknown bot":           {[]string{"bot", "update", "nope", "--name", "x"}, "parley bot list"},

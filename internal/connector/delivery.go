@@ -89,6 +89,10 @@ const MaxDeliveryTimeout = 5 * time.Minute
 // reached in time.
 var ErrBotRejected = errors.New("bot rejected the activity")
 
+// ErrConversationGone means the activity left the outbox before it was
+// delivered: its conversation (or site, or bot) was deleted.
+var ErrConversationGone = errors.New("the activity's conversation was deleted before the bot got it")
+
 // Delivery moves outbox items to bots, in order per conversation.
 type Delivery struct {
 	st     store.Store
@@ -244,7 +248,7 @@ func (d *Delivery) received(ctx context.Context, it store.OutboxItem, at, since 
 		it.NextAttemptAt = d.cfg.Clock.Now().Add(window)
 		log.Info("bot delivery not repeated: the bot is still answering the activity", "check_in", window)
 		if err := d.st.RetryOutbox(ctx, it.ID, it.Attempts, at, it.NextAttemptAt); err != nil {
-			log.Error("outbox retry failed", "err", err)
+			return it, d.retryFailed(it, err, log), true
 		}
 		return it, false, true
 	}
@@ -833,9 +837,24 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 		d.unreachableNow(it.ConversationID, u)
 	}
 	if rerr := d.st.RetryOutbox(ctx, it.ID, it.Attempts, at, it.NextAttemptAt); rerr != nil {
-		log.Error("outbox retry failed", "err", rerr)
+		return it, d.retryFailed(it, rerr, log)
 	}
 	return it, false
+}
+
+// retryFailed handles a retry the store could not record; done reports
+// that the item is gone from the outbox (its conversation, site or bot was
+// deleted, or another process finished it): it is dropped, never posted
+// again. Any other error is logged and the item stays queued here.
+func (d *Delivery) retryFailed(it store.OutboxItem, err error, log *slog.Logger) (done bool) {
+	if errors.Is(err, store.ErrNotFound) {
+		log.Info("bot delivery dropped: the item is no longer in the outbox (its conversation was deleted, or another process finished it)")
+		d.notify(it.ActivityID, ErrConversationGone)
+		d.finish(it.ID)
+		return true
+	}
+	log.Error("outbox retry failed", "err", err)
+	return false
 }
 
 // deadLetter moves it to the dead letters, counts and logs it (never its

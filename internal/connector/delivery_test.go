@@ -73,6 +73,8 @@ type fakeBot struct {
 	got      map[string][]string // conversation -> activity ids, in arrival order
 	failWith map[string]int      // conversation -> status to answer
 	posts    int
+	// onPost, when set, runs for each POST before it is answered.
+	onPost func(conv string)
 }
 
 func (b *fakeBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +86,12 @@ func (b *fakeBot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := io.ReadAll(r.Body)
 	_ = json.Unmarshal(body, &act)
+	b.mu.Lock()
+	onPost := b.onPost
+	b.mu.Unlock()
+	if onPost != nil {
+		onPost(act.Conversation.ID)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.posts++
