@@ -20,9 +20,10 @@ type Security struct {
 	// Retain is how long the per-minute counts are kept.
 	Retain Duration `yaml:"retain"`
 	// MaxKeysPerMinute caps the distinct (site, client, user agent, status,
-	// reason) keys held in memory between flushes; failures past it are
-	// counted under client "other", so an attacker rotating addresses
-	// cannot grow memory.
+	// reason) keys of one minute, across flushes, and those held in memory
+	// between flushes; failures past it are counted under client "other",
+	// so an attacker rotating addresses can grow neither memory nor the
+	// store by more than this many rows a minute.
 	MaxKeysPerMinute int `yaml:"max_keys_per_minute"`
 	// Alerts are the alert rules.
 	Alerts []SecurityAlert `yaml:"alerts"`
