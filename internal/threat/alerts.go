@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -301,13 +302,14 @@ func (a *Alerter) post(j job) error {
 	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.rule.WebhookURL, bytes.NewReader(j.body))
 	if err != nil {
-		return permanent{fmt.Errorf("send webhook: %w", err)}
+		return permanent{fmt.Errorf("send webhook to %s: the URL does not parse", WebhookHost(j.rule.WebhookURL))}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Parley-Security-Alert/1")
 	req.Header.Set(SignatureHeader, Sign(j.rule.Secret, j.body, time.Now()))
 	res, err := a.cfg.Client.Do(req)
 	if err != nil {
+		err = redactWebhookError(err)
 		if isRefused(err) {
 			return permanent{fmt.Errorf("send webhook: %w", err)}
 		}
@@ -325,6 +327,27 @@ func (a *Alerter) post(j job) error {
 	default:
 		return fmt.Errorf("send webhook: the receiver answered %d", res.StatusCode)
 	}
+}
+
+// WebhookHost is a webhook URL as errors and logs show it: scheme and
+// host only. The path and query are the receiver's secret (Slack-style
+// hooks/services/T/B/<secret>, ?code= keys), never logged.
+func WebhookHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "[unparseable URL]"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// redactWebhookError removes the webhook URL's path and query from err:
+// net/http's *url.Error embeds the whole request URL.
+func redactWebhookError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = WebhookHost(ue.URL)
+	}
+	return err
 }
 
 // isRefused reports a webhook address Parley refuses to connect to (SSRF
