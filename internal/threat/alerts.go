@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -78,6 +79,11 @@ func Verify(secret, body []byte, header string, now time.Time, tolerance time.Du
 
 // Alert is what a webhook receives (JSON).
 type Alert struct {
+	// ID is unique to the alert and the same in every retry of its
+	// webhook: a receiver drops an ID it has seen (the signature's
+	// timestamp tolerance alone lets a captured request be replayed
+	// within it).
+	ID        string    `json:"id"`
 	Type      string    `json:"type"` // "parley.security.alert"
 	Rule      string    `json:"rule"`
 	By        string    `json:"by"`
@@ -218,10 +224,16 @@ func (a *Alerter) Check(ctx context.Context, st Store, now time.Time) {
 				k += g.UserAgent
 			}
 			claimed, err := st.ClaimAlert(ctx, r.Name, k, now, r.Window)
-			if err != nil || !claimed {
+			if err != nil {
+				if ctx.Err() == nil {
+					a.logger.Error("security alert could not be claimed; it is checked again at the next flush", "rule", r.Name, "err", err)
+				}
 				continue
 			}
-			al := Alert{Type: "parley.security.alert", Rule: r.Name, By: r.By, Site: g.Site, Client: g.Client, UserAgent: g.UserAgent,
+			if !claimed {
+				continue
+			}
+			al := Alert{ID: newAlertID(), Type: "parley.security.alert", Rule: r.Name, By: r.By, Site: g.Site, Client: g.Client, UserAgent: g.UserAgent,
 				Count: g.Count, Threshold: r.Threshold, Window: r.Window.String(), FirstSeen: g.FirstSeen, LastSeen: g.LastSeen, FiredAt: now.UTC()}
 			// The client is a pseudonym already: logged under a key the
 			// redacting handler leaves as it is.
@@ -261,6 +273,13 @@ func (a *Alerter) send() {
 			}
 		}
 	}
+}
+
+// newAlertID is 128 random bits in hex.
+func newAlertID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24)
+	return hex.EncodeToString(b)
 }
 
 // permanent marks an error not worth retrying.

@@ -2,13 +2,19 @@ package threat
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/parley-gw/parley/internal/connector"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // MaxKeys bounds the distinct keys of a minute, not of a flush: an
@@ -103,5 +109,55 @@ func TestWebhookFailureLogHidesTheURL(t *testing.T) {
 		if strings.Contains(out, s) {
 			t.Errorf("the log shows %q of the webhook URL: %s", s, out)
 		}
+	}
+}
+
+// Each alert carries an id, the same in every retry of its webhook, so
+// a receiver can drop a replayed (or retried) request it already handled.
+func TestAlertIDStableAcrossRetries(t *testing.T) {
+	var mu sync.Mutex
+	var ids []string
+	var calls atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var al Alert
+		if err := json.NewDecoder(r.Body).Decode(&al); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		ids = append(ids, al.ID)
+		mu.Unlock()
+		if calls.Add(1) == 1 {
+			w.WriteHeader(503)
+		}
+	}))
+	defer srv.Close()
+	c := connector.NewBotClient(2*time.Second, nil)
+	c.Transport.(*http.Transport).TLSClientConfig.RootCAs = srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	a := NewAlerter([]Rule{{Name: "r", Threshold: 1, Window: time.Minute, By: "client", WebhookURL: srv.URL, Secret: []byte("0123456789abcdef")}},
+		AlerterConfig{Client: c, Backoff: 10 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	a.Start()
+	defer a.Close()
+	st := openStore(t)
+	now := time.Now()
+	if err := st.AddAuthFailures(context.Background(), []store.AuthFailureCount{
+		{Minute: now, Client: "a_1", Status: 403, Reason: "x", Count: 2, FirstSeen: now, LastSeen: now},
+		{Minute: now, Client: "a_2", Status: 403, Reason: "x", Count: 1, FirstSeen: now, LastSeen: now}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Check(context.Background(), st, now)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if sent, _ := a.Delivered("r"); sent == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("two alerts not delivered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ids) != 3 || len(ids[0]) != 32 || ids[0] != ids[1] || ids[2] == ids[0] || ids[2] == "" {
+		t.Fatalf("ids = %q; want the first alert's id twice (503, then its retry), then another", ids)
 	}
 }
