@@ -149,6 +149,10 @@ func (p *preflight) tls(cfg config.Config, now time.Time) {
 
 // readable checks that path names a regular file this process can read.
 func (p *preflight) readable(field, path, what string) bool {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() { // before opening: a FIFO would block
+		p.bad(field, "%s is not a regular file; give the path of %s", path, what)
+		return false
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		p.bad(field, "cannot read %s: %v; give the path of %s", path, errors.Unwrap(err), what)

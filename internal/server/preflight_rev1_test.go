@@ -90,3 +90,28 @@ func TestPreflightMasterKeyFIFODoesNotHang(t *testing.T) {
 		t.Fatal("preflight blocked on a FIFO master key file")
 	}
 }
+
+// A FIFO as tls.cert_file is refused at once, not waited on.
+func TestPreflightCertFIFODoesNotHang(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSignedUntil(t, dir, "chat.example.com", time.Now().Add(365*24*time.Hour))
+	fifo := filepath.Join(dir, "cert-fifo")
+	if err := mkfifo(fifo); err != nil {
+		t.Skip("no mkfifo:", err)
+	}
+	cfg := tlsConfig(t, dir, cert, key)
+	cfg.TLS.CertFile = fifo
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.Preflight(cfg, time.Now(), slog.New(slog.DiscardHandler))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "tls.cert_file") || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("a FIFO certificate: %v; want tls.cert_file: not a regular file", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("preflight blocked on a FIFO certificate file")
+	}
+}
