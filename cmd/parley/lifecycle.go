@@ -116,6 +116,11 @@ func (a *app) botUpdateCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if insecure && sf.config != "" && !cfg.InsecureHTTP {
+				// serve refuses to start with such a bot; a running one
+				// would call it without authentication from now on.
+				return fmt.Errorf("--insecure-no-auth: %s serves TLS (production), where 'parley serve' refuses insecure bots and a running server would call this one without authentication: nothing changed. For development, use a configuration with insecure_http: true on loopback", sf.config)
+			}
 			b, err := st.GetBot(ctx, id)
 			if err != nil {
 				return unknownID("bot", id, "parley bot list", err)

@@ -124,6 +124,9 @@ func (m Metrics) BearerToken() ([]byte, error) {
 	if m.BearerTokenFile == "" || m.Off() {
 		return nil, nil
 	}
+	if err := regularFile(m.BearerTokenFile); err != nil {
+		return nil, fmt.Errorf("metrics.bearer_token_file: %w", err)
+	}
 	f, err := os.Open(m.BearerTokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.bearer_token_file: %w", err)
@@ -157,4 +160,17 @@ func (m Metrics) BearerToken() ([]byte, error) {
 		}
 	}
 	return []byte(tok), nil
+}
+
+// regularFile refuses a path that is not a regular file (after links)
+// before it is opened: opening a FIFO to read blocks until a writer comes.
+func regularFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (mode %v)", path, st.Mode())
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/netip"
 	"net/url"
 	"os"
@@ -20,9 +21,10 @@ type Security struct {
 	// Retain is how long the per-minute counts are kept.
 	Retain Duration `yaml:"retain"`
 	// MaxKeysPerMinute caps the distinct (site, client, user agent, status,
-	// reason) keys held in memory between flushes; failures past it are
-	// counted under client "other", so an attacker rotating addresses
-	// cannot grow memory.
+	// reason) keys of one minute, across flushes, and those held in memory
+	// between flushes; failures past it are counted under client "other",
+	// so an attacker rotating addresses can grow neither memory nor the
+	// store by more than this many rows a minute.
 	MaxKeysPerMinute int `yaml:"max_keys_per_minute"`
 	// Alerts are the alert rules.
 	Alerts []SecurityAlert `yaml:"alerts"`
@@ -143,7 +145,22 @@ func checkWebhookURL(raw string) error {
 
 // WebhookSecret reads the rule's webhook secret file.
 func (a SecurityAlert) WebhookSecret() ([]byte, error) {
-	b, err := os.ReadFile(a.WebhookSecretFile)
+	if err := regularFile(a.WebhookSecretFile); err != nil {
+		return nil, fmt.Errorf("read webhook_secret_file of alert %s: %w", a.Name, err)
+	}
+	f, err := os.Open(a.WebhookSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("read webhook_secret_file of alert %s: %w", a.Name, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read webhook_secret_file of alert %s: %w", a.Name, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("webhook_secret_file of alert %s: %s is readable by others (mode %v); chmod 600 it", a.Name, a.WebhookSecretFile, st.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return nil, fmt.Errorf("read webhook_secret_file of alert %s: %w", a.Name, err)
 	}

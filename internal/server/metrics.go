@@ -46,8 +46,13 @@ func ListenMetrics(cfg config.Config) (net.Listener, error) {
 }
 
 // metricsMaxConns caps the metrics listener's open connections: scrapers
-// are few.
-const metricsMaxConns = 64
+// are few. metricsMaxConnsPerClient caps one address's (an IPv4 address
+// or an IPv6 /64), so that one client, which needs no token to hold a
+// connection open, cannot take them all and stop the scrapes.
+const (
+	metricsMaxConns          = 64
+	metricsMaxConnsPerClient = 8
+)
 
 // HandleMetrics adds a route to the metrics listener (behind its bearer
 // token when one is configured), e.g. an operator report. Call it before
@@ -212,10 +217,11 @@ func (s *Server) metricsServer() *http.Server {
 
 // capMetricsListener bounds the metrics listener's connections.
 func (s *Server) capMetricsListener(ln net.Listener) net.Listener {
-	return &capListener{Listener: ln, max: metricsMaxConns, perClient: metricsMaxConns,
+	return &capListener{Listener: ln, max: metricsMaxConns, perClient: metricsMaxConnsPerClient,
 		refused: func(string) {},
-		warn: func(_ string, open int, _ string) {
-			s.logger.Warn("metrics listener: connection limit reached: new connections are closed", "max", metricsMaxConns, "open", open)
+		warn: func(limit string, open int, client string) {
+			s.logger.Warn("metrics listener: connection limit reached: new connections are closed", "limit", limit,
+				"max", metricsMaxConns, "max_per_client", metricsMaxConnsPerClient, "open", open, "client", client)
 		},
 		byAddr: map[string]int{}, last: map[string]time.Time{}}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -148,6 +149,10 @@ func (p *preflight) tls(cfg config.Config, now time.Time) {
 
 // readable checks that path names a regular file this process can read.
 func (p *preflight) readable(field, path, what string) bool {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() { // before opening: a FIFO would block
+		p.bad(field, "%s is not a regular file; give the path of %s", path, what)
+		return false
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		p.bad(field, "cannot read %s: %v; give the path of %s", path, errors.Unwrap(err), what)
@@ -186,6 +191,30 @@ func (p *preflight) masterKey(cfg config.Config) {
 		p.bad("master_key_file", "%s: %v", path, errors.Unwrap(err))
 		return
 	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		// A link (a Kubernetes Secret volume mounts its files so) is
+		// followed, as the key is read at start: its target is checked.
+		if st, err = os.Stat(path); err != nil {
+			dest, _ := os.Readlink(path)
+			p.bad("master_key_file", "%s is a symbolic link to %s, which cannot be read: %v; restore the key file from your backup, or point master_key_file at it", path, dest, errors.Unwrap(err))
+			return
+		}
+	}
+	if !st.Mode().IsRegular() { // before opening it: a FIFO would block
+		p.bad("master_key_file", "%s is not a regular file (mode %v); give the path of the master key file", path, st.Mode())
+		return
+	}
+	// One open file for every check: what is checked is what is read.
+	f, err := os.Open(path)
+	if err != nil {
+		p.bad("master_key_file", "cannot read %s: %v; it must be readable by the user parley runs as (chown it, mode 600)", path, errors.Unwrap(err))
+		return
+	}
+	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		p.bad("master_key_file", "%s: %v", path, errors.Unwrap(err))
+		return
+	}
 	if !st.Mode().IsRegular() {
 		p.bad("master_key_file", "%s is not a regular file (mode %v); give the path of the master key file", path, st.Mode())
 		return
@@ -194,7 +223,7 @@ func (p *preflight) masterKey(cfg config.Config) {
 		p.bad("master_key_file", "%s is readable by group or others (mode %04o); run: chmod 600 %s (and check who could read it), or give the key in PARLEY_MASTER_KEY instead", path, perm, path)
 		return
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		p.bad("master_key_file", "cannot read %s: %v; it must be readable by the user parley runs as (chown it, mode 600)", path, errors.Unwrap(err))
 		return

@@ -155,6 +155,14 @@ func (t *threatWatch) RegisterSecurityReport(mux interface {
 func (t *threatWatch) serveReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	since, top, err := threat.ReportParams(q.Get("since"), q.Get("top"))
+	for k, v := range q {
+		switch {
+		case k != "since" && k != "top":
+			err = fmt.Errorf("unknown parameter %.32q: the report takes since and top", k)
+		case len(v) > 1:
+			err = fmt.Errorf("%s is given %d times: give it once", k, len(v))
+		}
+	}
 	if err != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -77,6 +79,11 @@ func Verify(secret, body []byte, header string, now time.Time, tolerance time.Du
 
 // Alert is what a webhook receives (JSON).
 type Alert struct {
+	// ID is unique to the alert and the same in every retry of its
+	// webhook: a receiver drops an ID it has seen (the signature's
+	// timestamp tolerance alone lets a captured request be replayed
+	// within it).
+	ID        string    `json:"id"`
 	Type      string    `json:"type"` // "parley.security.alert"
 	Rule      string    `json:"rule"`
 	By        string    `json:"by"`
@@ -217,10 +224,16 @@ func (a *Alerter) Check(ctx context.Context, st Store, now time.Time) {
 				k += g.UserAgent
 			}
 			claimed, err := st.ClaimAlert(ctx, r.Name, k, now, r.Window)
-			if err != nil || !claimed {
+			if err != nil {
+				if ctx.Err() == nil {
+					a.logger.Error("security alert could not be claimed; it is checked again at the next flush", "rule", r.Name, "err", err)
+				}
 				continue
 			}
-			al := Alert{Type: "parley.security.alert", Rule: r.Name, By: r.By, Site: g.Site, Client: g.Client, UserAgent: g.UserAgent,
+			if !claimed {
+				continue
+			}
+			al := Alert{ID: newAlertID(), Type: "parley.security.alert", Rule: r.Name, By: r.By, Site: g.Site, Client: g.Client, UserAgent: g.UserAgent,
 				Count: g.Count, Threshold: r.Threshold, Window: r.Window.String(), FirstSeen: g.FirstSeen, LastSeen: g.LastSeen, FiredAt: now.UTC()}
 			// The client is a pseudonym already: logged under a key the
 			// redacting handler leaves as it is.
@@ -262,6 +275,13 @@ func (a *Alerter) send() {
 	}
 }
 
+// newAlertID is 128 random bits in hex.
+func newAlertID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24)
+	return hex.EncodeToString(b)
+}
+
 // permanent marks an error not worth retrying.
 type permanent struct{ error }
 
@@ -301,13 +321,14 @@ func (a *Alerter) post(j job) error {
 	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.rule.WebhookURL, bytes.NewReader(j.body))
 	if err != nil {
-		return permanent{fmt.Errorf("send webhook: %w", err)}
+		return permanent{fmt.Errorf("send webhook to %s: the URL does not parse", WebhookHost(j.rule.WebhookURL))}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Parley-Security-Alert/1")
 	req.Header.Set(SignatureHeader, Sign(j.rule.Secret, j.body, time.Now()))
 	res, err := a.cfg.Client.Do(req)
 	if err != nil {
+		err = redactWebhookError(err)
 		if isRefused(err) {
 			return permanent{fmt.Errorf("send webhook: %w", err)}
 		}
@@ -325,6 +346,27 @@ func (a *Alerter) post(j job) error {
 	default:
 		return fmt.Errorf("send webhook: the receiver answered %d", res.StatusCode)
 	}
+}
+
+// WebhookHost is a webhook URL as errors and logs show it: scheme and
+// host only. The path and query are the receiver's secret (Slack-style
+// hooks/services/T/B/<secret>, ?code= keys), never logged.
+func WebhookHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "[unparseable URL]"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// redactWebhookError removes the webhook URL's path and query from err:
+// net/http's *url.Error embeds the whole request URL.
+func redactWebhookError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = WebhookHost(ue.URL)
+	}
+	return err
 }
 
 // isRefused reports a webhook address Parley refuses to connect to (SSRF

@@ -33,8 +33,10 @@ const OverflowClient = "other"
 // Config tunes a Detector.
 type Config struct {
 	// MaxKeys caps the distinct keys (site, client, user-agent family,
-	// status, reason) held per minute between flushes; failures past it are
-	// counted under client OverflowClient (default 10,000).
+	// status, reason) of one minute, across flushes (so the store gets at
+	// most MaxKeys rows a minute, plus the bounded overflow rows), and the
+	// keys held in memory between flushes; failures past it are counted
+	// under client OverflowClient (default 10,000).
 	MaxKeys int
 	// FlushEvery is how often counts go to the store and alert rules are
 	// checked (default 10 s).
@@ -84,7 +86,12 @@ type Detector struct {
 	mu      sync.Mutex
 	minutes map[int64]map[key]*cell
 	held    int // cells in minutes
-	flushMu sync.Mutex
+	// admitMinute is the latest minute observed and admitted the keys
+	// counted in it since it began (flushes do not reset it; at most
+	// MaxKeys).
+	admitMinute int64
+	admitted    map[key]struct{}
+	flushMu     sync.Mutex
 }
 
 // New builds a detector; reg (may be nil) gets
@@ -132,10 +139,16 @@ func (d *Detector) Observe(e Event) {
 	k := key{site: e.Site, client: e.Client, ua: e.UserAgent, status: e.Status, reason: e.Reason}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.addLocked(m, k, 1, now, now)
+	if m > d.admitMinute || d.admitted == nil {
+		d.admitMinute, d.admitted = m, make(map[key]struct{})
+	}
+	d.addLocked(m, k, 1, now, now, true)
 }
 
-func (d *Detector) addLocked(m int64, k key, n int64, first, last time.Time) {
+// addLocked adds n failures of key k in minute m. fresh: an observed
+// failure (a new key counts against the minute's admissions); otherwise
+// counts put back after a failed flush (admitted already).
+func (d *Detector) addLocked(m int64, k key, n int64, first, last time.Time, fresh bool) {
 	cells := d.minutes[m]
 	if cells == nil {
 		cells = map[key]*cell{}
@@ -143,7 +156,8 @@ func (d *Detector) addLocked(m int64, k key, n int64, first, last time.Time) {
 	}
 	c := cells[k]
 	if c == nil {
-		if d.held >= d.cfg.MaxKeys {
+		_, known := d.admitted[k]
+		if d.held >= d.cfg.MaxKeys || (fresh && !known && len(d.admitted) >= d.cfg.MaxKeys) {
 			// Past the cap only the overflow rows grow, one per site,
 			// family, status and reason (all bounded).
 			d.overflow.Add(float64(n))
@@ -154,6 +168,9 @@ func (d *Detector) addLocked(m int64, k key, n int64, first, last time.Time) {
 			c = &cell{first: first}
 			cells[k] = c
 			d.held++
+			if fresh && k.client != OverflowClient {
+				d.admitted[k] = struct{}{}
+			}
 		}
 	}
 	c.n += n
@@ -195,7 +212,7 @@ func (d *Detector) Flush(ctx context.Context) error {
 		d.mu.Lock()
 		for m, cells := range minutes {
 			for k, c := range cells {
-				d.addLocked(m, k, c.n, c.first, c.last)
+				d.addLocked(m, k, c.n, c.first, c.last, false)
 			}
 		}
 		d.mu.Unlock()

@@ -113,14 +113,14 @@ func ReportParams(since, top string) (time.Duration, int, error) {
 	if since != "" {
 		v, err := time.ParseDuration(since)
 		if err != nil || v < time.Minute || v > 366*24*time.Hour {
-			return 0, 0, fmt.Errorf("since %q: want a duration from 1m to 8784h, such as 15m, 1h or 24h", since)
+			return 0, 0, fmt.Errorf("since %.32q: want a duration from 1m to 8784h, such as 15m, 1h or 24h", since)
 		}
 		d = v
 	}
 	if top != "" {
 		v, err := strconv.Atoi(top)
 		if err != nil || v < 1 || v > 1000 {
-			return 0, 0, fmt.Errorf("top %q: want a number from 1 to 1000", top)
+			return 0, 0, fmt.Errorf("top %.32q: want a number from 1 to 1000", top)
 		}
 		n = v
 	}

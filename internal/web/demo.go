@@ -131,6 +131,12 @@ func CheckWebChatURL(s string) error {
 // LoadBundle reads a local Web Chat bundle (--webchat-file).
 func LoadBundle(path string) ([]byte, error) {
 	hint := "give the path of Web Chat's webchat.js, e.g. node_modules/botframework-webchat/dist/webchat.js after `npm install botframework-webchat@" + PinnedWebChatVersion + "`"
+	// Stat before opening: opening a FIFO (or /dev/stdin) blocks.
+	if st, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("--webchat-file: %w; %s", err, hint)
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("--webchat-file: %s is not a regular file; %s", path, hint)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--webchat-file: %w; %s", err, hint)
