@@ -37,7 +37,7 @@ type demoInfo struct {
 }
 
 func (a *app) demoCmd() *cobra.Command {
-	var listen, dataDir, webchatURL string
+	var listen, dataDir, webchatURL, durability string
 	var asJSON, noRateLimits bool
 	var tokenTTL time.Duration
 	cmd := &cobra.Command{
@@ -76,6 +76,7 @@ func (a *app) demoCmd() *cobra.Command {
 			if noRateLimits {
 				cfg.Limits = config.AllOff()
 			}
+			cfg.Store.Durability = durability
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
@@ -121,6 +122,7 @@ func (a *app) demoCmd() *cobra.Command {
 	cmd.Flags().StringVar(&webchatURL, "webchat-url", DefaultWebChatURL, "Web Chat script URL the demo page loads")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object with the URLs and the secret, then serve")
 	cmd.Flags().DurationVar(&tokenTTL, "token-ttl", 0, "Direct Line token lifetime (default 1h)")
+	cmd.Flags().StringVar(&durability, "durability", config.DurabilityFull, "store.durability: full (an acknowledged activity survives a power cut) or normal (survives a process crash)")
 	cmd.Flags().BoolVar(&noRateLimits, "no-rate-limits", false, "turn the Direct Line rate limits off (parley bench measures the gateway, not its limits)")
 	return cmd
 }
