@@ -76,6 +76,7 @@ move between runs). With --target and --secret it loads an already running gatew
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print results as JSON")
 
 	var journal string
+	var prealloc int64
 	relay := &cobra.Command{
 		Use:    "relay",
 		Short:  "Run a relay floor (benchmark fixture; no auth; in memory, or durable with --journal)",
@@ -98,8 +99,11 @@ move between runs). With --target and --secret it loads an already running gatew
 			botURL := "http://" + botLn.Addr().String() + "/api/messages"
 			r := bench.NewRelay(base, botURL)
 			mux := http.NewServeMux()
+			if prealloc < 0 {
+				return errors.New("--journal-prealloc: a number of bytes, 0 or more")
+			}
 			if journal != "" {
-				j, err := bench.OpenJournal(journal)
+				j, err := bench.OpenJournal(journal, prealloc)
 				if err != nil {
 					return err
 				}
@@ -130,6 +134,7 @@ move between runs). With --target and --secret it loads an already running gatew
 		},
 	}
 	relay.Flags().StringVar(&journal, "journal", "", "durable floor: append every accepted activity to this file and fdatasync it (group commit) before acknowledging or passing it on")
+	relay.Flags().Int64Var(&prealloc, "journal-prealloc", 64<<20, "extend the journal with zeros in steps of this many bytes and write records over them (an fdatasync then flushes data only, as SQLite's reused WAL does); 0: plain appends that grow the file")
 	cmd.AddCommand(relay)
 	return cmd
 }

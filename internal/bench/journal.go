@@ -19,8 +19,19 @@ import (
 // fdatasync (group commit). It is the least a relay must do to promise that
 // an acknowledged activity survives a power cut: no checksums, no index, no
 // encryption, no recovery code.
+//
+// With preallocation the file is extended with zeros ahead of the records,
+// in steps of that size, and records are written over the zeros: an
+// fdatasync then flushes data only, as SQLite's write-ahead log does once it
+// is reused, instead of also committing a new file size each time (on ext4
+// under load that made each sync about twice as long). The records end at
+// the first zero byte.
 type Journal struct {
-	f    *os.File
+	f        *os.File
+	prealloc int64
+	tail     int64 // end of the records
+	size     int64 // bytes in the file (records and zeros)
+
 	reqs chan journalReq
 	quit chan struct{}
 	done chan struct{}
@@ -42,10 +53,16 @@ var ErrJournalClosed = errors.New("journal closed")
 // maxBatch bounds one group commit.
 const maxBatch = 1024
 
-// OpenJournal creates (or appends to) the file at path and starts its
-// writer. The directory is synced once so the file itself survives.
-func OpenJournal(path string) (*Journal, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+// OpenJournal creates (or truncates) the file at path and starts its
+// writer. prealloc > 0 extends the file with zeros in steps of that many
+// bytes; 0 appends and grows the file with every write. The directory is
+// synced once so the file itself survives.
+func OpenJournal(path string, prealloc int64) (*Journal, error) {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if prealloc == 0 {
+		flags |= os.O_APPEND
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
@@ -53,9 +70,30 @@ func OpenJournal(path string) (*Journal, error) {
 		f.Close()
 		return nil, err
 	}
-	j := &Journal{f: f, reqs: make(chan journalReq), quit: make(chan struct{}), done: make(chan struct{})}
+	j := &Journal{f: f, prealloc: prealloc, reqs: make(chan journalReq), quit: make(chan struct{}), done: make(chan struct{})}
 	go j.writer(int(f.Fd()))
 	return j, nil
+}
+
+// write puts buf after the records: at the end of the file, or over the
+// zeros, first adding zeros when they run out.
+func (j *Journal) write(buf []byte) error {
+	if j.prealloc == 0 {
+		_, err := j.f.Write(buf)
+		return err
+	}
+	if need := j.tail + int64(len(buf)); need > j.size {
+		grow := max(j.prealloc, need-j.size)
+		if _, err := j.f.WriteAt(make([]byte, grow), j.size); err != nil {
+			return err
+		}
+		j.size += grow
+	}
+	if _, err := j.f.WriteAt(buf, j.tail); err != nil {
+		return err
+	}
+	j.tail += int64(len(buf))
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -117,7 +155,7 @@ func (j *Journal) writer(fd int) {
 			for _, r := range batch {
 				buf = append(append(buf, r.rec...), '\n')
 			}
-			if _, err = j.f.Write(buf); err != nil {
+			if err = j.write(buf); err != nil {
 				err = fmt.Errorf("write journal: %w", err)
 			} else if err = unix.Fdatasync(fd); err != nil {
 				err = fmt.Errorf("fdatasync journal: %w", err)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,15 +15,22 @@ import (
 	"time"
 )
 
+// readLines reads the journal's records: lines up to the first zero byte
+// (a preallocated journal's unused tail).
 func readLines(t *testing.T, path string) []string {
 	t.Helper()
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		if bytes.ContainsFunc(b[i:], func(r rune) bool { return r != 0 }) {
+			t.Fatalf("data after the zeros at %d", i)
+		}
+		b = b[:i]
+	}
 	var lines []string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
@@ -36,8 +44,14 @@ func readLines(t *testing.T, path string) []string {
 // Every record Append acknowledged is in the file, once, whole; concurrent
 // appenders share fdatasyncs (group commit) rather than paying one each.
 func TestJournalGroupCommit(t *testing.T) {
+	for _, prealloc := range []int64{0, 4096, 1 << 20} {
+		t.Run(fmt.Sprintf("prealloc=%d", prealloc), func(t *testing.T) { testJournalGroupCommit(t, prealloc) })
+	}
+}
+
+func testJournalGroupCommit(t *testing.T, prealloc int64) {
 	path := filepath.Join(t.TempDir(), "journal")
-	j, err := OpenJournal(path)
+	j, err := OpenJournal(path, prealloc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +111,14 @@ func TestJournalGroupCommit(t *testing.T) {
 // One writer alone: each record is on disk when Append returns, and each
 // costs its own fdatasync (nothing else is queued to share it).
 func TestJournalSequentialSyncsEach(t *testing.T) {
+	for _, prealloc := range []int64{0, 16} {
+		t.Run(fmt.Sprintf("prealloc=%d", prealloc), func(t *testing.T) { testJournalSequentialSyncsEach(t, prealloc) })
+	}
+}
+
+func testJournalSequentialSyncsEach(t *testing.T, prealloc int64) {
 	path := filepath.Join(t.TempDir(), "journal")
-	j, err := OpenJournal(path)
+	j, err := OpenJournal(path, prealloc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +156,7 @@ func TestJournalSyncFailureIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	j, err := OpenJournal(path)
+	j, err := OpenJournal(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +181,7 @@ func TestJournalSyncFailureIsReported(t *testing.T) {
 // An Append that cannot even hand its record over gives up with its
 // context; one the writer took is always answered.
 func TestJournalAppendContext(t *testing.T) {
-	j, err := OpenJournal(filepath.Join(t.TempDir(), "journal"))
+	j, err := OpenJournal(filepath.Join(t.TempDir(), "journal"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func startRelay(t *testing.T, journalPath string, beforeBot func(act journaled))
 	var j *Journal
 	var r *Relay
 	if journalPath != "" {
-		if j, err = OpenJournal(journalPath); err != nil {
+		if j, err = OpenJournal(journalPath, 64<<10); err != nil {
 			t.Fatal(err)
 		}
 		r = NewDurableRelay(base, "http://"+botLn.Addr().String()+"/api/messages", j)
