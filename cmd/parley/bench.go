@@ -271,6 +271,11 @@ type levelReport struct {
 	Run     int                     `json:"run"`
 	Clients int                     `json:"clients"`
 	Results map[string]bench.Result `json:"results"` // by server name
+	// Commits per round trip (Parley: store transactions, fsynced with
+	// full; durable floor: fdatasyncs) and the writes each carried (group
+	// commit), by server name, where the server counts them.
+	CommitsPerRoundTrip map[string]float64 `json:"commitsPerRoundTrip"`
+	WritesPerCommit     map[string]float64 `json:"writesPerCommit"`
 	// Ratios Parley/floor, without verdicts (those are on the medians).
 	Comparisons []comparison `json:"comparisons"`
 }
@@ -346,13 +351,18 @@ func (a *app) benchCompare(ctx context.Context, levels []int, messages, runs, id
 		}
 		ratios := make([][3][]float64, len(comparisons))
 		for run := 1; run <= runs; run++ {
-			l := levelReport{Run: run, Clients: n, Results: map[string]bench.Result{}}
+			l := levelReport{Run: run, Clients: n, Results: map[string]bench.Result{}, CommitsPerRoundTrip: map[string]float64{}, WritesPerCommit: map[string]float64{}}
 			for _, name := range benchServers {
+				c0, w0, counted := commitCounts(ctx, procs[name])
 				r, err := bench.Load(ctx, targets[name], n, messages, procs[name].cmd.Process.Pid)
 				if err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
 				l.Results[name] = r
+				if c1, w1, ok := commitCounts(ctx, procs[name]); counted && ok && r.RoundTrips > 0 && c1 > c0 {
+					l.CommitsPerRoundTrip[name] = (c1 - c0) / float64(r.RoundTrips)
+					l.WritesPerCommit[name] = (w1 - w0) / (c1 - c0)
+				}
 			}
 			for i, c := range comparisons {
 				g, f := l.Results[c.parley], l.Results[c.floor]
@@ -394,6 +404,49 @@ func (a *app) benchCompare(ctx context.Context, levels []int, messages, runs, id
 	return nil
 }
 
+// commitCounts reads a server's durable commits and the writes they
+// carried: the durable floor's journal statistics, or Parley's
+// parley_store_commits_total and parley_store_committed_writes_total.
+func commitCounts(ctx context.Context, p *proc) (commits, writes float64, ok bool) {
+	if u := p.info["stats"]; u != "" {
+		st, err := journalStats(ctx, u)
+		return float64(st.Syncs), float64(st.Appends), err == nil
+	}
+	base := p.info["connector"]
+	if base == "" {
+		return 0, 0, false
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
+	if err != nil {
+		return 0, 0, false
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer res.Body.Close()
+	found := 0
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "parley_store_commits_total":
+			commits, found = v, found+1
+		case "parley_store_committed_writes_total":
+			writes, found = v, found+1
+		}
+	}
+	return commits, writes, found == 2 && sc.Err() == nil
+}
+
 func journalStats(ctx context.Context, url string) (st struct{ Appends, Syncs int64 }, err error) {
 	if url == "" {
 		return st, errors.New("no stats address")
@@ -423,12 +476,16 @@ func verdict(ok *bool) string {
 func (a *app) printBench(rep benchReport, runs, idle int, tokenTime time.Duration, tokenWorkers int) {
 	w := a.stdout
 	fmt.Fprintf(w, "machine: %d CPUs, load average %s before, %s after\n", rep.CPUs, rep.LoadBefore, rep.LoadAfter)
-	fmt.Fprintf(w, "%-8s %-14s %10s %10s %10s %14s %6s %6s %6s\n", "clients", "server", "rt/s", "p50", "p99", "cpu/roundtrip", "lost", "dups", "errors")
+	fmt.Fprintf(w, "%-8s %-14s %10s %10s %10s %14s %6s %6s %6s %16s\n", "clients", "server", "rt/s", "p50", "p99", "cpu/roundtrip", "lost", "dups", "errors", "commits/rt (w/c)")
 	for _, l := range rep.Levels {
 		for _, name := range benchServers {
 			r := l.Results[name]
-			fmt.Fprintf(w, "%-8d %-14s %10.0f %10s %10s %14s %6d %6d %6d\n", l.Clients, name, r.PerSecond,
-				r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.CPUPerRoundTr.Round(time.Microsecond), r.Lost, r.Duplicated, r.Errors)
+			commits := "-"
+			if c, ok := l.CommitsPerRoundTrip[name]; ok {
+				commits = fmt.Sprintf("%.2f (%.1f)", c, l.WritesPerCommit[name])
+			}
+			fmt.Fprintf(w, "%-8d %-14s %10.0f %10s %10s %14s %6d %6d %6d %16s\n", l.Clients, name, r.PerSecond,
+				r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.CPUPerRoundTr.Round(time.Microsecond), r.Lost, r.Duplicated, r.Errors, commits)
 		}
 		label := ""
 		if runs > 1 {

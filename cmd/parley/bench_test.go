@@ -50,6 +50,18 @@ func TestBenchRunsAllServers(t *testing.T) {
 				t.Errorf("%s: %.0f round trips/s, %s CPU per round trip: not measured", name, r.PerSecond, r.CPUPerRoundTr)
 			}
 		}
+		// Durable commits per round trip: each durable server counts them
+		// (a conversationUpdate and greeting per conversation come on
+		// top, so a little over 0 and at most ~3 per round trip).
+		for _, name := range []string{srvDurable, srvFull, srvNormal} {
+			c, w := l.CommitsPerRoundTrip[name], l.WritesPerCommit[name]
+			if c <= 0 || c > 4 || w < 1 {
+				t.Errorf("%s: %v commits per round trip carrying %v writes each", name, c, w)
+			}
+		}
+		if _, ok := l.CommitsPerRoundTrip[srvMemory]; ok {
+			t.Errorf("the in-memory floor has no commits: %v", l.CommitsPerRoundTrip)
+		}
 		if len(l.Comparisons) != len(comparisons) {
 			t.Fatalf("comparisons = %+v", l.Comparisons)
 		}
@@ -119,7 +131,7 @@ func TestBenchTextReport(t *testing.T) {
 	}
 	s := string(out)
 	for _, want := range []string{"machine: ", "load average", srvMemory, srvDurable, srvFull, srvNormal,
-		"full vs durable floor", "normal vs in-memory floor", "full vs in-memory floor", "(>= 0.8)", "(<= 2.5)", "no target", "fdatasyncs"} {
+		"full vs durable floor", "normal vs in-memory floor", "full vs in-memory floor", "(>= 0.8)", "(<= 2.5)", "no target", "fdatasyncs", "commits/rt"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)
 		}
