@@ -352,7 +352,10 @@ func (a *app) benchCompare(ctx context.Context, levels []int, messages, runs, id
 		ratios := make([][3][]float64, len(comparisons))
 		for run := 1; run <= runs; run++ {
 			l := levelReport{Run: run, Clients: n, Results: map[string]bench.Result{}, CommitsPerRoundTrip: map[string]float64{}, WritesPerCommit: map[string]float64{}}
-			for _, name := range benchServers {
+			// Each run starts with the next server, so that none is always
+			// measured first or last as the machine's load drifts.
+			for k := range benchServers {
+				name := benchServers[(k+run-1)%len(benchServers)]
 				c0, w0, counted := commitCounts(ctx, procs[name])
 				r, err := bench.Load(ctx, targets[name], n, messages, procs[name].cmd.Process.Pid)
 				if err != nil {
