@@ -83,11 +83,17 @@ func (j *Journal) write(buf []byte) error {
 		return err
 	}
 	if need := j.tail + int64(len(buf)); need > j.size {
+		// In steps of at most 1 MiB from one small buffer: a large
+		// allocation would move the floor's garbage collector pacing.
 		grow := max(j.prealloc, need-j.size)
-		if _, err := j.f.WriteAt(make([]byte, grow), j.size); err != nil {
-			return err
+		zeros := make([]byte, min(grow, 1<<20))
+		for end := j.size + grow; j.size < end; {
+			n, err := j.f.WriteAt(zeros[:min(int64(len(zeros)), end-j.size)], j.size)
+			j.size += int64(n)
+			if err != nil {
+				return err
+			}
 		}
-		j.size += grow
 	}
 	if _, err := j.f.WriteAt(buf, j.tail); err != nil {
 		return err

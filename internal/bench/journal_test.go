@@ -111,7 +111,7 @@ func testJournalGroupCommit(t *testing.T, prealloc int64) {
 // One writer alone: each record is on disk when Append returns, and each
 // costs its own fdatasync (nothing else is queued to share it).
 func TestJournalSequentialSyncsEach(t *testing.T) {
-	for _, prealloc := range []int64{0, 16} {
+	for _, prealloc := range []int64{0, 16, 2<<20 + 5} {
 		t.Run(fmt.Sprintf("prealloc=%d", prealloc), func(t *testing.T) { testJournalSequentialSyncsEach(t, prealloc) })
 	}
 }
