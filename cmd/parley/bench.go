@@ -185,8 +185,8 @@ func spawn(args ...string) (*proc, error) {
 }
 
 type benchReport struct {
-	// Machine is the load average and processor count before and after
-	// the run: the figures mean little on a busy machine.
+	// The machine: load averages (1, 5, 15 min) before and after the run,
+	// and processor count; the figures mean little on a busy machine.
 	LoadBefore string        `json:"loadBefore"`
 	LoadAfter  string        `json:"loadAfter"`
 	CPUs       int           `json:"cpus"`
