@@ -36,7 +36,7 @@ type demoInfo struct {
 }
 
 func (a *app) demoCmd() *cobra.Command {
-	var listen, dataDir, webchatURL, webchatIntegrity, webchatFile string
+	var listen, dataDir, webchatURL, webchatIntegrity, webchatFile, durability string
 	var asJSON, noRateLimits bool
 	var tokenTTL time.Duration
 	cmd := &cobra.Command{
@@ -85,6 +85,7 @@ func (a *app) demoCmd() *cobra.Command {
 			if noRateLimits {
 				cfg.Limits = config.AllOff()
 			}
+			cfg.Store.Durability = durability
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
@@ -133,6 +134,7 @@ func (a *app) demoCmd() *cobra.Command {
 	cmd.Flags().StringVar(&webchatFile, "webchat-file", "", "serve this local Web Chat bundle (e.g. node_modules/botframework-webchat/dist/webchat.js) from the demo itself: works offline")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object with the URLs and the secret, then serve")
 	cmd.Flags().DurationVar(&tokenTTL, "token-ttl", 0, "Direct Line token lifetime (default 1h)")
+	cmd.Flags().StringVar(&durability, "durability", config.DurabilityFull, "store.durability: full (an acknowledged activity survives a power cut) or normal (survives a process crash)")
 	cmd.Flags().BoolVar(&noRateLimits, "no-rate-limits", false, "turn the Direct Line rate limits off (parley bench measures the gateway, not its limits)")
 	return cmd
 }
