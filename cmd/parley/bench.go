@@ -415,11 +415,12 @@ func commitCounts(ctx context.Context, p *proc) (commits, writes float64, ok boo
 		st, err := journalStats(ctx, u)
 		return float64(st.Syncs), float64(st.Appends), err == nil
 	}
-	base := p.info["connector"]
-	if base == "" {
+	// The demo's metrics listener (parley demo --json: "metrics").
+	metricsURL := p.info["metrics"]
+	if metricsURL == "" {
 		return 0, 0, false
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return 0, 0, false
 	}
