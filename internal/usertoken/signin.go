@@ -102,6 +102,9 @@ func (s *Service) SignInLink(ctx context.Context, botID string, conv store.Conve
 	if conv.BotID != botID || conv.UserID == "" {
 		return "", errors.New("sign-in link: the conversation is not this bot's or has no bound user")
 	}
+	if !BoundUserID(conv.UserID) {
+		return "", errors.New("sign-in link: " + errClaimable)
+	}
 	if _, err := s.st.GetOAuthConnection(ctx, botID, connectionName); err != nil {
 		return "", fmt.Errorf("sign-in link: %w", err)
 	}
@@ -190,6 +193,9 @@ func (s *Service) parseState(ctx context.Context, botID, raw string) (tokenState
 	}
 	if st.Conversation.User.ID != conv.UserID {
 		return st, store.Conversation{}, errState("state.conversation.user is not the conversation's user")
+	}
+	if !BoundUserID(conv.UserID) {
+		return st, store.Conversation{}, errState(errClaimable)
 	}
 	return st, conv, nil
 }

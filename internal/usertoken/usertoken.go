@@ -234,6 +234,10 @@ func query(w http.ResponseWriter, r *http.Request, required []string, optional .
 // a bot acts only for its own users.
 func (s *Service) authorizeUser(w http.ResponseWriter, r *http.Request, botID, userID string) bool {
 	ctx := r.Context()
+	if !BoundUserID(userID) {
+		writeErr(w, http.StatusForbidden, "Forbidden", errClaimable)
+		return false
+	}
 	ids, err := s.st.UserConversations(ctx, userID)
 	if err != nil {
 		s.logger.Error("token service: user lookup failed", "err", err)
@@ -248,6 +252,21 @@ func (s *Service) authorizeUser(w http.ResponseWriter, r *http.Request, botID, u
 	writeErr(w, http.StatusForbidden, "Forbidden", "userId is not a user of this bot's conversations")
 	return false
 }
+
+// boundPrefix starts the user ids only a Direct Line token binds: a
+// client of an unbound conversation cannot send one as from.id
+// (directline refuses it), so the bot's userId is the bound user's.
+const boundPrefix = "dl_"
+
+// errClaimable explains why a user id without boundPrefix gets no token.
+const errClaimable = "user tokens need a user id bound in a Direct Line token and starting with dl_ " +
+	"(generate the token with user.id \"dl_...\"): a client of an unbound conversation can claim any other id"
+
+// BoundUserID reports whether userID can only come from a token's binding
+// (dl_...), never from a client's claim. Only such users sign in and get
+// tokens: otherwise a client could call itself "alice" in an unbound
+// conversation of the same bot and the bot would read alice's token.
+func BoundUserID(userID string) bool { return strings.HasPrefix(userID, boundPrefix) }
 
 // connection loads a connection of botID; it answers the client itself
 // when there is none.
