@@ -1,10 +1,16 @@
 package server_test
 
 import (
+	"encoding/json"
+	"errors"
+	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/parley-gw/parley/internal/usertoken"
 )
 
 // TestUserTokenRefusesClaimableUserIDs: on a site without enhanced
@@ -61,3 +67,82 @@ func TestUserTokenRefusesClaimableUserIDs(t *testing.T) {
 		t.Fatal("SignInLink minted a link for a claimable user id")
 	}
 }
+
+// TestUserTokenConcurrentRefresh: a bot reading a user's token from
+// several turns at once while the access token needs a refresh. The
+// provider rotates refresh tokens (each works once), so parallel
+// refreshes with the same one used to fail all but one read, and the
+// failed ones deleted the user's token: the user was signed out.
+func TestUserTokenConcurrentRefresh(t *testing.T) {
+	oh := newOAuthHarness(t, 20*time.Second) // inside the 30 s refresh margin: every read refreshes
+	_, conv := startWith(t, oh.harness, oh.secret, "dl_user1")
+	link := oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/"))
+	br := oh.browser()
+	_, code := br.open(br.login(link, "alice", "alice-password-1"))
+	if st, body := oh.getToken(oh.token, "dl_user1", "idp", code); st != 200 {
+		t.Fatalf("GetToken with the code: %d %s", st, body)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := url.Values{"userId": {"dl_user1"}, "connectionName": {"idp"}, "channelId": {"directline"}}
+			req, _ := http.NewRequest("GET", oh.base+"/api/usertoken/GetToken?"+q.Encode(), nil)
+			req.Header.Set("Authorization", "Bearer "+oh.token)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			codes[i] = res.StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("parallel GetToken %d: %d", i, c)
+		}
+	}
+	st, body := oh.getToken(oh.token, "dl_user1", "idp", "")
+	var tr usertoken.TokenResponse
+	_ = json.Unmarshal([]byte(body), &tr)
+	if st != 200 {
+		t.Fatalf("the user lost their token after parallel reads: %d", st)
+	}
+	if active, sub := oh.idp.introspect(t, tr.Token); !active || sub != "alice" {
+		t.Fatalf("token after parallel refreshes not active at the IdP: %v %q", active, sub)
+	}
+}
+
+// TestUserTokenKeptWhenTheProviderIsDown: a refresh that cannot reach the
+// provider does not sign the user out (it used to delete the token on a
+// network failure); only a refresh the provider refuses does.
+func TestUserTokenKeptWhenTheProviderIsDown(t *testing.T) {
+	oh := newOAuthHarness(t, 20*time.Second) // every read refreshes
+	_, conv := startWith(t, oh.harness, oh.secret, "dl_user1")
+	link := oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/"))
+	br := oh.browser()
+	_, code := br.open(br.login(link, "alice", "alice-password-1"))
+	if st, body := oh.getToken(oh.token, "dl_user1", "idp", code); st != 200 {
+		t.Fatalf("GetToken with the code: %d %s", st, body)
+	}
+	down := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return nil, errors.New("connection refused")
+	})}
+	oh.srv.UserTokens().SetHTTPClient(down)
+	if st, _ := oh.getToken(oh.token, "dl_user1", "idp", ""); st != 404 {
+		t.Fatalf("GetToken with the provider down: %d, want 404", st)
+	}
+	oh.srv.UserTokens().SetHTTPClient(oh.idp.srv.Client())
+	if st, body := oh.getToken(oh.token, "dl_user1", "idp", ""); st != 200 {
+		t.Fatalf("GetToken once the provider is back: %d %s (the outage signed the user out)", st, body)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -608,7 +608,12 @@ func (s *Service) store(ctx context.Context, c store.OAuthConnection, userID str
 // token reads a user's token: none past the login's end (the row is
 // deleted), refreshed with the provider's refresh token when the access
 // token has expired and the login has not.
+//
+// Reads of one token are serialised: parallel turns of a bot would
+// otherwise refresh with the same refresh token, which a provider that
+// rotates them accepts once, and the losers signed the user out.
 func (s *Service) token(ctx context.Context, c store.OAuthConnection, userID string) (TokenResponse, bool) {
+	defer s.tokenLocks.lock(pendingKey(c.BotID, userID, c.Name))()
 	ut, err := s.st.GetUserToken(ctx, c.BotID, userID, c.Name)
 	if err != nil {
 		return TokenResponse{}, false
@@ -634,6 +639,13 @@ func (s *Service) token(ctx context.Context, c store.OAuthConnection, userID str
 			return TokenResponse{}, false
 		}
 		if st, err = s.refresh(ctx, c, userID, st, ut.SignedInAt); err != nil {
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) {
+				// The provider could not be reached: the login stays,
+				// the next read tries again.
+				s.logger.Warn("refreshing a user token failed; it is kept for the next try", "bot", c.BotID, "connection", c.Name, "err", exchangeErr(err))
+				return TokenResponse{}, false
+			}
 			s.logger.Warn("refreshing a user token failed: the user must sign in again", "bot", c.BotID, "connection", c.Name, "err", exchangeErr(err))
 			_, _ = s.st.DeleteUserTokens(ctx, c.BotID, userID, c.Name)
 			return TokenResponse{}, false

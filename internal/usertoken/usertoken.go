@@ -89,6 +89,45 @@ type Service struct {
 	codes      map[string]pending // bot, user, connection -> token awaiting its magic code
 	fails      map[string]failures
 	linkFlows  map[string][]string // sign-in link id -> its flows' states, oldest first
+
+	// tokenLocks serialises the reads of one user token (bot, user,
+	// connection): a refresh uses the provider's refresh token once.
+	tokenLocks keyLocks
+}
+
+// keyLocks is a mutex per key, held only while in use.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu    sync.Mutex
+	users int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyLocks) lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyLock{}
+	}
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{}
+		k.m[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // New builds the service.
