@@ -146,3 +146,47 @@ func TestUserTokenKeptWhenTheProviderIsDown(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestSignInLinksOfOneUserCannotFillTheTable: each OAuthCard a bot sends
+// mints a sign-in link, so a user who keeps asking the bot to sign in
+// made it mint links until the table (10,000) was full: for the next 15
+// minutes nobody, of any bot, could sign in. A user now holds at most a
+// few links per connection; a new one retires the oldest.
+func TestSignInLinksOfOneUserCannotFillTheTable(t *testing.T) {
+	oh := newOAuthHarness(t, time.Hour)
+	_, conv1 := startWith(t, oh.harness, oh.secret, "dl_user1")
+	_, conv2 := startWith(t, oh.harness, oh.secret, "dl_user2")
+	c1, err := oh.st.GetConversation(t.Context(), conv1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := oh.srv.UserTokens()
+	var first, last string
+	for i := range usertoken.DefaultLimits.MaxPending {
+		l, err := svc.SignInLink(t.Context(), oh.bot.appID, c1, "idp")
+		if err != nil {
+			t.Fatalf("link %d of one user: %v", i, err)
+		}
+		if i == 0 {
+			first = l
+		}
+		last = l
+	}
+	c2, err := oh.st.GetConversation(t.Context(), conv2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SignInLink(t.Context(), oh.bot.appID, c2, "idp"); err != nil {
+		t.Fatalf("another user cannot sign in after one user's links: %v", err)
+	}
+	br := oh.browser()
+	res, err := br.c.Get(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 {
+		t.Fatalf("the user's oldest link still works: %d", res.StatusCode)
+	}
+	br.login(last, "alice", "alice-password-1") // the newest still signs in
+}

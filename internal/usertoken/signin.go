@@ -72,6 +72,19 @@ func (s *Service) sweep() {
 			delete(s.linkFlows, k)
 		}
 	}
+	for k, ids := range s.userLinks {
+		live := ids[:0]
+		for _, id := range ids {
+			if _, ok := s.links[id]; ok {
+				live = append(live, id)
+			}
+		}
+		if len(live) == 0 {
+			delete(s.userLinks, k)
+		} else {
+			s.userLinks[k] = live
+		}
+	}
 	for k, v := range s.flows {
 		if now.After(v.exp) {
 			delete(s.flows, k)
@@ -91,6 +104,19 @@ func (s *Service) sweep() {
 
 // maxFlowsPerLink bounds the flows one sign-in link has in progress.
 const maxFlowsPerLink = 5
+
+// maxLinksPerUser bounds the live sign-in links of one user and
+// connection of a bot.
+const maxLinksPerUser = 5
+
+// dropLink forgets a link and its flows; callers hold s.mu.
+func (s *Service) dropLink(id string) {
+	for _, st := range s.linkFlows[id] {
+		delete(s.flows, st)
+	}
+	delete(s.linkFlows, id)
+	delete(s.links, id)
+}
 
 // errBusy: too many sign-ins in progress.
 var errBusy = errors.New("too many sign-ins in progress")
@@ -121,6 +147,16 @@ func (s *Service) SignInLink(ctx context.Context, botID string, conv store.Conve
 		}
 	}
 	s.links[id] = link{botID: botID, convID: conv.ID, userID: conv.UserID, conn: connectionName, exp: s.now().Add(s.lim.LinkTTL)}
+	// A user holds at most maxLinksPerUser links per connection (the
+	// oldest is retired with its flows): each OAuthCard mints one, and a
+	// user asking again and again must not fill the table for everyone.
+	key := pendingKey(botID, conv.UserID, connectionName)
+	ids := append(s.userLinks[key], id)
+	for len(ids) > maxLinksPerUser {
+		s.dropLink(ids[0])
+		ids = ids[1:]
+	}
+	s.userLinks[key] = ids
 	// signin is the last parameter: Web Chat appends
 	// "&code_challenge=<session id>" percent-encoded to the URL.
 	return s.cfg.PublicURL + "/api/oauth/signin?signin=" + id, nil

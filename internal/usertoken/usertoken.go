@@ -89,6 +89,7 @@ type Service struct {
 	codes      map[string]pending // bot, user, connection -> token awaiting its magic code
 	fails      map[string]failures
 	linkFlows  map[string][]string // sign-in link id -> its flows' states, oldest first
+	userLinks  map[string][]string // bot, user, connection -> its link ids, oldest first
 
 	// tokenLocks serialises the reads of one user token (bot, user,
 	// connection): a refresh uses the provider's refresh token once.
@@ -144,7 +145,7 @@ func New(cfg Config) *Service {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{cfg: cfg, st: cfg.Store, sealer: cfg.Sealer, auth: cfg.Auth, logger: cfg.Logger, now: cfg.Now, lim: cfg.Limits,
 		client: cfg.HTTPClient, discovered: map[string]discovery{}, links: map[string]link{}, flows: map[string]flow{},
-		codes: map[string]pending{}, fails: map[string]failures{}, linkFlows: map[string][]string{}}
+		codes: map[string]pending{}, fails: map[string]failures{}, linkFlows: map[string][]string{}, userLinks: map[string][]string{}}
 }
 
 // SetHTTPClient replaces the client that calls identity providers (a
