@@ -190,3 +190,63 @@ func TestSignInLinksOfOneUserCannotFillTheTable(t *testing.T) {
 	}
 	br.login(last, "alice", "alice-password-1") // the newest still signs in
 }
+
+// TestSignOutDuringRefreshStaysSignedOut: a sign-out that lands while a
+// read is refreshing the user's token used to be undone: the refresh
+// stored the new token after the sign-out had deleted the old one, and
+// the bot kept reading the token of a user who had signed out.
+func TestSignOutDuringRefreshStaysSignedOut(t *testing.T) {
+	oh := newOAuthHarness(t, 20*time.Second) // every read refreshes
+	_, conv := startWith(t, oh.harness, oh.secret, "dl_user1")
+	link := oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/"))
+	br := oh.browser()
+	_, code := br.open(br.login(link, "alice", "alice-password-1"))
+	if st, body := oh.getToken(oh.token, "dl_user1", "idp", code); st != 200 {
+		t.Fatalf("GetToken with the code: %d %s", st, body)
+	}
+	// The provider's token endpoint answers slowly: the refresh is in
+	// flight when the sign-out arrives.
+	inRefresh := make(chan struct{}, 1)
+	base := oh.idp.srv.Client()
+	slow := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Path == "/token" {
+			inRefresh <- struct{}{}
+			time.Sleep(500 * time.Millisecond)
+		}
+		return base.Transport.RoundTrip(r)
+	})}
+	oh.srv.UserTokens().SetHTTPClient(slow)
+	done := make(chan int, 1)
+	go func() {
+		st, _ := oh.getToken(oh.token, "dl_user1", "idp", "")
+		done <- st
+	}()
+	<-inRefresh
+	if st, body, _ := oh.api("DELETE", "/api/usertoken/SignOut", oh.token, url.Values{"userId": {"dl_user1"}, "connectionName": {"idp"}, "channelId": {"directline"}}); st != 200 {
+		t.Fatalf("SignOut: %d %s", st, body)
+	}
+	<-done
+	oh.srv.UserTokens().SetHTTPClient(base)
+	if st, _ := oh.getToken(oh.token, "dl_user1", "idp", ""); st != 404 {
+		t.Fatalf("GetToken after sign-out: %d, want 404 (the refresh undid the sign-out)", st)
+	}
+	// Sign-out of every connection (no connectionName) too.
+	_, code = br.open(br.login(oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/")), "alice", "alice-password-1"))
+	if st, body := oh.getToken(oh.token, "dl_user1", "idp", code); st != 200 {
+		t.Fatalf("GetToken with the second code: %d %s", st, body)
+	}
+	oh.srv.UserTokens().SetHTTPClient(slow)
+	go func() {
+		st, _ := oh.getToken(oh.token, "dl_user1", "idp", "")
+		done <- st
+	}()
+	<-inRefresh
+	if st, body, _ := oh.api("DELETE", "/api/usertoken/SignOut", oh.token, url.Values{"userId": {"dl_user1"}, "channelId": {"directline"}}); st != 200 {
+		t.Fatalf("SignOut of all connections: %d %s", st, body)
+	}
+	<-done
+	oh.srv.UserTokens().SetHTTPClient(base)
+	if st, _ := oh.getToken(oh.token, "dl_user1", "idp", ""); st != 404 {
+		t.Fatalf("GetToken after sign-out of all connections: %d, want 404", st)
+	}
+}

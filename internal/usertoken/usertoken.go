@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -377,6 +378,25 @@ func (s *Service) signOut(w http.ResponseWriter, r *http.Request) {
 	q, ok := query(w, r, []string{"userId"}, "connectionName", "channelId")
 	if !ok || !s.checkChannel(w, q["channelId"]) || !s.authorizeUser(w, r, botID, q["userId"]) {
 		return
+	}
+	// Wait for reads refreshing these tokens: a refresh that ended after
+	// the delete would store the token again.
+	names := []string{q["connectionName"]}
+	if names[0] == "" {
+		conns, err := s.st.ListOAuthConnections(r.Context(), botID)
+		if err != nil {
+			s.logger.Error("token service: list connections failed", "err", err)
+			writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not sign the user out")
+			return
+		}
+		names = names[:0]
+		for _, c := range conns {
+			names = append(names, c.Name)
+		}
+		sort.Strings(names) // one order: two sign-outs cannot deadlock
+	}
+	for _, name := range names {
+		defer s.tokenLocks.lock(pendingKey(botID, q["userId"], name))()
 	}
 	n, err := s.st.DeleteUserTokens(r.Context(), botID, q["userId"], q["connectionName"])
 	if err != nil {
