@@ -16,7 +16,7 @@ const cliSecretCanary = "CLI-CLIENT-SECRET-CANARY-77a1"
 
 func TestOAuthConnectionCommands(t *testing.T) {
 	data := t.TempDir()
-	out, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
+	out, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
