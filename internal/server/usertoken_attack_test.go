@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-gw/parley/internal/directline"
 	"github.com/parley-gw/parley/internal/usertoken"
 )
 
@@ -248,5 +249,17 @@ func TestSignOutDuringRefreshStaysSignedOut(t *testing.T) {
 	oh.srv.UserTokens().SetHTTPClient(base)
 	if st, _ := oh.getToken(oh.token, "dl_user1", "idp", ""); st != 404 {
 		t.Fatalf("GetToken after sign-out of all connections: %d, want 404", st)
+	}
+}
+
+// TestSessionCookieNamesAgree: directline sets the session cookie that
+// the token service reads, under the same name (over https the __Host-
+// one; internal/usertoken TestSameBrowserNeedsTheHostCookieOverHTTPS).
+func TestSessionCookieNamesAgree(t *testing.T) {
+	if usertoken.SecureSessionCookie != directline.SecureSessionCookie || usertoken.SessionCookie != directline.SessionCookie {
+		t.Fatalf("cookie names differ: %q/%q, %q/%q", usertoken.SessionCookie, usertoken.SecureSessionCookie, directline.SessionCookie, directline.SecureSessionCookie)
+	}
+	if !strings.HasPrefix(usertoken.SecureSessionCookie, "__Host-") || usertoken.SessionCookieName("https://chat.example.com") != usertoken.SecureSessionCookie {
+		t.Fatal("over https the session cookie must be a __Host- cookie")
 	}
 }
