@@ -263,3 +263,43 @@ func TestSessionCookieNamesAgree(t *testing.T) {
 		t.Fatal("over https the session cookie must be a __Host- cookie")
 	}
 }
+
+// TestRefreshDoesNotExtendTheLogin: a refresh keeps the login's start, so
+// reading the token again and again never pushes its end past the
+// connection's max login.
+func TestRefreshDoesNotExtendTheLogin(t *testing.T) {
+	oh := newOAuthHarness(t, 20*time.Second) // every read refreshes
+	_, conv := startWith(t, oh.harness, oh.secret, "dl_user1")
+	link := oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/"))
+	br := oh.browser()
+	_, code := br.open(br.login(link, "alice", "alice-password-1"))
+	if st, body := oh.getToken(oh.token, "dl_user1", "idp", code); st != 200 {
+		t.Fatalf("sign-in: %d %s", st, body)
+	}
+	ctx := t.Context()
+	ut, err := oh.st.GetUserToken(ctx, oh.bot.appID, "dl_user1", "idp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The login began 59 minutes ago (max login 1 h).
+	ut.SignedInAt, ut.ExpiresAt = time.Now().Add(-59*time.Minute), time.Now().Add(time.Minute)
+	if err := oh.st.PutUserToken(ctx, ut); err != nil {
+		t.Fatal(err)
+	}
+	st, body := oh.getToken(oh.token, "dl_user1", "idp", "")
+	var tr usertoken.TokenResponse
+	_ = json.Unmarshal([]byte(body), &tr)
+	if st != 200 {
+		t.Fatalf("GetToken (refresh): %d %s", st, body)
+	}
+	after, err := oh.st.GetUserToken(ctx, oh.bot.appID, "dl_user1", "idp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.SignedInAt.Equal(ut.SignedInAt) || after.ExpiresAt.After(time.Now().Add(2*time.Minute)) {
+		t.Fatalf("the refresh moved the login: signed in %v (was %v), ends %v", after.SignedInAt, ut.SignedInAt, after.ExpiresAt)
+	}
+	if exp, err := time.Parse(time.RFC3339, tr.Expiration); err != nil || exp.After(time.Now().Add(2*time.Minute)) {
+		t.Fatalf("expiration %q past the login's end", tr.Expiration)
+	}
+}
