@@ -303,3 +303,38 @@ func TestRefreshDoesNotExtendTheLogin(t *testing.T) {
 		t.Fatalf("expiration %q past the login's end", tr.Expiration)
 	}
 }
+
+// TestSignInLinkRetiredAfterSignIn: once the user is signed in, the
+// card's link (still in the transcript for 15 minutes) starts no new
+// sign-in, after a magic code and after a sign-in without one.
+func TestSignInLinkRetiredAfterSignIn(t *testing.T) {
+	oh := newOAuthHarness(t, time.Hour)
+	dlTok, conv := startWith(t, oh.harness, oh.secret, "dl_user1")
+	link := oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/"))
+	br := oh.browser()
+	_, code := br.open(br.login(link, "alice", "alice-password-1"))
+	if st, body := oh.getToken(oh.token, "dl_user1", "idp", code); st != 200 {
+		t.Fatalf("GetToken with the code: %d %s", st, body)
+	}
+	replay := func(l string) int {
+		res, err := oh.browser().c.Get(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if st := replay(link); st != 400 {
+		t.Fatalf("the link after sign-in with a code: %d, want 400", st)
+	}
+	// Without a code (the same browser's session).
+	link = oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/"))
+	sid := br.sessionID(oh.harness, dlTok)
+	withSession := link + url.QueryEscape("&code_challenge="+sid)
+	if st, page := br.openPage(br.login(withSession, "alice", "alice-password-1")); st != 200 || !strings.Contains(page, "You are signed in") {
+		t.Fatalf("silent sign-in: %d %s", st, page)
+	}
+	if st := replay(withSession); st != 400 {
+		t.Fatalf("the link after a sign-in without a code: %d, want 400", st)
+	}
+}

@@ -78,6 +78,7 @@ func (s *Service) completeSilently(ctx context.Context, c store.OAuthConnection,
 	if err := s.store(ctx, c, f.userID, tok, now); err != nil {
 		return err
 	}
+	s.retireLinks(pendingKey(f.botID, f.userID, f.conn))
 	tr, ok := s.token(ctx, c, f.userID)
 	if !ok {
 		return fmt.Errorf("complete sign-in: the stored token cannot be read")

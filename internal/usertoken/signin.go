@@ -109,6 +109,18 @@ const maxFlowsPerLink = 5
 // connection of a bot.
 const maxLinksPerUser = 5
 
+// retireLinks forgets the links of a user and connection of a bot, with
+// their flows: once the user is signed in, an old card's button (in the
+// transcript, a forwarded message) starts nothing.
+func (s *Service) retireLinks(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.userLinks[key] {
+		s.dropLink(id)
+	}
+	delete(s.userLinks, key)
+}
+
 // dropLink forgets a link and its flows; callers hold s.mu.
 func (s *Service) dropLink(id string) {
 	for _, st := range s.linkFlows[id] {
@@ -599,6 +611,7 @@ func (s *Service) redeem(ctx context.Context, c store.OAuthConnection, userID, c
 		s.logger.Error("storing the user token failed", "bot", c.BotID, "connection", c.Name, "err", err)
 		return false
 	}
+	s.retireLinks(key)
 	s.logger.Info("user signed in", "bot", c.BotID, "user", userID, "connection", c.Name, "conversation", p.convID)
 	return true
 }
