@@ -16,6 +16,10 @@ import (
 // magic code. Only its SHA-256 (the sessionId) is stored or shown.
 const SessionCookie = "parley_dl_session"
 
+// SecureSessionCookie is its name over https (usertoken.SecureSessionCookie):
+// a __Host- cookie cannot be planted by a sibling host or an http page.
+const SecureSessionCookie = "__Host-" + SessionCookie
+
 // SessionID derives the public session id from the cookie secret.
 func SessionID(secret string) string {
 	h := sha256.Sum256([]byte(secret))
@@ -54,7 +58,12 @@ func (a *API) getSessionID(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secret := ""
-	if ck, err := r.Cookie(SessionCookie); err == nil && len(ck.Value) == 43 {
+	secure := strings.HasPrefix(a.cfg.PublicURL, "https://")
+	name := SessionCookie
+	if secure {
+		name = SecureSessionCookie
+	}
+	if ck, err := r.Cookie(name); err == nil && len(ck.Value) == 43 {
 		if _, err := base64.RawURLEncoding.DecodeString(ck.Value); err == nil {
 			secret = ck.Value
 		}
@@ -77,8 +86,7 @@ func (a *API) getSessionID(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, err)
 		return
 	}
-	secure := strings.HasPrefix(a.cfg.PublicURL, "https://")
-	ck := &http.Cookie{Name: SessionCookie, Value: secret, Path: "/", HttpOnly: true, Secure: secure, MaxAge: int(a.cfg.SessionTTL.Seconds())}
+	ck := &http.Cookie{Name: name, Value: secret, Path: "/", HttpOnly: true, Secure: secure, MaxAge: int(a.cfg.SessionTTL.Seconds())}
 	if secure {
 		ck.SameSite = http.SameSiteNoneMode // the page may embed Web Chat cross-site
 	} else {

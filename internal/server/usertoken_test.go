@@ -676,7 +676,10 @@ func TestSignInWithoutMagicCodeInTheSameBrowser(t *testing.T) {
 		t.Fatalf("GetToken after the silent sign-in: %d %s", st, body)
 	}
 
-	// Another browser (another cookie jar) with the same link: magic code.
+	// Another browser (another cookie jar) with a link naming the same
+	// session: magic code. (The first link was retired by the sign-in.)
+	link = oh.signInLink(oh.token, state(oh.bot.appID, "idp", conv, "dl_user1", oh.base+"/"))
+	withSession = link + url.QueryEscape("&code_challenge="+sid)
 	other := oh.browser()
 	if st, code := other.open(other.login(withSession, "alice", "alice-password-1")); st != 200 || code == "" {
 		t.Fatalf("another browser: %d, code %q; want the magic code", st, code)

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"golang.org/x/oauth2"
 
@@ -18,6 +19,23 @@ import (
 // /v3/directline/session/getsessionid sets (directline.SessionCookie;
 // a server test holds the two equal).
 const SessionCookie = "parley_dl_session"
+
+// SecureSessionCookie is the cookie's name when Parley is served over
+// https (directline.SecureSessionCookie). Browsers accept a __Host-
+// cookie only from that very host, over https, without Domain: a sibling
+// host (www.example.com next to chat.example.com) or a plain-http page
+// cannot plant a session its owner holds in a victim's browser (cookie
+// tossing), which would complete the victim's sign-in as the owner's
+// Direct Line user without a magic code.
+const SecureSessionCookie = "__Host-" + SessionCookie
+
+// SessionCookieName is the session cookie's name for a public URL.
+func SessionCookieName(publicURL string) string {
+	if strings.HasPrefix(publicURL, "https://") {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
 
 // sessionIDLen is the length of a session id: base64url of a SHA-256.
 const sessionIDLen = 43
@@ -37,7 +55,7 @@ func (s *Service) sameBrowser(r *http.Request, f flow) bool {
 	if f.challenge == "" || s.cfg.Deliver == nil {
 		return false
 	}
-	ck, err := r.Cookie(SessionCookie)
+	ck, err := r.Cookie(SessionCookieName(s.cfg.PublicURL))
 	if err != nil || len(ck.Value) != 43 {
 		return false
 	}
@@ -60,6 +78,7 @@ func (s *Service) completeSilently(ctx context.Context, c store.OAuthConnection,
 	if err := s.store(ctx, c, f.userID, tok, now); err != nil {
 		return err
 	}
+	s.retireLinks(pendingKey(f.botID, f.userID, f.conn))
 	tr, ok := s.token(ctx, c, f.userID)
 	if !ok {
 		return fmt.Errorf("complete sign-in: the stored token cannot be read")

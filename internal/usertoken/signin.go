@@ -72,6 +72,19 @@ func (s *Service) sweep() {
 			delete(s.linkFlows, k)
 		}
 	}
+	for k, ids := range s.userLinks {
+		live := ids[:0]
+		for _, id := range ids {
+			if _, ok := s.links[id]; ok {
+				live = append(live, id)
+			}
+		}
+		if len(live) == 0 {
+			delete(s.userLinks, k)
+		} else {
+			s.userLinks[k] = live
+		}
+	}
 	for k, v := range s.flows {
 		if now.After(v.exp) {
 			delete(s.flows, k)
@@ -92,6 +105,31 @@ func (s *Service) sweep() {
 // maxFlowsPerLink bounds the flows one sign-in link has in progress.
 const maxFlowsPerLink = 5
 
+// maxLinksPerUser bounds the live sign-in links of one user and
+// connection of a bot.
+const maxLinksPerUser = 5
+
+// retireLinks forgets the links of a user and connection of a bot, with
+// their flows: once the user is signed in, an old card's button (in the
+// transcript, a forwarded message) starts nothing.
+func (s *Service) retireLinks(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.userLinks[key] {
+		s.dropLink(id)
+	}
+	delete(s.userLinks, key)
+}
+
+// dropLink forgets a link and its flows; callers hold s.mu.
+func (s *Service) dropLink(id string) {
+	for _, st := range s.linkFlows[id] {
+		delete(s.flows, st)
+	}
+	delete(s.linkFlows, id)
+	delete(s.links, id)
+}
+
 // errBusy: too many sign-ins in progress.
 var errBusy = errors.New("too many sign-ins in progress")
 
@@ -101,6 +139,9 @@ var errBusy = errors.New("too many sign-ins in progress")
 func (s *Service) SignInLink(ctx context.Context, botID string, conv store.Conversation, connectionName string) (string, error) {
 	if conv.BotID != botID || conv.UserID == "" {
 		return "", errors.New("sign-in link: the conversation is not this bot's or has no bound user")
+	}
+	if !BoundUserID(conv.UserID) {
+		return "", errors.New("sign-in link: " + errClaimable)
 	}
 	if _, err := s.st.GetOAuthConnection(ctx, botID, connectionName); err != nil {
 		return "", fmt.Errorf("sign-in link: %w", err)
@@ -118,6 +159,16 @@ func (s *Service) SignInLink(ctx context.Context, botID string, conv store.Conve
 		}
 	}
 	s.links[id] = link{botID: botID, convID: conv.ID, userID: conv.UserID, conn: connectionName, exp: s.now().Add(s.lim.LinkTTL)}
+	// A user holds at most maxLinksPerUser links per connection (the
+	// oldest is retired with its flows): each OAuthCard mints one, and a
+	// user asking again and again must not fill the table for everyone.
+	key := pendingKey(botID, conv.UserID, connectionName)
+	ids := append(s.userLinks[key], id)
+	for len(ids) > maxLinksPerUser {
+		s.dropLink(ids[0])
+		ids = ids[1:]
+	}
+	s.userLinks[key] = ids
 	// signin is the last parameter: Web Chat appends
 	// "&code_challenge=<session id>" percent-encoded to the URL.
 	return s.cfg.PublicURL + "/api/oauth/signin?signin=" + id, nil
@@ -190,6 +241,9 @@ func (s *Service) parseState(ctx context.Context, botID, raw string) (tokenState
 	}
 	if st.Conversation.User.ID != conv.UserID {
 		return st, store.Conversation{}, errState("state.conversation.user is not the conversation's user")
+	}
+	if !BoundUserID(conv.UserID) {
+		return st, store.Conversation{}, errState(errClaimable)
 	}
 	return st, conv, nil
 }
@@ -557,6 +611,7 @@ func (s *Service) redeem(ctx context.Context, c store.OAuthConnection, userID, c
 		s.logger.Error("storing the user token failed", "bot", c.BotID, "connection", c.Name, "err", err)
 		return false
 	}
+	s.retireLinks(key)
 	s.logger.Info("user signed in", "bot", c.BotID, "user", userID, "connection", c.Name, "conversation", p.convID)
 	return true
 }
@@ -602,7 +657,12 @@ func (s *Service) store(ctx context.Context, c store.OAuthConnection, userID str
 // token reads a user's token: none past the login's end (the row is
 // deleted), refreshed with the provider's refresh token when the access
 // token has expired and the login has not.
+//
+// Reads of one token are serialised: parallel turns of a bot would
+// otherwise refresh with the same refresh token, which a provider that
+// rotates them accepts once, and the losers signed the user out.
 func (s *Service) token(ctx context.Context, c store.OAuthConnection, userID string) (TokenResponse, bool) {
+	defer s.tokenLocks.lock(pendingKey(c.BotID, userID, c.Name))()
 	ut, err := s.st.GetUserToken(ctx, c.BotID, userID, c.Name)
 	if err != nil {
 		return TokenResponse{}, false
@@ -628,6 +688,13 @@ func (s *Service) token(ctx context.Context, c store.OAuthConnection, userID str
 			return TokenResponse{}, false
 		}
 		if st, err = s.refresh(ctx, c, userID, st, ut.SignedInAt); err != nil {
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) {
+				// The provider could not be reached: the login stays,
+				// the next read tries again.
+				s.logger.Warn("refreshing a user token failed; it is kept for the next try", "bot", c.BotID, "connection", c.Name, "err", exchangeErr(err))
+				return TokenResponse{}, false
+			}
 			s.logger.Warn("refreshing a user token failed: the user must sign in again", "bot", c.BotID, "connection", c.Name, "err", exchangeErr(err))
 			_, _ = s.st.DeleteUserTokens(ctx, c.BotID, userID, c.Name)
 			return TokenResponse{}, false

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +90,46 @@ type Service struct {
 	codes      map[string]pending // bot, user, connection -> token awaiting its magic code
 	fails      map[string]failures
 	linkFlows  map[string][]string // sign-in link id -> its flows' states, oldest first
+	userLinks  map[string][]string // bot, user, connection -> its link ids, oldest first
+
+	// tokenLocks serialises the reads of one user token (bot, user,
+	// connection): a refresh uses the provider's refresh token once.
+	tokenLocks keyLocks
+}
+
+// keyLocks is a mutex per key, held only while in use.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu    sync.Mutex
+	users int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyLocks) lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyLock{}
+	}
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{}
+		k.m[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // New builds the service.
@@ -105,7 +146,7 @@ func New(cfg Config) *Service {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	return &Service{cfg: cfg, st: cfg.Store, sealer: cfg.Sealer, auth: cfg.Auth, logger: cfg.Logger, now: cfg.Now, lim: cfg.Limits,
 		client: cfg.HTTPClient, discovered: map[string]discovery{}, links: map[string]link{}, flows: map[string]flow{},
-		codes: map[string]pending{}, fails: map[string]failures{}, linkFlows: map[string][]string{}}
+		codes: map[string]pending{}, fails: map[string]failures{}, linkFlows: map[string][]string{}, userLinks: map[string][]string{}}
 }
 
 // SetHTTPClient replaces the client that calls identity providers (a
@@ -234,6 +275,10 @@ func query(w http.ResponseWriter, r *http.Request, required []string, optional .
 // a bot acts only for its own users.
 func (s *Service) authorizeUser(w http.ResponseWriter, r *http.Request, botID, userID string) bool {
 	ctx := r.Context()
+	if !BoundUserID(userID) {
+		writeErr(w, http.StatusForbidden, "Forbidden", errClaimable)
+		return false
+	}
 	ids, err := s.st.UserConversations(ctx, userID)
 	if err != nil {
 		s.logger.Error("token service: user lookup failed", "err", err)
@@ -248,6 +293,21 @@ func (s *Service) authorizeUser(w http.ResponseWriter, r *http.Request, botID, u
 	writeErr(w, http.StatusForbidden, "Forbidden", "userId is not a user of this bot's conversations")
 	return false
 }
+
+// boundPrefix starts the user ids only a Direct Line token binds: a
+// client of an unbound conversation cannot send one as from.id
+// (directline refuses it), so the bot's userId is the bound user's.
+const boundPrefix = "dl_"
+
+// errClaimable explains why a user id without boundPrefix gets no token.
+const errClaimable = "user tokens need a user id bound in a Direct Line token and starting with dl_ " +
+	"(generate the token with user.id \"dl_...\"): a client of an unbound conversation can claim any other id"
+
+// BoundUserID reports whether userID can only come from a token's binding
+// (dl_...), never from a client's claim. Only such users sign in and get
+// tokens: otherwise a client could call itself "alice" in an unbound
+// conversation of the same bot and the bot would read alice's token.
+func BoundUserID(userID string) bool { return strings.HasPrefix(userID, boundPrefix) }
 
 // connection loads a connection of botID; it answers the client itself
 // when there is none.
@@ -318,6 +378,25 @@ func (s *Service) signOut(w http.ResponseWriter, r *http.Request) {
 	q, ok := query(w, r, []string{"userId"}, "connectionName", "channelId")
 	if !ok || !s.checkChannel(w, q["channelId"]) || !s.authorizeUser(w, r, botID, q["userId"]) {
 		return
+	}
+	// Wait for reads refreshing these tokens: a refresh that ended after
+	// the delete would store the token again.
+	names := []string{q["connectionName"]}
+	if names[0] == "" {
+		conns, err := s.st.ListOAuthConnections(r.Context(), botID)
+		if err != nil {
+			s.logger.Error("token service: list connections failed", "err", err)
+			writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not sign the user out")
+			return
+		}
+		names = names[:0]
+		for _, c := range conns {
+			names = append(names, c.Name)
+		}
+		sort.Strings(names) // one order: two sign-outs cannot deadlock
+	}
+	for _, name := range names {
+		defer s.tokenLocks.lock(pendingKey(botID, q["userId"], name))()
 	}
 	n, err := s.st.DeleteUserTokens(r.Context(), botID, q["userId"], q["connectionName"])
 	if err != nil {
