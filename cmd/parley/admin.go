@@ -92,6 +92,11 @@ func (a *app) botCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if insecure && sf.config != "" && !cfg.InsecureHTTP {
+				// serve refuses to start with such a bot; a running one
+				// would call it without authentication.
+				return fmt.Errorf("--insecure-no-auth: %s serves TLS (production), where 'parley serve' refuses insecure bots and a running server would call this one without authentication: nothing was created. For development, use a configuration with insecure_http: true on loopback", sf.config)
+			}
 			if err := checkEndpointHost(endpoint); err != nil {
 				return err
 			}
