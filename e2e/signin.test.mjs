@@ -122,7 +122,7 @@ before(async () => {
   { input: clientSecret });
   const cfg = join(data, 'parley.yaml');
   writeFileSync(cfg, `listen: 127.0.0.1:${port}\npublic_url: ${base}\ndata_dir: ${data}\n` +
-    `tls:\n  cert_file: ${join(certs, 'server.pem')}\n  key_file: ${join(certs, 'server.key')}\n`);
+    `tls:\n  cert_file: ${join(certs, 'server.pem')}\n  key_file: ${join(certs, 'server.key')}\nmetrics:\n  listen: 127.0.0.1:0\n`);
   // Go reads SSL_CERT_FILE: Parley trusts the test CA for the provider.
   const parley = startProcess('parley', bin, ['serve', '--config', cfg], { SSL_CERT_FILE: join(certs, 'ca.pem') }, /parley serving/);
   stops.push(() => parley.stop());
@@ -201,7 +201,7 @@ test('sign-in from an OAuthPrompt completes without a magic code (default Chromi
   const browser = await launch();
   try {
     const context = await browser.newContext({ ignoreHTTPSErrors: true }); // the test CA
-    const { page } = await openChat(context, env.otherSitePage);
+    const { page } = await openChat(context, env.sameSitePage);
     const popup = await clickSignIn(page);
     const text = await signInAtProvider(popup);
     assert.match(text, /You are signed in/, 'Parley showed: ' + text);
@@ -255,7 +255,7 @@ test('another browser falls back to the magic code; the code does nothing in ano
     const mine = await browser.newContext({ ignoreHTTPSErrors: true });
     const links = [];
     mine.on('request', (r) => { if (r.url().startsWith(env.base + '/api/oauth/signin')) links.push(r.url()); });
-    const { page } = await openChat(mine, env.otherSitePage);
+    const { page } = await openChat(mine, env.sameSitePage);
     const popup = await clickSignIn(page);
     await popup.waitForURL((u) => u.href.startsWith(env.issuer + '/auth'), { timeout: 20000 });
     await popup.close();
