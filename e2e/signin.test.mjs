@@ -10,21 +10,26 @@
 // preloaded localhost-dns.cjs); the page is served on
 // https://www.parley.localhost:Q (the same site as Parley) and on
 // https://127.0.0.1:Q (another site).
-//   1. default Chromium, same-site page: no magic code;
-//   2. third-party cookies blocked (--test-third-party-cookie-phaseout and
-//      CDP Network.setCookieControls enableThirdPartyCookieRestriction),
-//      same-site page: no magic code; the page on another site gets no
-//      session cookie (checked in the cookie jar) and the magic code;
+//
+// Third-party cookies are set through Chromium's own user setting, the
+// preference profile.cookie_controls_mode of a throwaway profile
+// (launchPersistentContext): 0 allows them, 1 blocks them (what Settings >
+// "Block third-party cookies" stores). Measured with Chromium 156: with
+// no preference, or in Playwright's incognito contexts, they are blocked;
+// the --test-third-party-cookie-phaseout flag changes nothing here. The
+// test proves the blocking from Chromium itself: the DevTools protocol
+// reports the session cookie of the cross-site page as blocked with reason
+// "UserPreferences", and the jar stays without it.
+//   1. third-party cookies allowed, page on another site: no magic code;
+//   2. third-party cookies blocked, page on the same site: no magic code;
+//      page on another site: the cookie is blocked, the magic code shows;
 //   3. the sign-in link opened in another browser context falls back to
 //      the magic code; the code typed in another conversation does nothing,
 //      in the right one it signs the user in.
-// Observed: Chromium 156 headless here refuses the cross-site cookie even
-// without the flag, so case 2's other-site half shows the blocking holds,
-// not that the flag alone causes it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { writeFileSync, appendFileSync, readFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, appendFileSync, readFileSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
@@ -65,6 +70,34 @@ function launch(extra = []) {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run', ...extra],
   });
+}
+
+/**
+ * A Chromium with a throwaway profile whose cookie setting is mode
+ * (profile.cookie_controls_mode: 0 allow third-party cookies, 1 block
+ * them). Resolves a persistent context that records, through the DevTools
+ * protocol, the reasons Chromium gives for each cookie it refuses.
+ */
+async function launchProfile(mode) {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-chromium-'));
+  mkdirSync(join(dir, 'Default'));
+  writeFileSync(join(dir, 'Default', 'Preferences'), JSON.stringify({ profile: { cookie_controls_mode: mode } }));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, ignoreHTTPSErrors: true, // the test CA
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  context.blockedCookies = [];
+  const watch = async (p) => {
+    const cdp = await context.newCDPSession(p);
+    cdp.on('Network.responseReceivedExtraInfo', (e) => {
+      for (const b of e.blockedCookies || []) context.blockedCookies.push({ name: b.cookie?.name, reasons: b.blockedReasons });
+    });
+    await cdp.send('Network.enable');
+  };
+  context.watching = Promise.all(context.pages().map(watch));
+  context.on('page', (p) => { context.watching = Promise.all([context.watching, watch(p)]); });
+  return context;
 }
 
 let env; // what every test uses
@@ -152,17 +185,11 @@ after(async () => {
   for (const stop of stops.reverse()) await stop();
 });
 
-/** A context whose pages run with third-party cookies restricted (CDP, per page). */
-async function blockingContext(browser) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  context.on('page', (p) => { context.newCDPSession(p).then((s) => s.send('Network.setCookieControls', { enableThirdPartyCookieRestriction: true, disableThirdPartyCookieMetadata: true, disableThirdPartyCookieHeuristics: true })).catch(() => {}); });
-  return context;
-}
-
 /** Opens the chat page at origin in context; resolves {page, user}. */
 async function openChat(context, origin) {
   const { user, token } = await env.dlToken();
   const page = await openPage(context);
+  await context.watching;
   await page.goto(`${origin}/#token=${encodeURIComponent(token)}`);
   await page.getByText(`Hello ${user}`).first().waitFor({ timeout: 30000 });
   return { page, user };
@@ -208,47 +235,49 @@ function assertCleanLogs() {
   assert.doesNotMatch(env.botProc.output(), /turn error|process failed/, 'the bot failed a turn');
 }
 
-test('sign-in from an OAuthPrompt completes without a magic code (default Chromium)', { timeout: 120000 }, async () => {
-  const browser = await launch();
+test('third-party cookies allowed: sign-in from an OAuthPrompt completes without a magic code', { timeout: 120000 }, async () => {
+  const context = await launchProfile(0);
   try {
-    const context = await browser.newContext({ ignoreHTTPSErrors: true }); // the test CA
-    const { page } = await openChat(context, env.sameSitePage);
+    const { page } = await openChat(context, env.otherSitePage);
     const popup = await clickSignIn(page);
     const text = await signInAtProvider(popup);
     assert.match(text, /You are signed in/, 'Parley showed: ' + text);
     assert.equal(await popup.locator('#magic-code').count(), 0, 'a magic code was shown');
     await tokenThenSignOut(page);
-    await screenshot(page, 'signin-default');
-    assert.deepEqual(page.errors.filter((e) => !/favicon/.test(e)), [], 'console errors');
+    await screenshot(page, 'signin-3pc-allowed');
+    assert.deepEqual(context.blockedCookies, [], 'Chromium blocked a cookie');
+    assert.deepEqual(page.errors, [], 'console errors');
     assertCleanLogs();
   } finally {
-    await browser.close();
+    await context.close();
   }
 });
 
-test('third-party cookies blocked: same-site page signs in without a magic code; another site gets the code', { timeout: 150000 }, async () => {
-  const browser = await launch(['--test-third-party-cookie-phaseout']);
+test('third-party cookies blocked: the same-site page signs in without a magic code; another site gets the code', { timeout: 150000 }, async () => {
+  // Same site (www. and chat.parley.localhost): the session cookie is first-party.
+  const context = await launchProfile(1);
   try {
-    const context = await blockingContext(browser);
-    // Same site (www. and chat.parley.localhost): the session cookie is first-party.
     const { page } = await openChat(context, env.sameSitePage);
     const popup = await clickSignIn(page);
     const text = await signInAtProvider(popup);
     assert.match(text, /You are signed in/, 'Parley showed: ' + text);
     await tokenThenSignOut(page);
     await screenshot(page, 'signin-3pc-blocked-same-site');
-    const jar = await context.cookies(env.base);
-    assert.ok(jar.some((c) => c.name === 'parley_dl_session'), 'the same-site page got no session cookie');
+    assert.ok((await context.cookies(env.base)).some((c) => c.name === 'parley_dl_session'), 'the same-site page got no session cookie');
+    assert.deepEqual(context.blockedCookies, [], 'Chromium blocked a first-party cookie');
+  } finally {
     await context.close();
+  }
 
-    // Proof that the blocking is in effect: in a fresh jar of the same
-    // browser, the page on another site never gets the cookie set (the
-    // default browser does, test above), so the sign-in needs the code.
-    const context2 = await blockingContext(browser);
+  // The same setting, the page on another site: Chromium refuses the
+  // session cookie as a third-party cookie, so the sign-in needs the code.
+  const context2 = await launchProfile(1);
+  try {
     const other = await openChat(context2, env.otherSitePage);
     const popup2 = await clickSignIn(other.page);
     const text2 = await signInAtProvider(popup2);
     assert.match(text2, /Type this code in the chat/, 'Parley showed: ' + text2);
+    assert.deepEqual(context2.blockedCookies, [{ name: 'parley_dl_session', reasons: ['UserPreferences'] }], 'what Chromium blocked');
     assert.deepEqual((await context2.cookies(env.base)).filter((c) => c.name === 'parley_dl_session'), [], 'the third-party cookie was stored');
     const code = (await popup2.locator('#magic-code').innerText()).trim();
     assert.match(code, /^\d{6}$/);
@@ -256,7 +285,7 @@ test('third-party cookies blocked: same-site page signs in without a magic code;
     await botSaid(other.page, `signed in as ${USER}`).first().waitFor({ timeout: 20000 });
     assertCleanLogs();
   } finally {
-    await browser.close();
+    await context2.close();
   }
 });
 
