@@ -321,8 +321,12 @@ test('another browser falls back to the magic code; the code does nothing in ano
     const stranger = await openChat(elsewhere, env.otherSitePage);
     await send(stranger.page, 'login');
     await stranger.page.getByRole('button', { name: 'Sign in' }).first().waitFor({ timeout: 20000 });
+    // The prompt asks Parley for the token with the code: 404, no token.
+    const noToken = () => (env.parley.output().match(/"route":"GET \/api\/usertoken\/GetToken","status":404/g) || []).length;
+    const before404 = noToken();
     await send(stranger.page, code);
-    await stranger.page.waitForTimeout(3000);
+    await waitFor('the bot to try the code', () => noToken() > before404, 20000);
+    await stranger.page.waitForTimeout(500);
     assert.equal(await botSaid(stranger.page, 'signed in as').count(), 0, 'the code signed in another conversation');
 
     // Typed into the chat it belongs to, it signs the user in.
