@@ -29,7 +29,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { writeFileSync, appendFileSync, readFileSync, mkdtempSync, mkdirSync } from 'node:fs';
+import { writeFileSync, appendFileSync, readFileSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
@@ -87,6 +87,7 @@ async function launchProfile(mode) {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
+  profiles.push(dir);
   context.blockedCookies = [];
   const watch = async (p) => {
     const cdp = await context.newCDPSession(p);
@@ -102,6 +103,7 @@ async function launchProfile(mode) {
 
 let env; // what every test uses
 const stops = [];
+const profiles = []; // Chromium profile directories, removed at the end
 before(async () => {
   const certs = process.env.PARLEY_E2E_CERTS;
   assert.ok(certs && process.env.NODE_EXTRA_CA_CERTS, 'run with the env of `npm test`, which makes the test CA');
@@ -183,6 +185,7 @@ before(async () => {
 });
 after(async () => {
   for (const stop of stops.reverse()) await stop();
+  for (const dir of profiles) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 });
 
 /** Opens the chat page at origin in context; resolves {page, user}. */
