@@ -1,16 +1,43 @@
 // The bot's behaviour: echo, plus commands that exercise the Bot Connector
 // API through Parley (update, delete, members, attachment upload, a
-// proactive message, a streamed reply).
-const { ActivityHandler, TurnContext, MessageFactory, CardFactory } = require('botbuilder');
+// proactive message, a streamed reply), and a sign-in (login: botbuilder's
+// OAuthPrompt with the OAuth connection OAUTH_CONNECTION, then token and
+// logout through the bot's UserTokenClient).
+const { ActivityHandler, TurnContext, MessageFactory, CardFactory, ConversationState, MemoryStorage } = require('botbuilder');
+const { DialogSet, DialogTurnStatus, OAuthPrompt, WaterfallDialog } = require('botbuilder-dialogs');
 const { describeAttachment } = require('./attachments');
 
 class ExampleBot extends ActivityHandler {
   constructor(adapter, appId) {
     super();
+    // Sign-in: an OAuthPrompt in a waterfall, state in memory.
+    const connectionName = process.env.OAUTH_CONNECTION || 'idp';
+    this.conversationState = new ConversationState(new MemoryStorage());
+    const dialogs = new DialogSet(this.conversationState.createProperty('dialogState'));
+    dialogs.add(new OAuthPrompt('oauth', { connectionName, title: 'Sign in', text: 'Please sign in to continue', timeout: 300000 }));
+    dialogs.add(new WaterfallDialog('login', [
+      (step) => step.beginDialog('oauth'),
+      async (step) => {
+        if (!step.result?.token) {
+          await step.context.sendActivity('sign-in did not complete');
+        } else {
+          await step.context.sendActivity(`signed in as ${await whoIs(step.result.token)}`);
+        }
+        return step.endDialog();
+      },
+    ]));
+    const userTokens = (context) => context.turnState.get(context.adapter.UserTokenClientKey);
+    // A token response (sign-in without a magic code) continues the prompt.
+    this.onTokenResponseEvent(async (context, next) => {
+      const dc = await dialogs.createContext(context);
+      await dc.continueDialog();
+      await next();
+    });
+
     this.onMembersAdded(async (context, next) => {
       for (const m of context.activity.membersAdded || []) {
         if (m.id !== context.activity.recipient.id) {
-          await context.sendActivity(`Hello ${m.id}, I am a botbuilder bot behind Parley. Try: update, delete, members, upload, proactive, card, stream.`);
+          await context.sendActivity(`Hello ${m.id}, I am a botbuilder bot behind Parley. Try: update, delete, members, upload, proactive, card, stream, login, token, logout.`);
         }
       }
       await next();
@@ -20,7 +47,28 @@ class ExampleBot extends ActivityHandler {
       const text = (context.activity.text || '').trim();
       const conversationId = context.activity.conversation.id;
       const connector = () => context.turnState.get(context.adapter.ConnectorClientKey);
+      // A sign-in in progress reads the message (a magic code).
+      const dc = await dialogs.createContext(context);
+      if (dc.activeDialog) {
+        const r = await dc.continueDialog();
+        if (r.status !== DialogTurnStatus.empty) { await next(); return; }
+      }
+      const { from, channelId } = context.activity;
       switch (text) {
+        case 'login': {
+          await dc.beginDialog('login');
+          break;
+        }
+        case 'token': {
+          const t = await userTokens(context).getUserToken(from.id, connectionName, channelId);
+          await context.sendActivity(t?.token ? `token: signed in as ${await whoIs(t.token)}` : 'token: none');
+          break;
+        }
+        case 'logout': {
+          await userTokens(context).signOutUser(from.id, connectionName, channelId);
+          await context.sendActivity('signed out');
+          break;
+        }
         case 'update': {
           const sent = await context.sendActivity('draft message');
           await context.updateActivity({ type: 'message', id: sent.id, text: 'updated message' });
@@ -77,6 +125,21 @@ class ExampleBot extends ActivityHandler {
       await next();
     });
   }
+
+  async run(context) {
+    await super.run(context);
+    await this.conversationState.saveChanges(context, false);
+  }
+}
+
+// whoIs names the token's user: the subject the provider's userinfo
+// endpoint (OAUTH_USERINFO_URL) answers, or "someone" without one.
+async function whoIs(token) {
+  const url = process.env.OAUTH_USERINFO_URL;
+  if (!url) return 'someone';
+  const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  if (!res.ok) return `nobody (userinfo answered ${res.status})`;
+  return (await res.json()).sub;
 }
 
 // The text the stream command sends, one word group per chunk.
