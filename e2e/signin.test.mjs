@@ -266,7 +266,7 @@ test('third-party cookies blocked: the same-site page signs in without a magic c
     assert.match(text, /You are signed in/, 'Parley showed: ' + text);
     await tokenThenSignOut(page);
     await screenshot(page, 'signin-3pc-blocked-same-site');
-    assert.ok((await context.cookies(env.base)).some((c) => c.name === 'parley_dl_session'), 'the same-site page got no session cookie');
+    assert.ok((await context.cookies(env.base)).some((c) => c.name === '__Host-parley_dl_session'), 'the same-site page got no session cookie');
     assert.deepEqual(context.blockedCookies, [], 'Chromium blocked a first-party cookie');
   } finally {
     await context.close();
@@ -280,8 +280,8 @@ test('third-party cookies blocked: the same-site page signs in without a magic c
     const popup2 = await clickSignIn(other.page);
     const text2 = await signInAtProvider(popup2);
     assert.match(text2, /Type this code in the chat/, 'Parley showed: ' + text2);
-    assert.deepEqual(context2.blockedCookies, [{ name: 'parley_dl_session', reasons: ['UserPreferences'] }], 'what Chromium blocked');
-    assert.deepEqual((await context2.cookies(env.base)).filter((c) => c.name === 'parley_dl_session'), [], 'the third-party cookie was stored');
+    assert.deepEqual(context2.blockedCookies, [{ name: '__Host-parley_dl_session', reasons: ['UserPreferences'] }], 'what Chromium blocked');
+    assert.deepEqual((await context2.cookies(env.base)).filter((c) => c.name === '__Host-parley_dl_session'), [], 'the third-party cookie was stored');
     const code = (await popup2.locator('#magic-code').innerText()).trim();
     assert.match(code, /^\d{6}$/);
     await send(other.page, code);
