@@ -9,7 +9,10 @@
 //     several steps, shows the typing indicator for the informative update,
 //     and ends as one message;
 //   - after a reload the reply shows once; after a reload in the middle of
-//     a second stream, both replies end as one final message each.
+//     a second stream, both replies end as one final message each; after
+//     the socket drops in the middle of a third, DirectLineJS resumes from
+//     its watermark and that reply too ends as one message (Parley's socket
+//     never repeats or reorders an activity, the page receives each once).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -32,7 +35,8 @@ function sitePage(webchat, directline) {
     const directLine = WebChat.createDirectLine({ token: p.get('token'), conversationId: p.get('conv') || undefined, domain: ${JSON.stringify(directline)} });
     window.received = [];
     directLine.activity$.subscribe({ next: (a) => window.received.push(a), error: () => {} });
-    WebChat.renderWebChat({ directLine }, document.getElementById('webchat'));
+    window.store = WebChat.createStore();
+    WebChat.renderWebChat({ directLine, store: window.store }, document.getElementById('webchat'));
   `));
 }
 
@@ -86,6 +90,12 @@ test('Agents SDK example agent in Web Chat 4.18.1: echo, streamed reply growing 
   t.after(() => browser.close());
   const context = await browser.newContext({ ignoreHTTPSErrors: true }); // the test CA's server certificate
   const page = await openPage(context);
+  // Keeps the page's WebSockets reachable, to cut one mid-stream below.
+  await page.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.sockets = [];
+    window.WebSocket = class extends Native { constructor(...args) { super(...args); window.sockets.push(this); } };
+  });
   const url = sitePage(webchat, directline);
   const user = 'dl_' + randomBytes(12).toString('hex');
   const creds = await generateToken(directline, site.secrets[0], user);
@@ -168,6 +178,33 @@ test('Agents SDK example agent in Web Chat 4.18.1: echo, streamed reply growing 
   assert.deepEqual([...gotIds.map((id) => Number(id.split('|').pop()))].sort((a, b) => a - b), wire, 'DirectLineJS did not pass on what the socket carried');
   console.log('after the reload mid-stream the page received: ' + JSON.stringify(got.map((a) => `${a.id} ${a.type}${a.st ? '/' + a.st : ''} ${(a.text || '').slice(0, 20)}`)));
   await screenshot(page, 'agents-stream-reloaded-mid-stream');
+
+  // The connection drops in the middle of a third stream (Web Chat stays
+  // on the page): DirectLineJS reconnects from its watermark and the
+  // half-drawn reply ends as its final message, once.
+  await send(page, 'stream');
+  await waitFor('the third stream to be half-way', async () => {
+    const texts = await botBubbles(page, 'Streamed');
+    return texts.length === 3 && texts[2].includes('replies') && !texts[2].includes('chunks.');
+  }, 30000);
+  const socketsBefore = await page.evaluate(() => { window.sockets.at(-1).close(); return window.sockets.length; });
+  await waitFor('the third stream to end after the reconnect', async () => (await botBubbles(page, FINAL)).length === 3, 40000);
+  assert.ok(await page.evaluate((n) => window.sockets.length > n, socketsBefore), 'DirectLineJS did not open a new socket');
+  await page.waitForTimeout(1500);
+  const dropped = await botBubbles(page, 'Streamed');
+  assert.equal(dropped.length, 3, `after a reconnect mid-stream: ${JSON.stringify(dropped)}`);
+  for (const text of dropped) assert.ok(text.includes(FINAL), `a stream did not end with its final text: ${text}`);
+  assert.ok(wire.every((v, i) => i === 0 || v > wire[i - 1]), `the resumed socket repeated or reordered activities: ${JSON.stringify(wire)}`);
+  const all = await page.evaluate(() => window.received.map((a) => a.id));
+  assert.equal(new Set(all).size, all.length, `an activity was received twice: ${JSON.stringify(all)}`);
+  assert.equal(await page.evaluate((f) => window.received.filter((a) => a.type === 'message' && a.text === f).length, FINAL), 3);
+  // Each reply is drawn under its question (Web Chat 4.18.1 drew the third
+  // stream above the second one's reply before Parley stopped copying
+  // streamSequence onto a stream's first activity).
+  const order = await page.locator('.webchat__basic-transcript__activity').evaluateAll((els) => els.map((e) =>
+    (e.querySelector('.webchat__stacked-layout--from-user') ? 'user:' : 'bot:') + (e.innerText.includes('Streamed') ? 'reply' : e.innerText.includes('stream') ? 'stream' : 'other')));
+  assert.deepEqual(order.slice(-6), ['user:stream', 'bot:reply', 'user:stream', 'bot:reply', 'user:stream', 'bot:reply'], `transcript order: ${JSON.stringify(order)}`);
+  await screenshot(page, 'agents-stream-reconnected-mid-stream');
 
   assert.deepEqual(page.errors, [], 'console errors: ' + page.errors.join('\n'));
   assert.doesNotMatch(parley.output(), /bot answered 40[13]|dead-lettered|bot authentication failed|client authentication failed/, 'a delivery or a bot call was refused');

@@ -193,6 +193,14 @@ func parseStream(a Activity) (streamInfo, bool, error) {
 
 // withStreamData copies the entity form's metadata into channelData (Web
 // Chat 4.18.1 reads only that), keeping channelData's other members.
+//
+// A stream's first activity (no streamId) gets no streamSequence there:
+// Web Chat 4.18.1 places a typing activity that has one next to the
+// earlier typing activity with the same channelData.streamId, and for a
+// first activity that is "none", so it matched every earlier stream's
+// first activity still on the page and drew the new reply above earlier
+// ones (seen with the Agents SDK agent in e2e/agents-webchat.test.mjs).
+// Without it the first activity is placed by its timestamp.
 func withStreamData(a Activity, si streamInfo) Activity {
 	if !si.entity {
 		return a
@@ -203,11 +211,11 @@ func withStreamData(a Activity, si streamInfo) Activity {
 		m = map[string]json.RawMessage{}
 	}
 	m["streamType"], _ = json.Marshal(si.typ)
-	if si.seq > 0 {
-		m["streamSequence"], _ = json.Marshal(si.seq)
-	}
 	if si.id != "" {
 		m["streamId"], _ = json.Marshal(si.id)
+		if si.seq > 0 {
+			m["streamSequence"], _ = json.Marshal(si.seq)
+		}
 	}
 	a.Set("channelData", m)
 	return a
