@@ -200,9 +200,22 @@ func parseStream(a Activity) (streamInfo, bool, error) {
 // first activity that is "none", so it matched every earlier stream's
 // first activity still on the page and drew the new reply above earlier
 // ones (seen with the Agents SDK agent in e2e/agents-webchat.test.mjs).
-// Without it the first activity is placed by its timestamp.
+// Without it the first activity is placed by its timestamp. For the same
+// reason a streamSequence the bot itself put in a first activity's
+// channelData (Web Chat's own form, as botbuilder bots send it) is removed
+// (the entity, if any, keeps its own).
 func withStreamData(a Activity, si streamInfo) Activity {
 	if !si.entity {
+		if si.id != "" {
+			return a
+		}
+		m := a.Object("channelData")
+		if _, ok := m["streamSequence"]; !ok {
+			return a
+		}
+		a = a.Clone()
+		delete(m, "streamSequence")
+		a.Set("channelData", m)
 		return a
 	}
 	a = a.Clone()
