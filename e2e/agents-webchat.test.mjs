@@ -28,7 +28,7 @@ const exampleAgent = join(dirname(fileURLToPath(import.meta.url)), '..', 'exampl
 // What the example agent streams for "stream" (examples/agents-sdk-agent/index.js).
 const FINAL = 'Streamed replies arrive in chunks.';
 
-/** Web Chat on a token (and conversation) from the hash; every activity the page's DirectLineJS receives is kept in window.received. */
+/** Web Chat on a token (and conversation) from the hash; every activity the page's DirectLineJS receives is kept in window.received, and Web Chat's store is window.store (its activities carry the webchat:sequence-id that orders the transcript, for reading a failure). */
 function sitePage(webchat, directline) {
   return webchat.page('/agent.html', chatPage(webchat.url, `
     const p = new URLSearchParams(location.hash.slice(1));
