@@ -234,6 +234,13 @@ test('streamed replies render progressively in Web Chat 4.18.1, in both forms, a
       for (const text of after) assert.ok(text.includes(FINAL), `a stream did not end with its final text: ${text}`);
       assert.equal(await transcriptItems(page, 'Thinking').count(), 0, 'an informative update was left in the transcript');
       await screenshot(page, `stream-${form.name}-reloaded-mid-stream`);
+      // A third stream on this page (which holds the second's first
+      // activity) is drawn under its question.
+      await send(page, 'stream');
+      await waitFor('the third stream to end', async () => (await botBubbles(page, STORY[4])).length === 3, 30000);
+      const order = await page.locator('.webchat__basic-transcript__activity').evaluateAll((els) => els.map((e) =>
+        (e.querySelector('.webchat__stacked-layout--from-user') ? 'user' : 'bot') + (/stream/i.test(e.innerText) ? ':stream' : '')));
+      assert.deepEqual(order.slice(-6), ['user:stream', 'bot:stream', 'user:stream', 'bot:stream', 'user:stream', 'bot:stream'], `transcript order: ${JSON.stringify(order)}`);
       assert.deepEqual(page.errors, [], 'console errors: ' + page.errors.join('\n'));
       await page.close();
     });

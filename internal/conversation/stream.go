@@ -193,8 +193,29 @@ func parseStream(a Activity) (streamInfo, bool, error) {
 
 // withStreamData copies the entity form's metadata into channelData (Web
 // Chat 4.18.1 reads only that), keeping channelData's other members.
+//
+// A stream's first activity (no streamId) gets no streamSequence there:
+// Web Chat 4.18.1 places a typing activity that has one next to the
+// earlier typing activity with the same channelData.streamId, and for a
+// first activity that is "none", so it matched every earlier stream's
+// first activity still on the page and drew the new reply above earlier
+// ones (seen with the Agents SDK agent in e2e/agents-webchat.test.mjs).
+// Without it the first activity is placed by its timestamp. For the same
+// reason a streamSequence the bot itself put in a first activity's
+// channelData (Web Chat's own form, as botbuilder bots send it) is removed
+// (the entity, if any, keeps its own).
 func withStreamData(a Activity, si streamInfo) Activity {
 	if !si.entity {
+		if si.id != "" {
+			return a
+		}
+		m := a.Object("channelData")
+		if _, ok := m["streamSequence"]; !ok {
+			return a
+		}
+		a = a.Clone()
+		delete(m, "streamSequence")
+		a.Set("channelData", m)
 		return a
 	}
 	a = a.Clone()
@@ -203,11 +224,11 @@ func withStreamData(a Activity, si streamInfo) Activity {
 		m = map[string]json.RawMessage{}
 	}
 	m["streamType"], _ = json.Marshal(si.typ)
-	if si.seq > 0 {
-		m["streamSequence"], _ = json.Marshal(si.seq)
-	}
 	if si.id != "" {
 		m["streamId"], _ = json.Marshal(si.id)
+		if si.seq > 0 {
+			m["streamSequence"], _ = json.Marshal(si.seq)
+		}
 	}
 	a.Set("channelData", m)
 	return a
