@@ -3,7 +3,10 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -113,7 +116,7 @@ func BenchmarkConversationRoundTrip(b *testing.B) {
 		}
 	}()
 	b.SetParallelism((convs + 1) / 2) // GOMAXPROCS is 2 here
-	cpu0 := processCPU(b)
+	cpu0, w0 := processCPU(b), processWrites(b)
 	b.RunParallel(func(pb *testing.PB) {
 		conv := fmt.Sprintf("c%d", n.Add(1)%convs)
 		for pb.Next() {
@@ -130,9 +133,31 @@ func BenchmarkConversationRoundTrip(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
+	b.ReportMetric(float64(processWrites(b)-w0)/float64(b.N), "writes/op")
 	s.SetOutboxListener(nil)
 	close(done)
 	<-flushed
+}
+
+// processWrites is the process's write system calls so far (syscw in
+// /proc/self/io): SQLite writes each WAL frame's header and page
+// separately, so this counts the pages a round trip commits.
+func processWrites(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Skip("no /proc/self/io:", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no syscw in /proc/self/io")
+	return 0
 }
 
 // processCPU is the process's user+system CPU time so far.

@@ -899,8 +899,11 @@ func scanOutbox(rows *sql.Rows) ([]store.OutboxItem, error) {
 const outboxColsNoBody = `id, conversation_id, bot_id, activity_id, NULL, attempts, next_attempt_at, created_at, first_attempt_at`
 
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+outboxColsNoBody+` FROM outbox o WHERE next_attempt_at <= ?
-		AND id = (SELECT MIN(id) FROM outbox o2 WHERE o2.conversation_id = o.conversation_id)
+	// The heads come from the covering index outbox_conversation (ids
+	// only); only their rows are read. There is no index on
+	// next_attempt_at (migration 0017): the hot path would maintain it.
+	rows, err := s.r.QueryContext(ctx, `SELECT `+outboxColsNoBody+` FROM outbox
+		WHERE id IN (SELECT MIN(id) FROM outbox GROUP BY conversation_id) AND next_attempt_at <= ?
 		ORDER BY id LIMIT ?`, nanos(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("due outbox: %w", err)
