@@ -1,0 +1,209 @@
+// Package admin is the operators' service layer: who may do what
+// (roles, bot scopes, the permission table), the admin routes, and the
+// operations behind them, which the admin API and the CLI both call.
+//
+// Deny by default: an action not in the table is refused to every role,
+// and a route not in Routes is not served.
+package admin
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Role is an operator's or an API token's role.
+type Role string
+
+// The roles, from most to least powerful.
+const (
+	// RoleOwner may do everything.
+	RoleOwner Role = "owner"
+	// RoleAdmin may do everything except manage operators and keys.
+	RoleAdmin Role = "admin"
+	// RoleOperator manages bots, sites and origins day to day: no keys,
+	// no operators, and (through bot scopes) no other team's bots.
+	RoleOperator Role = "operator"
+	// RoleAuditor reads: configuration (never secrets), the audit log and
+	// the security report.
+	RoleAuditor Role = "auditor"
+)
+
+// Roles lists every role, most powerful first.
+var Roles = []Role{RoleOwner, RoleAdmin, RoleOperator, RoleAuditor}
+
+// ParseRole checks a role name.
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown role %q: use owner, admin, operator or auditor", s)
+}
+
+// Action is one permission. A route needs exactly one.
+type Action string
+
+// The actions. Keep permissions below in step: an action missing there is
+// denied to every role.
+const (
+	BotsRead    Action = "bots.read"
+	BotsWrite   Action = "bots.write"   // create, update, delete
+	BotsSecrets Action = "bots.secrets" // a bot's client secret: rotate
+
+	SitesRead    Action = "sites.read"
+	SitesWrite   Action = "sites.write"   // create, update, delete
+	SitesSecrets Action = "sites.secrets" // a site's Direct Line secrets: list (never the values), create, revoke
+	SitesOrigins Action = "sites.origins" // trusted origins
+
+	RetentionRead  Action = "retention.read"
+	RetentionWrite Action = "retention.write"
+
+	OAuthRead  Action = "oauth.read"
+	OAuthWrite Action = "oauth.write"
+
+	KeysRead   Action = "keys.read"
+	KeysManage Action = "keys.manage" // rotate, destroy (destroy needs re-authentication)
+
+	ConversationsRead  Action = "conversations.read"
+	ConversationsErase Action = "conversations.erase"
+
+	DeadLettersRead      Action = "deadletters.read"
+	DeadLettersRedeliver Action = "deadletters.redeliver" // redeliver or drop
+
+	OperatorsRead   Action = "operators.read"
+	OperatorsManage Action = "operators.manage" // invite, change role or scope, remove (owner changes need re-authentication)
+
+	TokensManage Action = "tokens.manage" // API tokens: one's own, never above one's own role or scope
+
+	AuditRead    Action = "audit.read"
+	SecurityRead Action = "security.read"
+
+	// SessionSelf is what every signed-in principal may do to itself:
+	// read its session, sign out, change its own password and MFA.
+	SessionSelf Action = "session.self"
+)
+
+// permissions is the permission table: the roles each action is granted
+// to. It is the only place rights are written down; docs/permissions.md
+// is generated from it (go test ./internal/admin -run TestPermissionDoc -update).
+var permissions = map[Action][]Role{
+	BotsRead:    {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
+	BotsWrite:   {RoleOwner, RoleAdmin, RoleOperator},
+	BotsSecrets: {RoleOwner, RoleAdmin, RoleOperator},
+
+	SitesRead:    {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
+	SitesWrite:   {RoleOwner, RoleAdmin, RoleOperator},
+	SitesSecrets: {RoleOwner, RoleAdmin, RoleOperator},
+	SitesOrigins: {RoleOwner, RoleAdmin, RoleOperator},
+
+	RetentionRead:  {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
+	RetentionWrite: {RoleOwner, RoleAdmin},
+
+	OAuthRead:  {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
+	OAuthWrite: {RoleOwner, RoleAdmin, RoleOperator},
+
+	KeysRead:   {RoleOwner, RoleAuditor},
+	KeysManage: {RoleOwner},
+
+	ConversationsRead:  {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
+	ConversationsErase: {RoleOwner, RoleAdmin},
+
+	DeadLettersRead:      {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
+	DeadLettersRedeliver: {RoleOwner, RoleAdmin, RoleOperator},
+
+	OperatorsRead:   {RoleOwner, RoleAuditor},
+	OperatorsManage: {RoleOwner},
+
+	TokensManage: {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
+
+	AuditRead:    {RoleOwner, RoleAuditor},
+	SecurityRead: {RoleOwner, RoleAdmin, RoleAuditor},
+
+	SessionSelf: {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
+}
+
+// Actions lists every action in the table, sorted.
+func Actions() []Action {
+	out := make([]Action, 0, len(permissions))
+	for a := range permissions {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Grants reports whether role holds action, before any bot scope.
+func Grants(role Role, action Action) bool {
+	return slices.Contains(permissions[action], role)
+}
+
+// PrincipalKind says how a principal signed in.
+type PrincipalKind string
+
+const (
+	// KindOperator is a person with a session (password and MFA, or SSO).
+	KindOperator PrincipalKind = "operator"
+	// KindToken is an API token.
+	KindToken PrincipalKind = "token"
+	// KindLocal is the CLI against the data directory: bootstrap and
+	// recovery by whoever can read the data directory and the master key.
+	KindLocal PrincipalKind = "local"
+)
+
+// Principal is who is asking: an operator, an API token, or the local
+// CLI. Bots empty means every bot.
+type Principal struct {
+	Kind PrincipalKind
+	// ID is the operator's or token's id; for KindLocal the OS user.
+	ID   string
+	Name string
+	Role Role
+	// Bots scopes the role to these bot ids; empty means every bot.
+	Bots []string
+	// Client is the pseudonymized client address, for the audit log.
+	Client string
+	// SessionID identifies the session (hashed, never the cookie) or the
+	// token, for the audit log.
+	SessionID string
+}
+
+// Label is how the audit log names the principal: "operator:ID",
+// "token:ID", "local:USER".
+func (p Principal) Label() string { return string(p.Kind) + ":" + p.ID }
+
+// Scoped reports whether p's bot scope includes botID. An unscoped
+// principal covers every bot; a scoped one only its bots, and never a
+// gateway-wide object (botID "").
+func (p Principal) Scoped(botID string) bool {
+	if len(p.Bots) == 0 {
+		return true
+	}
+	return botID != "" && slices.Contains(p.Bots, botID)
+}
+
+// Can reports whether p may perform action on an object of botID ("" for
+// an object that belongs to no bot: keys, operators, the audit log).
+func (p Principal) Can(action Action, botID string) bool {
+	if !Grants(p.Role, action) {
+		return false
+	}
+	if botID == "" {
+		return true
+	}
+	return p.Scoped(botID)
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal ctx carries, if any.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
