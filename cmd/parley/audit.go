@@ -36,7 +36,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "The tamper-evident audit log: verify, export, list, checkpoint",
 		Long: "Every admin action and security event is appended to a hash chain (SHA-256 over each entry and the\n" +
-			"previous hash). Signed checkpoints of the chain head (key purpose audit-checkpoint) are stored, and\n" +
+			"previous hash), each entry authenticated by a MAC under a key only the master key opens. Signed checkpoints of the chain head (key purpose audit-checkpoint) are stored, and\n" +
 			"appended to audit.anchor_file when set, so that a truncated tail is detected too. 'verify' needs the\n" +
 			"master key (it checks the signatures); 'list' and 'export' read the database only.",
 	}
@@ -108,6 +108,9 @@ func verifyText(rep audit.Report) string {
 		fmt.Fprintf(&b, ", %d signed by a destroyed key (unverifiable)", rep.Unverifiable)
 	}
 	b.WriteString("\n")
+	if rep.UnverifiableEntries > 0 {
+		fmt.Fprintf(&b, "%d entries carry a MAC under a destroyed key: they chain, but their origin can no longer be checked\n", rep.UnverifiableEntries)
+	}
 	if rep.Anchored {
 		fmt.Fprintf(&b, "anchored outside the database: yes (%d anchor-file checkpoints)\n", rep.AnchorCheckpoints)
 	} else {

@@ -230,10 +230,19 @@ func TestTamper(t *testing.T) {
 			h := audit.HashEntry(all[0])
 			e.attacker(t, fmt.Sprintf(`UPDATE audit_entries SET hash = x'%x' WHERE seq = 4`, h))
 		}, audit.KindEdited, 4},
-		{"edit and re-hash the whole chain (the checkpoint catches it)", func(t *testing.T, e *env) {
+		{"edit and re-hash the whole chain (the MAC catches it)", func(t *testing.T, e *env) {
 			e.attacker(t, `UPDATE audit_entries SET outcome = 'denied' WHERE seq = 4`)
 			e.rehash(t, 4)
-		}, audit.KindEdited, 10},
+		}, audit.KindEdited, 4},
+		{"append a forged entry with a valid hash", func(t *testing.T, e *env) {
+			all, _ := e.log.Entries(context.Background(), 0, 0)
+			f := audit.Entry{Seq: 11, Time: time.Now().UTC(), Event: event(1), Prev: all[9].Hash, KeyID: all[9].KeyID, MAC: all[9].MAC}
+			f.Actor, f.Action = "operator:alice", "keys.destroy"
+			f.Hash = audit.HashEntry(f)
+			e.attacker(t, fmt.Sprintf(`INSERT INTO audit_entries (seq, time, actor, role, action, target, outcome, client, detail, prev, hash, key_id, mac)
+				VALUES (11, %d, '%s', '%s', '%s', '%s', 'success', '%s', '{"field":"endpoint","n":"1"}', x'%x', x'%x', '%s', x'%x')`,
+				f.Time.UnixNano(), f.Actor, f.Role, f.Action, f.Target, f.Client, f.Prev, f.Hash, f.KeyID, f.MAC))
+		}, audit.KindEdited, 11},
 		{"delete a middle entry", func(t *testing.T, e *env) {
 			e.attacker(t, `DELETE FROM audit_entries WHERE seq = 5`)
 		}, audit.KindRemoved, 5},
@@ -317,9 +326,10 @@ func TestTruncationWithCheckpointsRemoved(t *testing.T) {
 	}
 }
 
-// TestAnchorCatchesRewrite: entries re-hashed after the last stored
-// checkpoint, with later checkpoints removed, are caught by the anchor.
-func TestAnchorCatchesRewrite(t *testing.T) {
+// TestRewriteAfterLastCheckpoint: entries re-hashed after the last stored
+// checkpoint, with later checkpoints removed, are caught by their MACs
+// (and, independently, by the anchor).
+func TestRewriteAfterLastCheckpoint(t *testing.T) {
 	e := newEnv(t)
 	e.record(t, 4)
 	e.checkpoint(t)
@@ -327,10 +337,23 @@ func TestAnchorCatchesRewrite(t *testing.T) {
 	e.checkpoint(t)
 	e.attacker(t, `UPDATE audit_entries SET outcome = 'failure' WHERE seq = 6`, `DELETE FROM audit_checkpoints WHERE seq > 4`)
 	e.rehash(t, 6)
-	if rep := verify(t, e.log, audit.VerifyOptions{}); !rep.OK {
-		t.Fatalf("store-only: %+v (a consistent rewrite past the last checkpoint is not detectable without an anchor)", rep.Problem)
+	wantProblem(t, verify(t, e.log, audit.VerifyOptions{}), audit.KindEdited, 6)
+	wantProblem(t, verify(t, e.log, audit.VerifyOptions{AnchorFile: e.anchor}), audit.KindEdited, 6)
+}
+
+// TestCheckpointRefusesForgedHead: the checkpointer never signs a head
+// Parley did not write.
+func TestCheckpointRefusesForgedHead(t *testing.T) {
+	e := newEnv(t)
+	e.record(t, 3)
+	e.attacker(t, `UPDATE audit_entries SET action = 'keys.destroy' WHERE seq = 3`)
+	e.rehash(t, 3)
+	if _, err := e.log.Checkpoint(context.Background()); err == nil || !strings.Contains(err.Error(), "not signing") {
+		t.Fatalf("Checkpoint of a forged head = %v", err)
 	}
-	wantProblem(t, verify(t, e.log, audit.VerifyOptions{AnchorFile: e.anchor}), audit.KindEdited, 8)
+	if cs, _ := e.st.ListAuditCheckpoints(context.Background()); len(cs) != 0 {
+		t.Fatalf("%d checkpoints stored", len(cs))
+	}
 }
 
 func TestForgedAnchorLineRefused(t *testing.T) {
@@ -385,7 +408,7 @@ func TestCheckpointAfterKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep = verify(t, l2, audit.VerifyOptions{})
-	if !rep.OK || rep.Checkpoints != 1 || rep.Unverifiable != 1 {
+	if !rep.OK || rep.Checkpoints != 1 || rep.Unverifiable != 1 || rep.UnverifiableEntries != 3 {
 		t.Fatalf("after destroying the first key: %+v", rep)
 	}
 }
@@ -589,16 +612,31 @@ func TestRecordCheckpointsWhenDue(t *testing.T) {
 	if err := e.log.Record(context.Background(), event(9)); err != nil {
 		t.Fatal(err)
 	}
+	lastSeq := func() int64 {
+		cs, _ := e.st.ListAuditCheckpoints(context.Background())
+		return cs[len(cs)-1].Seq
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for cps() < 3 && time.Now().Before(deadline) {
+	for lastSeq() != 5 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
 	if err := <-runDone; err != nil {
 		t.Fatal(err)
 	}
-	if cs, _ := e.st.ListAuditCheckpoints(context.Background()); len(cs) < 3 || cs[len(cs)-1].Seq != 5 {
-		t.Fatalf("Run did not checkpoint the moved head: %+v", cs)
+	n := cps()
+	if lastSeq() != 5 {
+		t.Fatalf("Run did not checkpoint the moved head (last checkpoint at seq %d)", lastSeq())
+	}
+	// The head no longer moves: Run signs no more.
+	lr2 := e.newLog(t, audit.Config{CheckpointEvery: 10 * time.Millisecond})
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	go func() { runDone <- lr2.Run(ctx2) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel2()
+	<-runDone
+	if got := cps(); got > n+1 {
+		t.Fatalf("Run signed %d checkpoints of an unchanged head", got-n)
 	}
 }
 
@@ -608,7 +646,10 @@ func TestVerifyNeedsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Record(context.Background(), event(1)); err != nil {
+	if err := l.Record(context.Background(), event(1)); err == nil {
+		t.Fatal("Record without keys succeeded (its entry would carry no MAC)")
+	}
+	if _, err := l.Entries(context.Background(), 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Verify(context.Background()); err == nil {

@@ -48,6 +48,11 @@ type Entry struct {
 	// Seq, Time, the event and Prev.
 	Prev []byte
 	Hash []byte
+	// MAC authenticates Hash under a key derived from the audit-checkpoint
+	// key KeyID: only a holder of the master key can write an entry that
+	// verifies.
+	KeyID string
+	MAC   []byte
 }
 
 // entryJSON is an entry's JSON form (export, the admin API): hashes in
@@ -65,13 +70,15 @@ type entryJSON struct {
 	Detail map[string]string `json:"detail,omitempty"`
 	Prev   string            `json:"prev"`
 	Hash   string            `json:"hash"`
+	KeyID  string            `json:"keyId"`
+	MAC    string            `json:"mac"`
 }
 
 // MarshalJSON writes the entry's JSON form.
 func (e Entry) MarshalJSON() ([]byte, error) {
 	return json.Marshal(entryJSON{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Actor: e.Actor, Role: e.Role,
 		Action: e.Action, Target: e.Target, Out: e.Outcome, Client: e.Client, Detail: e.Detail,
-		Prev: hex.EncodeToString(e.Prev), Hash: hex.EncodeToString(e.Hash)})
+		Prev: hex.EncodeToString(e.Prev), Hash: hex.EncodeToString(e.Hash), KeyID: e.KeyID, MAC: hex.EncodeToString(e.MAC)})
 }
 
 // UnmarshalJSON reads the JSON form MarshalJSON writes.
@@ -92,10 +99,17 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("audit entry hash: %w", err)
 	}
+	mac, err := hex.DecodeString(j.MAC)
+	if err != nil {
+		return fmt.Errorf("audit entry mac: %w", err)
+	}
 	if len(prev) == 0 {
 		prev = nil
 	}
+	if len(mac) == 0 {
+		mac = nil
+	}
 	*e = Entry{Seq: j.Seq, Time: t.UTC(), Event: Event{Actor: j.Actor, Role: j.Role, Action: j.Action, Target: j.Target,
-		Outcome: j.Out, Client: j.Client, Detail: j.Detail}, Prev: prev, Hash: hash}
+		Outcome: j.Out, Client: j.Client, Detail: j.Detail}, Prev: prev, Hash: hash, KeyID: j.KeyID, MAC: mac}
 	return nil
 }

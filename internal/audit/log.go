@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -27,8 +30,9 @@ type Store interface {
 // Config builds a Log. Values come from internal/config (audit.*).
 type Config struct {
 	Store Store
-	// Keys signs and verifies checkpoints (the key set); nil: the log
-	// records, lists and exports, but Checkpoint and Verify fail.
+	// Keys authenticates entries and signs checkpoints (the key set);
+	// nil: the log lists and exports, but Record, Checkpoint and Verify
+	// fail (an entry without a MAC would not verify).
 	Keys Keys
 	// AnchorFile, when set, receives every checkpoint as one JSON line
 	// (audit.anchor_file): put it on another volume or WORM storage.
@@ -58,6 +62,9 @@ type Log struct {
 	cpMu   sync.Mutex
 	lastCP time.Time // when this process last signed a checkpoint
 	cpSeq  int64     // and of which seq
+
+	macMu   sync.Mutex
+	macKeys map[string][]byte // entry-MAC keys by audit-checkpoint key id
 }
 
 // New builds a log over cfg.Store.
@@ -68,7 +75,7 @@ func New(cfg Config) (*Log, error) {
 	if cfg.CheckpointEvery < 0 || cfg.FollowPoll < 0 {
 		return nil, errors.New("new audit log: negative interval")
 	}
-	l := &Log{cfg: cfg, now: cfg.Now, log: cfg.Logger, changed: make(chan struct{}), cpSeq: -1}
+	l := &Log{cfg: cfg, now: cfg.Now, log: cfg.Logger, changed: make(chan struct{}), cpSeq: -1, macKeys: map[string][]byte{}}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -140,12 +147,54 @@ func validate(e Event) error {
 
 func toStore(e Entry) store.AuditEntry {
 	return store.AuditEntry{Seq: e.Seq, Time: e.Time, Actor: e.Actor, Role: e.Role, Action: e.Action, Target: e.Target,
-		Outcome: string(e.Outcome), Client: e.Client, Detail: e.Detail, Prev: e.Prev, Hash: e.Hash}
+		Outcome: string(e.Outcome), Client: e.Client, Detail: e.Detail, Prev: e.Prev, Hash: e.Hash, KeyID: e.KeyID, MAC: e.MAC}
 }
 
 func fromStore(s store.AuditEntry) Entry {
 	return Entry{Seq: s.Seq, Time: s.Time, Event: Event{Actor: s.Actor, Role: s.Role, Action: s.Action, Target: s.Target,
-		Outcome: Outcome(s.Outcome), Client: s.Client, Detail: s.Detail}, Prev: s.Prev, Hash: s.Hash}
+		Outcome: Outcome(s.Outcome), Client: s.Client, Detail: s.Detail}, Prev: s.Prev, Hash: s.Hash, KeyID: s.KeyID, MAC: s.MAC}
+}
+
+// macKeyOf returns the entry-MAC key of audit-checkpoint key k (cached).
+func (l *Log) macKeyOf(k *keyring.Key) ([]byte, error) {
+	l.macMu.Lock()
+	defer l.macMu.Unlock()
+	if mk, ok := l.macKeys[k.ID]; ok {
+		return mk, nil
+	}
+	mk, err := macKey(k)
+	if err != nil {
+		return nil, err
+	}
+	l.macKeys[k.ID] = mk
+	return mk, nil
+}
+
+// errNoKeys refuses what needs the key set.
+var errNoKeys = errors.New("no keys (the master key is needed)")
+
+// checkMAC verifies e's MAC: nil, errUnverifiable (its key was destroyed)
+// or why it does not verify.
+func (l *Log) checkMAC(e Entry) error {
+	v, err := l.cfg.Keys.View(PurposeCheckpoint)
+	if err != nil {
+		return err
+	}
+	k := v.Accepted(e.KeyID)
+	if k == nil {
+		if s, ok := v.Unusable(e.KeyID); ok && s == keyring.StateDestroyed {
+			return fmt.Errorf("key %s: %w", e.KeyID, errUnverifiable)
+		}
+		return fmt.Errorf("its MAC names key %q, which is not an audit-checkpoint key of this deployment", e.KeyID)
+	}
+	mk, err := l.macKeyOf(k)
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(entryMAC(mk, e.Hash), e.MAC) {
+		return fmt.Errorf("its MAC does not verify under key %s", e.KeyID)
+	}
+	return nil
 }
 
 // Record appends e to the chain, in one store transaction that reads the
@@ -166,9 +215,21 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 		}
 		e.Detail = d // the caller's map may change after we return
 	}
-	_, err := l.cfg.Store.AppendAudit(ctx, func(prevSeq int64, prevHash []byte) (store.AuditEntry, error) {
-		en := Entry{Seq: prevSeq + 1, Time: l.now().UTC(), Event: e, Prev: prevHash}
+	if l.cfg.Keys == nil {
+		return fmt.Errorf("record audit event %s: %w", e.Action, errNoKeys)
+	}
+	k, err := l.cfg.Keys.Active(PurposeCheckpoint)
+	if err != nil {
+		return fmt.Errorf("record audit event %s: %w", e.Action, err)
+	}
+	mk, err := l.macKeyOf(k)
+	if err != nil {
+		return fmt.Errorf("record audit event %s: %w", e.Action, err)
+	}
+	_, err = l.cfg.Store.AppendAudit(ctx, func(prevSeq int64, prevHash []byte) (store.AuditEntry, error) {
+		en := Entry{Seq: prevSeq + 1, Time: l.now().UTC(), Event: e, Prev: prevHash, KeyID: k.ID}
 		en.Hash = HashEntry(en)
+		en.MAC = entryMAC(mk, en.Hash)
 		return toStore(en), nil
 	})
 	if err != nil {
@@ -300,6 +361,18 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	case errors.Is(err, store.ErrNotFound):
 	default:
 		return Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
+	}
+	if l.cfg.Keys == nil {
+		return Checkpoint{}, fmt.Errorf("audit checkpoint: %w", errNoKeys)
+	}
+	if seq > 0 {
+		// Never sign a head Parley did not write (one appended by someone
+		// with write access to the database only).
+		if e := fromStore(head); !bytes.Equal(HashEntry(e), e.Hash) {
+			return Checkpoint{}, fmt.Errorf("audit checkpoint: the head entry %d does not match its hash: not signing it; run parley audit verify", seq)
+		} else if err := l.checkMAC(e); err != nil && !errors.Is(err, errUnverifiable) {
+			return Checkpoint{}, fmt.Errorf("audit checkpoint: the head entry %d: %v: not signing it; run parley audit verify", seq, err)
+		}
 	}
 	now := l.now()
 	c, err := sign(l.cfg.Keys, seq, hash, now)

@@ -58,8 +58,11 @@ type Report struct {
 	Checkpoints       int   `json:"checkpoints"`
 	LastCheckpointSeq int64 `json:"lastCheckpointSeq"`
 	// Unverifiable counts checkpoints signed by a destroyed key: they
-	// anchor nothing any more.
-	Unverifiable int `json:"unverifiable,omitempty"`
+	// anchor nothing any more. UnverifiableEntries counts entries whose
+	// MAC key was destroyed: their hashes still chain, but their origin
+	// can no longer be checked.
+	Unverifiable        int   `json:"unverifiable,omitempty"`
+	UnverifiableEntries int64 `json:"unverifiableEntries,omitempty"`
 	// Anchored is true when an anchor file or a head kept outside the
 	// store was checked; AnchorCheckpoints counts the anchor file's lines.
 	Anchored          bool `json:"anchored"`
@@ -125,7 +128,7 @@ func (l *Log) VerifyWith(ctx context.Context, o VerifyOptions) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("verify audit log: %w", err)
 	}
-	if rl, ok := l.cfg.Keys.(interface{ Reload(context.Context) error }); ok && len(cps) > 0 {
+	if rl, ok := l.cfg.Keys.(interface{ Reload(context.Context) error }); ok {
 		// A key made by another process since ours were loaded.
 		if err := rl.Reload(ctx); err != nil {
 			return Report{}, fmt.Errorf("verify audit log: %w", err)
@@ -169,7 +172,7 @@ func (l *Log) VerifyWith(ctx context.Context, o VerifyOptions) (Report, error) {
 		want[a.seq] = nil
 	}
 
-	chainProblem, last, n, err := l.walk(ctx, want)
+	chainProblem, last, n, err := l.walk(ctx, want, &rep.UnverifiableEntries)
 	if err != nil {
 		return Report{}, err
 	}
@@ -204,10 +207,11 @@ func (l *Log) VerifyWith(ctx context.Context, o VerifyOptions) (Report, error) {
 	return rep, nil
 }
 
-// walk reads the chain in order and returns its first problem, its last
+// walk reads the chain in order, checking each entry's hash, MAC and link,
+// and returns its first problem, its last
 // entry and the number of entries, recording in want the hash at each seq
 // it holds a key for.
-func (l *Log) walk(ctx context.Context, want map[int64][]byte) (*Problem, Entry, int64, error) {
+func (l *Log) walk(ctx context.Context, want map[int64][]byte, unverifiable *int64) (*Problem, Entry, int64, error) {
 	var last Entry
 	var n int64
 	expect := int64(1)
@@ -231,6 +235,11 @@ func (l *Log) walk(ctx context.Context, want map[int64][]byte) (*Problem, Entry,
 					return nil, last, n, err
 				}
 				return p, e, n, l.drain(ctx, &last, &n, e)
+			}
+			if err := l.checkMAC(e); errors.Is(err, errUnverifiable) {
+				*unverifiable++
+			} else if err != nil {
+				return &Problem{Kind: KindEdited, Seq: e.Seq, Detail: fmt.Sprintf("entry %d was not written by Parley: %v (forged, or changed and re-hashed by someone without the master key)", e.Seq, err)}, e, n, l.drain(ctx, &last, &n, e)
 			}
 			if !bytes.Equal(e.Prev, prevHash) {
 				// The entry is intact but not linked to the one before: that

@@ -800,14 +800,17 @@ type Removal struct {
 }
 
 // AuditEntry is one entry of the audit log as stored (internal/audit owns
-// its meaning and its hash). Detail holds short non-secret facts; no field
-// ever holds message text, a raw user id or a client address.
+// its meaning, its hash and its MAC under key KeyID). Detail holds short
+// non-secret facts; no field ever holds message text, a raw user id or a
+// client address.
 type AuditEntry struct {
 	Seq                                          int64
 	Time                                         time.Time
 	Actor, Role, Action, Target, Outcome, Client string
 	Detail                                       map[string]string
 	Prev, Hash                                   []byte
+	KeyID                                        string
+	MAC                                          []byte
 }
 
 // AuditCheckpoint is a signed head of the audit chain: entry Seq has Hash.

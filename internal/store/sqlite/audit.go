@@ -13,7 +13,7 @@ import (
 
 // --- the audit log (issue 13): append-only; no update, no delete ---
 
-const auditColumns = `seq, time, actor, role, action, target, outcome, client, detail, prev, hash`
+const auditColumns = `seq, time, actor, role, action, target, outcome, client, detail, prev, hash, key_id, mac`
 
 // AppendAudit runs on the single writer, so the head it reads cannot move
 // before its insert commits; BEGIN IMMEDIATE (the writer's _txlock) holds
@@ -43,8 +43,8 @@ func (s *Store) AppendAudit(ctx context.Context, build func(prevSeq int64, prevH
 		if prev == nil {
 			prev = []byte{}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_entries (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, nanos(e.Time), e.Actor, e.Role, e.Action, e.Target, e.Outcome, e.Client, string(detail), prev, e.Hash); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_entries (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.Seq, nanos(e.Time), e.Actor, e.Role, e.Action, e.Target, e.Outcome, e.Client, string(detail), prev, e.Hash, e.KeyID, nonNilBytes(e.MAC)); err != nil {
 			return fmt.Errorf("append audit entry %d: %w", e.Seq, err)
 		}
 		out = e
@@ -60,7 +60,7 @@ func scanAudit(sc interface{ Scan(...any) error }) (store.AuditEntry, error) {
 	var e store.AuditEntry
 	var t int64
 	var detail string
-	if err := sc.Scan(&e.Seq, &t, &e.Actor, &e.Role, &e.Action, &e.Target, &e.Outcome, &e.Client, &detail, &e.Prev, &e.Hash); err != nil {
+	if err := sc.Scan(&e.Seq, &t, &e.Actor, &e.Role, &e.Action, &e.Target, &e.Outcome, &e.Client, &detail, &e.Prev, &e.Hash, &e.KeyID, &e.MAC); err != nil {
 		return e, err
 	}
 	e.Time = fromNanos(t)
@@ -74,6 +74,9 @@ func scanAudit(sc interface{ Scan(...any) error }) (store.AuditEntry, error) {
 	}
 	if len(e.Prev) == 0 {
 		e.Prev = nil
+	}
+	if len(e.MAC) == 0 {
+		e.MAC = nil
 	}
 	return e, nil
 }
@@ -145,4 +148,12 @@ func (s *Store) ListAuditCheckpoints(ctx context.Context) ([]store.AuditCheckpoi
 		return nil, fmt.Errorf("list audit checkpoints: %w", err)
 	}
 	return out, nil
+}
+
+// nonNilBytes stores nil as an empty blob (the column is NOT NULL).
+func nonNilBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }

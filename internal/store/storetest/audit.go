@@ -22,6 +22,7 @@ func auditBuild(action string, detail map[string]string) func(int64, []byte) (st
 			Action: action, Target: "bot:b1", Outcome: "success", Client: "c-3f2a", Detail: detail, Prev: prevHash}
 		h := sha256.Sum256(fmt.Appendf(nil, "%d|%s|%x", e.Seq, e.Action, e.Prev))
 		e.Hash = h[:]
+		e.KeyID, e.MAC = "ac-1", h[:16]
 		return e, nil
 	}
 }

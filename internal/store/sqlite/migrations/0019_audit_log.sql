@@ -1,7 +1,8 @@
 -- The tamper-evident audit log (issue 13, item 4). audit_entries is a hash
 -- chain: each row's hash covers its seq, time, event fields and the
--- previous row's hash (internal/audit computes it; the store keeps it
--- opaque). audit_checkpoints are signed (seq, hash) heads of the chain.
+-- previous row's hash, and mac authenticates that hash under the
+-- audit-checkpoint key key_id (internal/audit computes both; the store
+-- keeps them opaque). audit_checkpoints are signed (seq, hash) heads of the chain.
 -- Both are append-only: the store has no method that updates or deletes
 -- them, and these triggers refuse it at the SQL level too. They are a cheap
 -- extra layer, not the protection: whoever can write the file can drop
@@ -19,7 +20,9 @@ CREATE TABLE audit_entries (
   client  TEXT NOT NULL,
   detail  TEXT NOT NULL,
   prev    BLOB NOT NULL,
-  hash    BLOB NOT NULL
+  hash    BLOB NOT NULL,
+  key_id  TEXT NOT NULL,
+  mac     BLOB NOT NULL
 );
 
 CREATE TABLE audit_checkpoints (
