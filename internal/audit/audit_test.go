@@ -411,6 +411,15 @@ func TestCheckpointAfterKeyRotation(t *testing.T) {
 	if !rep.OK || rep.Checkpoints != 1 || rep.Unverifiable != 1 || rep.UnverifiableEntries != 3 {
 		t.Fatalf("after destroying the first key: %+v", rep)
 	}
+	// Marking a key destroyed does not let anyone append entries naming
+	// it: only entries a live key's checkpoint covers are trusted so.
+	all, _ := l2.Entries(ctx, 0, 0)
+	f := audit.Entry{Seq: 7, Time: time.Now().UTC(), Event: event(7), Prev: all[5].Hash, KeyID: c1.KeyID, MAC: make([]byte, 32)}
+	f.Hash = audit.HashEntry(f)
+	e.attacker(t, fmt.Sprintf(`INSERT INTO audit_entries (seq, time, actor, role, action, target, outcome, client, detail, prev, hash, key_id, mac)
+		VALUES (7, %d, '%s', '%s', '%s', '%s', 'success', '%s', '{"field":"endpoint","n":"7"}', x'%x', x'%x', '%s', x'%x')`,
+		f.Time.UnixNano(), f.Actor, f.Role, f.Action, f.Target, f.Client, f.Prev, f.Hash, f.KeyID, f.MAC))
+	wantProblem(t, verify(t, l2, audit.VerifyOptions{}), audit.KindEdited, 7)
 }
 
 func TestRecordRefusesWhatTheLogMustNotHold(t *testing.T) {

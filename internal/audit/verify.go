@@ -199,6 +199,19 @@ func (l *Log) VerifyWith(ctx context.Context, o VerifyOptions) (Report, error) {
 		}
 	}
 	rep.Unanchored = max(0, last.Seq-anchoredTo)
+	if rep.UnverifiableEntries > 0 && chainProblem == nil {
+		// An entry whose MAC key was destroyed is trusted only under a
+		// checkpoint of a live key (or a head kept elsewhere): otherwise
+		// marking a key destroyed in the database would let anyone append
+		// entries naming it.
+		p, err := l.firstUnanchoredUnverifiable(ctx, anchoredTo)
+		if err != nil {
+			return Report{}, err
+		}
+		if p != nil {
+			problems = append(problems, *p)
+		}
+	}
 	if len(problems) > 0 {
 		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Seq < problems[j].Seq })
 		rep.Problem = &problems[0]
@@ -329,6 +342,26 @@ func (l *Log) scan(ctx context.Context, fn func(Entry)) error {
 		}
 		for _, e := range page {
 			fn(e)
+		}
+		after = page[len(page)-1].Seq
+	}
+}
+
+// firstUnanchoredUnverifiable finds the first entry after seq after whose
+// MAC key was destroyed.
+func (l *Log) firstUnanchoredUnverifiable(ctx context.Context, after int64) (*Problem, error) {
+	for {
+		page, err := l.Entries(ctx, after, MaxPage)
+		if err != nil {
+			return nil, fmt.Errorf("verify audit log: %w", err)
+		}
+		if len(page) == 0 {
+			return nil, nil
+		}
+		for _, e := range page {
+			if err := l.checkMAC(e); errors.Is(err, errUnverifiable) {
+				return &Problem{Kind: KindEdited, Seq: e.Seq, Detail: fmt.Sprintf("entry %d's MAC names %v, and no checkpoint of a live key covers it: its origin cannot be checked (after destroying an audit-checkpoint key, a checkpoint by the new key anchors what it authenticated)", e.Seq, err)}, nil
+			}
 		}
 		after = page[len(page)-1].Seq
 	}
