@@ -63,6 +63,8 @@ type Config struct {
 	AccessLog bool `yaml:"access_log"`
 	// Security tunes threat detection and its alerts (security.go).
 	Security Security `yaml:"security"`
+	// Audit configures the audit log (audit.go).
+	Audit Audit `yaml:"audit"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -197,6 +199,7 @@ func Default() Config {
 		Metrics:   DefaultMetrics(),
 		AccessLog: true,
 		Security:  DefaultSecurity(),
+		Audit:     DefaultAudit(),
 	}
 }
 
@@ -269,6 +272,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	if err := c.Security.applyEnv(env); err != nil {
+		return err
+	}
+	if err := c.Audit.applyEnv(env); err != nil {
 		return err
 	}
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
@@ -436,6 +442,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.validateMetrics()...)
 	errs = append(errs, c.Security.validate()...)
+	errs = append(errs, c.validateAudit()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

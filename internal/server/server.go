@@ -249,7 +249,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 func KeyPurposes(cfg config.Config, kek keyring.Purpose) []keyring.Purpose {
 	longest := max(time.Duration(cfg.DirectLine.TokenTTL), directline.AttachmentTTL, directline.Config{}.Defaults().StreamTokenTTL)
 	kek.MinRetiredAge = 2 * time.Duration(cfg.Bots.KeyReload)
-	return append(keyring.SigningPurposes(keyring.PurposeRules{TokenOverlap: longest + identity.Leeway, ReloadEvery: time.Duration(cfg.Bots.KeyReload)}), kek)
+	return append(append(keyring.SigningPurposes(keyring.PurposeRules{TokenOverlap: longest + identity.Leeway, ReloadEvery: time.Duration(cfg.Bots.KeyReload)}), kek), operatorPurposes()...)
 }
 
 // writeStatser is a store that reports group commit figures.

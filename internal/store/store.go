@@ -686,6 +686,33 @@ type Store interface {
 	DeleteUserTokens(ctx context.Context, botID, userID, connection string) (int, error)
 	EraseUserTokens(ctx context.Context, userID string) (int, error)
 
+	// The audit log (issue 13, audit.go): a hash chain the audit package
+	// computes; the store keeps the fields as given and is append-only:
+	// no method updates or removes an entry or a checkpoint.
+	//
+	// AppendAudit appends one entry in ONE write transaction that first
+	// reads the current head (the entry with the highest Seq: prevSeq 0
+	// and prevHash nil when the log is empty) and calls build(prevSeq,
+	// prevHash) for the entry to insert; concurrent appends (other
+	// goroutines, other processes) are serialized, so every entry's Prev
+	// is the hash of the entry just before it. The entry build returns
+	// must have Seq prevSeq+1 and Prev equal to prevHash (else the append
+	// fails and stores nothing). build must be fast and pure: it may run
+	// more than once for one append (a shared transaction retried alone);
+	// only its last result is stored and returned.
+	AppendAudit(ctx context.Context, build func(prevSeq int64, prevHash []byte) (AuditEntry, error)) (AuditEntry, error)
+	// ListAudit returns up to limit entries with Seq > after, by Seq,
+	// exactly as appended (Detail nil when it had no pair).
+	ListAudit(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+	// AuditHead is the entry with the highest Seq; ErrNotFound when the
+	// log is empty.
+	AuditHead(ctx context.Context) (AuditEntry, error)
+	// PutAuditCheckpoint appends a signed checkpoint of the chain head;
+	// ListAuditCheckpoints lists every checkpoint in the order they were
+	// put (ID increasing).
+	PutAuditCheckpoint(ctx context.Context, c AuditCheckpoint) (AuditCheckpoint, error)
+	ListAuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+
 	Close() error
 }
 
@@ -770,4 +797,30 @@ type Removal struct {
 	// belong to a bot and a user, not to a site).
 	OAuthConnections int
 	UserTokens       int
+}
+
+// AuditEntry is one entry of the audit log as stored (internal/audit owns
+// its meaning, its hash and its MAC under key KeyID). Detail holds short
+// non-secret facts; no field ever holds message text, a raw user id or a
+// client address.
+type AuditEntry struct {
+	Seq                                          int64
+	Time                                         time.Time
+	Actor, Role, Action, Target, Outcome, Client string
+	Detail                                       map[string]string
+	Prev, Hash                                   []byte
+	KeyID                                        string
+	MAC                                          []byte
+}
+
+// AuditCheckpoint is a signed head of the audit chain: entry Seq has Hash.
+// KeyID names the audit-checkpoint key that made Signature; ID is assigned
+// by PutAuditCheckpoint.
+type AuditCheckpoint struct {
+	ID        int64
+	Seq       int64
+	Hash      []byte
+	CreatedAt time.Time
+	KeyID     string
+	Signature []byte
 }
