@@ -63,6 +63,8 @@ type Config struct {
 	AccessLog bool `yaml:"access_log"`
 	// Security tunes threat detection and its alerts (security.go).
 	Security Security `yaml:"security"`
+	// Operators configures operator identity (operators.go).
+	Operators Operators `yaml:"operators"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -197,6 +199,7 @@ func Default() Config {
 		Metrics:   DefaultMetrics(),
 		AccessLog: true,
 		Security:  DefaultSecurity(),
+		Operators: DefaultOperators(),
 	}
 }
 
@@ -262,6 +265,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	c.Store.applyEnv(env)
+	c.Operators.applyEnv(env)
 	if err := c.applyMetricsEnv(env); err != nil {
 		return err
 	}
@@ -436,6 +440,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.validateMetrics()...)
 	errs = append(errs, c.Security.validate()...)
+	errs = append(errs, c.Operators.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)
