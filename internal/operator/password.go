@@ -168,7 +168,7 @@ func isRun(s string) bool {
 	if steps >= len(rs)-2 {
 		return true
 	}
-	for _, row := range []string{"1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm", "qazwsxedcrfvtgbyhnujmikolp"} {
+	for _, row := range []string{"1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm", "qazwsxedcrfvtgbyhnujmikolp", "qwertyuiopasdfghjklzxcvbnm", "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p"} {
 		if strings.Contains(row+row, s) || strings.Contains(reverse(row+row), s) {
 			return true
 		}
