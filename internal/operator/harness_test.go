@@ -77,6 +77,8 @@ type harness struct {
 	announce *bytes.Buffer
 	clock    *clock
 	settings config.Operators
+	// httpClient talks to the SSO provider.
+	httpClient *http.Client
 	// secrets collects every secret the test saw, for the leak checks.
 	secrets []string
 }
@@ -90,7 +92,7 @@ func testSettings() config.Operators {
 	return s
 }
 
-func newHarness(t *testing.T, mod ...func(*config.Operators)) *harness {
+func newHarness(t *testing.T, mod ...func(*harness)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -114,17 +116,19 @@ func newHarness(t *testing.T, mod ...func(*config.Operators)) *harness {
 	}
 	h := &harness{t: t, dir: dir, st: st, rec: &memRecorder{}, logs: &bytes.Buffer{}, announce: &bytes.Buffer{},
 		clock: &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}, settings: testSettings()}
+	var handler http.Handler
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(h.srv.Close)
 	for _, m := range mod {
-		m(&h.settings)
+		m(h)
 	}
 	h.svc, err = operator.New(operator.Config{Store: st, Sealer: env, Audit: h.rec, Settings: h.settings,
 		Log: slog.New(slog.NewTextHandler(&lockedWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Announce: h.announce, Now: h.clock.Now})
+		Announce: h.announce, Now: h.clock.Now, HTTPClient: h.httpClient})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv = httptest.NewServer(h.mux())
-	t.Cleanup(h.srv.Close)
+	handler = h.mux()
 	return h
 }
 

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/parley-gw/parley/internal/audit"
-	"github.com/parley-gw/parley/internal/config"
-	"github.com/parley-gw/parley/internal/operator"
 )
 
 func TestBootstrapCodePrintedOnceAndSingleUse(t *testing.T) {
@@ -126,7 +124,7 @@ func TestLockoutAfterFailures(t *testing.T) {
 }
 
 func TestUnknownNameAndWrongPasswordAnswerAlike(t *testing.T) {
-	h := newHarness(t, func(o *config.Operators) { o.Argon2.MemoryKiB = 32768 }) // a hash long enough to time
+	h := newHarness(t, func(h *harness) { h.settings.Argon2.MemoryKiB = 32768 }) // a hash long enough to time
 	h.owner()
 	unknown := map[string]string{"name": "nobody", "password": "violet kettle marching sideways", "totp": "123456"}
 	wrong := map[string]string{"name": "alice", "password": "violet kettle marching sideway", "totp": "123456"}
@@ -353,7 +351,7 @@ func TestStrictJSONAndBodyLimit(t *testing.T) {
 }
 
 func TestPublicRoutesRateLimited(t *testing.T) {
-	h := newHarness(t, func(o *config.Operators) { o.LoginRate = "3/m burst 3" })
+	h := newHarness(t, func(h *harness) { h.settings.LoginRate = "3/m burst 3" })
 	for range 3 {
 		h.do(&client{}, "POST", "/session", map[string]string{"name": "a", "password": "b"})
 	}
@@ -427,5 +425,4 @@ func TestNoSecretInLogsOrDatabase(t *testing.T) {
 			}
 		}
 	}
-	_ = operator.TokenPrefix
 }
