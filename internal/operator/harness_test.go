@@ -123,7 +123,7 @@ func newHarness(t *testing.T, mod ...func(*harness)) *harness {
 		m(h)
 	}
 	h.svc, err = operator.New(operator.Config{Store: st, Sealer: env, Audit: h.rec, Settings: h.settings,
-		Log: slog.New(slog.NewTextHandler(&lockedWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:      slog.New(slog.NewTextHandler(&lockedWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Announce: h.announce, Now: h.clock.Now, HTTPClient: h.httpClient})
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +137,11 @@ type lockedWriter struct {
 	w  io.Writer
 }
 
-func (l *lockedWriter) Write(b []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.w.Write(b) }
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
 
 // mux serves the package's handlers behind a tiny stand-in for the admin
 // API's middleware: authenticate, check the route's action and

@@ -47,13 +47,13 @@ func TestCheckPasswordRefusesWeakWithAMessage(t *testing.T) {
 	}{
 		{"short1!", "use at least 12"},
 		{strings.Repeat("ab1-", 33), "at most 128"},
-		{"1234567890123", "common"},                // on the list? else a run
-		{"password1234", "common"},                 // listed word + digits
-		{"P@ssw0rd2026!", "common"},                // l33t + digits
-		{"qwertyuiopas", "common"},                 // keyboard row (listed or run)
-		{"aaaaaaaaaaaaaaaa", "common"},             // listed, or too few characters
-		{"abababababababab", "too few different"},  // two characters
-		{"abcdefghijklmn", "consecutive"},          // a run
+		{"1234567890123", "common"},               // on the list? else a run
+		{"password1234", "common"},                // listed word + digits
+		{"P@ssw0rd2026!", "common"},               // l33t + digits
+		{"qwertyuiopas", "common"},                // keyboard row (listed or run)
+		{"aaaaaaaaaaaaaaaa", "common"},            // listed, or too few characters
+		{"abababababababab", "too few different"}, // two characters
+		{"abcdefghijklmn", "consecutive"},         // a run
 		{"alice-the-great-42", "your operator name"},
 		{"my parley password", "parley"},
 		{"violet kettle marching sideways", ""},
