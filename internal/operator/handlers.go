@@ -161,6 +161,11 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "sign in", err)
 		return
 	}
+	// Forget sessions past their absolute lifetime (the idle ones go when
+	// next presented).
+	if _, err := s.st.PruneAdminSessions(ctx, s.now()); err != nil {
+		s.log.Warn("prune admin sessions", "err", err)
+	}
 	if rehash {
 		s.rehash(ctx, op, req.Password)
 	}

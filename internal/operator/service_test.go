@@ -426,3 +426,31 @@ func TestNoSecretInLogsOrDatabase(t *testing.T) {
 		}
 	}
 }
+
+func TestCookieAttributes(t *testing.T) {
+	for _, secure := range []bool{true, false} {
+		h := newHarness(t, func(h *harness) { h.secure = secure })
+		code := h.bootstrapCode()
+		c := &client{}
+		r := h.do(c, "POST", "/enroll", map[string]string{"code": code, "name": "alice", "password": "violet kettle marching sideways"})
+		h.want(r, 200, "")
+		r = h.do(c, "POST", "/enroll/totp", map[string]string{"enrollment_id": r.body["enrollment_id"].(string), "totp": h.totpCode(r.body["totp_secret"].(string), 0)})
+		h.want(r, 200, "")
+		set := r.header.Get("Set-Cookie")
+		wantName := "parley_admin="
+		if secure {
+			wantName = "__Host-parley_admin="
+		}
+		for _, part := range []string{"Path=/", "HttpOnly", "SameSite=Strict"} {
+			if !strings.Contains(set, part) {
+				t.Errorf("secure=%v: Set-Cookie %q lacks %s", secure, set, part)
+			}
+		}
+		if !strings.HasPrefix(set, wantName) || strings.Contains(set, "Secure") != secure || strings.Contains(set, "Domain") {
+			t.Errorf("secure=%v: Set-Cookie %q", secure, set)
+		}
+		if r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("Cache-Control %q", r.header.Get("Cache-Control"))
+		}
+	}
+}

@@ -242,10 +242,16 @@ func botsWithin(bots, limit []string) bool {
 // startSession creates a session for op and sets its cookie; it returns
 // the session view (with the CSRF token).
 func (s *Service) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, op store.Operator) (sessionView, error) {
+	return s.newSession(ctx, w, r, op, time.Time{})
+}
+
+// newSession is startSession with the session re-authenticated at
+// reauthAt (zero: not).
+func (s *Service) newSession(ctx context.Context, w http.ResponseWriter, r *http.Request, op store.Operator, reauthAt time.Time) (sessionView, error) {
 	v := randomString(32)
 	now := s.now()
 	sess := store.AdminSession{IDHash: hashOf(v), OperatorID: op.ID, CreatedAt: now, LastSeen: now,
-		ExpiresAt: now.Add(time.Duration(s.settings().SessionMax)), Client: s.client(r)}
+		ExpiresAt: now.Add(time.Duration(s.settings().SessionMax)), Client: s.client(r), ReauthAt: reauthAt}
 	if err := s.st.CreateAdminSession(ctx, sess); err != nil {
 		return sessionView{}, fmt.Errorf("start session: %w", err)
 	}

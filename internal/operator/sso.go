@@ -97,7 +97,14 @@ func (s *Service) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	c.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: state, Path: admin.Prefix + "/sso/", HttpOnly: true, Secure: s.cfg.Secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(ssoTTL.Seconds())}) // Lax: the provider's redirect back is a cross-site top-level GET
-	http.Redirect(w, r, oc.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), http.StatusFound)
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	if r.URL.Query().Get("reauth") == "1" {
+		// Re-authentication: the provider must sign the person in again
+		// (the new session counts as re-authenticated when auth_time is
+		// fresh).
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0"))
+	}
+	http.Redirect(w, r, oc.AuthCodeURL(state, opts...), http.StatusFound)
 }
 
 func (s *Service) ssoCallback(w http.ResponseWriter, r *http.Request) {
@@ -151,6 +158,7 @@ func (s *Service) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		EmailVerified bool     `json:"email_verified"`
 		AMR           []string `json:"amr"`
 		ACR           string   `json:"acr"`
+		AuthTime      int64    `json:"auth_time"`
 	}
 	if err := idt.Claims(&claims); err != nil {
 		fail("claims", "the identity provider's answer could not be read", "")
@@ -181,7 +189,13 @@ func (s *Service) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		fail("acr", "your sign-in at the identity provider is not at the required assurance level", "operator:"+op.ID)
 		return
 	}
-	if _, err := s.startSession(ctx, w, r, op); err != nil {
+	// A sign-in the provider made just now (auth_time within the
+	// re-authentication window, as ?reauth=1 asks) re-authenticates.
+	var reauthAt time.Time
+	if at := time.Unix(claims.AuthTime, 0); claims.AuthTime > 0 && s.now().Sub(at) < time.Duration(s.settings().ReauthWindow) && !at.After(s.now().Add(time.Minute)) {
+		reauthAt = minTime(at, s.now())
+	}
+	if _, err := s.newSession(ctx, w, r, op, reauthAt); err != nil {
 		s.internalError(w, "finish SSO", err)
 		return
 	}

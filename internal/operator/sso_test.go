@@ -202,6 +202,11 @@ func TestSSOSignInWithRequiredAMR(t *testing.T) {
 	if op := r.body["operator"].(map[string]any); op["id"] != "op_sso" || op["role"] != "auditor" {
 		t.Fatalf("session: %s", r.raw)
 	}
+	// The provider authenticated just now (auth_time): the session counts
+	// as re-authenticated for the window.
+	if r.body["reauth_until"] == "" {
+		t.Fatalf("SSO session not re-authenticated: %s", r.raw)
+	}
 	// A callback without the browser's state cookie: refused.
 	res, cookie = ssoSignIn(t, h, idp, true)
 	if res.StatusCode != 401 || cookie != "" {
