@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/audit"
 )
 
@@ -452,5 +453,32 @@ func TestCookieAttributes(t *testing.T) {
 		if r.header.Get("Cache-Control") != "no-store" {
 			t.Errorf("Cache-Control %q", r.header.Get("Cache-Control"))
 		}
+	}
+}
+
+// TestHandlersMatchRoutes: Handlers serves exactly the admin routes of
+// sessions, enrollment, SSO, me, operators and tokens.
+func TestHandlersMatchRoutes(t *testing.T) {
+	h := newHarness(t)
+	got := h.svc.Handlers()
+	mine := 0
+	for _, rt := range admin.Routes {
+		rest := strings.TrimPrefix(rt.Pattern, admin.Prefix)
+		owned := false
+		for _, p := range []string{"/session", "/enroll", "/sso/", "/me/", "/operators", "/tokens"} {
+			if strings.HasPrefix(rest, p) {
+				owned = true
+			}
+		}
+		_, ok := got[rt.Method+" "+rt.Pattern]
+		if owned != ok {
+			t.Errorf("%s %s: owned %v, served %v", rt.Method, rt.Pattern, owned, ok)
+		}
+		if ok {
+			mine++
+		}
+	}
+	if mine != len(got) || mine != 17 {
+		t.Fatalf("%d routes matched, %d handlers", mine, len(got))
 	}
 }
