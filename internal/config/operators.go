@@ -93,8 +93,8 @@ func (o Operators) validate() []error {
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("operators."+field+": "+format, a...))
 	}
-	if o.Argon2.MemoryKiB < 19456 {
-		bad("argon2.memory_kib", "%d is below OWASP's minimum 19456 (19 MiB)", o.Argon2.MemoryKiB)
+	if o.Argon2.MemoryKiB < 19456 || o.Argon2.MemoryKiB > 1<<20 {
+		bad("argon2.memory_kib", "%d: use OWASP's minimum 19456 (19 MiB) to 1048576 (1 GiB)", o.Argon2.MemoryKiB)
 	}
 	if o.Argon2.Iterations < 1 || o.Argon2.Iterations > 20 {
 		bad("argon2.iterations", "%d: use 1 to 20", o.Argon2.Iterations)

@@ -142,7 +142,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	if known {
 		phc = op.PasswordHash
 	}
-	pwOK, rehash := VerifyPassword(phc, req.Password, argonParams(s.settings()))
+	pwOK, rehash := s.verify(phc, req.Password)
 	if !known || !pwOK {
 		s.loginFailed(ctx, w, r, adm, op, known, "bad credentials", admin.CodeUnauthenticated, msgBadCredentials)
 		return
@@ -225,7 +225,7 @@ func (s *Service) loginFailed(ctx context.Context, w http.ResponseWriter, r *htt
 
 // rehash stores a new hash of a password whose hash has old parameters.
 func (s *Service) rehash(ctx context.Context, op store.Operator, password string) {
-	h, err := HashPassword(password, argonParams(s.settings()))
+	h, err := s.hash(password)
 	if err != nil {
 		return
 	}
@@ -329,7 +329,7 @@ func (s *Service) reauth(w http.ResponseWriter, r *http.Request, p admin.Princip
 		admin.WriteError(w, http.StatusForbidden, admin.CodeReauth, "sign in again through single sign-on: GET /admin/v1/sso/login")
 		return
 	}
-	if ok, _ := VerifyPassword(op.PasswordHash, req.Password, argonParams(s.settings())); !ok {
+	if ok, _ := s.verify(op.PasswordHash, req.Password); !ok {
 		s.reauthFailed(ctx, w, r, op, admin.CodeUnauthenticated, "the password is wrong")
 		return
 	}
@@ -407,7 +407,7 @@ func (s *Service) enroll(w http.ResponseWriter, r *http.Request) {
 		tooMany(w, wait, "too many failed attempts from your address: wait and try again")
 		return
 	}
-	ph, err := HashPassword(req.Password, argonParams(s.settings()))
+	ph, err := s.hash(req.Password)
 	if err != nil {
 		s.internalError(w, "enroll", err)
 		return
@@ -552,7 +552,7 @@ func (s *Service) changePassword(w http.ResponseWriter, r *http.Request, p admin
 		badRequest(w, err.Error())
 		return
 	}
-	h, err := HashPassword(req.NewPassword, argonParams(s.settings()))
+	h, err := s.hash(req.NewPassword)
 	if err != nil {
 		s.internalError(w, "change password", err)
 		return

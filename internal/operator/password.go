@@ -59,7 +59,7 @@ func parsePHC(phc string) (p Argon2Params, salt, key []byte, err error) {
 	}
 	var par uint32
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Iterations, &par); err != nil ||
-		par < 1 || par > 255 || p.Iterations < 1 || p.MemoryKiB < 8*par || p.MemoryKiB > 4<<20 || p.Iterations > 100 {
+		par < 1 || par > 255 || p.Iterations < 1 || p.MemoryKiB < 8*par || p.MemoryKiB > 1<<20 || p.Iterations > 100 {
 		return p, nil, nil, errBadHash
 	}
 	p.Parallelism = uint8(par)

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/parley-gw/parley/internal/audit"
@@ -101,6 +102,10 @@ type Service struct {
 	guesses   *guard.Guesses
 	dummyHash string
 	sso       *ssoClient
+	// hashing bounds the argon2id computations running at once (each
+	// takes memory_kib): a burst of sign-ins from many addresses queues
+	// instead of exhausting memory.
+	hashing chan struct{}
 }
 
 // New builds the Service.
@@ -145,7 +150,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new operator service: %w", err)
 	}
-	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Log, now: cfg.Now, dummyHash: dummy,
+	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Log, now: cfg.Now, dummyHash: dummy, hashing: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 		limiter:   guard.NewMemory(guard.MemoryConfig{Now: cfg.Now}),
 		loginRule: guard.Rule{Name: "admin-public/address", PerSecond: perSec, Burst: burst},
 		guesses:   guard.NewGuesses(guard.GuessConfig{Budget: 2 * cfg.Settings.MaxFailures, Window: time.Duration(cfg.Settings.LockoutFor), Now: cfg.Now}),
@@ -154,6 +159,21 @@ func New(cfg Config) (*Service, error) {
 		s.sso = &ssoClient{cfg: cfg.Settings.SSO}
 	}
 	return s, nil
+}
+
+// verify is VerifyPassword with the current parameters, at most
+// cap(hashing) at once.
+func (s *Service) verify(phc, password string) (ok, rehash bool) {
+	s.hashing <- struct{}{}
+	defer func() { <-s.hashing }()
+	return VerifyPassword(phc, password, argonParams(s.settings()))
+}
+
+// hash is HashPassword with the current parameters, bounded as verify.
+func (s *Service) hash(password string) (string, error) {
+	s.hashing <- struct{}{}
+	defer func() { <-s.hashing }()
+	return HashPassword(password, argonParams(s.settings()))
 }
 
 func argonParams(o config.Operators) Argon2Params {
