@@ -220,7 +220,10 @@ func (s *Service) patchOperator(w http.ResponseWriter, r *http.Request, p admin.
 		return
 	}
 	op.UpdatedAt = s.now()
-	if err := s.st.UpdateOperator(ctx, op); err != nil {
+	if err := s.st.UpdateOperator(ctx, op); errors.Is(err, store.ErrLastOwner) {
+		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, "this would leave no enabled owner of every bot: make another operator owner first")
+		return
+	} else if err != nil {
 		s.internalError(w, "change operator", err)
 		return
 	}
@@ -268,7 +271,10 @@ func (s *Service) deleteOperator(w http.ResponseWriter, r *http.Request, p admin
 		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, "this is the last owner: make another operator owner first")
 		return
 	}
-	if err := s.st.DeleteOperator(ctx, id); err != nil {
+	if err := s.st.DeleteOperator(ctx, id); errors.Is(err, store.ErrLastOwner) {
+		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, "this is the last owner: make another operator owner first")
+		return
+	} else if err != nil {
 		s.internalError(w, "remove operator", err)
 		return
 	}

@@ -726,6 +726,10 @@ func (e *NameTakenError) Is(target error) bool { return target == ErrNameTaken }
 // sites.
 var ErrHasSites = errors.New("the bot still has sites")
 
+// ErrLastOwner refuses an UpdateOperator or DeleteOperator that would
+// leave no usable owner (see OperatorStore).
+var ErrLastOwner = errors.New("no enabled owner of every bot would be left")
+
 // ConversationFilter selects conversations for ListConversations.
 type ConversationFilter struct {
 	BotID, SiteID string
@@ -791,7 +795,11 @@ type Removal struct {
 // the recovery codes or the failure count): ErrNotFound for an unknown
 // id, ErrExists for a taken name or subject. DeleteOperator removes the
 // operator with its recovery codes, sessions and API tokens in one
-// transaction (ErrNotFound for an unknown id).
+// transaction (ErrNotFound for an unknown id). Both refuse, changing
+// nothing, with ErrLastOwner a change that would leave no usable owner
+// (role "owner", not disabled, no bot scope, TOTPConfirmed or an
+// SSOSubject) when there was one: checked inside the transaction, so two
+// owners demoting each other concurrently cannot both succeed.
 //
 // AcceptTOTPStep records step as the operator's last accepted TOTP time
 // step only if it is greater than the one recorded (a code is never

@@ -147,12 +147,23 @@ func (s *Store) ListOperators(ctx context.Context) ([]store.Operator, error) {
 	return out, nil
 }
 
-func (s *Store) UpdateOperator(ctx context.Context, o store.Operator) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE operators SET name = ?, role = ?, bots = ?, sso_subject = ?, password_hash = ?,
-		totp_sealed = ?, totp_confirmed = ?, enroll_hash = ?, enroll_until = ?, disabled = ?, updated_at = ? WHERE id = ?`,
-		o.Name, o.Role, botsJSON(o.Bots), optString(o.SSOSubject), o.PasswordHash, optBytes(o.TOTPSealed), b2i(o.TOTPConfirmed),
-		optBytes(o.EnrollHash), zeroNanos(o.EnrollUntil), b2i(o.Disabled), nanos(o.UpdatedAt), o.ID)
-	what := "update operator " + o.ID
+// usableOwners counts the owners that keep the gateway administrable.
+const usableOwners = `SELECT COUNT(*) FROM operators WHERE role = 'owner' AND disabled = 0 AND bots = '[]'
+	AND (totp_confirmed = 1 OR sso_subject IS NOT NULL)`
+
+// guardOwners runs change in a transaction and refuses it with
+// ErrLastOwner when it takes the usable owners from some to none.
+func (s *Store) guardOwners(ctx context.Context, what string, change func(tx *sql.Tx) (sql.Result, error)) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var before, after int
+	if err := tx.QueryRowContext(ctx, usableOwners).Scan(&before); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	res, err := change(tx)
 	if isUnique(err) {
 		return fmt.Errorf("%s: %w", what, store.ErrExists)
 	}
@@ -162,20 +173,33 @@ func (s *Store) UpdateOperator(ctx context.Context, o store.Operator) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	}
+	if err := tx.QueryRowContext(ctx, usableOwners).Scan(&after); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if before > 0 && after == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrLastOwner)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	return nil
+}
+
+func (s *Store) UpdateOperator(ctx context.Context, o store.Operator) error {
+	return s.guardOwners(ctx, "update operator "+o.ID, func(tx *sql.Tx) (sql.Result, error) {
+		return tx.ExecContext(ctx, `UPDATE operators SET name = ?, role = ?, bots = ?, sso_subject = ?, password_hash = ?,
+		totp_sealed = ?, totp_confirmed = ?, enroll_hash = ?, enroll_until = ?, disabled = ?, updated_at = ? WHERE id = ?`,
+			o.Name, o.Role, botsJSON(o.Bots), optString(o.SSOSubject), o.PasswordHash, optBytes(o.TOTPSealed), b2i(o.TOTPConfirmed),
+			optBytes(o.EnrollHash), zeroNanos(o.EnrollUntil), b2i(o.Disabled), nanos(o.UpdatedAt), o.ID)
+	})
 }
 
 func (s *Store) DeleteOperator(ctx context.Context, id string) error {
 	// ON DELETE CASCADE removes recovery codes, sessions and tokens in
-	// the same statement's transaction.
-	res, err := s.w.ExecContext(ctx, `DELETE FROM operators WHERE id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("delete operator %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("delete operator %s: %w", id, store.ErrNotFound)
-	}
-	return nil
+	// the same transaction.
+	return s.guardOwners(ctx, "delete operator "+id, func(tx *sql.Tx) (sql.Result, error) {
+		return tx.ExecContext(ctx, `DELETE FROM operators WHERE id = ?`, id)
+	})
 }
 
 func (s *Store) AcceptTOTPStep(ctx context.Context, id string, step int64) (bool, error) {

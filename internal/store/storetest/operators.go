@@ -263,4 +263,60 @@ func testOperators(t *testing.T, s store.Store) {
 	if err := s.DeleteOperator(ctx, "op-1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("DeleteOperator(missing) = %v", err)
 	}
+	testLastOwner(t, s)
+}
+
+// testLastOwner: the last usable owner cannot be demoted, scoped,
+// disabled or deleted; concurrent demotions of two owners leave one.
+func testLastOwner(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	own := func(id, name string) store.Operator {
+		o := store.Operator{ID: id, Name: name, Role: "owner", TOTPConfirmed: true, CreatedAt: epoch, UpdatedAt: epoch}
+		if err := s.CreateOperator(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	a := own("own-a", "Owner A")
+	for name, mod := range map[string]func(o *store.Operator){
+		"demote":  func(o *store.Operator) { o.Role = "admin" },
+		"scope":   func(o *store.Operator) { o.Bots = []string{"bot-a"} },
+		"disable": func(o *store.Operator) { o.Disabled = true },
+	} {
+		o := a
+		mod(&o)
+		if err := s.UpdateOperator(ctx, o); !errors.Is(err, store.ErrLastOwner) {
+			t.Fatalf("%s the last owner: %v, want ErrLastOwner", name, err)
+		}
+	}
+	if err := s.DeleteOperator(ctx, a.ID); !errors.Is(err, store.ErrLastOwner) {
+		t.Fatalf("delete the last owner: %v, want ErrLastOwner", err)
+	}
+	if g, _ := s.GetOperator(ctx, a.ID); g.Role != "owner" || g.Disabled || len(g.Bots) != 0 {
+		t.Fatalf("refused changes changed %+v", g)
+	}
+	b := own("own-b", "Owner B")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, o := range []store.Operator{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.Role = "admin"
+			errs[i] = s.UpdateOperator(ctx, o)
+		}()
+	}
+	wg.Wait()
+	if (errs[0] == nil) == (errs[1] == nil) {
+		t.Fatalf("concurrent demotions of the two owners: %v, %v; want exactly one refused", errs[0], errs[1])
+	}
+	// An unenrolled owner does not count; with none usable before, a
+	// change is not refused (bootstrap clears half-enrolled owners).
+	half := store.Operator{ID: "own-c", Name: "Owner C", Role: "owner", CreatedAt: epoch, UpdatedAt: epoch}
+	if err := s.CreateOperator(ctx, half); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteOperator(ctx, half.ID); err != nil {
+		t.Fatalf("delete an unenrolled owner: %v", err)
+	}
 }
