@@ -482,3 +482,33 @@ func TestHandlersMatchRoutes(t *testing.T) {
 		t.Fatalf("%d routes matched, %d handlers", mine, len(got))
 	}
 }
+
+func TestOwnerUnlocksOperator(t *testing.T) {
+	h := newHarness(t)
+	owner := h.owner()
+	bob := h.invite(owner, "operator", nil, "bob", "amber window folding quietly")
+	for range h.settings.MaxFailures {
+		h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "bob", "password": "not bob's password", "totp": "000000"}), 401, "unauthenticated")
+	}
+	h.want(h.login(bob), 429, "too_many_requests")
+	r := h.do(owner.c, "GET", "/operators", nil)
+	h.want(r, 200, "")
+	locked := ""
+	for _, o := range r.body["operators"].([]any) {
+		if m := o.(map[string]any); m["name"] == "bob" {
+			locked, _ = m["locked_until"].(string)
+			if m["mfa"] != true || m["role"] != "operator" {
+				t.Fatalf("bob: %v", m)
+			}
+		}
+	}
+	if locked == "" {
+		t.Fatalf("bob not shown locked: %s", r.raw)
+	}
+	if strings.Contains(r.raw, "argon2") || strings.Contains(r.raw, bob.secret) {
+		t.Fatal("the operator list shows a secret")
+	}
+	h.reauth(owner)
+	h.want(h.do(owner.c, "PATCH", "/operators/"+bob.id, map[string]any{"unlock": true}), 200, "")
+	h.want(h.login(bob), 200, "")
+}
