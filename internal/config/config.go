@@ -65,6 +65,8 @@ type Config struct {
 	Security Security `yaml:"security"`
 	// Audit configures the audit log (audit.go).
 	Audit Audit `yaml:"audit"`
+	// Operators configures operator identity (operators.go).
+	Operators Operators `yaml:"operators"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -200,6 +202,7 @@ func Default() Config {
 		AccessLog: true,
 		Security:  DefaultSecurity(),
 		Audit:     DefaultAudit(),
+		Operators: DefaultOperators(),
 	}
 }
 
@@ -265,6 +268,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	c.Store.applyEnv(env)
+	c.Operators.applyEnv(env)
 	if err := c.applyMetricsEnv(env); err != nil {
 		return err
 	}
@@ -443,6 +447,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateMetrics()...)
 	errs = append(errs, c.Security.validate()...)
 	errs = append(errs, c.validateAudit()...)
+	errs = append(errs, c.Operators.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)
