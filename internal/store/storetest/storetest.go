@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuthFailures", testAuthFailures},
 		{"Supersedes", testSupersedes},
 		{"OAuthConnectionsAndUserTokens", testOAuth},
+		{"DeadLetterGetDrop", testDeadLetterGetDrop},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
