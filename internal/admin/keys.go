@@ -123,4 +123,3 @@ func (s *Service) SecurityReport(ctx context.Context, p Principal, since, top st
 	rep, err := threat.BuildReport(ctx, s.d.Store, now, now.Add(-d), n)
 	return rep, o.done(ctx, err)
 }
-

@@ -509,4 +509,3 @@ func (s *Service) DeleteSite(ctx context.Context, p Principal, id string) (Delet
 	d.Scrubbed = d.ScrubErr == nil
 	return d, o.done(ctx, nil)
 }
-
