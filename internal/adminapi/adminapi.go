@@ -50,7 +50,11 @@ type Config struct {
 	// Recorder records refusals at the edge (denied); the service records
 	// the rest. Nil: none.
 	Recorder admin.Recorder
-	Logger   *slog.Logger
+	// Audit serves GET /audit and /audit/export; AuditVerify GET
+	// /audit/verify (the audit Log's Verify). Nil: 501.
+	Audit       AuditLog
+	AuditVerify func(ctx context.Context) (any, error)
+	Logger      *slog.Logger
 }
 
 //go:embed openapi.yaml

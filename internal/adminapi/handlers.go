@@ -46,6 +46,9 @@ func (a *api) handlers() map[string]http.Handler {
 		"POST " + p + "/keys/rotate":                           a.rotateKeys,
 		"POST " + p + "/keys/{key}/destroy":                    a.destroyKey,
 		"GET " + p + "/security/report":                        a.securityReport,
+		"GET " + p + "/audit":                                  a.auditEntries,
+		"GET " + p + "/audit/verify":                           a.auditVerify,
+		"GET " + p + "/audit/export":                           a.auditExport,
 		"GET " + p + "/openapi.yaml":                           serveOpenAPI,
 	}
 	out := make(map[string]http.Handler, len(m))
