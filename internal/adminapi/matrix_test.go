@@ -81,8 +81,12 @@ func targets(rt admin.Route) []string {
 }
 
 func (e *env) path(rt admin.Route, team string) string {
+	key := e.retiredKey
+	if key == "" {
+		key = "no-such-key"
+	}
 	r := strings.NewReplacer("{bot}", e.bot[team], "{site}", e.site[team], "{conversation}", e.conv[team],
-		"{deadletter}", fmt.Sprint(e.dl[team]), "{name}", "conn", "{secret}", "2", "{key}", e.retiredKey,
+		"{deadletter}", fmt.Sprint(e.dl[team]), "{name}", "conn", "{secret}", "2", "{key}", key,
 		"{operator}", "op_x", "{token}", "tok_x")
 	p := r.Replace(rt.Pattern)
 	if rt.Method == "DELETE" && strings.HasSuffix(rt.Pattern, "/bots/{bot}") {
