@@ -203,7 +203,7 @@ func (s *Service) createBot(ctx context.Context, in BotCreate) (BotSecretResult,
 		b.DeliveryTimeout = in.DeliveryTimeout
 	}
 	if in.InsecureNoAuth {
-		r.Warnings = append(r.Warnings, "this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
+		r.Warnings = append(r.Warnings, "WARNING: this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
 	}
 	r.Bot = b
 	return r, nil
@@ -330,7 +330,7 @@ func (s *Service) updateBot(ctx context.Context, b store.Bot, in BotUpdate) (Bot
 		b.DeliveryTimeout = *in.DeliveryTimeout
 	}
 	if b.InsecureNoAuth && r.AuthChanged {
-		r.Warnings = append(r.Warnings, "this bot is now INSECURE: Parley calls it without a token and accepts its replies without one; its client secrets are revoked (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
+		r.Warnings = append(r.Warnings, "WARNING: this bot is now INSECURE: Parley calls it without a token and accepts its replies without one; its client secrets are revoked (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
 	}
 	r.Bot = b
 	return r, nil

@@ -392,10 +392,7 @@ func (s *Service) SetRetention(ctx context.Context, p Principal, id string, r st
 		return store.Site{}, err
 	}
 	if err := s.d.Store.SetSiteRetention(ctx, id, r); err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			err = invalid(err)
-		}
-		return store.Site{}, o.done(ctx, &Error{Kind: kindOf(err), Err: fmt.Errorf("--site %q: %w", id, err)})
+		return store.Site{}, o.done(ctx, &Error{Kind: kindOf(err), Err: err})
 	}
 	site, err := s.d.Store.GetSite(ctx, id)
 	return site, o.done(ctx, asNotFound(err, "site", id))

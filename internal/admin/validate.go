@@ -186,7 +186,7 @@ func (s *Service) checkEndpoint(ctx context.Context, endpoint string) (string, e
 	err := connector.CheckEndpoint(ctx, endpoint, s.d.Config.AllowedPrivateNetworks(), r)
 	switch {
 	case errors.Is(err, connector.ErrUnresolvedHost):
-		return fmt.Sprintf("%v. Parley could not check where this endpoint points; it checks every address it connects to at delivery and refuses internal ones.", err), nil
+		return fmt.Sprintf("WARNING: %v. Parley could not check where this endpoint points; it checks every address it connects to at delivery and refuses internal ones.", err), nil
 	case err != nil:
 		return "", invalidf("--endpoint refused: %w", err)
 	}
