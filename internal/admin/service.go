@@ -114,6 +114,18 @@ type Error struct {
 	Kind   ErrorKind
 	Err    error
 	Public string
+	// Object is the kind of object not found ("bot", "site"...).
+	Object string
+}
+
+// NotFoundObject returns the kind of object err did not find ("" when
+// err is no not-found error of the service).
+func NotFoundObject(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Kind == KindNotFound {
+		return e.Object
+	}
+	return ""
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -154,14 +166,14 @@ func conflict(err error) error { return &Error{Kind: KindConflict, Err: err} }
 // notFound is an unknown object, or another team's (the same answer).
 // It wraps store.ErrNotFound so the CLI's messages keep working.
 func notFound(kind, id string) error {
-	return &Error{Kind: KindNotFound, Err: fmt.Errorf("get %s %s: %w", kind, id, store.ErrNotFound), Public: fmt.Sprintf("no %s %q", kind, id)}
+	return &Error{Kind: KindNotFound, Err: fmt.Errorf("get %s %s: %w", kind, id, store.ErrNotFound), Public: fmt.Sprintf("no %s %q", kind, id), Object: kind}
 }
 
 // asNotFound turns a store ErrNotFound into the service's not found,
 // keeping the store's error for the CLI.
 func asNotFound(err error, kind, id string) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Kind: KindNotFound, Err: err, Public: fmt.Sprintf("no %s %q", kind, id)}
+		return &Error{Kind: KindNotFound, Err: err, Public: fmt.Sprintf("no %s %q", kind, id), Object: kind}
 	}
 	return err
 }
