@@ -166,6 +166,10 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if a.cfg.Auth == nil {
+			admin.WriteError(w, http.StatusUnauthorized, admin.CodeUnauthenticated, "no operator sign-in is configured on this server")
+			return
+		}
 		p, err := a.cfg.Auth.Authenticate(r)
 		if err != nil {
 			if a.cfg.ErrCSRF != nil && errors.Is(err, a.cfg.ErrCSRF) {
