@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/redact"
 )
@@ -42,6 +43,8 @@ type app struct {
 	// resolver looks up bot endpoint hosts at registration (tests give
 	// one that never leaves the machine).
 	resolver connector.Resolver
+	// recorder receives the admin commands' audit events (nil: none).
+	recorder admin.Recorder
 }
 
 func newRoot(stdout, stderr io.Writer, env func(string) (string, bool)) *cobra.Command {

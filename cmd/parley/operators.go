@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,15 +31,6 @@ type stderrAudit struct{ a *app }
 func (r stderrAudit) Record(_ context.Context, e audit.Event) error {
 	_, err := fmt.Fprintf(r.a.stderr, "audit: %s %s %s %s\n", e.Actor, e.Action, e.Target, e.Outcome)
 	return err
-}
-
-// localPrincipal is the OS user running the command.
-func localPrincipal() admin.Principal {
-	name := "unknown"
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	return admin.Principal{Kind: admin.KindLocal, ID: name, Name: name, Role: admin.RoleOwner}
 }
 
 // openOperators opens the store, the keys (the TOTP secrets are sealed

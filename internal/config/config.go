@@ -57,6 +57,9 @@ type Config struct {
 	Store Store `yaml:"store"`
 	// Metrics configures the metrics listener (metrics.go).
 	Metrics Metrics `yaml:"metrics"`
+	// Admin configures the admin listener: the admin API and the console
+	// (admin.go).
+	Admin Admin `yaml:"admin"`
 	// AccessLog writes one info line per HTTP request (and per WebSocket
 	// stream, when it ends): method, route pattern, status, duration,
 	// pseudonymized client address, site.
@@ -199,6 +202,7 @@ func Default() Config {
 		Retention: DefaultRetention(),
 		Store:     DefaultStore(),
 		Metrics:   DefaultMetrics(),
+		Admin:     DefaultAdmin(),
 		AccessLog: true,
 		Security:  DefaultSecurity(),
 		Audit:     DefaultAudit(),
@@ -269,6 +273,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	}
 	c.Store.applyEnv(env)
 	c.Operators.applyEnv(env)
+	c.Admin.applyEnv(env)
 	if err := c.applyMetricsEnv(env); err != nil {
 		return err
 	}
@@ -445,6 +450,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Retention.validate()...)
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.validateMetrics()...)
+	errs = append(errs, c.validateAdmin()...)
 	errs = append(errs, c.Security.validate()...)
 	errs = append(errs, c.validateAudit()...)
 	errs = append(errs, c.Operators.validate()...)

@@ -73,6 +73,8 @@ type Server struct {
 	threat *threatWatch
 	// userTokens is the user token service (issue 12).
 	userTokens *usertoken.Service
+	// admin is what the admin listener serves (admin.go).
+	admin adminListener
 }
 
 // OpenStore opens the configured store.
@@ -391,11 +393,21 @@ func TLSConfig() *tls.Config {
 // stop at a safe point (pending ones stay in the outbox), the store closes.
 // ls.Main serves the gateway, ls.Metrics the metrics (see Listeners).
 func (s *Server) Serve(ctx context.Context, ls Listeners) error {
-	ln, mln := ls.Main, ls.Metrics
+	ln, mln, aln := ls.Main, ls.Metrics, ls.Admin
 	if mln == nil {
 		var err error
 		if mln, err = ListenMetrics(s.cfg); err != nil {
 			_ = ln.Close()
+			return errors.Join(err, s.Close())
+		}
+	}
+	if aln == nil {
+		var err error
+		if aln, err = ListenAdmin(s.cfg); err != nil {
+			_ = ln.Close()
+			if mln != nil {
+				_ = mln.Close()
+			}
 			return errors.Join(err, s.Close())
 		}
 	}
@@ -425,7 +437,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		}()
 	}
 	ln = s.capListener(ln)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	// serving: Serve returns only after both listeners' goroutines have
 	// ended (they log; nothing of this server may outlive Serve).
 	var serving sync.WaitGroup
@@ -449,6 +461,15 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 				err = fmt.Errorf("metrics listener: %w", err)
 			}
 			errc <- err
+		}()
+	}
+	var asrv *http.Server
+	if aln != nil {
+		asrv = s.adminServer()
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			errc <- s.serveAdmin(asrv, aln)
 		}()
 	}
 	serving.Add(1)
@@ -475,6 +496,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	shutdownErr := srv.Shutdown(sctx)
 	if msrv != nil {
 		shutdownErr = errors.Join(shutdownErr, msrv.Shutdown(sctx))
+	}
+	if asrv != nil {
+		shutdownErr = errors.Join(shutdownErr, asrv.Shutdown(sctx))
 	}
 	serving.Wait()
 	s.dl.WaitStreams()

@@ -459,6 +459,12 @@ type Store interface {
 	// at now: a new retry window). The listener is not called: the delivery
 	// poller finds it. ErrNotFound when there is no such dead letter.
 	RedeliverDeadLetter(ctx context.Context, id int64, now time.Time) (OutboxItem, error)
+	// GetDeadLetter returns dead letter id (ErrNotFound when there is
+	// none); DropDeadLetter deletes it for good, its body with it: the bot
+	// never receives it (ErrNotFound when there is none). The admin API's
+	// dead-letter routes (internal/admin).
+	GetDeadLetter(ctx context.Context, id int64) (DeadLetter, error)
+	DropDeadLetter(ctx context.Context, id int64) error
 
 	// PutAttachment stores a file of an existing conversation: ErrNotFound
 	// (and nothing stored) when a.ConversationID does not exist, never
