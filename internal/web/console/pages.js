@@ -1,0 +1,516 @@
+// The console's pages: each fills the template app.js cloned into main.
+// Every value from the server is put in the page as text (never as HTML).
+
+import { api, val, first, items } from './api.js';
+import { drawChart, offenderLabel } from './chart.js';
+import { qrSVG } from './qr.js';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function h(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'on') for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== undefined && c !== null) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+
+/** A date as "2026-12-01 12:34:56Z", or "" for none. */
+export function when(v) {
+  if (!v || v === '0001-01-01T00:00:00Z') return '';
+  const t = typeof v === 'number' ? new Date(v * (v < 1e12 ? 1000 : 1)) : new Date(v);
+  return Number.isNaN(t.getTime()) ? String(v) : t.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+function text(v) {
+  if (v === undefined || v === null) return '';
+  if (Array.isArray(v)) return v.join(', ');
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (typeof v === 'object') return Object.entries(v).map(([k, x]) => `${k}=${x}`).join(', ');
+  return String(v);
+}
+
+/**
+ * A semantic table: columns [{label, get(row) → text or Node}], an optional
+ * actions(row) → [buttons]. Empty: a sentence instead.
+ */
+function table(caption, columns, rows, actions) {
+  if (!rows.length) return h('p', { class: 'empty' }, `${caption}: none yet.`);
+  const head = h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c.label)), actions ? h('th', { scope: 'col' }, 'Actions') : null);
+  const body = rows.map((r) => {
+    const cells = columns.map((c, i) => {
+      const v = c.get(r);
+      const cell = v instanceof Node ? v : text(v);
+      return i === 0 ? h('th', { scope: 'row' }, cell) : h('td', {}, cell);
+    });
+    return h('tr', {}, cells, actions ? h('td', { class: 'actions' }, actions(r)) : null);
+  });
+  return h('div', { class: 'table-wrap' }, h('table', {}, h('caption', {}, caption), h('thead', {}, head), h('tbody', {}, body)));
+}
+
+const col = (label, ...names) => ({ label, get: (r) => first(r, ...names) });
+const colWhen = (label, ...names) => ({ label, get: (r) => when(first(r, ...names)) });
+
+/** A button that runs fn, showing its errors; confirm asks first. */
+function button(label, ctx, fn, { confirm: question, aria } = {}) {
+  return h('button', {
+    type: 'button', 'aria-label': aria,
+    on: {
+      click: async (ev) => {
+        if (question && !window.confirm(question)) return;
+        const b = ev.currentTarget;
+        b.disabled = true;
+        try { await fn(); } catch (e) { ctx.showError(e); } finally { b.disabled = false; }
+      },
+    },
+  }, label);
+}
+
+/**
+ * Shows values the server returns once (secrets, codes) in a box above the
+ * page's content, with a copy button; the values are never kept.
+ */
+function showOnce(main, title, values) {
+  const frag = document.getElementById('part-once').content.cloneNode(true);
+  const box = frag.querySelector('section');
+  box.querySelector('h2').textContent = title;
+  const dl = box.querySelector('[data-values]');
+  for (const [k, v] of values) dl.append(h('dt', {}, k), h('dd', {}, h('code', { class: 'secret' }, text(v))));
+  box.querySelector('[data-copy]').addEventListener('click', async () => {
+    try { await navigator.clipboard.writeText(values.map(([k, v]) => `${k}: ${text(v)}`).join('\n')); } catch { /* the values stay selectable */ }
+  });
+  box.querySelector('[data-done]').addEventListener('click', () => box.remove());
+  const h1 = $('h1', main);
+  h1.after(box);
+  box.focus();
+}
+
+/** The secret-looking fields of a creation answer, for showOnce. */
+function secretsIn(data) {
+  const out = [];
+  const walk = (o, prefix) => {
+    if (!o || typeof o !== 'object') return;
+    for (const [k, v] of Object.entries(o)) {
+      if (/secret|token|code|key$|password/i.test(k) && !/hash|_at$|expires|id$|kind|type|prefix/i.test(k)) {
+        if (typeof v === 'string' && v) out.push([prefix + k, v]);
+        else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out.push([prefix + k, v.join('  ')]);
+      } else if (v && typeof v === 'object' && !Array.isArray(v)) walk(v, prefix + k + '.');
+    }
+  };
+  walk(data, '');
+  return out;
+}
+
+function formJSON(form) { return Object.fromEntries(new FormData(form)); }
+const lines = (s) => String(s || '').split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+const enc = encodeURIComponent;
+
+/** Submits form with fn(values); errors go to the alert region. */
+function onSubmit(form, ctx, fn) {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    ctx.showError(null);
+    const b = form.querySelector('button[type=submit]');
+    if (b) b.disabled = true;
+    try { await fn(formJSON(form)); } catch (e) { ctx.showError(e); } finally { if (b) b.disabled = false; }
+  });
+}
+
+function codeBody(code) {
+  const c = String(code || '').trim();
+  return /^\d{6,8}$/.test(c) ? { totp: c } : { recovery_code: c };
+}
+
+export const pages = {
+  async signin(main, ctx) {
+    const form = $('#signin-form', main);
+    $('#signin-name', main).focus();
+    onSubmit(form, ctx, async (v) => {
+      const data = await api('POST', '/session', { name: v.name, password: v.password, ...codeBody(v.code) });
+      // The answer may already be the session; GET it to be sure of the CSRF token.
+      let session = data;
+      try { session = await api('GET', '/session'); } catch { /* keep the sign-in answer */ }
+      ctx.setMe(session);
+      const next = history.state && history.state.next;
+      ctx.go(next && next !== '/signin' ? next : '/');
+    });
+  },
+
+  async enroll(main, ctx) {
+    const form = $('#enroll-form', main);
+    const step = (n) => {
+      for (const li of main.querySelectorAll('.steps li')) {
+        if (Number(li.dataset.step) === n) li.setAttribute('aria-current', 'step'); else li.removeAttribute('aria-current');
+      }
+    };
+    step(1);
+    $('#enroll-code', main).focus();
+    let enrollment = {};
+    onSubmit(form, ctx, async (v) => {
+      if (v.password !== v.password2) throw new Error('The two passwords differ.');
+      const data = await api('POST', '/enroll', { code: v.code.trim(), name: v.name, password: v.password });
+      enrollment = data || {};
+      const uri = first(enrollment, 'otpauth_uri', 'otpauth_url', 'otpauth', 'uri', 'url') || '';
+      let secret = first(enrollment, 'secret', 'totp_secret', 'key');
+      if (!secret && uri) secret = new URL(uri).searchParams.get('secret') || '';
+      $('#enroll-secret', main).textContent = secret || '';
+      const img = $('#enroll-qr', main);
+      const qr = first(enrollment, 'qr', 'qr_png', 'qr_code', 'qr_data_url');
+      if (qr && /^data:image\/(png|gif|svg\+xml);base64,/.test(qr)) {
+        img.src = qr;
+        img.hidden = false;
+      } else if (uri) {
+        $('#enroll-qr-svg', main).append(qrSVG(uri, 'QR code of the authenticator key'));
+      }
+      form.hidden = true;
+      $('#enroll-totp', main).hidden = false;
+      step(2);
+      $('#enroll-totp-code', main).focus();
+    });
+    onSubmit($('#enroll-totp-form', main), ctx, async (v) => {
+      const token = first(enrollment, 'enrollment', 'enrollment_token', 'enrollment_id', 'token');
+      const body = { totp: v.totp.trim(), code: v.totp.trim() };
+      if (token) { body.enrollment = token; body.enrollment_token = token; }
+      const data = await api('POST', '/enroll/totp', body);
+      const codes = items(data, 'recovery_codes', 'codes');
+      const ul = $('#enroll-recovery', main);
+      ul.replaceChildren(...codes.map((c) => h('li', {}, h('code', { class: 'secret' }, String(c)))));
+      $('#enroll-totp', main).hidden = true;
+      $('#enroll-done', main).hidden = false;
+      step(3);
+      $('#enroll-done-title', main).setAttribute('tabindex', '-1');
+      $('#enroll-done-title', main).focus();
+      // Some servers sign the new operator in at once.
+      try { ctx.setMe(await api('GET', '/session')); } catch { ctx.setMe(null); }
+      if (ctx.state.me) {
+        const a = $('#enroll-signin', main);
+        a.textContent = 'I saved them: open the console';
+        a.setAttribute('href', '/');
+      }
+    });
+  },
+
+  async home(main, ctx) {
+    const me = ctx.state.me;
+    $('#home-who', main).textContent = `Signed in as ${me.name}, role ${me.role}${me.bots && me.bots.length ? ', bots ' + me.bots.join(', ') : ''}${me.expires ? '; the session ends at ' + when(me.expires) : ''}.`;
+  },
+
+  async bots(main, ctx) {
+    const list = $('[data-list]', main);
+    const load = async () => {
+      const rows = items(await api('GET', '/bots'), 'bots');
+      list.replaceChildren(table('Bots', [col('App id', 'id', 'app_id'), col('Name', 'name'), col('Endpoint', 'endpoint'),
+        { label: 'Development (no auth)', get: (r) => first(r, 'insecure_no_auth') ? 'yes' : 'no' }, colWhen('Created', 'created_at', 'created')], rows,
+      (r) => {
+        const id = first(r, 'id', 'app_id');
+        return [
+          ctx.can('bots.secrets') ? button('New client secret', ctx, async () => {
+            const data = await api('POST', `/bots/${enc(id)}/secret`, {});
+            showOnce(main, `Client secret of bot ${id}`, secretsIn(data));
+          }, { aria: `New client secret for bot ${id}`, confirm: `Make a new client secret for ${id}? Update the bot's configuration with it.` }) : null,
+          ctx.can('bots.write') ? button('Delete', ctx, async () => {
+            await api('DELETE', `/bots/${enc(id)}`);
+            ctx.say(`Bot ${id} deleted.`);
+            await load();
+          }, { aria: `Delete bot ${id}`, confirm: `Delete bot ${id}?` }) : null,
+        ];
+      }));
+    };
+    await load();
+    const form = $('#bot-form', main);
+    onSubmit(form, ctx, async (v) => {
+      const body = { name: v.name, endpoint: v.endpoint };
+      if (v.id.trim()) body.id = v.id.trim();
+      const data = await api('POST', '/bots', body);
+      const id = first(val(data, 'bot') || data, 'id', 'app_id') || v.name;
+      form.reset();
+      await load();
+      const secrets = secretsIn(data);
+      if (secrets.length) showOnce(main, `Bot ${id} registered: its client secret`, secrets);
+      ctx.say(`Bot ${id} registered.`);
+    });
+  },
+
+  async sites(main, ctx) {
+    const list = $('[data-list]', main);
+    const load = async () => {
+      const rows = items(await api('GET', '/sites'), 'sites');
+      list.replaceChildren(table('Sites', [col('Site id', 'id'), col('Name', 'name'), col('Bot', 'bot_id', 'bot'),
+        { label: 'Enhanced authentication', get: (r) => text(first(r, 'enhanced_auth')) },
+        { label: 'Trusted origins', get: (r) => text(first(r, 'trusted_origins', 'origins')) }, colWhen('Created', 'created_at')], rows,
+      (r) => {
+        const id = first(r, 'id');
+        return [
+          ctx.can('sites.secrets') ? button('New secret', ctx, async () => {
+            const data = await api('POST', `/sites/${enc(id)}/secrets`, {});
+            showOnce(main, `New secret of site ${id}`, secretsIn(data));
+          }, { aria: `New secret for site ${id}` }) : null,
+          ctx.can('sites.write') ? button('Delete', ctx, async () => {
+            await api('DELETE', `/sites/${enc(id)}`);
+            ctx.say(`Site ${id} deleted.`);
+            await load();
+          }, { aria: `Delete site ${id}`, confirm: `Delete site ${id} and its conversations?` }) : null,
+        ];
+      }));
+    };
+    await load();
+    const form = $('#site-form', main);
+    if (!form.hidden) {
+      const bots = items(await api('GET', '/bots'), 'bots');
+      $('#site-bot', main).replaceChildren(...bots.map((b) => h('option', { value: first(b, 'id', 'app_id') }, `${first(b, 'name') || ''} (${first(b, 'id', 'app_id')})`)));
+    }
+    onSubmit(form, ctx, async (v) => {
+      const data = await api('POST', '/sites', { bot_id: v.bot_id, name: v.name, trusted_origins: lines(v.origins) });
+      const id = first(val(data, 'site') || data, 'id') || v.name;
+      form.reset();
+      await load();
+      const secrets = secretsIn(data);
+      if (secrets.length) showOnce(main, `Site ${id} created: its Direct Line secrets`, secrets);
+      ctx.say(`Site ${id} created.`);
+    });
+  },
+
+  async origins(main, ctx) {
+    const sites = items(await api('GET', '/sites'), 'sites');
+    const sel = $('#origins-site', main);
+    const area = $('#origins-list', main);
+    sel.replaceChildren(...sites.map((s) => h('option', { value: first(s, 'id') }, `${first(s, 'name') || ''} (${first(s, 'id')})`)));
+    const fill = () => {
+      const s = sites.find((x) => first(x, 'id') === sel.value);
+      area.value = (first(s || {}, 'trusted_origins', 'origins') || []).join('\n');
+    };
+    sel.addEventListener('change', fill);
+    fill();
+    onSubmit($('#origins-form', main), ctx, async (v) => {
+      const origins = lines(v.origins);
+      const data = await api('PUT', `/sites/${enc(v.site)}/origins`, { origins, trusted_origins: origins });
+      const s = sites.find((x) => first(x, 'id') === v.site);
+      if (s) s.trusted_origins = first(data || {}, 'trusted_origins', 'origins') || origins;
+      ctx.say(`Origins of ${v.site} saved.`);
+    });
+  },
+
+  async conversations(main, ctx) {
+    const list = $('[data-list]', main);
+    const load = async (bot = '', site = '') => {
+      const q = new URLSearchParams();
+      if (bot) q.set('bot', bot);
+      if (site) q.set('site', site);
+      const rows = items(await api('GET', '/conversations' + (q.size ? '?' + q : '')), 'conversations');
+      list.replaceChildren(table('Conversations', [col('Conversation', 'id', 'conversation_id'), col('Bot', 'bot_id'), col('Site', 'site_id'),
+        col('Activities', 'activities'), col('Pending', 'pending_deliveries'), col('Dead letters', 'dead_letters'),
+        colWhen('Created', 'created_at'), colWhen('Last activity', 'last_activity_at'), colWhen('Ended', 'ended_at')], rows,
+      ctx.can('conversations.erase') ? (r) => {
+        const id = first(r, 'id', 'conversation_id');
+        return [button('Erase', ctx, async () => {
+          await api('DELETE', `/conversations/${enc(id)}`);
+          ctx.say(`Conversation ${id} erased.`);
+          await load(bot, site);
+        }, { aria: `Erase conversation ${id}`, confirm: `Erase conversation ${id}? Its activities and attachments are destroyed for good.` })];
+      } : null));
+    };
+    onSubmit($('#conv-filter', main), ctx, (v) => load(v.bot.trim(), v.site.trim()));
+    await load();
+  },
+
+  async 'dead-letters'(main, ctx) {
+    const list = $('[data-list]', main);
+    const load = async () => {
+      const rows = items(await api('GET', '/dead-letters'), 'dead_letters', 'deadLetters');
+      list.replaceChildren(table('Dead letters', [col('Id', 'id'), col('Bot', 'bot_id'), col('Conversation', 'conversation_id'),
+        col('Activity', 'activity_id'), col('Attempts', 'attempts'), col('Last status', 'last_status'), col('Last error', 'last_error'),
+        colWhen('Dead since', 'dead_at')], rows,
+      ctx.can('deadletters.redeliver') ? (r) => {
+        const id = first(r, 'id');
+        return [
+          button('Redeliver', ctx, async () => {
+            await api('POST', `/dead-letters/${enc(id)}/redeliver`, {});
+            ctx.say(`Dead letter ${id} put back in the outbox.`);
+            await load();
+          }, { aria: `Redeliver dead letter ${id}` }),
+          button('Drop', ctx, async () => {
+            await api('DELETE', `/dead-letters/${enc(id)}`);
+            ctx.say(`Dead letter ${id} dropped.`);
+            await load();
+          }, { aria: `Drop dead letter ${id}`, confirm: `Drop dead letter ${id}? It will not be delivered.` }),
+        ];
+      } : null));
+    };
+    await load();
+  },
+
+  async keys(main, ctx) {
+    const list = $('[data-list]', main);
+    const state = (k) => first(k, 'state', 'status') || (first(k, 'destroyed_at') && when(first(k, 'destroyed_at')) ? 'destroyed'
+      : first(k, 'retired_at') && when(first(k, 'retired_at')) ? 'retired' : first(k, 'activated_at') && when(first(k, 'activated_at')) ? 'active' : 'next');
+    const load = async () => {
+      const rows = items(await api('GET', '/keys'), 'keys');
+      list.replaceChildren(table('Keys', [col('Key id', 'id', 'kid'), col('Purpose', 'purpose'), { label: 'State', get: state },
+        colWhen('Created', 'created_at'), colWhen('Activated', 'activated_at'), colWhen('Retired', 'retired_at'), colWhen('Destroyed', 'destroyed_at')], rows,
+      ctx.can('keys.manage') ? (r) => {
+        const id = first(r, 'id', 'kid');
+        if (state(r) !== 'retired') return [];
+        return [button('Destroy', ctx, async () => {
+          await api('POST', `/keys/${enc(id)}/destroy`, {});
+          ctx.say(`Key ${id} destroyed.`);
+          await load();
+        }, { aria: `Destroy key ${id}`, confirm: `Destroy key ${id}? Everything sealed or signed with it becomes unreadable. This cannot be undone.` })];
+      } : null));
+    };
+    await load();
+    onSubmit($('#keys-rotate', main), ctx, async (v) => {
+      await api('POST', '/keys/rotate', v.purpose ? { purpose: v.purpose } : {});
+      ctx.say('Keys rotated.');
+      await load();
+    });
+  },
+
+  async audit(main, ctx) {
+    const list = $('[data-list]', main);
+    const verify = $('#audit-verify', main);
+    const more = $('#audit-more', main);
+    let entries = [];
+    const render = () => list.replaceChildren(table('Audit log entries, newest first', [col('Seq', 'seq', 'position'), colWhen('Time (UTC)', 'time', 'at'),
+      col('Actor', 'actor'), col('Role', 'role'), col('Action', 'action'), col('Target', 'target'),
+      { label: 'Outcome', get: (r) => h('span', { class: 'outcome ' + String(first(r, 'outcome') || '') }, text(first(r, 'outcome'))) },
+      col('Client', 'client'), col('Detail', 'detail')], entries));
+    // Newest first: read the tail. The API reads after a position, so page
+    // by asking for the last entries (?limit) and older ones (?before), and
+    // fall back to reading from the start.
+    const page = 100;
+    const fetchPage = async (before) => {
+      const q = new URLSearchParams({ limit: String(page) });
+      if (before) q.set('before', String(before)); else q.set('order', 'desc');
+      return items(await api('GET', '/audit?' + q), 'entries');
+    };
+    const seqOf = (e) => Number(first(e, 'seq', 'position'));
+    const add = (got) => {
+      const known = new Set(entries.map(seqOf));
+      entries = entries.concat(got.filter((e) => !known.has(seqOf(e)))).sort((a, b) => seqOf(b) - seqOf(a));
+      render();
+      more.hidden = got.length < page || Math.min(...entries.map(seqOf)) <= 1;
+    };
+    const verifyP = api('GET', '/audit/verify').then((v) => {
+      const ok = first(v, 'ok', 'valid', 'verified');
+      const n = first(v, 'entries', 'count', 'checked', 'length');
+      const head = first(v, 'head', 'head_seq', 'last_seq');
+      const problem = first(v, 'error', 'problem', 'reason', 'message');
+      verify.className = 'verify ' + (ok === false || problem ? 'bad' : 'good');
+      verify.textContent = ok === false || problem
+        ? `The chain does NOT verify${problem ? ': ' + text(problem) : ''}.`
+        : `The chain verifies${n !== undefined ? `: ${n} entries` : ''}${head !== undefined ? `, head at ${text(head)}` : ''}${first(v, 'checkpoint') ? ', checkpoint ' + text(first(v, 'checkpoint', 'anchor')) : ''}.`;
+    }, (e) => {
+      verify.className = 'verify bad';
+      verify.textContent = `The chain could not be verified: ${e.message}`;
+    });
+    add(await fetchPage());
+    more.addEventListener('click', async () => {
+      try { add(await fetchPage(Math.min(...entries.map(seqOf)))); } catch (e) { ctx.showError(e); }
+    });
+    await verifyP;
+  },
+
+  async security(main, ctx) {
+    const list = $('[data-list]', main);
+    const load = async (since) => {
+      const rep = await api('GET', '/security/report?since=' + enc(since));
+      const offenders = items(val(rep, 'offenders') || [], 'offenders');
+      $('#security-total', main).textContent = `${first(rep, 'failures') ?? 0} authentication failures since ${when(first(rep, 'since'))} (generated ${when(first(rep, 'generated'))}).`;
+      const hours = Number.parseInt(since, 10) || 24;
+      drawChart($('#security-chart', main), rep, { since: Date.parse(first(rep, 'since')) || Date.now() - hours * 3600e3 });
+      list.replaceChildren(table('Top offenders', [{ label: 'Offender', get: offenderLabel }, col('Failures', 'failures'),
+        col('By status', 'by_status'), col('By reason', 'by_reason'), colWhen('First seen', 'first_seen'), colWhen('Last seen', 'last_seen')], offenders));
+    };
+    onSubmit($('#security-form', main), ctx, (v) => load(v.since));
+    await load('24h');
+  },
+
+  async operators(main, ctx) {
+    const list = $('[data-list]', main);
+    const load = async () => {
+      const rows = items(await api('GET', '/operators'), 'operators');
+      list.replaceChildren(table('Operators', [col('Name', 'name'), col('Id', 'id'), col('Role', 'role'),
+        { label: 'Bots', get: (r) => text(first(r, 'bots')) || 'every bot' },
+        { label: 'State', get: (r) => first(r, 'state', 'status') || (first(r, 'enrolled') === false ? 'invited' : first(r, 'enrolled') ? 'enrolled' : '') },
+        colWhen('Created', 'created_at'), colWhen('Last sign-in', 'last_login_at', 'last_signin_at')], rows,
+      ctx.can('operators.manage') ? (r) => {
+        const id = first(r, 'id');
+        const name = first(r, 'name') || id;
+        if (id === ctx.state.me.id) return [];
+        return [button('Remove', ctx, async () => {
+          await api('DELETE', `/operators/${enc(id)}`);
+          ctx.say(`Operator ${name} removed.`);
+          await load();
+        }, { aria: `Remove operator ${name}`, confirm: `Remove operator ${name}? Their sessions and tokens end.` })];
+      } : null));
+    };
+    await load();
+    const form = $('#operator-form', main);
+    onSubmit(form, ctx, async (v) => {
+      const data = await api('POST', '/operators', { name: v.name, role: v.role, bots: lines(v.bots) });
+      form.reset();
+      await load();
+      showOnce(main, `Enrollment code for ${v.name}`, secretsIn(data));
+      ctx.say(`Operator ${v.name} invited.`);
+    });
+  },
+
+  async tokens(main, ctx) {
+    const list = $('[data-list]', main);
+    const load = async () => {
+      const rows = items(await api('GET', '/tokens'), 'tokens');
+      list.replaceChildren(table('API tokens', [col('Name', 'name'), col('Id', 'id'), col('Role', 'role'),
+        { label: 'Bots', get: (r) => text(first(r, 'bots')) || 'every bot' }, colWhen('Expires', 'expires_at'),
+        colWhen('Last used', 'last_used_at'), colWhen('Revoked', 'revoked_at')], rows,
+      (r) => {
+        const id = first(r, 'id');
+        if (first(r, 'revoked_at') && when(first(r, 'revoked_at'))) return [];
+        return [button('Revoke', ctx, async () => {
+          await api('DELETE', `/tokens/${enc(id)}`);
+          ctx.say(`Token ${first(r, 'name') || id} revoked.`);
+          await load();
+        }, { aria: `Revoke token ${first(r, 'name') || id}`, confirm: `Revoke token ${first(r, 'name') || id}? Programs using it stop working.` })];
+      }));
+    };
+    await load();
+    const role = $('#token-role', main);
+    for (const o of [...role.options]) {
+      const rank = ['owner', 'admin', 'operator', 'auditor'];
+      if (rank.indexOf(o.value) < rank.indexOf(ctx.state.me.role)) o.remove();
+    }
+    const form = $('#token-form', main);
+    onSubmit(form, ctx, async (v) => {
+      const days = Number(v.days);
+      const data = await api('POST', '/tokens', { name: v.name, role: v.role, bots: lines(v.bots),
+        expires_at: new Date(Date.now() + days * 86400e3).toISOString(), expires_in: `${days * 24}h` });
+      form.reset();
+      await load();
+      showOnce(main, `API token ${v.name}`, secretsIn(data));
+      ctx.say(`Token ${v.name} created.`);
+    });
+  },
+
+  async account(main, ctx) {
+    const me = ctx.state.me;
+    $('#account-who', main).textContent = `${me.name}, role ${me.role}.`;
+    const pw = $('#password-form', main);
+    onSubmit(pw, ctx, async (v) => {
+      if (v.password !== v.password2) throw new Error('The two passwords differ.');
+      await api('POST', '/me/password', { password: v.password, new_password: v.password });
+      pw.reset();
+      ctx.say('Password changed.');
+    });
+    onSubmit($('#recovery-form', main), ctx, async () => {
+      const data = await api('POST', '/me/recovery-codes', {});
+      showOnce(main, 'New recovery codes', [['recovery codes', items(data, 'recovery_codes', 'codes').join('  ')]]);
+    });
+    $('#signout', main).addEventListener('click', async () => {
+      try { await api('DELETE', '/session'); } catch (e) { ctx.showError(e); return; }
+      ctx.setMe(null);
+      ctx.go('/signin');
+    });
+  },
+};
