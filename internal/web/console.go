@@ -27,8 +27,8 @@ const ConsoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img
 const consoleIndex = "index.html"
 
 type consoleFile struct {
-	body []byte
-	etag string
+	body  []byte
+	etag  string
 	ctype string
 }
 
