@@ -106,7 +106,7 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Assets are revalidated on every use (a short cache: the file's
 		// hash is its ETag, so an unchanged asset costs a 304).
 		h.Set("Cache-Control", "no-cache")
-	case ok || !strings.Contains(path.Base(name), "."):
+	case ok || name == "" || !strings.Contains(path.Base(name), "."):
 		// index.html itself, "/", or a client-side route.
 		f = c.files[consoleIndex]
 		h.Set("Cache-Control", "no-store")
