@@ -40,8 +40,9 @@ type console struct {
 // Console returns the web console: the static files embedded in the
 // binary, for the admin listener's "/" (the admin API lives at
 // /admin/v1/, which the caller routes first). Client-side routes (a
-// path without a file extension) are answered with index.html; paths
-// under /admin/ are never the console's and get 404.
+// path without a file extension) are answered with index.html; /admin and
+// /admin/ redirect to "/", and other paths under /admin/ are never the
+// console's: 404.
 func Console() http.Handler {
 	c := &console{files: map[string]consoleFile{}}
 	sub, err := fs.Sub(consoleFiles, "console")
@@ -95,7 +96,13 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := r.URL.Path
-	if !strings.HasPrefix(p, "/") || strings.Contains(p, "..") || strings.HasPrefix(p, "/admin/") || p == "/admin" {
+	if p == "/admin" || p == "/admin/" {
+		// Where the SSO callback sends a signed-in operator: the console.
+		h.Set("Cache-Control", "no-store")
+		http.Redirect(w, r, "/", http.StatusFound)
+		return
+	}
+	if !strings.HasPrefix(p, "/") || strings.Contains(p, "..") || strings.HasPrefix(p, "/admin/") {
 		c.notFound(w)
 		return
 	}

@@ -64,7 +64,8 @@ func TestConsoleHeaders(t *testing.T) {
 		{"/console.css", "no-cache", "text/css; charset=utf-8", 200},
 		{"/missing.js", "no-store", "", 404},
 		{"/admin/v2/bots", "no-store", "", 404},
-		{"/admin", "no-store", "", 404},
+		{"/admin/", "no-store", "", 302},
+		{"/admin", "no-store", "", 302},
 	}
 	for _, c := range cases {
 		res := get(t, h, "GET", c.path)

@@ -112,6 +112,8 @@ export async function route() {
   main.replaceChildren(tpl ? tpl.content.cloneNode(true) : notFound());
   // Forms the role cannot use are hidden (the server refuses them anyway).
   for (const f of main.querySelectorAll('[data-action]')) f.hidden = !can(f.dataset.action);
+  // Forms only an unscoped principal may use (a new bot is gateway-wide).
+  for (const f of main.querySelectorAll('[data-unscoped]')) if (state.me && state.me.bots.length) f.hidden = true;
   const h1 = $('h1', main);
   document.title = (h1 ? h1.textContent + ' · ' : '') + 'Parley console';
   main.focus({ preventScroll: true });

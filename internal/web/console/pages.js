@@ -128,6 +128,11 @@ export const pages = {
   async signin(main, ctx) {
     const form = $('#signin-form', main);
     $('#signin-name', main).focus();
+    // SSO is offered when the server has a provider (it answers the login
+    // route with a redirect, not a 404).
+    fetch('/admin/v1/sso/login', { method: 'GET', redirect: 'manual', credentials: 'same-origin' }).then((r) => {
+      if (r.type === 'opaqueredirect' || (r.status >= 300 && r.status < 400)) $('#signin-sso', main).hidden = false;
+    }, () => {});
     onSubmit(form, ctx, async (v) => {
       const data = await api('POST', '/session', { name: v.name, password: v.password, ...codeBody(v.code) });
       // The answer may already be the session; GET it to be sure of the CSRF token.
@@ -153,8 +158,8 @@ export const pages = {
       if (v.password !== v.password2) throw new Error('The two passwords differ.');
       const data = await api('POST', '/enroll', { code: v.code.trim(), name: v.name, password: v.password });
       enrollment = data || {};
-      const uri = first(enrollment, 'otpauth_uri', 'otpauth_url', 'otpauth', 'uri', 'url') || '';
-      let secret = first(enrollment, 'secret', 'totp_secret', 'key');
+      const uri = first(enrollment, 'totp_uri', 'otpauth_uri', 'otpauth_url', 'uri') || '';
+      let secret = first(enrollment, 'totp_secret', 'secret');
       if (!secret && uri) secret = new URL(uri).searchParams.get('secret') || '';
       $('#enroll-secret', main).textContent = secret || '';
       const img = $('#enroll-qr', main);
@@ -171,10 +176,7 @@ export const pages = {
       $('#enroll-totp-code', main).focus();
     });
     onSubmit($('#enroll-totp-form', main), ctx, async (v) => {
-      const token = first(enrollment, 'enrollment', 'enrollment_token', 'enrollment_id', 'token');
-      const body = { totp: v.totp.trim(), code: v.totp.trim() };
-      if (token) { body.enrollment = token; body.enrollment_token = token; }
-      const data = await api('POST', '/enroll/totp', body);
+      const data = await api('POST', '/enroll/totp', { enrollment_id: first(enrollment, 'enrollment_id'), totp: v.totp.trim() });
       const codes = items(data, 'recovery_codes', 'codes');
       const ul = $('#enroll-recovery', main);
       ul.replaceChildren(...codes.map((c) => h('li', {}, h('code', { class: 'secret' }, String(c)))));
@@ -183,8 +185,9 @@ export const pages = {
       step(3);
       $('#enroll-done-title', main).setAttribute('tabindex', '-1');
       $('#enroll-done-title', main).focus();
-      // Some servers sign the new operator in at once.
-      try { ctx.setMe(await api('GET', '/session')); } catch { ctx.setMe(null); }
+      // Confirming signs the new operator in (the answer is the session).
+      if (val(data, 'operator')) ctx.setMe(data);
+      try { ctx.setMe(await api('GET', '/session')); } catch { /* not signed in: the link says sign in */ }
       if (ctx.state.me) {
         const a = $('#enroll-signin', main);
         a.textContent = 'I saved them: open the console';
@@ -207,24 +210,22 @@ export const pages = {
       (r) => {
         const id = first(r, 'id', 'app_id');
         return [
-          ctx.can('bots.secrets') ? button('New client secret', ctx, async () => {
-            const data = await api('POST', `/bots/${enc(id)}/secret`, {});
-            showOnce(main, `Client secret of bot ${id}`, secretsIn(data));
-          }, { aria: `New client secret for bot ${id}`, confirm: `Make a new client secret for ${id}? Update the bot's configuration with it.` }) : null,
+          ...(ctx.can('bots.secrets') && !first(r, 'insecure_no_auth') ? [1, 2].map((slot) => button(`New secret ${slot}`, ctx, async () => {
+            const data = await api('POST', `/bots/${enc(id)}/secret`, { slot });
+            showOnce(main, `Client secret ${slot} of bot ${id}`, secretsIn(data));
+          }, { aria: `New client secret ${slot} for bot ${id}`, confirm: `Replace client secret ${slot} of ${id}? The old secret ${slot} stops working; the other slot keeps working.` })) : []),
           ctx.can('bots.write') ? button('Delete', ctx, async () => {
-            await api('DELETE', `/bots/${enc(id)}`);
+            await api('DELETE', `/bots/${enc(id)}?cascade=true`);
             ctx.say(`Bot ${id} deleted.`);
             await load();
-          }, { aria: `Delete bot ${id}`, confirm: `Delete bot ${id}?` }) : null,
+          }, { aria: `Delete bot ${id}`, confirm: `Delete bot ${id} with its sites and conversations? This cannot be undone.` }) : null,
         ];
       }));
     };
     await load();
     const form = $('#bot-form', main);
     onSubmit(form, ctx, async (v) => {
-      const body = { name: v.name, endpoint: v.endpoint };
-      if (v.id.trim()) body.id = v.id.trim();
-      const data = await api('POST', '/bots', body);
+      const data = await api('POST', '/bots', { name: v.name, endpoint: v.endpoint });
       const id = first(val(data, 'bot') || data, 'id', 'app_id') || v.name;
       form.reset();
       await load();
@@ -240,14 +241,15 @@ export const pages = {
       const rows = items(await api('GET', '/sites'), 'sites');
       list.replaceChildren(table('Sites', [col('Site id', 'id'), col('Name', 'name'), col('Bot', 'bot_id', 'bot'),
         { label: 'Enhanced authentication', get: (r) => text(first(r, 'enhanced_auth')) },
-        { label: 'Trusted origins', get: (r) => text(first(r, 'trusted_origins', 'origins')) }, colWhen('Created', 'created_at')], rows,
+        { label: 'Trusted origins', get: (r) => text(first(r, 'trusted_origins', 'origins')) },
+        { label: 'Secret slots', get: (r) => (val(r, 'secret_slots') || []).map((x, i) => `${i + 1}: ${x ? 'set' : 'empty'}`).join(', ') }], rows,
       (r) => {
         const id = first(r, 'id');
         return [
-          ctx.can('sites.secrets') ? button('New secret', ctx, async () => {
-            const data = await api('POST', `/sites/${enc(id)}/secrets`, {});
-            showOnce(main, `New secret of site ${id}`, secretsIn(data));
-          }, { aria: `New secret for site ${id}` }) : null,
+          ...(ctx.can('sites.secrets') ? [1, 2].map((slot) => button(`New secret ${slot}`, ctx, async () => {
+            const data = await api('POST', `/sites/${enc(id)}/secrets`, { slot });
+            showOnce(main, `Secret ${slot} of site ${id}`, secretsIn(data));
+          }, { aria: `New secret ${slot} for site ${id}`, confirm: `Replace secret ${slot} of site ${id}? Clients using the old secret ${slot} stop working; the other slot keeps working.` })) : []),
           ctx.can('sites.write') ? button('Delete', ctx, async () => {
             await api('DELETE', `/sites/${enc(id)}`);
             ctx.say(`Site ${id} deleted.`);
@@ -263,7 +265,7 @@ export const pages = {
       $('#site-bot', main).replaceChildren(...bots.map((b) => h('option', { value: first(b, 'id', 'app_id') }, `${first(b, 'name') || ''} (${first(b, 'id', 'app_id')})`)));
     }
     onSubmit(form, ctx, async (v) => {
-      const data = await api('POST', '/sites', { bot_id: v.bot_id, name: v.name, trusted_origins: lines(v.origins) });
+      const data = await api('POST', '/sites', { bot: v.bot, name: v.name, trustedOrigins: lines(v.origins) });
       const id = first(val(data, 'site') || data, 'id') || v.name;
       form.reset();
       await load();
@@ -286,9 +288,9 @@ export const pages = {
     fill();
     onSubmit($('#origins-form', main), ctx, async (v) => {
       const origins = lines(v.origins);
-      const data = await api('PUT', `/sites/${enc(v.site)}/origins`, { origins, trusted_origins: origins });
-      const s = sites.find((x) => first(x, 'id') === v.site);
-      if (s) s.trusted_origins = first(data || {}, 'trusted_origins', 'origins') || origins;
+      const data = await api('PUT', `/sites/${enc(v.site)}/origins`, { origins });
+      const i = sites.findIndex((x) => first(x, 'id') === v.site);
+      if (i >= 0) sites[i] = data && first(data, 'id') ? data : { ...sites[i], trustedOrigins: origins };
       ctx.say(`Origins of ${v.site} saved.`);
     });
   },
@@ -301,7 +303,7 @@ export const pages = {
       if (site) q.set('site', site);
       const rows = items(await api('GET', '/conversations' + (q.size ? '?' + q : '')), 'conversations');
       list.replaceChildren(table('Conversations', [col('Conversation', 'id', 'conversation_id'), col('Bot', 'bot_id'), col('Site', 'site_id'),
-        col('Activities', 'activities'), col('Pending', 'pending_deliveries'), col('Dead letters', 'dead_letters'),
+        col('Activities', 'activities'), col('Queued deliveries', 'queued_deliveries', 'pending_deliveries'), col('Dead letters', 'dead_letters'),
         colWhen('Created', 'created_at'), colWhen('Last activity', 'last_activity_at'), colWhen('Ended', 'ended_at')], rows,
       ctx.can('conversations.erase') ? (r) => {
         const id = first(r, 'id', 'conversation_id');
@@ -352,9 +354,9 @@ export const pages = {
         colWhen('Created', 'created_at'), colWhen('Activated', 'activated_at'), colWhen('Retired', 'retired_at'), colWhen('Destroyed', 'destroyed_at')], rows,
       ctx.can('keys.manage') ? (r) => {
         const id = first(r, 'id', 'kid');
-        if (state(r) !== 'retired') return [];
+        if (!['retired', 'expired'].includes(state(r))) return [];
         return [button('Destroy', ctx, async () => {
-          await api('POST', `/keys/${enc(id)}/destroy`, {});
+          await api('POST', `/keys/${enc(id)}/destroy`, { confirm: true });
           ctx.say(`Key ${id} destroyed.`);
           await load();
         }, { aria: `Destroy key ${id}`, confirm: `Destroy key ${id}? Everything sealed or signed with it becomes unreadable. This cannot be undone.` })];
@@ -362,8 +364,8 @@ export const pages = {
     };
     await load();
     onSubmit($('#keys-rotate', main), ctx, async (v) => {
-      await api('POST', '/keys/rotate', v.purpose ? { purpose: v.purpose } : {});
-      ctx.say('Keys rotated.');
+      const data = await api('POST', '/keys/rotate', { purpose: v.purpose });
+      ctx.say(`Keys of ${v.purpose} rotated${first(data || {}, 'activated') ? ': ' + text(first(data, 'activated')) + ' is active' : ''}.`);
       await load();
     });
   },
@@ -372,45 +374,54 @@ export const pages = {
     const list = $('[data-list]', main);
     const verify = $('#audit-verify', main);
     const more = $('#audit-more', main);
+    const page = 100;
     let entries = [];
-    const render = () => list.replaceChildren(table('Audit log entries, newest first', [col('Seq', 'seq', 'position'), colWhen('Time (UTC)', 'time', 'at'),
+    const seqOf = (e) => Number(first(e, 'seq', 'position'));
+    const render = () => list.replaceChildren(table('Audit log entries, newest first', [col('Seq', 'seq'), colWhen('Time (UTC)', 'time'),
       col('Actor', 'actor'), col('Role', 'role'), col('Action', 'action'), col('Target', 'target'),
       { label: 'Outcome', get: (r) => h('span', { class: 'outcome ' + String(first(r, 'outcome') || '') }, text(first(r, 'outcome'))) },
       col('Client', 'client'), col('Detail', 'detail')], entries));
-    // Newest first: read the tail. The API reads after a position, so page
-    // by asking for the last entries (?limit) and older ones (?before), and
-    // fall back to reading from the start.
-    const page = 100;
-    const fetchPage = async (before) => {
-      const q = new URLSearchParams({ limit: String(page) });
-      if (before) q.set('before', String(before)); else q.set('order', 'desc');
-      return items(await api('GET', '/audit?' + q), 'entries');
-    };
-    const seqOf = (e) => Number(first(e, 'seq', 'position'));
+    // GET /audit reads the entries after a position (?after=SEQ&limit=N):
+    // the newest page starts at the head (from the verification) less a page.
+    const fetchAfter = async (after, limit) => items(await api('GET', `/audit?after=${after}&limit=${limit}`), 'entries');
     const add = (got) => {
       const known = new Set(entries.map(seqOf));
-      entries = entries.concat(got.filter((e) => !known.has(seqOf(e)))).sort((a, b) => seqOf(b) - seqOf(a));
+      entries = entries.concat(got.filter((e) => !known.has(seqOf(e)))).sort((x, y) => seqOf(y) - seqOf(x));
       render();
-      more.hidden = got.length < page || Math.min(...entries.map(seqOf)) <= 1;
+      more.hidden = !entries.length || Math.min(...entries.map(seqOf)) <= 1;
     };
-    const verifyP = api('GET', '/audit/verify').then((v) => {
-      const ok = first(v, 'ok', 'valid', 'verified');
-      const n = first(v, 'entries', 'count', 'checked', 'length');
-      const head = first(v, 'head', 'head_seq', 'last_seq');
-      const problem = first(v, 'error', 'problem', 'reason', 'message');
-      verify.className = 'verify ' + (ok === false || problem ? 'bad' : 'good');
-      verify.textContent = ok === false || problem
-        ? `The chain does NOT verify${problem ? ': ' + text(problem) : ''}.`
-        : `The chain verifies${n !== undefined ? `: ${n} entries` : ''}${head !== undefined ? `, head at ${text(head)}` : ''}${first(v, 'checkpoint') ? ', checkpoint ' + text(first(v, 'checkpoint', 'anchor')) : ''}.`;
-    }, (e) => {
+    let head = 0;
+    try {
+      const v = await api('GET', '/audit/verify');
+      head = Number(first(v, 'head_seq', 'head') || 0);
+      const ok = first(v, 'ok') === true;
+      const p = val(v, 'problem');
+      verify.className = 'verify ' + (ok ? 'good' : 'bad');
+      const cp = Number(first(v, 'checkpoints') || 0);
+      verify.textContent = ok
+        ? `The chain verifies: ${first(v, 'entries') ?? 0} entries, head at ${head}; ${cp} signed checkpoint${cp === 1 ? '' : 's'}${first(v, 'anchored') ? ', anchored outside the store' : ''}${Number(first(v, 'unanchored') || 0) ? `; the last ${first(v, 'unanchored')} entries are not anchored yet` : ''}.`
+        : `The chain does NOT verify${p ? `: ${first(p, 'kind') || ''} at entry ${first(p, 'seq') ?? '?'}: ${first(p, 'detail') || ''}` : ''}.`;
+    } catch (e) {
+      if (e.status === 403 || e.status === 401) throw e;
       verify.className = 'verify bad';
       verify.textContent = `The chain could not be verified: ${e.message}`;
-    });
-    add(await fetchPage());
+    }
+    if (head > 0) {
+      add(await fetchAfter(Math.max(0, head - page), page));
+    } else {
+      // No head known: read from the start.
+      let after = 0;
+      for (let i = 0; i < 50; i++) {
+        const got = await fetchAfter(after, page);
+        add(got);
+        if (got.length < page) break;
+        after = Math.max(...got.map(seqOf));
+      }
+    }
     more.addEventListener('click', async () => {
-      try { add(await fetchPage(Math.min(...entries.map(seqOf)))); } catch (e) { ctx.showError(e); }
+      const oldest = Math.min(...entries.map(seqOf));
+      try { add(await fetchAfter(Math.max(0, oldest - 1 - page), Math.min(page, oldest - 1))); } catch (e) { ctx.showError(e); }
     });
-    await verifyP;
   },
 
   async security(main, ctx) {
@@ -434,13 +445,18 @@ export const pages = {
       const rows = items(await api('GET', '/operators'), 'operators');
       list.replaceChildren(table('Operators', [col('Name', 'name'), col('Id', 'id'), col('Role', 'role'),
         { label: 'Bots', get: (r) => text(first(r, 'bots')) || 'every bot' },
-        { label: 'State', get: (r) => first(r, 'state', 'status') || (first(r, 'enrolled') === false ? 'invited' : first(r, 'enrolled') ? 'enrolled' : '') },
-        colWhen('Created', 'created_at'), colWhen('Last sign-in', 'last_login_at', 'last_signin_at')], rows,
+        { label: 'State', get: (r) => (first(r, 'disabled') ? 'disabled' : first(r, 'mfa') ? 'enrolled' : 'enrolling') + (when(first(r, 'locked_until')) ? ', locked until ' + when(first(r, 'locked_until')) : '') },
+        colWhen('Created', 'created_at'), colWhen('Updated', 'updated_at')], rows,
       ctx.can('operators.manage') ? (r) => {
         const id = first(r, 'id');
         const name = first(r, 'name') || id;
         if (id === ctx.state.me.id) return [];
-        return [button('Remove', ctx, async () => {
+        const disabled = !!first(r, 'disabled');
+        return [button(disabled ? 'Enable' : 'Disable', ctx, async () => {
+          await api('PATCH', `/operators/${enc(id)}`, { disabled: !disabled });
+          ctx.say(`Operator ${name} ${disabled ? 'enabled' : 'disabled'}.`);
+          await load();
+        }, { aria: `${disabled ? 'Enable' : 'Disable'} operator ${name}` }), button('Remove', ctx, async () => {
           await api('DELETE', `/operators/${enc(id)}`);
           ctx.say(`Operator ${name} removed.`);
           await load();
@@ -450,11 +466,13 @@ export const pages = {
     await load();
     const form = $('#operator-form', main);
     onSubmit(form, ctx, async (v) => {
-      const data = await api('POST', '/operators', { name: v.name, role: v.role, bots: lines(v.bots) });
+      const body = { role: v.role, ttl_hours: Number(v.ttl_hours) };
+      if (lines(v.bots).length) body.bots = lines(v.bots);
+      const data = await api('POST', '/operators', body);
       form.reset();
       await load();
-      showOnce(main, `Enrollment code for ${v.name}`, secretsIn(data));
-      ctx.say(`Operator ${v.name} invited.`);
+      showOnce(main, `Enrollment code for the new ${v.role}${first(data, 'expires_at') ? ' (expires ' + when(first(data, 'expires_at')) + ')' : ''}`, secretsIn(data));
+      ctx.say(`Invitation for a new ${v.role} made.`);
     });
   },
 
@@ -484,11 +502,12 @@ export const pages = {
     const form = $('#token-form', main);
     onSubmit(form, ctx, async (v) => {
       const days = Number(v.days);
-      const data = await api('POST', '/tokens', { name: v.name, role: v.role, bots: lines(v.bots),
-        expires_at: new Date(Date.now() + days * 86400e3).toISOString(), expires_in: `${days * 24}h` });
+      const body = { name: v.name, role: v.role, expires_in_days: days };
+      if (lines(v.bots).length) body.bots = lines(v.bots);
+      const data = await api('POST', '/tokens', body);
       form.reset();
       await load();
-      showOnce(main, `API token ${v.name}`, secretsIn(data));
+      showOnce(main, `API token ${v.name}`, [['token', first(data, 'token')]]);
       ctx.say(`Token ${v.name} created.`);
     });
   },
@@ -499,7 +518,7 @@ export const pages = {
     const pw = $('#password-form', main);
     onSubmit(pw, ctx, async (v) => {
       if (v.password !== v.password2) throw new Error('The two passwords differ.');
-      await api('POST', '/me/password', { password: v.password, new_password: v.password });
+      await api('POST', '/me/password', { new_password: v.password });
       pw.reset();
       ctx.say('Password changed.');
     });
