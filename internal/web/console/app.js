@@ -126,8 +126,8 @@ export async function route() {
       go('/signin');
       return;
     }
-    if (e instanceof ApiError && e.status === 403) refused(main, e);
-    showError(e);
+    if (e instanceof ApiError && e.status === 403 && e.code !== 'csrf') refused(main, e);
+    else showError(e);
   }
 }
 
@@ -135,6 +135,7 @@ export async function route() {
 function refused(main, e) {
   const p = document.createElement('p');
   p.className = 'refused';
+  p.setAttribute('role', 'alert');
   p.textContent = `The server refused this page (403 ${e.code}): ${e.message}`;
   const h1 = $('h1', main);
   main.replaceChildren(...(h1 ? [h1] : []), p);

@@ -96,7 +96,7 @@ function secretsIn(data) {
     for (const [k, v] of Object.entries(o)) {
       if (/secret|token|code|key$|password/i.test(k) && !/hash|_at$|expires|id$|kind|type|prefix/i.test(k)) {
         if (typeof v === 'string' && v) out.push([prefix + k, v]);
-        else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out.push([prefix + k, v.join('  ')]);
+        else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) v.forEach((x, i) => out.push([`${prefix}${k.replace(/s$/, '')} ${i + 1}`, x]));
       } else if (v && typeof v === 'object' && !Array.isArray(v)) walk(v, prefix + k + '.');
     }
   };
