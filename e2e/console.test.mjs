@@ -108,7 +108,7 @@ test('the owner enrolls with the bootstrap code and TOTP, registers a bot and in
   const bot = await shownOnce(page);
   assert.ok(bot.values.some((v) => v.length >= 16), 'the bot client secret is shown: ' + JSON.stringify(bot));
   state.botName = 'Support';
-  await page.getByRole('cell', { name: 'Support', exact: true }).waitFor();
+  await page.getByRole('cell', { name: 'Support', exact: true }).first().waitFor();
   await assertNamedControls(page);
   await shot(page, 'owner-bots');
   // The keys page: its states, and rotation.
@@ -144,7 +144,8 @@ test('the operator enrolls, creates a site and cannot open the keys page', { tim
     assert.equal(await nav.getByRole('link', { name: hidden, exact: true }).isVisible(), false, `${hidden} is not in the operator's navigation`);
   }
   await nav.getByRole('link', { name: 'Sites', exact: true }).click();
-  await page.getByLabel('Bot').selectOption({ label: new RegExp(state.botName) });
+  const botOption = page.getByLabel('Bot').locator('option', { hasText: state.botName }).first();
+  await page.getByLabel('Bot').selectOption(await botOption.getAttribute('value'));
   await page.getByLabel('Name', { exact: true }).fill('web');
   await page.getByLabel('Trusted origins').fill('https://www.example.com');
   await page.getByRole('button', { name: 'Create' }).click();
@@ -152,7 +153,9 @@ test('the operator enrolls, creates a site and cannot open the keys page', { tim
   assert.equal(site.values.length, 2, 'two site secrets shown once: ' + JSON.stringify(site));
   state.siteId = /Site (\S+) created/.exec(site.title)?.[1];
   assert.ok(state.siteId, site.title);
-  await page.getByRole('table', { name: 'Sites' }).getByText('https://www.example.com').waitFor();
+  const row = page.getByRole('table', { name: 'Sites' }).getByRole('row').filter({ hasText: state.siteId });
+  await row.waitFor();
+  assert.match(await row.textContent(), /https:\/\/www\.example\.com/);
   await shot(page, 'operator-site');
   await assertNamedControls(page);
   // A direct visit to the keys page: the server refuses it and the page says so.
