@@ -73,12 +73,16 @@ function button(label, ctx, fn, { confirm: question, aria } = {}) {
  * Shows values the server returns once (secrets, codes) in a box above the
  * page's content, with a copy button; the values are never kept.
  */
+let onceCount = 0;
 function showOnce(main, title, values) {
   const frag = document.getElementById('part-once').content.cloneNode(true);
   const box = frag.querySelector('section');
-  box.querySelector('h2').textContent = title;
+  const heading = box.querySelector('h2');
+  heading.textContent = title;
+  heading.id = 'once-title-' + (++onceCount);
+  box.setAttribute('aria-labelledby', heading.id);
   const dl = box.querySelector('[data-values]');
-  for (const [k, v] of values) dl.append(h('dt', {}, k), h('dd', {}, h('code', { class: 'secret' }, text(v))));
+  for (const [k, v] of values) dl.append(h('dt', {}, humanize(k)), h('dd', {}, h('code', { class: 'secret' }, text(v))));
   box.querySelector('[data-copy]').addEventListener('click', async () => {
     try { await navigator.clipboard.writeText(values.map(([k, v]) => `${k}: ${text(v)}`).join('\n')); } catch { /* the values stay selectable */ }
   });
@@ -86,6 +90,13 @@ function showOnce(main, title, values) {
   const h1 = $('h1', main);
   h1.after(box);
   box.focus();
+}
+
+/** "clientSecret" → "Client secret", "code" → "Enrollment code". */
+function humanize(k) {
+  const words = String(k).replace(/([a-z])([A-Z])/g, '$1 $2').replace(/[_.]/g, ' ').toLowerCase();
+  const named = { code: 'one-time enrollment code', token: 'API token' }[words] || words;
+  return named.charAt(0).toUpperCase() + named.slice(1);
 }
 
 /** The secret-looking fields of a creation answer, for showOnce. */
