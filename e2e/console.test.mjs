@@ -239,3 +239,23 @@ test('the auditor sees the new entries in the audit log, and the chain verifies'
   await assertNamedControls(page);
   assert.deepEqual(unexpectedErrors(page), []);
 });
+
+test('an owner change asks to re-authenticate, then goes on', { timeout: 120000 }, async () => {
+  const owner = people.owner;
+  assert.ok(owner && people.audrey, 'needs the owner and the auditor');
+  const page = owner.page;
+  await page.goto(parley.admin + '/operators');
+  const row = page.getByRole('table', { name: 'Operators' }).getByRole('row').filter({ hasText: 'audrey' });
+  await row.getByRole('button', { name: 'Disable operator audrey' }).click();
+  // PATCH /operators/{id} needs a recent sign-in: the dialog asks for the password and a code.
+  const dialog = page.getByRole('dialog', { name: 'Confirm it is you' });
+  await dialog.waitFor();
+  await assertNamedControls(page);
+  await dialog.getByLabel('Password').fill(password('owner'));
+  await dialog.getByLabel('Authentication code').fill(await freshCode(owner.secret, owner.used));
+  await shot(page, 'owner-reauth');
+  await dialog.getByRole('button', { name: 'Confirm' }).click();
+  await page.getByRole('status').getByText('Operator audrey disabled.').waitFor();
+  assert.match(await row.textContent(), /disabled/);
+  assert.deepEqual(unexpectedErrors(page), []);
+});

@@ -359,8 +359,13 @@ export const pages = {
     const list = $('[data-list]', main);
     const state = (k) => first(k, 'state', 'status') || (first(k, 'destroyed_at') && when(first(k, 'destroyed_at')) ? 'destroyed'
       : first(k, 'retired_at') && when(first(k, 'retired_at')) ? 'retired' : first(k, 'activated_at') && when(first(k, 'activated_at')) ? 'active' : 'next');
+    const purposes = $('#keys-purpose', main);
     const load = async () => {
       const rows = items(await api('GET', '/keys'), 'keys');
+      // Offer every purpose the server lists, beside the known ones.
+      for (const p of new Set(rows.map((k) => first(k, 'purpose')).filter(Boolean))) {
+        if (![...purposes.options].some((o) => o.value === p)) purposes.append(h('option', { value: p }, p));
+      }
       list.replaceChildren(table('Keys', [col('Key id', 'id', 'kid'), col('Purpose', 'purpose'), { label: 'State', get: state },
         colWhen('Created', 'created_at'), colWhen('Activated', 'activated_at'), colWhen('Retired', 'retired_at'), colWhen('Destroyed', 'destroyed_at')], rows,
       ctx.can('keys.manage') ? (r) => {
