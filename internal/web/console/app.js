@@ -191,7 +191,12 @@ onReauth(() => new Promise((resolve) => {
       await api('POST', '/session/reauth', body, { retried: true });
       done(true);
     } catch (e) {
-      showError(e);
+      // The page behind the modal dialog is inert: the error goes in the dialog.
+      const box = dlg.querySelector('[data-error]');
+      box.textContent = `${e.status ? e.status + ' ' + (e.code || '') + ': ' : ''}${e.message}`;
+      box.hidden = false;
+      form.code.value = '';
+      form.code.focus();
     }
   });
   dlg.showModal();
