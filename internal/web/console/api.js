@@ -18,6 +18,13 @@ export class ApiError extends Error {
 /** Remembers the CSRF token from a session answer. */
 export function setCSRF(token) { csrf = token || ''; }
 
+let expiredHook = null;
+/** Sets what runs when a signed-in request is answered 401 (the session ended). */
+export function onExpired(fn) { expiredHook = fn; }
+
+// Requests whose 401 means a wrong credential, not an ended session.
+const credentialRoutes = new Set(['POST /session', 'POST /session/reauth', 'POST /enroll', 'POST /enroll/totp', 'GET /session']);
+
 let reauthHook = null;
 /** Sets what runs when the server asks to re-authenticate (returns true when done). */
 export function onReauth(fn) { reauthHook = fn; }
@@ -50,6 +57,7 @@ export async function api(method, path, body, { retried = false } = {}) {
   if (!res.ok) {
     const err = data && data.error ? data.error : {};
     const e = new ApiError(res.status, err.code || '', err.message || (res.status + ' ' + res.statusText + (text && !data ? ': ' + text.slice(0, 200) : '')));
+    if (res.status === 401 && expiredHook && !credentialRoutes.has(method + ' ' + path.split('?')[0])) expiredHook(e);
     if (e.code === 'reauth_required' && !retried && reauthHook && await reauthHook()) {
       return api(method, path, body, { retried: true });
     }

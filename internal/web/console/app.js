@@ -2,7 +2,7 @@
 // framework, no build step). Pages are <template>s in index.html; this file
 // routes between them, keeps the session, and shows the server's errors.
 
-import { api, setCSRF, onReauth, ApiError, val, first } from './api.js';
+import { api, setCSRF, onReauth, onExpired, ApiError, val, first } from './api.js';
 import { grants } from './roles.js';
 import { pages } from './pages.js';
 
@@ -171,6 +171,16 @@ document.addEventListener('click', (ev) => {
   go(a.getAttribute('href'));
 });
 window.addEventListener('popstate', route);
+
+// A session that ended (expired, idle, signed out elsewhere): back to the
+// sign-in page, then to where the operator was.
+onExpired((e) => {
+  if (!state.me) return;
+  state.me = null;
+  const next = location.pathname;
+  history.pushState({ next }, '', '/signin');
+  route().then(() => showError(e));
+});
 
 // Re-authentication for the most sensitive actions: a dialog asks for the
 // password and a code, then the request is tried again once.
