@@ -92,7 +92,7 @@ export function drawChart(container, report, { since, now } = {}) {
   for (let i = 0; i <= 6; i++) {
     const t = t0 + ((t1 - t0) * i) / 6;
     svg.append(el('line', { x1: x(t), y1: H - B, x2: x(t), y2: H - B + 4, class: 'axis' }));
-    svg.append(el('text', { x: x(t), y: H - B + 18, 'text-anchor': 'middle', class: 'tick' }, fmtTime(t, t1 - t0)));
+    svg.append(el('text', { x: x(t), y: H - B + 18, 'text-anchor': i === 0 ? 'start' : i === 6 ? 'end' : 'middle', class: 'tick' }, fmtTime(t, t1 - t0)));
   }
   svg.append(el('text', { x: W - R, y: H - 4, 'text-anchor': 'end', class: 'tick' }, 'time (UTC)'));
   const legend = document.createElement('ul');
