@@ -21,18 +21,6 @@ import (
 // data directory and open the master key (the same person can read the
 // whole store anyway). They work without a running server.
 
-// operatorAudit is where the local commands record their events. Until
-// the audit log (internal/audit) is wired here, they are written to
-// stderr as one line each (never a secret: events hold none).
-func (a *app) operatorAudit(_ store.Store) operator.Recorder { return stderrAudit{a} }
-
-type stderrAudit struct{ a *app }
-
-func (r stderrAudit) Record(_ context.Context, e audit.Event) error {
-	_, err := fmt.Fprintf(r.a.stderr, "audit: %s %s %s %s\n", e.Actor, e.Action, e.Target, e.Outcome)
-	return err
-}
-
 // openOperators opens the store, the keys (the TOTP secrets are sealed
 // under them: the command needs the master key) and the operator service.
 func (a *app) openOperators(ctx context.Context, f storeFlags) (config.Config, store.Store, *operator.Service, func(), error) {
@@ -46,7 +34,16 @@ func (a *app) openOperators(ctx context.Context, f storeFlags) (config.Config, s
 		return cfg, nil, nil, nil, err
 	}
 	done := func() { _ = keys.Close(); _ = st.Close() }
-	svc, err := operator.New(operator.Config{Store: st, Sealer: keys.Envelope, Audit: a.operatorAudit(st), Settings: cfg.Operators, Announce: a.stderr})
+	var rec operator.Recorder = a.recorder
+	if rec == nil {
+		l, err := newAuditLog(cfg, st, keys.Set, nil)
+		if err != nil {
+			done()
+			return cfg, nil, nil, nil, err
+		}
+		rec = l
+	}
+	svc, err := operator.New(operator.Config{Store: st, Sealer: keys.Envelope, Audit: rec, Settings: cfg.Operators, Announce: a.stderr})
 	if err != nil {
 		done()
 		return cfg, nil, nil, nil, err
@@ -184,7 +181,11 @@ func (a *app) operatorUnlockCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			_, st, err := a.openAdmin(ctx, f.config, f.data)
+			cfg, st, err := a.openAdmin(ctx, f.config, f.data)
+			if err != nil {
+				return err
+			}
+			rec, st, err := a.cliRecorder(ctx, cfg, st)
 			if err != nil {
 				return err
 			}
@@ -197,7 +198,9 @@ func (a *app) operatorUnlockCmd() *cobra.Command {
 				return err
 			}
 			p := localPrincipal()
-			_ = a.operatorAudit(st).Record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.unlock", Target: "operator:" + op.ID, Outcome: audit.Success})
+			if err := rec.Record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.unlock", Target: "operator:" + op.ID, Outcome: audit.Success}); err != nil {
+				return fmt.Errorf("record the unlock in the audit log: %w", err)
+			}
 			_, err = fmt.Fprintf(a.stdout, "Unlocked %s.\n", op.Name)
 			return err
 		},

@@ -34,8 +34,17 @@ func TestOperatorInviteAndEnrollCode(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &inv); err != nil || !strings.HasPrefix(inv.Code, "pec_") || inv.Role != "operator" || len(inv.Bots) != 2 {
 		t.Fatalf("invite --json = %s (%v)", out, err)
 	}
-	if strings.Contains(stderr, inv.Code) || !strings.Contains(stderr, "operator.invite") {
-		t.Fatalf("stderr = %q: want the audit line, never the code", stderr)
+	if strings.Contains(stderr, inv.Code) {
+		t.Fatalf("stderr = %q: never the code", stderr)
+	}
+	// The invitation is in the audit log, as the local principal's, and
+	// the chain verifies; the code is not in it.
+	entries, _, err := run(t, nil, "audit", "export", "--data", data)
+	if err != nil || !strings.Contains(entries, `"operator.invite"`) || !strings.Contains(entries, `"local:`) || strings.Contains(entries, inv.Code) {
+		t.Fatalf("audit export after invite = %q, %v", entries, err)
+	}
+	if _, _, err := run(t, nil, "audit", "verify", "--data", data); err != nil {
+		t.Fatalf("audit verify after CLI commands: %v", err)
 	}
 	out, _, err = run(t, nil, "operator", "enroll-code", "--data", data)
 	if err != nil {
