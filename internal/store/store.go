@@ -721,6 +721,8 @@ type Store interface {
 	// Operators, their sessions, enrollment codes and API tokens (issue
 	// 13): see OperatorStore.
 	OperatorStore
+	// Operators' WebAuthn passkeys (issue 13): see WebAuthnStore.
+	WebAuthnStore
 
 	Close() error
 }
@@ -999,4 +1001,60 @@ type APIToken struct {
 	ExpiresAt  time.Time
 	RevokedAt  time.Time
 	LastUsedAt time.Time
+}
+
+// WebAuthnStore keeps operators' WebAuthn credentials (passkeys). A
+// credential holds no secret: its public key, the authenticator's
+// signature counter and facts about the authenticator.
+//
+// AddWebAuthnCredential stores c: ErrExists when its ID or its
+// CredentialID is taken (a credential id belongs to one operator),
+// ErrNotFound when OperatorID is not an operator. ListWebAuthnCredentials
+// lists an operator's credentials by creation time (none: empty, no
+// error). WebAuthnCredentialByCredentialID answers ErrNotFound for none.
+//
+// UseWebAuthnCredential records a verified assertion of the operator's
+// credential with id: it sets SignCount to signCount and LastUsedAt to
+// now only if signCount is greater than the stored count, or both are 0
+// (an authenticator without a counter); ok false, changing nothing,
+// otherwise (a replayed assertion or a cloned authenticator) or when the
+// credential is not that operator's. Of concurrent callers with the same
+// non-zero count exactly one gets ok.
+//
+// DeleteWebAuthnCredential removes the operator's credential with id
+// (ErrNotFound when it is not that operator's). DeleteOperator removes
+// the operator's credentials in its transaction.
+type WebAuthnStore interface {
+	AddWebAuthnCredential(ctx context.Context, c WebAuthnCredential) error
+	ListWebAuthnCredentials(ctx context.Context, operatorID string) ([]WebAuthnCredential, error)
+	WebAuthnCredentialByCredentialID(ctx context.Context, credentialID []byte) (WebAuthnCredential, error)
+	UseWebAuthnCredential(ctx context.Context, operatorID, id string, signCount uint32, now time.Time) (ok bool, err error)
+	DeleteWebAuthnCredential(ctx context.Context, operatorID, id string) error
+}
+
+// WebAuthnCredential is an operator's passkey. ID is Parley's handle
+// ("pk_..."); CredentialID the authenticator's credential id; PublicKey
+// the COSE public key.
+type WebAuthnCredential struct {
+	ID           string
+	OperatorID   string
+	CredentialID []byte
+	PublicKey    []byte
+	// SignCount is the authenticator's signature counter at the last
+	// accepted assertion (or at registration).
+	SignCount uint32
+	// AAGUID names the authenticator model (16 bytes, zeros when not
+	// told); Transports are the transports the browser reported ("usb",
+	// "internal", ...); AttestationFormat is the registration's
+	// attestation statement format ("none", "packed", ...).
+	AAGUID            []byte
+	Transports        []string
+	AttestationFormat string
+	// BackupEligible and BackupState are the authenticator data's BE
+	// and BS flags (a synced passkey is backup eligible).
+	BackupEligible bool
+	BackupState    bool
+	Name           string
+	CreatedAt      time.Time
+	LastUsedAt     time.Time // zero: never used to sign in
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OAuthConnectionsAndUserTokens", testOAuth},
 		{"AuditLog", testAudit},
 		{"Operators", testOperators},
+		{"WebAuthn", testWebAuthn},
 		{"DeadLetterGetDrop", testDeadLetterGetDrop},
 	}
 	for _, tc := range tests {
