@@ -2,6 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -35,6 +38,26 @@ type Operators struct {
 	TokenMaxTTL Duration `yaml:"token_max_ttl"`
 	// SSO is the optional OpenID Connect sign-in.
 	SSO SSO `yaml:"sso"`
+	// WebAuthn configures passkeys as a second factor.
+	WebAuthn WebAuthn `yaml:"webauthn"`
+}
+
+// WebAuthn configures operators' passkeys (a second factor in place of
+// the TOTP code, and re-authentication). The relying party is the admin
+// listener: RPID its host name, Origins the origins the console is
+// opened at. Both empty: taken from each request, but only on a loopback
+// admin listener opened as http://localhost:PORT (browsers refuse an IP
+// address as RP ID); elsewhere passkeys are off until they are set.
+type WebAuthn struct {
+	// RPID is the relying party id: the console's host name (or a parent
+	// domain of it), e.g. "admin.example.com". Passkeys are bound to it:
+	// changing it makes every registered passkey unusable.
+	RPID string `yaml:"rp_id"`
+	// Origins are the console's origins, e.g. ["https://admin.example.com:9445"].
+	Origins []string `yaml:"origins"`
+	// Timeout bounds a ceremony (the browser's prompt); a challenge is
+	// refused after it.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Argon2 are argon2id parameters. The defaults are OWASP's Password
@@ -78,6 +101,7 @@ func DefaultOperators() Operators {
 		TokenTTL:      Duration(30 * 24 * time.Hour),
 		TokenMaxTTL:   Duration(365 * 24 * time.Hour),
 		SSO:           SSO{Match: "subject"},
+		WebAuthn:      WebAuthn{Timeout: Duration(5 * time.Minute)},
 	}
 }
 
@@ -135,6 +159,48 @@ func (o Operators) validate() []error {
 		}
 		if o.SSO.Match != "subject" && o.SSO.Match != "email" {
 			bad("sso.match", "%q: use subject or email", o.SSO.Match)
+		}
+	}
+	errs = append(errs, o.WebAuthn.validate()...)
+	return errs
+}
+
+// validate checks WebAuthn: an RP ID needs origins on it (https, or
+// http on localhost), and origins need an RP ID.
+func (w WebAuthn) validate() []error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("operators.webauthn."+field+": "+format, a...))
+	}
+	if d := time.Duration(w.Timeout); d < 30*time.Second || d > 30*time.Minute {
+		bad("timeout", "%s: use 30s to 30m", d)
+	}
+	if w.RPID == "" {
+		if len(w.Origins) > 0 {
+			bad("rp_id", "origins are set: set rp_id too (the console's host name)")
+		}
+		return errs
+	}
+	id := strings.ToLower(w.RPID)
+	if net.ParseIP(strings.Trim(id, "[]")) != nil || strings.ContainsAny(id, ":/ ") || strings.Trim(id, ".") != id {
+		bad("rp_id", "%q: use the console's host name without scheme or port (browsers refuse IP addresses)", w.RPID)
+		return errs
+	}
+	if len(w.Origins) == 0 {
+		bad("origins", "rp_id is set: list the console's origins, e.g. [\"https://%s:9445\"]", w.RPID)
+	}
+	for _, o := range w.Origins {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			bad("origins", "%q: use scheme://host[:port]", o)
+			continue
+		}
+		h := strings.ToLower(u.Hostname())
+		if h != id && !strings.HasSuffix(h, "."+id) {
+			bad("origins", "%q: its host is not rp_id %q or a subdomain of it", o, w.RPID)
+		}
+		if u.Scheme != "https" && !(u.Scheme == "http" && (h == "localhost" || strings.HasSuffix(h, ".localhost"))) {
+			bad("origins", "%q: use https (plain http only on localhost)", o)
 		}
 	}
 	return errs
