@@ -51,6 +51,15 @@ var Routes = []Route{
 	{Method: "GET", Pattern: Prefix + "/sso/callback", Public: true},
 	{Method: "POST", Pattern: Prefix + "/me/password", Action: SessionSelf, Reauth: true},
 	{Method: "POST", Pattern: Prefix + "/me/recovery-codes", Action: SessionSelf, Reauth: true},
+	// Passkeys (WebAuthn, internal/operator): the second factor in place of
+	// the TOTP code, re-authentication, and one's own passkeys.
+	{Method: "POST", Pattern: Prefix + "/session/passkey", Public: true}, // the passkey step of a sign-in (handle from POST /session's mfa_required)
+	{Method: "POST", Pattern: Prefix + "/session/reauth/passkey/begin", Action: SessionSelf},
+	{Method: "POST", Pattern: Prefix + "/session/reauth/passkey/finish", Action: SessionSelf},
+	{Method: "GET", Pattern: Prefix + "/me/passkeys", Action: SessionSelf},
+	{Method: "POST", Pattern: Prefix + "/me/passkeys/begin", Action: SessionSelf, Reauth: true},
+	{Method: "POST", Pattern: Prefix + "/me/passkeys/finish", Action: SessionSelf, Reauth: true},
+	{Method: "DELETE", Pattern: Prefix + "/me/passkeys/{passkey}", Action: SessionSelf, Reauth: true},
 
 	// Operators and API tokens (internal/operator).
 	{Method: "GET", Pattern: Prefix + "/operators", Action: OperatorsRead},

@@ -40,6 +40,14 @@ func (s *Service) Handlers() map[string]http.Handler {
 		"GET " + p + "/tokens":                  s.signedIn(s.listTokens),
 		"POST " + p + "/tokens":                 s.signedIn(s.createToken),
 		"DELETE " + p + "/tokens/{token}":       s.signedIn(s.revokeToken),
+		// Passkeys (webauthn.go).
+		"POST " + p + "/session/passkey":               s.public(s.loginPasskey),
+		"POST " + p + "/session/reauth/passkey/begin":  s.signedIn(s.reauthPasskeyBegin),
+		"POST " + p + "/session/reauth/passkey/finish": s.signedIn(s.reauthPasskeyFinish),
+		"GET " + p + "/me/passkeys":                    s.signedIn(s.listPasskeys),
+		"POST " + p + "/me/passkeys/begin":             s.signedIn(s.registerPasskeyBegin),
+		"POST " + p + "/me/passkeys/finish":            s.signedIn(s.registerPasskeyFinish),
+		"DELETE " + p + "/me/passkeys/{passkey}":       s.signedIn(s.deletePasskey),
 	}
 }
 
@@ -146,6 +154,21 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	if !known || !pwOK {
 		s.loginFailed(ctx, w, r, adm, op, known, "bad credentials", admin.CodeUnauthenticated, msgBadCredentials)
 		return
+	}
+	if req.TOTP == "" && req.RecoveryCode == "" {
+		// An operator with a passkey confirms with it (POST /session/passkey).
+		if rehash {
+			s.rehash(ctx, op, req.Password)
+		}
+		sent, err := s.mfaPasskey(ctx, w, r, op)
+		if err != nil {
+			s.internalError(w, "sign in", err)
+			return
+		}
+		if sent {
+			adm.Succeeded()
+			return
+		}
 	}
 	second, method, err := s.secondFactor(ctx, op, req.TOTP, req.RecoveryCode)
 	if err != nil {

@@ -26,6 +26,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/guard"
@@ -106,6 +108,10 @@ type Service struct {
 	// takes memory_kib): a burst of sign-ins from many addresses queues
 	// instead of exhausting memory.
 	hashing chan struct{}
+	// passkeys is the configured WebAuthn relying party (nil: derived per
+	// loopback request); ceremonies the begun passkey ceremonies.
+	passkeys   *webauthn.WebAuthn
+	ceremonies ceremonies
 }
 
 // New builds the Service.
@@ -157,6 +163,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Settings.SSO.Issuer != "" {
 		s.sso = &ssoClient{cfg: cfg.Settings.SSO}
+	}
+	if s.passkeys, err = newPasskeys(cfg.Settings.WebAuthn); err != nil {
+		return nil, fmt.Errorf("new operator service: %w", err)
 	}
 	return s, nil
 }

@@ -721,8 +721,6 @@ type Store interface {
 	// Operators, their sessions, enrollment codes and API tokens (issue
 	// 13): see OperatorStore.
 	OperatorStore
-	// Operators' WebAuthn passkeys (issue 13): see WebAuthnStore.
-	WebAuthnStore
 
 	Close() error
 }
@@ -930,6 +928,9 @@ type OperatorStore interface {
 	ListAPITokens(ctx context.Context, createdBy string) ([]APIToken, error)
 	RevokeAPIToken(ctx context.Context, id string, now time.Time) error
 	TouchAPIToken(ctx context.Context, id string, now time.Time) error
+
+	// Operators' WebAuthn passkeys: see WebAuthnStore.
+	WebAuthnStore
 }
 
 // Operator is a person who administers Parley.
