@@ -288,6 +288,9 @@ func (s *Service) finishAssertion(ctx context.Context, r *http.Request, c ceremo
 func protocolDetail(err error) string {
 	var pe *protocol.Error
 	if errors.As(err, &pe) {
+		if pe.DevInfo != "" {
+			return pe.Type + ": " + pe.Details + " (" + pe.DevInfo + ")"
+		}
 		return pe.Type + ": " + pe.Details
 	}
 	return err.Error()
