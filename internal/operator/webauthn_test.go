@@ -75,9 +75,11 @@ func (a *softAuthenticator) authData(rpID string, attested bool) []byte {
 		out = append(out, a.aaguid...)
 		out = binary.BigEndian.AppendUint16(out, uint16(len(a.credID)))
 		out = append(out, a.credID...)
-		x, y := make([]byte, 32), make([]byte, 32)
-		a.key.PublicKey.X.FillBytes(x)
-		a.key.PublicKey.Y.FillBytes(y)
+		pub, err := a.key.PublicKey.Bytes() // 0x04 || X || Y
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		x, y := pub[1:33], pub[33:65]
 		cose, err := cbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: x, -3: y})
 		if err != nil {
 			a.t.Fatal(err)
