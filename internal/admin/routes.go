@@ -53,7 +53,8 @@ var Routes = []Route{
 	{Method: "POST", Pattern: Prefix + "/me/recovery-codes", Action: SessionSelf, Reauth: true},
 	// Passkeys (WebAuthn, internal/operator): the second factor in place of
 	// the TOTP code, re-authentication, and one's own passkeys.
-	{Method: "POST", Pattern: Prefix + "/session/passkey", Public: true}, // the passkey step of a sign-in (handle from POST /session's mfa_required)
+	{Method: "POST", Pattern: Prefix + "/session/passkey", Public: true},       // the passkey step of a sign-in (handle from POST /session's mfa_required or /session/passkey/begin)
+	{Method: "POST", Pattern: Prefix + "/session/passkey/begin", Public: true}, // sign-in with a passkey alone (operators.webauthn.passwordless)
 	{Method: "POST", Pattern: Prefix + "/session/reauth/passkey/begin", Action: SessionSelf},
 	{Method: "POST", Pattern: Prefix + "/session/reauth/passkey/finish", Action: SessionSelf},
 	{Method: "GET", Pattern: Prefix + "/me/passkeys", Action: SessionSelf},

@@ -58,6 +58,10 @@ type WebAuthn struct {
 	// Timeout bounds a ceremony (the browser's prompt); a challenge is
 	// refused after it.
 	Timeout Duration `yaml:"timeout"`
+	// Passwordless lets an operator sign in with a passkey alone (a
+	// discoverable credential with user verification: possession plus
+	// PIN or biometric), without the password. Off by default.
+	Passwordless bool `yaml:"passwordless"`
 }
 
 // Argon2 are argon2id parameters. The defaults are OWASP's Password

@@ -42,6 +42,7 @@ func (s *Service) Handlers() map[string]http.Handler {
 		"DELETE " + p + "/tokens/{token}":       s.signedIn(s.revokeToken),
 		// Passkeys (webauthn.go).
 		"POST " + p + "/session/passkey":               s.public(s.loginPasskey),
+		"POST " + p + "/session/passkey/begin":         s.public(s.beginPasswordless),
 		"POST " + p + "/session/reauth/passkey/begin":  s.signedIn(s.reauthPasskeyBegin),
 		"POST " + p + "/session/reauth/passkey/finish": s.signedIn(s.reauthPasskeyFinish),
 		"GET " + p + "/me/passkeys":                    s.signedIn(s.listPasskeys),

@@ -60,6 +60,9 @@ const (
 	ceremonyRegister ceremonyKind = "register"
 	ceremonyLogin    ceremonyKind = "login"
 	ceremonyReauth   ceremonyKind = "reauth"
+	// ceremonyPasswordless: a sign-in with a passkey alone (a
+	// discoverable credential: the operator is found from it).
+	ceremonyPasswordless ceremonyKind = "passwordless"
 )
 
 // ceremony is a begun WebAuthn ceremony waiting for its finish.
@@ -256,7 +259,17 @@ func (s *Service) finishAssertion(ctx context.Context, r *http.Request, c ceremo
 	if err != nil {
 		return "malformed assertion", nil
 	}
-	cred, err := c.rp.ValidateLogin(user, c.data, parsed)
+	var cred *webauthn.Credential
+	if c.kind == ceremonyPasswordless {
+		cred, err = c.rp.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
+			if !bytes.Equal(userHandle, user.WebAuthnID()) {
+				return nil, errors.New("the user handle is not the credential's operator")
+			}
+			return user, nil
+		}, c.data, parsed)
+	} else {
+		cred, err = c.rp.ValidateLogin(user, c.data, parsed)
+	}
 	if err != nil {
 		s.log.Info("passkey assertion refused", "operator", op.ID, "err", protocolDetail(err))
 		return "assertion refused", nil
@@ -342,7 +355,18 @@ func (s *Service) loginPasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, found := s.ceremonies.take(string(ceremonyLogin) + ":" + hex.EncodeToString(hashOf(req.Handle)))
-	if !found || c.kind != ceremonyLogin || !s.now().Before(c.expires) {
+	if found && c.kind == ceremonyPasswordless {
+		// The operator is the credential's: found from the assertion
+		// (verified below against that operator's passkeys).
+		c.operatorID = ""
+		if parsed, err := protocol.ParseCredentialRequestResponseBytes(req.Credential); err == nil {
+			if sc, err := s.st.WebAuthnCredentialByCredentialID(ctx, parsed.RawID); err == nil {
+				c.operatorID = sc.OperatorID
+			}
+		}
+		found = c.operatorID != "" && s.settings().WebAuthn.Passwordless
+	}
+	if !found || (c.kind != ceremonyLogin && c.kind != ceremonyPasswordless) || !s.now().Before(c.expires) {
 		s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.login", Outcome: audit.Failure, Client: client,
 			Detail: map[string]string{"reason": "unknown, used or expired passkey challenge", "mfa": "passkey"}})
 		if d, over := adm.Failed(); over {
@@ -389,9 +413,45 @@ func (s *Service) loginPasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	left, _ := s.st.RecoveryCodesLeft(ctx, op.ID)
+	detail := map[string]string{"mfa": "passkey"}
+	if c.kind == ceremonyPasswordless {
+		detail["passwordless"] = "true"
+	}
 	s.record(ctx, audit.Event{Actor: "operator:" + op.ID, Role: op.Role, Action: "session.login", Target: "operator:" + op.ID,
-		Outcome: audit.Success, Client: client, Detail: map[string]string{"mfa": "passkey"}})
+		Outcome: audit.Success, Client: client, Detail: detail})
 	admin.WriteJSON(w, http.StatusOK, loginResponse{sessionView: view, RecoveryCodesLeft: left})
+}
+
+// beginPasswordless is POST /session/passkey/begin: a sign-in with a
+// passkey alone (operators.webauthn.passwordless). The options list no
+// credential: the browser offers the operator's discoverable passkeys
+// for this site. The answer's handle goes with the assertion to POST
+// /session/passkey.
+func (s *Service) beginPasswordless(w http.ResponseWriter, r *http.Request) {
+	if !decodeEmpty(w, r) {
+		return
+	}
+	if !s.settings().WebAuthn.Passwordless {
+		admin.WriteError(w, http.StatusNotFound, admin.CodeNotFound, "sign-in with a passkey alone is off (operators.webauthn.passwordless): sign in with your name and password")
+		return
+	}
+	rp, err := s.relyingParty(r)
+	if err != nil {
+		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, err.Error())
+		return
+	}
+	assertion, data, err := rp.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		s.internalError(w, "begin passkey sign-in", err)
+		return
+	}
+	handle := passkeyLoginPrefix + randomString(32)
+	exp := s.now().Add(webauthnTimeout(s.settings().WebAuthn))
+	if !s.ceremonies.put(string(ceremonyLogin)+":"+hex.EncodeToString(hashOf(handle)), ceremony{kind: ceremonyPasswordless, data: *data, rp: rp, expires: exp}, s.now()) {
+		admin.WriteError(w, http.StatusServiceUnavailable, admin.CodeInternal, "too many passkey sign-ins are waiting: try again in a few minutes")
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, passkeyChallenge{Handle: handle, Options: assertion, ExpiresAt: ts(exp)})
 }
 
 // --- re-authentication ---

@@ -34,6 +34,8 @@ type softAuthenticator struct {
 	rpID   string
 	noUV   bool
 	aaguid []byte
+	// userHandle is returned with assertions (a discoverable credential).
+	userHandle []byte
 }
 
 func newSoftAuthenticator(t *testing.T, origin string) *softAuthenticator {
@@ -108,6 +110,11 @@ func (a *softAuthenticator) create(pk map[string]any) map[string]any {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	// A discoverable credential keeps the user handle and returns it
+	// with each assertion.
+	if u, ok := pk["user"].(map[string]any); ok {
+		a.userHandle, _ = b64.DecodeString(u["id"].(string))
+	}
 	return map[string]any{"id": b64.EncodeToString(a.credID), "rawId": b64.EncodeToString(a.credID), "type": "public-key",
 		"response":               map[string]any{"clientDataJSON": b64.EncodeToString(cd), "attestationObject": b64.EncodeToString(att), "transports": []string{"internal"}},
 		"clientExtensionResults": map[string]any{}, "authenticatorAttachment": "platform"}
@@ -125,9 +132,12 @@ func (a *softAuthenticator) get(pk map[string]any) map[string]any {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	resp := map[string]any{"clientDataJSON": b64.EncodeToString(cd), "authenticatorData": b64.EncodeToString(ad), "signature": b64.EncodeToString(sig)}
+	if a.userHandle != nil {
+		resp["userHandle"] = b64.EncodeToString(a.userHandle)
+	}
 	return map[string]any{"id": b64.EncodeToString(a.credID), "rawId": b64.EncodeToString(a.credID), "type": "public-key",
-		"response": map[string]any{"clientDataJSON": b64.EncodeToString(cd), "authenticatorData": b64.EncodeToString(ad),
-			"signature": b64.EncodeToString(sig)}, "clientExtensionResults": map[string]any{}}
+		"response": resp, "clientExtensionResults": map[string]any{}}
 }
 
 func sha256Of(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
@@ -452,5 +462,67 @@ func (h *harness) checkNoLeaks() {
 		if s != "" && strings.Contains(logs, s) {
 			h.t.Fatalf("a secret is in the log: %.8s...", s)
 		}
+	}
+}
+
+// TestPasswordless: with operators.webauthn.passwordless, a passkey
+// alone signs in (the operator found from the credential); off, the
+// route answers 404; a user handle that is not the credential's
+// operator, or an unknown credential, is refused.
+func TestPasswordless(t *testing.T) {
+	h, origin := localhostHarness(t)
+	alice := h.owner()
+	a := newSoftAuthenticator(t, origin)
+	h.registerPasskey(alice, a, "laptop")
+	h.want(h.do(&client{}, "POST", "/session/passkey/begin", map[string]any{}), 404, "not_found")
+
+	h2, origin2 := localhostHarness(t, func(h *harness) { h.settings.WebAuthn.Passwordless = true })
+	alice = h2.owner()
+	a = newSoftAuthenticator(t, origin2)
+	h2.registerPasskey(alice, a, "laptop")
+	bob := h2.invite(alice, "admin", nil, "bob", "tangerine ladder whistling softly")
+	b := newSoftAuthenticator(t, origin2)
+	h2.registerPasskey(bob, b, "bob's key")
+	begin := func() (string, map[string]any) {
+		t.Helper()
+		r := h2.do(&client{}, "POST", "/session/passkey/begin", map[string]any{})
+		h2.want(r, 200, "")
+		pk := publicKey(t, r.body)
+		if pk["allowCredentials"] != nil || pk["userVerification"] != "required" {
+			t.Fatalf("passwordless options: %v", pk)
+		}
+		return r.body["handle"].(string), pk
+	}
+	handle, pk := begin()
+	c := &client{}
+	r := h2.do(c, "POST", "/session/passkey", map[string]any{"handle": handle, "credential": a.get(pk)})
+	h2.want(r, 200, "")
+	if r.body["operator"].(map[string]any)["name"] != "alice" || c.cookie == "" {
+		t.Fatalf("passwordless sign-in: %s", r.raw)
+	}
+	if got := h2.rec.find("session.login", audit.Success); got[len(got)-1].Detail["passwordless"] != "true" {
+		t.Fatalf("audit: %+v", got[len(got)-1])
+	}
+	// Replay of the same assertion: the handle is used.
+	h2.want(h2.do(&client{}, "POST", "/session/passkey", map[string]any{"handle": handle, "credential": a.get(pk)}), 401, "unauthenticated")
+	// Bob's credential claiming to be alice (user handle): refused.
+	handle, pk = begin()
+	h2.want(h2.do(&client{}, "POST", "/session/passkey", map[string]any{"handle": handle,
+		"credential": b.getAs(pk, func(c *softAuthenticator) { c.userHandle = a.userHandle })}), 401, "unauthenticated")
+	// Without user verification: refused.
+	handle, pk = begin()
+	h2.want(h2.do(&client{}, "POST", "/session/passkey", map[string]any{"handle": handle,
+		"credential": a.getAs(pk, func(c *softAuthenticator) { c.noUV = true })}), 401, "unauthenticated")
+	// An unregistered authenticator: refused.
+	handle, pk = begin()
+	stranger := newSoftAuthenticator(t, origin2)
+	stranger.userHandle = a.userHandle
+	h2.want(h2.do(&client{}, "POST", "/session/passkey", map[string]any{"handle": handle, "credential": stranger.get(pk)}), 401, "unauthenticated")
+	// Bob still signs in as bob.
+	handle, pk = begin()
+	r = h2.do(&client{}, "POST", "/session/passkey", map[string]any{"handle": handle, "credential": b.get(pk)})
+	h2.want(r, 200, "")
+	if r.body["operator"].(map[string]any)["name"] != "bob" {
+		t.Fatalf("bob: %s", r.raw)
 	}
 }
