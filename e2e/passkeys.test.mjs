@@ -10,7 +10,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, openPage } from './browser.mjs';
-import { startParleyWithConsole, freshCode, assertNamedControls, shot, unexpectedErrors, waitOrError } from './consolelib.mjs';
+import { startParleyWithConsole, freshCode, assertNamedControls, shot, unexpectedErrors } from './consolelib.mjs';
+
+/** Waits for locator; when the console shows an error first, fails with its message. */
+async function waitOrError(page, locator, timeout = 15000) {
+  const alert = page.locator('#error:not([hidden]), .refused, .dialog-error:not([hidden])').first();
+  await Promise.race([locator.first().waitFor({ timeout }), alert.waitFor({ timeout })]);
+  if (!(await locator.first().isVisible()) && await alert.isVisible()) {
+    throw new Error(`the console shows an error instead: ${(await alert.textContent()).trim()}`);
+  }
+}
 
 const password = 'ribbons of fog drift past the pier 73';
 

@@ -219,7 +219,7 @@ export const passkeyPages = {
       else note.textContent = `You have ${keys.length} passkey${keys.length > 1 ? 's' : ''}.`;
       if (!usable) {
         note.textContent += supported()
-          ? ' Passkeys are not available at this address: open the console at its configured name (operators.webauthn), or at http://localhost on this machine.'
+          ? ' Passkeys are not available at this address: open the console at its configured name (operators.webauthn), or as localhost on this machine (on a loopback listener).'
           : ' This browser cannot use passkeys here.';
       }
       form.hidden = !usable;
