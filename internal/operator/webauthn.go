@@ -320,8 +320,10 @@ func (s *Service) mfaPasskey(ctx context.Context, w http.ResponseWriter, r *http
 		return false, err
 	}
 	ch.Handle = handle
-	s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.login", Target: "operator:" + op.ID, Outcome: audit.Success,
-		Client: s.client(r), Detail: map[string]string{"step": "password", "next": "passkey"}})
+	// The password was right; the sign-in is not done yet (not a
+	// session.login success, which SIEMs count).
+	s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.mfa_challenge", Target: "operator:" + op.ID, Outcome: audit.Success,
+		Client: s.client(r), Detail: map[string]string{"method": "passkey"}})
 	admin.WriteJSON(w, http.StatusUnauthorized, mfaPasskeyBody{Error: admin.ErrorDetail{Code: admin.CodeMFARequired,
 		Message: "confirm with your passkey (or enter the current 6-digit code from your authenticator app, or a recovery code)"}, Passkey: ch})
 	return true, nil
