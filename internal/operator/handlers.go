@@ -41,14 +41,16 @@ func (s *Service) Handlers() map[string]http.Handler {
 		"POST " + p + "/tokens":                 s.signedIn(s.createToken),
 		"DELETE " + p + "/tokens/{token}":       s.signedIn(s.revokeToken),
 		// Passkeys (webauthn.go).
-		"POST " + p + "/session/passkey":               s.public(s.loginPasskey),
-		"POST " + p + "/session/passkey/begin":         s.public(s.beginPasswordless),
-		"POST " + p + "/session/reauth/passkey/begin":  s.signedIn(s.reauthPasskeyBegin),
-		"POST " + p + "/session/reauth/passkey/finish": s.signedIn(s.reauthPasskeyFinish),
-		"GET " + p + "/me/passkeys":                    s.signedIn(s.listPasskeys),
-		"POST " + p + "/me/passkeys/begin":             s.signedIn(s.registerPasskeyBegin),
-		"POST " + p + "/me/passkeys/finish":            s.signedIn(s.registerPasskeyFinish),
-		"DELETE " + p + "/me/passkeys/{passkey}":       s.signedIn(s.deletePasskey),
+		"POST " + p + "/session/passkey":                           s.public(s.loginPasskey),
+		"POST " + p + "/session/passkey/begin":                     s.public(s.beginPasswordless),
+		"POST " + p + "/session/reauth/passkey/begin":              s.signedIn(s.reauthPasskeyBegin),
+		"POST " + p + "/session/reauth/passkey/finish":             s.signedIn(s.reauthPasskeyFinish),
+		"GET " + p + "/me/passkeys":                                s.signedIn(s.listPasskeys),
+		"POST " + p + "/me/passkeys/begin":                         s.signedIn(s.registerPasskeyBegin),
+		"POST " + p + "/me/passkeys/finish":                        s.signedIn(s.registerPasskeyFinish),
+		"GET " + p + "/operators/{operator}/passkeys":              s.signedIn(s.operatorPasskeys),
+		"DELETE " + p + "/operators/{operator}/passkeys/{passkey}": s.signedIn(s.deleteOperatorPasskey),
+		"DELETE " + p + "/me/passkeys/{passkey}":                   s.signedIn(s.deletePasskey),
 	}
 }
 

@@ -478,7 +478,7 @@ func TestHandlersMatchRoutes(t *testing.T) {
 			mine++
 		}
 	}
-	if mine != len(got) || mine != 25 { // 17 + 8 passkey routes
+	if mine != len(got) || mine != 27 { // 17 + 10 passkey routes
 		t.Fatalf("%d routes matched, %d handlers", mine, len(got))
 	}
 }

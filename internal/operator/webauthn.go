@@ -742,3 +742,60 @@ func decodeEmpty(w http.ResponseWriter, r *http.Request) bool {
 	var req emptyRequest
 	return decode(w, r, &req)
 }
+
+// --- an owner's view of other operators' passkeys ---
+
+// operatorPasskeys is GET /operators/{operator}/passkeys: an operator's
+// passkeys (for an owner or an auditor; the middleware checks the role).
+func (s *Service) operatorPasskeys(w http.ResponseWriter, r *http.Request, p admin.Principal) {
+	ctx := r.Context()
+	id := r.PathValue("operator")
+	if _, err := s.st.GetOperator(ctx, id); errors.Is(err, store.ErrNotFound) {
+		admin.WriteError(w, http.StatusNotFound, admin.CodeNotFound, "no such operator")
+		return
+	} else if err != nil {
+		s.internalError(w, "list passkeys", err)
+		return
+	}
+	creds, err := s.st.ListWebAuthnCredentials(ctx, id)
+	if err != nil {
+		s.internalError(w, "list passkeys", err)
+		return
+	}
+	out := make([]passkeyView, 0, len(creds))
+	for _, c := range creds {
+		out = append(out, viewPasskey(c))
+	}
+	admin.WriteJSON(w, http.StatusOK, map[string]any{"passkeys": out})
+}
+
+// deleteOperatorPasskey is DELETE /operators/{operator}/passkeys/{passkey}:
+// an owner removes another operator's passkey (a lost or stolen
+// authenticator), within the owner's own rights.
+func (s *Service) deleteOperatorPasskey(w http.ResponseWriter, r *http.Request, p admin.Principal) {
+	ctx := r.Context()
+	id, pk := r.PathValue("operator"), r.PathValue("passkey")
+	target, err := s.st.GetOperator(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		admin.WriteError(w, http.StatusNotFound, admin.CodeNotFound, "no such operator")
+		return
+	} else if err != nil {
+		s.internalError(w, "remove passkey", err)
+		return
+	}
+	if err := grantable(p, admin.Role(target.Role), target.Bots); err != nil {
+		admin.WriteError(w, http.StatusForbidden, admin.CodeForbidden, "you cannot change an operator with more rights than yours")
+		return
+	}
+	switch err := s.st.DeleteWebAuthnCredential(ctx, id, pk); {
+	case errors.Is(err, store.ErrNotFound):
+		admin.WriteError(w, http.StatusNotFound, admin.CodeNotFound, fmt.Sprintf("operator %s has no passkey %q", id, pk))
+		return
+	case err != nil:
+		s.internalError(w, "remove passkey", err)
+		return
+	}
+	s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "mfa.passkey.remove", Target: "passkey:" + pk, Outcome: audit.Success,
+		Client: p.Client, Detail: map[string]string{"operator": id, "by": "owner"}})
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -526,3 +526,37 @@ func TestPasswordless(t *testing.T) {
 		t.Fatalf("bob: %s", r.raw)
 	}
 }
+
+// TestOwnerRemovesLostPasskey: an owner lists an operator's passkeys and
+// removes one (a lost authenticator), after re-authenticating; the
+// passkey no longer signs in; an admin (no operators.manage) cannot.
+func TestOwnerRemovesLostPasskey(t *testing.T) {
+	h, origin := localhostHarness(t)
+	alice := h.owner()
+	bob := h.invite(alice, "admin", nil, "bob", "tangerine ladder whistling softly")
+	b := newSoftAuthenticator(t, origin)
+	id := h.registerPasskey(bob, b, "lost key")
+	h.want(h.login(alice), 200, "")
+	r := h.do(alice.c, "GET", "/operators/"+bob.id+"/passkeys", nil)
+	h.want(r, 200, "")
+	if l := r.body["passkeys"].([]any); len(l) != 1 || l[0].(map[string]any)["id"] != id {
+		t.Fatalf("list: %s", r.raw)
+	}
+	h.want(h.do(alice.c, "GET", "/operators/op_nobody/passkeys", nil), 404, "not_found")
+	h.want(h.do(alice.c, "DELETE", "/operators/"+bob.id+"/passkeys/"+id, nil), 403, "reauth_required")
+	h.reauth(alice)
+	h.want(h.do(alice.c, "DELETE", "/operators/"+alice.id+"/passkeys/"+id, nil), 404, "not_found") // not alice's
+	h.want(h.do(alice.c, "DELETE", "/operators/"+bob.id+"/passkeys/"+id, nil), 204, "")
+	if got := h.rec.find("mfa.passkey.remove", audit.Success); len(got) != 1 || got[0].Detail["operator"] != bob.id || got[0].Actor != "operator:"+alice.id {
+		t.Fatalf("audit: %+v", got)
+	}
+	// Bob signs in with his code again: no passkey challenge.
+	r = h.do(&client{}, "POST", "/session", map[string]string{"name": bob.name, "password": bob.password})
+	if r.status != 401 || r.body["passkey"] != nil {
+		t.Fatalf("after removal: %s", r.raw)
+	}
+	// The harness's stand-in middleware checks the role: an admin may not
+	// manage operators.
+	h.want(h.login(bob), 200, "")
+	h.want(h.do(bob.c, "GET", "/operators/"+alice.id+"/passkeys", nil), 403, "forbidden")
+}
