@@ -5,20 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
-	"net/url"
-	"regexp"
-	"strconv"
+	"os"
+	"os/user"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/botauth"
+	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/connector"
-	"github.com/parley-gw/parley/internal/conversation"
-	"github.com/parley-gw/parley/internal/directline"
 	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -44,33 +43,12 @@ func (a *app) print(asJSON bool, v any, text string) error {
 	return err
 }
 
-var namePattern = regexp.MustCompile(`^[\p{L}\p{N} ._'-]{1,64}$`)
-
-type botJSON struct {
-	ID             string    `json:"id"`
-	Name           string    `json:"name"`
-	Endpoint       string    `json:"endpoint"`
-	InsecureNoAuth bool      `json:"insecureNoAuth"`
-	CreatedAt      time.Time `json:"createdAt"`
-	// DeliveryTimeout is the bot's own per-attempt timeout ("" when it
-	// uses the gateway's default).
-	DeliveryTimeout string `json:"deliveryTimeout,omitempty"`
-	// Shown once, at creation: the client secret and the bot's settings.
-	ClientSecret string            `json:"clientSecret,omitempty"`
-	Settings     map[string]string `json:"settings,omitempty"`
-	Snippet      string            `json:"snippet,omitempty"`
-	AgentsSDK    map[string]string `json:"agentsSdkSettings,omitempty"` // agentsettings.go
-}
-
-// toBotJSON shows the endpoint redacted (connector.RedactURL): function
-// keys live in its query, and CLI output ends up in tickets and CI logs.
-func toBotJSON(b store.Bot) botJSON {
-	j := botJSON{ID: b.ID, Name: b.Name, Endpoint: connector.RedactURL(b.Endpoint), InsecureNoAuth: b.InsecureNoAuth, CreatedAt: b.CreatedAt}
-	if b.DeliveryTimeout > 0 {
-		j.DeliveryTimeout = b.DeliveryTimeout.String()
-	}
-	return j
-}
+// The JSON shapes are the service layer's (the admin API answers the
+// same); the old names stay for the tests.
+type (
+	botJSON  = admin.Bot
+	siteJSON = admin.Site
+)
 
 func (a *app) botCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bot", Short: "Manage bots"}
@@ -84,62 +62,26 @@ func (a *app) botCmd() *cobra.Command {
 		Long: "Register a bot. Prints its app id, a client secret (shown once; Parley keeps only its hash)\n" +
 			"and every setting the bot's developer must set, with Parley's real URLs, plus a botbuilder snippet.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !namePattern.MatchString(name) {
+			if !admin.NamePattern.MatchString(name) {
 				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
 			}
-			cfg, st, err := a.openAdmin(cmd.Context(), sf.config, sf.data)
+			ctx := cmd.Context()
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if insecure && sf.config != "" && !cfg.InsecureHTTP {
-				// serve refuses to start with such a bot; a running one
-				// would call it without authentication.
-				return fmt.Errorf("--insecure-no-auth: %s serves TLS (production), where 'parley serve' refuses insecure bots and a running server would call this one without authentication: nothing was created. For development, use a configuration with insecure_http: true on loopback", sf.config)
-			}
-			if err := checkEndpointHost(endpoint); err != nil {
+			defer as.st.Close()
+			res, err := as.svc.CreateBot(ctx, as.p, admin.BotCreate{Name: name, Endpoint: endpoint, PublicURL: publicURL, InsecureNoAuth: insecure, DeliveryTimeout: deliveryTimeout})
+			if err != nil {
 				return err
 			}
-			if err := a.checkBotEndpoint(cmd.Context(), cfg, endpoint); err != nil {
-				return err
-			}
-			if err := validEndpoint(endpoint, insecure); err != nil {
-				return err
-			}
-			if err := checkDeliveryTimeout(deliveryTimeout); err != nil {
-				return err
-			}
-			if err := botNameFree(cmd.Context(), st, name); err != nil {
-				return err
-			}
-			// The settings printed carry Parley's public URL: never a
-			// guessed one (the secret is shown once; wrong settings with it
-			// would need a new secret).
-			var pub string
-			if !insecure {
-				if pub, err = botPublicURL(publicURL, cfg.PublicURL); err != nil {
-					return err
-				}
-			}
-			b := store.Bot{ID: newAppID(), Name: name, Endpoint: endpoint, InsecureNoAuth: insecure, CreatedAt: time.Now().UTC()}
-			var secret string
-			if !insecure {
-				if secret, err = identity.NewSecret(); err != nil {
-					return err
-				}
-				b.SecretHashes[0] = botauth.HashClientSecret(secret)
-			}
-			if err := st.CreateBot(cmd.Context(), b); err != nil {
-				return nameTakenHint(err, "bot")
-			}
-			if err := applyDeliveryTimeout(cmd.Context(), st, b.ID, deliveryTimeout); err != nil {
-				return err
-			}
-			out := toBotJSON(b)
+			a.warn(res.Warnings)
+			b := res.Bot
+			out := admin.ToBot(b)
 			if insecure {
-				fmt.Fprintln(a.stderr, "WARNING: this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
 				return a.print(sf.json, out, fmt.Sprintf("bot %s created (%s -> %s)\n", b.ID, b.Name, connector.RedactURL(b.Endpoint)))
 			}
+			pub, secret := res.PublicURL, res.ClientSecret
 			settings := botauth.BotSettings(pub, b.ID, secret)
 			out.ClientSecret, out.Snippet, out.Settings = secret, botbuilderSnippet, map[string]string{}
 			for _, st := range settings {
@@ -164,19 +106,19 @@ func (a *app) botCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List bots",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := a.openAdminStore(cmd.Context(), lf.config, lf.data)
+			as, err := a.openService(cmd.Context(), lf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			bots, err := st.ListBots(cmd.Context())
+			defer as.st.Close()
+			bots, err := as.svc.ListBots(cmd.Context(), as.p)
 			if err != nil {
 				return err
 			}
-			out := []botJSON{}
+			out := []admin.Bot{}
 			var text strings.Builder
 			for _, b := range bots {
-				out = append(out, toBotJSON(b))
+				out = append(out, admin.ToBot(b))
 				fmt.Fprintf(&text, "%s\t%s\t%s\tinsecure=%v\n", b.ID, b.Name, connector.RedactURL(b.Endpoint), b.InsecureNoAuth)
 			}
 			return a.print(lf.json, out, text.String())
@@ -187,122 +129,11 @@ func (a *app) botCmd() *cobra.Command {
 	return cmd
 }
 
-type siteJSON struct {
-	ID             string   `json:"id"`
-	BotID          string   `json:"botId"`
-	Name           string   `json:"name"`
-	EnhancedAuth   bool     `json:"enhancedAuth"`
-	TrustedOrigins []string `json:"trustedOrigins"`
-	Secrets        []string `json:"secrets,omitempty"`
-	// ClientAttachmentURLs is the site's policy for attachment links from
-	// clients: refuse or untrusted.
-	ClientAttachmentURLs string `json:"clientAttachmentUrls,omitempty"`
-	// Masking is what the site masks in user activities before storage
-	// and the bot: off, cards or all-pii.
-	Masking string `json:"masking,omitempty"`
-	// Retention is the site's retention policy (siteretention.go).
-	Retention *retentionJSON `json:"retention,omitempty"`
-}
-
-// normalizeOrigins checks and normalizes --origin values: each must be
-// exactly scheme://host[:port] (http or https; no path other than a
-// trailing "/", no query, fragment or user info), written as a browser
-// sends it in the Origin header. Wildcards are refused: origins are
-// matched exactly, so "*" or "https://*.example.com" would be stored and
-// never match. Repeats are dropped.
-func normalizeOrigins(in []string) ([]string, error) {
-	out := []string{}
-	seen := map[string]bool{}
-	for _, o := range in {
-		if strings.Contains(o, "*") {
-			return nil, fmt.Errorf("--origin %q: wildcards are not supported (origins match exactly); list each origin, e.g. --origin https://www.example.com --origin https://app.example.com", o)
-		}
-		n, err := directline.NormalizeOrigin(o)
-		if err != nil {
-			return nil, fmt.Errorf("--origin: %w; e.g. --origin https://www.example.com", err)
-		}
-		u, err := url.Parse(n)
-		if err != nil || !validOriginHost(u.Hostname()) {
-			return nil, fmt.Errorf("--origin %q: %q is not a host name or IP address; e.g. --origin https://www.example.com", o, u.Hostname())
-		}
-		if p := u.Port(); p != "" {
-			if v, err := strconv.Atoi(p); err != nil || v < 1 || v > 65535 {
-				return nil, fmt.Errorf("--origin %q: port %q is not 1-65535", o, p)
-			}
-		}
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	return out, nil
-}
-
 func originsText(o []string) string {
 	if len(o) == 0 {
 		return "(none)"
 	}
 	return strings.Join(o, ", ")
-}
-
-var hostLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
-// validOriginHost accepts an IP address or a DNS name of letters, digits
-// and hyphens (as browsers send it: IDNs in their xn-- form).
-func validOriginHost(h string) bool {
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
-	}
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if !hostLabel.MatchString(l) {
-			return false
-		}
-	}
-	return true
-}
-
-// botNameFree refuses a bot name another bot has, compared with Unicode
-// case folding (the store also refuses it, for ASCII, against races).
-func botNameFree(ctx context.Context, st store.Store, name string) error {
-	bots, err := st.ListBots(ctx)
-	if err != nil {
-		return err
-	}
-	for _, b := range bots {
-		if strings.EqualFold(b.Name, name) {
-			return nameTakenHint(&store.NameTakenError{Kind: "bot", Name: name, ExistingID: b.ID}, "bot")
-		}
-	}
-	return nil
-}
-
-// siteNameFree refuses a site name another site of the same bot has.
-func siteNameFree(ctx context.Context, st store.Store, botID, name string) error {
-	sites, err := st.ListSites(ctx, botID)
-	if err != nil {
-		return err
-	}
-	for _, s := range sites {
-		if strings.EqualFold(s.Name, name) {
-			return nameTakenHint(&store.NameTakenError{Kind: "site", Name: name, ExistingID: s.ID}, "site")
-		}
-	}
-	return nil
-}
-
-// nameTakenHint says what to do about a taken name.
-func nameTakenHint(err error, kind string) error {
-	if !errors.Is(err, store.ErrNameTaken) {
-		return err
-	}
-	var taken *store.NameTakenError
-	if errors.As(err, &taken) {
-		err = taken
-	}
-	return fmt.Errorf("--name: %w (names are compared ignoring case); choose another --name, or use the existing %s", err, kind)
 }
 
 func (a *app) siteCmd() *cobra.Command {
@@ -316,53 +147,29 @@ func (a *app) siteCmd() *cobra.Command {
 		Use:   "create",
 		Short: "Create a Direct Line site with two fresh secrets (shown once)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !namePattern.MatchString(name) {
+			if !admin.NamePattern.MatchString(name) {
 				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
 			}
-			norm, err := normalizeOrigins(origins)
-			if err != nil {
+			if _, err := admin.NormalizeOrigins(origins); err != nil {
 				return err
 			}
-			policy, err := store.ParseAttachmentURLPolicy(linkPolicy)
-			if err != nil {
+			if _, err := store.ParseAttachmentURLPolicy(linkPolicy); err != nil {
 				return fmt.Errorf("--client-attachment-urls: %w", err)
 			}
-			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+			ctx := cmd.Context()
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if _, err := st.GetBot(cmd.Context(), botID); err != nil {
-				return fmt.Errorf("--bot %q: %w", botID, err)
-			}
-			if err := siteNameFree(cmd.Context(), st, botID, name); err != nil {
+			defer as.st.Close()
+			c, err := as.svc.CreateSite(ctx, as.p, admin.SiteCreate{BotID: botID, Name: name, Origins: origins, NoEnhancedAuth: noEnhanced, ClientAttachmentURLs: linkPolicy})
+			if err != nil {
 				return err
 			}
-			site := store.Site{ID: conversation.NewID(), BotID: botID, Name: name, EnhancedAuth: !noEnhanced, TrustedOrigins: norm, CreatedAt: time.Now().UTC(), ClientAttachmentURLs: policy}
-			var secrets []string
-			for i := range 2 {
-				s, err := identity.NewSecret()
-				if err != nil {
-					return err
-				}
-				secrets = append(secrets, s)
-				site.SecretHashes[i] = identity.HashSecret(s)
-			}
-			if err := st.CreateSite(cmd.Context(), site); err != nil {
-				return nameTakenHint(err, "site")
-			}
-			if noEnhanced {
-				fmt.Fprintln(a.stderr, "WARNING: enhanced authentication is OFF for this site: clients may choose their own user ids.")
-			}
-			if !noEnhanced && len(norm) == 0 {
-				fmt.Fprintln(a.stderr, "note: no trusted origins: browsers can only use tokens whose generate call listed origins.")
-			}
-			if policy.Untrusted() {
-				fmt.Fprintln(a.stderr, "note: attachment links from clients reach the bot marked \"parleyUntrusted\": true; the bot must not fetch them.")
-			}
-			out := siteOut(site)
-			out.Secrets = secrets
-			return a.print(sf.json, out, fmt.Sprintf("site %s created for bot %s\nsecret 1: %s\nsecret 2: %s\nStore them now: Parley keeps only their hashes.\n", site.ID, botID, secrets[0], secrets[1]))
+			a.warn(c.Warnings)
+			out := c.View()
+			out.Warnings = nil
+			return a.print(sf.json, out, fmt.Sprintf("site %s created for bot %s\nsecret 1: %s\nsecret 2: %s\nStore them now: Parley keeps only their hashes.\n", c.Site.ID, botID, c.Secrets[0], c.Secrets[1]))
 		},
 	}
 	sf.add(create)
@@ -388,24 +195,23 @@ func (a *app) siteCmd() *cobra.Command {
 			case !noOrigins && len(setOrigins) == 0:
 				return errors.New("no --origin given: list every trusted origin (--origin https://www.example.com, repeatable), or pass --none to clear the list")
 			}
-			norm, err := normalizeOrigins(setOrigins)
+			if _, err := admin.NormalizeOrigins(setOrigins); err != nil {
+				return err
+			}
+			as, err := a.openService(cmd.Context(), of)
 			if err != nil {
 				return err
 			}
-			st, err := a.openAdminStore(cmd.Context(), of.config, of.data)
+			defer as.st.Close()
+			if setOrigins == nil {
+				setOrigins = []string{} // --none: an explicit empty list
+			}
+			site, err := as.svc.SetOrigins(cmd.Context(), as.p, siteID, setOrigins)
 			if err != nil {
-				return err
+				return siteFlagError(siteID, err)
 			}
-			defer st.Close()
-			site, err := st.GetSite(cmd.Context(), siteID)
-			if err != nil {
-				return fmt.Errorf("--site %q: %w", siteID, err)
-			}
-			if err := st.UpdateSitePolicy(cmd.Context(), siteID, site.EnhancedAuth, norm); err != nil {
-				return err
-			}
-			site.TrustedOrigins = norm
-			return a.print(of.json, siteJSON{ID: site.ID, BotID: site.BotID, Name: site.Name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm},
+			norm := site.TrustedOrigins
+			return a.print(of.json, admin.Site{ID: site.ID, BotID: site.BotID, Name: site.Name, EnhancedAuth: site.EnhancedAuth, TrustedOrigins: norm},
 				fmt.Sprintf("site %s trusted origins: %s\n", siteID, originsText(norm)))
 		},
 	}
@@ -421,23 +227,19 @@ func (a *app) siteCmd() *cobra.Command {
 		Use:   "set-client-attachment-urls",
 		Short: "Choose what a site does with attachment links from clients (refuse or untrusted)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			policy, err := store.ParseAttachmentURLPolicy(setPolicy)
-			if err != nil {
+			if _, err := store.ParseAttachmentURLPolicy(setPolicy); err != nil {
 				return fmt.Errorf("--client-attachment-urls: %w", err)
 			}
-			st, err := a.openAdminStore(cmd.Context(), pf.config, pf.data)
+			as, err := a.openService(cmd.Context(), pf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if err := st.SetSiteClientAttachmentURLs(cmd.Context(), policySite, policy); err != nil {
-				return fmt.Errorf("--site %q: %w", policySite, err)
-			}
-			site, err := st.GetSite(cmd.Context(), policySite)
+			defer as.st.Close()
+			site, err := as.svc.SetClientAttachmentURLs(cmd.Context(), as.p, policySite, setPolicy)
 			if err != nil {
-				return err
+				return siteFlagError(policySite, err)
 			}
-			return a.print(pf.json, siteOut(site), fmt.Sprintf("site %s client attachment URLs: %s\n", site.ID, site.ClientAttachmentURLs))
+			return a.print(pf.json, admin.ToSite(site), fmt.Sprintf("site %s client attachment URLs: %s\n", site.ID, site.ClientAttachmentURLs))
 		},
 	}
 	pf.add(policyCmd)
@@ -452,20 +254,20 @@ func (a *app) siteCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List sites",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := a.openAdminStore(cmd.Context(), lf.config, lf.data)
+			as, err := a.openService(cmd.Context(), lf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			sites, err := st.ListSites(cmd.Context(), listBot)
+			defer as.st.Close()
+			sites, err := as.svc.ListSites(cmd.Context(), as.p, listBot)
 			if err != nil {
 				return err
 			}
-			out := []siteJSON{}
+			out := []admin.Site{}
 			var text strings.Builder
 			for _, s := range sites {
 				out = append(out, siteOut(s))
-				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\tmasking=%s\tretention=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs, maskingOf(s), s.Retention)
+				fmt.Fprintf(&text, "%s\tbot=%s\t%s\tenhanced=%v\torigins=%s\tclient-attachment-urls=%s\tmasking=%s\tretention=%s\n", s.ID, s.BotID, s.Name, s.EnhancedAuth, strings.Join(s.TrustedOrigins, ","), s.ClientAttachmentURLs, admin.MaskingOf(s), s.Retention)
 			}
 			return a.print(lf.json, out, text.String())
 		},
@@ -512,16 +314,23 @@ func (a *app) secretRegenCmd(k secretKind) *cobra.Command {
 			if slot != 1 && slot != 2 {
 				return errors.New("--slot must be 1 or 2")
 			}
-			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+			as, err := a.openService(cmd.Context(), sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			s, err := identity.NewSecret()
-			if err != nil {
-				return err
+			defer as.st.Close()
+			var s string
+			switch k.flag {
+			case "bot":
+				s, err = as.svc.RotateBotSecret(cmd.Context(), as.p, id, slot)
+			case "site":
+				s, err = as.svc.RotateSiteSecret(cmd.Context(), as.p, id, slot)
+			default:
+				if s, err = identity.NewSecret(); err == nil {
+					err = k.set(cmd.Context(), as.st, id, slot-1, s)
+				}
 			}
-			if err := k.set(cmd.Context(), st, id, slot-1, s); err != nil {
+			if err != nil {
 				return fmt.Errorf("--%s %q: %w", k.flag, id, err)
 			}
 			return a.print(sf.json, map[string]any{k.flag: id, "slot": slot, k.secretKey: s},
@@ -534,4 +343,114 @@ func (a *app) secretRegenCmd(k secretKind) *cobra.Command {
 	_ = regen.MarkFlagRequired(k.flag)
 	_ = regen.MarkFlagRequired("slot")
 	return regen
+}
+
+// The admin commands are clients of the service layer (internal/admin),
+// as the admin API is: the same validation, rules and audit events. The
+// CLI runs as the local principal: whoever can read the data directory
+// and the master key, with the role owner, unscoped.
+
+// localPrincipal is the CLI's principal: local:<OS user>, owner.
+func localPrincipal() admin.Principal {
+	name := "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	} else if v := os.Getenv("USER"); v != "" {
+		name = v
+	}
+	return admin.Principal{Kind: admin.KindLocal, ID: name, Name: name, Role: admin.RoleOwner}
+}
+
+// adminSession is an opened store and the service over it.
+type adminSession struct {
+	cfg config.Config
+	st  store.Store
+	svc *admin.Service
+	p   admin.Principal
+}
+
+// openService opens the admin store of f and the service over it; close
+// with st.Close().
+func (a *app) openService(ctx context.Context, f storeFlags) (adminSession, error) {
+	cfg, st, err := a.openAdmin(ctx, f.config, f.data)
+	if err != nil {
+		return adminSession{}, err
+	}
+	rec, st, err := a.cliRecorder(ctx, cfg, st)
+	if err != nil {
+		return adminSession{}, err
+	}
+	return adminSession{cfg: cfg, st: st, svc: a.newServiceRecording(cfg, st, f.config, rec), p: localPrincipal()}, nil
+}
+
+// cliRecorder is where the local commands record their audit events:
+// the audit log in the store, each entry authenticated under the keys
+// (so the command needs the master key, as the server does). A test may
+// set app.recorder instead. The returned store closes the keys with it.
+func (a *app) cliRecorder(ctx context.Context, cfg config.Config, st store.Store) (admin.Recorder, store.Store, error) {
+	if a.recorder != nil {
+		return a.recorder, st, nil
+	}
+	keys, err := server.OpenKeys(ctx, cfg, st)
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, fmt.Errorf("open the keys (the audit log's entries are authenticated under them): %w", err)
+	}
+	l, err := newAuditLog(cfg, st, keys.Set, nil)
+	if err != nil {
+		_ = keys.Close()
+		_ = st.Close()
+		return nil, nil, err
+	}
+	return l, closingStore{Store: st, before: func() { _ = keys.Close() }}, nil
+}
+
+// closingStore runs before when the store closes.
+type closingStore struct {
+	store.Store
+	before func()
+}
+
+func (c closingStore) Close() error {
+	c.before()
+	return c.Store.Close()
+}
+
+// newService is the service over st with the CLI's hooks: its endpoint
+// check (warnings on stderr), its public URL rule and app ids.
+func (a *app) newService(cfg config.Config, st store.Store, configName string) *admin.Service {
+	return a.newServiceRecording(cfg, st, configName, a.recorder)
+}
+
+// newServiceRecording is newService recording to rec.
+func (a *app) newServiceRecording(cfg config.Config, st store.Store, configName string, rec admin.Recorder) *admin.Service {
+	return admin.NewService(admin.Deps{
+		Store: st, Config: cfg, Recorder: rec, Resolver: a.resolver,
+		KeyList: listKeySet(cfg, st),
+		OpenKeys: func(ctx context.Context) (admin.KeyHandle, error) {
+			keys, err := server.OpenKeys(ctx, cfg, st)
+			if err != nil {
+				return admin.KeyHandle{}, err
+			}
+			return admin.KeyHandle{Set: keys.Set, Envelope: keys.Envelope, Close: func() { _ = keys.Close() }}, nil
+		},
+		CheckEndpoint: func(ctx context.Context, endpoint string) (string, error) {
+			return "", a.checkBotEndpoint(ctx, cfg, endpoint)
+		},
+		PublicURL:  botPublicURL,
+		NewAppID:   newAppID,
+		ConfigName: configName,
+	})
+}
+
+// warn prints the service's warnings and notes on stderr.
+func (a *app) warn(lines []string) {
+	for _, l := range lines {
+		fmt.Fprintln(a.stderr, l)
+	}
+}
+
+// siteFlagError names the --site flag in an error about its site.
+func siteFlagError(id string, err error) error {
+	return fmt.Errorf("--site %q: %w", id, err)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/connector"
-	"github.com/parley-gw/parley/internal/store"
 )
 
 // agentsConnection is the connection name the printed settings use (the
@@ -85,18 +83,6 @@ func agentsSettingsText(publicURL, appID, secret string) string {
 func checkDeliveryTimeout(d time.Duration) error {
 	if d != 0 && (d < time.Second || d > connector.MaxDeliveryTimeout) {
 		return fmt.Errorf("--delivery-timeout %v: give a duration from 1s to %v (e.g. 60s), or leave it out for the default", d, connector.MaxDeliveryTimeout)
-	}
-	return nil
-}
-
-// applyDeliveryTimeout stores a bot's per-attempt delivery timeout when
-// one was given.
-func applyDeliveryTimeout(ctx context.Context, st store.Store, id string, d time.Duration) error {
-	if d == 0 {
-		return nil
-	}
-	if err := st.SetBotDeliveryTimeout(ctx, id, d); err != nil {
-		return fmt.Errorf("set delivery timeout: %w", err)
 	}
 	return nil
 }

@@ -8,23 +8,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// conversationJSON describes a conversation without its content.
-type conversationJSON struct {
-	ID           string     `json:"id"`
-	BotID        string     `json:"botId"`
-	SiteID       string     `json:"siteId"`
-	UserBound    bool       `json:"userBound"`
-	CreatedAt    time.Time  `json:"createdAt"`
-	LastActivity time.Time  `json:"lastActivityAt"`
-	EndedAt      *time.Time `json:"endedAt,omitempty"`
-	Activities   int        `json:"activities"`
-	Deliveries   int        `json:"queuedDeliveries"`
-	DeadLetters  int        `json:"deadLetters"`
-	Attachments  int        `json:"attachments"`
-}
+// conversationJSON is the service layer's shape (the admin API's too).
+type conversationJSON = admin.Conversation
 
 func (a *app) conversationCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "conversation", Short: "List conversations (never their content) and delete one"}
@@ -48,22 +37,18 @@ func (a *app) conversationListCmd() *cobra.Command {
 				return fmt.Errorf("--limit %d: want 1-100000", limit)
 			}
 			ctx := cmd.Context()
-			st, err := a.openAdminStore(ctx, sf.config, sf.data)
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if siteID != "" {
-				if _, err := st.GetSite(ctx, siteID); err != nil {
-					return unknownID("site", siteID, "parley site list", err)
-				}
+			defer as.st.Close()
+			convs, err := as.svc.ListConversations(ctx, as.p, store.ConversationFilter{BotID: botID, SiteID: siteID, Limit: limit})
+			switch admin.NotFoundObject(err) {
+			case "site":
+				return unknownID("site", siteID, "parley site list", err)
+			case "bot":
+				return unknownID("bot", botID, "parley bot list", err)
 			}
-			if botID != "" {
-				if _, err := st.GetBot(ctx, botID); err != nil {
-					return unknownID("bot", botID, "parley bot list", err)
-				}
-			}
-			convs, err := st.ListConversations(ctx, store.ConversationFilter{BotID: botID, SiteID: siteID, Limit: limit})
 			if err != nil {
 				return err
 			}
@@ -73,13 +58,10 @@ func (a *app) conversationListCmd() *cobra.Command {
 				fmt.Fprintf(&text, "ID\tSITE\tBOT\tCREATED\tLAST ACTIVITY\tACTIVITIES\tUPLOADS\tQUEUED\tDEAD\tENDED\n")
 			}
 			for _, c := range convs {
-				j := conversationJSON{ID: c.ID, BotID: c.BotID, SiteID: c.SiteID, UserBound: c.UserID != "", CreatedAt: c.CreatedAt, LastActivity: c.LastActivityAt,
-					Activities: c.Activities, Deliveries: c.PendingDeliveries, DeadLetters: c.DeadLetters, Attachments: c.Attachments}
+				j := admin.ToConversation(c)
 				ended := "-"
-				if !c.EndedAt.IsZero() {
-					e := c.EndedAt
-					j.EndedAt = &e
-					ended = e.UTC().Format(time.RFC3339)
+				if j.EndedAt != nil {
+					ended = j.EndedAt.UTC().Format(time.RFC3339)
 				}
 				out = append(out, j)
 				fmt.Fprintf(&text, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", c.ID, c.SiteID, c.BotID, c.CreatedAt.UTC().Format(time.RFC3339),
@@ -115,12 +97,12 @@ func (a *app) conversationDeleteCmd() *cobra.Command {
 		Args: oneID("conversation", "parley conversation list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, ctx := args[0], cmd.Context()
-			st, err := a.openAdminStore(ctx, sf.config, sf.data)
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			c, err := st.GetConversation(ctx, id)
+			defer as.st.Close()
+			c, err := as.svc.GetConversation(ctx, as.p, id)
 			if errors.Is(err, store.ErrNotFound) {
 				return &exitError{exitNothing, fmt.Errorf("no conversation %q: nothing deleted (list them with 'parley conversation list')", id)}
 			} else if err != nil {
@@ -130,20 +112,20 @@ func (a *app) conversationDeleteCmd() *cobra.Command {
 			if err := a.confirmDeletion(yes, "conversation "+id); err != nil {
 				return err
 			}
-			now := time.Now().UTC()
-			e, err := st.DeleteConversation(ctx, id, now)
+			er, err := as.svc.EraseConversation(ctx, as.p, id)
 			if errors.Is(err, store.ErrNotFound) {
 				return &exitError{exitNothing, fmt.Errorf("no conversation %q: deleted meanwhile (retention or another operator)", id)}
 			}
 			if err != nil {
 				return fmt.Errorf("delete conversation %s: %w", id, err)
 			}
+			now, e := er.ErasedAt, er.Store
 			rc := eraseReceipt{Receipt: receiptVersion, Request: map[string]string{"conversation": id}, ErasedAt: now, Conversations: []erasedConversation{}, DataKeyScopes: []string{}, KEKIDs: []string{}, Backups: backupsNote}
 			rc.add(e)
 			if e.KEKID != "" {
 				rc.KEKIDs = append(rc.KEKIDs, e.KEKID)
 			}
-			serr := st.Scrub(ctx)
+			serr := er.ScrubErr
 			rc.Scrubbed = serr == nil
 			if err := a.print(sf.json, rc, rc.text()); err != nil {
 				return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,27 +8,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// deadLetterJSON is a dead letter as the CLI shows it; the activity itself
-// only with --body.
-type deadLetterJSON struct {
-	ID             int64           `json:"id"`
-	BotID          string          `json:"botId"`
-	ConversationID string          `json:"conversationId"`
-	ActivityID     string          `json:"activityId"`
-	Attempts       int             `json:"attempts"`
-	LastStatus     int             `json:"lastStatus"`
-	LastError      string          `json:"lastError"`
-	EnqueuedAt     time.Time       `json:"enqueuedAt"`
-	FirstAttemptAt *time.Time      `json:"firstAttemptAt,omitempty"`
-	LastAttemptAt  time.Time       `json:"lastAttemptAt"`
-	DeadAt         time.Time       `json:"deadAt"`
-	Activity       json.RawMessage `json:"activity,omitempty"`
-}
+// deadLetterJSON is the service layer's shape; the activity itself only
+// with --body.
+type deadLetterJSON = admin.DeadLetter
 
 func (a *app) deliveriesCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "deliveries", Short: "Inspect and repair deliveries to bots"}
@@ -44,33 +31,28 @@ func (a *app) deliveriesCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List dead letters, oldest first (the activity's content only with --body)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, st, err := a.openAdmin(cmd.Context(), lf.config, lf.data)
+			as, err := a.openService(cmd.Context(), lf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer as.st.Close()
 			var codec conversation.Codec
 			if withBody {
-				keys, err := server.OpenKeys(cmd.Context(), cfg, st)
+				keys, err := server.OpenKeys(cmd.Context(), as.cfg, as.st)
 				if err != nil {
 					return err
 				}
 				defer keys.Close() // an HSM's sessions and login
 				codec = keys.Codec
 			}
-			dls, err := st.ListDeadLetters(cmd.Context(), listBot)
+			dls, err := as.svc.ListDeadLetters(cmd.Context(), as.p, listBot)
 			if err != nil {
 				return err
 			}
 			out := []deadLetterJSON{}
 			var text strings.Builder
 			for _, d := range dls {
-				j := deadLetterJSON{ID: d.ID, BotID: d.BotID, ConversationID: d.ConversationID, ActivityID: d.ActivityID, Attempts: d.Attempts,
-					LastStatus: d.LastStatus, LastError: d.LastError, EnqueuedAt: d.CreatedAt, LastAttemptAt: d.LastAttemptAt, DeadAt: d.DeadAt}
-				if !d.FirstAttemptAt.IsZero() {
-					first := d.FirstAttemptAt
-					j.FirstAttemptAt = &first
-				}
+				j := admin.ToDeadLetter(d)
 				if withBody {
 					body, err := codec.DecodeOutbox(cmd.Context(), d.ConversationID, d.Body)
 					if err != nil {
@@ -113,13 +95,13 @@ func (a *app) deliveriesCmd() *cobra.Command {
 			case redeliverBot != "" && !all:
 				return errors.New("--bot selects with --all; with --id, the ids alone say what to redeliver")
 			}
-			st, err := a.openAdminStore(cmd.Context(), rf.config, rf.data)
+			as, err := a.openService(cmd.Context(), rf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer as.st.Close()
 			if all {
-				dls, err := st.ListDeadLetters(cmd.Context(), redeliverBot)
+				dls, err := as.svc.ListDeadLetters(cmd.Context(), as.p, redeliverBot)
 				if err != nil {
 					return err
 				}
@@ -130,7 +112,7 @@ func (a *app) deliveriesCmd() *cobra.Command {
 			}
 			done := []int64{}
 			for _, id := range ids {
-				if _, err := st.RedeliverDeadLetter(cmd.Context(), id, time.Now().UTC()); err != nil {
+				if err := as.svc.RedeliverDeadLetter(cmd.Context(), as.p, id); err != nil {
 					if errors.Is(err, store.ErrNotFound) {
 						err = fmt.Errorf("no dead letter %d (already redelivered?); see 'parley deliveries dead list'", id)
 					}
@@ -149,7 +131,46 @@ func (a *app) deliveriesCmd() *cobra.Command {
 	redeliver.Flags().BoolVar(&all, "all", false, "redeliver every dead letter (of --bot, if given)")
 	redeliver.Flags().StringVar(&redeliverBot, "bot", "", "with --all: only this bot's dead letters (app id)")
 
-	dead.AddCommand(list, redeliver)
+	var df storeFlags
+	var dropIDs []int64
+	var dropYes bool
+	drop := &cobra.Command{
+		Use:   "drop",
+		Short: "Delete dead letters for good (--id N, repeatable; with --yes): the bot never receives them",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(dropIDs) == 0 {
+				return errors.New("give --id N (repeatable; ids from 'parley deliveries dead list')")
+			}
+			if !dropYes {
+				return &exitError{exitRefused, fmt.Errorf("not dropped: dropping dead letters %v cannot be undone (the bot never receives them). Run again with --yes", dropIDs)}
+			}
+			as, err := a.openService(cmd.Context(), df)
+			if err != nil {
+				return err
+			}
+			defer as.st.Close()
+			done := []int64{}
+			for _, id := range dropIDs {
+				if err := as.svc.DropDeadLetter(cmd.Context(), as.p, id); err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						err = fmt.Errorf("no dead letter %d; see 'parley deliveries dead list'", id)
+					}
+					if len(done) > 0 {
+						err = fmt.Errorf("%w (dropped before this: %v)", err, done)
+					}
+					return err
+				}
+				done = append(done, id)
+			}
+			return a.print(df.json, map[string][]int64{"dropped": done}, fmt.Sprintf("dropped %d dead letter(s) %v\n", len(done), done))
+		},
+	}
+	df.add(drop)
+	drop.Flags().Int64SliceVar(&dropIDs, "id", nil, "dead letter id to drop (repeatable)")
+	drop.Flags().BoolVar(&dropYes, "yes", false, "drop them (without --yes nothing is dropped)")
+
+	dead.AddCommand(list, redeliver, drop)
 	cmd.AddCommand(dead)
 	return cmd
 }

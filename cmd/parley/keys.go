@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -62,12 +61,12 @@ func (a *app) keysListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List every key of every purpose and its state (never key material)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, st, err := a.openAdmin(cmd.Context(), f.config, f.data)
+			as, err := a.openService(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			list, err := listKeySet(cfg, st).List(cmd.Context(), purpose)
+			defer as.st.Close()
+			list, err := as.svc.ListKeys(cmd.Context(), as.p, purpose)
 			if err != nil {
 				return err
 			}
@@ -112,21 +111,13 @@ func (a *app) keysRotateCmd() *cobra.Command {
 			"rotation is refused while the next key is younger than its purpose requires (channel, sts: 24 hours,\n" +
 			"the bots' key-cache refresh; directline-token: one key reload, so every replica has the key).",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, keys, done, err := a.openAdminKeys(cmd.Context(), f)
+			as, err := a.openService(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
-			defer done()
-			ks := keys.Set
-			p, err := ks.Purpose(purpose)
-			if err != nil {
-				return fmt.Errorf("--purpose: %w", err)
-			}
-			r, err := ks.Rotate(cmd.Context(), purpose, keyring.RotateOptions{Force: force, PurgeRetired: purge})
-			var early *keyring.TooSoonError
-			if errors.As(err, &early) {
-				return fmt.Errorf("rotation refused: %w.\nWait until the next key is %v old, or rotate now with --force and accept that risk", err, early.Min)
-			}
+			defer as.st.Close()
+			cfg := as.cfg
+			r, p, err := as.svc.RotateKeys(cmd.Context(), as.p, purpose, keyring.RotateOptions{Force: force, PurgeRetired: purge})
 			if err != nil {
 				return err
 			}
@@ -158,17 +149,14 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 			"What it signed becomes unverifiable at once (from the next key reload in a running Parley); what a\n" +
 			"key-encryption key wraps becomes unreadable, backups included. Without --yes it only says what it would do.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, keys, done, err := a.openAdminKeys(cmd.Context(), f)
+			as, err := a.openService(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
-			defer done()
-			ks := keys.Set
+			defer as.st.Close()
+			cfg, ctx := as.cfg, cmd.Context()
 			opts := keyring.DestroyOptions{Force: force}
-			plan, _, p, err := ks.PlanDestroy(cmd.Context(), id, opts)
-			if errors.Is(err, keyring.ErrNotRetired) {
-				return fmt.Errorf("%w; to retire it: parley keys rotate --purpose %s", err, p.Name)
-			}
+			plan, p, err := as.svc.PlanDestroyKey(ctx, as.p, id, opts)
 			if err != nil {
 				return err
 			}
@@ -178,7 +166,7 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 			if !yes {
 				return fmt.Errorf("not destroyed: destroying %s key %s (%s) cannot be undone: %s.\nRun again with --yes to destroy it", p.Name, id, plan.Key.State, plan.Effect)
 			}
-			d, err := ks.Destroy(cmd.Context(), id, opts)
+			d, _, err := as.svc.DestroyKey(ctx, as.p, id, opts)
 			if err != nil {
 				return err
 			}

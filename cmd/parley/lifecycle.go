@@ -2,22 +2,18 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
-	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/connector"
-	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -40,47 +36,12 @@ func oneID(kind, list string) cobra.PositionalArgs {
 	}
 }
 
-var endpointHost = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$`)
-
-// checkEndpointHost refuses an endpoint whose host is no host name or IP
-// address, a wildcard above all: the endpoint is the one URL Parley posts
-// to, and "https://*.example.com/api" would be stored and never reached.
-func checkEndpointHost(endpoint string) error {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return nil // validEndpoint says what is wrong
-	}
-	h := u.Hostname()
-	if strings.Contains(h, "*") {
-		return fmt.Errorf("--endpoint %q: wildcards are not endpoints; give the bot's exact messaging URL, e.g. https://bot.example.com/api/messages", connector.RedactURL(endpoint))
-	}
-	if _, err := netip.ParseAddr(h); err == nil || h == "" || endpointHost.MatchString(h) {
-		return nil
-	}
-	return fmt.Errorf("--endpoint %q: %q is not a host name or IP address; e.g. https://bot.example.com/api/messages", connector.RedactURL(endpoint), h)
-}
-
 // unknownID says an id names nothing, and where the ids are.
 func unknownID(kind, id, list string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("no %s %q: nothing changed (list the ids with '%s')", kind, id, list)
 	}
 	return err
-}
-
-// botNameFreeFor is botNameFree that ignores bot self (a rename keeps
-// its own name, in any case).
-func botNameFreeFor(ctx context.Context, st store.Store, self, name string) error {
-	bots, err := st.ListBots(ctx)
-	if err != nil {
-		return err
-	}
-	for _, b := range bots {
-		if b.ID != self && strings.EqualFold(b.Name, name) {
-			return nameTakenHint(&store.NameTakenError{Kind: "bot", Name: name, ExistingID: b.ID}, "bot")
-		}
-	}
-	return nil
 }
 
 func (a *app) botUpdateCmd() *cobra.Command {
@@ -108,95 +69,33 @@ func (a *app) botUpdateCmd() *cobra.Command {
 			if auth && insecure {
 				return errors.New("--auth and --insecure-no-auth contradict each other: give one")
 			}
-			if f.Changed("name") && !namePattern.MatchString(name) {
+			if f.Changed("name") && !admin.NamePattern.MatchString(name) {
 				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
 			}
-			cfg, st, err := a.openAdmin(ctx, sf.config, sf.data)
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if insecure && sf.config != "" && !cfg.InsecureHTTP {
-				// serve refuses to start with such a bot; a running one
-				// would call it without authentication from now on.
-				return fmt.Errorf("--insecure-no-auth: %s serves TLS (production), where 'parley serve' refuses insecure bots and a running server would call this one without authentication: nothing changed. For development, use a configuration with insecure_http: true on loopback", sf.config)
+			defer as.st.Close()
+			in := admin.BotUpdate{Auth: auth, InsecureNoAuth: insecure, PublicURL: publicURL}
+			if f.Changed("name") {
+				in.Name = &name
 			}
-			b, err := st.GetBot(ctx, id)
+			if f.Changed("endpoint") {
+				in.Endpoint = &endpoint
+			}
+			if f.Changed("delivery-timeout") {
+				in.DeliveryTimeout = &deliveryTimeout
+			}
+			res, err := as.svc.UpdateBot(ctx, as.p, id, in)
 			if err != nil {
 				return unknownID("bot", id, "parley bot list", err)
 			}
-			if auth && !b.InsecureNoAuth {
-				return fmt.Errorf("bot %s already uses authentication: nothing changed. To replace a client secret, use 'parley bot secret regenerate --bot %s --slot 1' (or 2)", id, id)
-			}
-			was := b
-			if f.Changed("name") {
-				if err := botNameFreeFor(ctx, st, id, name); err != nil {
-					return err
-				}
-				b.Name = name
-			}
-			if f.Changed("endpoint") {
-				b.Endpoint = endpoint
-			}
-			switch {
-			case auth:
-				b.InsecureNoAuth = false
-			case insecure:
-				b.InsecureNoAuth = true
-			}
-			authChanged := b.InsecureNoAuth != was.InsecureNoAuth
-			if f.Changed("endpoint") || authChanged {
-				if f.Changed("endpoint") {
-					if err := checkEndpointHost(b.Endpoint); err != nil {
-						return err
-					}
-					if err := a.checkBotEndpoint(ctx, cfg, b.Endpoint); err != nil {
-						return err
-					}
-				}
-				if err := validEndpoint(b.Endpoint, b.InsecureNoAuth); err != nil {
-					switch {
-					case !f.Changed("endpoint"):
-						return fmt.Errorf("%w (the bot's current endpoint; give a loopback --endpoint too)", err)
-					case b.InsecureNoAuth && !insecure:
-						return fmt.Errorf("%w; the bot is registered with --insecure-no-auth: add --auth to switch it to authentication", err)
-					}
-					return err
-				}
-			}
-			var secret, pub string
-			if authChanged && !b.InsecureNoAuth {
-				if pub, err = botPublicURL(publicURL, cfg.PublicURL); err != nil {
-					return err
-				}
-				if secret, err = identity.NewSecret(); err != nil {
-					return err
-				}
-				b.SecretHashes = [2][]byte{botauth.HashClientSecret(secret), nil}
-			} else if authChanged {
-				b.SecretHashes = [2][]byte{}
-			}
-			if authChanged {
-				err = st.UpdateBotAuth(ctx, b)
-			} else {
-				err = st.UpdateBot(ctx, b)
-			}
-			if err != nil {
-				return unknownID("bot", id, "parley bot list", nameTakenHint(err, "bot"))
-			}
-			if f.Changed("delivery-timeout") {
-				// 0 puts the gateway's default back.
-				if err := st.SetBotDeliveryTimeout(ctx, id, deliveryTimeout); err != nil {
-					return fmt.Errorf("set delivery timeout: %w", err)
-				}
-				b.DeliveryTimeout = deliveryTimeout
-			}
-			out := toBotJSON(b)
+			b, secret, pub := res.Bot, res.ClientSecret, res.PublicURL
+			a.warn(res.Warnings)
+			out := admin.ToBot(b)
 			var text strings.Builder
 			fmt.Fprintf(&text, "bot %s updated: %s -> %s, authentication %s\n", b.ID, b.Name, connector.RedactURL(b.Endpoint), authText(b.InsecureNoAuth))
-			if b.InsecureNoAuth && authChanged {
-				fmt.Fprintln(a.stderr, "WARNING: this bot is now INSECURE: Parley calls it without a token and accepts its replies without one; its client secrets are revoked (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
-			}
 			if secret != "" {
 				settings := botauth.BotSettings(pub, b.ID, secret)
 				out.ClientSecret, out.Snippet, out.Settings = secret, botbuilderSnippet, map[string]string{}
@@ -245,35 +144,24 @@ func (a *app) siteUpdateCmd() *cobra.Command {
 			if !f.Changed("name") && !f.Changed("enhanced-auth") {
 				return errors.New("nothing to change: give --name or --enhanced-auth=true|false (trusted origins: 'parley site set-origins')")
 			}
-			if f.Changed("name") && !namePattern.MatchString(name) {
+			if f.Changed("name") && !admin.NamePattern.MatchString(name) {
 				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
 			}
-			st, err := a.openAdminStore(ctx, sf.config, sf.data)
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			site, err := st.GetSite(ctx, id)
-			if err != nil {
-				return unknownID("site", id, "parley site list", err)
-			}
+			defer as.st.Close()
+			var in admin.SiteUpdate
 			if f.Changed("name") {
-				sites, err := st.ListSites(ctx, site.BotID)
-				if err != nil {
-					return err
-				}
-				for _, s := range sites {
-					if s.ID != id && strings.EqualFold(s.Name, name) {
-						return nameTakenHint(&store.NameTakenError{Kind: "site", Name: name, ExistingID: s.ID}, "site")
-					}
-				}
-				site.Name = name
+				in.Name = &name
 			}
 			if f.Changed("enhanced-auth") {
-				site.EnhancedAuth = enhanced
+				in.EnhancedAuth = &enhanced
 			}
-			if err := st.UpdateSite(ctx, id, site.Name, site.EnhancedAuth); err != nil {
-				return unknownID("site", id, "parley site list", nameTakenHint(err, "site"))
+			site, err := as.svc.UpdateSite(ctx, as.p, id, in)
+			if err != nil {
+				return unknownID("site", id, "parley site list", err)
 			}
 			if !site.EnhancedAuth {
 				fmt.Fprintln(a.stderr, "WARNING: enhanced authentication is OFF for this site: clients may choose their own user ids.")
@@ -287,43 +175,7 @@ func (a *app) siteUpdateCmd() *cobra.Command {
 	return cmd
 }
 
-// removalJSON is what a bot or site deletion removes (plan) or removed.
-type removalJSON struct {
-	Bot            string   `json:"bot,omitempty"`
-	Sites          []string `json:"sites"`
-	Conversations  int      `json:"conversations"`
-	Activities     int      `json:"activities"`
-	Attachments    int      `json:"attachments"`
-	Sessions       int      `json:"sessions"`
-	DataKeys       int      `json:"dataKeys"`
-	Deliveries     int      `json:"queuedDeliveries"`
-	DeadLetters    int      `json:"deadLetters"`
-	SecretsRevoked int      `json:"secretsRevoked"`
-	// A bot's OAuth connections and its users' tokens (bot delete).
-	OAuthConnections int `json:"oauthConnections"`
-	UserTokens       int `json:"userTokens"`
-}
-
-func toRemovalJSON(r store.Removal) removalJSON {
-	sites := r.SiteIDs
-	if sites == nil {
-		sites = []string{}
-	}
-	return removalJSON{Bot: r.BotID, Sites: sites, Conversations: r.Conversations, Activities: r.Activities, Attachments: r.Attachments,
-		Sessions: r.Sessions, DataKeys: r.DataKeys, Deliveries: r.OutboxItems, DeadLetters: r.DeadLetters, SecretsRevoked: r.SecretSlots,
-		OAuthConnections: r.OAuthConnections, UserTokens: r.UserTokens}
-}
-
-// deletionJSON is what bot delete and site delete print once done.
-type deletionJSON struct {
-	Deleted   string      `json:"deleted"` // "bot" or "site"
-	ID        string      `json:"id"`
-	Name      string      `json:"name"`
-	DeletedAt time.Time   `json:"deletedAt"`
-	Removed   removalJSON `json:"removed"`
-	Scrubbed  bool        `json:"scrubbed"`
-	Backups   string      `json:"backups"`
-}
+type deletionJSON = admin.Deletion
 
 // removalText says what a deletion removes, line by line.
 func removalText(r store.Removal, verb string) string {
@@ -341,8 +193,6 @@ func removalText(r store.Removal, verb string) string {
 	}
 	return b.String()
 }
-
-const deletionBackups = "Database backups taken before now keep copies until the key-encryption keys are rotated and destroyed ('parley keys'); see 'parley erase' for what backups hold."
 
 // confirmDeletion asks on a terminal (unless yes); off a terminal it
 // refuses without --yes.
@@ -386,28 +236,20 @@ func (a *app) botDeleteCmd() *cobra.Command {
 		Args: oneID("bot", "parley bot list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, ctx := args[0], cmd.Context()
-			st, err := a.openAdminStore(ctx, sf.config, sf.data)
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			b, err := st.GetBot(ctx, id)
+			defer as.st.Close()
+			b, plan, err := as.svc.PlanDeleteBot(ctx, as.p, id)
 			if err != nil {
 				return unknownID("bot", id, "parley bot list", err)
-			}
-			plan, err := st.PlanDeleteBot(ctx, id)
-			if err != nil {
-				return unknownID("bot", id, "parley bot list", err)
-			}
-			hasSites := func(sites []string) error {
-				return fmt.Errorf("bot %s still has %d site(s) (%s): nothing deleted. Delete them first ('parley site delete ID'), or delete the bot with its sites: 'parley bot delete %s --cascade'",
-					id, len(sites), strings.Join(sites, ", "), id)
 			}
 			what := "bot " + id
 			if len(plan.SiteIDs) > 0 {
 				if !cascade {
 					fmt.Fprintf(a.stderr, "With --cascade, deleting bot %s (%s) would remove, in one transaction:\n%s", id, b.Name, removalText(plan, "would be"))
-					return hasSites(plan.SiteIDs)
+					return &admin.ErrHasSites{BotID: id, Sites: plan.SiteIDs}
 				}
 				what = fmt.Sprintf("bot %s with its %d site(s)", id, len(plan.SiteIDs))
 			}
@@ -415,15 +257,15 @@ func (a *app) botDeleteCmd() *cobra.Command {
 			if err := a.confirmDeletion(yes, what); err != nil {
 				return err
 			}
-			now := time.Now().UTC()
-			r, err := st.DeleteBot(ctx, id, cascade, now)
-			if errors.Is(err, store.ErrHasSites) {
-				return hasSites(r.SiteIDs) // a site was created meanwhile
+			d, err := as.svc.DeleteBot(ctx, as.p, id, cascade)
+			var hasSites *admin.ErrHasSites
+			if errors.As(err, &hasSites) {
+				return hasSites // a site was created meanwhile
 			}
 			if err != nil {
 				return unknownID("bot", id, "parley bot list", err)
 			}
-			return a.printDeletion(ctx, st, sf.json, deletionJSON{Deleted: "bot", ID: id, Name: b.Name, DeletedAt: now, Removed: toRemovalJSON(r)}, r)
+			return a.printDeletion(sf.json, d)
 		},
 	}
 	sf.add(cmd)
@@ -446,16 +288,12 @@ func (a *app) siteDeleteCmd() *cobra.Command {
 		Args: oneID("site", "parley site list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, ctx := args[0], cmd.Context()
-			st, err := a.openAdminStore(ctx, sf.config, sf.data)
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			site, err := st.GetSite(ctx, id)
-			if err != nil {
-				return unknownID("site", id, "parley site list", err)
-			}
-			plan, err := st.PlanDeleteSite(ctx, id)
+			defer as.st.Close()
+			site, plan, err := as.svc.PlanDeleteSite(ctx, as.p, id)
 			if err != nil {
 				return unknownID("site", id, "parley site list", err)
 			}
@@ -463,12 +301,11 @@ func (a *app) siteDeleteCmd() *cobra.Command {
 			if err := a.confirmDeletion(yes, "site "+id); err != nil {
 				return err
 			}
-			now := time.Now().UTC()
-			r, err := st.DeleteSite(ctx, id, now)
+			d, err := as.svc.DeleteSite(ctx, as.p, id)
 			if err != nil {
 				return unknownID("site", id, "parley site list", err)
 			}
-			return a.printDeletion(ctx, st, sf.json, deletionJSON{Deleted: "site", ID: id, Name: site.Name, DeletedAt: now, Removed: toRemovalJSON(r)}, r)
+			return a.printDeletion(sf.json, d)
 		},
 	}
 	sf.add(cmd)
@@ -476,17 +313,15 @@ func (a *app) siteDeleteCmd() *cobra.Command {
 	return cmd
 }
 
-// printDeletion scrubs the store's files and prints what was deleted.
-func (a *app) printDeletion(ctx context.Context, st store.Store, asJSON bool, d deletionJSON, r store.Removal) error {
-	d.Backups = deletionBackups
-	serr := st.Scrub(ctx)
-	d.Scrubbed = serr == nil
-	text := fmt.Sprintf("%s %s (%s) deleted at %s:\n%sscrubbed: %v\n%s\n", d.Deleted, d.ID, d.Name, d.DeletedAt.Format(time.RFC3339), removalText(r, "were"), d.Scrubbed, d.Backups)
+// printDeletion prints what was deleted (the service scrubbed the
+// store's files).
+func (a *app) printDeletion(asJSON bool, d admin.Deletion) error {
+	text := fmt.Sprintf("%s %s (%s) deleted at %s:\n%sscrubbed: %v\n%s\n", d.Deleted, d.ID, d.Name, d.DeletedAt.Format(time.RFC3339), removalText(d.Store, "were"), d.Scrubbed, d.Backups)
 	if err := a.print(asJSON, d, text); err != nil {
 		return err
 	}
-	if serr != nil {
-		return fmt.Errorf("deleted, but scrubbing the store's files failed (old page versions stay in the WAL until its next checkpoint; a restart of the server checkpoints it): %w", serr)
+	if d.ScrubErr != nil {
+		return fmt.Errorf("deleted, but scrubbing the store's files failed (old page versions stay in the WAL until its next checkpoint; a restart of the server checkpoints it): %w", d.ScrubErr)
 	}
 	return nil
 }

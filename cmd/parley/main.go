@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/redact"
 )
@@ -42,6 +43,8 @@ type app struct {
 	// resolver looks up bot endpoint hosts at registration (tests give
 	// one that never leaves the machine).
 	resolver connector.Resolver
+	// recorder receives the admin commands' audit events (nil: none).
+	recorder admin.Recorder
 }
 
 func newRoot(stdout, stderr io.Writer, env func(string) (string, bool)) *cobra.Command {
@@ -60,6 +63,7 @@ func (a *app) root() *cobra.Command {
 	root.AddCommand(a.serveCmd(), a.demoCmd(), a.botCmd(), a.siteCmd(), a.secretCmd(), a.keysCmd(), a.benchCmd(), a.deliveriesCmd(), a.eraseCmd(), a.versionCmd(), a.securityCmd(), a.oauthCmd())
 	root.AddCommand(a.conversationCmd())
 	root.AddCommand(a.auditCmd())
+	root.AddCommand(a.operatorCmd())
 	root.SetFlagErrorFunc(flagOrCommandError)
 	root.InitDefaultCompletionCmd() // now, so that strictGroups covers it too
 	strictGroups(root)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,45 +11,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/parley-gw/parley/internal/config"
-	"github.com/parley-gw/parley/internal/server"
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/usertoken"
 )
 
-// oauthConnJSON is a connection as the CLI shows it: never its secret.
-type oauthConnJSON struct {
-	BotID       string    `json:"botId"`
-	Name        string    `json:"name"`
-	Provider    string    `json:"provider"`
-	Issuer      string    `json:"issuer,omitempty"`
-	AuthURL     string    `json:"authUrl,omitempty"`
-	TokenURL    string    `json:"tokenUrl,omitempty"`
-	Tenant      string    `json:"tenant,omitempty"`
-	ClientID    string    `json:"clientId"`
-	Scopes      []string  `json:"scopes"`
-	MaxLogin    string    `json:"maxLogin"`
-	RedirectURI string    `json:"redirectUri"`
-	CreatedAt   time.Time `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
-}
-
-func toOAuthConnJSON(c store.OAuthConnection, redirect string) oauthConnJSON {
-	scopes := c.Scopes
-	if scopes == nil {
-		scopes = []string{}
-	}
-	return oauthConnJSON{BotID: c.BotID, Name: c.Name, Provider: c.Kind, Issuer: c.Issuer, AuthURL: c.AuthURL, TokenURL: c.TokenURL, Tenant: c.Tenant,
-		ClientID: c.ClientID, Scopes: scopes, MaxLogin: c.MaxLogin.String(), RedirectURI: redirect, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
-}
-
-func redirectURI(cfg config.Config) string {
-	pub, err := botPublicURL("", cfg.PublicURL)
-	if err != nil {
-		pub = strings.TrimRight(cfg.PublicURL, "/")
-	}
-	return pub + "/api/oauth/callback"
-}
+// oauthConnJSON is the service layer's shape: never the secret.
+type oauthConnJSON = admin.OAuthConnection
 
 func (a *app) oauthCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "oauth", Short: "User sign-in for bots: OAuth connections to identity providers"}
@@ -143,33 +110,21 @@ func (a *app) oauthCreateCmd() *cobra.Command {
 				return errors.New("--client-secret-file is required: a file holding the client secret, or - for stdin")
 			}
 			ctx := cmd.Context()
-			cfg, st, keys, done, err := a.openOAuthAdmin(ctx, f.sf)
+			as, err := a.openService(ctx, f.sf)
 			if err != nil {
 				return err
 			}
-			defer done()
-			if err := botExists(ctx, st, f.bot); err != nil {
-				return err
+			defer as.st.Close()
+			in := f.input(cmd, true)
+			in.Secret = func() (string, error) { return a.readSecret(f.secretFile) }
+			c, err := as.svc.CreateOAuthConnection(ctx, as.p, f.bot, f.name, in)
+			if admin.NotFoundObject(err) == "bot" {
+				return fmt.Errorf("no bot %q (see 'parley bot list')", f.bot)
 			}
-			now := time.Now().UTC()
-			c := store.OAuthConnection{BotID: f.bot, Name: f.name, Kind: f.provider, Issuer: strings.TrimRight(f.issuer, "/"), AuthURL: f.authURL, TokenURL: f.tokenURL,
-				Tenant: f.tenant, ClientID: f.clientID, Scopes: f.scopes, MaxLogin: f.maxLogin, CreatedAt: now, UpdatedAt: now}
-			if err := usertoken.ValidateConnection(c); err != nil {
-				return err
-			}
-			secret, err := a.readSecret(f.secretFile)
 			if err != nil {
 				return err
 			}
-			if c.SealedSecret, err = usertoken.SealClientSecret(ctx, keys.Envelope, c.BotID, c.Name, secret); err != nil {
-				return err
-			}
-			if err := st.CreateOAuthConnection(ctx, c); errors.Is(err, store.ErrExists) {
-				return fmt.Errorf("bot %s already has a connection named %q: change it with 'parley oauth connection update'", c.BotID, c.Name)
-			} else if err != nil {
-				return err
-			}
-			out := toOAuthConnJSON(c, redirectURI(cfg))
+			out := admin.ToOAuthConnection(c, as.svc.RedirectURI())
 			return a.print(f.sf.json, out, fmt.Sprintf("connection %s of bot %s created (%s)\nregister this redirect URI at the provider: %s\n", c.Name, c.BotID, c.Kind, out.RedirectURI))
 		},
 	}
@@ -179,31 +134,25 @@ func (a *app) oauthCreateCmd() *cobra.Command {
 	return cmd
 }
 
-// openOAuthAdmin opens the admin store and the keys that seal client
-// secrets (the envelope); done closes both.
-func (a *app) openOAuthAdmin(ctx context.Context, f storeFlags) (config.Config, store.Store, server.Keys, func(), error) {
-	cfg, st, err := a.openAdmin(ctx, f.config, f.data)
-	if err != nil {
-		return cfg, nil, server.Keys{}, nil, err
+// input is the connection fields given on the command line (all of
+// them for create; the flags given for update).
+func (f *connFlags) input(cmd *cobra.Command, all bool) admin.OAuthInput {
+	fl := cmd.Flags()
+	str := func(name string, v string) *string {
+		if all || fl.Changed(name) {
+			return &v
+		}
+		return nil
 	}
-	keys, err := server.OpenKeys(ctx, cfg, st)
-	if err != nil {
-		_ = st.Close()
-		return cfg, nil, server.Keys{}, nil, err
+	in := admin.OAuthInput{Provider: str("provider", f.provider), Issuer: str("issuer", f.issuer), AuthURL: str("auth-url", f.authURL),
+		TokenURL: str("token-url", f.tokenURL), Tenant: str("tenant", f.tenant), ClientID: str("client-id", f.clientID)}
+	if all || fl.Changed("scopes") {
+		in.Scopes = &f.scopes
 	}
-	return cfg, st, keys, func() {
-		_ = keys.Close()
-		_ = st.Close()
-	}, nil
-}
-
-func botExists(ctx context.Context, st store.Store, id string) error {
-	if _, err := st.GetBot(ctx, id); errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no bot %q (see 'parley bot list')", id)
-	} else if err != nil {
-		return err
+	if all || fl.Changed("max-login") {
+		in.MaxLogin = &f.maxLogin
 	}
-	return nil
+	return in
 }
 
 func (a *app) oauthUpdateCmd() *cobra.Command {
@@ -213,52 +162,22 @@ func (a *app) oauthUpdateCmd() *cobra.Command {
 		Short: "Change an OAuth connection (only the flags given); users' tokens are kept",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cfg, st, keys, done, err := a.openOAuthAdmin(ctx, f.sf)
+			as, err := a.openService(ctx, f.sf)
 			if err != nil {
 				return err
 			}
-			defer done()
-			c, err := st.GetOAuthConnection(ctx, f.bot, f.name)
+			defer as.st.Close()
+			in := f.input(cmd, false)
+			if f.secretFile != "" {
+				in.Secret = func() (string, error) { return a.readSecret(f.secretFile) }
+			}
+			c, err := as.svc.UpdateOAuthConnection(ctx, as.p, f.bot, f.name, in)
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("bot %q has no connection named %q (see 'parley oauth connection list --bot %s')", f.bot, f.name, f.bot)
 			} else if err != nil {
 				return err
 			}
-			fl := cmd.Flags()
-			set := func(name string, dst *string, v string) {
-				if fl.Changed(name) {
-					*dst = v
-				}
-			}
-			set("provider", &c.Kind, f.provider)
-			set("issuer", &c.Issuer, strings.TrimRight(f.issuer, "/"))
-			set("auth-url", &c.AuthURL, f.authURL)
-			set("token-url", &c.TokenURL, f.tokenURL)
-			set("tenant", &c.Tenant, f.tenant)
-			set("client-id", &c.ClientID, f.clientID)
-			if fl.Changed("scopes") {
-				c.Scopes = f.scopes
-			}
-			if fl.Changed("max-login") {
-				c.MaxLogin = f.maxLogin
-			}
-			if err := usertoken.ValidateConnection(c); err != nil {
-				return err
-			}
-			if f.secretFile != "" {
-				secret, err := a.readSecret(f.secretFile)
-				if err != nil {
-					return err
-				}
-				if c.SealedSecret, err = usertoken.SealClientSecret(ctx, keys.Envelope, c.BotID, c.Name, secret); err != nil {
-					return err
-				}
-			}
-			c.UpdatedAt = time.Now().UTC()
-			if err := st.UpdateOAuthConnection(ctx, c); err != nil {
-				return err
-			}
-			return a.print(f.sf.json, toOAuthConnJSON(c, redirectURI(cfg)), fmt.Sprintf("connection %s of bot %s updated\n", c.Name, c.BotID))
+			return a.print(f.sf.json, admin.ToOAuthConnection(c, as.svc.RedirectURI()), fmt.Sprintf("connection %s of bot %s updated\n", c.Name, c.BotID))
 		},
 	}
 	f.add(cmd)
@@ -273,28 +192,29 @@ func (a *app) oauthListCmd() *cobra.Command {
 		Short: "List a bot's OAuth connections (never their secrets)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cfg, st, err := a.openAdmin(ctx, sf.config, sf.data)
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if err := botExists(ctx, st, bot); err != nil {
-				return err
+			defer as.st.Close()
+			conns, err := as.svc.ListOAuthConnections(ctx, as.p, bot)
+			if admin.NotFoundObject(err) == "bot" {
+				return fmt.Errorf("no bot %q (see 'parley bot list')", bot)
 			}
-			conns, err := st.ListOAuthConnections(ctx, bot)
 			if err != nil {
 				return err
 			}
+			redirect := as.svc.RedirectURI()
 			out := []oauthConnJSON{}
 			var text strings.Builder
 			tw := tabwriter.NewWriter(&text, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tPROVIDER\tCLIENT ID\tSCOPES\tMAX LOGIN")
 			for _, c := range conns {
-				out = append(out, toOAuthConnJSON(c, redirectURI(cfg)))
+				out = append(out, admin.ToOAuthConnection(c, redirect))
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.Kind, c.ClientID, strings.Join(c.Scopes, " "), c.MaxLogin)
 			}
 			_ = tw.Flush()
-			fmt.Fprintf(&text, "redirect URI to register at each provider: %s\n", redirectURI(cfg))
+			fmt.Fprintf(&text, "redirect URI to register at each provider: %s\n", redirect)
 			return a.print(sf.json, out, text.String())
 		},
 	}
@@ -312,17 +232,14 @@ func (a *app) oauthDeleteCmd() *cobra.Command {
 		Short: "Delete an OAuth connection and every user token obtained through it",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, err := a.openAdminStore(ctx, sf.config, sf.data)
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if err := st.DeleteOAuthConnection(ctx, bot, name); errors.Is(err, store.ErrNotFound) {
+			defer as.st.Close()
+			if err := as.svc.DeleteOAuthConnection(ctx, as.p, bot, name); errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("bot %q has no connection named %q (see 'parley oauth connection list --bot %s')", bot, name, bot)
 			} else if err != nil {
-				return err
-			}
-			if err := st.Scrub(ctx); err != nil {
 				return err
 			}
 			return a.print(sf.json, map[string]any{"deleted": true, "botId": bot, "name": name}, fmt.Sprintf("connection %s of bot %s deleted, with its users' tokens\n", name, bot))

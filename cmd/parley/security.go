@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -38,17 +37,15 @@ func (a *app) securityReportCmd() *cobra.Command {
 			"security.max_keys_per_minute distinct keys in a minute (many addresses at once).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, n, err := threat.ReportParams(since, top)
-			if err != nil {
+			if _, _, err := threat.ReportParams(since, top); err != nil {
 				return fmt.Errorf("--%w", err)
 			}
-			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+			as, err := a.openService(cmd.Context(), sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			now := time.Now()
-			rep, err := threat.BuildReport(cmd.Context(), st, now, now.Add(-d), n)
+			defer as.st.Close()
+			rep, err := as.svc.SecurityReport(cmd.Context(), as.p, since, top)
 			if err != nil {
 				return err
 			}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-gw/parley/internal/config"
-	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store"
 )
@@ -50,6 +47,11 @@ func (a *app) serveCmd() *cobra.Command {
 				return err
 			}
 			if err := refuseInsecureBots(cmd.Context(), cfg, srv.Store()); err != nil {
+				_ = ls.Close()
+				_ = srv.Close()
+				return err
+			}
+			if err := srv.EnableAdmin(cmd.Context(), server.AdminOptions{Announce: a.stderr}); err != nil {
 				_ = ls.Close()
 				_ = srv.Close()
 				return err
@@ -123,27 +125,4 @@ func (a *app) openAdmin(ctx context.Context, cfgPath, dataDir string) (config.Co
 	}
 	st, err := server.OpenStore(ctx, cfg)
 	return cfg, st, err
-}
-
-// validEndpoint checks a bot messaging endpoint.
-func validEndpoint(s string, insecure bool) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.Fragment != "" {
-		return fmt.Errorf("--endpoint %q must be an absolute http(s) URL without user info", connector.RedactURL(s))
-	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
-		return fmt.Errorf("--endpoint %q: plain http is only allowed for loopback bots", connector.RedactURL(s))
-	}
-	if insecure && !isLoopbackHost(u.Hostname()) {
-		return fmt.Errorf("--insecure-no-auth is only allowed for bots on loopback, not %q", u.Hostname())
-	}
-	return nil
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }

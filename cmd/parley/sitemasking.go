@@ -6,23 +6,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// maskingOf is a site's masking policy as shown (the zero value is off).
-func maskingOf(s store.Site) store.MaskingPolicy {
-	if s.Masking == "" {
-		return store.MaskingOff
-	}
-	return s.Masking
-}
-
 // siteOut is a stored site as the site commands print it in --json: every
 // policy, whichever one the command changed.
-func siteOut(s store.Site) siteJSON {
-	return siteJSON{ID: s.ID, BotID: s.BotID, Name: s.Name, EnhancedAuth: s.EnhancedAuth, TrustedOrigins: s.TrustedOrigins,
-		ClientAttachmentURLs: string(s.ClientAttachmentURLs), Masking: string(maskingOf(s)), Retention: toRetentionJSON(s.Retention)}
-}
+func siteOut(s store.Site) admin.Site { return admin.ToSite(s) }
 
 // siteMaskingCmd: parley site set-masking --site ID (--cards [--all-pii] | --all-pii | --off).
 func (a *app) siteMaskingCmd() *cobra.Command {
@@ -54,19 +44,16 @@ It takes effect within seconds for running servers.`,
 			default:
 				return errors.New("say what to mask: --cards, --all-pii, or --off")
 			}
-			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+			as, err := a.openService(cmd.Context(), sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if err := st.SetSiteMasking(cmd.Context(), siteID, p); err != nil {
-				return fmt.Errorf("--site %q: %w", siteID, err)
-			}
-			site, err := st.GetSite(cmd.Context(), siteID)
+			defer as.st.Close()
+			site, err := as.svc.SetMasking(cmd.Context(), as.p, siteID, p)
 			if err != nil {
-				return err
+				return siteFlagError(siteID, err)
 			}
-			return a.print(sf.json, siteOut(site), fmt.Sprintf("site %s masking: %s\n", site.ID, maskingOf(site)))
+			return a.print(sf.json, siteOut(site), fmt.Sprintf("site %s masking: %s\n", site.ID, admin.MaskingOf(site)))
 		},
 	}
 	sf.add(cmd)

@@ -9,25 +9,6 @@ import (
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// retentionJSON is a site's retention policy in --json output.
-type retentionJSON struct {
-	// Mode is default, after, end-of-conversation or ephemeral.
-	Mode string `json:"mode"`
-	// After is the period (after; end-of-conversation's cap), as 90d.
-	After string `json:"after,omitempty"`
-}
-
-func toRetentionJSON(r store.Retention) *retentionJSON {
-	out := &retentionJSON{Mode: string(r.Mode)}
-	if r.Mode == store.RetentionDefault {
-		out.Mode = "default"
-	}
-	if r.After > 0 {
-		out.After = store.FormatPeriod(r.After)
-	}
-	return out
-}
-
 // siteRetentionCmd is "site set-retention": how long a site's
 // conversations are kept (the sweeper in the running server applies it).
 func (a *app) siteRetentionCmd() *cobra.Command {
@@ -75,17 +56,14 @@ func (a *app) siteRetentionCmd() *cobra.Command {
 				}
 				r.After = d
 			}
-			st, err := a.openAdminStore(cmd.Context(), sf.config, sf.data)
+			as, err := a.openService(cmd.Context(), sf)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if err := st.SetSiteRetention(cmd.Context(), siteID, r); err != nil {
-				return fmt.Errorf("--site %q: %w", siteID, err)
-			}
-			site, err := st.GetSite(cmd.Context(), siteID)
+			defer as.st.Close()
+			site, err := as.svc.SetRetention(cmd.Context(), as.p, siteID, r)
 			if err != nil {
-				return err
+				return siteFlagError(siteID, err)
 			}
 			return a.print(sf.json, siteOut(site), fmt.Sprintf("site %s retention: %s\n", site.ID, site.Retention))
 		},

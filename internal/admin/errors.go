@@ -22,17 +22,19 @@ type ErrorDetail struct {
 // Stable error codes.
 const (
 	CodeBadRequest      = "bad_request"
-	CodeUnauthenticated = "unauthenticated"   // 401: no or bad session / token
-	CodeForbidden       = "forbidden"         // 403: role or bot scope
-	CodeCSRF            = "csrf"              // 403: missing or wrong X-CSRF-Token
-	CodeReauth          = "reauth_required"   // 403: sign in again (POST /session/reauth)
-	CodeMFARequired     = "mfa_required"      // 401: password right, second factor needed or wrong
-	CodeNotFound        = "not_found"         // 404
-	CodeConflict        = "conflict"          // 409: name taken, bot has sites...
-	CodeTooMany         = "too_many_requests" // 429: locked out or rate limited
-	CodeTooLarge        = "request_too_large" // 413
-	CodeUnsupported     = "unsupported_media" // 415
-	CodeInternal        = "internal"          // 500
+	CodeUnauthenticated = "unauthenticated"    // 401: no or bad session / token
+	CodeForbidden       = "forbidden"          // 403: role or bot scope
+	CodeCSRF            = "csrf"               // 403: missing or wrong X-CSRF-Token
+	CodeReauth          = "reauth_required"    // 403: sign in again (POST /session/reauth)
+	CodeMFARequired     = "mfa_required"       // 401: password right, second factor needed or wrong
+	CodeNotFound        = "not_found"          // 404
+	CodeConflict        = "conflict"           // 409: name taken, bot has sites...
+	CodeTooMany         = "too_many_requests"  // 429: locked out or rate limited
+	CodeTooLarge        = "request_too_large"  // 413
+	CodeUnsupported     = "unsupported_media"  // 415
+	CodeInternal        = "internal"           // 500
+	CodeMethod          = "method_not_allowed" // 405
+	CodeNotImplemented  = "not_implemented"    // 501: a route whose handler is not wired in this build
 )
 
 // WriteError writes the admin error shape. It is the admin edge's only

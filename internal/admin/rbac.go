@@ -190,7 +190,8 @@ func (p Principal) Can(action Action, botID string) bool {
 		return false
 	}
 	if botID == "" {
-		return true
+		// A scoped principal never holds a gateway-wide action.
+		return !gatewayWide[action] || len(p.Bots) == 0
 	}
 	return p.Scoped(botID)
 }

@@ -103,4 +103,11 @@ var Routes = []Route{
 	{Method: "GET", Pattern: Prefix + "/audit/verify", Action: AuditRead}, // chain and checkpoint verification
 	{Method: "GET", Pattern: Prefix + "/audit/export", Action: AuditRead}, // JSON lines after a position; follows with ?follow=1
 	{Method: "GET", Pattern: Prefix + "/security/report", Action: SecurityRead},
+
+	// The API's own description (internal/adminapi/openapi.yaml).
+	{Method: "GET", Pattern: Prefix + "/openapi.yaml", Public: true},
 }
+
+// Key is the route's ServeMux pattern with its method, "GET /admin/v1/bots":
+// the key of a handler map (the operator package's Handlers()).
+func (r Route) Key() string { return r.Method + " " + r.Pattern }

@@ -57,6 +57,9 @@ type Config struct {
 	Store Store `yaml:"store"`
 	// Metrics configures the metrics listener (metrics.go).
 	Metrics Metrics `yaml:"metrics"`
+	// Admin configures the admin listener: the admin API and the console
+	// (admin.go).
+	Admin Admin `yaml:"admin"`
 	// AccessLog writes one info line per HTTP request (and per WebSocket
 	// stream, when it ends): method, route pattern, status, duration,
 	// pseudonymized client address, site.
@@ -65,6 +68,8 @@ type Config struct {
 	Security Security `yaml:"security"`
 	// Audit configures the audit log (audit.go).
 	Audit Audit `yaml:"audit"`
+	// Operators configures operator identity (operators.go).
+	Operators Operators `yaml:"operators"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -197,9 +202,11 @@ func Default() Config {
 		Retention: DefaultRetention(),
 		Store:     DefaultStore(),
 		Metrics:   DefaultMetrics(),
+		Admin:     DefaultAdmin(),
 		AccessLog: true,
 		Security:  DefaultSecurity(),
 		Audit:     DefaultAudit(),
+		Operators: DefaultOperators(),
 	}
 }
 
@@ -265,6 +272,8 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	c.Store.applyEnv(env)
+	c.Operators.applyEnv(env)
+	c.Admin.applyEnv(env)
 	if err := c.applyMetricsEnv(env); err != nil {
 		return err
 	}
@@ -441,8 +450,10 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Retention.validate()...)
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.validateMetrics()...)
+	errs = append(errs, c.validateAdmin()...)
 	errs = append(errs, c.Security.validate()...)
 	errs = append(errs, c.validateAudit()...)
+	errs = append(errs, c.Operators.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

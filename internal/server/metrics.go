@@ -29,6 +29,10 @@ type Listeners struct {
 	// /readyz and the routes added with HandleMetrics, never served on
 	// Main. Nil: Serve opens metrics.listen itself (none when it is off).
 	Metrics net.Listener
+	// Admin is the admin listener (admin.listen): the admin API and the
+	// console (admin.go). Nil: Serve opens admin.listen itself (none when
+	// it is off).
+	Admin net.Listener
 }
 
 // ListenMetrics opens the metrics listener of cfg: nil when metrics.listen

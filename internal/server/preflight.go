@@ -56,7 +56,7 @@ func (e *PreflightError) ExitCode() int { return ExitConfig }
 // Close closes every listener (for a start abandoned after Preflight).
 func (l Listeners) Close() error {
 	var errs []error
-	for _, ln := range []net.Listener{l.Main, l.Metrics} {
+	for _, ln := range []net.Listener{l.Main, l.Metrics, l.Admin} {
 		if ln != nil {
 			errs = append(errs, ln.Close())
 		}
@@ -89,6 +89,9 @@ func Preflight(cfg config.Config, now time.Time, log *slog.Logger) (Listeners, e
 		ls.Main = p.listen("listen", cfg.Listen)
 		if !cfg.Metrics.Off() {
 			ls.Metrics = p.listen("metrics.listen", cfg.Metrics.Listen)
+		}
+		if !cfg.Admin.Off() {
+			ls.Admin = p.listen("admin.listen", cfg.Admin.Listen)
 		}
 	}
 	if len(p.problems) > 0 {

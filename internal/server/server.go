@@ -73,6 +73,10 @@ type Server struct {
 	threat *threatWatch
 	// userTokens is the user token service (issue 12).
 	userTokens *usertoken.Service
+	// admin is what the admin listener serves (admin.go).
+	admin adminListener
+	// pseudonyms is the log pseudonymizer (client addresses, user ids).
+	pseudonyms *redact.Pseudonymizer
 }
 
 // OpenStore opens the configured store.
@@ -187,6 +191,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	s.proxies = proxies
 	s.reg, s.metricsMux, s.metricsGate, s.redactLog = reg, http.NewServeMux(), gate, redactLog
 	s.threat = tw
+	s.pseudonyms = ps
 	rc := cfg.Retention
 	s.sweeper = retention.New(st, retention.Config{Default: time.Duration(rc.Default), Every: time.Duration(rc.SweepEvery),
 		EphemeralHold: time.Duration(rc.EphemeralHold), EphemeralMax: time.Duration(rc.EphemeralMax), TombstonesFor: time.Duration(rc.TombstonesFor),
@@ -391,11 +396,21 @@ func TLSConfig() *tls.Config {
 // stop at a safe point (pending ones stay in the outbox), the store closes.
 // ls.Main serves the gateway, ls.Metrics the metrics (see Listeners).
 func (s *Server) Serve(ctx context.Context, ls Listeners) error {
-	ln, mln := ls.Main, ls.Metrics
+	ln, mln, aln := ls.Main, ls.Metrics, ls.Admin
 	if mln == nil {
 		var err error
 		if mln, err = ListenMetrics(s.cfg); err != nil {
 			_ = ln.Close()
+			return errors.Join(err, s.Close())
+		}
+	}
+	if aln == nil {
+		var err error
+		if aln, err = ListenAdmin(s.cfg); err != nil {
+			_ = ln.Close()
+			if mln != nil {
+				_ = mln.Close()
+			}
 			return errors.Join(err, s.Close())
 		}
 	}
@@ -425,7 +440,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		}()
 	}
 	ln = s.capListener(ln)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	// serving: Serve returns only after both listeners' goroutines have
 	// ended (they log; nothing of this server may outlive Serve).
 	var serving sync.WaitGroup
@@ -449,6 +464,15 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 				err = fmt.Errorf("metrics listener: %w", err)
 			}
 			errc <- err
+		}()
+	}
+	var asrv *http.Server
+	if aln != nil {
+		asrv = s.adminServer()
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			errc <- s.serveAdmin(asrv, aln)
 		}()
 	}
 	serving.Add(1)
@@ -475,6 +499,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	shutdownErr := srv.Shutdown(sctx)
 	if msrv != nil {
 		shutdownErr = errors.Join(shutdownErr, msrv.Shutdown(sctx))
+	}
+	if asrv != nil {
+		shutdownErr = errors.Join(shutdownErr, asrv.Shutdown(sctx))
 	}
 	serving.Wait()
 	s.dl.WaitStreams()

@@ -459,6 +459,12 @@ type Store interface {
 	// at now: a new retry window). The listener is not called: the delivery
 	// poller finds it. ErrNotFound when there is no such dead letter.
 	RedeliverDeadLetter(ctx context.Context, id int64, now time.Time) (OutboxItem, error)
+	// GetDeadLetter returns dead letter id (ErrNotFound when there is
+	// none); DropDeadLetter deletes it for good, its body with it: the bot
+	// never receives it (ErrNotFound when there is none). The admin API's
+	// dead-letter routes (internal/admin).
+	GetDeadLetter(ctx context.Context, id int64) (DeadLetter, error)
+	DropDeadLetter(ctx context.Context, id int64) error
 
 	// PutAttachment stores a file of an existing conversation: ErrNotFound
 	// (and nothing stored) when a.ConversationID does not exist, never
@@ -712,6 +718,9 @@ type Store interface {
 	// put (ID increasing).
 	PutAuditCheckpoint(ctx context.Context, c AuditCheckpoint) (AuditCheckpoint, error)
 	ListAuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+	// Operators, their sessions, enrollment codes and API tokens (issue
+	// 13): see OperatorStore.
+	OperatorStore
 
 	Close() error
 }
@@ -748,6 +757,10 @@ func (e *NameTakenError) Is(target error) bool { return target == ErrNameTaken }
 // ErrHasSites refuses DeleteBot without cascade for a bot that still has
 // sites.
 var ErrHasSites = errors.New("the bot still has sites")
+
+// ErrLastOwner refuses an UpdateOperator or DeleteOperator that would
+// leave no usable owner (see OperatorStore).
+var ErrLastOwner = errors.New("no enabled owner of every bot would be left")
 
 // ConversationFilter selects conversations for ListConversations.
 type ConversationFilter struct {
@@ -823,4 +836,167 @@ type AuditCheckpoint struct {
 	CreatedAt time.Time
 	KeyID     string
 	Signature []byte
+}
+
+// OperatorStore keeps operator identity (issue 13). It never holds a
+// secret in the clear: passwords as argon2id PHC strings, TOTP secrets
+// sealed by the keyring envelope, recovery codes, enrollment codes,
+// session ids and API tokens as SHA-256 hashes.
+//
+// CreateOperator stores o: ErrExists when the id or the name (compared
+// case-insensitively) or a non-empty SSOSubject is taken. GetOperator,
+// OperatorByName (case-insensitive), OperatorBySSOSubject and
+// OperatorByEnrollHash (a non-empty hash) answer ErrNotFound for none.
+// ListOperators lists every operator by name. UpdateOperator replaces
+// Name, Role, Bots, SSOSubject, PasswordHash, TOTPSealed, TOTPConfirmed,
+// EnrollHash, EnrollUntil, Disabled and UpdatedAt (never the TOTP step,
+// the recovery codes or the failure count): ErrNotFound for an unknown
+// id, ErrExists for a taken name or subject. DeleteOperator removes the
+// operator with its recovery codes, sessions and API tokens in one
+// transaction (ErrNotFound for an unknown id). Both refuse, changing
+// nothing, with ErrLastOwner a change that would leave no usable owner
+// (role "owner", not disabled, no bot scope, TOTPConfirmed or an
+// SSOSubject) when there was one: checked inside the transaction, so two
+// owners demoting each other concurrently cannot both succeed.
+//
+// AcceptTOTPStep records step as the operator's last accepted TOTP time
+// step only if it is greater than the one recorded (a code is never
+// accepted twice, nor an older one): ok false otherwise. Concurrent
+// callers with the same step: exactly one gets ok.
+//
+// SetRecoveryCodes replaces the operator's recovery code hashes;
+// UseRecoveryCode removes the one matching hash and reports whether
+// there was one (single use: of concurrent callers exactly one gets
+// ok); RecoveryCodesLeft counts them.
+//
+// LoginFailed counts a failed sign-in: after max in a row the operator is
+// locked until now+lockFor and the count starts again; it returns the
+// lock's end (zero when not locked). LoginSucceeded clears the count and
+// the lock.
+//
+// EnrollOperator consumes the enrollment code with codeHash (unexpired at
+// now) and creates o with the code's Role and Bots, in one transaction:
+// ErrNotFound (nothing changed) for an unknown, used or expired code,
+// ErrExists (the code is kept) for a taken name. CreateEnrollment stores
+// a code; DeleteBootstrapEnrollments removes every unused bootstrap code
+// and returns how many.
+//
+// CreateAdminSession stores a session; GetAdminSession answers
+// ErrNotFound for an unknown id hash; TouchAdminSession sets LastSeen;
+// ReauthAdminSession sets ReauthAt; DeleteAdminSession removes one
+// (no error when absent); DeleteOperatorSessions removes every session of
+// an operator and returns how many; PruneAdminSessions removes sessions
+// that expired (ExpiresAt) before before.
+//
+// CreateAPIToken stores a token (ErrExists for a taken id or hash, or
+// ErrNotFound when CreatedBy is not an operator); APITokenByHash and
+// GetAPIToken answer ErrNotFound for none; ListAPITokens lists by
+// creation time the tokens created by createdBy ("" for all);
+// RevokeAPIToken sets RevokedAt (ErrNotFound for an unknown id; a revoked
+// token keeps its first RevokedAt); TouchAPIToken sets LastUsedAt.
+type OperatorStore interface {
+	CreateOperator(ctx context.Context, o Operator) error
+	GetOperator(ctx context.Context, id string) (Operator, error)
+	OperatorByName(ctx context.Context, name string) (Operator, error)
+	OperatorBySSOSubject(ctx context.Context, subject string) (Operator, error)
+	OperatorByEnrollHash(ctx context.Context, hash []byte) (Operator, error)
+	ListOperators(ctx context.Context) ([]Operator, error)
+	UpdateOperator(ctx context.Context, o Operator) error
+	DeleteOperator(ctx context.Context, id string) error
+	AcceptTOTPStep(ctx context.Context, id string, step int64) (ok bool, err error)
+	SetRecoveryCodes(ctx context.Context, id string, hashes [][]byte) error
+	UseRecoveryCode(ctx context.Context, id string, hash []byte) (ok bool, err error)
+	RecoveryCodesLeft(ctx context.Context, id string) (int, error)
+	LoginFailed(ctx context.Context, id string, now time.Time, max int, lockFor time.Duration) (lockedUntil time.Time, err error)
+	LoginSucceeded(ctx context.Context, id string) error
+
+	CreateEnrollment(ctx context.Context, e Enrollment) error
+	EnrollOperator(ctx context.Context, codeHash []byte, now time.Time, o Operator) (Operator, error)
+	DeleteBootstrapEnrollments(ctx context.Context) (int, error)
+
+	CreateAdminSession(ctx context.Context, s AdminSession) error
+	GetAdminSession(ctx context.Context, idHash []byte) (AdminSession, error)
+	TouchAdminSession(ctx context.Context, idHash []byte, now time.Time) error
+	ReauthAdminSession(ctx context.Context, idHash []byte, at time.Time) error
+	DeleteAdminSession(ctx context.Context, idHash []byte) error
+	DeleteOperatorSessions(ctx context.Context, operatorID string) (int, error)
+	PruneAdminSessions(ctx context.Context, before time.Time) (int, error)
+
+	CreateAPIToken(ctx context.Context, t APIToken) error
+	GetAPIToken(ctx context.Context, id string) (APIToken, error)
+	APITokenByHash(ctx context.Context, hash []byte) (APIToken, error)
+	ListAPITokens(ctx context.Context, createdBy string) ([]APIToken, error)
+	RevokeAPIToken(ctx context.Context, id string, now time.Time) error
+	TouchAPIToken(ctx context.Context, id string, now time.Time) error
+}
+
+// Operator is a person who administers Parley.
+type Operator struct {
+	ID   string
+	Name string
+	// Role is an admin.Role name; Bots scopes it (empty: every bot).
+	Role string
+	Bots []string
+	// SSOSubject is the OpenID Connect subject (or e-mail) the operator
+	// signs in as; empty: no SSO.
+	SSOSubject string
+	// PasswordHash is an argon2id PHC string ("" : no password).
+	PasswordHash string
+	// TOTPSealed is the TOTP secret sealed by the keyring envelope;
+	// TOTPConfirmed is set once the first code was accepted. TOTPStep
+	// (read only) is the last accepted time step.
+	TOTPSealed    []byte
+	TOTPConfirmed bool
+	TOTPStep      int64
+	// EnrollHash is the hash of the one-time handle that confirms the
+	// TOTP enrollment, valid until EnrollUntil.
+	EnrollHash  []byte
+	EnrollUntil time.Time
+	// Failures (read only) counts failed sign-ins in a row; LockedUntil
+	// is the lockout's end.
+	Failures    int
+	LockedUntil time.Time
+	Disabled    bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Enrollment is a one-time code that lets someone become an operator
+// with Role and Bots. Only its hash is stored.
+type Enrollment struct {
+	Hash      []byte
+	Role      string
+	Bots      []string
+	Bootstrap bool   // printed at start while no owner exists
+	CreatedBy string // "" for bootstrap and the local CLI
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// AdminSession is a signed-in operator's console session. IDHash is the
+// SHA-256 of the cookie value; the cookie value itself is never stored.
+type AdminSession struct {
+	IDHash     []byte
+	OperatorID string
+	CreatedAt  time.Time
+	LastSeen   time.Time
+	ExpiresAt  time.Time // absolute
+	ReauthAt   time.Time // zero: not re-authenticated
+	Client     string    // pseudonymized client address
+}
+
+// APIToken is an automation credential. Hash is the SHA-256 of the
+// token; Prefix its first characters, to recognise it in a list.
+type APIToken struct {
+	ID         string
+	Hash       []byte
+	Prefix     string
+	Name       string
+	Role       string
+	Bots       []string
+	CreatedBy  string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	RevokedAt  time.Time
+	LastUsedAt time.Time
 }

@@ -1,0 +1,106 @@
+package adminapi
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/parley-gw/parley/internal/admin"
+	"github.com/parley-gw/parley/internal/audit"
+)
+
+// AuditLog is what the audit routes read (internal/audit's Log).
+type AuditLog interface {
+	Entries(ctx context.Context, after int64, limit int) ([]audit.Entry, error)
+	Export(ctx context.Context, w io.Writer, after int64, follow bool) error
+}
+
+func (a *api) auditReady(w http.ResponseWriter) bool {
+	if a.cfg.Audit == nil {
+		admin.WriteError(w, http.StatusNotImplemented, admin.CodeNotImplemented, "the audit log is not available in this build")
+		return false
+	}
+	return true
+}
+
+func after(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	v := r.URL.Query().Get("after")
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		badRequest(w, "after: want a position (0 or more)")
+		return 0, false
+	}
+	return n, true
+}
+
+func (a *api) auditEntries(w http.ResponseWriter, r *http.Request) {
+	if !a.auditReady(w) {
+		return
+	}
+	pos, ok := after(w, r)
+	if !ok {
+		return
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			badRequest(w, "limit: want 1-1000")
+			return
+		}
+		limit = n
+	}
+	es, err := a.cfg.Audit.Entries(r.Context(), pos, limit)
+	if err != nil {
+		a.log.Error("admin: read the audit log", "err", err)
+		admin.WriteError(w, http.StatusInternalServerError, admin.CodeInternal, "could not read the audit log")
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, es)
+}
+
+func (a *api) auditVerify(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.AuditVerify == nil {
+		admin.WriteError(w, http.StatusNotImplemented, admin.CodeNotImplemented, "audit verification is not available in this build")
+		return
+	}
+	rep, err := a.cfg.AuditVerify(r.Context())
+	if err != nil {
+		a.log.Error("admin: verify the audit log", "err", err)
+		admin.WriteError(w, http.StatusInternalServerError, admin.CodeInternal, "could not verify the audit log")
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, rep)
+}
+
+func (a *api) auditExport(w http.ResponseWriter, r *http.Request) {
+	if !a.auditReady(w) {
+		return
+	}
+	pos, ok := after(w, r)
+	if !ok {
+		return
+	}
+	follow, _ := strconv.ParseBool(r.URL.Query().Get("follow"))
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fw := flushWriter{w}
+	if err := a.cfg.Audit.Export(r.Context(), fw, pos, follow); err != nil && r.Context().Err() == nil {
+		a.log.Error("admin: export the audit log", "err", err)
+	}
+}
+
+// flushWriter flushes every write (a followed export streams).
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(b []byte) (int, error) {
+	n, err := f.w.Write(b)
+	if fl, ok := f.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	return n, err
+}

@@ -1,0 +1,324 @@
+package adminapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/parley-gw/parley/internal/admin"
+)
+
+const v1 = admin.Prefix
+
+// TestBOLA: an operator scoped to bot A cannot read, change or erase bot
+// B's site, conversation, dead letter or OAuth connection: 404, the same
+// answer as for an id that does not exist, and nothing changes; its
+// lists hold only bot A's objects.
+func TestBOLA(t *testing.T) {
+	e := newEnv(t)
+	tok := "operator:" + e.bot["A"]
+	owner := "owner"
+	site, conv, dl, bot := e.site["B"], e.conv["B"], fmt.Sprint(e.dl["B"]), e.bot["B"]
+	tries := []struct {
+		method, path string
+		body         any
+	}{
+		{"GET", v1 + "/bots/" + bot, nil},
+		{"PATCH", v1 + "/bots/" + bot, map[string]any{"name": "Mine now"}},
+		{"DELETE", v1 + "/bots/" + bot + "?cascade=true", nil},
+		{"POST", v1 + "/bots/" + bot + "/secret", map[string]any{"slot": 1}},
+		{"GET", v1 + "/sites/" + site, nil},
+		{"PATCH", v1 + "/sites/" + site, map[string]any{"name": "Mine now"}},
+		{"DELETE", v1 + "/sites/" + site, nil},
+		{"GET", v1 + "/sites/" + site + "/secrets", nil},
+		{"POST", v1 + "/sites/" + site + "/secrets", map[string]any{"slot": 1}},
+		{"DELETE", v1 + "/sites/" + site + "/secrets/1", nil},
+		{"PUT", v1 + "/sites/" + site + "/origins", map[string]any{"origins": []string{"https://evil.example"}}},
+		{"GET", v1 + "/sites/" + site + "/retention", nil},
+		{"POST", v1 + "/sites", map[string]any{"bot": bot, "name": "Sneaky"}},
+		{"DELETE", v1 + "/conversations/" + conv, nil}, // as admin@A: operators never erase
+		{"GET", v1 + "/conversations?bot=" + bot, nil},
+		{"GET", v1 + "/conversations?site=" + site, nil},
+		{"POST", v1 + "/dead-letters/" + dl + "/redeliver", nil},
+		{"DELETE", v1 + "/dead-letters/" + dl, nil},
+		{"GET", v1 + "/dead-letters?bot=" + bot, nil},
+		{"GET", v1 + "/bots/" + bot + "/oauth-connections", nil},
+		{"POST", v1 + "/bots/" + bot + "/oauth-connections", map[string]any{"name": "x", "provider": "github", "clientId": "a", "clientSecret": "b"}},
+		{"PATCH", v1 + "/bots/" + bot + "/oauth-connections/conn", map[string]any{"clientId": "stolen"}},
+		{"DELETE", v1 + "/bots/" + bot + "/oauth-connections/conn", nil},
+	}
+	snapshot := func() string {
+		var b strings.Builder
+		for _, path := range []string{"/bots", "/sites", "/conversations", "/dead-letters", "/bots/" + bot + "/oauth-connections"} {
+			a := e.json("GET", v1+path, owner, nil)
+			b.Write(a.body)
+		}
+		return b.String()
+	}
+	before := snapshot()
+	for _, tr := range tries {
+		tok := tok
+		if strings.HasPrefix(tr.path, v1+"/conversations/") {
+			tok = "admin:" + e.bot["A"]
+		}
+		got := e.json(tr.method, tr.path, tok, tr.body)
+		if got.status != http.StatusNotFound || got.errCode() != admin.CodeNotFound {
+			t.Errorf("%s %s as operator@A: %d %s, want 404 not_found", tr.method, tr.path, got.status, got.body)
+		}
+		// The same answer as for an id that does not exist.
+		unknown := strings.NewReplacer(bot, "bot-zz", site, "site-zz", conv, "conv-zz", "/dead-letters/"+dl, "/dead-letters/999").Replace(tr.path)
+		if u := e.json(tr.method, unknown, tok, tr.body); u.status != got.status || u.errCode() != got.errCode() {
+			t.Errorf("%s %s: unknown id answers %d %s, another team's %d: ids are confirmed", tr.method, unknown, u.status, u.errCode(), got.status)
+		}
+	}
+	if after := snapshot(); after != before {
+		t.Errorf("another team's objects changed:\nbefore %s\nafter  %s", before, after)
+	}
+	// Lists hold only bot A's objects.
+	for _, path := range []string{"/bots", "/sites", "/conversations", "/dead-letters"} {
+		got := e.json("GET", v1+path, tok, nil)
+		if got.status != 200 {
+			t.Fatalf("GET %s: %d %s", path, got.status, got.body)
+		}
+		var items []map[string]any
+		if err := json.Unmarshal(got.body, &items); err != nil || len(items) == 0 {
+			t.Fatalf("GET %s: %s, %v: want bot A's objects", path, got.body, err)
+		}
+		for _, it := range items {
+			owner := it["botId"]
+			if path == "/bots" {
+				owner = it["id"]
+			}
+			if owner != e.bot["A"] {
+				t.Errorf("GET %s as operator@A lists %v", path, it)
+			}
+		}
+	}
+}
+
+// TestBFLA: an auditor cannot write anything; an operator cannot touch
+// keys, operators or the audit log; a scoped principal cannot read
+// gateway-wide objects or register a bot.
+func TestBFLA(t *testing.T) {
+	e := newEnv(t)
+	for _, rt := range admin.Routes {
+		if rt.Public || rt.Method == "GET" || rt.Action == admin.SessionSelf || rt.Action == admin.TokensManage {
+			continue
+		}
+		got := e.json(rt.Method, e.path(rt, "A"), "auditor:reauth", e.body(rt, "A", 1))
+		if got.status != http.StatusForbidden || got.errCode() != admin.CodeForbidden {
+			t.Errorf("auditor %s: %d %s, want 403 forbidden", rt.Key(), got.status, got.body)
+		}
+	}
+	for _, rt := range admin.Routes {
+		if strings.HasPrefix(rt.Pattern, v1+"/keys") || strings.HasPrefix(rt.Pattern, v1+"/operators") || strings.HasPrefix(rt.Pattern, v1+"/audit") {
+			got := e.json(rt.Method, e.path(rt, "A"), "operator:reauth", e.body(rt, "A", 1))
+			if got.status != http.StatusForbidden {
+				t.Errorf("operator %s: %d %s, want 403", rt.Key(), got.status, got.body)
+			}
+		}
+	}
+	for _, path := range []string{"/keys", "/audit", "/security/report", "/operators"} {
+		if got := e.json("GET", v1+path, "auditor:"+e.bot["A"], nil); got.status != http.StatusForbidden {
+			t.Errorf("scoped auditor GET %s: %d, want 403 (gateway-wide)", path, got.status)
+		}
+	}
+	got := e.json("POST", v1+"/bots", "admin:"+e.bot["A"], map[string]any{"name": "Mine", "endpoint": "http://127.0.0.1:9/x", "insecureNoAuth": true})
+	if got.status != http.StatusForbidden {
+		t.Errorf("scoped admin registers a bot: %d %s, want 403", got.status, got.body)
+	}
+	// Defense in depth: the service refuses too, without the HTTP guard.
+	ctx := context.Background()
+	if _, err := e.svc.ListKeys(ctx, admin.Principal{Kind: admin.KindToken, ID: "x", Role: admin.RoleOperator}, ""); err == nil {
+		t.Error("service: an operator lists keys")
+	}
+	if _, err := e.svc.GetSite(ctx, admin.Principal{Kind: admin.KindToken, ID: "x", Role: admin.RoleOperator, Bots: []string{e.bot["A"]}}, e.site["B"]); err == nil {
+		t.Error("service: operator@A reads bot B's site")
+	}
+	if err := e.svc.DropDeadLetter(ctx, admin.Principal{Kind: admin.KindToken, ID: "x", Role: admin.RoleAuditor}, e.dl["A"]); err == nil {
+		t.Error("service: an auditor drops a dead letter")
+	}
+	if _, err := e.svc.ListBots(ctx, admin.Principal{Kind: admin.KindToken, ID: "x", Role: "intruder"}); err == nil {
+		t.Error("service: an unknown role lists bots (deny by default)")
+	}
+}
+
+// TestReauth: Reauth routes are refused without a recent
+// re-authentication, after the role check, and audited as denied.
+func TestReauth(t *testing.T) {
+	e := newEnv(t)
+	e.withRetiredKey()
+	for _, rt := range admin.Routes {
+		if !rt.Reauth {
+			continue
+		}
+		before := len(e.rec.all())
+		got := e.json(rt.Method, e.path(rt, "A"), "owner", e.body(rt, "A", 1))
+		if got.status != http.StatusForbidden || got.errCode() != admin.CodeReauth {
+			t.Errorf("%s without reauth: %d %s, want 403 reauth_required", rt.Key(), got.status, got.body)
+		}
+		if evs := e.rec.all()[before:]; len(evs) != 1 || evs[0].Outcome != "denied" || evs[0].Detail["reason"] != "reauth" {
+			t.Errorf("%s: audit %+v, want one denied (reauth)", rt.Key(), evs)
+		}
+	}
+	// The key is still there: nothing was destroyed.
+	got := e.json("GET", v1+"/keys?purpose=log-pseudonym", "owner", nil)
+	if !bytes.Contains(got.body, []byte(e.retiredKey)) || bytes.Contains(got.body, []byte(`"destroyed"`)) {
+		t.Errorf("keys after refused destroy: %s", got.body)
+	}
+	got = e.json("POST", v1+"/keys/"+e.retiredKey+"/destroy", "owner:reauth", map[string]any{"confirm": true, "force": true})
+	if got.status != 200 || !bytes.Contains(got.body, []byte(`"destroyed"`)) {
+		t.Errorf("destroy with reauth: %d %s", got.status, got.body)
+	}
+}
+
+// TestUnauthenticated: every non-public route answers 401 in the error
+// shape without a credential or with a bad one; public ones do not ask.
+func TestUnauthenticated(t *testing.T) {
+	e := newEnv(t)
+	for _, rt := range admin.Routes {
+		for _, tok := range []string{"", "nobody", "root"} {
+			got := e.json(rt.Method, e.path(rt, "A"), tok, e.body(rt, "A", 1))
+			if rt.Public {
+				if got.status == http.StatusUnauthorized {
+					t.Errorf("public %s: 401", rt.Key())
+				}
+				continue
+			}
+			if got.status != http.StatusUnauthorized || got.errCode() != admin.CodeUnauthenticated {
+				t.Errorf("%s with %q: %d %s, want 401", rt.Key(), tok, got.status, got.body)
+			}
+		}
+	}
+}
+
+// TestMalformedBodies: duplicate keys, case variants, unknown fields,
+// trailing data, a huge body and the wrong content type are refused in
+// the error shape, and nothing changes.
+func TestMalformedBodies(t *testing.T) {
+	e := newEnv(t)
+	path := v1 + "/sites/" + e.site["A"]
+	before := e.json("GET", path, "owner", nil).body
+	cases := []struct {
+		name, ct, body string
+		status         int
+		code           string
+	}{
+		{"duplicate key", "application/json", `{"name":"One","name":"Two"}`, 400, admin.CodeBadRequest},
+		{"case variant", "application/json", `{"name":"One","Name":"Two"}`, 400, admin.CodeBadRequest},
+		{"case variant alone", "application/json", `{"NAME":"One"}`, 400, admin.CodeBadRequest},
+		{"unknown field", "application/json", `{"name":"One","admin":true}`, 400, admin.CodeBadRequest},
+		{"nested duplicate", "application/json", `{"name":"One","masking":"off","x":{"a":1,"a":2}}`, 400, admin.CodeBadRequest},
+		{"trailing data", "application/json", `{"name":"One"} {"name":"Two"}`, 400, admin.CodeBadRequest},
+		{"not JSON", "application/json", `name=One`, 400, admin.CodeBadRequest},
+		{"wrong type", "application/json", `{"name":1}`, 400, admin.CodeBadRequest},
+		{"array", "application/json", `["name"]`, 400, admin.CodeBadRequest},
+		{"form", "application/x-www-form-urlencoded", `name=One`, 415, admin.CodeUnsupported},
+		{"text", "text/plain", `{"name":"One"}`, 415, admin.CodeUnsupported},
+		{"no content type", "", `{"name":"One"}`, 415, admin.CodeUnsupported},
+		{"huge", "application/json", `{"name":"` + strings.Repeat("a", 70<<10) + `"}`, 413, admin.CodeTooLarge},
+	}
+	for _, c := range cases {
+		got := e.do("PATCH", path, "owner", c.ct, []byte(c.body))
+		if got.status != c.status || got.errCode() != c.code {
+			t.Errorf("%s: %d %s, want %d %s", c.name, got.status, got.body, c.status, c.code)
+		}
+		if ct := got.header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s: Content-Type %q", c.name, ct)
+		}
+	}
+	// A huge body without a Content-Length (chunked) is cut at the limit too.
+	req, _ := http.NewRequest("PATCH", e.srv.URL+path, struct{ *strings.Reader }{strings.NewReader(`{"name":"` + strings.Repeat("a", 70<<10) + `"}`)})
+	req.Header.Set("Authorization", "Bearer owner")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Errorf("chunked huge body: %d, want 413", resp.StatusCode)
+	}
+	if after := e.json("GET", path, "owner", nil).body; !bytes.Equal(after, before) {
+		t.Errorf("site changed by refused bodies:\n%s\n%s", before, after)
+	}
+	// Origins: wildcards and a missing list refused; an explicit [] clears.
+	op := v1 + "/sites/" + e.site["A"] + "/origins"
+	for _, b := range []string{`{"origins":["*"]}`, `{"origins":["https://*.example.com"]}`, `{}`, `{"origins":null}`, `{"origins":["https://a.example.com/path"]}`} {
+		if got := e.do("PUT", op, "owner", "application/json", []byte(b)); got.status != 400 {
+			t.Errorf("origins %s: %d %s, want 400", b, got.status, got.body)
+		}
+	}
+	e.do("PUT", op, "owner", "application/json", []byte(`{"origins":["https://a.example.com"]}`))
+	got := e.do("PUT", op, "owner", "application/json", []byte(`{"origins":[]}`))
+	if got.status != 200 || !bytes.Contains(got.body, []byte(`"trustedOrigins":[]`)) {
+		t.Errorf("origins []: %d %s, want cleared", got.status, got.body)
+	}
+}
+
+// TestEdge: security headers on every answer, 404 and 405 in the error
+// shape, the OpenAPI file served without sign-in.
+func TestEdge(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"GET", v1 + "/nope", 404, admin.CodeNotFound},
+		{"GET", "/elsewhere", 404, admin.CodeNotFound},
+		{"PUT", v1 + "/bots", 405, admin.CodeMethod},
+		{"GET", v1 + "/bots", 401, admin.CodeUnauthenticated},
+	} {
+		got := e.do(c.method, c.path, "", "", nil)
+		if got.status != c.status || got.errCode() != c.code {
+			t.Errorf("%s %s: %d %s, want %d %s", c.method, c.path, got.status, got.body, c.status, c.code)
+		}
+		for h, want := range map[string]string{"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"} {
+			if v := got.header.Get(h); v != want {
+				t.Errorf("%s %s: %s = %q, want %q", c.method, c.path, h, v, want)
+			}
+		}
+	}
+	got := e.do("GET", v1+"/openapi.yaml", "", "", nil)
+	if got.status != 200 || !bytes.HasPrefix(got.body, []byte("openapi: 3.1")) {
+		t.Errorf("openapi: %d %.40s", got.status, got.body)
+	}
+}
+
+// TestAudited: a success, a failure and a denial are each recorded, with
+// the actor, role, action and target; never a secret.
+func TestAudited(t *testing.T) {
+	e := newEnv(t)
+	got := e.json("POST", v1+"/sites/"+e.site["A"]+"/secrets", "operator", map[string]any{"slot": 2})
+	if got.status != 201 {
+		t.Fatalf("rotate: %d %s", got.status, got.body)
+	}
+	var out struct{ Secret string }
+	_ = json.Unmarshal(got.body, &out)
+	e.json("PATCH", v1+"/sites/"+e.site["A"], "operator", map[string]any{"name": "bad/name"})
+	e.json("DELETE", v1+"/conversations/"+e.conv["A"], "operator", nil)
+	evs := e.rec.all()
+	want := []struct{ action, outcome, target string }{
+		{"sites.secrets", "success", "site:" + e.site["A"]},
+		{"sites.write", "failure", "site:" + e.site["A"]},
+		{"conversations.erase", "denied", v1 + "/conversations/" + e.conv["A"]},
+	}
+	if len(evs) != len(want) {
+		t.Fatalf("events %+v", evs)
+	}
+	for i, w := range want {
+		ev := evs[i]
+		if ev.Action != w.action || string(ev.Outcome) != w.outcome || ev.Target != w.target || ev.Actor != "token:operator" || ev.Role != "operator" {
+			t.Errorf("event %d = %+v, want %+v", i, ev, w)
+		}
+	}
+	all, _ := json.Marshal(evs)
+	if out.Secret == "" || bytes.Contains(all, []byte(out.Secret)) {
+		t.Errorf("secret %q in the audit events (or none made): %s", out.Secret, all)
+	}
+}
