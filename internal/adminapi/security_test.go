@@ -46,6 +46,7 @@ func TestBOLA(t *testing.T) {
 		{"POST", v1 + "/dead-letters/" + dl + "/redeliver", nil},
 		{"DELETE", v1 + "/dead-letters/" + dl, nil},
 		{"GET", v1 + "/dead-letters?bot=" + bot, nil},
+		{"GET", v1 + "/sites?bot=" + bot, nil},
 		{"GET", v1 + "/bots/" + bot + "/oauth-connections", nil},
 		{"POST", v1 + "/bots/" + bot + "/oauth-connections", map[string]any{"name": "x", "provider": "github", "clientId": "a", "clientSecret": "b"}},
 		{"PATCH", v1 + "/bots/" + bot + "/oauth-connections/conn", map[string]any{"clientId": "stolen"}},
