@@ -376,14 +376,56 @@ func (a *app) openService(ctx context.Context, f storeFlags) (adminSession, erro
 	if err != nil {
 		return adminSession{}, err
 	}
-	return adminSession{cfg: cfg, st: st, svc: a.newService(cfg, st, f.config), p: localPrincipal()}, nil
+	rec, st, err := a.cliRecorder(ctx, cfg, st)
+	if err != nil {
+		return adminSession{}, err
+	}
+	return adminSession{cfg: cfg, st: st, svc: a.newServiceRecording(cfg, st, f.config, rec), p: localPrincipal()}, nil
+}
+
+// cliRecorder is where the local commands record their audit events:
+// the audit log in the store, each entry authenticated under the keys
+// (so the command needs the master key, as the server does). A test may
+// set app.recorder instead. The returned store closes the keys with it.
+func (a *app) cliRecorder(ctx context.Context, cfg config.Config, st store.Store) (admin.Recorder, store.Store, error) {
+	if a.recorder != nil {
+		return a.recorder, st, nil
+	}
+	keys, err := server.OpenKeys(ctx, cfg, st)
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, fmt.Errorf("open the keys (the audit log's entries are authenticated under them): %w", err)
+	}
+	l, err := newAuditLog(cfg, st, keys.Set, nil)
+	if err != nil {
+		_ = keys.Close()
+		_ = st.Close()
+		return nil, nil, err
+	}
+	return l, closingStore{Store: st, before: func() { _ = keys.Close() }}, nil
+}
+
+// closingStore runs before when the store closes.
+type closingStore struct {
+	store.Store
+	before func()
+}
+
+func (c closingStore) Close() error {
+	c.before()
+	return c.Store.Close()
 }
 
 // newService is the service over st with the CLI's hooks: its endpoint
 // check (warnings on stderr), its public URL rule and app ids.
 func (a *app) newService(cfg config.Config, st store.Store, configName string) *admin.Service {
+	return a.newServiceRecording(cfg, st, configName, a.recorder)
+}
+
+// newServiceRecording is newService recording to rec.
+func (a *app) newServiceRecording(cfg config.Config, st store.Store, configName string, rec admin.Recorder) *admin.Service {
 	return admin.NewService(admin.Deps{
-		Store: st, Config: cfg, Recorder: a.recorder, Resolver: a.resolver,
+		Store: st, Config: cfg, Recorder: rec, Resolver: a.resolver,
 		KeyList: listKeySet(cfg, st),
 		OpenKeys: func(ctx context.Context) (admin.KeyHandle, error) {
 			keys, err := server.OpenKeys(ctx, cfg, st)

@@ -47,7 +47,8 @@ func (a *app) keysCmd() *cobra.Command {
 			"publishes), active (signs), retired (still verifies for the purpose's overlap), expired (past the\n" +
 			"overlap: neither published nor accepted, material kept) and destroyed (material gone, only on request).\n" +
 			"Purposes: directline-token (Direct Line tokens), channel (tokens Parley sends to bots), sts (the bots'\n" +
-			"access tokens), log-pseudonym (pseudonyms of user ids and addresses in logs), kek (key-encryption keys).",
+			"access tokens), log-pseudonym (pseudonyms of user ids and addresses in logs), kek (key-encryption keys),\n" +
+			"audit-checkpoint (signs the audit log's checkpoints).",
 	}
 	cmd.AddCommand(a.keysListCmd(), a.keysRotateCmd(), a.keysDestroyCmd(), a.keysRewrapCmd())
 	return cmd

@@ -60,7 +60,7 @@ func TestKeysRotateListDestroy(t *testing.T) {
 		{"keys", "list", "--data", data, "--purpose", "signing"},
 	} {
 		_, _, err := run(t, nil, args...)
-		if err == nil || !strings.Contains(err.Error(), "valid purposes: channel, directline-token, kek, log-pseudonym, sts") {
+		if err == nil || !strings.Contains(err.Error(), "valid purposes: audit-checkpoint, channel, directline-token, kek, log-pseudonym, sts") {
 			t.Fatalf("%v: %v", args, err)
 		}
 	}

@@ -62,6 +62,8 @@ func (a *app) root() *cobra.Command {
 	root.SetErr(a.stderr)
 	root.AddCommand(a.serveCmd(), a.demoCmd(), a.botCmd(), a.siteCmd(), a.secretCmd(), a.keysCmd(), a.benchCmd(), a.deliveriesCmd(), a.eraseCmd(), a.versionCmd(), a.securityCmd(), a.oauthCmd())
 	root.AddCommand(a.conversationCmd())
+	root.AddCommand(a.auditCmd())
+	root.AddCommand(a.operatorCmd())
 	root.SetFlagErrorFunc(flagOrCommandError)
 	root.InitDefaultCompletionCmd() // now, so that strictGroups covers it too
 	strictGroups(root)

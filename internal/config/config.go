@@ -66,6 +66,10 @@ type Config struct {
 	AccessLog bool `yaml:"access_log"`
 	// Security tunes threat detection and its alerts (security.go).
 	Security Security `yaml:"security"`
+	// Audit configures the audit log (audit.go).
+	Audit Audit `yaml:"audit"`
+	// Operators configures operator identity (operators.go).
+	Operators Operators `yaml:"operators"`
 }
 
 // Timeouts sizes the phases of an HTTP connection (issue 9, finding 13).
@@ -201,6 +205,8 @@ func Default() Config {
 		Admin:     DefaultAdmin(),
 		AccessLog: true,
 		Security:  DefaultSecurity(),
+		Audit:     DefaultAudit(),
+		Operators: DefaultOperators(),
 	}
 }
 
@@ -266,6 +272,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	c.Store.applyEnv(env)
+	c.Operators.applyEnv(env)
 	c.Admin.applyEnv(env)
 	if err := c.applyMetricsEnv(env); err != nil {
 		return err
@@ -274,6 +281,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		return err
 	}
 	if err := c.Security.applyEnv(env); err != nil {
+		return err
+	}
+	if err := c.Audit.applyEnv(env); err != nil {
 		return err
 	}
 	if v, ok := env("PARLEY_INSECURE_HTTP"); ok {
@@ -442,6 +452,8 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateMetrics()...)
 	errs = append(errs, c.validateAdmin()...)
 	errs = append(errs, c.Security.validate()...)
+	errs = append(errs, c.validateAudit()...)
+	errs = append(errs, c.Operators.validate()...)
 	dl := c.DirectLine
 	if ttl := time.Duration(dl.TokenTTL); ttl < time.Minute || ttl > 24*time.Hour {
 		bad("directline.token_ttl", "%v is outside 1m..24h", ttl)

@@ -127,6 +127,9 @@ func (p PKCS11) PIN() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("keys.pkcs11.pin_file: %w", err)
 	}
+	if !st.Mode().IsRegular() { // before opening it: a FIFO would block the start
+		return "", fmt.Errorf("keys.pkcs11.pin_file: %s is not a regular file (mode %v)", p.PINFile, st.Mode())
+	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return "", fmt.Errorf("keys.pkcs11.pin_file: %s is readable by others (mode %v); chmod 600 it", p.PINFile, st.Mode().Perm())
 	}

@@ -28,6 +28,10 @@ func TestSecretFilesFIFODoNotHang(t *testing.T) {
 			_, err := SecurityAlert{Name: "r", WebhookSecretFile: fifo}.WebhookSecret()
 			return err
 		},
+		"keys.pkcs11.pin_file": func() error {
+			_, err := PKCS11{PINFile: fifo}.PIN()
+			return err
+		},
 	} {
 		done := make(chan error, 1)
 		go func() { done <- read() }()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/keyring"
@@ -33,6 +34,14 @@ func (k Keys) Close() error {
 		return c.Close()
 	}
 	return nil
+}
+
+// operatorPurposes are the key purposes of the operators' features
+// (issue 13), in KeyPurposes: the audit log's checkpoint signing key
+// (Ed25519, never published, retired keys kept until destroyed so old
+// checkpoints keep verifying by their key id).
+func operatorPurposes() []keyring.Purpose {
+	return []keyring.Purpose{audit.CheckpointKeyPurpose()}
 }
 
 // MasterKey reads the master key: PARLEY_MASTER_KEY when set, else the

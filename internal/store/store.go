@@ -692,6 +692,36 @@ type Store interface {
 	DeleteUserTokens(ctx context.Context, botID, userID, connection string) (int, error)
 	EraseUserTokens(ctx context.Context, userID string) (int, error)
 
+	// The audit log (issue 13, audit.go): a hash chain the audit package
+	// computes; the store keeps the fields as given and is append-only:
+	// no method updates or removes an entry or a checkpoint.
+	//
+	// AppendAudit appends one entry in ONE write transaction that first
+	// reads the current head (the entry with the highest Seq: prevSeq 0
+	// and prevHash nil when the log is empty) and calls build(prevSeq,
+	// prevHash) for the entry to insert; concurrent appends (other
+	// goroutines, other processes) are serialized, so every entry's Prev
+	// is the hash of the entry just before it. The entry build returns
+	// must have Seq prevSeq+1 and Prev equal to prevHash (else the append
+	// fails and stores nothing). build must be fast and pure: it may run
+	// more than once for one append (a shared transaction retried alone);
+	// only its last result is stored and returned.
+	AppendAudit(ctx context.Context, build func(prevSeq int64, prevHash []byte) (AuditEntry, error)) (AuditEntry, error)
+	// ListAudit returns up to limit entries with Seq > after, by Seq,
+	// exactly as appended (Detail nil when it had no pair).
+	ListAudit(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+	// AuditHead is the entry with the highest Seq; ErrNotFound when the
+	// log is empty.
+	AuditHead(ctx context.Context) (AuditEntry, error)
+	// PutAuditCheckpoint appends a signed checkpoint of the chain head;
+	// ListAuditCheckpoints lists every checkpoint in the order they were
+	// put (ID increasing).
+	PutAuditCheckpoint(ctx context.Context, c AuditCheckpoint) (AuditCheckpoint, error)
+	ListAuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+	// Operators, their sessions, enrollment codes and API tokens (issue
+	// 13): see OperatorStore.
+	OperatorStore
+
 	Close() error
 }
 
@@ -727,6 +757,10 @@ func (e *NameTakenError) Is(target error) bool { return target == ErrNameTaken }
 // ErrHasSites refuses DeleteBot without cascade for a bot that still has
 // sites.
 var ErrHasSites = errors.New("the bot still has sites")
+
+// ErrLastOwner refuses an UpdateOperator or DeleteOperator that would
+// leave no usable owner (see OperatorStore).
+var ErrLastOwner = errors.New("no enabled owner of every bot would be left")
 
 // ConversationFilter selects conversations for ListConversations.
 type ConversationFilter struct {
@@ -776,4 +810,193 @@ type Removal struct {
 	// belong to a bot and a user, not to a site).
 	OAuthConnections int
 	UserTokens       int
+}
+
+// AuditEntry is one entry of the audit log as stored (internal/audit owns
+// its meaning, its hash and its MAC under key KeyID). Detail holds short
+// non-secret facts; no field ever holds message text, a raw user id or a
+// client address.
+type AuditEntry struct {
+	Seq                                          int64
+	Time                                         time.Time
+	Actor, Role, Action, Target, Outcome, Client string
+	Detail                                       map[string]string
+	Prev, Hash                                   []byte
+	KeyID                                        string
+	MAC                                          []byte
+}
+
+// AuditCheckpoint is a signed head of the audit chain: entry Seq has Hash.
+// KeyID names the audit-checkpoint key that made Signature; ID is assigned
+// by PutAuditCheckpoint.
+type AuditCheckpoint struct {
+	ID        int64
+	Seq       int64
+	Hash      []byte
+	CreatedAt time.Time
+	KeyID     string
+	Signature []byte
+}
+
+// OperatorStore keeps operator identity (issue 13). It never holds a
+// secret in the clear: passwords as argon2id PHC strings, TOTP secrets
+// sealed by the keyring envelope, recovery codes, enrollment codes,
+// session ids and API tokens as SHA-256 hashes.
+//
+// CreateOperator stores o: ErrExists when the id or the name (compared
+// case-insensitively) or a non-empty SSOSubject is taken. GetOperator,
+// OperatorByName (case-insensitive), OperatorBySSOSubject and
+// OperatorByEnrollHash (a non-empty hash) answer ErrNotFound for none.
+// ListOperators lists every operator by name. UpdateOperator replaces
+// Name, Role, Bots, SSOSubject, PasswordHash, TOTPSealed, TOTPConfirmed,
+// EnrollHash, EnrollUntil, Disabled and UpdatedAt (never the TOTP step,
+// the recovery codes or the failure count): ErrNotFound for an unknown
+// id, ErrExists for a taken name or subject. DeleteOperator removes the
+// operator with its recovery codes, sessions and API tokens in one
+// transaction (ErrNotFound for an unknown id). Both refuse, changing
+// nothing, with ErrLastOwner a change that would leave no usable owner
+// (role "owner", not disabled, no bot scope, TOTPConfirmed or an
+// SSOSubject) when there was one: checked inside the transaction, so two
+// owners demoting each other concurrently cannot both succeed.
+//
+// AcceptTOTPStep records step as the operator's last accepted TOTP time
+// step only if it is greater than the one recorded (a code is never
+// accepted twice, nor an older one): ok false otherwise. Concurrent
+// callers with the same step: exactly one gets ok.
+//
+// SetRecoveryCodes replaces the operator's recovery code hashes;
+// UseRecoveryCode removes the one matching hash and reports whether
+// there was one (single use: of concurrent callers exactly one gets
+// ok); RecoveryCodesLeft counts them.
+//
+// LoginFailed counts a failed sign-in: after max in a row the operator is
+// locked until now+lockFor and the count starts again; it returns the
+// lock's end (zero when not locked). LoginSucceeded clears the count and
+// the lock.
+//
+// EnrollOperator consumes the enrollment code with codeHash (unexpired at
+// now) and creates o with the code's Role and Bots, in one transaction:
+// ErrNotFound (nothing changed) for an unknown, used or expired code,
+// ErrExists (the code is kept) for a taken name. CreateEnrollment stores
+// a code; DeleteBootstrapEnrollments removes every unused bootstrap code
+// and returns how many.
+//
+// CreateAdminSession stores a session; GetAdminSession answers
+// ErrNotFound for an unknown id hash; TouchAdminSession sets LastSeen;
+// ReauthAdminSession sets ReauthAt; DeleteAdminSession removes one
+// (no error when absent); DeleteOperatorSessions removes every session of
+// an operator and returns how many; PruneAdminSessions removes sessions
+// that expired (ExpiresAt) before before.
+//
+// CreateAPIToken stores a token (ErrExists for a taken id or hash, or
+// ErrNotFound when CreatedBy is not an operator); APITokenByHash and
+// GetAPIToken answer ErrNotFound for none; ListAPITokens lists by
+// creation time the tokens created by createdBy ("" for all);
+// RevokeAPIToken sets RevokedAt (ErrNotFound for an unknown id; a revoked
+// token keeps its first RevokedAt); TouchAPIToken sets LastUsedAt.
+type OperatorStore interface {
+	CreateOperator(ctx context.Context, o Operator) error
+	GetOperator(ctx context.Context, id string) (Operator, error)
+	OperatorByName(ctx context.Context, name string) (Operator, error)
+	OperatorBySSOSubject(ctx context.Context, subject string) (Operator, error)
+	OperatorByEnrollHash(ctx context.Context, hash []byte) (Operator, error)
+	ListOperators(ctx context.Context) ([]Operator, error)
+	UpdateOperator(ctx context.Context, o Operator) error
+	DeleteOperator(ctx context.Context, id string) error
+	AcceptTOTPStep(ctx context.Context, id string, step int64) (ok bool, err error)
+	SetRecoveryCodes(ctx context.Context, id string, hashes [][]byte) error
+	UseRecoveryCode(ctx context.Context, id string, hash []byte) (ok bool, err error)
+	RecoveryCodesLeft(ctx context.Context, id string) (int, error)
+	LoginFailed(ctx context.Context, id string, now time.Time, max int, lockFor time.Duration) (lockedUntil time.Time, err error)
+	LoginSucceeded(ctx context.Context, id string) error
+
+	CreateEnrollment(ctx context.Context, e Enrollment) error
+	EnrollOperator(ctx context.Context, codeHash []byte, now time.Time, o Operator) (Operator, error)
+	DeleteBootstrapEnrollments(ctx context.Context) (int, error)
+
+	CreateAdminSession(ctx context.Context, s AdminSession) error
+	GetAdminSession(ctx context.Context, idHash []byte) (AdminSession, error)
+	TouchAdminSession(ctx context.Context, idHash []byte, now time.Time) error
+	ReauthAdminSession(ctx context.Context, idHash []byte, at time.Time) error
+	DeleteAdminSession(ctx context.Context, idHash []byte) error
+	DeleteOperatorSessions(ctx context.Context, operatorID string) (int, error)
+	PruneAdminSessions(ctx context.Context, before time.Time) (int, error)
+
+	CreateAPIToken(ctx context.Context, t APIToken) error
+	GetAPIToken(ctx context.Context, id string) (APIToken, error)
+	APITokenByHash(ctx context.Context, hash []byte) (APIToken, error)
+	ListAPITokens(ctx context.Context, createdBy string) ([]APIToken, error)
+	RevokeAPIToken(ctx context.Context, id string, now time.Time) error
+	TouchAPIToken(ctx context.Context, id string, now time.Time) error
+}
+
+// Operator is a person who administers Parley.
+type Operator struct {
+	ID   string
+	Name string
+	// Role is an admin.Role name; Bots scopes it (empty: every bot).
+	Role string
+	Bots []string
+	// SSOSubject is the OpenID Connect subject (or e-mail) the operator
+	// signs in as; empty: no SSO.
+	SSOSubject string
+	// PasswordHash is an argon2id PHC string ("" : no password).
+	PasswordHash string
+	// TOTPSealed is the TOTP secret sealed by the keyring envelope;
+	// TOTPConfirmed is set once the first code was accepted. TOTPStep
+	// (read only) is the last accepted time step.
+	TOTPSealed    []byte
+	TOTPConfirmed bool
+	TOTPStep      int64
+	// EnrollHash is the hash of the one-time handle that confirms the
+	// TOTP enrollment, valid until EnrollUntil.
+	EnrollHash  []byte
+	EnrollUntil time.Time
+	// Failures (read only) counts failed sign-ins in a row; LockedUntil
+	// is the lockout's end.
+	Failures    int
+	LockedUntil time.Time
+	Disabled    bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Enrollment is a one-time code that lets someone become an operator
+// with Role and Bots. Only its hash is stored.
+type Enrollment struct {
+	Hash      []byte
+	Role      string
+	Bots      []string
+	Bootstrap bool   // printed at start while no owner exists
+	CreatedBy string // "" for bootstrap and the local CLI
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// AdminSession is a signed-in operator's console session. IDHash is the
+// SHA-256 of the cookie value; the cookie value itself is never stored.
+type AdminSession struct {
+	IDHash     []byte
+	OperatorID string
+	CreatedAt  time.Time
+	LastSeen   time.Time
+	ExpiresAt  time.Time // absolute
+	ReauthAt   time.Time // zero: not re-authenticated
+	Client     string    // pseudonymized client address
+}
+
+// APIToken is an automation credential. Hash is the SHA-256 of the
+// token; Prefix its first characters, to recognise it in a list.
+type APIToken struct {
+	ID         string
+	Hash       []byte
+	Prefix     string
+	Name       string
+	Role       string
+	Bots       []string
+	CreatedBy  string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	RevokedAt  time.Time
+	LastUsedAt time.Time
 }

@@ -188,6 +188,12 @@ func (d *Demo) bundle(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Demo) index(w http.ResponseWriter, r *http.Request) {
+	// One origin: under another name of the listener (localhost for
+	// 127.0.0.1) the bundle and the Direct Line calls would be refused.
+	if u, err := url.Parse(d.Origin); err == nil && u.Host != "" && !strings.EqualFold(r.Host, u.Host) {
+		http.Redirect(w, r, d.Origin+"/", http.StatusTemporaryRedirect)
+		return
+	}
 	nonce := make([]byte, 18)
 	if _, err := rand.Read(nonce); err != nil {
 		http.Error(w, "page unavailable", http.StatusInternalServerError)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -225,5 +226,26 @@ func TestLoadBundleErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "--webchat-file") || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "npm install botframework-webchat@"+PinnedWebChatVersion) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// The demo page opened under another name of the same loopback listener
+// (localhost instead of 127.0.0.1) is sent to the one origin the gateway
+// trusts: under the other name the bundle (same-origin resource policy)
+// and the Direct Line calls (trusted origin) were refused, and the page
+// stayed blank.
+func TestPageUnderAnotherHostNameRedirectsToTheOrigin(t *testing.T) {
+	srv, _, _ := servePage(t, &Demo{WebChatURL: PinnedWebChatURL, WebChatIntegrity: PinnedWebChatIntegrity})
+	u, _ := url.Parse(srv.URL)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req.Host = "localhost:" + u.Port()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTemporaryRedirect || res.Header.Get("Location") != srv.URL+"/" {
+		t.Fatalf("GET / as localhost: %d Location %q; want 307 to %s/", res.StatusCode, res.Header.Get("Location"), srv.URL)
 	}
 }

@@ -62,6 +62,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuthFailures", testAuthFailures},
 		{"Supersedes", testSupersedes},
 		{"OAuthConnectionsAndUserTokens", testOAuth},
+		{"AuditLog", testAudit},
+		{"Operators", testOperators},
 		{"DeadLetterGetDrop", testDeadLetterGetDrop},
 	}
 	for _, tc := range tests {
