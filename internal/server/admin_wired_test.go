@@ -6,102 +6,89 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/server"
 )
 
-// lockedBuffer is an io.Writer safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// adminClient talks to the admin listener as the console does: cookie
-// jar, X-CSRF-Token on writes, the listener's own Origin.
+// adminClient talks to the admin listener: a cookie jar for the console
+// session and its CSRF token, or a bearer token.
 type adminClient struct {
-	t    *testing.T
-	base string
-	c    *http.Client
-	csrf string
+	t      *testing.T
+	base   string
+	c      *http.Client
+	csrf   string
+	bearer string
 }
 
-func (a *adminClient) do(method, path string, body any, out any) int {
+func (a *adminClient) do(method, path string, body any) (int, []byte) {
 	a.t.Helper()
-	var r io.Reader
+	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
+		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, a.base+path, r)
+	req, _ := http.NewRequest(method, a.base+admin.Prefix+path, rd)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Origin", a.base)
-	if a.csrf != "" && method != http.MethodGet {
+	if a.csrf != "" && method != "GET" {
 		req.Header.Set("X-CSRF-Token", a.csrf)
 	}
-	res, err := a.c.Do(req)
+	if a.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+a.bearer)
+	}
+	resp, err := a.c.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			a.t.Fatalf("%s %s: %d %s: %v", method, path, res.StatusCode, b, err)
-		}
-	}
-	return res.StatusCode
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
 
-// The admin side as parley serve wires it (EnableAdmin): the bootstrap
-// code printed once, the owner enrolling with TOTP through the admin API,
-// a bot created in the console's way, and every step in the real audit
-// log, whose chain verifies over the API. The pieces have their own
-// tests with test recorders and authenticators; this one catches the
-// wiring between them.
-func TestAdminListenerWiredEndToEnd(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	mln, _ := net.Listen("tcp", "127.0.0.1:0")
-	aln, _ := net.Listen("tcp", "127.0.0.1:0")
+func code(t *testing.T, secret string, at time.Time) string {
+	t.Helper()
+	c, err := totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The wired admin side (EnableAdmin): the owner enrolls with the
+// bootstrap code and TOTP, works through the console session (CSRF
+// enforced), makes a scoped operator token; the token is held to its
+// role and bot scope by the real authenticator and the service layer;
+// every step lands in the audit log, which verifies.
+func TestAdminWiredEndToEnd(t *testing.T) {
+	ln, mln, aln := listen(t), listen(t), listen(t)
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), "http://"+ln.Addr().String(), dir, true
-	cfg.Metrics.Listen, cfg.Admin.Listen = mln.Addr().String(), aln.Addr().String()
+	cfg.Metrics.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.MasterKeyFile = dir + "/master.key"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs, announce := &lockedBuffer{}, &lockedBuffer{}
 	ctx := context.Background()
+	logs := &syncBuffer{}
 	srv, err := server.New(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.EnableAdmin(ctx, server.AdminOptions{Announce: announce}); err != nil {
+	var announce bytes.Buffer
+	if err := srv.EnableAdmin(ctx, server.AdminOptions{Announce: &announce}); err != nil {
 		t.Fatal(err)
 	}
 	sctx, cancel := context.WithCancel(ctx)
@@ -113,92 +100,116 @@ func TestAdminListenerWiredEndToEnd(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
-
-	code := regexp.MustCompile(`pec_[A-Za-z0-9_-]{43}`).FindString(announce.String())
-	if code == "" {
+	bootstrap := regexp.MustCompile(`pec_[A-Za-z0-9_-]+`).FindString(announce.String())
+	if bootstrap == "" {
 		t.Fatalf("no bootstrap code announced: %q", announce.String())
 	}
 	jar, _ := cookiejar.New(nil)
-	a := &adminClient{t: t, base: "http://" + aln.Addr().String(), c: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+	owner := &adminClient{t: t, base: "http://" + aln.Addr().String(), c: &http.Client{Jar: jar}}
 
-	// Nothing before sign-in.
-	if st := a.do("GET", "/admin/v1/bots", nil, nil); st != http.StatusUnauthorized {
-		t.Fatalf("GET /bots before sign-in: %d", st)
+	// Enroll the owner: code, password, first TOTP code.
+	st, body := owner.do("POST", "/enroll", map[string]any{"code": bootstrap, "name": "alice", "password": "violet-harbor-tangent-47"})
+	if st != 200 {
+		t.Fatalf("enroll: %d %s", st, body)
 	}
-	var enr struct {
+	var en struct {
 		EnrollmentID string `json:"enrollment_id"`
-		Secret       string `json:"totp_secret"`
+		TOTPSecret   string `json:"totp_secret"`
 	}
-	if st := a.do("POST", "/admin/v1/enroll", map[string]string{"code": code, "name": "olga", "password": "violet kettle marching sideways"}, &enr); st != 200 {
-		t.Fatalf("enroll: %d", st)
-	}
-	otp, err := totp.GenerateCode(enr.Secret, time.Now())
-	if err != nil {
-		t.Fatal(err)
+	_ = json.Unmarshal(body, &en)
+	st, body = owner.do("POST", "/enroll/totp", map[string]any{"enrollment_id": en.EnrollmentID, "totp": code(t, en.TOTPSecret, time.Now())})
+	if st != 200 {
+		t.Fatalf("enroll/totp: %d %s", st, body)
 	}
 	var sess struct {
-		CSRF     string   `json:"csrf_token"`
-		Recovery []string `json:"recovery_codes"`
-		Operator struct{ ID, Role string }
+		CSRF string `json:"csrf_token"`
 	}
-	if st := a.do("POST", "/admin/v1/enroll/totp", map[string]string{"enrollment_id": enr.EnrollmentID, "totp": otp}, &sess); st != 200 || sess.Operator.Role != "owner" {
-		t.Fatalf("enroll/totp: %d %+v", st, sess)
-	}
-	a.csrf = sess.CSRF
-	// A second use of the bootstrap code is refused.
-	if st := (&adminClient{t: t, base: a.base, c: &http.Client{}}).do("POST", "/admin/v1/enroll", map[string]string{"code": code, "name": "mallory", "password": "another long passphrase here"}, nil); st != http.StatusUnauthorized {
-		t.Fatalf("bootstrap code reused: %d", st)
+	_ = json.Unmarshal(body, &sess)
+	// The bootstrap code is single use.
+	if st, body := (&adminClient{t: t, base: owner.base, c: &http.Client{}}).do("POST", "/enroll", map[string]any{"code": bootstrap, "name": "mallory", "password": "another-long-passphrase-91"}); st != 401 {
+		t.Fatalf("bootstrap code used twice: %d %s", st, body)
 	}
 
-	// A write without the CSRF header is refused, with it accepted.
-	noCSRF := &adminClient{t: t, base: a.base, c: a.c}
-	if st := noCSRF.do("POST", "/admin/v1/bots", map[string]any{"name": "Support", "endpoint": "https://bot.example.com/api/messages"}, nil); st != http.StatusForbidden {
-		t.Fatalf("POST /bots without X-CSRF-Token: %d", st)
+	// CSRF: the cookie alone does not change anything.
+	if st, body := owner.do("POST", "/bots", map[string]any{"name": "A", "endpoint": "http://127.0.0.1:9/a", "insecureNoAuth": true}); st != 403 || !strings.Contains(string(body), admin.CodeCSRF) {
+		t.Fatalf("POST without X-CSRF-Token: %d %s", st, body)
 	}
-	var bot struct {
-		ID, ClientSecret string
-	}
-	if st := a.do("POST", "/admin/v1/bots", map[string]any{"name": "Support", "endpoint": "https://bot.example.com/api/messages"}, &bot); st != http.StatusCreated || bot.ID == "" || bot.ClientSecret == "" {
-		t.Fatalf("POST /bots: %d %+v", st, bot)
+	owner.csrf = sess.CSRF
+	ids := map[string]string{}
+	for _, name := range []string{"A", "B"} {
+		st, body := owner.do("POST", "/bots", map[string]any{"name": "Bot " + name, "endpoint": "http://127.0.0.1:9/" + name, "insecureNoAuth": true})
+		if st != 201 {
+			t.Fatalf("create bot %s: %d %s", name, st, body)
+		}
+		var b admin.Bot
+		_ = json.Unmarshal(body, &b)
+		ids[name] = b.ID
+		st, body = owner.do("POST", "/sites", map[string]any{"bot": b.ID, "name": "web"})
+		if st != 201 {
+			t.Fatalf("create site %s: %d %s", name, st, body)
+		}
+		var s admin.Site
+		_ = json.Unmarshal(body, &s)
+		ids["site"+name] = s.ID
 	}
 
-	var entries []struct {
-		Actor, Action, Target, Outcome string
+	// A token for an operator scoped to bot A.
+	st, body = owner.do("POST", "/tokens", map[string]any{"name": "team-a", "role": "operator", "bots": []string{ids["A"]}, "expires_in_days": 1})
+	if st != 201 {
+		t.Fatalf("create token: %d %s", st, body)
 	}
-	if st := a.do("GET", "/admin/v1/audit?after=0&limit=100", nil, &entries); st != 200 {
-		t.Fatalf("GET /audit: %d", st)
+	var tok struct {
+		Token string `json:"token"`
 	}
-	want := map[string]bool{"bots.write bot:" + bot.ID + " success": false}
-	var actions []string
-	for _, e := range entries {
-		actions = append(actions, e.Action+"/"+e.Outcome)
-		k := e.Action + " " + e.Target + " " + e.Outcome
-		if _, ok := want[k]; ok && e.Actor == "operator:"+sess.Operator.ID {
-			want[k] = true
+	_ = json.Unmarshal(body, &tok)
+	op := &adminClient{t: t, base: owner.base, c: &http.Client{}, bearer: tok.Token}
+
+	if st, body := op.do("GET", "/bots", nil); st != 200 || !strings.Contains(string(body), ids["A"]) || strings.Contains(string(body), ids["B"]) {
+		t.Errorf("operator@A lists bots: %d %s", st, body)
+	}
+	for _, c := range []struct {
+		method, path string
+		body         any
+		status       int
+	}{
+		{"GET", "/sites/" + ids["siteB"], nil, 404},
+		{"PUT", "/sites/" + ids["siteB"] + "/origins", map[string]any{"origins": []string{"https://evil.example"}}, 404},
+		{"PUT", "/sites/" + ids["siteA"] + "/origins", map[string]any{"origins": []string{"https://www.example.com"}}, 200},
+		{"GET", "/keys", nil, 403},
+		{"GET", "/audit", nil, 403},
+		{"GET", "/operators", nil, 403},
+		{"POST", "/bots", map[string]any{"name": "Mine", "endpoint": "http://127.0.0.1:9/m", "insecureNoAuth": true}, 403},
+	} {
+		if st, body := op.do(c.method, c.path, c.body); st != c.status {
+			t.Errorf("operator@A %s %s: %d %s, want %d", c.method, c.path, st, body, c.status)
 		}
 	}
-	for k, seen := range want {
-		if !seen {
-			t.Errorf("audit log lacks %q by operator:%s; has %v", k, sess.Operator.ID, actions)
+	// Key destruction needs a re-authenticated session: a fresh sign-in is not enough.
+	if st, body := owner.do("POST", "/keys/some-key/destroy", map[string]any{"confirm": true}); st != 403 || !strings.Contains(string(body), admin.CodeReauth) {
+		t.Errorf("destroy without reauth: %d %s", st, body)
+	}
+
+	// Everything is in the audit log, and it verifies.
+	st, body = owner.do("GET", "/audit?limit=1000", nil)
+	if st != 200 {
+		t.Fatalf("audit: %d %s", st, body)
+	}
+	for _, want := range []string{`"outcome":"denied"`, `"action":"sites.origins"`, `"target":"site:` + ids["siteA"], `"action":"bots.write"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("audit log lacks %s", want)
 		}
 	}
-	if !strings.Contains(strings.Join(actions, " "), "enroll") {
-		t.Errorf("audit log lacks the enrollment: %v", actions)
+	if strings.Contains(string(body), tok.Token) || strings.Contains(string(body), "violet-harbor") {
+		t.Error("a token or password in the audit log")
 	}
-	if !strings.Contains(strings.Join(actions, " "), "denied") && !strings.Contains(strings.Join(actions, " "), "failure") {
-		t.Errorf("audit log lacks the refused reuse of the bootstrap code or the CSRF refusal: %v", actions)
+	st, body = owner.do("GET", "/audit/verify", nil)
+	if st != 200 || !strings.Contains(string(body), `"ok":true`) {
+		t.Errorf("audit verify: %d %s", st, body)
 	}
-	var rep struct {
-		OK      bool  `json:"ok"`
-		Entries int64 `json:"entries"`
-	}
-	if st := a.do("GET", "/admin/v1/audit/verify", nil, &rep); st != 200 || !rep.OK || rep.Entries < 3 {
-		t.Fatalf("GET /audit/verify: %d %+v", st, rep)
-	}
-	// Secrets never reach the logs.
-	for _, s := range []string{code, "violet kettle", bot.ClientSecret, enr.Secret, sess.CSRF} {
-		if strings.Contains(logs.String(), s) {
-			t.Errorf("the log holds a secret (%.8s...)", s)
+	// No code, password, token or TOTP secret in the server's log.
+	for _, secret := range []string{bootstrap, "violet-harbor", tok.Token, en.TOTPSecret, sess.CSRF} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log holds a secret (%.10s...)", secret)
 		}
 	}
 }
