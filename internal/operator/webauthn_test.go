@@ -16,7 +16,9 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/parley-gw/parley/internal/adminapi"
 	"github.com/parley-gw/parley/internal/audit"
+	"github.com/parley-gw/parley/internal/operator"
 )
 
 // softAuthenticator is a software WebAuthn authenticator with the
@@ -559,4 +561,31 @@ func TestOwnerRemovesLostPasskey(t *testing.T) {
 	// manage operators.
 	h.want(h.login(bob), 200, "")
 	h.want(h.do(bob.c, "GET", "/operators/"+alice.id+"/passkeys", nil), 403, "forbidden")
+}
+
+// TestPasskeysBehindAdminAPI: the same flows through the admin API's real
+// middleware (internal/adminapi: authentication, role, re-authentication,
+// body rules) rather than the harness's stand-in: a passkey
+// re-authentication opens a Reauth route.
+func TestPasskeysBehindAdminAPI(t *testing.T) {
+	h, origin := localhostHarness(t)
+	h.srv.Config.Handler = adminapi.New(adminapi.Config{Auth: h.svc, Operators: h.svc, ErrCSRF: operator.ErrCSRF})
+	alice := h.owner()
+	a := newSoftAuthenticator(t, origin)
+	h.want(h.do(alice.c, "POST", "/me/passkeys/begin", map[string]any{}), 403, "reauth_required")
+	h.registerPasskey(alice, a, "laptop")
+	handle, pk := h.passwordStep(alice)
+	h.want(h.do(alice.c, "POST", "/session/passkey", map[string]any{"handle": handle, "credential": a.get(pk)}), 200, "")
+	// A fresh session is not re-authenticated; a passkey makes it so.
+	h.want(h.do(alice.c, "POST", "/me/recovery-codes", map[string]any{}), 403, "reauth_required")
+	r := h.do(alice.c, "POST", "/session/reauth/passkey/begin", map[string]any{})
+	h.want(r, 200, "")
+	h.want(h.do(alice.c, "POST", "/session/reauth/passkey/finish", map[string]any{"credential": a.get(publicKey(t, r.body))}), 200, "")
+	h.want(h.do(alice.c, "POST", "/me/recovery-codes", map[string]any{}), 200, "")
+	// Without the CSRF token the passkey routes are refused like any other.
+	noCSRF := &client{cookie: alice.c.cookie}
+	h.want(h.do(noCSRF, "POST", "/session/reauth/passkey/begin", map[string]any{}), 403, "csrf")
+	// Login CSRF: the public passkey step from another site.
+	handle, pk = h.passwordStep(alice)
+	h.want(h.do(&client{origin: "https://evil.example"}, "POST", "/session/passkey", map[string]any{"handle": handle, "credential": a.get(pk)}), 403, "csrf")
 }
