@@ -109,9 +109,12 @@ type Service struct {
 	// instead of exhausting memory.
 	hashing chan struct{}
 	// passkeys is the configured WebAuthn relying party (nil: derived per
-	// loopback request); ceremonies the begun passkey ceremonies.
+	// loopback request); ceremonies the begun passkey ceremonies of known
+	// operators, anonymous those of passwordless sign-ins (begun by
+	// anyone: kept apart so that filling them starves no other).
 	passkeys   *webauthn.WebAuthn
 	ceremonies ceremonies
+	anonymous  ceremonies
 }
 
 // New builds the Service.

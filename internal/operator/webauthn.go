@@ -356,7 +356,11 @@ func (s *Service) loginPasskey(w http.ResponseWriter, r *http.Request) {
 		tooMany(w, wait, "too many failed sign-ins from your address: wait and try again")
 		return
 	}
-	c, found := s.ceremonies.take(string(ceremonyLogin) + ":" + hex.EncodeToString(hashOf(req.Handle)))
+	key := string(ceremonyLogin) + ":" + hex.EncodeToString(hashOf(req.Handle))
+	c, found := s.ceremonies.take(key)
+	if !found {
+		c, found = s.anonymous.take(key)
+	}
 	if found && c.kind == ceremonyPasswordless {
 		// The operator is the credential's: found from the assertion
 		// (verified below against that operator's passkeys).
@@ -449,7 +453,7 @@ func (s *Service) beginPasswordless(w http.ResponseWriter, r *http.Request) {
 	}
 	handle := passkeyLoginPrefix + randomString(32)
 	exp := s.now().Add(webauthnTimeout(s.settings().WebAuthn))
-	if !s.ceremonies.put(string(ceremonyLogin)+":"+hex.EncodeToString(hashOf(handle)), ceremony{kind: ceremonyPasswordless, data: *data, rp: rp, expires: exp}, s.now()) {
+	if !s.anonymous.put(string(ceremonyLogin)+":"+hex.EncodeToString(hashOf(handle)), ceremony{kind: ceremonyPasswordless, data: *data, rp: rp, expires: exp}, s.now()) {
 		admin.WriteError(w, http.StatusServiceUnavailable, admin.CodeInternal, "too many passkey sign-ins are waiting: try again in a few minutes")
 		return
 	}
