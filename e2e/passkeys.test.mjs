@@ -119,5 +119,29 @@ test('an owner registers a passkey, signs out, and signs in with the password an
     'a passkey sign-in is in the audit log');
   assert.ok(list.some((e) => e.action === 'mfa.passkey.register' && e.outcome === 'success'), 'the registration is in the audit log');
   await shot(page, 'passkey-signed-in');
+
+  // A sensitive action (new recovery codes) asks to re-authenticate: the
+  // dialog's passkey button does it, without the password or a code.
+  await page.getByRole('navigation').getByRole('link', { name: 'Account', exact: true }).click();
+  await page.getByRole('button', { name: 'Make new recovery codes' }).click();
+  const again = page.getByRole('dialog', { name: 'Confirm it is you' });
+  await again.waitFor();
+  await shot(page, 'passkey-reauth-dialog');
+  await again.getByRole('button', { name: 'Use a passkey instead' }).click();
+  await again.waitFor({ state: 'detached' });
+  const audit = await page.evaluate(async () => {
+    const r = await fetch('/admin/v1/audit?after=0&limit=500', { credentials: 'same-origin' });
+    return r.json();
+  });
+  const all = Array.isArray(audit) ? audit : (audit.entries || audit.items || []);
+  assert.ok(all.some((e) => e.action === 'session.reauth' && e.outcome === 'success' && (e.detail || {}).mfa === 'passkey'),
+    'a passkey re-authentication is in the audit log');
+  await page.waitForFunction(async () => {
+    const r = await fetch('/admin/v1/audit?after=0&limit=500', { credentials: 'same-origin' });
+    const d = await r.json();
+    const l = Array.isArray(d) ? d : (d.entries || d.items || []);
+    return l.some((e) => e.action === 'mfa.recovery_codes' && e.outcome === 'success');
+  });
+  assert.equal(await page.locator('#error').isVisible(), false, 'no error shown');
   assert.deepEqual(unexpectedErrors(page), []);
 });
