@@ -478,6 +478,9 @@ type laneState struct {
 	// needRead: read from the conversation's head again (after a restart,
 	// a park, a poll, or a redelivered dead letter under its old id).
 	needRead bool
+	// linger: the lane goroutine's own timer while it waits for more
+	// (next); only that goroutine touches it.
+	linger *time.Timer
 }
 
 // Enqueue takes newly committed outbox items, in commit order (the store's
@@ -598,6 +601,7 @@ func (d *Delivery) Run(ctx context.Context) {
 // from the store when needed; ok is false when the lane has nothing left
 // and has been removed.
 func (d *Delivery) next(ctx context.Context, conv string, l *laneState) (store.OutboxItem, bool) {
+	lingered := false
 	for {
 		d.mu.Lock()
 		select {
@@ -651,11 +655,39 @@ func (d *Delivery) next(ctx context.Context, conv string, l *laneState) (store.O
 			continue
 		default:
 		}
+		if !lingered && !d.closing {
+			// Nothing pending: wait a little for the conversation's next
+			// item before ending the lane. A conversation sends one
+			// activity at a time, so without this every round trip
+			// started a lane goroutine and grew its stack again through
+			// the HTTP client (2-3% of the gateway's CPU under load).
+			d.mu.Unlock()
+			lingered = true
+			if l.linger == nil {
+				l.linger = time.NewTimer(laneLinger)
+			} else {
+				l.linger.Reset(laneLinger)
+			}
+			linger := l.linger
+			select {
+			case <-l.kick:
+				linger.Stop() // Go 1.23 timers: no stale tick after Stop or Reset
+				lingered = false
+			case <-linger.C:
+			case <-d.quit:
+				linger.Stop()
+			}
+			continue // look again (under the lock) before ending
+		}
 		delete(d.lanes, conv)
 		d.mu.Unlock()
 		return store.OutboxItem{}, false
 	}
 }
+
+// laneLinger is how long a lane with nothing pending waits for its
+// conversation's next item before its goroutine ends.
+const laneLinger = 2 * time.Second
 
 // mergeLocked installs a window read from the store (items with id > from,
 // more when the store held items past them) as l's queue. The store's
