@@ -37,9 +37,6 @@ const maxBatch = 128
 type Store struct {
 	w *sql.DB // the single writer connection
 	r *sql.DB // readers
-	c *sql.DB // the checkpointer's connection (checkpoint.go)
-
-	checkpoints atomic.Int64
 
 	writes chan *writeReq
 	quit   chan struct{}
@@ -160,7 +157,7 @@ func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
 	// default on every connection would be most of an idle gateway's memory.
 	dsn := func(cacheKB int) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(1)", "secure_delete(ON)", fmt.Sprintf("cache_size(-%d)", cacheKB), fmt.Sprintf("wal_autocheckpoint(%d)", writerCheckpointPages)} {
+		for _, p := range []string{"journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(1)", "secure_delete(ON)", fmt.Sprintf("cache_size(-%d)", cacheKB)} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
@@ -191,30 +188,19 @@ func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
-	c, err := sql.Open("sqlite", dsn(64))
-	if err != nil {
-		_ = r.Close()
-		_ = w.Close()
-		return nil, fmt.Errorf("open sqlite checkpointer: %w", err)
-	}
-	c.SetMaxOpenConns(1)
-	c.SetMaxIdleConns(1)
-	c.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: r, c: c, writes: make(chan *writeReq), nextSeq: map[string]int64{}, marked: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
+	s := &Store{w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, marked: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
 	s.health.okAt, s.health.probeEvery, s.health.staleAfter = time.Now(), probeEvery, staleAfter // the migrations committed
 	for _, q := range writeQueries {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
-			_ = c.Close()
 			_ = r.Close()
 			_ = w.Close()
 			return nil, fmt.Errorf("prepare %q: %w", q, err)
 		}
 		s.wstmts[q] = st
 	}
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go s.writer()
-	go s.checkpointer(c)
 	return s, nil
 }
 
@@ -224,7 +210,7 @@ func (s *Store) Close() error {
 	s.once.Do(func() {
 		close(s.quit)
 		s.wg.Wait()
-		err = errors.Join(s.c.Close(), s.r.Close(), s.w.Close())
+		err = errors.Join(s.r.Close(), s.w.Close())
 	})
 	return err
 }
