@@ -517,6 +517,7 @@ func (s *Service) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "enroll", err)
 		return
 	}
+	s.retireBootstrap(ctx)
 	view, err := s.startSession(ctx, w, r, op)
 	if err != nil {
 		s.internalError(w, "enroll", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/parley-gw/parley/internal/admin"
@@ -113,6 +114,7 @@ func (s *Service) inviteOperator(w http.ResponseWriter, r *http.Request, p admin
 		}
 		s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.create", Target: "operator:" + op.ID,
 			Outcome: audit.Success, Client: p.Client, Detail: map[string]string{"role": op.Role, "sso": "true"}})
+		s.retireBootstrap(ctx)
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"operator": s.viewOperator(op)})
 		return
 	}
@@ -234,6 +236,7 @@ func (s *Service) patchOperator(w http.ResponseWriter, r *http.Request, p admin.
 		}
 		op.LockedUntil = time.Time{}
 	}
+	s.retireBootstrap(ctx)
 	changed := op.Role != before.Role || !slices.Equal(op.Bots, before.Bots) || op.Disabled != before.Disabled
 	if changed {
 		// Sessions carry no rights of their own, but an operator whose
@@ -409,4 +412,21 @@ func (s *Service) revokeToken(w http.ResponseWriter, r *http.Request, p admin.Pr
 	}
 	s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "token.revoke", Target: "token:" + t.ID, Outcome: audit.Success, Client: p.Client})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// retireBootstrap invalidates the bootstrap code once an owner of every
+// bot is usable: the code was printed to the server's stderr (often a
+// shared log) and must not enroll a second owner later, whichever code
+// the first owner used.
+func (s *Service) retireBootstrap(ctx context.Context) {
+	ops, err := s.st.ListOperators(ctx)
+	if err != nil || ownersLeft(ops) == 0 {
+		return
+	}
+	if n, err := s.st.DeleteBootstrapEnrollments(ctx); err != nil {
+		s.log.Error("invalidate the bootstrap code", "err", err)
+	} else if n > 0 {
+		s.record(ctx, audit.Event{Actor: "local:bootstrap", Action: "operator.bootstrap_revoke", Target: "role:owner", Outcome: audit.Success,
+			Detail: map[string]string{"codes": strconv.Itoa(n), "reason": "an owner exists"}})
+	}
 }
