@@ -25,3 +25,23 @@ func TestRevBootstrapCodeDiesWhenAnOwnerEnrolls(t *testing.T) {
 	h.want(r, 401, "unauthenticated")
 }
 
+// Inviting an owner hands out every right, including the routes that
+// need a recent re-authentication (the new owner can re-authenticate
+// and demote or remove the others): it needs one too, so a stolen
+// session cookie or an owner API token cannot mint a full owner.
+func TestRevOwnerInviteNeedsReauth(t *testing.T) {
+	h := newHarness(t)
+	owner := h.owner()
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner"}), 403, "reauth_required")
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner", "name": "sso-owner", "sso_subject": "sub-1"}), 403, "reauth_required")
+	// An owner API token: never re-authenticated.
+	r := h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci"})
+	h.want(r, 201, "")
+	tok := r.body["token"].(string)
+	h.secrets = append(h.secrets, tok)
+	h.want(h.do(&client{bearer: tok}, "POST", "/operators", map[string]any{"role": "owner"}), 403, "reauth_required")
+	// Lesser roles need no re-authentication; an owner after it does.
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "admin"}), 200, "")
+	h.reauth(owner)
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner"}), 200, "")
+}

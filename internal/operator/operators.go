@@ -98,6 +98,15 @@ func (s *Service) inviteOperator(w http.ResponseWriter, r *http.Request, p admin
 		admin.WriteError(w, http.StatusForbidden, admin.CodeForbidden, err.Error())
 		return
 	}
+	// A new owner holds every right, the re-authenticated ones too: like
+	// changing an owner, making one needs a recent re-authentication
+	// (never an API token's).
+	if role == admin.RoleOwner && p.Kind != admin.KindLocal && !s.Reauthenticated(p) {
+		s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.invite", Target: "role:owner",
+			Outcome: audit.Denied, Client: p.Client, Detail: map[string]string{"reason": "reauth"}})
+		admin.WriteError(w, http.StatusForbidden, admin.CodeReauth, "inviting an owner needs a recent sign-in: re-authenticate (POST /admin/v1/session/reauth) and try again")
+		return
+	}
 	if req.SSOSubject != "" {
 		if !namePattern.MatchString(req.Name) {
 			badRequest(w, msgName)
