@@ -3,6 +3,7 @@ package adminapi_test
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/parley-gw/parley/internal/admin"
@@ -42,5 +43,34 @@ func TestRevRotatePurgeRetiredNeedsReauth(t *testing.T) {
 	}
 	if got := e.json("POST", admin.Prefix+"/keys/rotate", "owner:reauth", body); got.status != 200 {
 		t.Fatalf("purge after re-authentication: %d %s", got.status, got.body)
+	}
+}
+
+// An operator sets OAuth connection URLs that the gateway itself calls
+// (OIDC discovery, the token endpoint): like a bot endpoint, they must
+// not point at internal addresses (cloud metadata, the private network).
+func TestRevOAuthURLsRefuseInternalAddresses(t *testing.T) {
+	e := newEnv(t)
+	base := admin.Prefix + "/bots/" + e.bot["A"] + "/oauth-connections"
+	for i, c := range []map[string]any{
+		{"provider": "oidc", "issuer": "https://169.254.169.254/latest"},
+		{"provider": "oidc", "issuer": "https://10.1.2.3"},
+		{"provider": "oidc", "issuer": "https://[::ffff:192.168.0.10]/"},
+		{"provider": "oauth2", "authUrl": "https://idp.example.com/authorize", "tokenUrl": "https://172.16.0.5/token"},
+		{"provider": "oauth2", "authUrl": "https://idp.example.com/authorize", "tokenUrl": "https://100.64.0.1/token"},
+	} {
+		c["name"], c["clientId"], c["clientSecret"] = "c"+strconv.Itoa(i), "id", "s3cret"
+		got := e.json("POST", base, "operator:"+e.bot["A"], c)
+		if got.status != 400 {
+			t.Errorf("create %v: %d %s, want 400", c, got.status, got.body)
+		}
+	}
+	ok := map[string]any{"name": "good", "provider": "oidc", "issuer": "https://203.0.113.7", "clientId": "id", "clientSecret": "s3cret"}
+	if got := e.json("POST", base, "operator:"+e.bot["A"], ok); got.status != 201 {
+		t.Fatalf("create with a public issuer: %d %s", got.status, got.body)
+	}
+	got := e.json("PATCH", base+"/good", "operator:"+e.bot["A"], map[string]any{"issuer": "https://10.0.0.1"})
+	if got.status != 400 {
+		t.Fatalf("update to an internal issuer: %d %s, want 400", got.status, got.body)
 	}
 }
