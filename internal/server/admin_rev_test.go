@@ -103,3 +103,40 @@ func TestAdminRevHostilePathKeepsAuditVerifiable(t *testing.T) {
 	}
 }
 
+// DNS rebinding: a page on evil.example whose name now resolves to
+// 127.0.0.1 talks to the plain-HTTP loopback admin listener as its own
+// origin (Host and Origin agree, so the origin check passes). The
+// listener answers only loopback host names.
+func TestAdminRevLoopbackRefusesForeignHost(t *testing.T) {
+	owner := revAdmin(t)
+	_, port, _ := strings.Cut(strings.TrimPrefix(owner.base, "http://"), ":")
+	for _, path := range []string{admin.Prefix + "/session", admin.Prefix + "/openapi.yaml", "/"} {
+		for _, method := range []string{"GET", "POST"} {
+			req, _ := http.NewRequest(method, owner.base+path, strings.NewReader(`{"name":"alice","password":"x"}`))
+			req.Host = "evil.example:" + port
+			req.Header.Set("Origin", "http://evil.example:"+port)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMisdirectedRequest {
+				t.Errorf("%s %s with Host evil.example: %d, want 421", method, path, resp.StatusCode)
+			}
+		}
+	}
+	// Loopback names still work.
+	for _, host := range []string{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port} {
+		req, _ := http.NewRequest("GET", owner.base+admin.Prefix+"/openapi.yaml", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("Host %s: %d", host, resp.StatusCode)
+		}
+	}
+}
