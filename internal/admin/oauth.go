@@ -169,7 +169,14 @@ func (s *Service) UpdateOAuthConnection(ctx context.Context, p Principal, bot, n
 	if err != nil {
 		return c, o.done(ctx, asNotFound(err, "connection", name))
 	}
+	before := c
 	s.apply(&c, in)
+	moved := c.Kind != before.Kind || c.Issuer != before.Issuer || c.AuthURL != before.AuthURL || c.TokenURL != before.TokenURL || c.Tenant != before.Tenant
+	if moved && in.Secret == nil && p.Kind != KindLocal {
+		// The secret is write-only: sent elsewhere, it would reach a
+		// server of the caller's choice at the next sign-in.
+		return c, o.done(ctx, invalidf("changing the provider, issuer, URLs or tenant needs the client secret again (clientSecret): the stored one is only sent where it was set for"))
+	}
 	if c, err = s.seal(ctx, c, in); err != nil {
 		return c, o.done(ctx, err)
 	}

@@ -74,3 +74,34 @@ func TestRevOAuthURLsRefuseInternalAddresses(t *testing.T) {
 		t.Fatalf("update to an internal issuer: %d %s, want 400", got.status, got.body)
 	}
 }
+
+// A connection's client secret is write-only over the API. Moving the
+// connection to other endpoints while keeping the sealed secret would
+// make the gateway send that secret to a server of the caller's choice
+// at the next sign-in: a change of provider, issuer, URLs or tenant
+// needs the secret again.
+func TestRevOAuthEndpointChangeNeedsTheSecret(t *testing.T) {
+	e := newEnv(t)
+	path := admin.Prefix + "/bots/" + e.bot["A"] + "/oauth-connections/conn"
+	who := "operator:" + e.bot["A"]
+	for _, c := range []map[string]any{
+		{"provider": "oauth2", "authUrl": "https://evil.example/authorize", "tokenUrl": "https://evil.example/token"},
+		{"provider": "oidc", "issuer": "https://evil.example"},
+		{"provider": "entra", "tenant": "evil.onmicrosoft.com"},
+	} {
+		if got := e.json("PATCH", path, who, c); got.status != 400 {
+			t.Errorf("PATCH %v without the secret: %d %s, want 400", c, got.status, got.body)
+		}
+	}
+	if got := e.json("PATCH", path, who, map[string]any{"clientId": "other", "scopes": []string{"repo"}}); got.status != 200 {
+		t.Fatalf("PATCH client id and scopes: %d %s", got.status, got.body)
+	}
+	c := map[string]any{"provider": "oidc", "issuer": "https://idp.example.com", "clientSecret": "new-secret"}
+	if got := e.json("PATCH", path, who, c); got.status != 200 {
+		t.Fatalf("PATCH with a new secret: %d %s", got.status, got.body)
+	}
+	// Now oidc: a new issuer alone is refused too.
+	if got := e.json("PATCH", path, who, map[string]any{"issuer": "https://evil.example"}); got.status != 400 {
+		t.Fatalf("PATCH issuer without the secret: %d %s", got.status, got.body)
+	}
+}
