@@ -2,8 +2,11 @@ package adminapi_test
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/parley-gw/parley/internal/admin"
@@ -103,5 +106,49 @@ func TestRevOAuthEndpointChangeNeedsTheSecret(t *testing.T) {
 	// Now oidc: a new issuer alone is refused too.
 	if got := e.json("PATCH", path, who, map[string]any{"issuer": "https://evil.example"}); got.status != 400 {
 		t.Fatalf("PATCH issuer without the secret: %d %s", got.status, got.body)
+	}
+}
+
+// Path and method tricks: none reaches a route without its guard, and a
+// principal scoped to bot A never gets bot B's objects. (Held before
+// this review; kept as a regression test.)
+func TestRevPathAndMethodTricksHeld(t *testing.T) {
+	e := newEnv(t)
+	v1 := admin.Prefix
+	b, s := e.bot["B"], e.site["B"]
+	tricks := []string{
+		v1 + "//bots", v1 + "/bots/", v1 + "/BOTS", "/ADMIN/v1/bots", v1 + "/./bots", v1 + "/x/../bots",
+		v1 + "/bots/" + b + "/", v1 + "//bots/" + b, v1 + "/bots/%2e%2e/bots/" + b, v1 + "/sites/" + s + "%2Fsecrets",
+		v1 + "/sites/" + s + "/secrets/", v1 + "/audit/", v1 + "/keys/", v1 + "/operators/", v1 + "%2Fbots",
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range tricks {
+		for _, method := range []string{"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT"} {
+			for _, tok := range []string{"", "operator:" + e.bot["A"], "auditor:" + e.bot["A"]} {
+				req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(`{}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				if tok != "" {
+					req.Header.Set("Authorization", "Bearer "+tok)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if strings.Contains(string(body), b) && resp.StatusCode < 300 {
+					t.Errorf("%s %s as %q: %d %s: bot B's object", method, path, tok, resp.StatusCode, body)
+				}
+				if tok == "" && resp.StatusCode < 300 {
+					t.Errorf("%s %s without a credential: %d %s", method, path, resp.StatusCode, body)
+				}
+				if method != "GET" && method != "HEAD" && resp.StatusCode < 300 {
+					t.Errorf("%s %s as %q changed something? %d %s", method, path, tok, resp.StatusCode, body)
+				}
+			}
+		}
 	}
 }
