@@ -143,6 +143,18 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		phc = op.PasswordHash
 	}
 	pwOK, rehash := s.verify(phc, req.Password)
+	// Parallel guesses all passed the lock check above before any was
+	// counted: look again now that the hash is done, so a burst gets no
+	// more answers than the lockout allows (nor a password oracle).
+	// (The read is made for an unknown name too: the same work.)
+	if fresh, err := s.st.GetOperator(ctx, op.ID); known {
+		if err == nil && s.now().Before(fresh.LockedUntil) {
+			s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.login", Target: "operator:" + op.ID, Outcome: audit.Failure,
+				Client: client, Detail: map[string]string{"reason": "locked"}})
+			tooMany(w, fresh.LockedUntil.Sub(s.now()), "this account is locked after too many failed sign-ins: wait and try again, or ask an owner to unlock it")
+			return
+		}
+	}
 	if !known || !pwOK {
 		s.loginFailed(ctx, w, r, adm, op, known, "bad credentials", admin.CodeUnauthenticated, msgBadCredentials)
 		return
@@ -517,6 +529,7 @@ func (s *Service) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "enroll", err)
 		return
 	}
+	s.retireBootstrap(ctx)
 	view, err := s.startSession(ctx, w, r, op)
 	if err != nil {
 		s.internalError(w, "enroll", err)
