@@ -41,15 +41,23 @@ func TestRevOwnerInviteNeedsReauth(t *testing.T) {
 	owner := h.owner()
 	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner"}), 403, "reauth_required")
 	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner", "name": "sso-owner", "sso_subject": "sub-1"}), 403, "reauth_required")
-	// An owner API token: never re-authenticated.
-	r := h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci"})
+	// Nor does an owner API token (a stolen cookie must not turn into a
+	// year-long owner credential); lesser roles' tokens need none.
+	h.want(h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci"}), 403, "reauth_required")
+	h.want(h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci", "role": "owner"}), 403, "reauth_required")
+	r := h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci-admin", "role": "admin"})
+	h.want(r, 201, "")
+	h.secrets = append(h.secrets, r.body["token"].(string))
+	// Lesser roles need no re-authentication; an owner after it does.
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "admin"}), 200, "")
+	h.reauth(owner)
+	// An owner API token, made after re-authenticating: never
+	// re-authenticated itself, so it cannot invite an owner.
+	r = h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci"})
 	h.want(r, 201, "")
 	tok := r.body["token"].(string)
 	h.secrets = append(h.secrets, tok)
 	h.want(h.do(&client{bearer: tok}, "POST", "/operators", map[string]any{"role": "owner"}), 403, "reauth_required")
-	// Lesser roles need no re-authentication; an owner after it does.
-	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "admin"}), 200, "")
-	h.reauth(owner)
 	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner"}), 200, "")
 }
 

@@ -384,6 +384,15 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request, p admin.Pr
 		admin.WriteError(w, http.StatusForbidden, admin.CodeForbidden, err.Error())
 		return
 	}
+	// An owner token holds every right for up to a year: like inviting an
+	// owner, minting one needs a recent re-authentication, so a stolen
+	// session cookie alone cannot turn into a lasting credential.
+	if role == admin.RoleOwner && !s.Reauthenticated(p) {
+		s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "token.create", Target: "role:owner",
+			Outcome: audit.Denied, Client: p.Client, Detail: map[string]string{"reason": "reauth"}})
+		admin.WriteError(w, http.StatusForbidden, admin.CodeReauth, "an owner token needs a recent sign-in: re-authenticate (POST /admin/v1/session/reauth) and try again")
+		return
+	}
 	life := time.Duration(s.settings().TokenTTL)
 	if req.ExpiresInDays != 0 {
 		life = time.Duration(req.ExpiresInDays) * 24 * time.Hour
