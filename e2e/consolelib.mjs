@@ -141,3 +141,15 @@ export async function shot(page, name) {
 export function unexpectedErrors(page) {
   return page.errors.filter((e) => !/Failed to load resource: the server responded with a status of (401|403|404)/.test(e));
 }
+
+/**
+ * Waits for locator; when the console shows an error first (the alert
+ * region), fails with the server's message instead of a timeout.
+ */
+export async function waitOrError(page, locator, timeout = 15000) {
+  const alert = page.locator('#error:not([hidden]), .refused, .dialog-error:not([hidden])').first();
+  await Promise.race([locator.first().waitFor({ timeout }), alert.waitFor({ timeout })]);
+  if (!(await locator.first().isVisible()) && await alert.isVisible()) {
+    throw new Error(`the console shows an error instead: ${(await alert.textContent()).trim()}`);
+  }
+}

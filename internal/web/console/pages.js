@@ -380,7 +380,7 @@ export const pages = {
     };
     await load();
     onSubmit($('#keys-rotate', main), ctx, async (v) => {
-      const data = await api('POST', '/keys/rotate', { purpose: v.purpose });
+      const data = await api('POST', '/keys/rotate', v.force ? { purpose: v.purpose, force: true } : { purpose: v.purpose });
       ctx.say(`Keys of ${v.purpose} rotated${first(data || {}, 'activated') ? ': ' + text(first(data, 'activated')) + ' is active' : ''}.`);
       await load();
     });
