@@ -52,7 +52,13 @@ function table(caption, columns, rows, actions) {
 }
 
 const col = (label, ...names) => ({ label, get: (r) => first(r, ...names) });
-const colWhen = (label, ...names) => ({ label, get: (r) => when(first(r, ...names)) });
+const colWhen = (label, ...names) => ({
+  label,
+  get: (r) => {
+    const w = when(first(r, ...names));
+    return w ? h('time', { datetime: w.replace(' ', 'T'), class: 't' }, w) : '';
+  },
+});
 
 /** A button that runs fn, showing its errors; confirm asks first. */
 function button(label, ctx, fn, { confirm: question, aria } = {}) {
