@@ -64,9 +64,8 @@ export async function freshCode(secret, used) {
   }
 }
 
-// The admin listener's configuration. ASSUMPTION until the admin API is
-// merged (see /work/notes/console-notes.md): an `admin:` section with
-// `listen`. PARLEY_E2E_ADMIN_YAML overrides it ({port} is replaced).
+// The admin listener's configuration (internal/config/admin.go): plain
+// HTTP on loopback. PARLEY_E2E_ADMIN_YAML overrides it ({port} is replaced).
 const adminYAML = process.env.PARLEY_E2E_ADMIN_YAML || 'admin:\n  listen: 127.0.0.1:{port}\n';
 
 /**
@@ -80,7 +79,10 @@ export async function startParleyWithConsole() {
   const adminPort = await freePort();
   const cfg = join(data, 'parley.yaml');
   writeFileSync(cfg, `listen: 127.0.0.1:${port}\npublic_url: http://127.0.0.1:${port}\ninsecure_http: true\ndata_dir: ${data}\n` +
-    'metrics:\n  listen: 127.0.0.1:0\n' + adminYAML.replaceAll('{port}', String(adminPort)));
+    'metrics:\n  listen: 127.0.0.1:0\n' + adminYAML.replaceAll('{port}', String(adminPort)) +
+    // Three people enroll and sign in from one address within a minute:
+    // above the default rate of the public routes (10/m).
+    'operators:\n  login_rate: 300/m burst 100\n');
   const env = { ...process.env };
   delete env.PARLEY_MASTER_KEY;
   const parley = startProcess('parley', parleyBinary(), ['serve', '--config', cfg], env, /parley serving/);

@@ -141,15 +141,21 @@ function codeBody(code) {
   return /^\d{6,8}$/.test(c) ? { totp: c } : { recovery_code: c };
 }
 
+let ssoProbe = null;
+
 export const pages = {
   async signin(main, ctx) {
     const form = $('#signin-form', main);
     $('#signin-name', main).focus();
     // SSO is offered when the server has a provider (it answers the login
     // route with a redirect, not a 404).
-    fetch('/admin/v1/sso/login', { method: 'GET', redirect: 'manual', credentials: 'same-origin' }).then((r) => {
-      if (r.type === 'opaqueredirect' || (r.status >= 300 && r.status < 400)) $('#signin-sso', main).hidden = false;
-    }, () => {});
+    // The probe counts toward the public routes' rate limit: once per page load.
+    ssoProbe ||= fetch('/admin/v1/sso/login', { method: 'GET', redirect: 'manual', credentials: 'same-origin' })
+      .then((r) => r.type === 'opaqueredirect' || (r.status >= 300 && r.status < 400), () => false);
+    ssoProbe.then((yes) => {
+      const link = $('#signin-sso', main);
+      if (link) link.hidden = !yes;
+    });
     onSubmit(form, ctx, async (v) => {
       const data = await api('POST', '/session', { name: v.name, password: v.password, ...codeBody(v.code) });
       // The answer may already be the session; GET it to be sure of the CSRF token.
