@@ -117,6 +117,8 @@ export async function route() {
   const h1 = $('h1', main);
   document.title = (h1 ? h1.textContent + ' · ' : '') + 'Parley console';
   main.focus({ preventScroll: true });
+  main.setAttribute('aria-busy', 'true');
+  delete main.dataset.ready;
   try {
     await pages[name]?.(main, { go, can, say, showError, state, setMe });
   } catch (e) {
@@ -128,6 +130,12 @@ export async function route() {
     }
     if (e instanceof ApiError && e.status === 403 && e.code !== 'csrf') refused(main, e);
     else showError(e);
+  } finally {
+    if (seq === renderSeq) {
+      // The page has its data (or its error): for assistive technology and tests.
+      main.removeAttribute('aria-busy');
+      main.dataset.ready = name;
+    }
   }
 }
 
