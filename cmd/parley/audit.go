@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -186,18 +187,25 @@ func (a *app) auditListCmd() *cobra.Command {
 			var text strings.Builder
 			tw := tabwriter.NewWriter(&text, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tROLE\tACTION\tTARGET\tOUTCOME\tCLIENT\tDETAIL")
+			// Cells are shown without control characters: a value chosen by
+			// a client (a name, a path) must not forge table rows.
 			dash := func(s string) string {
 				if s == "" {
 					return "-"
 				}
-				return s
+				return strings.Map(func(r rune) rune {
+					if unicode.IsControl(r) {
+						return '?'
+					}
+					return r
+				}, s)
 			}
 			for _, e := range es {
 				var d []string
 				for k, v := range e.Detail {
 					d = append(d, k+"="+v)
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Actor, dash(e.Role), e.Action,
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), dash(e.Actor), dash(e.Role), e.Action,
 					dash(e.Target), e.Outcome, dash(e.Client), dash(strings.Join(slices.Sorted(slices.Values(d)), " ")))
 			}
 			_ = tw.Flush()

@@ -95,6 +95,22 @@ func TestAuditVerifyListExport(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil || e.Seq != 3 || string(audit.HashEntry(e)) != string(e.Hash) {
 		t.Fatalf("first exported line %s: %+v, %v", lines[0], e, err)
 	}
+	// A value with control characters cannot forge a row of the table.
+	lookup := func(string) (string, bool) { return "", false }
+	_, l, done, err := (&app{stdout: io.Discard, stderr: io.Discard, env: lookup}).openAuditKeys(context.Background(), storeFlags{data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.Record(context.Background(), audit.Event{Actor: "anonymous", Action: "operator.enroll", Outcome: audit.Failure,
+		Detail: map[string]string{"name": "x\n9\t2026\tlocal:root\towner\tkeys.manage"}})
+	done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run(t, nil, "audit", "list", "--data", data, "--after", "5")
+	if err != nil || strings.Count(out, "\n") != 2 || strings.Contains(out, "\n9") {
+		t.Fatalf("list with a control character = %q, %v", out, err)
+	}
 	if _, _, err := run(t, nil, "audit", "list", "--data", data, "--limit", "0"); err == nil || !strings.Contains(err.Error(), "--limit") {
 		t.Fatalf("list --limit 0 = %v", err)
 	}

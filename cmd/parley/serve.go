@@ -51,6 +51,11 @@ func (a *app) serveCmd() *cobra.Command {
 				_ = srv.Close()
 				return err
 			}
+			if err := srv.EnableAdmin(cmd.Context(), server.AdminOptions{Announce: a.stderr}); err != nil {
+				_ = ls.Close()
+				_ = srv.Close()
+				return err
+			}
 			bi := currentBuildInfo()
 			log.Info("parley serving", "listen", ln.Addr().String(), "public_url", cfg.PublicURL, "version", bi.Version, "commit", bi.Commit)
 			if err := srv.Serve(cmd.Context(), ls); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/parley-gw/parley/internal/audit"
@@ -142,7 +143,7 @@ func HTTPStatus(err error) (int, string, string) {
 	}
 	msg := e.Public
 	if msg == "" {
-		msg = e.Err.Error()
+		msg = APIMessage(e.Err.Error())
 	}
 	switch e.Kind {
 	case KindInvalid:
@@ -155,6 +156,27 @@ func HTTPStatus(err error) (int, string, string) {
 		return http.StatusForbidden, CodeForbidden, msg
 	}
 	return http.StatusInternalServerError, CodeInternal, "the operation failed; see the server's log"
+}
+
+// flagFields names the API's fields for the CLI's flags in shared
+// messages.
+var flagFields = strings.NewReplacer(
+	"--client-attachment-urls", "clientAttachmentUrls", "--delivery-timeout", "deliveryTimeout",
+	"--insecure-no-auth", "insecureNoAuth", "--public-url", "publicUrl", "--enhanced-auth", "enhancedAuth",
+	"--on-end-of-conversation", "mode end-of-conversation", "--ephemeral", "mode ephemeral", "--default", "mode default",
+	"--origin", "origin", "--name", "name", "--endpoint", "endpoint", "--after", "after", "--slot", "slot",
+	"--purpose", "purpose", "--limit", "limit", "--auth", "auth", "--site", "site", "--bot", "bot",
+	"--force", "force", "--since", "since", "--top", "top",
+)
+
+// APIMessage is a service message as the API says it: the CLI's flag
+// names become the API's field names.
+// Messages quoting a CLI command ('parley ...') stay as they are.
+func APIMessage(msg string) string {
+	if strings.Contains(msg, "'parley ") {
+		return msg
+	}
+	return flagFields.Replace(msg)
 }
 
 func invalid(err error) error { return &Error{Kind: KindInvalid, Err: err} }

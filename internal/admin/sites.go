@@ -94,6 +94,9 @@ func (s *Service) ListSites(ctx context.Context, p Principal, botID string) ([]s
 	if err := o.allow(ctx); err != nil {
 		return nil, err
 	}
+	if botID != "" && !p.Scoped(botID) {
+		return nil, o.scope(ctx, botID, "bot", botID)
+	}
 	sites, err := s.d.Store.ListSites(ctx, botID)
 	if err != nil {
 		return nil, o.done(ctx, err)

@@ -45,8 +45,12 @@ type Config struct {
 	// Operators serves the session, enrollment, SSO, me, operators and
 	// tokens routes; nil: they answer 501 not_implemented.
 	Operators OperatorRoutes
-	// ErrCSRF is the operator package's CSRF error (errors.Is).
+	// ErrCSRF is the operator package's CSRF error (errors.Is): 403 csrf.
 	ErrCSRF error
+	// ErrUnauthenticated is its "not signed in" error: 401. When set, any
+	// other Authenticate error is a failure of the server (500, logged);
+	// when nil, every Authenticate error is 401.
+	ErrUnauthenticated error
 	// Recorder records refusals at the edge (denied); the service records
 	// the rest. Nil: none.
 	Recorder admin.Recorder
@@ -174,6 +178,11 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 		if err != nil {
 			if a.cfg.ErrCSRF != nil && errors.Is(err, a.cfg.ErrCSRF) {
 				admin.WriteError(w, http.StatusForbidden, admin.CodeCSRF, "missing or wrong X-CSRF-Token header: reload the console")
+				return
+			}
+			if a.cfg.ErrUnauthenticated != nil && !errors.Is(err, a.cfg.ErrUnauthenticated) {
+				a.log.Error("admin: authenticate a request", "err", err)
+				admin.WriteError(w, http.StatusInternalServerError, admin.CodeInternal, "could not check the credential; see the server's log")
 				return
 			}
 			admin.WriteError(w, http.StatusUnauthorized, admin.CodeUnauthenticated, "sign in first (session cookie or Authorization: Bearer token)")

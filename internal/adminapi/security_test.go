@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/parley-gw/parley/internal/admin"
+	"github.com/parley-gw/parley/internal/adminapi"
 )
 
 const v1 = admin.Prefix
@@ -46,6 +49,7 @@ func TestBOLA(t *testing.T) {
 		{"POST", v1 + "/dead-letters/" + dl + "/redeliver", nil},
 		{"DELETE", v1 + "/dead-letters/" + dl, nil},
 		{"GET", v1 + "/dead-letters?bot=" + bot, nil},
+		{"GET", v1 + "/sites?bot=" + bot, nil},
 		{"GET", v1 + "/bots/" + bot + "/oauth-connections", nil},
 		{"POST", v1 + "/bots/" + bot + "/oauth-connections", map[string]any{"name": "x", "provider": "github", "clientId": "a", "clientSecret": "b"}},
 		{"PATCH", v1 + "/bots/" + bot + "/oauth-connections/conn", map[string]any{"clientId": "stolen"}},
@@ -320,5 +324,43 @@ func TestAudited(t *testing.T) {
 	all, _ := json.Marshal(evs)
 	if out.Secret == "" || bytes.Contains(all, []byte(out.Secret)) {
 		t.Errorf("secret %q in the audit events (or none made): %s", out.Secret, all)
+	}
+}
+
+var (
+	errNoSession = errors.New("not signed in")
+	errCSRF      = errors.New("csrf")
+)
+
+// errAuth answers a fixed error from Authenticate.
+type errAuth struct{ err error }
+
+func (a errAuth) Authenticate(*http.Request) (admin.Principal, error) {
+	return admin.Principal{}, a.err
+}
+func (errAuth) Reauthenticated(admin.Principal) bool { return false }
+
+// The operator package's errors map to 401, 403 csrf and, for anything
+// else (a store failure), 500: never a silent 401 for a broken store.
+func TestAuthenticateErrors(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{errNoSession, 401, admin.CodeUnauthenticated},
+		{fmt.Errorf("session: %w", errNoSession), 401, admin.CodeUnauthenticated},
+		{errCSRF, 403, admin.CodeCSRF},
+		{errors.New("database is locked"), 500, admin.CodeInternal},
+	} {
+		h := adminapi.New(adminapi.Config{Service: e.svc, Auth: errAuth{c.err}, ErrCSRF: errCSRF, ErrUnauthenticated: errNoSession})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", v1+"/bots", nil))
+		var eb admin.ErrorBody
+		_ = json.Unmarshal(rec.Body.Bytes(), &eb)
+		if rec.Code != c.status || eb.Error.Code != c.code || strings.Contains(eb.Error.Message, "locked") {
+			t.Errorf("%v: %d %s, want %d %s", c.err, rec.Code, rec.Body, c.status, c.code)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/keyring"
@@ -426,21 +427,10 @@ func TestRecordRefusesWhatTheLogMustNotHold(t *testing.T) {
 	e := newEnv(t)
 	good := event(1)
 	for name, mod := range map[string]func(*audit.Event){
-		"a client address":       func(ev *audit.Event) { ev.Client = "203.0.113.7" },
-		"an address with a port": func(ev *audit.Event) { ev.Client = "[2001:db8::1]:443" },
-		"an address in detail":   func(ev *audit.Event) { ev.Detail = map[string]string{"from": "198.51.100.2"} },
-		"an address as target":   func(ev *audit.Event) { ev.Target = "10.0.0.1" },
-		"no actor":               func(ev *audit.Event) { ev.Actor = "" },
-		"no action":              func(ev *audit.Event) { ev.Action = "" },
-		"an odd action":          func(ev *audit.Event) { ev.Action = "Bots Write\n" },
-		"an unknown outcome":     func(ev *audit.Event) { ev.Outcome = "ok" },
-		"a long detail":          func(ev *audit.Event) { ev.Detail = map[string]string{"text": strings.Repeat("x", 300)} },
-		"too many pairs": func(ev *audit.Event) {
-			ev.Detail = map[string]string{}
-			for i := range 17 {
-				ev.Detail[fmt.Sprint(i)] = "v"
-			}
-		},
+		"no actor":           func(ev *audit.Event) { ev.Actor = "" },
+		"no action":          func(ev *audit.Event) { ev.Action = "" },
+		"an odd action":      func(ev *audit.Event) { ev.Action = "Bots Write\n" },
+		"an unknown outcome": func(ev *audit.Event) { ev.Outcome = "ok" },
 	} {
 		ev := good
 		mod(&ev)
@@ -451,8 +441,48 @@ func TestRecordRefusesWhatTheLogMustNotHold(t *testing.T) {
 	if all, _ := e.log.Entries(context.Background(), 0, 0); len(all) != 0 {
 		t.Fatalf("%d refused events stored", len(all))
 	}
-	if err := e.log.Record(context.Background(), good); err != nil {
-		t.Fatal(err)
+}
+
+// TestRecordSanitizes: what a client or an enrollee can choose is made to
+// fit, never a reason to drop the event (else choosing it would keep the
+// event out of the log); addresses never reach the log.
+func TestRecordSanitizes(t *testing.T) {
+	e := newEnv(t)
+	many := map[string]string{}
+	for i := range 20 {
+		many[fmt.Sprintf("k%02d", i)] = "v"
+	}
+	long := "/admin/v1/bots/" + strings.Repeat("é", 400)
+	for _, ev := range []audit.Event{
+		{Actor: "anonymous", Action: "mfa.recovery_code_used", Outcome: audit.Failure, Client: "203.0.113.7", Target: "10.0.0.1",
+			Detail: map[string]string{"name": "198.51.100.2", "from": "[2001:db8::1]:443"}},
+		{Actor: "operator:o1", Action: "bots.read", Outcome: audit.Denied, Target: long, Detail: many},
+		{Actor: "anonymous", Action: "operator.enroll", Outcome: audit.Failure, Detail: map[string]string{"name": strings.Repeat("x", 300)}},
+	} {
+		if err := e.log.Record(context.Background(), ev); err != nil {
+			t.Fatalf("Record(%s) = %v", ev.Action, err)
+		}
+	}
+	all, _ := e.log.Entries(context.Background(), 0, 0)
+	if len(all) != 3 {
+		t.Fatalf("%d entries", len(all))
+	}
+	a := all[0]
+	if a.Client != audit.AddressRemoved || a.Target != audit.AddressRemoved || a.Detail["name"] != audit.AddressRemoved || a.Detail["from"] != audit.AddressRemoved {
+		t.Fatalf("addresses kept: %+v", a.Event)
+	}
+	b := all[1]
+	if len(b.Target) > 256 || !strings.HasSuffix(b.Target, audit.Truncated) || !utf8.ValidString(b.Target) || !strings.HasPrefix(b.Target, "/admin/v1/bots/é") {
+		t.Fatalf("long target: %q", b.Target)
+	}
+	if len(b.Detail) != 16 || b.Detail[audit.DroppedKey] != "5" || b.Detail["k00"] != "v" {
+		t.Fatalf("many pairs kept as %v", b.Detail)
+	}
+	if c := all[2].Detail["name"]; len(c) > 256 || !strings.HasSuffix(c, audit.Truncated) {
+		t.Fatalf("long value: %q", c)
+	}
+	if rep := verify(t, e.log, audit.VerifyOptions{}); !rep.OK {
+		t.Fatal(rep.Problem)
 	}
 }
 

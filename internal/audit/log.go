@@ -11,8 +11,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
@@ -93,9 +97,10 @@ const (
 	maxDetailValue = 256
 )
 
-var actionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+var actionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 
-// ErrInvalidEvent refuses an event the log will not hold.
+// ErrInvalidEvent refuses an event no caller should make (no actor, an
+// action that is not a dotted name, an unknown outcome).
 var ErrInvalidEvent = errors.New("invalid audit event")
 
 // isAddress reports whether s is an IP address (with or without a port):
@@ -108,6 +113,8 @@ func isAddress(s string) bool {
 	return err == nil
 }
 
+// validate refuses what only a caller's bug produces: no actor, an action
+// that is not a dotted name, an unknown outcome.
 func validate(e Event) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidEvent}, a...)...)
@@ -123,26 +130,69 @@ func validate(e Event) error {
 	default:
 		return bad("outcome %q: want success, failure or denied", e.Outcome)
 	}
-	for name, v := range map[string]string{"actor": e.Actor, "role": e.Role, "target": e.Target, "client": e.Client} {
-		if len(v) > maxField {
-			return bad("%s longer than %d bytes", name, maxField)
-		}
-	}
-	if isAddress(e.Client) || isAddress(e.Target) {
-		return bad("a client address: record its pseudonym (redact.Pseudonymizer.Addr), never the address")
-	}
-	if len(e.Detail) > maxDetailPairs {
-		return bad("%d detail pairs, at most %d", len(e.Detail), maxDetailPairs)
-	}
-	for k, v := range e.Detail {
-		if k == "" || len(k) > maxDetailKey || len(v) > maxDetailValue {
-			return bad("detail %.64q: keys 1-%d bytes, values at most %d", k, maxDetailKey, maxDetailValue)
-		}
-		if isAddress(v) {
-			return bad("detail %q holds a client address: record its pseudonym", k)
-		}
-	}
 	return nil
+}
+
+// Markers sanitize leaves in an entry.
+const (
+	// AddressRemoved replaces a value that is a client address: the log
+	// holds pseudonyms (redact.Pseudonymizer.Addr), never addresses.
+	AddressRemoved = "[address removed]"
+	// Truncated ends a value cut to its limit.
+	Truncated = "…[truncated]"
+	// DroppedKey is the detail key that counts pairs dropped past the
+	// limit.
+	DroppedKey = "dropped"
+)
+
+// sanitize makes what others can choose (a request path, a name typed at
+// enrollment) fit the log without refusing the event, which would let
+// whoever chooses it keep the event out: over-long values are cut, client
+// addresses replaced, detail pairs past the limit dropped (counted). It
+// returns a copy; the caller's map is not kept.
+func sanitize(e Event) Event {
+	fix := func(v string, limit int) string {
+		if isAddress(v) {
+			return AddressRemoved
+		}
+		return cut(v, limit)
+	}
+	e.Actor, e.Role, e.Target, e.Client = fix(e.Actor, maxField), fix(e.Role, maxField), fix(e.Target, maxField), fix(e.Client, maxField)
+	if len(e.Detail) == 0 {
+		e.Detail = nil
+		return e
+	}
+	keys := make([]string, 0, len(e.Detail))
+	for k := range e.Detail {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	d := make(map[string]string, min(len(keys), maxDetailPairs))
+	for i, k := range keys {
+		if len(keys) > maxDetailPairs && i == maxDetailPairs-1 {
+			d[DroppedKey] = strconv.Itoa(len(keys) - i)
+			break
+		}
+		ck := cut(k, maxDetailKey)
+		if ck == "" {
+			ck = "-"
+		}
+		d[ck] = fix(e.Detail[k], maxDetailValue)
+	}
+	e.Detail = d
+	return e
+}
+
+// cut shortens s to at most limit bytes, on a UTF-8 boundary, marked.
+func cut(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	n := limit - len(Truncated)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.ToValidUTF8(s[:n], "") + Truncated
 }
 
 func toStore(e Entry) store.AuditEntry {
@@ -199,22 +249,16 @@ func (l *Log) checkMAC(e Entry) error {
 
 // Record appends e to the chain, in one store transaction that reads the
 // previous entry's hash, and returns only once it is durable. It never
-// drops an event silently: an invalid event or a failed write is returned.
+// drops an event silently: an invalid event (ErrInvalidEvent) or a failed
+// write is returned. Values others can choose are made to fit rather than
+// refused (see sanitize: cut, addresses replaced, extra pairs dropped).
 // When a checkpoint is due (CheckpointEvery) it signs one after the
 // append; a failure there is logged, not returned (the event is recorded).
 func (l *Log) Record(ctx context.Context, e Event) error {
 	if err := validate(e); err != nil {
 		return fmt.Errorf("record audit event %s: %w", e.Action, err)
 	}
-	if len(e.Detail) == 0 {
-		e.Detail = nil
-	} else {
-		d := make(map[string]string, len(e.Detail))
-		for k, v := range e.Detail {
-			d[k] = v
-		}
-		e.Detail = d // the caller's map may change after we return
-	}
+	e = sanitize(e)
 	if l.cfg.Keys == nil {
 		return fmt.Errorf("record audit event %s: %w", e.Action, errNoKeys)
 	}

@@ -119,3 +119,8 @@ func (s *Server) serveAdmin(asrv *http.Server, aln net.Listener) error {
 	}
 	return err
 }
+
+// Keys returns the server's open keys: the audit log (checkpoint MACs)
+// and operator identity (sealed TOTP secrets) use the same ones. The
+// server closes them when Serve returns.
+func (s *Server) Keys() Keys { return s.keys }

@@ -75,6 +75,8 @@ type Server struct {
 	userTokens *usertoken.Service
 	// admin is what the admin listener serves (admin.go).
 	admin adminListener
+	// pseudonyms is the log pseudonymizer (client addresses, user ids).
+	pseudonyms *redact.Pseudonymizer
 }
 
 // OpenStore opens the configured store.
@@ -189,6 +191,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	s.proxies = proxies
 	s.reg, s.metricsMux, s.metricsGate, s.redactLog = reg, http.NewServeMux(), gate, redactLog
 	s.threat = tw
+	s.pseudonyms = ps
 	rc := cfg.Retention
 	s.sweeper = retention.New(st, retention.Config{Default: time.Duration(rc.Default), Every: time.Duration(rc.SweepEvery),
 		EphemeralHold: time.Duration(rc.EphemeralHold), EphemeralMax: time.Duration(rc.EphemeralMax), TombstonesFor: time.Duration(rc.TombstonesFor),
