@@ -233,9 +233,22 @@ test('the auditor sees the new entries in the audit log, and the chain verifies'
   assert.match(text, /denied/, "the operator's refused visit to the keys is in the log");
   assert.ok(/operator\.invite|operators\.manage/.test(text), 'the invitations are in the log');
   await shot(page, 'auditor-audit');
-  // The security report draws its chart (inline SVG).
+  // The security report: a client tries wrong Direct Line secrets; the
+  // chart (inline SVG) and the table show it as an offender.
+  for (let i = 0; i < 6; i++) {
+    const r = await fetch(parley.public + '/v3/directline/tokens/generate', { method: 'POST', headers: { Authorization: 'Bearer not-a-secret-' + i, 'User-Agent': 'curl/8.0' } });
+    assert.ok(r.status === 401 || r.status === 403 || r.status === 429, `a wrong secret: ${r.status}`);
+  }
   await page.getByRole('navigation').getByRole('link', { name: 'Security report', exact: true }).click();
   await page.locator('#security-chart svg').waitFor();
+  const offenders = page.getByRole('table', { name: 'Top offenders' });
+  for (let i = 0; i < 20 && !(await offenders.isVisible()); i++) {
+    await page.waitForTimeout(500);
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.locator('#main[data-ready="security"]').waitFor();
+  }
+  assert.match(await offenders.textContent(), /curl/, 'the offender is in the table');
+  assert.ok(await page.locator('#security-chart svg rect[class^="s"]').count() >= 1, 'the chart has a mark for it');
   await shot(page, 'auditor-security');
   // The auditor may not manage operators: no invitation form.
   await page.getByRole('navigation').getByRole('link', { name: 'Operators', exact: true }).click();

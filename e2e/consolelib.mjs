@@ -70,8 +70,9 @@ const adminYAML = process.env.PARLEY_E2E_ADMIN_YAML || 'admin:\n  listen: 127.0.
 
 /**
  * Starts `parley serve` on loopback (plain http, insecure_http) with the
- * admin listener and resolves {admin (base URL of the console), code (the
- * bootstrap owner enrollment code it printed), output(), stop()}.
+ * admin listener and resolves {admin (base URL of the console), public (the
+ * Direct Line listener), code (the bootstrap owner enrollment code it
+ * printed), output(), stop()}.
  */
 export async function startParleyWithConsole() {
   const data = tempDir('parley-console-');
@@ -82,7 +83,9 @@ export async function startParleyWithConsole() {
     'metrics:\n  listen: 127.0.0.1:0\n' + adminYAML.replaceAll('{port}', String(adminPort)) +
     // Three people enroll and sign in from one address within a minute:
     // above the default rate of the public routes (10/m).
-    'operators:\n  login_rate: 300/m burst 100\n');
+    'operators:\n  login_rate: 300/m burst 100\n' +
+    // Failure counts reach the store (and the security report) within a second.
+    'security:\n  flush_every: 1s\n');
   const env = { ...process.env };
   delete env.PARLEY_MASTER_KEY;
   const parley = startProcess('parley', parleyBinary(), ['serve', '--config', cfg], env, /parley serving/);
@@ -95,7 +98,7 @@ export async function startParleyWithConsole() {
   await waitFor('the admin listener', async () => {
     try { return (await fetch(admin + '/')).status === 200; } catch { return false; }
   }, 10000);
-  return { admin, code, data, config: cfg, output: parley.output, stop: parley.stop };
+  return { admin, public: `http://127.0.0.1:${port}`, code, data, config: cfg, output: parley.output, stop: parley.stop };
 }
 
 /**
