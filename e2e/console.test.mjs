@@ -320,7 +320,13 @@ test('an owner change asks to re-authenticate, then goes on', { timeout: 120000 
   await dialog.getByLabel('Authentication code').fill(await freshCode(owner.secret, owner.used));
   await shot(page, 'owner-reauth');
   await dialog.getByRole('button', { name: 'Confirm' }).click();
-  await page.getByRole('status').getByText('Operator audrey disabled.').waitFor();
+  await waitOrError(page, page.locator('#status').getByText('Operator audrey disabled.'));
   assert.match(await row.textContent(), /disabled/);
+  // New recovery codes (a re-authenticated session: no second dialog), shown once.
+  await page.getByRole('navigation').getByRole('link', { name: 'Account', exact: true }).click();
+  await page.getByRole('button', { name: 'Make new recovery codes' }).click();
+  const fresh = await shownOnce(page);
+  assert.ok(fresh.values.length >= 8, 'new recovery codes: ' + JSON.stringify(fresh));
+  assert.ok(!fresh.values.some((c) => owner.recovery.includes(c)), 'the codes are new');
   assert.deepEqual(unexpectedErrors(page), []);
 });

@@ -552,7 +552,7 @@ export const pages = {
     });
     onSubmit($('#recovery-form', main), ctx, async () => {
       const data = await api('POST', '/me/recovery-codes', {});
-      showOnce(main, 'New recovery codes', [['recovery codes', items(data, 'recovery_codes', 'codes').join('  ')]]);
+      showOnce(main, 'New recovery codes', items(data, 'recovery_codes', 'codes').map((c, i) => [`recovery code ${i + 1}`, c]));
     });
     $('#signout', main).addEventListener('click', async () => {
       try { await api('DELETE', '/session'); } catch (e) { ctx.showError(e); return; }
