@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, openPage } from './browser.mjs';
+import { generateToken } from './agentlib.mjs';
 import { startParleyWithConsole, freshCode, assertNamedControls, shot, unexpectedErrors, waitOrError } from './consolelib.mjs';
 
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -156,6 +157,7 @@ test('the operator enrolls, creates a site and cannot open the keys page', { tim
   await page.getByRole('button', { name: 'Create' }).click();
   const site = await shownOnce(page);
   assert.equal(site.values.length, 2, 'two site secrets shown once: ' + JSON.stringify(site));
+  state.siteSecret = site.values[0];
   state.siteId = /Site (\S+) created/.exec(site.title)?.[1];
   assert.ok(state.siteId, site.title);
   const row = page.getByRole('table', { name: 'Sites' }).getByRole('row').filter({ hasText: state.siteId });
@@ -273,6 +275,22 @@ test('every page of the owner opens without an error; origins, an API token and 
     assert.equal(await nav.getByRole('link', { name, exact: true }).getAttribute('aria-current'), 'page');
     await assertNamedControls(page);
   }
+  // A conversation of the operator's site (started over Direct Line with
+  // its secret) is listed, and the owner erases it.
+  const tok = await generateToken(parley.public + '/v3/directline', state.siteSecret, 'dl_console_e2e_user');
+  const conv = await fetch(parley.public + '/v3/directline/conversations', { method: 'POST', headers: { Authorization: 'Bearer ' + tok.token } });
+  const convBody = await conv.text();
+  assert.equal(conv.status, 201, convBody);
+  const { conversationId } = JSON.parse(convBody);
+  await nav.getByRole('link', { name: 'Conversations', exact: true }).click();
+  await page.locator('#main[data-ready="conversations"]').waitFor();
+  const convRow = page.getByRole('table', { name: 'Conversations' }).getByRole('row').filter({ hasText: conversationId });
+  await convRow.waitFor();
+  await shot(page, 'owner-conversations');
+  page.once('dialog', (d) => d.accept());
+  await convRow.getByRole('button', { name: `Erase conversation ${conversationId}` }).click();
+  await waitOrError(page, page.locator('#status').getByText(`Conversation ${conversationId} erased.`));
+  assert.equal(await convRow.count(), 0);
   // Origins: the operator's site, replaced by two origins.
   await nav.getByRole('link', { name: 'Origins', exact: true }).click();
   await page.getByLabel('Site').selectOption(state.siteId);

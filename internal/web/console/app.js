@@ -90,6 +90,7 @@ let renderSeq = 0;
 export async function route() {
   const seq = ++renderSeq;
   showError(null);
+  $('#status').textContent = '';
   let name = pageOf(location.pathname);
   if (!pages[name] || !document.getElementById('page-' + name)) name = 'notfound';
   if (!state.me && !PUBLIC.has(name)) {
