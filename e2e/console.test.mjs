@@ -6,6 +6,7 @@
 // the chain verifies. Sign-in works by keyboard alone, and every form
 // control has an accessible name. Screenshots: e2e/artifacts/console-*.png.
 import { test, before, after } from 'node:test';
+import { createServer } from 'node:http';
 import assert from 'node:assert/strict';
 import { launch, openPage } from './browser.mjs';
 import { generateToken } from './agentlib.mjs';
@@ -16,7 +17,7 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 const passwords = { owner: 'a tandem crosses the lagoon at dawn 41', olivia: 'seven herons fold maps by the canal 17', audrey: 'quiet ledgers hum under copper lamps 29' };
 const password = (who) => passwords[who];
 
-let parley, browser;
+let parley, browser, refusingBot;
 // What each person's enrollment left: {secret, used (TOTP steps used), context}.
 const people = {};
 const state = {};
@@ -24,11 +25,16 @@ const state = {};
 before(async () => {
   parley = await startParleyWithConsole();
   browser = await launch();
+  // A bot that refuses every activity for good (400): its deliveries
+  // become dead letters at once.
+  refusingBot = createServer((req, res) => { req.resume(); res.writeHead(400, { 'Content-Type': 'application/json' }); res.end('{"error":"no"}'); });
+  await new Promise((r) => refusingBot.listen(0, '127.0.0.1', r));
 });
 after(async () => {
   for (const p of Object.values(people)) await p.context?.close();
   await browser?.close();
   await parley?.stop();
+  await new Promise((r) => refusingBot?.close(r) ?? r());
 });
 
 /** Enrolls with a one-time code in a fresh browser context: returns the signed-in page. */
@@ -106,7 +112,7 @@ test('the owner enrolls with the bootstrap code and TOTP, registers a bot and in
   // A bot, with its client secret shown once.
   await page.getByRole('link', { name: 'Bots', exact: true }).click();
   await page.getByLabel('Name', { exact: true }).fill('Support');
-  await page.getByLabel('Messaging endpoint').fill('http://127.0.0.1:9/api/messages');
+  await page.getByLabel('Messaging endpoint').fill(`http://127.0.0.1:${refusingBot.address().port}/api/messages`);
   await page.getByRole('button', { name: 'Register' }).click();
   const bot = await shownOnce(page);
   assert.ok(bot.values.some((v) => v.length >= 16), 'the bot client secret is shown: ' + JSON.stringify(bot));
@@ -282,6 +288,27 @@ test('every page of the owner opens without an error; origins, an API token and 
   const convBody = await conv.text();
   assert.equal(conv.status, 201, convBody);
   const { conversationId } = JSON.parse(convBody);
+  // The bot refuses the conversation's first activity: a dead letter,
+  // redelivered (refused again) and then dropped.
+  await nav.getByRole('link', { name: 'Dead letters', exact: true }).click();
+  const dead = page.getByRole('table', { name: 'Dead letters' }).getByRole('row').filter({ hasText: conversationId });
+  for (let i = 0; i < 40 && !(await dead.count()); i++) {
+    await page.waitForTimeout(250);
+    await nav.getByRole('link', { name: 'Dead letters', exact: true }).click();
+    await page.locator('#main[data-ready="dead-letters"]').waitFor();
+  }
+  assert.match(await dead.first().textContent(), /400/);
+  await shot(page, 'owner-dead-letters');
+  await dead.first().getByRole('button', { name: /^Redeliver dead letter/ }).click();
+  await waitOrError(page, page.locator('#status').getByText(/put back in the outbox/));
+  for (let i = 0; i < 40 && !(await dead.count()); i++) {
+    await page.waitForTimeout(250);
+    await nav.getByRole('link', { name: 'Dead letters', exact: true }).click();
+    await page.locator('#main[data-ready="dead-letters"]').waitFor();
+  }
+  page.once('dialog', (d) => d.accept());
+  await dead.first().getByRole('button', { name: /^Drop dead letter/ }).click();
+  await waitOrError(page, page.locator('#status').getByText(/dropped/));
   await nav.getByRole('link', { name: 'Conversations', exact: true }).click();
   await page.locator('#main[data-ready="conversations"]').waitFor();
   const convRow = page.getByRole('table', { name: 'Conversations' }).getByRole('row').filter({ hasText: conversationId });

@@ -10,7 +10,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 function h(tag, props = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') e.className = v;
+    if (k === 'class') { if (v) e.className = v; }
     else if (k === 'on') for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
     else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? '' : String(v));
   }
@@ -44,7 +44,8 @@ function table(caption, columns, rows, actions) {
     const cells = columns.map((c, i) => {
       const v = c.get(r);
       const cell = v instanceof Node ? v : text(v);
-      return i === 0 ? h('th', { scope: 'row' }, cell) : h('td', {}, cell);
+      const long = typeof cell === 'string' && cell.length > 16 && !/\s/.test(cell) ? 'long' : undefined;
+      return i === 0 ? h('th', { scope: 'row', class: long }, cell) : h('td', { class: long }, cell);
     });
     return h('tr', {}, cells, actions ? h('td', { class: 'actions' }, actions(r)) : null);
   });
