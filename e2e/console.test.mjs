@@ -81,6 +81,13 @@ async function signIn(page, name, person) {
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
+/** Opens a page from the navigation and waits until it has its data. */
+async function goTo(page, label) {
+  const link = page.getByRole('navigation').getByRole('link', { name: label, exact: true });
+  await link.click();
+  await page.locator(`#main[data-ready="${await link.getAttribute('data-page')}"]`).waitFor();
+}
+
 /** The values of the "shown once" box. */
 async function shownOnce(page) {
   const box = page.locator('section.once');
@@ -110,7 +117,7 @@ test('the owner enrolls with the bootstrap code and TOTP, registers a bot and in
     assert.ok(await page.getByRole('navigation').getByRole('link', { name, exact: true }).isVisible(), `${name} in the owner's navigation`);
   }
   // A bot, with its client secret shown once.
-  await page.getByRole('link', { name: 'Bots', exact: true }).click();
+  await goTo(page, 'Bots');
   await page.getByLabel('Name', { exact: true }).fill('Support');
   await page.getByLabel('Messaging endpoint').fill(`http://127.0.0.1:${refusingBot.address().port}/api/messages`);
   await page.getByRole('button', { name: 'Register' }).click();
@@ -121,7 +128,7 @@ test('the owner enrolls with the bootstrap code and TOTP, registers a bot and in
   await assertNamedControls(page);
   await shot(page, 'owner-bots');
   // The keys page: its states, and rotation.
-  await page.getByRole('link', { name: 'Keys', exact: true }).click();
+  await goTo(page, 'Keys');
   await page.getByRole('table', { name: 'Keys' }).waitFor();
   await page.getByLabel('Purpose').selectOption('directline-token');
   // Keys made at this first start are seconds old: the server refuses a
@@ -131,7 +138,7 @@ test('the owner enrolls with the bootstrap code and TOTP, registers a bot and in
   await waitOrError(page, page.locator('#status').getByText(/rotated/));
   await shot(page, 'owner-keys');
   // Invitations: one-time enrollment codes, shown once.
-  await page.getByRole('link', { name: 'Operators', exact: true }).click();
+  await goTo(page, 'Operators');
   await page.getByLabel('Role').selectOption('operator');
   await page.getByRole('button', { name: 'Invite' }).click();
   const inv = await shownOnce(page);
@@ -155,7 +162,7 @@ test('the operator enrolls, creates a site and cannot open the keys page', { tim
   for (const hidden of ['Keys', 'Audit log', 'Operators', 'Security report']) {
     assert.equal(await nav.getByRole('link', { name: hidden, exact: true }).isVisible(), false, `${hidden} is not in the operator's navigation`);
   }
-  await nav.getByRole('link', { name: 'Sites', exact: true }).click();
+  await goTo(page, 'Sites');
   const botOption = page.getByLabel('Bot').locator('option', { hasText: state.botName }).first();
   await page.getByLabel('Bot').selectOption(await botOption.getAttribute('value'));
   await page.getByLabel('Name', { exact: true }).fill('web');
@@ -230,7 +237,7 @@ test('sign-in works by keyboard alone', { timeout: 120000 }, async () => {
 test('the auditor sees the new entries in the audit log, and the chain verifies', { timeout: 120000 }, async () => {
   assert.ok(state.auditorCode && state.siteId, 'needs the invitation and the site');
   const page = await enroll('audrey', state.auditorCode);
-  await page.getByRole('navigation').getByRole('link', { name: 'Audit log', exact: true }).click();
+  await goTo(page, 'Audit log');
   const verify = page.locator('#audit-verify');
   await verify.getByText(/The chain (verifies|does NOT)/).waitFor();
   assert.match(await verify.textContent(), /^The chain verifies/);
@@ -247,7 +254,7 @@ test('the auditor sees the new entries in the audit log, and the chain verifies'
     const r = await fetch(parley.public + '/v3/directline/tokens/generate', { method: 'POST', headers: { Authorization: 'Bearer not-a-secret-' + i, 'User-Agent': 'curl/8.0' } });
     assert.ok(r.status === 401 || r.status === 403 || r.status === 429, `a wrong secret: ${r.status}`);
   }
-  await page.getByRole('navigation').getByRole('link', { name: 'Security report', exact: true }).click();
+  await goTo(page, 'Security report');
   await page.locator('#security-chart svg').waitFor();
   const offenders = page.getByRole('table', { name: 'Top offenders' });
   for (let i = 0; i < 20 && !(await offenders.isVisible()); i++) {
@@ -259,7 +266,7 @@ test('the auditor sees the new entries in the audit log, and the chain verifies'
   assert.ok(await page.locator('#security-chart svg rect[class^="s"]').count() >= 1, 'the chart has a mark for it');
   await shot(page, 'auditor-security');
   // The auditor may not manage operators: no invitation form.
-  await page.getByRole('navigation').getByRole('link', { name: 'Operators', exact: true }).click();
+  await goTo(page, 'Operators');
   await page.getByRole('table', { name: 'Operators' }).waitFor();
   assert.equal(await page.locator('#operator-form').isVisible(), false);
   await assertNamedControls(page);
@@ -290,11 +297,11 @@ test('every page of the owner opens without an error; origins, an API token and 
   const { conversationId } = JSON.parse(convBody);
   // The bot refuses the conversation's first activity: a dead letter,
   // redelivered (refused again) and then dropped.
-  await nav.getByRole('link', { name: 'Dead letters', exact: true }).click();
+  await goTo(page, 'Dead letters');
   const dead = page.getByRole('table', { name: 'Dead letters' }).getByRole('row').filter({ hasText: conversationId });
   for (let i = 0; i < 40 && !(await dead.count()); i++) {
     await page.waitForTimeout(250);
-    await nav.getByRole('link', { name: 'Dead letters', exact: true }).click();
+    await goTo(page, 'Dead letters');
     await page.locator('#main[data-ready="dead-letters"]').waitFor();
   }
   assert.match(await dead.first().textContent(), /400/);
@@ -303,13 +310,13 @@ test('every page of the owner opens without an error; origins, an API token and 
   await waitOrError(page, page.locator('#status').getByText(/put back in the outbox/));
   for (let i = 0; i < 40 && !(await dead.count()); i++) {
     await page.waitForTimeout(250);
-    await nav.getByRole('link', { name: 'Dead letters', exact: true }).click();
+    await goTo(page, 'Dead letters');
     await page.locator('#main[data-ready="dead-letters"]').waitFor();
   }
   page.once('dialog', (d) => d.accept());
   await dead.first().getByRole('button', { name: /^Drop dead letter/ }).click();
   await waitOrError(page, page.locator('#status').getByText(/dropped/));
-  await nav.getByRole('link', { name: 'Conversations', exact: true }).click();
+  await goTo(page, 'Conversations');
   await page.locator('#main[data-ready="conversations"]').waitFor();
   const convRow = page.getByRole('table', { name: 'Conversations' }).getByRole('row').filter({ hasText: conversationId });
   await convRow.waitFor();
@@ -319,17 +326,17 @@ test('every page of the owner opens without an error; origins, an API token and 
   await waitOrError(page, page.locator('#status').getByText(`Conversation ${conversationId} erased.`));
   assert.equal(await convRow.count(), 0);
   // Origins: the operator's site, replaced by two origins.
-  await nav.getByRole('link', { name: 'Origins', exact: true }).click();
+  await goTo(page, 'Origins');
   await page.getByLabel('Site').selectOption(state.siteId);
   assert.equal(await page.getByLabel('Origins').inputValue(), 'https://www.example.com');
   await page.getByLabel('Origins').fill('https://www.example.com\nhttps://shop.example.com');
   await page.getByRole('button', { name: 'Save the origins' }).click();
   await waitOrError(page, page.locator('#status').getByText(/Origins of .* saved/));
-  await nav.getByRole('link', { name: 'Sites', exact: true }).click();
+  await goTo(page, 'Sites');
   const row = page.getByRole('table', { name: 'Sites' }).getByRole('row').filter({ hasText: state.siteId });
   await row.getByText(/shop\.example\.com/).waitFor();
   // An API token, shown once, that works as a bearer token for its role.
-  await nav.getByRole('link', { name: 'API tokens', exact: true }).click();
+  await goTo(page, 'API tokens');
   await page.getByLabel('Name', { exact: true }).fill('ci');
   await page.getByLabel('Role').selectOption('auditor');
   await page.getByRole('button', { name: 'Create' }).click();
@@ -342,7 +349,7 @@ test('every page of the owner opens without an error; origins, an API token and 
   await page.getByRole('table', { name: 'API tokens' }).getByRole('button', { name: 'Revoke token ci' }).click({ trial: true });
   // The security report: the refused sign-in earlier is not a Direct Line
   // failure, so the chart may be empty, but it is drawn.
-  await nav.getByRole('link', { name: 'Security report', exact: true }).click();
+  await goTo(page, 'Security report');
   await page.locator('#security-chart svg').waitFor();
   await page.getByLabel('Period').selectOption('1h');
   await page.getByRole('button', { name: 'Show' }).click();
@@ -368,7 +375,7 @@ test('an owner change asks to re-authenticate, then goes on', { timeout: 120000 
   await waitOrError(page, page.locator('#status').getByText('Operator audrey disabled.'));
   assert.match(await row.textContent(), /disabled/);
   // New recovery codes (a re-authenticated session: no second dialog), shown once.
-  await page.getByRole('navigation').getByRole('link', { name: 'Account', exact: true }).click();
+  await goTo(page, 'Account');
   await page.getByRole('button', { name: 'Make new recovery codes' }).click();
   const fresh = await shownOnce(page);
   assert.ok(fresh.values.length >= 8, 'new recovery codes: ' + JSON.stringify(fresh));

@@ -111,6 +111,9 @@ export async function route() {
   const main = $('#main');
   const tpl = document.getElementById('page-' + name);
   main.replaceChildren(tpl ? tpl.content.cloneNode(true) : notFound());
+  // Forms are sent by script only: never natively (a GET with the
+  // password in the URL), even before the page's handlers are attached.
+  for (const f of main.querySelectorAll('form')) f.addEventListener('submit', (ev) => ev.preventDefault());
   // Forms the role cannot use are hidden (the server refuses them anyway).
   for (const f of main.querySelectorAll('[data-action]')) f.hidden = !can(f.dataset.action);
   // Forms only an unscoped principal may use (a new bot is gateway-wide).

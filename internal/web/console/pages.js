@@ -246,7 +246,6 @@ export const pages = {
         ];
       }));
     };
-    await load();
     const form = $('#bot-form', main);
     onSubmit(form, ctx, async (v) => {
       const data = await api('POST', '/bots', { name: v.name, endpoint: v.endpoint });
@@ -257,6 +256,7 @@ export const pages = {
       if (secrets.length) showOnce(main, `Bot ${id} registered: its client secret`, secrets);
       ctx.say(`Bot ${id} registered.`);
     });
+    await load();
   },
 
   async sites(main, ctx) {
@@ -282,12 +282,7 @@ export const pages = {
         ];
       }));
     };
-    await load();
     const form = $('#site-form', main);
-    if (!form.hidden) {
-      const bots = items(await api('GET', '/bots'), 'bots');
-      $('#site-bot', main).replaceChildren(...bots.map((b) => h('option', { value: first(b, 'id', 'app_id') }, `${first(b, 'name') || ''} (${first(b, 'id', 'app_id')})`)));
-    }
     onSubmit(form, ctx, async (v) => {
       const data = await api('POST', '/sites', { bot: v.bot, name: v.name, trustedOrigins: lines(v.origins) });
       const id = first(val(data, 'site') || data, 'id') || v.name;
@@ -297,6 +292,11 @@ export const pages = {
       if (secrets.length) showOnce(main, `Site ${id} created: its Direct Line secrets`, secrets);
       ctx.say(`Site ${id} created.`);
     });
+    await load();
+    if (!form.hidden) {
+      const bots = items(await api('GET', '/bots'), 'bots');
+      $('#site-bot', main).replaceChildren(...bots.map((b) => h('option', { value: first(b, 'id', 'app_id') }, `${first(b, 'name') || ''} (${first(b, 'id', 'app_id')})`)));
+    }
   },
 
   async origins(main, ctx) {
@@ -391,12 +391,12 @@ export const pages = {
         }, { aria: `Destroy key ${id}`, confirm: `Destroy key ${id}? Everything sealed or signed with it becomes unreadable. This cannot be undone.` })];
       } : null));
     };
-    await load();
     onSubmit($('#keys-rotate', main), ctx, async (v) => {
       const data = await api('POST', '/keys/rotate', v.force ? { purpose: v.purpose, force: true } : { purpose: v.purpose });
       ctx.say(`Keys of ${v.purpose} rotated${first(data || {}, 'activated') ? ': ' + text(first(data, 'activated')) + ' is active' : ''}.`);
       await load();
     });
+    await load();
   },
 
   async audit(main, ctx) {
@@ -492,7 +492,6 @@ export const pages = {
         }, { aria: `Remove operator ${name}`, confirm: `Remove operator ${name}? Their sessions and tokens end.` })];
       } : null));
     };
-    await load();
     const form = $('#operator-form', main);
     onSubmit(form, ctx, async (v) => {
       const body = { role: v.role, ttl_hours: Number(v.ttl_hours) };
@@ -503,6 +502,7 @@ export const pages = {
       showOnce(main, `Enrollment code for the new ${v.role}${first(data, 'expires_at') ? ' (expires ' + when(first(data, 'expires_at')) + ')' : ''}`, secretsIn(data));
       ctx.say(`Invitation for a new ${v.role} made.`);
     });
+    await load();
   },
 
   async tokens(main, ctx) {
@@ -522,7 +522,6 @@ export const pages = {
         }, { aria: `Revoke token ${first(r, 'name') || id}`, confirm: `Revoke token ${first(r, 'name') || id}? Programs using it stop working.` })];
       }));
     };
-    await load();
     const role = $('#token-role', main);
     for (const o of [...role.options]) {
       const rank = ['owner', 'admin', 'operator', 'auditor'];
@@ -539,6 +538,7 @@ export const pages = {
       showOnce(main, `API token ${v.name}`, [['token', first(data, 'token')]]);
       ctx.say(`Token ${v.name} created.`);
     });
+    await load();
   },
 
   async account(main, ctx) {
