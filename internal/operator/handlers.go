@@ -29,7 +29,7 @@ func (s *Service) Handlers() map[string]http.Handler {
 		"POST " + p + "/session/reauth":         s.signedIn(s.reauth),
 		"POST " + p + "/enroll":                 s.public(s.enroll),
 		"POST " + p + "/enroll/totp":            s.public(s.enrollTOTP),
-		"GET " + p + "/sso/login":               s.public(s.ssoLogin),
+		"GET " + p + "/sso/login":               s.ssoProbe(s.public(s.ssoLogin)),
 		"GET " + p + "/sso/callback":            s.public(s.ssoCallback),
 		"POST " + p + "/me/password":            s.signedIn(s.changePassword),
 		"POST " + p + "/me/recovery-codes":      s.signedIn(s.regenerateRecovery),
@@ -41,6 +41,25 @@ func (s *Service) Handlers() map[string]http.Handler {
 		"POST " + p + "/tokens":                 s.signedIn(s.createToken),
 		"DELETE " + p + "/tokens/{token}":       s.signedIn(s.revokeToken),
 	}
+}
+
+// ssoProbe answers GET /sso/login?probe=1 at once: 204 when single
+// sign-on is configured, 404 when not. It starts no sign-in and holds no
+// state, so the console's sign-in page asks it on every load without
+// spending the address's sign-in budget or a pending-SSO slot.
+func (s *Service) ssoProbe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("probe") != "1" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		if s.sso == nil {
+			admin.WriteError(w, http.StatusNotFound, admin.CodeNotFound, "single sign-on is not configured: sign in with name, password and code")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // public wraps a public route: a rate limit per client address, and for

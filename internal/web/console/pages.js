@@ -148,11 +148,10 @@ export const pages = {
   async signin(main, ctx) {
     const form = $('#signin-form', main);
     $('#signin-name', main).focus();
-    // SSO is offered when the server has a provider (it answers the login
-    // route with a redirect, not a 404).
-    // The probe counts toward the public routes' rate limit: once per page load.
-    ssoProbe ||= fetch('/admin/v1/sso/login', { method: 'GET', redirect: 'manual', credentials: 'same-origin' })
-      .then((r) => r.type === 'opaqueredirect' || (r.status >= 300 && r.status < 400), () => false);
+    // SSO is offered when the server has a provider: the probe answers 204
+    // (404 without one), starts no sign-in and spends no sign-in budget.
+    ssoProbe ||= fetch('/admin/v1/sso/login?probe=1', { method: 'GET', redirect: 'manual', credentials: 'same-origin' })
+      .then((r) => r.status === 204, () => false);
     ssoProbe.then((yes) => {
       const link = $('#signin-sso', main);
       if (link) link.hidden = !yes;
