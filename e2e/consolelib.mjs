@@ -64,15 +64,15 @@ export async function freshCode(secret, used) {
   }
 }
 
-// The admin listener's configuration. ASSUMPTION until the admin API is
-// merged (see /work/notes/console-notes.md): an `admin:` section with
-// `listen`. PARLEY_E2E_ADMIN_YAML overrides it ({port} is replaced).
+// The admin listener's configuration (internal/config/admin.go): plain
+// HTTP on loopback. PARLEY_E2E_ADMIN_YAML overrides it ({port} is replaced).
 const adminYAML = process.env.PARLEY_E2E_ADMIN_YAML || 'admin:\n  listen: 127.0.0.1:{port}\n';
 
 /**
  * Starts `parley serve` on loopback (plain http, insecure_http) with the
- * admin listener and resolves {admin (base URL of the console), code (the
- * bootstrap owner enrollment code it printed), output(), stop()}.
+ * admin listener and resolves {admin (base URL of the console), public (the
+ * Direct Line listener), code (the bootstrap owner enrollment code it
+ * printed), output(), stop()}.
  */
 export async function startParleyWithConsole() {
   const data = tempDir('parley-console-');
@@ -80,7 +80,12 @@ export async function startParleyWithConsole() {
   const adminPort = await freePort();
   const cfg = join(data, 'parley.yaml');
   writeFileSync(cfg, `listen: 127.0.0.1:${port}\npublic_url: http://127.0.0.1:${port}\ninsecure_http: true\ndata_dir: ${data}\n` +
-    'metrics:\n  listen: 127.0.0.1:0\n' + adminYAML.replaceAll('{port}', String(adminPort)));
+    'metrics:\n  listen: 127.0.0.1:0\n' + adminYAML.replaceAll('{port}', String(adminPort)) +
+    // Three people enroll and sign in from one address within a minute:
+    // above the default rate of the public routes (10/m).
+    'operators:\n  login_rate: 300/m burst 100\n' +
+    // Failure counts reach the store (and the security report) within a second.
+    'security:\n  flush_every: 1s\n');
   const env = { ...process.env };
   delete env.PARLEY_MASTER_KEY;
   const parley = startProcess('parley', parleyBinary(), ['serve', '--config', cfg], env, /parley serving/);
@@ -93,7 +98,7 @@ export async function startParleyWithConsole() {
   await waitFor('the admin listener', async () => {
     try { return (await fetch(admin + '/')).status === 200; } catch { return false; }
   }, 10000);
-  return { admin, code, data, config: cfg, output: parley.output, stop: parley.stop };
+  return { admin, public: `http://127.0.0.1:${port}`, code, data, config: cfg, output: parley.output, stop: parley.stop };
 }
 
 /**
@@ -140,4 +145,16 @@ export async function shot(page, name) {
  */
 export function unexpectedErrors(page) {
   return page.errors.filter((e) => !/Failed to load resource: the server responded with a status of (401|403|404)/.test(e));
+}
+
+/**
+ * Waits for locator; when the console shows an error first (the alert
+ * region), fails with the server's message instead of a timeout.
+ */
+export async function waitOrError(page, locator, timeout = 15000) {
+  const alert = page.locator('#error:not([hidden]), .refused, .dialog-error:not([hidden])').first();
+  await Promise.race([locator.first().waitFor({ timeout }), alert.waitFor({ timeout })]);
+  if (!(await locator.first().isVisible()) && await alert.isVisible()) {
+    throw new Error(`the console shows an error instead: ${(await alert.textContent()).trim()}`);
+  }
 }

@@ -490,6 +490,9 @@ func (a *app) printBench(rep benchReport, runs, idle int, tokenTime time.Duratio
 			}
 			fmt.Fprintf(w, "%-8d %-14s %10.0f %10s %10s %14s %6d %6d %6d %16s\n", l.Clients, name, r.PerSecond,
 				r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.CPUPerRoundTr.Round(time.Microsecond), r.Lost, r.Duplicated, r.Errors, commits)
+			for _, e := range r.ErrorSamples {
+				fmt.Fprintf(w, "         %s error: %s\n", name, e)
+			}
 		}
 		label := ""
 		if runs > 1 {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
+	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/usertoken"
 )
@@ -98,6 +100,9 @@ func (s *Service) CreateOAuthConnection(ctx context.Context, p Principal, bot, n
 	c := store.OAuthConnection{BotID: bot, Name: name, MaxLogin: usertoken.DefaultMaxLogin, CreatedAt: now, UpdatedAt: now}
 	s.apply(&c, in)
 	c, err := s.seal(ctx, c, in)
+	if err == nil {
+		err = s.checkOAuthURLs(ctx, p, c)
+	}
 	if err != nil {
 		return c, o.done(ctx, err)
 	}
@@ -164,8 +169,18 @@ func (s *Service) UpdateOAuthConnection(ctx context.Context, p Principal, bot, n
 	if err != nil {
 		return c, o.done(ctx, asNotFound(err, "connection", name))
 	}
+	before := c
 	s.apply(&c, in)
+	moved := c.Kind != before.Kind || c.Issuer != before.Issuer || c.AuthURL != before.AuthURL || c.TokenURL != before.TokenURL || c.Tenant != before.Tenant
+	if moved && in.Secret == nil && p.Kind != KindLocal {
+		// The secret is write-only: sent elsewhere, it would reach a
+		// server of the caller's choice at the next sign-in.
+		return c, o.done(ctx, invalidf("changing the provider, issuer, URLs or tenant needs the client secret again (clientSecret): the stored one is only sent where it was set for"))
+	}
 	if c, err = s.seal(ctx, c, in); err != nil {
+		return c, o.done(ctx, err)
+	}
+	if err := s.checkOAuthURLs(ctx, p, c); err != nil {
 		return c, o.done(ctx, err)
 	}
 	c.UpdatedAt = s.d.Now().UTC()
@@ -186,4 +201,38 @@ func (s *Service) DeleteOAuthConnection(ctx context.Context, p Principal, bot, n
 		return o.done(ctx, asNotFound(err, "connection", name))
 	}
 	return o.done(ctx, s.d.Store.Scrub(ctx))
+}
+
+// checkOAuthURLs applies the bot endpoint rule (connector.CheckEndpoint:
+// no private, link-local or other internal address unless
+// bots.allow_private_networks lists it; loopback allowed) to the URLs the
+// gateway itself calls: the OIDC issuer (discovery) and the OAuth 2 token
+// endpoint. Over the API an operator sets them, so they must not reach
+// cloud metadata or the internal network. A host that does not resolve
+// yet is accepted (as a bot endpoint's). The local CLI (its owner can
+// read the data directory) is not held to it.
+func (s *Service) checkOAuthURLs(ctx context.Context, p Principal, c store.OAuthConnection) error {
+	if p.Kind == KindLocal {
+		return nil
+	}
+	var urls [][2]string
+	switch c.Kind {
+	case store.OAuthKindOIDC:
+		urls = [][2]string{{"issuer", c.Issuer}}
+	case store.OAuthKindOAuth2:
+		urls = [][2]string{{"tokenUrl", c.TokenURL}}
+	}
+	r := s.d.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	for _, u := range urls {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := connector.CheckEndpoint(cctx, u[1], s.d.Config.AllowedPrivateNetworks(), r)
+		cancel()
+		if err != nil && !errors.Is(err, connector.ErrUnresolvedHost) {
+			return invalidf("%s refused: %w", u[0], err)
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/audit"
@@ -59,6 +60,9 @@ type Config struct {
 	Audit       AuditLog
 	AuditVerify func(ctx context.Context) (any, error)
 	Logger      *slog.Logger
+	// RecheckEvery is how often a followed audit export checks that the
+	// credential that opened it still holds audit.read (0: 30 s).
+	RecheckEvery time.Duration
 }
 
 //go:embed openapi.yaml

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/audit"
@@ -86,10 +87,17 @@ func (a *api) auditExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	follow, _ := strconv.ParseBool(r.URL.Query().Get("follow"))
+	ctx := r.Context()
+	if follow {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go a.recheck(ctx, cancel, r)
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	fw := flushWriter{w}
-	if err := a.cfg.Audit.Export(r.Context(), fw, pos, follow); err != nil && r.Context().Err() == nil {
+	if err := a.cfg.Audit.Export(ctx, fw, pos, follow); err != nil && ctx.Err() == nil {
 		a.log.Error("admin: export the audit log", "err", err)
 	}
 }
@@ -103,4 +111,33 @@ func (f flushWriter) Write(b []byte) (int, error) {
 		fl.Flush()
 	}
 	return n, err
+}
+
+// recheck ends a followed export (cancel) once the credential that
+// opened it no longer authenticates or no longer holds audit.read: a
+// revoked or expired token, a session signed out or past its lifetime,
+// an operator disabled, removed, demoted or scoped. Otherwise the stream
+// would outlive every revocation.
+func (a *api) recheck(ctx context.Context, cancel context.CancelFunc, r *http.Request) {
+	every := a.cfg.RecheckEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p, err := a.cfg.Auth.Authenticate(r.WithContext(ctx))
+		if err != nil || !admin.Grants(p.Role, admin.AuditRead) || len(p.Bots) > 0 {
+			if ctx.Err() == nil {
+				a.log.Info("admin: a followed audit export ended: its credential is no longer valid")
+			}
+			cancel()
+			return
+		}
+	}
 }

@@ -601,6 +601,13 @@ func (a *api) rotateKeys(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	// A purge destroys key material like POST /keys/{key}/destroy, which
+	// needs a recent re-authentication: so does the purge.
+	if req.PurgeRetired && !a.cfg.Auth.Reauthenticated(principal(r)) {
+		a.denied(r.Context(), principal(r), admin.Route{Method: r.Method, Pattern: p + "/keys/rotate", Action: admin.KeysManage}, r, "reauth")
+		admin.WriteError(w, http.StatusForbidden, admin.CodeReauth, "purgeRetired destroys keys: re-authenticate (POST /admin/v1/session/reauth) and try again")
+		return
+	}
 	rot, _, err := a.cfg.Service.RotateKeys(r.Context(), principal(r), req.Purpose, keyring.RotateOptions{Force: req.Force, PurgeRetired: req.PurgeRetired})
 	if err != nil {
 		fail(w, err)

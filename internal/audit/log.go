@@ -155,7 +155,10 @@ func sanitize(e Event) Event {
 		if isAddress(v) {
 			return AddressRemoved
 		}
-		return cut(v, limit)
+		// Bytes that are not UTF-8 would not survive the JSON of the
+		// stored detail and of the export: the entry would no longer
+		// match its hash (verify: "edited"). Replace them before hashing.
+		return cut(strings.ToValidUTF8(v, "\uFFFD"), limit)
 	}
 	e.Actor, e.Role, e.Target, e.Client = fix(e.Actor, maxField), fix(e.Role, maxField), fix(e.Target, maxField), fix(e.Client, maxField)
 	if len(e.Detail) == 0 {
@@ -173,7 +176,7 @@ func sanitize(e Event) Event {
 			d[DroppedKey] = strconv.Itoa(len(keys) - i)
 			break
 		}
-		ck := cut(k, maxDetailKey)
+		ck := cut(strings.ToValidUTF8(k, "\uFFFD"), maxDetailKey)
 		if ck == "" {
 			ck = "-"
 		}

@@ -31,15 +31,18 @@ type Target struct {
 
 // Result is one load run.
 type Result struct {
-	Clients       int           `json:"clients"`
-	RoundTrips    int           `json:"roundTrips"`
-	Elapsed       time.Duration `json:"elapsedNs"`
-	PerSecond     float64       `json:"roundTripsPerSecond"`
-	P50           time.Duration `json:"p50Ns"`
-	P99           time.Duration `json:"p99Ns"`
-	Lost          int           `json:"lost"`
-	Duplicated    int           `json:"duplicated"`
-	Errors        int           `json:"errors"`
+	Clients    int           `json:"clients"`
+	RoundTrips int           `json:"roundTrips"`
+	Elapsed    time.Duration `json:"elapsedNs"`
+	PerSecond  float64       `json:"roundTripsPerSecond"`
+	P50        time.Duration `json:"p50Ns"`
+	P99        time.Duration `json:"p99Ns"`
+	Lost       int           `json:"lost"`
+	Duplicated int           `json:"duplicated"`
+	Errors     int           `json:"errors"`
+	// ErrorSamples are the first errors' messages (which request failed
+	// and how), so that an error in a benchmark can be investigated.
+	ErrorSamples  []string      `json:"errorSamples,omitempty"`
 	ServerCPU     time.Duration `json:"serverCpuNs"`
 	CPUPerRoundTr time.Duration `json:"serverCpuPerRoundTripNs"`
 }
@@ -215,6 +218,9 @@ func (c *client) roundTrip(ctx context.Context, i int, timeout time.Duration) (t
 
 var errLost = errors.New("reply not received")
 
+// maxErrorSamples bounds Result.ErrorSamples.
+const maxErrorSamples = 10
+
 func (c *client) close() {
 	if c.ws != nil {
 		_ = c.ws.Close(websocket.StatusNormalClosure, "")
@@ -271,6 +277,9 @@ func Load(ctx context.Context, t Target, clients, messages int, pid int) (Result
 					res.Lost++
 				case err != nil:
 					res.Errors++
+					if len(res.ErrorSamples) < maxErrorSamples {
+						res.ErrorSamples = append(res.ErrorSamples, fmt.Sprintf("%s round trip %d: %v", time.Now().UTC().Format(time.RFC3339Nano), i, err))
+					}
 				default:
 					lat = append(lat, d)
 				}

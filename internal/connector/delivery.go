@@ -152,6 +152,10 @@ type receipt struct {
 	replied bool      // a reply other than typing (a message, the end of a stream)
 	typing  time.Time // the last typing activity (a stream chunk, an indicator)
 	seen    time.Time
+	// answered: a reply's notify handed the result to waiting clients, so
+	// the delivery's own success needs no second notify (which would only
+	// fill recent with a result nobody will claim).
+	answered bool
 }
 
 // Receipts are bounded: past maxReceipts, those older than receiptKeep go.
@@ -197,9 +201,31 @@ func (d *Delivery) BotReplied(conv, replyToID, activityType string) {
 	d.mu.Lock()
 	waiting := len(d.waiters[replyToID]) > 0
 	d.mu.Unlock()
-	if waiting {
-		d.notify(replyToID, nil)
+	if waiting && d.notify(replyToID, nil) {
+		d.rcptMu.Lock()
+		if r, ok := d.receipts[replyToID]; ok {
+			r.answered = true
+			d.receipts[replyToID] = r
+		}
+		d.rcptMu.Unlock()
 	}
+}
+
+// delivered reports a successful delivery of activityID to the clients
+// waiting for it, unless a reply of the bot already did: a second result
+// nobody waits for would sit in recent for recentTTL, and at a sustained
+// rate those filled recent to its bound, after which a client whose Watch
+// came just after its delivery (the POST handler watches once the append
+// returns) lost its result and was answered "bot timed out" after bot_wait
+// (the benchmark's unexplained errors at 100 conversations).
+func (d *Delivery) delivered(activityID string) {
+	d.rcptMu.Lock()
+	r, ok := d.receipts[activityID]
+	d.rcptMu.Unlock()
+	if ok && r.answered {
+		return
+	}
+	d.notify(activityID, nil)
 }
 
 // receiptOf reports whether the bot replied to activityID, or sent a
@@ -242,7 +268,7 @@ func (d *Delivery) received(ctx context.Context, it store.OutboxItem, at, since 
 	case replied:
 		log.Info("bot delivery not repeated: the bot has replied to the activity")
 		d.reachable(it.ConversationID)
-		d.notify(it.ActivityID, nil)
+		d.delivered(it.ActivityID)
 		d.finish(it.ID)
 		return it, true, true
 	case busy:
@@ -277,6 +303,9 @@ type outcome struct {
 
 // recentTTL is how long an unclaimed delivery result is kept.
 const recentTTL = time.Minute
+
+// maxRecent bounds the unclaimed delivery results kept.
+const maxRecent = 10000
 
 // recentPruneEvery is how often expired results are swept out of recent.
 const recentPruneEvery = time.Second
@@ -388,7 +417,9 @@ func (d *Delivery) reachable(conv string) {
 	d.mu.Unlock()
 }
 
-func (d *Delivery) notify(activityID string, err error) {
+// notify hands a delivery result to the clients waiting for it, or keeps
+// it briefly for a Watch that comes just after; handed reports the former.
+func (d *Delivery) notify(activityID string, err error) (handed bool) {
 	d.mu.Lock()
 	ws := d.waiters[activityID]
 	delete(d.waiters, activityID)
@@ -403,8 +434,18 @@ func (d *Delivery) notify(activityID string, err error) {
 	}
 	// Keep an unclaimed result briefly for a client whose Watch comes just
 	// after the delivery; only log activities (conv|seq) are ever watched.
-	if conv, _, ok := strings.Cut(activityID, "|"); ok && len(ws) == 0 && len(d.recent) < 10000 {
+	if conv, _, ok := strings.Cut(activityID, "|"); ok && len(ws) == 0 {
 		if _, isLog := conversation.ParseActivityID(conv, activityID); isLog {
+			if len(d.recent) >= maxRecent {
+				// Full: the newest result is the likeliest to be claimed
+				// (its client's Watch is under way), so an older one
+				// makes room; dropping the new one would leave its client
+				// waiting bot_wait for a delivery that succeeded.
+				for id := range d.recent {
+					delete(d.recent, id)
+					break
+				}
+			}
 			d.recent[activityID] = outcome{err: err, at: now}
 		}
 	}
@@ -412,6 +453,7 @@ func (d *Delivery) notify(activityID string, err error) {
 	for _, w := range ws {
 		w <- err
 	}
+	return len(ws) > 0
 }
 
 // laneState is one conversation's delivery lane. Its queue is a window on
@@ -436,6 +478,9 @@ type laneState struct {
 	// needRead: read from the conversation's head again (after a restart,
 	// a park, a poll, or a redelivered dead letter under its old id).
 	needRead bool
+	// linger: the lane goroutine's own timer while it waits for more
+	// (next); only that goroutine touches it.
+	linger *time.Timer
 }
 
 // Enqueue takes newly committed outbox items, in commit order (the store's
@@ -556,6 +601,7 @@ func (d *Delivery) Run(ctx context.Context) {
 // from the store when needed; ok is false when the lane has nothing left
 // and has been removed.
 func (d *Delivery) next(ctx context.Context, conv string, l *laneState) (store.OutboxItem, bool) {
+	lingered := false
 	for {
 		d.mu.Lock()
 		select {
@@ -609,11 +655,39 @@ func (d *Delivery) next(ctx context.Context, conv string, l *laneState) (store.O
 			continue
 		default:
 		}
+		if !lingered && !d.closing {
+			// Nothing pending: wait a little for the conversation's next
+			// item before ending the lane. A conversation sends one
+			// activity at a time, so without this every round trip
+			// started a lane goroutine and grew its stack again through
+			// the HTTP client (2-3% of the gateway's CPU under load).
+			d.mu.Unlock()
+			lingered = true
+			if l.linger == nil {
+				l.linger = time.NewTimer(laneLinger)
+			} else {
+				l.linger.Reset(laneLinger)
+			}
+			linger := l.linger
+			select {
+			case <-l.kick:
+				linger.Stop() // Go 1.23 timers: no stale tick after Stop or Reset
+				lingered = false
+			case <-linger.C:
+			case <-d.quit:
+				linger.Stop()
+			}
+			continue // look again (under the lock) before ending
+		}
 		delete(d.lanes, conv)
 		d.mu.Unlock()
 		return store.OutboxItem{}, false
 	}
 }
+
+// laneLinger is how long a lane with nothing pending waits for its
+// conversation's next item before its goroutine ends.
+const laneLinger = 2 * time.Second
 
 // mergeLocked installs a window read from the store (items with id > from,
 // more when the store held items past them) as l's queue. The store's
@@ -796,7 +870,7 @@ func (d *Delivery) attempt(ctx context.Context, it store.OutboxItem) (updated st
 		// process dies before the completion commits, the item is delivered
 		// again under the same id (at-least-once; bots deduplicate by id).
 		d.reachable(it.ConversationID)
-		d.notify(it.ActivityID, nil)
+		d.delivered(it.ActivityID)
 		d.finish(it.ID)
 		return it, true
 	}

@@ -29,7 +29,7 @@ func (s *Service) Handlers() map[string]http.Handler {
 		"POST " + p + "/session/reauth":         s.signedIn(s.reauth),
 		"POST " + p + "/enroll":                 s.public(s.enroll),
 		"POST " + p + "/enroll/totp":            s.public(s.enrollTOTP),
-		"GET " + p + "/sso/login":               s.public(s.ssoLogin),
+		"GET " + p + "/sso/login":               s.ssoProbe(s.public(s.ssoLogin)),
 		"GET " + p + "/sso/callback":            s.public(s.ssoCallback),
 		"POST " + p + "/me/password":            s.signedIn(s.changePassword),
 		"POST " + p + "/me/recovery-codes":      s.signedIn(s.regenerateRecovery),
@@ -52,6 +52,25 @@ func (s *Service) Handlers() map[string]http.Handler {
 		"DELETE " + p + "/operators/{operator}/passkeys/{passkey}": s.signedIn(s.deleteOperatorPasskey),
 		"DELETE " + p + "/me/passkeys/{passkey}":                   s.signedIn(s.deletePasskey),
 	}
+}
+
+// ssoProbe answers GET /sso/login?probe=1 at once: 204 when single
+// sign-on is configured, 404 when not. It starts no sign-in and holds no
+// state, so the console's sign-in page asks it on every load without
+// spending the address's sign-in budget or a pending-SSO slot.
+func (s *Service) ssoProbe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("probe") != "1" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		if s.sso == nil {
+			admin.WriteError(w, http.StatusNotFound, admin.CodeNotFound, "single sign-on is not configured: sign in with name, password and code")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // public wraps a public route: a rate limit per client address, and for
@@ -154,6 +173,18 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		phc = op.PasswordHash
 	}
 	pwOK, rehash := s.verify(phc, req.Password)
+	// Parallel guesses all passed the lock check above before any was
+	// counted: look again now that the hash is done, so a burst gets no
+	// more answers than the lockout allows (nor a password oracle).
+	// (The read is made for an unknown name too: the same work.)
+	if fresh, err := s.st.GetOperator(ctx, op.ID); known {
+		if err == nil && s.now().Before(fresh.LockedUntil) {
+			s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.login", Target: "operator:" + op.ID, Outcome: audit.Failure,
+				Client: client, Detail: map[string]string{"reason": "locked"}})
+			tooMany(w, fresh.LockedUntil.Sub(s.now()), "this account is locked after too many failed sign-ins: wait and try again, or ask an owner to unlock it")
+			return
+		}
+	}
 	if !known || !pwOK {
 		s.loginFailed(ctx, w, r, adm, op, known, "bad credentials", admin.CodeUnauthenticated, msgBadCredentials)
 		return
@@ -543,6 +574,7 @@ func (s *Service) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "enroll", err)
 		return
 	}
+	s.retireBootstrap(ctx)
 	view, err := s.startSession(ctx, w, r, op)
 	if err != nil {
 		s.internalError(w, "enroll", err)

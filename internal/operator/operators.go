@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/parley-gw/parley/internal/admin"
@@ -97,6 +98,15 @@ func (s *Service) inviteOperator(w http.ResponseWriter, r *http.Request, p admin
 		admin.WriteError(w, http.StatusForbidden, admin.CodeForbidden, err.Error())
 		return
 	}
+	// A new owner holds every right, the re-authenticated ones too: like
+	// changing an owner, making one needs a recent re-authentication
+	// (never an API token's).
+	if role == admin.RoleOwner && p.Kind != admin.KindLocal && !s.Reauthenticated(p) {
+		s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.invite", Target: "role:owner",
+			Outcome: audit.Denied, Client: p.Client, Detail: map[string]string{"reason": "reauth"}})
+		admin.WriteError(w, http.StatusForbidden, admin.CodeReauth, "inviting an owner needs a recent sign-in: re-authenticate (POST /admin/v1/session/reauth) and try again")
+		return
+	}
 	if req.SSOSubject != "" {
 		if !namePattern.MatchString(req.Name) {
 			badRequest(w, msgName)
@@ -113,6 +123,7 @@ func (s *Service) inviteOperator(w http.ResponseWriter, r *http.Request, p admin
 		}
 		s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.create", Target: "operator:" + op.ID,
 			Outcome: audit.Success, Client: p.Client, Detail: map[string]string{"role": op.Role, "sso": "true"}})
+		s.retireBootstrap(ctx)
 		admin.WriteJSON(w, http.StatusOK, map[string]any{"operator": s.viewOperator(op)})
 		return
 	}
@@ -234,6 +245,7 @@ func (s *Service) patchOperator(w http.ResponseWriter, r *http.Request, p admin.
 		}
 		op.LockedUntil = time.Time{}
 	}
+	s.retireBootstrap(ctx)
 	changed := op.Role != before.Role || !slices.Equal(op.Bots, before.Bots) || op.Disabled != before.Disabled
 	if changed {
 		// Sessions carry no rights of their own, but an operator whose
@@ -372,6 +384,15 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request, p admin.Pr
 		admin.WriteError(w, http.StatusForbidden, admin.CodeForbidden, err.Error())
 		return
 	}
+	// An owner token holds every right for up to a year: like inviting an
+	// owner, minting one needs a recent re-authentication, so a stolen
+	// session cookie alone cannot turn into a lasting credential.
+	if role == admin.RoleOwner && !s.Reauthenticated(p) {
+		s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "token.create", Target: "role:owner",
+			Outcome: audit.Denied, Client: p.Client, Detail: map[string]string{"reason": "reauth"}})
+		admin.WriteError(w, http.StatusForbidden, admin.CodeReauth, "an owner token needs a recent sign-in: re-authenticate (POST /admin/v1/session/reauth) and try again")
+		return
+	}
 	life := time.Duration(s.settings().TokenTTL)
 	if req.ExpiresInDays != 0 {
 		life = time.Duration(req.ExpiresInDays) * 24 * time.Hour
@@ -409,4 +430,21 @@ func (s *Service) revokeToken(w http.ResponseWriter, r *http.Request, p admin.Pr
 	}
 	s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "token.revoke", Target: "token:" + t.ID, Outcome: audit.Success, Client: p.Client})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// retireBootstrap invalidates the bootstrap code once an owner of every
+// bot is usable: the code was printed to the server's stderr (often a
+// shared log) and must not enroll a second owner later, whichever code
+// the first owner used.
+func (s *Service) retireBootstrap(ctx context.Context) {
+	ops, err := s.st.ListOperators(ctx)
+	if err != nil || ownersLeft(ops) == 0 {
+		return
+	}
+	if n, err := s.st.DeleteBootstrapEnrollments(ctx); err != nil {
+		s.log.Error("invalidate the bootstrap code", "err", err)
+	} else if n > 0 {
+		s.record(ctx, audit.Event{Actor: "local:bootstrap", Action: "operator.bootstrap_revoke", Target: "role:owner", Outcome: audit.Success,
+			Detail: map[string]string{"codes": strconv.Itoa(n), "reason": "an owner exists"}})
+	}
 }

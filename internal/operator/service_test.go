@@ -199,7 +199,7 @@ func TestCSRFAndOrigin(t *testing.T) {
 	h.want(h.do(&client{origin: "https://evil.example"}, "POST", "/session", map[string]string{"name": "alice", "password": "x", "totp": "1"}), 403, "csrf")
 	// Right token, own origin: accepted. GET needs no token.
 	ok := &client{cookie: owner.c.cookie, csrf: owner.c.csrf, origin: h.srv.URL}
-	r := h.do(ok, "POST", "/tokens", map[string]any{"name": "ci"})
+	r := h.do(ok, "POST", "/tokens", map[string]any{"name": "ci", "role": "admin"})
 	h.want(r, 201, "")
 	h.secrets = append(h.secrets, r.body["token"].(string))
 	h.want(h.do(&client{cookie: owner.c.cookie}, "GET", "/tokens", nil), 200, "")

@@ -157,7 +157,9 @@ func (s *Server) newAccessEntry(r *http.Request, route string, status int, start
 func (s *Server) logAccess(e accessEntry) {
 	attrs := make([]slog.Attr, 0, 6)
 	attrs = append(attrs, slog.String("method", e.method), slog.String("route", e.route), slog.Int("status", e.status),
-		slog.Duration("duration", time.Since(e.start)), redact.Client(e.client))
+		// Text already (what HumanDurations would make of it): the handler
+		// then passes the record on instead of rebuilding it, on every request.
+		slog.String("duration", HumanDuration(time.Since(e.start))), redact.Client(e.client))
 	if e.site != "" {
 		attrs = append(attrs, slog.String("site", e.site))
 	}

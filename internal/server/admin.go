@@ -80,10 +80,19 @@ func (s *Server) adminHandler() http.Handler {
 		})
 	}
 	mux.Handle("/", console)
+	plain := !s.cfg.Admin.TLS()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		if plain && !loopbackHost(r.Host) {
+			// DNS rebinding: a page whose name now resolves to 127.0.0.1
+			// would be this listener's own origin (Host and Origin agree).
+			// Plain HTTP serves loopback only, so only loopback names.
+			h.Set("Cache-Control", "no-store")
+			admin.WriteError(w, http.StatusMisdirectedRequest, admin.CodeBadRequest, "the plain-HTTP admin listener answers loopback host names only (localhost, 127.0.0.1, [::1])")
+			return
+		}
 		if !strings.HasPrefix(r.URL.Path, admin.Prefix+"/") {
 			h.Set("X-Frame-Options", "DENY")
 		}
@@ -124,3 +133,18 @@ func (s *Server) serveAdmin(asrv *http.Server, aln net.Listener) error {
 // and operator identity (sealed TOTP secrets) use the same ones. The
 // server closes them when Serve returns.
 func (s *Server) Keys() Keys { return s.keys }
+
+// loopbackHost reports whether a request's Host names this machine's
+// loopback: localhost or a loopback address, with or without a port.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

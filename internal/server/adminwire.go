@@ -52,7 +52,7 @@ func (s *Server) EnableAdmin(ctx context.Context, o AdminOptions) error {
 		return fmt.Errorf("bootstrap the owner's enrollment: %w", err)
 	}
 	api := adminapi.New(adminapi.Config{
-		Service: s.AdminService(auditLog), Auth: ops, Operators: ops, ErrCSRF: operator.ErrCSRF,
+		Service: s.AdminService(auditLog), Auth: ops, Operators: ops, ErrCSRF: operator.ErrCSRF, ErrUnauthenticated: operator.ErrUnauthenticated,
 		Recorder: auditLog, Audit: auditLog,
 		AuditVerify: func(ctx context.Context) (any, error) { return auditLog.Verify(ctx) },
 		Logger:      s.logger,

@@ -545,6 +545,12 @@ func exchangeErr(err error) string {
 	if err == nil {
 		return "no access token"
 	}
+	// A transport failure (refused address, TLS, timeout) says why: the
+	// operator needs it, and it holds neither the code nor a body.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return "request failed: " + trunc(ue.Err.Error(), 300)
+	}
 	return "request failed"
 }
 

@@ -324,3 +324,34 @@ func TestConsoleRolesMatchPermissions(t *testing.T) {
 		t.Errorf("roles.js has %d actions, the table %d", len(seen), len(admin.Actions()))
 	}
 }
+
+// Every request the console makes is same-origin with the session cookie,
+// and the API client sends the CSRF token on every state-changing one.
+func TestConsoleFetchRules(t *testing.T) {
+	call := regexp.MustCompile(`\bfetch\(([^;]*)`)
+	n := 0
+	for _, name := range consoleFileNames(t) {
+		if !strings.HasSuffix(name, ".js") {
+			continue
+		}
+		for _, m := range call.FindAllStringSubmatch(readConsoleFile(t, name), -1) {
+			n++
+			if !strings.Contains(m[1], "credentials: 'same-origin'") && !strings.Contains(m[1], "init)") {
+				t.Errorf("%s: fetch(%s…) without credentials: 'same-origin'", name, m[1][:min(60, len(m[1]))])
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no fetch call found: is the check still reading the scripts?")
+	}
+	api := readConsoleFile(t, "api.js")
+	for _, want := range []string{
+		"credentials: 'same-origin'",
+		"if (method !== 'GET' && method !== 'HEAD') {\n    if (csrf) headers['X-CSRF-Token'] = csrf;",
+		"res = await fetch(PREFIX + path, init);",
+	} {
+		if !strings.Contains(api, want) {
+			t.Errorf("api.js lacks %q", want)
+		}
+	}
+}

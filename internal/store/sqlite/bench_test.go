@@ -20,7 +20,13 @@ import (
 // and conversations c0 … c<convs-1>.
 func storeWith(tb testing.TB, convs int) *sqlite.Store {
 	tb.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "parley.db"))
+	return storeWithOpts(tb, convs, sqlite.Options{})
+}
+
+// storeWithOpts is storeWith opened with opt.
+func storeWithOpts(tb testing.TB, convs int, opt sqlite.Options) *sqlite.Store {
+	tb.Helper()
+	s, err := sqlite.OpenWith(context.Background(), filepath.Join(tb.TempDir(), "parley.db"), opt)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -92,8 +98,18 @@ func BenchmarkRead50(b *testing.B) {
 // each a durable commit the next step waits for; outbox completions are
 // flushed in batches by the delivery worker, here every 20 round trips.
 func BenchmarkConversationRoundTrip(b *testing.B) {
+	conversationRoundTrip(b, storeWith(b, 10))
+}
+
+// BenchmarkConversationRoundTripNormal is the same with store.durability
+// normal (synchronous=NORMAL): no fsync to wait for, so fewer requests
+// share each commit.
+func BenchmarkConversationRoundTripNormal(b *testing.B) {
+	conversationRoundTrip(b, storeWithOpts(b, 10, sqlite.Options{SyncNormal: true}))
+}
+
+func conversationRoundTrip(b *testing.B, s *sqlite.Store) {
 	const convs = 10
-	s := storeWith(b, convs)
 	ctx := context.Background()
 	var n atomic.Int64
 	done := make(chan int64, 1<<16)
@@ -117,6 +133,7 @@ func BenchmarkConversationRoundTrip(b *testing.B) {
 	}()
 	b.SetParallelism((convs + 1) / 2) // GOMAXPROCS is 2 here
 	cpu0, w0 := processCPU(b), processWrites(b)
+	c0, _ := s.WriteStats()
 	b.RunParallel(func(pb *testing.PB) {
 		conv := fmt.Sprintf("c%d", n.Add(1)%convs)
 		for pb.Next() {
@@ -134,6 +151,8 @@ func BenchmarkConversationRoundTrip(b *testing.B) {
 	})
 	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
 	b.ReportMetric(float64(processWrites(b)-w0)/float64(b.N), "writes/op")
+	commits, _ := s.WriteStats()
+	b.ReportMetric(float64(commits-c0)/float64(b.N), "commits/op")
 	s.SetOutboxListener(nil)
 	close(done)
 	<-flushed

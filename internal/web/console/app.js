@@ -90,6 +90,7 @@ let renderSeq = 0;
 export async function route() {
   const seq = ++renderSeq;
   showError(null);
+  $('#status').textContent = '';
   let name = pageOf(location.pathname);
   if (!pages[name] || !document.getElementById('page-' + name)) name = 'notfound';
   if (!state.me && !PUBLIC.has(name)) {
@@ -110,6 +111,9 @@ export async function route() {
   const main = $('#main');
   const tpl = document.getElementById('page-' + name);
   main.replaceChildren(tpl ? tpl.content.cloneNode(true) : notFound());
+  // Forms are sent by script only: never natively (a GET with the
+  // password in the URL), even before the page's handlers are attached.
+  for (const f of main.querySelectorAll('form')) f.addEventListener('submit', (ev) => ev.preventDefault());
   // Forms the role cannot use are hidden (the server refuses them anyway).
   for (const f of main.querySelectorAll('[data-action]')) f.hidden = !can(f.dataset.action);
   // Forms only an unscoped principal may use (a new bot is gateway-wide).
@@ -117,6 +121,8 @@ export async function route() {
   const h1 = $('h1', main);
   document.title = (h1 ? h1.textContent + ' · ' : '') + 'Parley console';
   main.focus({ preventScroll: true });
+  main.setAttribute('aria-busy', 'true');
+  delete main.dataset.ready;
   try {
     await pages[name]?.(main, { go, can, say, showError, state, setMe });
   } catch (e) {
@@ -128,6 +134,12 @@ export async function route() {
     }
     if (e instanceof ApiError && e.status === 403 && e.code !== 'csrf') refused(main, e);
     else showError(e);
+  } finally {
+    if (seq === renderSeq) {
+      // The page has its data (or its error): for assistive technology and tests.
+      main.removeAttribute('aria-busy');
+      main.dataset.ready = name;
+    }
   }
 }
 

@@ -15,7 +15,7 @@ function el(name, attrs = {}, text) {
 
 /** The offender's label: site · client · user agent. */
 export function offenderLabel(o) {
-  return [first(o, 'site', 'site_id') || '?', first(o, 'client') || '?', first(o, 'user_agent', 'ua') || '?'].join(' · ');
+  return [first(o, 'site', 'site_id') || 'no site', first(o, 'client') || 'unknown client', first(o, 'user_agent', 'ua') || 'unknown agent'].join(' · ');
 }
 
 function ts(v) {

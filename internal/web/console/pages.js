@@ -10,7 +10,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 function h(tag, props = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') e.className = v;
+    if (k === 'class') { if (v) e.className = v; }
     else if (k === 'on') for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
     else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? '' : String(v));
   }
@@ -44,7 +44,8 @@ function table(caption, columns, rows, actions) {
     const cells = columns.map((c, i) => {
       const v = c.get(r);
       const cell = v instanceof Node ? v : text(v);
-      return i === 0 ? h('th', { scope: 'row' }, cell) : h('td', {}, cell);
+      const long = typeof cell === 'string' && cell.length > 16 && !/\s/.test(cell) ? 'long' : undefined;
+      return i === 0 ? h('th', { scope: 'row', class: long }, cell) : h('td', { class: long }, cell);
     });
     return h('tr', {}, cells, actions ? h('td', { class: 'actions' }, actions(r)) : null);
   });
@@ -52,7 +53,13 @@ function table(caption, columns, rows, actions) {
 }
 
 const col = (label, ...names) => ({ label, get: (r) => first(r, ...names) });
-const colWhen = (label, ...names) => ({ label, get: (r) => when(first(r, ...names)) });
+const colWhen = (label, ...names) => ({
+  label,
+  get: (r) => {
+    const w = when(first(r, ...names));
+    return w ? h('time', { datetime: w.replace(' ', 'T'), class: 't' }, w) : '';
+  },
+});
 
 /** A button that runs fn, showing its errors; confirm asks first. */
 function button(label, ctx, fn, { confirm: question, aria } = {}) {
@@ -135,15 +142,20 @@ function codeBody(code) {
   return /^\d{6,8}$/.test(c) ? { totp: c } : { recovery_code: c };
 }
 
+let ssoProbe = null;
+
 export const pages = {
   async signin(main, ctx) {
     const form = $('#signin-form', main);
     $('#signin-name', main).focus();
-    // SSO is offered when the server has a provider (it answers the login
-    // route with a redirect, not a 404).
-    fetch('/admin/v1/sso/login', { method: 'GET', redirect: 'manual', credentials: 'same-origin' }).then((r) => {
-      if (r.type === 'opaqueredirect' || (r.status >= 300 && r.status < 400)) $('#signin-sso', main).hidden = false;
-    }, () => {});
+    // SSO is offered when the server has a provider: the probe answers 204
+    // (404 without one), starts no sign-in and spends no sign-in budget.
+    ssoProbe ||= fetch('/admin/v1/sso/login?probe=1', { method: 'GET', redirect: 'manual', credentials: 'same-origin' })
+      .then((r) => r.status === 204, () => false);
+    ssoProbe.then((yes) => {
+      const link = $('#signin-sso', main);
+      if (link) link.hidden = !yes;
+    });
     onSubmit(form, ctx, async (v) => {
       const data = await api('POST', '/session', { name: v.name, password: v.password, ...codeBody(v.code) });
       // The answer may already be the session; GET it to be sure of the CSRF token.
@@ -233,7 +245,6 @@ export const pages = {
         ];
       }));
     };
-    await load();
     const form = $('#bot-form', main);
     onSubmit(form, ctx, async (v) => {
       const data = await api('POST', '/bots', { name: v.name, endpoint: v.endpoint });
@@ -244,6 +255,7 @@ export const pages = {
       if (secrets.length) showOnce(main, `Bot ${id} registered: its client secret`, secrets);
       ctx.say(`Bot ${id} registered.`);
     });
+    await load();
   },
 
   async sites(main, ctx) {
@@ -269,12 +281,7 @@ export const pages = {
         ];
       }));
     };
-    await load();
     const form = $('#site-form', main);
-    if (!form.hidden) {
-      const bots = items(await api('GET', '/bots'), 'bots');
-      $('#site-bot', main).replaceChildren(...bots.map((b) => h('option', { value: first(b, 'id', 'app_id') }, `${first(b, 'name') || ''} (${first(b, 'id', 'app_id')})`)));
-    }
     onSubmit(form, ctx, async (v) => {
       const data = await api('POST', '/sites', { bot: v.bot, name: v.name, trustedOrigins: lines(v.origins) });
       const id = first(val(data, 'site') || data, 'id') || v.name;
@@ -284,6 +291,11 @@ export const pages = {
       if (secrets.length) showOnce(main, `Site ${id} created: its Direct Line secrets`, secrets);
       ctx.say(`Site ${id} created.`);
     });
+    await load();
+    if (!form.hidden) {
+      const bots = items(await api('GET', '/bots'), 'bots');
+      $('#site-bot', main).replaceChildren(...bots.map((b) => h('option', { value: first(b, 'id', 'app_id') }, `${first(b, 'name') || ''} (${first(b, 'id', 'app_id')})`)));
+    }
   },
 
   async origins(main, ctx) {
@@ -378,12 +390,12 @@ export const pages = {
         }, { aria: `Destroy key ${id}`, confirm: `Destroy key ${id}? Everything sealed or signed with it becomes unreadable. This cannot be undone.` })];
       } : null));
     };
-    await load();
     onSubmit($('#keys-rotate', main), ctx, async (v) => {
-      const data = await api('POST', '/keys/rotate', { purpose: v.purpose });
+      const data = await api('POST', '/keys/rotate', v.force ? { purpose: v.purpose, force: true } : { purpose: v.purpose });
       ctx.say(`Keys of ${v.purpose} rotated${first(data || {}, 'activated') ? ': ' + text(first(data, 'activated')) + ' is active' : ''}.`);
       await load();
     });
+    await load();
   },
 
   async audit(main, ctx) {
@@ -479,7 +491,6 @@ export const pages = {
         }, { aria: `Remove operator ${name}`, confirm: `Remove operator ${name}? Their sessions and tokens end.` })];
       } : null));
     };
-    await load();
     const form = $('#operator-form', main);
     onSubmit(form, ctx, async (v) => {
       const body = { role: v.role, ttl_hours: Number(v.ttl_hours) };
@@ -490,6 +501,7 @@ export const pages = {
       showOnce(main, `Enrollment code for the new ${v.role}${first(data, 'expires_at') ? ' (expires ' + when(first(data, 'expires_at')) + ')' : ''}`, secretsIn(data));
       ctx.say(`Invitation for a new ${v.role} made.`);
     });
+    await load();
   },
 
   async tokens(main, ctx) {
@@ -509,7 +521,6 @@ export const pages = {
         }, { aria: `Revoke token ${first(r, 'name') || id}`, confirm: `Revoke token ${first(r, 'name') || id}? Programs using it stop working.` })];
       }));
     };
-    await load();
     const role = $('#token-role', main);
     for (const o of [...role.options]) {
       const rank = ['owner', 'admin', 'operator', 'auditor'];
@@ -526,6 +537,7 @@ export const pages = {
       showOnce(main, `API token ${v.name}`, [['token', first(data, 'token')]]);
       ctx.say(`Token ${v.name} created.`);
     });
+    await load();
   },
 
   async account(main, ctx) {
@@ -540,7 +552,7 @@ export const pages = {
     });
     onSubmit($('#recovery-form', main), ctx, async () => {
       const data = await api('POST', '/me/recovery-codes', {});
-      showOnce(main, 'New recovery codes', [['recovery codes', items(data, 'recovery_codes', 'codes').join('  ')]]);
+      showOnce(main, 'New recovery codes', items(data, 'recovery_codes', 'codes').map((c, i) => [`recovery code ${i + 1}`, c]));
     });
     $('#signout', main).addEventListener('click', async () => {
       try { await api('DELETE', '/session'); } catch (e) { ctx.showError(e); return; }

@@ -1,0 +1,84 @@
+package adminapi_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-gw/parley/internal/admin"
+	"github.com/parley-gw/parley/internal/adminapi"
+	"github.com/parley-gw/parley/internal/audit"
+)
+
+// revocable is an auditor's credential that can be revoked.
+type revocable struct{ revoked atomic.Bool }
+
+func (a *revocable) Authenticate(*http.Request) (admin.Principal, error) {
+	if a.revoked.Load() {
+		return admin.Principal{}, errors.New("revoked")
+	}
+	return admin.Principal{Kind: admin.KindToken, ID: "tok", Role: admin.RoleAuditor}, nil
+}
+
+func (a *revocable) Reauthenticated(admin.Principal) bool { return false }
+
+// endless follows: one entry a tick until the request ends.
+type endless struct{}
+
+func (endless) Entries(context.Context, int64, int) ([]audit.Entry, error) { return nil, nil }
+
+func (endless) Export(ctx context.Context, w io.Writer, _ int64, follow bool) error {
+	for i := 1; ; i++ {
+		if _, err := fmt.Fprintf(w, "{\"seq\":%d}\n", i); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// A followed export streams for as long as the client keeps the
+// connection: it must end when the credential that opened it is revoked
+// (token revoked or expired, session signed out or expired, operator
+// disabled or demoted), not outlive it.
+func TestRevFollowedExportEndsWhenTheCredentialDoes(t *testing.T) {
+	auth := &revocable{}
+	srv := httptest.NewServer(adminapi.New(adminapi.Config{Auth: auth, Audit: endless{}, RecheckEvery: 50 * time.Millisecond}))
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("GET", srv.URL+admin.Prefix+"/audit/export?follow=1", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("export: %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() {
+		t.Fatal("no first line")
+	}
+	auth.revoked.Store(true)
+	done := make(chan struct{})
+	go func() {
+		for sc.Scan() {
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the followed export still streams 3 s after its credential was revoked")
+	}
+}

@@ -1,0 +1,118 @@
+package operator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-gw/parley/internal/admin"
+)
+
+// The bootstrap code printed at start (to stderr: often a shared log)
+// must stop working once an owner exists, also when that owner enrolled
+// with another code (an owner invite made with the CLI).
+func TestRevBootstrapCodeDiesWhenAnOwnerEnrolls(t *testing.T) {
+	h := newHarness(t)
+	boot := h.bootstrapCode()
+	code, _, err := h.svc.Invite(context.Background(), admin.Principal{Kind: admin.KindLocal, ID: "root", Role: admin.RoleOwner},
+		admin.RoleOwner, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.secrets = append(h.secrets, code)
+	h.enroll(code, "alice", "violet kettle marching sideways")
+	r := h.do(&client{}, "POST", "/enroll", map[string]string{"code": boot, "name": "mallory", "password": "granite puzzle whistle evening"})
+	h.want(r, 401, "unauthenticated")
+}
+
+// Inviting an owner hands out every right, including the routes that
+// need a recent re-authentication (the new owner can re-authenticate
+// and demote or remove the others): it needs one too, so a stolen
+// session cookie or an owner API token cannot mint a full owner.
+func TestRevOwnerInviteNeedsReauth(t *testing.T) {
+	h := newHarness(t)
+	owner := h.owner()
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner"}), 403, "reauth_required")
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner", "name": "sso-owner", "sso_subject": "sub-1"}), 403, "reauth_required")
+	// Nor does an owner API token (a stolen cookie must not turn into a
+	// year-long owner credential); lesser roles' tokens need none.
+	h.want(h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci"}), 403, "reauth_required")
+	h.want(h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci", "role": "owner"}), 403, "reauth_required")
+	r := h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci-admin", "role": "admin"})
+	h.want(r, 201, "")
+	h.secrets = append(h.secrets, r.body["token"].(string))
+	// Lesser roles need no re-authentication; an owner after it does.
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "admin"}), 200, "")
+	h.reauth(owner)
+	// An owner API token, made after re-authenticating: never
+	// re-authenticated itself, so it cannot invite an owner.
+	r = h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci"})
+	h.want(r, 201, "")
+	tok := r.body["token"].(string)
+	h.secrets = append(h.secrets, tok)
+	h.want(h.do(&client{bearer: tok}, "POST", "/operators", map[string]any{"role": "owner"}), 403, "reauth_required")
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner"}), 200, "")
+}
+
+// A burst of parallel guesses from many addresses (so the per-address
+// budget does not bound it) must not outrun the per-operator lockout:
+// the lock is checked before the password hash and counted after it, so
+// every request of the burst passed the check and got its password
+// evaluated (and a right password answered mfa_required while the
+// account was already locked).
+func TestRevParallelGuessesDoNotOutrunTheLockout(t *testing.T) {
+	h := newHarness(t, func(h *harness) { h.settings.MaxFailures = 2 })
+	owner := h.owner()
+	const burst = 24
+	var wg sync.WaitGroup
+	codes := make(chan string, burst)
+	for i := range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(10+i))}
+			cl := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: local}).DialContext}}
+			pw := "wrong password " + strconv.Itoa(i)
+			if i == burst-1 {
+				pw = owner.password // right password, wrong code: must not be told apart once locked
+			}
+			b, _ := json.Marshal(map[string]string{"name": owner.name, "password": pw, "totp": "000000"})
+			req, _ := http.NewRequest("POST", h.srv.URL+admin.Prefix+"/session", bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := cl.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var body struct {
+				Error struct {
+					Code string `json:"code"`
+				} `json:"error"`
+			}
+			_ = json.NewDecoder(res.Body).Decode(&body)
+			res.Body.Close()
+			codes <- strconv.Itoa(res.StatusCode) + " " + body.Error.Code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	evaluated, all := 0, []string{}
+	for c := range codes {
+		all = append(all, c)
+		if c == "401 unauthenticated" || c == "401 mfa_required" {
+			evaluated++
+		}
+	}
+	// max_failures guesses, plus those already hashing when the lock
+	// engaged (at most the hashing bound, max(2, GOMAXPROCS)).
+	if limit := 2 + max(2, runtime.GOMAXPROCS(0)); evaluated > limit {
+		t.Fatalf("%d of %d parallel guesses were evaluated (limit %d): %v", evaluated, burst, limit, all)
+	}
+}

@@ -1,0 +1,142 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-gw/parley/internal/admin"
+	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/server"
+)
+
+// revAdmin runs the wired admin side on loopback and enrolls the owner
+// alice; it returns her client (cookie session with its CSRF token).
+func revAdmin(t *testing.T) *adminClient {
+	t.Helper()
+	ln, mln, aln := listen(t), listen(t), listen(t)
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), "http://"+ln.Addr().String(), dir, true
+	cfg.Metrics.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.MasterKeyFile = dir + "/master.key"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	srv, err := server.New(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var announce bytes.Buffer
+	if err := srv.EnableAdmin(ctx, server.AdminOptions{Announce: &announce}); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, server.Listeners{Main: ln, Metrics: mln, Admin: aln}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	bootstrap := regexp.MustCompile(`pec_[A-Za-z0-9_-]+`).FindString(announce.String())
+	jar, _ := cookiejar.New(nil)
+	owner := &adminClient{t: t, base: "http://" + aln.Addr().String(), c: &http.Client{Jar: jar}}
+	st, body := owner.do("POST", "/enroll", map[string]any{"code": bootstrap, "name": "alice", "password": "violet-harbor-tangent-47"})
+	if st != 200 {
+		t.Fatalf("enroll: %d %s", st, body)
+	}
+	var en struct {
+		EnrollmentID string `json:"enrollment_id"`
+		TOTPSecret   string `json:"totp_secret"`
+	}
+	_ = json.Unmarshal(body, &en)
+	st, body = owner.do("POST", "/enroll/totp", map[string]any{"enrollment_id": en.EnrollmentID, "totp": code(t, en.TOTPSecret, time.Now())})
+	if st != 200 {
+		t.Fatalf("enroll/totp: %d %s", st, body)
+	}
+	var sess struct {
+		CSRF string `json:"csrf_token"`
+	}
+	_ = json.Unmarshal(body, &sess)
+	owner.csrf = sess.CSRF
+	return owner
+}
+
+// Any API token holder (here an auditor's, refused the write itself)
+// sends a path with a byte that is not UTF-8: token.use records the path,
+// and the audit log must still verify.
+func TestAdminRevHostilePathKeepsAuditVerifiable(t *testing.T) {
+	owner := revAdmin(t)
+	st, body := owner.do("POST", "/tokens", map[string]any{"name": "ro", "role": "auditor", "expires_in_days": 1})
+	if st != 201 {
+		t.Fatalf("create token: %d %s", st, body)
+	}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	_ = json.Unmarshal(body, &tok)
+	req, _ := http.NewRequest("POST", owner.base+admin.Prefix+"/bots/%FF%00/secret", strings.NewReader(`{"slot":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("auditor token write: %d", resp.StatusCode)
+	}
+	st, body = owner.do("GET", "/audit/verify", nil)
+	if st != 200 || !strings.Contains(string(body), `"ok":true`) {
+		t.Fatalf("audit verify after a hostile path: %d %s", st, body)
+	}
+}
+
+// DNS rebinding: a page on evil.example whose name now resolves to
+// 127.0.0.1 talks to the plain-HTTP loopback admin listener as its own
+// origin (Host and Origin agree, so the origin check passes). The
+// listener answers only loopback host names.
+func TestAdminRevLoopbackRefusesForeignHost(t *testing.T) {
+	owner := revAdmin(t)
+	_, port, _ := strings.Cut(strings.TrimPrefix(owner.base, "http://"), ":")
+	for _, path := range []string{admin.Prefix + "/session", admin.Prefix + "/openapi.yaml", "/"} {
+		for _, method := range []string{"GET", "POST"} {
+			req, _ := http.NewRequest(method, owner.base+path, strings.NewReader(`{"name":"alice","password":"x"}`))
+			req.Host = "evil.example:" + port
+			req.Header.Set("Origin", "http://evil.example:"+port)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMisdirectedRequest {
+				t.Errorf("%s %s with Host evil.example: %d, want 421", method, path, resp.StatusCode)
+			}
+		}
+	}
+	// Loopback names still work.
+	for _, host := range []string{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port} {
+		req, _ := http.NewRequest("GET", owner.base+admin.Prefix+"/openapi.yaml", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("Host %s: %d", host, resp.StatusCode)
+		}
+	}
+}
