@@ -47,7 +47,7 @@ type adminServer struct {
 // loopback listeners, logging to log, once setup (which wires its admin
 // side) succeeds. It stops when the test ends, and Serve must then
 // return nil.
-func startAdminServer(t *testing.T, log *slog.Logger, setup func(*server.Server) error) *adminServer {
+func startAdminServer(t *testing.T, log *slog.Logger, setup func(*server.Server) error, opts ...func(*config.Config)) *adminServer {
 	t.Helper()
 	ln, mln, aln := listen(t), listen(t), listen(t)
 	dir := t.TempDir()
@@ -55,6 +55,9 @@ func startAdminServer(t *testing.T, log *slog.Logger, setup func(*server.Server)
 	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), "http://"+ln.Addr().String(), dir, true
 	cfg.Metrics.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.MasterKeyFile = dir + "/master.key"
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
