@@ -60,7 +60,7 @@ fuzz ./internal/identity FuzzVerify 25000x
 fuzz ./internal/guard FuzzClientAddr 180000x
 fuzz ./internal/redact FuzzRedact 400000x
 fuzz ./internal/conversation FuzzParseStream 80000x
-fuzz ./internal/usertoken FuzzNoDuplicateKeys 60000x
+fuzz ./internal/strictjson FuzzNoDuplicateKeys 60000x
 
 step "end-to-end (official npm clients)"
 bin_dir=$(mktemp -d)

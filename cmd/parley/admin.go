@@ -438,7 +438,6 @@ func (a *app) newServiceRecording(cfg config.Config, st store.Store, configName 
 			return "", a.checkBotEndpoint(ctx, cfg, endpoint)
 		},
 		PublicURL:  botPublicURL,
-		NewAppID:   newAppID,
 		ConfigName: configName,
 	})
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/config"
-	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -259,18 +258,9 @@ func (a *app) auditCheckpointCmd() *cobra.Command {
 // openAuditKeys opens the store, every key over it and the audit log;
 // done closes them.
 func (a *app) openAuditKeys(ctx context.Context, f storeFlags) (config.Config, *audit.Log, func(), error) {
-	cfg, st, err := a.openAdmin(ctx, f.config, f.data)
+	cfg, st, keys, done, err := a.openAdminKeys(ctx, f)
 	if err != nil {
 		return cfg, nil, nil, err
-	}
-	keys, err := server.OpenKeys(ctx, cfg, st)
-	if err != nil {
-		_ = st.Close()
-		return cfg, nil, nil, err
-	}
-	done := func() {
-		_ = keys.Close()
-		_ = st.Close()
 	}
 	l, err := newAuditLog(cfg, st, keys.Set, nil)
 	if err != nil {

@@ -1,44 +1,30 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// newAppID is a bot's app id: a random UUID, the shape the SDKs expect.
-func newAppID() string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("random app id: %v", err))
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
+// botPublicURL is admin.PublicURL in the command line's words (its flags).
 func botPublicURL(flag, configured string) (string, error) {
-	u := flag
-	if u == "" {
-		u = configured
-	}
-	if u == "" {
+	if flag == "" && configured == "" {
 		return "", errors.New("no public URL for the bot's settings: give Parley's public base URL with --public-url https://chat.example.com, or the server's configuration with --config parley.yaml (its public_url), or set PARLEY_PUBLIC_URL; nothing was changed")
 	}
-	p, err := url.Parse(u)
-	if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || (p.Path != "" && p.Path != "/") || p.RawQuery != "" {
-		return "", fmt.Errorf("--public-url %q must be a base URL such as https://chat.example.com", u)
+	u, err := admin.PublicURL(flag, configured)
+	if err != nil {
+		return "", fmt.Errorf("--public-url %q must be a base URL such as https://chat.example.com", cmp.Or(flag, configured))
 	}
-	return strings.TrimRight(u, "/"), nil
+	return u, nil
 }
 
 // botbuilderSnippet wires botbuilder 4.23.x to Parley's token service

@@ -98,3 +98,20 @@ func TestServeRefusesInsecureBotsInProduction(t *testing.T) {
 		t.Fatalf("serve with an insecure bot in production: %v", err)
 	}
 }
+
+// botPublicURL is admin.PublicURL in the flags' words: the flag wins over
+// the configuration, a base URL only, its errors naming --public-url.
+func TestBotPublicURLWording(t *testing.T) {
+	for _, c := range []struct{ flag, configured, want, err string }{
+		{"https://chat.example.com/", "https://cfg.example.com", "https://chat.example.com", ""},
+		{"", "https://cfg.example.com", "https://cfg.example.com", ""},
+		{"", "", "", "--public-url https://chat.example.com, or the server's configuration with --config"},
+		{"https://chat.example.com/x", "", "", `--public-url "https://chat.example.com/x" must be a base URL`},
+		{"", "ftp://cfg.example.com", "", `--public-url "ftp://cfg.example.com" must be a base URL`},
+	} {
+		got, err := botPublicURL(c.flag, c.configured)
+		if got != c.want || (c.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("botPublicURL(%q, %q) = %q, %v; want %q, %q", c.flag, c.configured, got, err, c.want, c.err)
+		}
+	}
+}

@@ -17,17 +17,17 @@ import (
 
 // openAdminKeys opens the admin store and every key over it (the
 // server's key set, key provider and envelope); done closes both.
-func (a *app) openAdminKeys(ctx context.Context, f storeFlags) (config.Config, server.Keys, func(), error) {
+func (a *app) openAdminKeys(ctx context.Context, f storeFlags) (config.Config, store.Store, server.Keys, func(), error) {
 	cfg, st, err := a.openAdmin(ctx, f.config, f.data)
 	if err != nil {
-		return cfg, server.Keys{}, nil, err
+		return cfg, nil, server.Keys{}, nil, err
 	}
 	keys, err := server.OpenKeys(ctx, cfg, st)
 	if err != nil {
 		_ = st.Close()
-		return cfg, server.Keys{}, nil, err
+		return cfg, nil, server.Keys{}, nil, err
 	}
-	return cfg, keys, func() {
+	return cfg, st, keys, func() {
 		_ = keys.Close() // an HSM's sessions and login
 		_ = st.Close()
 	}, nil
@@ -190,7 +190,7 @@ func (a *app) keysRewrapCmd() *cobra.Command {
 			"old KEK before it saw the rotation (every bots.key_reload). Run this to finish an interrupted rotation\n" +
 			"before 'parley keys destroy' of the retired KEK. It is safe to run while Parley runs, and to run again.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, keys, done, err := a.openAdminKeys(cmd.Context(), f)
+			_, _, keys, done, err := a.openAdminKeys(cmd.Context(), f)
 			if err != nil {
 				return err
 			}

@@ -13,7 +13,6 @@ import (
 	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/operator"
-	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -24,16 +23,10 @@ import (
 // openOperators opens the store, the keys (the TOTP secrets are sealed
 // under them: the command needs the master key) and the operator service.
 func (a *app) openOperators(ctx context.Context, f storeFlags) (config.Config, store.Store, *operator.Service, func(), error) {
-	cfg, st, err := a.openAdmin(ctx, f.config, f.data)
+	cfg, st, keys, done, err := a.openAdminKeys(ctx, f)
 	if err != nil {
 		return cfg, nil, nil, nil, err
 	}
-	keys, err := server.OpenKeys(ctx, cfg, st)
-	if err != nil {
-		_ = st.Close()
-		return cfg, nil, nil, nil, err
-	}
-	done := func() { _ = keys.Close(); _ = st.Close() }
 	var rec operator.Recorder = a.recorder
 	if rec == nil {
 		l, err := newAuditLog(cfg, st, keys.Set, nil)

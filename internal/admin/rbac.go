@@ -124,6 +124,30 @@ var permissions = map[Action][]Role{
 	SessionSelf: {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
 }
 
+// actionPhrases say what each action does, for refusals people read
+// ("your role (operator) may not read keys").
+var actionPhrases = map[Action]string{
+	BotsRead: "read bots", BotsWrite: "register, change or delete bots", BotsSecrets: "replace bots' client secrets",
+	SitesRead: "read sites", SitesWrite: "create, change or delete sites", SitesSecrets: "manage sites' Direct Line secrets", SitesOrigins: "change trusted origins",
+	RetentionRead: "read retention policies", RetentionWrite: "change retention policies",
+	OAuthRead: "read OAuth connections", OAuthWrite: "change OAuth connections",
+	KeysRead: "read keys", KeysManage: "rotate or destroy keys",
+	ConversationsRead: "list conversations", ConversationsErase: "erase conversations",
+	DeadLettersRead: "read dead letters", DeadLettersRedeliver: "redeliver or drop dead letters",
+	OperatorsRead: "read operators", OperatorsManage: "manage operators",
+	TokensManage: "manage API tokens", AuditRead: "read the audit log", SecurityRead: "read the security report",
+	SessionSelf: "use a session",
+}
+
+// Phrase says what a does, in words ("read keys"); the action's name when
+// it has no phrase.
+func (a Action) Phrase() string {
+	if p, ok := actionPhrases[a]; ok {
+		return p
+	}
+	return string(a)
+}
+
 // Actions lists every action in the table, sorted.
 func Actions() []Action {
 	out := make([]Action, 0, len(permissions))

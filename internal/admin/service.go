@@ -250,7 +250,7 @@ func (o *op) allow(ctx context.Context) error {
 	if !Grants(o.p.Role, o.action) || (gatewayWide[o.action] && len(o.p.Bots) > 0) {
 		_ = o.record(ctx, audit.Denied, "role")
 		return &Error{Kind: KindForbidden, Err: fmt.Errorf("%w: role %s may not %s", ErrForbidden, o.p.Role, o.action),
-			Public: fmt.Sprintf("your role (%s) may not %s", o.p.Role, o.action)}
+			Public: fmt.Sprintf("your role (%s) may not %s (%s)", o.p.Role, o.action.Phrase(), o.action)}
 	}
 	return nil
 }

@@ -195,7 +195,7 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 		ctx := admin.WithPrincipal(r.Context(), p)
 		if !admin.Grants(p.Role, rt.Action) || (admin.GatewayWide(rt.Action) && len(p.Bots) > 0) {
 			a.denied(ctx, p, rt, r, "role")
-			admin.WriteError(w, http.StatusForbidden, admin.CodeForbidden, fmt.Sprintf("your role (%s) may not %s", p.Role, rt.Action))
+			admin.WriteError(w, http.StatusForbidden, admin.CodeForbidden, fmt.Sprintf("your role (%s) may not %s (%s)", p.Role, rt.Action.Phrase(), rt.Action))
 			return
 		}
 		if rt.Scope != admin.ScopeNone && len(p.Bots) > 0 {

@@ -1,37 +1,8 @@
 package operator
 
 import (
-	"encoding/json"
 	"testing"
 )
-
-// FuzzStrictJSON: whatever strictJSON accepts is valid JSON, an object
-// with only the struct's exact keys, none repeated.
-func FuzzStrictJSON(f *testing.F) {
-	for _, s := range []string{`{"name":"a","password":"b","totp":"1"}`, `{"name":"a","name":"b"}`, `{"Name":"a"}`, `{"name":{"x":1,"x":2}}`, `[]`, `{}`, `{"bots":["a","b"]}`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var v loginRequest
-		if strictJSON(b, &v) != nil {
-			return
-		}
-		if !json.Valid(b) {
-			t.Fatalf("accepted invalid JSON %q", b)
-		}
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatalf("accepted a non-object %q", b)
-		}
-		for k := range m {
-			switch k {
-			case "name", "password", "totp", "recovery_code":
-			default:
-				t.Fatalf("accepted key %q", k)
-			}
-		}
-	})
-}
 
 // FuzzVerifyPasswordPHC: a stored hash of any shape never panics nor
 // verifies a password it was not made from.

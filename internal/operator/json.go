@@ -1,17 +1,15 @@
 package operator
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"reflect"
-	"strings"
 
 	"github.com/parley-gw/parley/internal/admin"
+	"github.com/parley-gw/parley/internal/strictjson"
 )
 
 // MaxBody bounds a request body of these routes.
@@ -44,101 +42,28 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// strictJSON decodes b into v (a pointer to a struct) as decode describes.
+// strictJSON decodes b into v (a pointer to a struct) as decode
+// describes (keys compared exactly), in these routes' words.
 func strictJSON(b []byte, v any) error {
-	if err := noDuplicateKeys(b); err != nil {
-		return fmt.Errorf("the body is not acceptable JSON: %v", err)
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
+	err := strictjson.Decode(b, v, strictjson.Options{})
+	var dup *strictjson.DuplicateKeyError
+	var unknown *strictjson.UnknownFieldError
+	var te *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, strictjson.ErrInvalid):
+		return errors.New("the body is not acceptable JSON: invalid JSON")
+	case errors.As(err, &dup):
+		return fmt.Errorf("the body is not acceptable JSON: duplicate key %q", dup.Key)
+	case errors.Is(err, strictjson.ErrNotObject):
 		return errors.New("the body must be a JSON object")
-	}
-	allowed := map[string]bool{}
-	t := reflect.TypeOf(v).Elem()
-	for i := 0; i < t.NumField(); i++ {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			allowed[name] = true
-		}
-	}
-	for k := range top {
-		if !allowed[k] {
-			return fmt.Errorf("unknown field %q: the fields are written in lower case as documented", k)
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return fmt.Errorf("field %q has the wrong type: want %s", te.Field, te.Type)
-		}
-		return errors.New("the body is not acceptable JSON")
-	}
-	if dec.More() {
+	case errors.As(err, &unknown):
+		return fmt.Errorf("unknown field %q: the fields are written in lower case as documented", unknown.Key)
+	case errors.As(err, &te):
+		return fmt.Errorf("field %q has the wrong type: want %s", te.Field, te.Type)
+	case errors.Is(err, strictjson.ErrTrailing):
 		return errors.New("the body must hold one JSON object")
 	}
-	return nil
-}
-
-// noDuplicateKeys refuses JSON with a key repeated in one object (as
-// internal/usertoken does for its state: two parsers could read
-// different values).
-func noDuplicateKeys(b []byte) error {
-	if !json.Valid(b) {
-		return errors.New("invalid JSON")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	var stack []*jsonFrame
-	for {
-		t, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var top *jsonFrame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.obj && top.key {
-			if d, ok := t.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				markValueDone(stack)
-				continue
-			}
-			k, _ := t.(string)
-			if top.keys[k] {
-				return fmt.Errorf("duplicate key %q", k)
-			}
-			top.keys[k] = true
-			top.key = false
-			continue
-		}
-		switch d, _ := t.(json.Delim); d {
-		case '{':
-			stack = append(stack, &jsonFrame{obj: true, keys: map[string]bool{}, key: true})
-		case '[':
-			stack = append(stack, &jsonFrame{})
-		case '}', ']':
-			stack = stack[:len(stack)-1]
-			markValueDone(stack)
-		default:
-			markValueDone(stack)
-		}
-	}
-}
-
-type jsonFrame struct {
-	obj  bool
-	keys map[string]bool
-	key  bool // the next token is a key
-}
-
-// markValueDone: a value of the enclosing object ended, a key is next.
-func markValueDone(stack []*jsonFrame) {
-	if len(stack) > 0 && stack[len(stack)-1].obj {
-		stack[len(stack)-1].key = true
-	}
+	return errors.New("the body is not acceptable JSON")
 }

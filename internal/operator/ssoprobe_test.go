@@ -35,8 +35,8 @@ func TestSSOProbeSpendsNoBudgetAndStartsNothing(t *testing.T) {
 	var idp *ssoIdP
 	hs := newHarness(t, func(h *harness) {
 		idp = newSSOIdP(t, h.srv.URL+admin.Prefix+"/sso/callback")
-		h.httpClient = idp.srv.Client()
-		h.settings.SSO.Issuer, h.settings.SSO.ClientID, h.settings.SSO.ClientSecret = idp.srv.URL, ssoClientID, ssoSecret
+		h.httpClient = idp.Client()
+		h.settings.SSO.Issuer, h.settings.SSO.ClientID, h.settings.SSO.ClientSecret = idp.URL, ssoClientID, ssoSecret
 		h.settings.SSO.RedirectURL = h.srv.URL + admin.Prefix + "/sso/callback"
 	})
 	if st := probe(hs.srv.URL); st != http.StatusNoContent {

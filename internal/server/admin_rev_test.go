@@ -7,14 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/parley-gw/parley/internal/admin"
-	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/server"
 )
 
@@ -22,54 +19,13 @@ import (
 // alice; it returns her client (cookie session with its CSRF token).
 func revAdmin(t *testing.T) *adminClient {
 	t.Helper()
-	ln, mln, aln := listen(t), listen(t), listen(t)
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), "http://"+ln.Addr().String(), dir, true
-	cfg.Metrics.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.MasterKeyFile = dir + "/master.key"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	srv, err := server.New(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var announce bytes.Buffer
-	if err := srv.EnableAdmin(ctx, server.AdminOptions{Announce: &announce}); err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, server.Listeners{Main: ln, Metrics: mln, Admin: aln}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
+	as := startAdminServer(t, slog.New(slog.NewJSONHandler(io.Discard, nil)), func(srv *server.Server) error {
+		return srv.EnableAdmin(context.Background(), server.AdminOptions{Announce: &announce})
 	})
 	bootstrap := regexp.MustCompile(`pec_[A-Za-z0-9_-]+`).FindString(announce.String())
-	jar, _ := cookiejar.New(nil)
-	owner := &adminClient{t: t, base: "http://" + aln.Addr().String(), c: &http.Client{Jar: jar}}
-	st, body := owner.do("POST", "/enroll", map[string]any{"code": bootstrap, "name": "alice", "password": "violet-harbor-tangent-47"})
-	if st != 200 {
-		t.Fatalf("enroll: %d %s", st, body)
-	}
-	var en struct {
-		EnrollmentID string `json:"enrollment_id"`
-		TOTPSecret   string `json:"totp_secret"`
-	}
-	_ = json.Unmarshal(body, &en)
-	st, body = owner.do("POST", "/enroll/totp", map[string]any{"enrollment_id": en.EnrollmentID, "totp": code(t, en.TOTPSecret, time.Now())})
-	if st != 200 {
-		t.Fatalf("enroll/totp: %d %s", st, body)
-	}
-	var sess struct {
-		CSRF string `json:"csrf_token"`
-	}
-	_ = json.Unmarshal(body, &sess)
-	owner.csrf = sess.CSRF
+	owner, _, csrf := enrollOwner(t, as.adminBase, bootstrap)
+	owner.csrf = csrf
 	return owner
 }
 

@@ -36,33 +36,58 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
-// The admin API is served on the admin listener (admin.listen) only,
-// never on the public one, over the server's store and keys.
-func TestAdminListener(t *testing.T) {
+// adminServer is a server on loopback (plain HTTP) with its public,
+// metrics and admin listeners' base URLs.
+type adminServer struct {
+	srv                          *server.Server
+	base, metricsBase, adminBase string
+}
+
+// startAdminServer starts a server from the default configuration on
+// loopback listeners, logging to log, once setup (which wires its admin
+// side) succeeds. It stops when the test ends, and Serve must then
+// return nil.
+func startAdminServer(t *testing.T, log *slog.Logger, setup func(*server.Server) error, opts ...func(*config.Config)) *adminServer {
+	t.Helper()
 	ln, mln, aln := listen(t), listen(t), listen(t)
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), "http://"+ln.Addr().String(), dir, true
 	cfg.Metrics.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.MasterKeyFile = dir + "/master.key"
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	srv, err := server.New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.HandleAdmin(adminapi.New(adminapi.Config{Service: srv.AdminService(nil), Auth: ownerToken{}}), nil)
+	if err := setup(srv); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, server.Listeners{Main: ln, Metrics: mln, Admin: aln}) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-	}()
-	base, adminBase := "http://"+ln.Addr().String(), "http://"+aln.Addr().String()
+	})
+	return &adminServer{srv: srv, base: "http://" + ln.Addr().String(), metricsBase: "http://" + mln.Addr().String(), adminBase: "http://" + aln.Addr().String()}
+}
+
+// The admin API is served on the admin listener (admin.listen) only,
+// never on the public one, over the server's store and keys.
+func TestAdminListener(t *testing.T) {
+	as := startAdminServer(t, slog.New(slog.DiscardHandler), func(srv *server.Server) error {
+		srv.HandleAdmin(adminapi.New(adminapi.Config{Service: srv.AdminService(nil), Auth: ownerToken{}}), nil)
+		return nil
+	})
+	base, adminBase := as.base, as.adminBase
 	if status, body := httpGet(t, adminBase+admin.Prefix+"/keys", "Bearer owner-test-token"); status != 200 || !strings.Contains(body, `"purpose":"directline-token"`) {
 		t.Errorf("admin listener GET /keys = %d %.200s", status, body)
 	}
@@ -72,7 +97,7 @@ func TestAdminListener(t *testing.T) {
 	if status, body := httpGet(t, adminBase+admin.Prefix+"/openapi.yaml", ""); status != 200 || !strings.HasPrefix(body, "openapi: 3.1") {
 		t.Errorf("openapi = %d %.40s", status, body)
 	}
-	for _, b := range []string{base, "http://" + mln.Addr().String()} {
+	for _, b := range []string{base, as.metricsBase} {
 		if status, body := httpGet(t, b+admin.Prefix+"/bots", "Bearer owner-test-token"); status != http.StatusNotFound && status != http.StatusUnauthorized || strings.Contains(body, "[") {
 			t.Errorf("%s serves the admin API: %d %s", b, status, body)
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/parley-gw/parley/internal/admin"
-	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/server"
 )
 
@@ -66,48 +65,14 @@ func code(t *testing.T, secret string, at time.Time) string {
 	return c
 }
 
-// The wired admin side (EnableAdmin): the owner enrolls with the
-// bootstrap code and TOTP, works through the console session (CSRF
-// enforced), makes a scoped operator token; the token is held to its
-// role and bot scope by the real authenticator and the service layer;
-// every step lands in the audit log, which verifies.
-func TestAdminWiredEndToEnd(t *testing.T) {
-	ln, mln, aln := listen(t), listen(t), listen(t)
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), "http://"+ln.Addr().String(), dir, true
-	cfg.Metrics.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.MasterKeyFile = dir + "/master.key"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	logs := &syncBuffer{}
-	srv, err := server.New(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var announce bytes.Buffer
-	if err := srv.EnableAdmin(ctx, server.AdminOptions{Announce: &announce}); err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, server.Listeners{Main: ln, Metrics: mln, Admin: aln}) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-	bootstrap := regexp.MustCompile(`pec_[A-Za-z0-9_-]+`).FindString(announce.String())
-	if bootstrap == "" {
-		t.Fatalf("no bootstrap code announced: %q", announce.String())
-	}
+// enrollOwner enrolls the owner alice on the admin listener at base with
+// the bootstrap code: password, then the first TOTP code. It returns her
+// client (a cookie session, its CSRF token not yet set), her TOTP secret
+// and the session's CSRF token.
+func enrollOwner(t *testing.T, base, bootstrap string) (owner *adminClient, totpSecret, csrf string) {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	owner := &adminClient{t: t, base: "http://" + aln.Addr().String(), c: &http.Client{Jar: jar}}
-
-	// Enroll the owner: code, password, first TOTP code.
+	owner = &adminClient{t: t, base: base, c: &http.Client{Jar: jar}}
 	st, body := owner.do("POST", "/enroll", map[string]any{"code": bootstrap, "name": "alice", "password": "violet-harbor-tangent-47"})
 	if st != 200 {
 		t.Fatalf("enroll: %d %s", st, body)
@@ -125,6 +90,26 @@ func TestAdminWiredEndToEnd(t *testing.T) {
 		CSRF string `json:"csrf_token"`
 	}
 	_ = json.Unmarshal(body, &sess)
+	return owner, en.TOTPSecret, sess.CSRF
+}
+
+// The wired admin side (EnableAdmin): the owner enrolls with the
+// bootstrap code and TOTP, works through the console session (CSRF
+// enforced), makes a scoped operator token; the token is held to its
+// role and bot scope by the real authenticator and the service layer;
+// every step lands in the audit log, which verifies.
+func TestAdminWiredEndToEnd(t *testing.T) {
+	logs := &syncBuffer{}
+	var announce bytes.Buffer
+	as := startAdminServer(t, slog.New(slog.NewJSONHandler(logs, nil)), func(srv *server.Server) error {
+		return srv.EnableAdmin(context.Background(), server.AdminOptions{Announce: &announce})
+	})
+	bootstrap := regexp.MustCompile(`pec_[A-Za-z0-9_-]+`).FindString(announce.String())
+	if bootstrap == "" {
+		t.Fatalf("no bootstrap code announced: %q", announce.String())
+	}
+	// Enroll the owner: code, password, first TOTP code.
+	owner, totpSecret, csrf := enrollOwner(t, as.adminBase, bootstrap)
 	// The bootstrap code is single use.
 	if st, body := (&adminClient{t: t, base: owner.base, c: &http.Client{}}).do("POST", "/enroll", map[string]any{"code": bootstrap, "name": "mallory", "password": "another-long-passphrase-91"}); st != 401 {
 		t.Fatalf("bootstrap code used twice: %d %s", st, body)
@@ -134,7 +119,7 @@ func TestAdminWiredEndToEnd(t *testing.T) {
 	if st, body := owner.do("POST", "/bots", map[string]any{"name": "A", "endpoint": "http://127.0.0.1:9/a", "insecureNoAuth": true}); st != 403 || !strings.Contains(string(body), admin.CodeCSRF) {
 		t.Fatalf("POST without X-CSRF-Token: %d %s", st, body)
 	}
-	owner.csrf = sess.CSRF
+	owner.csrf = csrf
 	ids := map[string]string{}
 	for _, name := range []string{"A", "B"} {
 		st, body := owner.do("POST", "/bots", map[string]any{"name": "Bot " + name, "endpoint": "http://127.0.0.1:9/" + name, "insecureNoAuth": true})
@@ -154,7 +139,7 @@ func TestAdminWiredEndToEnd(t *testing.T) {
 	}
 
 	// A token for an operator scoped to bot A.
-	st, body = owner.do("POST", "/tokens", map[string]any{"name": "team-a", "role": "operator", "bots": []string{ids["A"]}, "expires_in_days": 1})
+	st, body := owner.do("POST", "/tokens", map[string]any{"name": "team-a", "role": "operator", "bots": []string{ids["A"]}, "expires_in_days": 1})
 	if st != 201 {
 		t.Fatalf("create token: %d %s", st, body)
 	}
@@ -207,7 +192,7 @@ func TestAdminWiredEndToEnd(t *testing.T) {
 		t.Errorf("audit verify: %d %s", st, body)
 	}
 	// No code, password, token or TOTP secret in the server's log.
-	for _, secret := range []string{bootstrap, "violet-harbor", tok.Token, en.TOTPSecret, sess.CSRF} {
+	for _, secret := range []string{bootstrap, "violet-harbor", tok.Token, totpSecret, csrf} {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the log holds a secret (%.10s...)", secret)
 		}

@@ -40,8 +40,10 @@ func (s *Server) EnableAdmin(ctx context.Context, o AdminOptions) error {
 	ops, err := operator.New(operator.Config{
 		Store: s.st, Sealer: s.keys.Envelope, Audit: auditLog, Log: s.logger, Settings: s.cfg.Operators,
 		// The cookie is __Host- and Secure on TLS; plain HTTP only on loopback.
-		Secure:       s.cfg.Admin.TLS(),
-		ClientAddr:   s.proxies.ClientAddr,
+		Secure: s.cfg.Admin.TLS(),
+		// The admin listener's client is its TCP peer: trusted_proxies are
+		// the main listener's, and a forwarded address would let any local
+		// process pick a fresh one per sign-in attempt.
 		Pseudonymize: s.pseudonyms.Addr,
 		Announce:     o.Announce,
 	})

@@ -188,6 +188,20 @@ func TestCredentialStuffingReportedAndAlerted(t *testing.T) {
 	if rep.Offenders[1].ByReason["missing_credential"] != 1 {
 		t.Errorf("python offender reasons %v; want one missing_credential", rep.Offenders[1].ByReason)
 	}
+	// Each offender's failures over time (the console's chart): buckets
+	// that add up to its total, in order, within the report's span.
+	for _, o := range rep.Offenders {
+		var sum int64
+		for i, p := range o.Series {
+			sum += p.Count
+			if p.Minute.Before(rep.Since) || (i > 0 && !p.Minute.After(o.Series[i-1].Minute)) {
+				t.Errorf("offender %s series %+v: out of order or before the report's start", o.Client, o.Series)
+			}
+		}
+		if sum != o.Failures || len(o.Series) == 0 {
+			t.Errorf("offender %s: series %+v adds up to %d; want its %d failures", o.Client, o.Series, sum, o.Failures)
+		}
+	}
 
 	// The alert: once, for the top offender, signed.
 	deadline := time.Now().Add(10 * time.Second)

@@ -664,6 +664,13 @@ type Store interface {
 	AddAuthFailures(ctx context.Context, counts []AuthFailureCount) error
 	TopAuthFailures(ctx context.Context, since time.Time, top int) ([]AuthFailureCount, error)
 	AuthFailureTotals(ctx context.Context, since time.Time, by []string, min int64, limit int) ([]AuthFailureCount, error)
+	// AuthFailureSeries answers one offender's (site, client, user agent)
+	// failures at or after since in buckets of bucket (a whole number of
+	// minutes; each bucket starts at a multiple of bucket since the Unix
+	// epoch): one row per non-empty bucket, Minute its start and Count its
+	// sum over statuses and reasons, by Minute (the security report's
+	// chart over time).
+	AuthFailureSeries(ctx context.Context, since time.Time, bucket time.Duration, site, client, userAgent string) ([]AuthFailureCount, error)
 	PruneAuthFailures(ctx context.Context, before time.Time) (int64, error)
 	// ClaimAlert records that alert rule fired for key at now, unless it
 	// already fired for that key after now-window: claimed is true for

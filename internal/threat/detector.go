@@ -22,6 +22,7 @@ type Store interface {
 	AddAuthFailures(ctx context.Context, counts []store.AuthFailureCount) error
 	TopAuthFailures(ctx context.Context, since time.Time, top int) ([]store.AuthFailureCount, error)
 	AuthFailureTotals(ctx context.Context, since time.Time, by []string, min int64, limit int) ([]store.AuthFailureCount, error)
+	AuthFailureSeries(ctx context.Context, since time.Time, bucket time.Duration, site, client, userAgent string) ([]store.AuthFailureCount, error)
 	PruneAuthFailures(ctx context.Context, before time.Time) (int64, error)
 	ClaimAlert(ctx context.Context, rule, key string, now time.Time, window time.Duration) (bool, error)
 }

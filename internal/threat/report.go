@@ -22,12 +22,23 @@ type Offender struct {
 	ByReason  map[string]int64 `json:"by_reason"`
 	FirstSeen time.Time        `json:"first_seen"`
 	LastSeen  time.Time        `json:"last_seen"`
+	// Series is the offender's failures over time, in the report's
+	// buckets (only non-empty ones), for a chart.
+	Series []Point `json:"series"`
+}
+
+// Point is one time bucket's failures: Minute is the bucket's start.
+type Point struct {
+	Minute time.Time `json:"minute"`
+	Count  int64     `json:"count"`
 }
 
 // Report is the top offenders since a time.
 type Report struct {
-	Since     time.Time  `json:"since"`
-	Generated time.Time  `json:"generated"`
+	Since     time.Time `json:"since"`
+	Generated time.Time `json:"generated"`
+	// Bucket is the width of the offenders' Series buckets.
+	Bucket    string     `json:"bucket"`
 	Failures  int64      `json:"failures"` // all failures since Since
 	Offenders []Offender `json:"offenders"`
 }
@@ -64,7 +75,31 @@ func BuildReport(ctx context.Context, st Store, now, since time.Time, top int) (
 			o.LastSeen = r.LastSeen
 		}
 	}
+	bucket := SeriesBucket(now.Sub(since))
+	rep.Bucket = bucket.String()
+	for i := range rep.Offenders {
+		o := &rep.Offenders[i]
+		pts, err := st.AuthFailureSeries(ctx, since, bucket, o.Site, o.Client, o.UserAgent)
+		if err != nil {
+			return rep, fmt.Errorf("build security report: %w", err)
+		}
+		o.Series = make([]Point, len(pts))
+		for j, p := range pts {
+			o.Series[j] = Point{Minute: p.Minute.UTC(), Count: p.Count}
+		}
+	}
 	return rep, nil
+}
+
+// SeriesBucket is the bucket width for a report over span: whole
+// minutes, at most about 120 buckets (1 minute for the last 2 hours, 12
+// minutes for a day, 84 for a week).
+func SeriesBucket(span time.Duration) time.Duration {
+	b := (span / 120).Truncate(time.Minute)
+	if b < time.Minute {
+		b = time.Minute
+	}
+	return b
 }
 
 // WriteText writes the report as a table.

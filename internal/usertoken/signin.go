@@ -1,7 +1,6 @@
 package usertoken
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -10,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -20,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/parley-gw/parley/internal/store"
+	"github.com/parley-gw/parley/internal/strictjson"
 )
 
 // link is what a sign-in link (the OAuthCard's button) signs in: a user
@@ -249,63 +248,13 @@ func (s *Service) parseState(ctx context.Context, botID, raw string) (tokenState
 }
 
 // noDuplicateKeys refuses JSON with a key repeated in one object (two
-// parsers could read different values).
+// parsers could read different values) or nested more than 64 deep.
 func noDuplicateKeys(b []byte) error {
-	if !json.Valid(b) {
+	err := strictjson.Keys(b, strictjson.Options{MaxDepth: 64})
+	if errors.Is(err, strictjson.ErrInvalid) {
 		return errors.New("invalid JSON")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	type frame struct {
-		obj  bool
-		keys map[string]bool
-		key  bool // next token is a key
-	}
-	var stack []*frame
-	for n := 0; ; n++ {
-		t, err := dec.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) && len(stack) == 0 && n > 0 {
-				return nil
-			}
-			return err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.obj && top.key {
-			if d, ok := t.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].obj {
-					stack[len(stack)-1].key = true
-				}
-				continue
-			}
-			k := t.(string)
-			if top.keys[k] {
-				return fmt.Errorf("duplicate key %q", k)
-			}
-			top.keys[k] = true
-			top.key = false
-			continue
-		}
-		switch d, _ := t.(json.Delim); d {
-		case '{':
-			stack = append(stack, &frame{obj: true, keys: map[string]bool{}, key: true})
-			continue
-		case '[':
-			stack = append(stack, &frame{})
-			continue
-		case '}', ']':
-			stack = stack[:len(stack)-1]
-		}
-		if len(stack) > 0 && stack[len(stack)-1].obj {
-			stack[len(stack)-1].key = true
-		}
-		if len(stack) > 64 {
-			return errors.New("nested too deep")
-		}
-	}
+	return err // nil, "duplicate key %q" or "nested too deep"
 }
 
 // SignInResource is the SDKs' SignInUrlResponse.

@@ -1,7 +1,6 @@
 package usertoken
 
 import (
-	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -27,18 +26,6 @@ func TestNoDuplicateKeys(t *testing.T) {
 			t.Errorf("noDuplicateKeys(%s) = %v, want ok=%v", in, err, ok)
 		}
 	}
-}
-
-// FuzzNoDuplicateKeys: whatever it accepts is valid JSON.
-func FuzzNoDuplicateKeys(f *testing.F) {
-	for _, s := range []string{`{}`, `{"a":[1,{"b":2}]}`, `{"a":1,"a":1}`, `[{"x":{}}]`, `"s"`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if noDuplicateKeys(b) == nil && !json.Valid(b) {
-			t.Fatalf("accepted invalid JSON %q", b)
-		}
-	})
 }
 
 func TestValidateConnection(t *testing.T) {

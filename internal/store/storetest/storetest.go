@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OutboxStats", testOutboxStats},
 		{"DeleteBotTakesOAuth", testDeleteBotTakesOAuth},
 		{"AuthFailures", testAuthFailures},
+		{"AuthFailureSeries", testAuthFailureSeries},
 		{"Supersedes", testSupersedes},
 		{"OAuthConnectionsAndUserTokens", testOAuth},
 		{"AuditLog", testAudit},
