@@ -49,7 +49,7 @@ func (s *Store) unchanged(ctx context.Context, tx *sql.Tx) bool {
 		return s.dvUnchanged
 	}
 	var v int64
-	if err := tx.StmtContext(ctx, s.wstmts[qDataVersion]).QueryRowContext(ctx).Scan(&v); err != nil {
+	if err := s.txStmt(ctx, tx, qDataVersion).QueryRowContext(ctx).Scan(&v); err != nil {
 		return false
 	}
 	s.dvTxN, s.dvUnchanged = s.txN, v == s.dataVersion
@@ -72,7 +72,7 @@ func (s *Store) mark(ctx context.Context, tx *sql.Tx, conv string, ends bool, no
 		return nil
 	}
 	var at int64
-	err = tx.StmtContext(ctx, s.wstmts[qConvExists]).QueryRowContext(ctx, conv).Scan(&at)
+	err = s.txStmt(ctx, tx, qConvExists).QueryRowContext(ctx, conv).Scan(&at)
 	if errors.Is(err, sql.ErrNoRows) {
 		delete(s.nextSeq, conv)
 		delete(s.marked, conv)

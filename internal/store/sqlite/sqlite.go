@@ -74,6 +74,13 @@ type Store struct {
 	stmtMu sync.Mutex
 	rstmts map[string]*sql.Stmt // on the reader pool, prepared on first use
 	wstmts map[string]*sql.Stmt // on the writer connection, prepared at Open
+	// The writer's statements bound to the transaction under way (curTx),
+	// each bound once per transaction rather than once per use: a batch
+	// of appends ran Tx.StmtContext (an allocation and a lock) 3 times
+	// per request. Writer only; database/sql closes them with the
+	// transaction.
+	curTx   *sql.Tx
+	txStmts map[string]*sql.Stmt
 
 	// Conversations never change once created: cache them. Bots change
 	// rarely and may be changed by another process (the admin CLI), so
@@ -196,7 +203,7 @@ func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
-	s := &Store{syncNormal: opt.SyncNormal, w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, marked: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
+	s := &Store{syncNormal: opt.SyncNormal, w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, marked: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}, txStmts: map[string]*sql.Stmt{}}
 	s.health.okAt, s.health.probeEvery, s.health.staleAfter = time.Now(), probeEvery, staleAfter // the migrations committed
 	for _, q := range writeQueries {
 		st, err := w.PrepareContext(ctx, q)
@@ -257,7 +264,20 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 
 // txExec runs a prepared writer statement inside tx.
 func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
-	return tx.StmtContext(ctx, s.wstmts[q]).ExecContext(ctx, args...)
+	return s.txStmt(ctx, tx, q).ExecContext(ctx, args...)
+}
+
+// txStmt returns the writer statement q bound to tx.
+func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
+	if tx != s.curTx {
+		return tx.StmtContext(ctx, s.wstmts[q])
+	}
+	st, ok := s.txStmts[q]
+	if !ok {
+		st = tx.StmtContext(ctx, s.wstmts[q])
+		s.txStmts[q] = st
+	}
+	return st
 }
 
 // write hands fn to the writer and waits for its commit.
@@ -737,6 +757,9 @@ func (s *Store) runTx(reqs []*writeReq) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	s.txN++
+	s.curTx = tx
+	clear(s.txStmts)
+	defer func() { s.curTx = nil; clear(s.txStmts) }()
 	for _, r := range reqs {
 		if r.err = r.fn(ctx, tx); r.err != nil {
 			_ = tx.Rollback()
@@ -768,7 +791,7 @@ func (s *Store) runTx(reqs []*writeReq) error {
 func (s *Store) appendOne(ctx context.Context, tx *sql.Tx, conv string, recs []store.NewRecord, outs []store.NewOutbox) ([]store.Record, []store.OutboxItem, error) {
 	next, ok := s.nextSeq[conv]
 	if !ok {
-		if err := tx.StmtContext(ctx, s.wstmts[qNextSeq]).QueryRowContext(ctx, conv).Scan(&next); err != nil {
+		if err := s.txStmt(ctx, tx, qNextSeq).QueryRowContext(ctx, conv).Scan(&next); err != nil {
 			return nil, nil, notFound(err, "append")
 		}
 	}
