@@ -5,6 +5,7 @@
 import { api, setCSRF, onReauth, onExpired, ApiError, val, first } from './api.js';
 import { grants } from './roles.js';
 import { pages } from './pages.js';
+import { passkeyPages, wireReauthPasskey } from './passkeys.js';
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -125,6 +126,8 @@ export async function route() {
   delete main.dataset.ready;
   try {
     await pages[name]?.(main, { go, can, say, showError, state, setMe });
+    // Passkeys add to the sign-in and account pages (passkeys.js).
+    await passkeyPages[name]?.(main, { go, can, say, showError, state, setMe });
   } catch (e) {
     if (seq !== renderSeq) return;
     if (e instanceof ApiError && e.status === 401 && !PUBLIC.has(name)) {
@@ -204,6 +207,7 @@ onReauth(() => new Promise((resolve) => {
   const done = (ok) => { dlg.close(); dlg.remove(); resolve(ok); };
   dlg.querySelector('[data-cancel]').addEventListener('click', () => done(false));
   dlg.addEventListener('cancel', () => done(false));
+  wireReauthPasskey(dlg, done);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const code = form.code.value.trim();
