@@ -61,6 +61,10 @@ fuzz ./internal/guard FuzzClientAddr 180000x
 fuzz ./internal/redact FuzzRedact 400000x
 fuzz ./internal/conversation FuzzParseStream 80000x
 fuzz ./internal/strictjson FuzzNoDuplicateKeys 60000x
+fuzz ./internal/strictjson FuzzStrictJSON 200000x
+fuzz ./internal/audit FuzzAnchorLine 80000x
+fuzz ./internal/audit FuzzParseHead 40000x
+fuzz ./internal/operator FuzzVerifyPasswordPHC 40000x
 
 step "end-to-end (official npm clients)"
 bin_dir=$(mktemp -d)
