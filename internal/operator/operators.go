@@ -190,15 +190,8 @@ func (s *Service) patchOperator(w http.ResponseWriter, r *http.Request, p admin.
 	if !decode(w, r, &req) {
 		return
 	}
-	ops, err := s.st.ListOperators(ctx)
-	if err != nil {
-		s.internalError(w, "change operator", err)
-		return
-	}
-	id := r.PathValue("operator")
-	i := slices.IndexFunc(ops, func(o store.Operator) bool { return o.ID == id })
-	if i < 0 {
-		admin.WriteError(w, http.StatusNotFound, admin.CodeNotFound, "no such operator")
+	ops, i, ok := s.pathOperator(w, r, "change operator")
+	if !ok {
 		return
 	}
 	before := ops[i]
@@ -261,17 +254,28 @@ func (s *Service) patchOperator(w http.ResponseWriter, r *http.Request, p admin.
 	admin.WriteJSON(w, http.StatusOK, map[string]any{"operator": s.viewOperator(op)})
 }
 
-func (s *Service) deleteOperator(w http.ResponseWriter, r *http.Request, p admin.Principal) {
-	ctx := r.Context()
-	ops, err := s.st.ListOperators(ctx)
+// pathOperator lists the operators (the caller checks that an owner
+// remains) and finds the one the {operator} path value names: false
+// once it has answered (404 for an unknown id).
+func (s *Service) pathOperator(w http.ResponseWriter, r *http.Request, verb string) ([]store.Operator, int, bool) {
+	ops, err := s.st.ListOperators(r.Context())
 	if err != nil {
-		s.internalError(w, "remove operator", err)
-		return
+		s.internalError(w, verb, err)
+		return nil, 0, false
 	}
 	id := r.PathValue("operator")
 	i := slices.IndexFunc(ops, func(o store.Operator) bool { return o.ID == id })
 	if i < 0 {
 		admin.WriteError(w, http.StatusNotFound, admin.CodeNotFound, "no such operator")
+		return nil, 0, false
+	}
+	return ops, i, true
+}
+
+func (s *Service) deleteOperator(w http.ResponseWriter, r *http.Request, p admin.Principal) {
+	ctx := r.Context()
+	ops, i, ok := s.pathOperator(w, r, "remove operator")
+	if !ok {
 		return
 	}
 	target := ops[i]
@@ -283,14 +287,14 @@ func (s *Service) deleteOperator(w http.ResponseWriter, r *http.Request, p admin
 		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, "this is the last owner: make another operator owner first")
 		return
 	}
-	if err := s.st.DeleteOperator(ctx, id); errors.Is(err, store.ErrLastOwner) {
+	if err := s.st.DeleteOperator(ctx, target.ID); errors.Is(err, store.ErrLastOwner) {
 		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, "this is the last owner: make another operator owner first")
 		return
 	} else if err != nil {
 		s.internalError(w, "remove operator", err)
 		return
 	}
-	s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.delete", Target: "operator:" + id,
+	s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.delete", Target: "operator:" + target.ID,
 		Outcome: audit.Success, Client: p.Client, Detail: map[string]string{"name": target.Name, "role": target.Role}})
 	w.WriteHeader(http.StatusNoContent)
 }

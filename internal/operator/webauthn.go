@@ -198,6 +198,21 @@ func (u passkeyUser) WebAuthnCredentials() []webauthn.Credential {
 	return out
 }
 
+// registeringUser is op as a passkey user who may register one more
+// (fewer than maxPasskeys): false once it has answered.
+func (s *Service) registeringUser(w http.ResponseWriter, ctx context.Context, op store.Operator) (passkeyUser, bool) {
+	user, err := s.passkeyUser(ctx, op)
+	if err != nil {
+		s.internalError(w, "register passkey", err)
+		return passkeyUser{}, false
+	}
+	if len(user.creds) >= maxPasskeys {
+		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, fmt.Sprintf("you have %d passkeys, the most allowed: remove one first", maxPasskeys))
+		return passkeyUser{}, false
+	}
+	return user, true
+}
+
 func (s *Service) passkeyUser(ctx context.Context, op store.Operator) (passkeyUser, error) {
 	creds, err := s.st.ListWebAuthnCredentials(ctx, op.ID)
 	if err != nil {
@@ -615,13 +630,8 @@ func (s *Service) registerPasskeyBegin(w http.ResponseWriter, r *http.Request, p
 		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, err.Error())
 		return
 	}
-	user, err := s.passkeyUser(ctx, op)
-	if err != nil {
-		s.internalError(w, "register passkey", err)
-		return
-	}
-	if len(user.creds) >= maxPasskeys {
-		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, fmt.Sprintf("you have %d passkeys, the most allowed: remove one first", maxPasskeys))
+	user, ok := s.registeringUser(w, ctx, op)
+	if !ok {
 		return
 	}
 	var exclude []protocol.CredentialDescriptor
@@ -675,13 +685,8 @@ func (s *Service) registerPasskeyFinish(w http.ResponseWriter, r *http.Request, 
 		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, "no passkey registration is waiting, or it expired or was used: begin again (POST /admin/v1/me/passkeys/begin)")
 		return
 	}
-	user, err := s.passkeyUser(ctx, op)
-	if err != nil {
-		s.internalError(w, "register passkey", err)
-		return
-	}
-	if len(user.creds) >= maxPasskeys {
-		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, fmt.Sprintf("you have %d passkeys, the most allowed: remove one first", maxPasskeys))
+	user, ok := s.registeringUser(w, ctx, op)
+	if !ok {
 		return
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(req.Credential)
