@@ -420,6 +420,12 @@ func NewID() string {
 	if _, err := rand.Read(b); err != nil {
 		panic(fmt.Sprintf("conversation: random id: %v", err))
 	}
+	// Never '-' or '_' first (base64url's last two letters): an id is typed
+	// as a command-line argument (parley site delete ID), where a leading
+	// '-' reads as a flag.
+	if b[0]>>2 >= 62 {
+		b[0] &^= 0x80
+	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
