@@ -23,7 +23,7 @@ func FuzzRedact(f *testing.F) {
 			t.Fatalf("String(%q) is empty", s)
 		}
 		for _, run := range standaloneCards(s) {
-			if strings.Contains(out, run) {
+			if standsAlone(out, run) {
 				t.Fatalf("card %s survived: %q -> %q", run, s, out)
 			}
 		}
@@ -51,6 +51,24 @@ func standaloneCards(s string) []string {
 		out = append(out, run)
 	}
 	return out
+}
+
+// standsAlone reports whether run occurs in s between spaces or line ends.
+// The same digits inside a longer number are not the card: the input
+// "222222222222200001 2222222222222000" keeps its first, longer number.
+func standsAlone(s, run string) bool {
+	for from := 0; ; {
+		i := strings.Index(s[from:], run)
+		if i < 0 {
+			return false
+		}
+		i += from
+		end := i + len(run)
+		if (i == 0 || isSpace(s[i-1])) && (end == len(s) || isSpace(s[end])) {
+			return true
+		}
+		from = i + 1
+	}
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\n' }
