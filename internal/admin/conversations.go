@@ -162,6 +162,9 @@ func (s *Service) EraseConversation(ctx context.Context, p Principal, id string)
 	if err != nil {
 		return Erasure{}, o.done(ctx, asNotFound(err, "conversation", id))
 	}
+	if s.d.Erased != nil {
+		s.d.Erased(e)
+	}
 	out := Erasure{Conversation: id, BotID: e.BotID, SiteID: e.SiteID, ErasedAt: now, Activities: e.Activities, OutboxItems: e.OutboxItems,
 		DeadLetters: e.DeadLetters, Attachments: e.Attachments, Sessions: e.Sessions, DataKeyScope: e.DataKeyScope, KEKID: e.KEKID, Backups: EraseBackups, Store: e}
 	out.ScrubErr = s.d.Store.Scrub(ctx)

@@ -58,6 +58,10 @@ type Deps struct {
 	ConfigName string
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Erased, when set, is told about each conversation the service
+	// erased, after the store deleted it: a running server drops the
+	// conversation's data key from memory and ends its open streams.
+	Erased func(store.Erased)
 }
 
 // Service is the operators' service layer: the admin API and the CLI

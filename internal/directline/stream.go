@@ -16,6 +16,7 @@ import (
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/reqinfo"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // stream: GET /conversations/{id}/stream?watermark=&t= (WebSocket).
@@ -429,12 +430,60 @@ func (a *API) keepAlives() {
 			return
 		case now := <-t.C:
 			limit := now.Add(-every).UnixNano()
-			for _, s := range a.streamSet.snapshot() {
+			open := a.streamSet.snapshot()
+			for _, s := range open {
 				if s.lastWrite.Load() <= limit {
 					s.want(true)
 				}
 			}
+			a.endGone(a.base, open)
 		}
+	}
+}
+
+// endGone ends the streams whose conversation no longer exists: erased
+// by an operator or by retention, or deleted with its site or bot,
+// possibly by another process (the CLI). One lookup per conversation
+// (the store answers most from its cache); a lookup that fails for
+// another reason keeps the stream.
+func (a *API) endGone(ctx context.Context, open []*streamState) {
+	gone := map[string]bool{}
+	for _, s := range open {
+		g, ok := gone[s.conv]
+		if !ok {
+			_, err := a.st.GetConversation(ctx, s.conv)
+			g = errors.Is(err, store.ErrNotFound)
+			gone[s.conv] = g
+		}
+		if g {
+			s.end()
+		}
+	}
+}
+
+// EndConversation ends the open streams of conversation conv at once (the
+// server calls it when it erases conv). It returns how many it ended.
+func (a *API) EndConversation(conv string) int {
+	n := 0
+	for _, s := range a.streamSet.snapshot() {
+		if s.conv == conv {
+			s.end()
+			n++
+		}
+	}
+	return n
+}
+
+// end stops writing to s and closes it with a normal close frame whose
+// reason says the conversation ended: nothing more of it is sent, and a
+// client that reconnects is told the conversation is not found.
+func (s *streamState) end() {
+	s.mu.Lock()
+	already := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if !already {
+		go func() { _ = s.ws.Close(websocket.StatusNormalClosure, "conversation ended") }()
 	}
 }
 

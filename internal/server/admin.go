@@ -13,6 +13,7 @@ import (
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/redact"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // adminListener is what the admin listener (admin.listen) serves: the
@@ -47,7 +48,20 @@ func (s *Server) AdminService(rec admin.Recorder) *admin.Service {
 		// A running server's configuration is a production one: insecure
 		// bots only with insecure_http.
 		ConfigName: "the server's configuration",
+		Erased:     s.erased,
 	})
+}
+
+// erased follows the erasure of a conversation (by an operator or by
+// retention) in this process: its data key leaves memory too
+// (crypto-shredding), and its open streams end at once. Streams of
+// conversations deleted by another process (the CLI) end at the next
+// keep-alive round.
+func (s *Server) erased(e store.Erased) {
+	s.envelope.Forget(store.DataKeyScope(e.ConversationID))
+	if n := s.dl.EndConversation(e.ConversationID); n > 0 {
+		s.logger.Info("streams of an erased conversation ended", "streams", n)
+	}
 }
 
 // HandleAdmin sets what the admin listener serves: api (adminapi.New)

@@ -197,7 +197,7 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 		EphemeralHold: time.Duration(rc.EphemeralHold), EphemeralMax: time.Duration(rc.EphemeralMax), TombstonesFor: time.Duration(rc.TombstonesFor),
 		// The conversation's data key is gone from the store: drop it from
 		// memory too.
-		OnDeleted: func(e store.Erased) { keys.Envelope.Forget(store.DataKeyScope(e.ConversationID)) }}, logger)
+		OnDeleted: func(e store.Erased) { s.erased(e) }}, logger)
 	s.refusedConns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_connections_refused_total", Help: "Connections closed at once by the limit that was reached: max_connections (gateway-wide) or max_connections_per_client (one client address)."}, []string{"limit"})
 	s.refusedConns.WithLabelValues(limitConnections)
 	s.refusedConns.WithLabelValues(limitConnectionsPerClient)
