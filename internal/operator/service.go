@@ -89,9 +89,17 @@ type Config struct {
 	Announce io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// HTTPClient talks to the SSO provider (default http.DefaultClient).
+	// HTTPClient talks to the SSO provider (default: a client that gives
+	// up after ProviderTimeout).
 	HTTPClient *http.Client
+	// ProviderTimeout bounds each call to the SSO provider: discovery, the
+	// code exchange, its keys (default 10 s). A provider that is down or
+	// hangs costs a sign-in that long, then a 503 that says so.
+	ProviderTimeout time.Duration
 }
+
+// defaultProviderTimeout is Config.ProviderTimeout's default.
+const defaultProviderTimeout = 10 * time.Second
 
 // Service is operator identity.
 type Service struct {
@@ -130,6 +138,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Issuer == "" {
 		cfg.Issuer = "Parley"
+	}
+	if cfg.ProviderTimeout <= 0 {
+		cfg.ProviderTimeout = defaultProviderTimeout
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: cfg.ProviderTimeout}
 	}
 	if cfg.Announce == nil {
 		cfg.Announce = os.Stderr

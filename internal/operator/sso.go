@@ -48,22 +48,43 @@ func (s *Service) oidcContext(ctx context.Context) context.Context {
 	return ctx
 }
 
-// oauth discovers the provider (once) and returns its OAuth2 config and
-// ID token verifier.
+// msgSSOUnreachable answers a sign-in while the provider cannot be reached.
+const msgSSOUnreachable = "the single sign-on provider cannot be reached: try again in a few minutes, or sign in with name, password and code"
+
+// oauth discovers the provider (once it answers) and returns its OAuth2
+// config and ID token verifier. Discovery runs without the lock, within
+// the provider timeout: while the provider is down or hangs, each sign-in
+// waits at most that long, never behind another's attempt.
 func (s *Service) oauth(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVerifier, error) {
 	c := s.sso
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.provider == nil {
-		p, err := oidc.NewProvider(s.oidcContext(ctx), c.cfg.Issuer)
+	p := c.provider
+	c.mu.Unlock()
+	if p == nil {
+		dctx, cancel := context.WithTimeout(s.oidcContext(ctx), s.cfg.ProviderTimeout)
+		defer cancel()
+		found, err := oidc.NewProvider(dctx, c.cfg.Issuer)
 		if err != nil {
-			return nil, nil, fmt.Errorf("discover SSO provider: %w", err)
+			return nil, nil, fmt.Errorf("discover SSO provider %s: %w", c.cfg.Issuer, err)
 		}
-		c.provider = p
+		c.mu.Lock()
+		if c.provider == nil {
+			c.provider = found
+		}
+		p = c.provider
+		c.mu.Unlock()
 	}
-	oc := &oauth2.Config{ClientID: c.cfg.ClientID, ClientSecret: string(c.cfg.ClientSecret), Endpoint: c.provider.Endpoint(),
+	oc := &oauth2.Config{ClientID: c.cfg.ClientID, ClientSecret: string(c.cfg.ClientSecret), Endpoint: p.Endpoint(),
 		RedirectURL: c.cfg.RedirectURL, Scopes: []string{oidc.ScopeOpenID, "email", "profile"}}
-	return oc, c.provider.Verifier(&oidc.Config{ClientID: c.cfg.ClientID, Now: s.now}), nil
+	return oc, p.Verifier(&oidc.Config{ClientID: c.cfg.ClientID, Now: s.now}), nil
+}
+
+// unreachable answers 503 when the provider could not be reached, and
+// logs why (the provider's address and the network error: no secret).
+func (s *Service) unreachable(w http.ResponseWriter, what string, err error) {
+	s.log.Warn(what+": the SSO provider cannot be reached", "err", err)
+	w.Header().Set("Retry-After", "60")
+	admin.WriteError(w, http.StatusServiceUnavailable, admin.CodeUnavailable, msgSSOUnreachable)
 }
 
 func (s *Service) ssoLogin(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +94,7 @@ func (s *Service) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	oc, _, err := s.oauth(r.Context())
 	if err != nil {
-		s.internalError(w, "start SSO", err)
+		s.unreachable(w, "start SSO", err)
 		return
 	}
 	state, nonce, verifier := randomString(32), randomString(32), oauth2.GenerateVerifier()
@@ -139,16 +160,26 @@ func (s *Service) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	oc, verifier, err := s.oauth(ctx)
 	if err != nil {
-		s.internalError(w, "finish SSO", err)
+		s.unreachable(w, "finish SSO", err)
 		return
 	}
-	tok, err := oc.Exchange(s.oidcContext(ctx), r.URL.Query().Get("code"), oauth2.VerifierOption(p.verifier))
+	pctx, cancel := context.WithTimeout(s.oidcContext(ctx), s.cfg.ProviderTimeout)
+	defer cancel()
+	tok, err := oc.Exchange(pctx, r.URL.Query().Get("code"), oauth2.VerifierOption(p.verifier))
+	var refused *oauth2.RetrieveError
+	if err != nil && !errors.As(err, &refused) {
+		// Not the provider's answer: it could not be reached.
+		s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.sso", Outcome: audit.Failure, Client: s.client(r),
+			Detail: map[string]string{"reason": "provider unreachable"}})
+		s.unreachable(w, "finish SSO", err)
+		return
+	}
 	if err != nil {
 		fail("code exchange", "the identity provider did not confirm the sign-in: start again", "")
 		return
 	}
 	raw, _ := tok.Extra("id_token").(string)
-	idt, err := verifier.Verify(s.oidcContext(ctx), raw)
+	idt, err := verifier.Verify(pctx, raw)
 	if err != nil || idt.Nonce != p.nonce {
 		fail("id token", "the identity provider's answer could not be verified: start again", "")
 		return
