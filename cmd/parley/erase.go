@@ -111,10 +111,13 @@ func (a *app) eraseCmd() *cobra.Command {
 				return errors.New("give exactly one of --user ID and --conversation ID")
 			}
 			ctx := cmd.Context()
-			st, err := a.openAdminStore(ctx, sf.config, sf.data)
+			// Through the service layer, as the admin API erases: each
+			// conversation is audited (local:<OS user>).
+			as, err := a.openService(ctx, sf)
 			if err != nil {
 				return err
 			}
+			st := as.st
 			defer st.Close()
 			request := map[string]string{"conversation": convID}
 			ids := []string{convID}
@@ -140,39 +143,36 @@ func (a *app) eraseCmd() *cobra.Command {
 			rc := eraseReceipt{Receipt: receiptVersion, Request: request, ErasedAt: now, Conversations: []erasedConversation{}, DataKeyScopes: []string{}, KEKIDs: []string{}, Backups: backupsNote}
 			keks := map[string]bool{}
 			var errs []error
-			for _, id := range ids {
-				e, err := st.DeleteConversation(ctx, id, now)
-				if errors.Is(err, store.ErrNotFound) {
-					continue // deleted meanwhile (the sweeper)
-				}
-				if err != nil {
-					errs = append(errs, fmt.Errorf("erase conversation %s: %w", id, err))
-					continue
-				}
-				rc.add(e)
+			erased, err := as.svc.EraseConversations(ctx, as.p, ids, now)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, e := range erased {
+				rc.add(e.Store)
 				if e.KEKID != "" {
 					keks[e.KEKID] = true
 				}
+				rc.Scrubbed = e.Scrubbed
 			}
 			if userID != "" {
 				// The user's sign-in tokens (of every bot) go too.
-				n, err := st.EraseUserTokens(ctx, userID)
+				n, err := as.svc.EraseUserTokens(ctx, as.p, userID)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("erase user tokens: %w", err))
 				}
 				rc.Totals.UserTokens = n
+				if n > 0 && len(erased) == 0 {
+					if err := st.Scrub(ctx); err != nil {
+						errs = append(errs, err)
+					} else {
+						rc.Scrubbed = true
+					}
+				}
 			}
 			for k := range keks {
 				rc.KEKIDs = append(rc.KEKIDs, k)
 			}
 			sort.Strings(rc.KEKIDs)
-			if rc.Totals.Conversations > 0 || rc.Totals.UserTokens > 0 {
-				if err := st.Scrub(ctx); err != nil {
-					errs = append(errs, err)
-				} else {
-					rc.Scrubbed = true
-				}
-			}
 			if perr := a.print(sf.json, rc, rc.text()); perr != nil {
 				errs = append(errs, perr)
 			}

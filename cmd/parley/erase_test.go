@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
@@ -177,6 +178,32 @@ func TestEraseUser(t *testing.T) {
 		if len(f.inFiles(t, text)) == 0 {
 			t.Errorf("%s's text left the files", id)
 		}
+	}
+
+	// Audited as the admin API's erasure: one entry per conversation,
+	// by the local principal; the user id is not in the audit log.
+	out, _, err = run(t, nil, "audit", "export", "--data", f.dir)
+	if err != nil {
+		t.Fatalf("audit export: %v", err)
+	}
+	erasedIn := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var e audit.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if e.Action == "conversations.erase" && e.Outcome == audit.Success && strings.HasPrefix(e.Actor, "local:") {
+			erasedIn[e.Target] = true
+		}
+	}
+	if !erasedIn["conversation:alice1"] || !erasedIn["conversation:alice2"] || len(erasedIn) != 3 || !erasedIn["user-tokens"] {
+		t.Errorf("audited erasures = %v, want alice1, alice2 and the user's tokens", erasedIn)
+	}
+	if strings.Contains(out, "dl_alice") {
+		t.Error("the audit log holds the erased user's id")
+	}
+	if out, _, err := run(t, nil, "audit", "verify", "--data", f.dir); err != nil {
+		t.Errorf("audit verify after the erasure: %v\n%s", err, out)
 	}
 
 	// Again: nothing to erase, a clear message, exit 3.

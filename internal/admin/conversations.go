@@ -3,11 +3,13 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -150,6 +152,66 @@ const EraseBackups = "Copies of this conversation in database backups taken befo
 // delete': its activities, uploads, deliveries, dead letters, sessions
 // and data key (crypto-shredding); then scrubs the store's files.
 func (s *Service) EraseConversation(ctx context.Context, p Principal, id string) (Erasure, error) {
+	out, err := s.eraseOne(ctx, p, id, s.d.Now().UTC(), true)
+	if err != nil {
+		return Erasure{}, err
+	}
+	return out, nil
+}
+
+// EraseConversations erases the conversations ids at now, each as
+// EraseConversation does and each audited alike, then scrubs the store's
+// files once ('parley erase'). A conversation already gone (the retention
+// sweeper got there first) is skipped; a refusal or failure for one is
+// reported and the others are still erased. The erasures are those done,
+// in order; Scrubbed and ScrubErr of the last one say how the scrub went.
+func (s *Service) EraseConversations(ctx context.Context, p Principal, ids []string, now time.Time) ([]Erasure, error) {
+	var out []Erasure
+	var errs []error
+	for _, id := range ids {
+		e, err := s.eraseOne(ctx, p, id, now.UTC(), false)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("erase conversation %s: %w", id, err))
+			continue
+		}
+		out = append(out, e)
+	}
+	if len(out) > 0 {
+		last := &out[len(out)-1]
+		last.ScrubErr = s.d.Store.Scrub(ctx)
+		last.Scrubbed = last.ScrubErr == nil
+		if last.ScrubErr != nil {
+			errs = append(errs, last.ScrubErr)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// EraseUserTokens deletes userID's tokens of every bot's OAuth
+// connections ('parley erase --user'), audited with their number (the
+// user id itself is not written to the audit log).
+func (s *Service) EraseUserTokens(ctx context.Context, p Principal, userID string) (int, error) {
+	o := s.op(p, ConversationsErase, "erase-user-tokens", "user-tokens")
+	if err := o.allow(ctx); err != nil {
+		return 0, err
+	}
+	if len(p.Bots) > 0 {
+		// Tokens of every bot: a principal limited to some bots may not.
+		_ = o.record(ctx, audit.Denied, "scope")
+		return 0, &Error{Kind: KindForbidden, Err: fmt.Errorf("%w: erase a user's tokens of every bot", ErrForbidden),
+			Public: "a role limited to some bots may not erase a user's tokens of every bot"}
+	}
+	n, err := s.d.Store.EraseUserTokens(ctx, userID)
+	o.detail = map[string]string{"tokens": strconv.Itoa(n)}
+	return n, o.done(ctx, err)
+}
+
+// eraseOne erases conversation id at now, audited; with scrub, the
+// store's files are scrubbed afterwards.
+func (s *Service) eraseOne(ctx context.Context, p Principal, id string, now time.Time, scrub bool) (Erasure, error) {
 	o := s.op(p, ConversationsErase, "erase", convTarget(id))
 	if err := o.allow(ctx); err != nil {
 		return Erasure{}, err
@@ -157,7 +219,6 @@ func (s *Service) EraseConversation(ctx context.Context, p Principal, id string)
 	if _, err := o.conversation(ctx, id); err != nil {
 		return Erasure{}, err
 	}
-	now := s.d.Now().UTC()
 	e, err := s.d.Store.DeleteConversation(ctx, id, now)
 	if err != nil {
 		return Erasure{}, o.done(ctx, asNotFound(err, "conversation", id))
@@ -167,8 +228,10 @@ func (s *Service) EraseConversation(ctx context.Context, p Principal, id string)
 	}
 	out := Erasure{Conversation: id, BotID: e.BotID, SiteID: e.SiteID, ErasedAt: now, Activities: e.Activities, OutboxItems: e.OutboxItems,
 		DeadLetters: e.DeadLetters, Attachments: e.Attachments, Sessions: e.Sessions, DataKeyScope: e.DataKeyScope, KEKID: e.KEKID, Backups: EraseBackups, Store: e}
-	out.ScrubErr = s.d.Store.Scrub(ctx)
-	out.Scrubbed = out.ScrubErr == nil
+	if scrub {
+		out.ScrubErr = s.d.Store.Scrub(ctx)
+		out.Scrubbed = out.ScrubErr == nil
+	}
 	return out, o.done(ctx, nil)
 }
 

@@ -144,3 +144,46 @@ func TestServiceRecorderFailure(t *testing.T) {
 		t.Errorf("ListBots with a failing audit log: %v", err)
 	}
 }
+
+// Erasing in bulk ('parley erase') keeps each principal to its scope:
+// another team's conversation is left alone (not found to them), a
+// scoped principal may not erase a user's tokens of every bot, and an
+// auditor erases nothing. Each erasure is audited.
+func TestEraseConversationsScopes(t *testing.T) {
+	svc, st, rec := newService(t)
+	seed(t, st)
+	ctx := context.Background()
+	for _, c := range []store.Conversation{{ID: "conv-a", BotID: "bot-a", SiteID: "site-bot-a", UserID: "dl_u"}, {ID: "conv-b", BotID: "bot-b", SiteID: "site-bot-b", UserID: "dl_u"}} {
+		c.CreatedAt = time.Now()
+		if _, err := st.CreateConversation(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := []string{"conv-a", "conv-b"}
+	adminA := admin.Principal{Kind: admin.KindOperator, ID: "adm-a", Role: admin.RoleAdmin, Bots: []string{"bot-a"}}
+	if done, err := svc.EraseConversations(ctx, auditor, ids, time.Now()); len(done) != 0 || !errors.Is(err, admin.ErrForbidden) {
+		t.Fatalf("auditor erased %d: %v", len(done), err)
+	}
+	if _, err := svc.EraseUserTokens(ctx, adminA, "dl_u"); !errors.Is(err, admin.ErrForbidden) {
+		t.Errorf("scoped admin erasing a user's tokens of every bot: %v, want forbidden", err)
+	}
+	done, err := svc.EraseConversations(ctx, adminA, ids, time.Now())
+	if err != nil || len(done) != 1 || done[0].Conversation != "conv-a" || !done[0].Scrubbed {
+		t.Fatalf("scoped admin: %+v, %v; want conv-a only, scrubbed", done, err)
+	}
+	if _, err := st.GetConversation(ctx, "conv-b"); err != nil {
+		t.Fatalf("another team's conversation was erased: %v", err)
+	}
+	if done, err := svc.EraseConversations(ctx, owner, ids, time.Now()); err != nil || len(done) != 1 || done[0].Conversation != "conv-b" {
+		t.Fatalf("owner: %+v, %v; want conv-b (conv-a is gone already)", done, err)
+	}
+	var erased []string
+	for _, e := range rec.list {
+		if e.Action == string(admin.ConversationsErase) && e.Outcome == audit.Success {
+			erased = append(erased, e.Actor+" "+e.Target)
+		}
+	}
+	if len(erased) != 2 {
+		t.Errorf("audited erasures = %v, want one by the scoped admin and one by the owner", erased)
+	}
+}
