@@ -92,7 +92,21 @@ func ParseKey(s string) ([]byte, error) {
 // 0600) with a fresh random key if it does not exist. A key file readable by
 // group or others is refused.
 func LoadOrCreateFile(path string) ([]byte, error) {
+	return loadFile(path, true)
+}
+
+// LoadFile reads a base64 master key from path as LoadOrCreateFile does,
+// but never creates it: a missing file is an error that wraps
+// os.ErrNotExist.
+func LoadFile(path string) ([]byte, error) {
+	return loadFile(path, false)
+}
+
+func loadFile(path string, create bool) ([]byte, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !create {
+		return nil, fmt.Errorf("read master key file: %w", err)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		key := make([]byte, KeySize)
 		if _, err := rand.Read(key); err != nil {

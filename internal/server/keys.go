@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -45,8 +46,13 @@ func operatorPurposes() []keyring.Purpose {
 }
 
 // MasterKey reads the master key: PARLEY_MASTER_KEY when set, else the
-// key file (created on first use).
-func MasterKey(cfg config.Config) ([]byte, error) {
+// key file. The file is created, with a fresh random key, only while st
+// holds no key yet (a new data directory). Once keys are sealed under a
+// master key, a missing file is refused and nothing is created: a new key
+// could not open them, and a stray key file (at a mistyped
+// master_key_file, or beside a key moved to PARLEY_MASTER_KEY or an HSM)
+// would only mislead.
+func MasterKey(ctx context.Context, cfg config.Config, st store.Store) ([]byte, error) {
 	if cfg.MasterKey != "" {
 		k, err := keyring.ParseKey(cfg.MasterKey)
 		if err != nil {
@@ -54,11 +60,41 @@ func MasterKey(cfg config.Config) ([]byte, error) {
 		}
 		return k, nil
 	}
-	k, err := keyring.LoadOrCreateFile(cfg.MasterKeyFile)
+	k, err := keyring.LoadFile(cfg.MasterKeyFile)
+	if !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
+			return nil, fmt.Errorf("master key: %w", err)
+		}
+		return k, nil
+	}
+	sealed, err := holdsKeys(ctx, cfg, st)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if sealed {
+		return nil, fmt.Errorf("master key file %s (master_key_file) does not exist, but this data directory's keys are sealed under a master key: "+
+			"put that key back at %s, point master_key_file at it, or give it in PARLEY_MASTER_KEY (nothing was created: a new key cannot open them)", cfg.MasterKeyFile, cfg.MasterKeyFile)
+	}
+	k, err = keyring.LoadOrCreateFile(cfg.MasterKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
 	return k, nil
+}
+
+// holdsKeys reports whether st holds a key of any purpose (sealed under
+// the master key, or a key-encryption key's row).
+func holdsKeys(ctx context.Context, cfg config.Config, st store.Store) (bool, error) {
+	for _, p := range KeyPurposes(cfg, keyring.Purpose{Name: keyring.PurposeKEK}) {
+		keys, err := st.ListKeys(ctx, p.Name)
+		if err != nil {
+			return false, fmt.Errorf("list %s keys: %w", p.Name, err)
+		}
+		if len(keys) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // masterKeyHint says, for a key the master key does not open, where that
@@ -78,7 +114,7 @@ func masterKeyHint(cfg config.Config, err error) string {
 // provider and envelope encryption over st (creating the first keys on
 // first use); the server and the admin commands use the same.
 func OpenKeys(ctx context.Context, cfg config.Config, st store.Store) (Keys, error) {
-	master, err := MasterKey(cfg)
+	master, err := MasterKey(ctx, cfg, st)
 	if err != nil {
 		return Keys{}, err
 	}
