@@ -35,7 +35,7 @@ const (
 	CodeInternal        = "internal"           // 500
 	CodeMethod          = "method_not_allowed" // 405
 	CodeNotImplemented  = "not_implemented"    // 501: a route whose handler is not wired in this build
-	CodeUnavailable     = "unavailable"        // 503: a service Parley depends on (the SSO provider) cannot be reached
+	CodeUnavailable     = "unavailable"        // 503: the storage is full, or a service Parley depends on (the SSO provider) cannot be reached
 )
 
 // WriteError writes the admin error shape. It is the admin edge's only

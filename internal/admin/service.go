@@ -138,6 +138,9 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // HTTPStatus maps err to the admin API's status, code and message.
 func HTTPStatus(err error) (int, string, string) {
+	if errors.Is(err, store.ErrFull) {
+		return http.StatusServiceUnavailable, CodeUnavailable, msgStorageFull
+	}
 	var e *Error
 	if !errors.As(err, &e) {
 		if errors.Is(err, store.ErrNotFound) {
@@ -161,6 +164,9 @@ func HTTPStatus(err error) (int, string, string) {
 	}
 	return http.StatusInternalServerError, CodeInternal, "the operation failed; see the server's log"
 }
+
+// msgStorageFull answers a change refused because the storage is full.
+const msgStorageFull = "the storage is full: nothing was changed; free disk space where the data directory is (the server's log and /readyz say so) and try again"
 
 // flagFields names the API's fields for the CLI's flags in shared
 // messages.

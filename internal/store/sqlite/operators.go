@@ -179,7 +179,7 @@ func (s *Store) guardOwners(ctx context.Context, what string, change func(tx *sq
 	if before > 0 && after == 0 {
 		return fmt.Errorf("%s: %w", what, store.ErrLastOwner)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.storageFailure(tx.Commit()); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
@@ -229,7 +229,7 @@ func (s *Store) SetRecoveryCodes(ctx context.Context, id string, hashes [][]byte
 			return fmt.Errorf("set recovery codes: %w", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.storageFailure(tx.Commit()); err != nil {
 		return fmt.Errorf("set recovery codes: %w", err)
 	}
 	return nil
@@ -304,7 +304,7 @@ func (s *Store) EnrollOperator(ctx context.Context, codeHash []byte, now time.Ti
 	if err := insertOperator(ctx, tx, o); err != nil {
 		return store.Operator{}, fmt.Errorf("enroll operator: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.storageFailure(tx.Commit()); err != nil {
 		return store.Operator{}, fmt.Errorf("enroll operator: %w", err)
 	}
 	return o, nil

@@ -82,11 +82,46 @@ func (s *Store) Ready(ctx context.Context) error {
 	return h.err
 }
 
+// writerDB is the writer connection. Its ExecContext and BeginTx mark
+// storage failures as the writer's commits do (a full disk wraps
+// store.ErrFull, so the admin API answers 503 and says why) and record
+// them in the store's health; the probe clears them once space returns.
+type writerDB struct {
+	*sql.DB
+	s *Store
+}
+
+func (w writerDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := w.DB.ExecContext(ctx, query, args...)
+	return res, w.s.storageFailure(err)
+}
+
+func (w writerDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	tx, err := w.DB.BeginTx(ctx, opts)
+	return tx, w.s.storageFailure(err)
+}
+
+// storageFailure returns err, marked and recorded in the store's health
+// when it is a storage failure (see storageError).
+func (s *Store) storageFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	if serr := storageError(err); serr != nil {
+		s.recordCommit(serr)
+		return serr
+	}
+	return err
+}
+
 // storageError returns err marked as a storage failure when SQLite says
 // the database cannot be written (full, I/O error, read-only, corrupt), nil
 // otherwise (constraint violations and the like say nothing about the
 // store's health). A full storage wraps store.ErrFull.
 func storageError(err error) error {
+	if errors.Is(err, store.ErrFull) {
+		return err // marked already
+	}
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
 		return nil

@@ -39,8 +39,8 @@ const loadedWithin = 500 * time.Microsecond
 
 // Store is a SQLite-backed store.Store.
 type Store struct {
-	w *sql.DB // the single writer connection
-	r *sql.DB // readers
+	w writerDB // the single writer connection
+	r *sql.DB  // readers
 
 	writes chan *writeReq
 	quit   chan struct{}
@@ -203,8 +203,9 @@ func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxIdleTime(0)
-	s := &Store{syncNormal: opt.SyncNormal, w: w, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, marked: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}, txStmts: map[string]*sql.Stmt{}}
+	s := &Store{syncNormal: opt.SyncNormal, w: writerDB{DB: w}, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, marked: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}, txStmts: map[string]*sql.Stmt{}}
 	s.health.okAt, s.health.probeEvery, s.health.staleAfter = time.Now(), probeEvery, staleAfter // the migrations committed
+	s.w.s = s
 	for _, q := range writeQueries {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
