@@ -441,16 +441,24 @@ func (a *API) keepAlives() {
 	}
 }
 
+// maxGoneChecks bounds the conversations endGone looks up per keep-alive
+// round: a gateway with more open conversations checks a random share of
+// them each round (open is in map order), so the lookups stay bounded.
+const maxGoneChecks = 1000
+
 // endGone ends the streams whose conversation no longer exists: erased
 // by an operator or by retention, or deleted with its site or bot,
 // possibly by another process (the CLI). One lookup per conversation
-// (the store answers most from its cache); a lookup that fails for
-// another reason keeps the stream.
+// (the store answers many from its cache), at most maxGoneChecks; a
+// lookup that fails for another reason keeps the stream.
 func (a *API) endGone(ctx context.Context, open []*streamState) {
 	gone := map[string]bool{}
 	for _, s := range open {
 		g, ok := gone[s.conv]
 		if !ok {
+			if len(gone) >= maxGoneChecks {
+				continue
+			}
 			_, err := a.st.GetConversation(ctx, s.conv)
 			g = errors.Is(err, store.ErrNotFound)
 			gone[s.conv] = g
