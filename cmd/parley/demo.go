@@ -33,11 +33,13 @@ type demoInfo struct {
 	Origin     string `json:"origin"`
 	Page       string `json:"page"`
 	Metrics    string `json:"metrics"`
+	// Admin is the operators' web console (with --admin).
+	Admin string `json:"admin,omitempty"`
 }
 
 func (a *app) demoCmd() *cobra.Command {
 	var listen, dataDir, webchatURL, webchatIntegrity, webchatFile, durability string
-	var asJSON, noRateLimits bool
+	var asJSON, noRateLimits, withAdmin bool
 	var tokenTTL time.Duration
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -67,6 +69,13 @@ func (a *app) demoCmd() *cobra.Command {
 				return fmt.Errorf("listen for metrics: %w", err)
 			}
 			defer metricsLn.Close()
+			var adminLn net.Listener
+			if withAdmin {
+				if adminLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+					return fmt.Errorf("listen for the admin console: %w", err)
+				}
+				defer adminLn.Close()
+			}
 
 			abs, err := filepath.Abs(dataDir)
 			if err != nil {
@@ -76,6 +85,9 @@ func (a *app) demoCmd() *cobra.Command {
 			cfg.Listen, cfg.PublicURL, cfg.DataDir, cfg.InsecureHTTP = ln.Addr().String(), origin, abs, true
 			cfg.MasterKeyFile = filepath.Join(abs, "master.key")
 			cfg.Metrics.Listen = metricsLn.Addr().String()
+			if adminLn != nil {
+				cfg.Admin.Listen = adminLn.Addr().String()
+			}
 			if tokenTTL > 0 {
 				cfg.DirectLine.TokenTTL = config.Duration(tokenTTL)
 			}
@@ -105,6 +117,15 @@ func (a *app) demoCmd() *cobra.Command {
 				return err
 			}
 			info := demoInfo{DirectLine: origin + "/v3/directline", Connector: origin + "/", Secret: secret, Origin: origin, Page: origin + "/", Metrics: "http://" + metricsLn.Addr().String() + "/metrics"}
+			if adminLn != nil {
+				// Prints the first owner's one-time enrollment code on
+				// stderr while no owner has enrolled, as serve does.
+				if err := srv.EnableAdmin(ctx, server.AdminOptions{Announce: a.stderr}); err != nil {
+					_ = srv.Close()
+					return err
+				}
+				info.Admin = "http://" + adminLn.Addr().String() + "/"
+			}
 			demo := &web.Demo{DirectLine: info.DirectLine, Secret: secret, WebChatURL: bundle.url, WebChatIntegrity: bundle.integrity, WebChatBundle: bundle.file,
 				Origin: origin, Client: &http.Client{Timeout: 10 * time.Second}, Log: log}
 			demo.Register(srv)
@@ -120,11 +141,19 @@ func (a *app) demoCmd() *cobra.Command {
 					return err
 				}
 			} else {
+				console := "off (--admin serves it)"
+				if info.Admin != "" {
+					console = info.Admin + " (enroll the first owner with the one-time code printed on stderr)"
+				}
 				fmt.Fprintf(a.stdout, "Parley demo (plain HTTP on loopback only; not for production)\n\n"+
-					"  Web Chat page:    %s\n  Web Chat script:  %s\n  Direct Line API:  %s\n  Bot Connector:    %s\n  Echo bot:         http://%s/api/messages\n  Trusted origin:   %s\n  Metrics:          %s\n  Site secret:      %s (server-side only; shown once per start)\n  Data:             %s\n\nPress Ctrl+C to stop.\n",
-					info.Page, bundle.describe(origin), info.DirectLine, info.Connector, botLn.Addr(), origin, info.Metrics, secret, abs)
+					"  Web Chat page:    %s\n  Web Chat script:  %s\n  Direct Line API:  %s\n  Bot Connector:    %s\n  Echo bot:         http://%s/api/messages\n  Trusted origin:   %s\n  Metrics:          %s\n  Admin console:    %s\n  Site secret:      %s (server-side only; shown once per start)\n  Data:             %s\n\nPress Ctrl+C to stop.\n",
+					info.Page, bundle.describe(origin), info.DirectLine, info.Connector, botLn.Addr(), origin, info.Metrics, console, secret, abs)
 			}
-			return srv.Serve(ctx, server.Listeners{Main: ln, Metrics: metricsLn})
+			ls := server.Listeners{Main: ln, Metrics: metricsLn}
+			if adminLn != nil {
+				ls.Admin = adminLn
+			}
+			return srv.Serve(ctx, ls)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "loopback address to listen on")
@@ -135,6 +164,7 @@ func (a *app) demoCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object with the URLs and the secret, then serve")
 	cmd.Flags().DurationVar(&tokenTTL, "token-ttl", 0, "Direct Line token lifetime (default 1h)")
 	cmd.Flags().StringVar(&durability, "durability", config.DurabilityFull, "store.durability: full (an acknowledged activity survives a power cut) or normal (survives a process crash)")
+	cmd.Flags().BoolVar(&withAdmin, "admin", false, "also serve the operators' web console and admin API on a free loopback port (plain HTTP); the first owner's one-time enrollment code is printed on stderr")
 	cmd.Flags().BoolVar(&noRateLimits, "no-rate-limits", false, "turn the Direct Line rate limits off (parley bench measures the gateway, not its limits)")
 	return cmd
 }

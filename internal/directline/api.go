@@ -118,7 +118,10 @@ type API struct {
 	base context.Context
 	// writeCtx is base without its cancellation: stream writes are bounded
 	// by their own timeout and end with a close frame, not a cut.
-	writeCtx  context.Context
+	writeCtx context.Context
+	// goneSince is where the next keep-alive round's list of conversations
+	// deleted elsewhere starts (owned by the keep-alive goroutine).
+	goneSince time.Time
 	streams   sync.WaitGroup // stream goroutines
 	streamSet streamSet
 
@@ -152,6 +155,7 @@ func New(base context.Context, cfg Config, st store.Store, lg *conversation.Log,
 	if a.tickets == nil {
 		a.tickets = NewMemoryTickets()
 	}
+	a.goneSince = time.Now().Add(-goneOverlap)
 	context.AfterFunc(base, a.closeStreams)
 	go a.keepAlives()
 	return a

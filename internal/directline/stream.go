@@ -16,7 +16,6 @@ import (
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/reqinfo"
-	"github.com/parley-gw/parley/internal/store"
 )
 
 // stream: GET /conversations/{id}/stream?watermark=&t= (WebSocket).
@@ -441,29 +440,42 @@ func (a *API) keepAlives() {
 	}
 }
 
-// maxGoneChecks bounds the conversations endGone looks up per keep-alive
-// round: a gateway with more open conversations checks a random share of
-// them each round (open is in map order), so the lookups stay bounded.
-const maxGoneChecks = 1000
+// goneOverlap: each round lists the deletions of the last minute again,
+// so a deletion committed after the previous round with an earlier
+// deletion time (the deleting process took that time before its commit)
+// is still seen. maxGoneListed bounds one round's list.
+const (
+	goneOverlap   = time.Minute
+	maxGoneListed = 100_000
+)
 
-// endGone ends the streams whose conversation no longer exists: erased
-// by an operator or by retention, or deleted with its site or bot,
-// possibly by another process (the CLI). One lookup per conversation
-// (the store answers many from its cache), at most maxGoneChecks; a
-// lookup that fails for another reason keeps the stream.
+// endGone ends the streams whose conversation was deleted by another
+// process (the CLI: 'parley erase', 'site delete', 'bot delete') since
+// the previous round: one query for the recent tombstones, whatever the
+// number of open streams. Deletions made by this server end their streams
+// at once (EndConversation). A failed query keeps every stream.
 func (a *API) endGone(ctx context.Context, open []*streamState) {
-	gone := map[string]bool{}
+	now := time.Now()
+	since := a.goneSince
+	if len(open) == 0 {
+		a.goneSince = now.Add(-goneOverlap)
+		return
+	}
+	ids, err := a.st.DeletedConversations(ctx, since, maxGoneListed)
+	if err != nil {
+		a.logger.Warn("list deleted conversations for open streams", "err", err)
+		return
+	}
+	a.goneSince = now.Add(-goneOverlap)
+	if len(ids) == 0 {
+		return
+	}
+	gone := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+	}
 	for _, s := range open {
-		g, ok := gone[s.conv]
-		if !ok {
-			if len(gone) >= maxGoneChecks {
-				continue
-			}
-			_, err := a.st.GetConversation(ctx, s.conv)
-			g = errors.Is(err, store.ErrNotFound)
-			gone[s.conv] = g
-		}
-		if g {
+		if gone[s.conv] {
 			s.end()
 		}
 	}

@@ -628,6 +628,12 @@ type Store interface {
 	// DeleteConversation and its tombstone is not yet pruned (token refresh
 	// refuses such a conversation, so no token outlives the tombstone).
 	ConversationDeleted(ctx context.Context, id string) (bool, error)
+	// DeletedConversations lists the ids of the conversations deleted at
+	// or after since (by DeleteConversation, DeleteSite or DeleteBot, in
+	// any process: the deletion's now), whose tombstones are not yet
+	// pruned, oldest first, at most limit. The server ends the open
+	// streams of conversations another process deleted with it.
+	DeletedConversations(ctx context.Context, since time.Time, limit int) ([]string, error)
 	// PruneTombstones forgets the ids of conversations deleted before
 	// before (CreateConversation accepts them again).
 	PruneTombstones(ctx context.Context, before time.Time) error

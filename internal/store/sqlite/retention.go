@@ -261,6 +261,26 @@ func (s *Store) ConversationDeleted(ctx context.Context, id string) (bool, error
 	return n > 0, nil
 }
 
+func (s *Store) DeletedConversations(ctx context.Context, since time.Time, limit int) ([]string, error) {
+	rows, err := s.query(ctx, `SELECT id FROM conversation_tombstones WHERE deleted_at >= ? ORDER BY deleted_at, id LIMIT ?`, nanos(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list deleted conversations: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list deleted conversations: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list deleted conversations: %w", err)
+	}
+	return ids, nil
+}
+
 func (s *Store) PruneTombstones(ctx context.Context, before time.Time) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM conversation_tombstones WHERE deleted_at < ?`, nanos(before)); err != nil {
