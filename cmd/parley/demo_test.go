@@ -100,7 +100,7 @@ func TestDemoAdminConsole(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &info); err != nil || !strings.HasPrefix(info.Admin, "http://127.0.0.1:") || info.Admin == info.Page {
 		t.Fatalf("demo --admin --json = %q (%v), want the console's own loopback URL", line, err)
 	}
-	if status, hdr, page := get(t, info.Admin); status != 200 || !strings.Contains(hdr.Get("Content-Type"), "text/html") || !strings.Contains(hdr.Get("Content-Security-Policy"), "default-src 'self'") {
+	if status, hdr, page := get(t, info.Admin); status != 200 || !strings.Contains(hdr.Get("Content-Type"), "text/html") || !strings.Contains(hdr.Get("Content-Security-Policy"), "script-src 'self'") {
 		t.Fatalf("console = %d %q %.200s", status, hdr.Get("Content-Security-Policy"), page)
 	}
 	if status, _, body := get(t, info.Admin+"admin/v1/openapi.yaml"); status != 200 || !strings.HasPrefix(body, "openapi: 3.1") {
