@@ -257,8 +257,23 @@ func (a *api) resolve(ctx context.Context, s admin.Scope, id string) (string, er
 	return "", errors.New("no scope")
 }
 
+// deniedTarget names a refused request's object as the service names it
+// on success ("site:ID", "conversation:ID"...), so that an object's
+// history holds its refusals too; a route without one keeps its path.
+func deniedTarget(r *http.Request) string {
+	if bot, name := r.PathValue("bot"), r.PathValue("name"); bot != "" && name != "" {
+		return "oauth:" + bot + "/" + name
+	}
+	for _, k := range []string{"operator", "conversation", "deadletter", "site", "bot"} {
+		if v := r.PathValue(k); v != "" {
+			return k + ":" + v
+		}
+	}
+	return r.URL.Path
+}
+
 func (a *api) denied(ctx context.Context, p admin.Principal, rt admin.Route, r *http.Request, reason string) {
-	target := r.URL.Path
+	target := deniedTarget(r)
 	if err := a.cfg.Recorder.Record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: string(rt.Action), Target: target,
 		Outcome: audit.Denied, Client: p.Client, Detail: map[string]string{"reason": reason, "route": rt.Key()}}); err != nil {
 		a.log.Error("admin: record a refusal", "err", err)

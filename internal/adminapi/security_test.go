@@ -310,7 +310,7 @@ func TestAudited(t *testing.T) {
 	want := []struct{ action, outcome, target string }{
 		{"sites.secrets", "success", "site:" + e.site["A"]},
 		{"sites.write", "failure", "site:" + e.site["A"]},
-		{"conversations.erase", "denied", v1 + "/conversations/" + e.conv["A"]},
+		{"conversations.erase", "denied", "conversation:" + e.conv["A"]}, // named as on success
 	}
 	if len(evs) != len(want) {
 		t.Fatalf("events %+v", evs)
