@@ -103,7 +103,7 @@ func TestSSOProviderDownThenBack(t *testing.T) {
 	if err := h.st.CreateOperator(t.Context(), store.Operator{ID: "op_sso", Name: "alice", Role: "auditor", SSOSubject: "sub-alice", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	plain := noRedirects()
 	start := func() (*http.Response, string) {
 		t.Helper()
 		res, err := plain.Get(h.srv.URL + admin.Prefix + "/sso/login")
@@ -158,25 +158,9 @@ func TestSSOProviderDownThenBack(t *testing.T) {
 	}
 
 	// Gone between the start and the callback: 503, audited, no session.
-	res, _ = start()
-	if res.StatusCode != http.StatusFound {
-		t.Fatalf("start with the provider known: %d", res.StatusCode)
-	}
-	var state *http.Cookie
-	for _, c := range res.Cookies() {
-		if c.Name == "parley_admin_sso" {
-			state = c
-		}
-	}
-	browser := idp.Client()
-	browser.CheckRedirect = plain.CheckRedirect
-	at, err := browser.Get(res.Header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	at.Body.Close()
+	state, callback := ssoToCallback(t, h, idp)
 	pn.mode.Store(netDown)
-	req, _ := http.NewRequest("GET", at.Header.Get("Location"), nil)
+	req, _ := http.NewRequest("GET", callback, nil)
 	req.AddCookie(state)
 	back, err := plain.Do(req)
 	if err != nil {

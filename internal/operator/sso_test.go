@@ -31,9 +31,35 @@ func newSSOIdP(t *testing.T, redirectURI string) *ssoIdP {
 // It returns the callback's answer and the session cookie, if any.
 func ssoSignIn(t *testing.T, h *harness, idp *ssoIdP, dropState bool) (*http.Response, string) {
 	t.Helper()
-	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	plain := &http.Client{CheckRedirect: noRedirect}
-	res, err := plain.Get(h.srv.URL + admin.Prefix + "/sso/login")
+	state, back := ssoToCallback(t, h, idp)
+	req, _ := http.NewRequest("GET", back, nil)
+	if state != nil && !dropState {
+		req.AddCookie(state)
+	}
+	res, err := noRedirects().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for _, c := range res.Cookies() {
+		if c.Name == operator.CookieLoopback && c.Value != "" {
+			return res, c.Value
+		}
+	}
+	return res, ""
+}
+
+// noRedirects is a client that returns redirects instead of following.
+func noRedirects() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// ssoToCallback starts an SSO sign-in and lets the provider sign the user
+// in; it returns the browser's state cookie and the callback URL the
+// provider redirects to.
+func ssoToCallback(t *testing.T, h *harness, idp *ssoIdP) (*http.Cookie, string) {
+	t.Helper()
+	res, err := noRedirects().Get(h.srv.URL + admin.Prefix + "/sso/login")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +73,9 @@ func ssoSignIn(t *testing.T, h *harness, idp *ssoIdP, dropState bool) (*http.Res
 			state = c
 		}
 	}
-	tlsClient := idp.Client()
-	tlsClient.CheckRedirect = noRedirect
-	res, err = tlsClient.Get(res.Header.Get("Location"))
+	browser := idp.Client()
+	browser.CheckRedirect = noRedirects().CheckRedirect
+	res, err = browser.Get(res.Header.Get("Location"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,21 +84,7 @@ func ssoSignIn(t *testing.T, h *harness, idp *ssoIdP, dropState bool) (*http.Res
 	if !strings.HasPrefix(back, h.srv.URL+admin.Prefix+"/sso/callback?") {
 		t.Fatalf("provider answered %d to %q", res.StatusCode, back)
 	}
-	req, _ := http.NewRequest("GET", back, nil)
-	if state != nil && !dropState {
-		req.AddCookie(state)
-	}
-	res, err = plain.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	for _, c := range res.Cookies() {
-		if c.Name == operator.CookieLoopback && c.Value != "" {
-			return res, c.Value
-		}
-	}
-	return res, ""
+	return state, back
 }
 
 func TestSSOSignInWithRequiredAMR(t *testing.T) {
