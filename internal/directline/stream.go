@@ -463,7 +463,9 @@ func (a *API) endGone(ctx context.Context, open []*streamState) {
 	}
 	ids, err := a.st.DeletedConversations(ctx, since, maxGoneListed)
 	if err != nil {
-		a.logger.Warn("list deleted conversations for open streams", "err", err)
+		if ctx.Err() == nil { // not the shutdown
+			a.logger.Warn("list deleted conversations for open streams", "err", err)
+		}
 		return
 	}
 	a.goneSince = now.Add(-goneOverlap)
