@@ -89,6 +89,10 @@ type SSO struct {
 	// (e.g. [mfa, otp, hwk]); RequireACR refuses one whose acr differs.
 	RequireAMR []string `yaml:"require_amr"`
 	RequireACR string   `yaml:"require_acr"`
+	// Timeout bounds each call to the provider (discovery, the code
+	// exchange, its keys): a provider that is down or hangs costs a
+	// sign-in that long, then a 503 that says so.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // DefaultOperators is Operators before the file and environment apply.
@@ -104,7 +108,7 @@ func DefaultOperators() Operators {
 		EnrollmentTTL: Duration(24 * time.Hour),
 		TokenTTL:      Duration(30 * 24 * time.Hour),
 		TokenMaxTTL:   Duration(365 * 24 * time.Hour),
-		SSO:           SSO{Match: "subject"},
+		SSO:           SSO{Match: "subject", Timeout: Duration(10 * time.Second)},
 		WebAuthn:      WebAuthn{Timeout: Duration(5 * time.Minute)},
 	}
 }
@@ -164,6 +168,9 @@ func (o Operators) validate() []error {
 		if o.SSO.Match != "subject" && o.SSO.Match != "email" {
 			bad("sso.match", "%q: use subject or email", o.SSO.Match)
 		}
+	}
+	if d := time.Duration(o.SSO.Timeout); d < time.Second || d > 2*time.Minute {
+		bad("sso.timeout", "%s: use 1s to 2m", d)
 	}
 	errs = append(errs, o.WebAuthn.validate()...)
 	return errs

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestOperatorsValidate(t *testing.T) {
@@ -21,7 +22,9 @@ func TestOperatorsValidate(t *testing.T) {
 		"sso bad match": {func(o *Operators) {
 			o.SSO = SSO{Issuer: "https://idp.example", ClientID: "c", RedirectURL: "https://x/cb", Match: "name"}
 		}, "sso.match"},
-		"no lockout budget": {func(o *Operators) { o.MaxFailures = 0 }, "max_failures"},
+		"no lockout budget":   {func(o *Operators) { o.MaxFailures = 0 }, "max_failures"},
+		"sso timeout an hour": {func(o *Operators) { o.SSO.Timeout = Duration(time.Hour) }, "sso.timeout"},
+		"sso timeout zero":    {func(o *Operators) { o.SSO.Timeout = 0 }, "sso.timeout"},
 	} {
 		o := DefaultOperators()
 		tc.mod(&o)

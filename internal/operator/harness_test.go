@@ -77,10 +77,8 @@ type harness struct {
 	announce *bytes.Buffer
 	clock    *clock
 	settings config.Operators
-	// httpClient talks to the SSO provider; providerTimeout bounds each
-	// call (0: the default).
-	httpClient      *http.Client
-	providerTimeout time.Duration
+	// httpClient talks to the SSO provider.
+	httpClient *http.Client
 	// secure: the service runs as on HTTPS (__Host- cookie).
 	secure bool
 	// secrets collects every secret the test saw, for the leak checks.
@@ -128,7 +126,7 @@ func newHarness(t *testing.T, mod ...func(*harness)) *harness {
 	}
 	h.svc, err = operator.New(operator.Config{Store: st, Sealer: env, Audit: h.rec, Settings: h.settings,
 		Log:      slog.New(slog.NewTextHandler(&lockedWriter{w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Announce: h.announce, Now: h.clock.Now, HTTPClient: h.httpClient, ProviderTimeout: h.providerTimeout, Secure: h.secure})
+		Announce: h.announce, Now: h.clock.Now, HTTPClient: h.httpClient, Secure: h.secure})
 	if err != nil {
 		t.Fatal(err)
 	}

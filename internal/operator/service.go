@@ -90,16 +90,9 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// HTTPClient talks to the SSO provider (default: a client that gives
-	// up after ProviderTimeout).
+	// up after Settings.SSO.Timeout, which bounds every call to it).
 	HTTPClient *http.Client
-	// ProviderTimeout bounds each call to the SSO provider: discovery, the
-	// code exchange, its keys (default 10 s). A provider that is down or
-	// hangs costs a sign-in that long, then a 503 that says so.
-	ProviderTimeout time.Duration
 }
-
-// defaultProviderTimeout is Config.ProviderTimeout's default.
-const defaultProviderTimeout = 10 * time.Second
 
 // Service is operator identity.
 type Service struct {
@@ -139,11 +132,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "Parley"
 	}
-	if cfg.ProviderTimeout <= 0 {
-		cfg.ProviderTimeout = defaultProviderTimeout
+	if cfg.Settings.SSO.Issuer != "" && cfg.Settings.SSO.Timeout <= 0 {
+		return nil, errors.New("new operator service: operators.sso.timeout is not set (start from config.DefaultOperators)")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: cfg.ProviderTimeout}
+		cfg.HTTPClient = &http.Client{Timeout: time.Duration(cfg.Settings.SSO.Timeout)}
 	}
 	if cfg.Announce == nil {
 		cfg.Announce = os.Stderr

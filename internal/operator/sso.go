@@ -61,7 +61,7 @@ func (s *Service) oauth(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVerif
 	p := c.provider
 	c.mu.Unlock()
 	if p == nil {
-		dctx, cancel := context.WithTimeout(s.oidcContext(ctx), s.cfg.ProviderTimeout)
+		dctx, cancel := context.WithTimeout(s.oidcContext(ctx), time.Duration(s.cfg.Settings.SSO.Timeout))
 		defer cancel()
 		found, err := oidc.NewProvider(dctx, c.cfg.Issuer)
 		if err != nil {
@@ -163,7 +163,7 @@ func (s *Service) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		s.unreachable(w, "finish SSO", err)
 		return
 	}
-	pctx, cancel := context.WithTimeout(s.oidcContext(ctx), s.cfg.ProviderTimeout)
+	pctx, cancel := context.WithTimeout(s.oidcContext(ctx), time.Duration(s.cfg.Settings.SSO.Timeout))
 	defer cancel()
 	tok, err := oc.Exchange(pctx, r.URL.Query().Get("code"), oauth2.VerifierOption(p.verifier))
 	var refused *oauth2.RetrieveError

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/audit"
+	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/operator"
 	"github.com/parley-gw/parley/internal/store"
 )
@@ -95,7 +96,7 @@ func TestSSOProviderDownThenBack(t *testing.T) {
 		h.clock.t = time.Now()
 		idp = newSSOIdP(t, h.srv.URL+admin.Prefix+"/sso/callback")
 		h.httpClient = pn.client(idp.Client())
-		h.providerTimeout = timeout
+		h.settings.SSO.Timeout = config.Duration(timeout)
 		h.settings.SSO.Issuer, h.settings.SSO.ClientID, h.settings.SSO.ClientSecret = idp.URL, ssoClientID, ssoSecret
 		h.settings.SSO.RedirectURL = h.srv.URL + admin.Prefix + "/sso/callback"
 	})
