@@ -87,12 +87,6 @@ func refuseInsecureBots(ctx context.Context, cfg config.Config, st store.Store) 
 	return nil
 }
 
-// openAdminStore opens the store for admin commands.
-func (a *app) openAdminStore(ctx context.Context, cfgPath, dataDir string) (store.Store, error) {
-	_, st, err := a.openAdmin(ctx, cfgPath, dataDir)
-	return st, err
-}
-
 // openAdmin opens the store of a configuration file or data directory and
 // returns the configuration it used.
 func (a *app) openAdmin(ctx context.Context, cfgPath, dataDir string) (config.Config, store.Store, error) {
