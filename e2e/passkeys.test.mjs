@@ -109,7 +109,7 @@ test('an owner registers a passkey, signs out, and signs in with the password an
     return r.json();
   });
   assert.equal(me.passkeys.length, 1);
-  assert.ok(me.passkeys[0].last_used_at, 'last use recorded');
+  assert.ok(me.passkeys[0].lastUsedAt, 'last use recorded');
   const entries = await page.evaluate(async () => {
     const r = await fetch('/admin/v1/audit?after=0&limit=500', { credentials: 'same-origin' });
     return r.json();

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -40,7 +39,7 @@ func TestRevOwnerInviteNeedsReauth(t *testing.T) {
 	h := newHarness(t)
 	owner := h.owner()
 	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner"}), 403, "reauth_required")
-	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner", "name": "sso-owner", "sso_subject": "sub-1"}), 403, "reauth_required")
+	h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "owner", "name": "sso-owner", "ssoSubject": "sub-1"}), 403, "reauth_required")
 	// Nor does an owner API token (a stolen cookie must not turn into a
 	// year-long owner credential); lesser roles' tokens need none.
 	h.want(h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci"}), 403, "reauth_required")
@@ -110,9 +109,10 @@ func TestRevParallelGuessesDoNotOutrunTheLockout(t *testing.T) {
 			evaluated++
 		}
 	}
-	// max_failures guesses, plus those already hashing when the lock
-	// engaged (at most the hashing bound, max(2, GOMAXPROCS)).
-	if limit := 2 + max(2, runtime.GOMAXPROCS(0)); evaluated > limit {
+	// At most max_failures guesses are checked: no more run at once than
+	// the failures left before the lockout (this bound failed under load
+	// when it was only re-checked after the hash: 5 of 24 answered).
+	if limit := 2; evaluated > limit {
 		t.Fatalf("%d of %d parallel guesses were evaluated (limit %d): %v", evaluated, burst, limit, all)
 	}
 }

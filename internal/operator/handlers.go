@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-gw/parley/internal/admin"
@@ -129,12 +131,12 @@ type loginRequest struct {
 	Name         string `json:"name"`
 	Password     string `json:"password"`
 	TOTP         string `json:"totp"`
-	RecoveryCode string `json:"recovery_code"`
+	RecoveryCode string `json:"recoveryCode"`
 }
 
 type loginResponse struct {
 	sessionView
-	RecoveryCodesLeft int `json:"recovery_codes_left"`
+	RecoveryCodesLeft int `json:"recoveryCodesLeft"`
 }
 
 func (s *Service) login(w http.ResponseWriter, r *http.Request) {
@@ -144,7 +146,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Name == "" || req.Password == "" {
-		badRequest(w, "send name and password (and totp or recovery_code)")
+		badRequest(w, "send name and password (and totp or recoveryCode)")
 		return
 	}
 	client := s.client(r)
@@ -155,6 +157,10 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		tooMany(w, wait, "too many failed sign-ins from your address: wait and try again")
 		return
 	}
+	// Taken before the operator is read: a failure counted by a sign-in
+	// that has given its slot back is in what this one reads.
+	others, release := s.guessing.enter(strings.ToLower(req.Name))
+	defer release()
 	op, err := s.st.OperatorByName(ctx, req.Name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.internalError(w, "sign in", err)
@@ -165,6 +171,16 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.login", Target: "operator:" + op.ID, Outcome: audit.Failure,
 			Client: client, Detail: map[string]string{"reason": "locked"}})
 		tooMany(w, op.LockedUntil.Sub(s.now()), "this account is locked after too many failed sign-ins: wait and try again, or ask an owner to unlock it")
+		return
+	}
+	// Each sign-in being checked may fail and count: no more are checked
+	// at once than the failures left before the lockout, so a parallel
+	// burst gets no more answers than the lockout allows (in this
+	// process; the re-check after the hash covers other replicas).
+	if limit := s.settings().MaxFailures; others >= limit || (known && op.Failures+others >= limit) {
+		s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.login", Target: targetOf(op, known), Outcome: audit.Failure,
+			Client: client, Detail: map[string]string{"reason": "concurrent"}})
+		tooMany(w, time.Second, "other sign-ins to this account are being checked: try again in a moment")
 		return
 	}
 	// The same work and answer for an unknown name and a wrong password.
@@ -255,6 +271,40 @@ func (s *Service) secondFactor(ctx context.Context, op store.Operator, code, rec
 
 // loginFailed counts and records a failed sign-in (or re-authentication)
 // and answers it.
+// targetOf is the audit target of a sign-in: the operator when known.
+func targetOf(op store.Operator, known bool) string {
+	if known {
+		return "operator:" + op.ID
+	}
+	return ""
+}
+
+// inflight counts the sign-ins being checked, by key.
+type inflight struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// enter counts one more sign-in for key and returns how many others
+// were being checked, and the release to call when this one is answered
+// (after its failure, if any, is counted).
+func (f *inflight) enter(key string) (others int, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = map[string]int{}
+	}
+	others = f.n[key]
+	f.n[key]++
+	return others, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.n[key]--; f.n[key] <= 0 {
+			delete(f.n, key)
+		}
+	}
+}
+
 func (s *Service) loginFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, adm interface {
 	Failed() (time.Duration, bool)
 }, op store.Operator, known bool, reason, code, msg string) {
@@ -355,7 +405,7 @@ func (s *Service) signOut(w http.ResponseWriter, r *http.Request, p admin.Princi
 type reauthRequest struct {
 	Password     string `json:"password"`
 	TOTP         string `json:"totp"`
-	RecoveryCode string `json:"recovery_code"`
+	RecoveryCode string `json:"recoveryCode"`
 }
 
 func (s *Service) reauth(w http.ResponseWriter, r *http.Request, p admin.Principal) {
@@ -406,7 +456,7 @@ func (s *Service) reauth(w http.ResponseWriter, r *http.Request, p admin.Princip
 	}
 	_ = s.st.LoginSucceeded(ctx, op.ID)
 	s.record(ctx, audit.Event{Actor: p.Label(), Role: op.Role, Action: "session.reauth", Target: "operator:" + op.ID, Outcome: audit.Success, Client: p.Client})
-	admin.WriteJSON(w, http.StatusOK, map[string]string{"reauth_until": ts(now.Add(time.Duration(s.settings().ReauthWindow)))})
+	admin.WriteJSON(w, http.StatusOK, map[string]string{"reauthUntil": ts(now.Add(time.Duration(s.settings().ReauthWindow)))})
 }
 
 func (s *Service) reauthFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, op store.Operator, code, msg string) {
@@ -435,11 +485,11 @@ type enrollRequest struct {
 }
 
 type enrollResponse struct {
-	EnrollmentID string `json:"enrollment_id"`
-	TOTPURI      string `json:"totp_uri"`
-	TOTPSecret   string `json:"totp_secret"`
-	QRPNG        string `json:"qr_png"`
-	ExpiresAt    string `json:"expires_at"`
+	EnrollmentID string `json:"enrollmentId"`
+	TOTPURI      string `json:"totpUri"`
+	TOTPSecret   string `json:"totpSecret"`
+	QRPNG        string `json:"qrPng"`
+	ExpiresAt    string `json:"expiresAt"`
 }
 
 // enrollStepTTL is how long the second enrollment step waits.
@@ -515,13 +565,13 @@ func (s *Service) enroll(w http.ResponseWriter, r *http.Request) {
 }
 
 type enrollTOTPRequest struct {
-	EnrollmentID string `json:"enrollment_id"`
+	EnrollmentID string `json:"enrollmentId"`
 	TOTP         string `json:"totp"`
 }
 
 type enrollTOTPResponse struct {
 	sessionView
-	RecoveryCodes []string `json:"recovery_codes"`
+	RecoveryCodes []string `json:"recoveryCodes"`
 }
 
 func (s *Service) enrollTOTP(w http.ResponseWriter, r *http.Request) {
@@ -588,7 +638,7 @@ func (s *Service) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 // --- me ---
 
 type passwordRequest struct {
-	NewPassword string `json:"new_password"`
+	NewPassword string `json:"newPassword"`
 }
 
 func (s *Service) changePassword(w http.ResponseWriter, r *http.Request, p admin.Principal) {
@@ -655,5 +705,5 @@ func (s *Service) regenerateRecovery(w http.ResponseWriter, r *http.Request, p a
 		return
 	}
 	s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "mfa.recovery_codes", Target: "operator:" + p.ID, Outcome: audit.Success, Client: p.Client})
-	admin.WriteJSON(w, http.StatusOK, map[string][]string{"recovery_codes": codes})
+	admin.WriteJSON(w, http.StatusOK, map[string][]string{"recoveryCodes": codes})
 }

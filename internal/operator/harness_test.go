@@ -266,7 +266,7 @@ func (h *harness) do(c *client, method, path string, body any) resp {
 				}
 			}
 		}
-		if t, ok := out.body["csrf_token"].(string); ok && t != "" {
+		if t, ok := out.body["csrfToken"].(string); ok && t != "" {
 			c.csrf = t
 			h.secrets = append(h.secrets, t)
 		}
@@ -326,18 +326,18 @@ func (h *harness) enroll(code, name, password string) *member {
 	m := &member{name: name, password: password, c: &client{}}
 	r := h.do(m.c, "POST", "/enroll", map[string]string{"code": code, "name": name, "password": password})
 	h.want(r, 200, "")
-	m.secret = r.body["totp_secret"].(string)
-	uri := r.body["totp_uri"].(string)
+	m.secret = r.body["totpSecret"].(string)
+	uri := r.body["totpUri"].(string)
 	if !strings.HasPrefix(uri, "otpauth://totp/") || !strings.Contains(uri, "secret="+m.secret) {
 		h.t.Fatalf("totp_uri = %q", uri)
 	}
-	if qr, _ := r.body["qr_png"].(string); !strings.HasPrefix(qr, "data:image/png;base64,iVBOR") {
+	if qr, _ := r.body["qrPng"].(string); !strings.HasPrefix(qr, "data:image/png;base64,iVBOR") {
 		h.t.Fatalf("qr_png = %.40q", qr)
 	}
-	h.secrets = append(h.secrets, password, m.secret, r.body["enrollment_id"].(string))
-	r = h.do(m.c, "POST", "/enroll/totp", map[string]string{"enrollment_id": r.body["enrollment_id"].(string), "totp": h.totpCode(m.secret, 0)})
+	h.secrets = append(h.secrets, password, m.secret, r.body["enrollmentId"].(string))
+	r = h.do(m.c, "POST", "/enroll/totp", map[string]string{"enrollmentId": r.body["enrollmentId"].(string), "totp": h.totpCode(m.secret, 0)})
 	h.want(r, 200, "")
-	for _, c := range r.body["recovery_codes"].([]any) {
+	for _, c := range r.body["recoveryCodes"].([]any) {
 		m.recovery = append(m.recovery, c.(string))
 		h.secrets = append(h.secrets, c.(string))
 	}

@@ -20,12 +20,12 @@ type operatorView struct {
 	Name        string   `json:"name"`
 	Role        string   `json:"role"`
 	Bots        []string `json:"bots"`
-	SSOSubject  string   `json:"sso_subject"`
+	SSOSubject  string   `json:"ssoSubject"`
 	MFA         bool     `json:"mfa"`
 	Disabled    bool     `json:"disabled"`
-	LockedUntil string   `json:"locked_until"`
-	CreatedAt   string   `json:"created_at"`
-	UpdatedAt   string   `json:"updated_at"`
+	LockedUntil string   `json:"lockedUntil"`
+	CreatedAt   string   `json:"createdAt"`
+	UpdatedAt   string   `json:"updatedAt"`
 }
 
 func (s *Service) viewOperator(o store.Operator) operatorView {
@@ -54,13 +54,13 @@ type inviteRequest struct {
 	Name       string   `json:"name"`
 	Role       string   `json:"role"`
 	Bots       []string `json:"bots"`
-	TTLHours   int      `json:"ttl_hours"`
-	SSOSubject string   `json:"sso_subject"`
+	TTLHours   int      `json:"ttlHours"`
+	SSOSubject string   `json:"ssoSubject"`
 }
 
 type inviteResponse struct {
 	Code      string   `json:"code"`
-	ExpiresAt string   `json:"expires_at"`
+	ExpiresAt string   `json:"expiresAt"`
 	Role      string   `json:"role"`
 	Bots      []string `json:"bots"`
 }
@@ -307,11 +307,11 @@ type tokenView struct {
 	Prefix     string   `json:"prefix"`
 	Role       string   `json:"role"`
 	Bots       []string `json:"bots"`
-	CreatedBy  string   `json:"created_by"`
-	CreatedAt  string   `json:"created_at"`
-	ExpiresAt  string   `json:"expires_at"`
-	RevokedAt  string   `json:"revoked_at"`
-	LastUsedAt string   `json:"last_used_at"`
+	CreatedBy  string   `json:"createdBy"`
+	CreatedAt  string   `json:"createdAt"`
+	ExpiresAt  string   `json:"expiresAt"`
+	RevokedAt  string   `json:"revokedAt"`
+	LastUsedAt string   `json:"lastUsedAt"`
 }
 
 func viewToken(t store.APIToken) tokenView {
@@ -354,7 +354,7 @@ type createTokenRequest struct {
 	Name          string   `json:"name"`
 	Role          string   `json:"role"`
 	Bots          []string `json:"bots"`
-	ExpiresInDays int      `json:"expires_in_days"`
+	ExpiresInDays int      `json:"expiresInDays"`
 }
 
 func (s *Service) createToken(w http.ResponseWriter, r *http.Request, p admin.Principal) {

@@ -109,6 +109,9 @@ type Service struct {
 	// takes memory_kib): a burst of sign-ins from many addresses queues
 	// instead of exhausting memory.
 	hashing chan struct{}
+	// guessing counts, by operator name, the sign-ins being checked now
+	// (see guessSlot).
+	guessing inflight
 	// passkeys is the configured WebAuthn relying party (nil: derived per
 	// loopback request); ceremonies the begun passkey ceremonies of known
 	// operators, anonymous those of passwordless sign-ins (begun by

@@ -52,7 +52,7 @@ func TestTOTPEnrollLoginAndReplayRefused(t *testing.T) {
 	code = h.totpCode(owner.secret, 0)
 	r := h.do(c, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "totp": code})
 	h.want(r, 200, "")
-	if r.body["csrf_token"] == "" || c.cookie == "" {
+	if r.body["csrfToken"] == "" || c.cookie == "" {
 		t.Fatalf("login answer %s", r.raw)
 	}
 	// Replayed within its validity: refused.
@@ -77,26 +77,26 @@ func TestRecoveryCodeWorksOnce(t *testing.T) {
 	h := newHarness(t)
 	owner := h.owner()
 	rc := owner.recovery[3]
-	r := h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recovery_code": strings.ToUpper(rc)})
+	r := h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recoveryCode": strings.ToUpper(rc)})
 	h.want(r, 200, "")
-	if r.body["recovery_codes_left"] != float64(9) {
-		t.Fatalf("recovery_codes_left = %v", r.body["recovery_codes_left"])
+	if r.body["recoveryCodesLeft"] != float64(9) {
+		t.Fatalf("recovery_codes_left = %v", r.body["recoveryCodesLeft"])
 	}
-	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recovery_code": rc}), 401, "mfa_required")
+	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recoveryCode": rc}), 401, "mfa_required")
 	// Both factors at once is not a thing.
-	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recovery_code": owner.recovery[4], "totp": "123456"}), 401, "mfa_required")
+	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recoveryCode": owner.recovery[4], "totp": "123456"}), 401, "mfa_required")
 	// Regenerating needs re-authentication, and replaces the old codes.
 	h.want(h.do(owner.c, "POST", "/me/recovery-codes", map[string]string{}), 403, "reauth_required")
 	h.reauth(owner)
 	r = h.do(owner.c, "POST", "/me/recovery-codes", map[string]string{})
 	h.want(r, 200, "")
-	if len(r.body["recovery_codes"].([]any)) != 10 {
+	if len(r.body["recoveryCodes"].([]any)) != 10 {
 		t.Fatalf("new codes: %s", r.raw)
 	}
-	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recovery_code": owner.recovery[5]}), 401, "mfa_required")
-	newCode := r.body["recovery_codes"].([]any)[0].(string)
+	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recoveryCode": owner.recovery[5]}), 401, "mfa_required")
+	newCode := r.body["recoveryCodes"].([]any)[0].(string)
 	h.secrets = append(h.secrets, newCode)
-	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recovery_code": newCode}), 200, "")
+	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "alice", "password": owner.password, "recoveryCode": newCode}), 200, "")
 }
 
 func TestLockoutAfterFailures(t *testing.T) {
@@ -190,7 +190,7 @@ func TestCSRFAndOrigin(t *testing.T) {
 	h.want(other, 200, "")
 	first := &client{cookie: noToken.cookie, csrf: owner.c.csrf}
 	_ = first
-	foreign := &client{cookie: noToken.cookie, csrf: other.body["csrf_token"].(string)}
+	foreign := &client{cookie: noToken.cookie, csrf: other.body["csrfToken"].(string)}
 	h.want(h.do(foreign, "POST", "/tokens", map[string]any{"name": "ci"}), 403, "csrf")
 	// The right token from another origin: refused.
 	evil := &client{cookie: owner.c.cookie, csrf: owner.c.csrf, origin: "https://evil.example"}
@@ -224,8 +224,8 @@ func TestAPITokensScopeRevocationExpiry(t *testing.T) {
 		r := h.do(op.c, "POST", "/tokens", body)
 		h.want(r, 403, "forbidden")
 	}
-	h.want(h.do(op.c, "POST", "/tokens", map[string]any{"name": "ci", "expires_in_days": 366}), 400, "bad_request")
-	r := h.do(op.c, "POST", "/tokens", map[string]any{"name": "ci", "expires_in_days": 2})
+	h.want(h.do(op.c, "POST", "/tokens", map[string]any{"name": "ci", "expiresInDays": 366}), 400, "bad_request")
+	r := h.do(op.c, "POST", "/tokens", map[string]any{"name": "ci", "expiresInDays": 2})
 	h.want(r, 201, "")
 	tok := r.body["token"].(string)
 	h.secrets = append(h.secrets, tok)
@@ -259,7 +259,7 @@ func TestAPITokensScopeRevocationExpiry(t *testing.T) {
 	h.want(h.do(bearer, "GET", "/session", nil), 401, "unauthenticated")
 
 	// Expired: refused.
-	r = h.do(op.c, "POST", "/tokens", map[string]any{"name": "short", "expires_in_days": 1})
+	r = h.do(op.c, "POST", "/tokens", map[string]any{"name": "short", "expiresInDays": 1})
 	h.want(r, 201, "")
 	short := &client{bearer: r.body["token"].(string)}
 	h.secrets = append(h.secrets, short.bearer)
@@ -389,9 +389,9 @@ func TestNoSecretInLogsOrDatabase(t *testing.T) {
 	h.want(h.do(&client{bearer: r.body["token"].(string)}, "DELETE", "/session", nil), 400, "bad_request")
 	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "dave", "password": "wrong but secret-ish 123", "totp": "1"}), 401, "unauthenticated")
 	h.secrets = append(h.secrets, "wrong but secret-ish 123")
-	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "dave", "password": op.password, "recovery_code": op.recovery[0]}), 200, "")
+	h.want(h.do(&client{}, "POST", "/session", map[string]string{"name": "dave", "password": op.password, "recoveryCode": op.recovery[0]}), 200, "")
 	h.reauth(op)
-	r = h.do(op.c, "POST", "/me/password", map[string]string{"new_password": "silver meadow counting clouds"})
+	r = h.do(op.c, "POST", "/me/password", map[string]string{"newPassword": "silver meadow counting clouds"})
 	h.want(r, 200, "")
 	h.secrets = append(h.secrets, "silver meadow counting clouds")
 	if err := h.st.Scrub(context.Background()); err != nil {
@@ -435,7 +435,7 @@ func TestCookieAttributes(t *testing.T) {
 		c := &client{}
 		r := h.do(c, "POST", "/enroll", map[string]string{"code": code, "name": "alice", "password": "violet kettle marching sideways"})
 		h.want(r, 200, "")
-		r = h.do(c, "POST", "/enroll/totp", map[string]string{"enrollment_id": r.body["enrollment_id"].(string), "totp": h.totpCode(r.body["totp_secret"].(string), 0)})
+		r = h.do(c, "POST", "/enroll/totp", map[string]string{"enrollmentId": r.body["enrollmentId"].(string), "totp": h.totpCode(r.body["totpSecret"].(string), 0)})
 		h.want(r, 200, "")
 		set := r.header.Get("Set-Cookie")
 		wantName := "parley_admin="
@@ -496,7 +496,7 @@ func TestOwnerUnlocksOperator(t *testing.T) {
 	locked := ""
 	for _, o := range r.body["operators"].([]any) {
 		if m := o.(map[string]any); m["name"] == "bob" {
-			locked, _ = m["locked_until"].(string)
+			locked, _ = m["lockedUntil"].(string)
 			if m["mfa"] != true || m["role"] != "operator" {
 				t.Fatalf("bob: %v", m)
 			}

@@ -269,10 +269,10 @@ func (s *Service) clearCookie(w http.ResponseWriter) {
 type sessionView struct {
 	Operator      operatorRef `json:"operator"`
 	Kind          string      `json:"kind"`
-	CSRFToken     string      `json:"csrf_token"`
-	ExpiresAt     string      `json:"expires_at"`
-	IdleExpiresAt string      `json:"idle_expires_at"`
-	ReauthUntil   string      `json:"reauth_until"`
+	CSRFToken     string      `json:"csrfToken"`
+	ExpiresAt     string      `json:"expiresAt"`
+	IdleExpiresAt string      `json:"idleExpiresAt"`
+	ReauthUntil   string      `json:"reauthUntil"`
 }
 
 type operatorRef struct {

@@ -124,7 +124,7 @@ func TestSSOSignInWithRequiredAMR(t *testing.T) {
 	}
 	// The provider authenticated just now (auth_time): the session counts
 	// as re-authenticated for the window.
-	if r.body["reauth_until"] == "" {
+	if r.body["reauthUntil"] == "" {
 		t.Fatalf("SSO session not re-authenticated: %s", r.raw)
 	}
 	// A callback without the browser's state cookie: refused.

@@ -226,7 +226,7 @@ func (s *Service) passkeyUser(ctx context.Context, op store.Operator) (passkeyUs
 type passkeyChallenge struct {
 	Handle    string `json:"handle,omitempty"`
 	Options   any    `json:"options"`
-	ExpiresAt string `json:"expires_at"`
+	ExpiresAt string `json:"expiresAt"`
 }
 
 // beginLogin starts the passkey step of a sign-in (or a
@@ -573,7 +573,7 @@ func (s *Service) reauthPasskeyFinish(w http.ResponseWriter, r *http.Request, p 
 	_ = s.st.LoginSucceeded(ctx, op.ID)
 	s.record(ctx, audit.Event{Actor: p.Label(), Role: op.Role, Action: "session.reauth", Target: "operator:" + op.ID, Outcome: audit.Success,
 		Client: p.Client, Detail: map[string]string{"mfa": "passkey"}})
-	admin.WriteJSON(w, http.StatusOK, map[string]string{"reauth_until": ts(now.Add(time.Duration(s.settings().ReauthWindow)))})
+	admin.WriteJSON(w, http.StatusOK, map[string]string{"reauthUntil": ts(now.Add(time.Duration(s.settings().ReauthWindow)))})
 }
 
 // --- me/passkeys ---
@@ -583,10 +583,10 @@ type passkeyView struct {
 	Name           string   `json:"name"`
 	AAGUID         string   `json:"aaguid"`
 	Transports     []string `json:"transports"`
-	BackupEligible bool     `json:"backup_eligible"`
-	BackupState    bool     `json:"backup_state"`
-	CreatedAt      string   `json:"created_at"`
-	LastUsedAt     string   `json:"last_used_at"`
+	BackupEligible bool     `json:"backupEligible"`
+	BackupState    bool     `json:"backupState"`
+	CreatedAt      string   `json:"createdAt"`
+	LastUsedAt     string   `json:"lastUsedAt"`
 }
 
 func viewPasskey(c store.WebAuthnCredential) passkeyView {

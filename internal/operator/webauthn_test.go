@@ -233,7 +233,7 @@ func TestPasskeySignIn(t *testing.T) {
 	h.want(r, 200, "")
 	r = h.do(alice.c, "POST", "/session/reauth/passkey/finish", map[string]any{"credential": a.get(publicKey(t, r.body))})
 	h.want(r, 200, "")
-	if r.body["reauth_until"] == "" {
+	if r.body["reauthUntil"] == "" {
 		t.Fatalf("reauth: %s", r.raw)
 	}
 	// Its challenge is single use too.

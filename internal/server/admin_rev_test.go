@@ -34,7 +34,7 @@ func revAdmin(t *testing.T) *adminClient {
 // and the audit log must still verify.
 func TestAdminRevHostilePathKeepsAuditVerifiable(t *testing.T) {
 	owner := revAdmin(t)
-	st, body := owner.do("POST", "/tokens", map[string]any{"name": "ro", "role": "auditor", "expires_in_days": 1})
+	st, body := owner.do("POST", "/tokens", map[string]any{"name": "ro", "role": "auditor", "expiresInDays": 1})
 	if st != 201 {
 		t.Fatalf("create token: %d %s", st, body)
 	}

@@ -78,16 +78,16 @@ func enrollOwner(t *testing.T, base, bootstrap string) (owner *adminClient, totp
 		t.Fatalf("enroll: %d %s", st, body)
 	}
 	var en struct {
-		EnrollmentID string `json:"enrollment_id"`
-		TOTPSecret   string `json:"totp_secret"`
+		EnrollmentID string `json:"enrollmentId"`
+		TOTPSecret   string `json:"totpSecret"`
 	}
 	_ = json.Unmarshal(body, &en)
-	st, body = owner.do("POST", "/enroll/totp", map[string]any{"enrollment_id": en.EnrollmentID, "totp": code(t, en.TOTPSecret, time.Now())})
+	st, body = owner.do("POST", "/enroll/totp", map[string]any{"enrollmentId": en.EnrollmentID, "totp": code(t, en.TOTPSecret, time.Now())})
 	if st != 200 {
 		t.Fatalf("enroll/totp: %d %s", st, body)
 	}
 	var sess struct {
-		CSRF string `json:"csrf_token"`
+		CSRF string `json:"csrfToken"`
 	}
 	_ = json.Unmarshal(body, &sess)
 	return owner, en.TOTPSecret, sess.CSRF
@@ -139,7 +139,7 @@ func TestAdminWiredEndToEnd(t *testing.T) {
 	}
 
 	// A token for an operator scoped to bot A.
-	st, body := owner.do("POST", "/tokens", map[string]any{"name": "team-a", "role": "operator", "bots": []string{ids["A"]}, "expires_in_days": 1})
+	st, body := owner.do("POST", "/tokens", map[string]any{"name": "team-a", "role": "operator", "bots": []string{ids["A"]}, "expiresInDays": 1})
 	if st != 201 {
 		t.Fatalf("create token: %d %s", st, body)
 	}

@@ -212,7 +212,7 @@ onReauth(() => new Promise((resolve) => {
     ev.preventDefault();
     const code = form.code.value.trim();
     const body = { password: form.password.value };
-    if (/^\d{6}$/.test(code)) body.totp = code; else body.recovery_code = code;
+    if (/^\d{6}$/.test(code)) body.totp = code; else body.recoveryCode = code;
     try {
       await api('POST', '/session/reauth', body, { retried: true });
       done(true);

@@ -139,7 +139,7 @@ function onSubmit(form, ctx, fn) {
 
 function codeBody(code) {
   const c = String(code || '').trim();
-  return /^\d{6,8}$/.test(c) ? { totp: c } : { recovery_code: c };
+  return /^\d{6,8}$/.test(c) ? { totp: c } : { recoveryCode: c };
 }
 
 let ssoProbe = null;
@@ -199,7 +199,7 @@ export const pages = {
       $('#enroll-totp-code', main).focus();
     });
     onSubmit($('#enroll-totp-form', main), ctx, async (v) => {
-      const data = await api('POST', '/enroll/totp', { enrollment_id: first(enrollment, 'enrollment_id'), totp: v.totp.trim() });
+      const data = await api('POST', '/enroll/totp', { enrollmentId: first(enrollment, 'enrollment_id'), totp: v.totp.trim() });
       const codes = items(data, 'recovery_codes', 'codes');
       const ul = $('#enroll-recovery', main);
       ul.replaceChildren(...codes.map((c) => h('li', {}, h('code', { class: 'secret' }, String(c)))));
@@ -493,7 +493,7 @@ export const pages = {
     };
     const form = $('#operator-form', main);
     onSubmit(form, ctx, async (v) => {
-      const body = { role: v.role, ttl_hours: Number(v.ttl_hours) };
+      const body = { role: v.role, ttlHours: Number(v.ttl_hours) };
       if (lines(v.bots).length) body.bots = lines(v.bots);
       const data = await api('POST', '/operators', body);
       form.reset();
@@ -529,7 +529,7 @@ export const pages = {
     const form = $('#token-form', main);
     onSubmit(form, ctx, async (v) => {
       const days = Number(v.days);
-      const body = { name: v.name, role: v.role, expires_in_days: days };
+      const body = { name: v.name, role: v.role, expiresInDays: days };
       if (lines(v.bots).length) body.bots = lines(v.bots);
       const data = await api('POST', '/tokens', body);
       form.reset();
@@ -546,7 +546,7 @@ export const pages = {
     const pw = $('#password-form', main);
     onSubmit(pw, ctx, async (v) => {
       if (v.password !== v.password2) throw new Error('The two passwords differ.');
-      await api('POST', '/me/password', { new_password: v.password });
+      await api('POST', '/me/password', { newPassword: v.password });
       pw.reset();
       ctx.say('Password changed.');
     });

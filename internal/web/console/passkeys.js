@@ -198,7 +198,7 @@ export const passkeyPages = {
         const name = document.createElement('strong');
         name.textContent = first(k, 'name') || 'passkey';
         const meta = document.createElement('span');
-        meta.append(' added ', when(k.created_at), ', last used ', when(k.last_used_at), k.backup_eligible ? ' (synced)' : '', ' ');
+        meta.append(' added ', when(k.createdAt), ', last used ', when(k.lastUsedAt), k.backupEligible ? ' (synced)' : '', ' ');
         const rm = document.createElement('button');
         rm.type = 'button';
         rm.textContent = 'Remove';
