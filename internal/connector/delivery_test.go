@@ -323,6 +323,12 @@ func TestDeliveryDeadLettersAfterRetryWindowAndRedelivers(t *testing.T) {
 		dls, _ := r.st.ListDeadLetters(ctx, "")
 		return len(dls) == len(want)
 	})
+	// The worker counts and logs each dead letter right after storing it:
+	// wait for the last one's count and line before reading them.
+	deadline := time.Now().Add(5 * time.Second)
+	for (r.d.DeadLettered() < int64(len(want)) || strings.Count(r.logs.String(), "dead-lettered") < len(want)) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	dls, _ := r.st.ListDeadLetters(ctx, "bot-1")
 	for i, d := range dls {
 		if d.ActivityID != want[i] || d.LastStatus != http.StatusServiceUnavailable || d.Attempts < 1 || d.LastError == "" ||
