@@ -229,6 +229,16 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		s.loginFailed(ctx, w, r, adm, op, true, "bad second factor", admin.CodeMFARequired, msgMFA)
 		return
 	}
+	if rehash {
+		s.rehash(ctx, op, req.Password)
+	}
+	s.completeLogin(ctx, w, r, adm, op, map[string]string{"mfa": method})
+}
+
+// completeLogin ends a sign-in whose factors were all accepted (password
+// and code, or a passkey): the failures are forgotten, a session starts,
+// the sign-in is audited with detail, and the answer is written.
+func (s *Service) completeLogin(ctx context.Context, w http.ResponseWriter, r *http.Request, adm guard.Admission, op store.Operator, detail map[string]string) {
 	adm.Succeeded()
 	if err := s.st.LoginSucceeded(ctx, op.ID); err != nil {
 		s.internalError(w, "sign in", err)
@@ -239,9 +249,6 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.st.PruneAdminSessions(ctx, s.now()); err != nil {
 		s.log.Warn("prune admin sessions", "err", err)
 	}
-	if rehash {
-		s.rehash(ctx, op, req.Password)
-	}
 	view, err := s.startSession(ctx, w, r, op)
 	if err != nil {
 		s.internalError(w, "sign in", err)
@@ -249,7 +256,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	}
 	left, _ := s.st.RecoveryCodesLeft(ctx, op.ID)
 	s.record(ctx, audit.Event{Actor: "operator:" + op.ID, Role: op.Role, Action: "session.login", Target: "operator:" + op.ID,
-		Outcome: audit.Success, Client: client, Detail: map[string]string{"mfa": method}})
+		Outcome: audit.Success, Client: s.client(r), Detail: detail})
 	admin.WriteJSON(w, http.StatusOK, loginResponse{sessionView: view, RecoveryCodesLeft: left})
 }
 

@@ -420,27 +420,11 @@ func (s *Service) loginPasskey(w http.ResponseWriter, r *http.Request) {
 			"the passkey was not accepted: sign in again with your name and password")
 		return
 	}
-	adm.Succeeded()
-	if err := s.st.LoginSucceeded(ctx, op.ID); err != nil {
-		s.internalError(w, "sign in", err)
-		return
-	}
-	if _, err := s.st.PruneAdminSessions(ctx, s.now()); err != nil {
-		s.log.Warn("prune admin sessions", "err", err)
-	}
-	view, err := s.startSession(ctx, w, r, op)
-	if err != nil {
-		s.internalError(w, "sign in", err)
-		return
-	}
-	left, _ := s.st.RecoveryCodesLeft(ctx, op.ID)
 	detail := map[string]string{"mfa": "passkey"}
 	if c.kind == ceremonyPasswordless {
 		detail["passwordless"] = "true"
 	}
-	s.record(ctx, audit.Event{Actor: "operator:" + op.ID, Role: op.Role, Action: "session.login", Target: "operator:" + op.ID,
-		Outcome: audit.Success, Client: client, Detail: detail})
-	admin.WriteJSON(w, http.StatusOK, loginResponse{sessionView: view, RecoveryCodesLeft: left})
+	s.completeLogin(ctx, w, r, adm, op, detail)
 }
 
 // beginPasswordless is POST /session/passkey/begin: a sign-in with a
@@ -496,17 +480,28 @@ func (s *Service) passkeyOperator(w http.ResponseWriter, r *http.Request, p admi
 	return op, true
 }
 
+// reauthPasskeyOperator is the operator re-authenticating with a passkey,
+// unless it may not (no passkeys for it, locked): then the answer is
+// written and ok is false.
+func (s *Service) reauthPasskeyOperator(w http.ResponseWriter, r *http.Request, p admin.Principal) (store.Operator, bool) {
+	op, ok := s.passkeyOperator(w, r, p, "re-authenticate")
+	if !ok {
+		return op, false
+	}
+	if s.now().Before(op.LockedUntil) {
+		tooMany(w, op.LockedUntil.Sub(s.now()), "this account is locked after too many failed attempts: wait and try again")
+		return op, false
+	}
+	return op, true
+}
+
 func (s *Service) reauthPasskeyBegin(w http.ResponseWriter, r *http.Request, p admin.Principal) {
 	ctx := r.Context()
 	if !decodeEmpty(w, r) {
 		return
 	}
-	op, ok := s.passkeyOperator(w, r, p, "re-authenticate")
+	op, ok := s.reauthPasskeyOperator(w, r, p)
 	if !ok {
-		return
-	}
-	if s.now().Before(op.LockedUntil) {
-		tooMany(w, op.LockedUntil.Sub(s.now()), "this account is locked after too many failed attempts: wait and try again")
 		return
 	}
 	if _, err := s.relyingParty(r); err != nil {
@@ -535,12 +530,8 @@ func (s *Service) reauthPasskeyFinish(w http.ResponseWriter, r *http.Request, p 
 	if !decode(w, r, &req) {
 		return
 	}
-	op, ok := s.passkeyOperator(w, r, p, "re-authenticate")
+	op, ok := s.reauthPasskeyOperator(w, r, p)
 	if !ok {
-		return
-	}
-	if s.now().Before(op.LockedUntil) {
-		tooMany(w, op.LockedUntil.Sub(s.now()), "this account is locked after too many failed attempts: wait and try again")
 		return
 	}
 	c, found := s.ceremonies.take(string(ceremonyReauth) + ":" + p.SessionID)
