@@ -2,12 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/parley-gw/parley/internal/store"
@@ -20,24 +17,7 @@ func TestMigration0009StartsRetentionAtUpgrade(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "parley.db")
 	// The database as the previous version left it: migrations before 0009.
-	before := fstest.MapFS{}
-	entries, err := fs.ReadDir(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() < "0009" {
-			b, _ := fs.ReadFile(migrations, "migrations/"+e.Name())
-			before["migrations/"+e.Name()] = &fstest.MapFile{Data: b}
-		}
-	}
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, db, before, "migrations", "?"); err != nil {
-		t.Fatal(err)
-	}
+	db := openBefore(t, path, "0009")
 	old := time.Now().Add(-90 * 24 * time.Hour).UnixNano()
 	for _, q := range []string{
 		`INSERT INTO bots (id, name, endpoint, insecure_no_auth, created_at) VALUES ('b', 'b', 'http://127.0.0.1:1/', 1, 0)`,

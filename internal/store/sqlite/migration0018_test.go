@@ -2,12 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"testing"
-	"testing/fstest"
 
 	"github.com/parley-gw/parley/internal/store"
 )
@@ -19,24 +16,7 @@ import (
 func TestMigration0018KeepsTheLog(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "parley.db")
-	before := fstest.MapFS{}
-	entries, err := fs.ReadDir(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() < "0018" {
-			b, _ := fs.ReadFile(migrations, "migrations/"+e.Name())
-			before["migrations/"+e.Name()] = &fstest.MapFile{Data: b}
-		}
-	}
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx, db, before, "migrations", "?"); err != nil {
-		t.Fatal(err)
-	}
+	db := openBefore(t, path, "0018")
 	qs := []string{
 		`INSERT INTO bots (id, name, endpoint, insecure_no_auth, created_at) VALUES ('b1', 'Echo', 'http://127.0.0.1:1/', 1, 0)`,
 		`INSERT INTO sites (id, bot_id, name, enhanced_auth, trusted_origins, created_at) VALUES ('s1', 'b1', 'web', 1, '[]', 0)`,
