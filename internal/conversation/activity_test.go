@@ -325,6 +325,7 @@ func TestParseRefusesAmbiguousMemberNames(t *testing.T) {
 		`{"type":"message","ReplyToId":"x"}`:                                        "ReplyToId",
 		`{"type":"message","Type":"conversationUpdate"}`:                            "Type",
 		`{"type":"message","Attachments":[{"contentUrl":"http://x/"}]}`:             "Attachments",
+		`{"type":"message","ChAnnelDAtA":{"streamType":"final"}}`:                   "ChAnnelDAtA",
 		"{\"type\":\"message\",\"\\u0049d\":\"forged\"}":                            "Id",             // escaped name
 		"{\"type\":\"message\",\"time\u017ftamp\":\"x\"}":                           "time\u017ftamp", // long s folds to s
 		"{\"type\":\"message\",\"\u0131d\":\"x\"}":                                  "\u0131d",        // dotless i: .NET upper-cases it to I

@@ -34,9 +34,11 @@ import (
 // by the log), from, channelId, serviceUrl, recipient and callerId (set or
 // removed by the Direct Line and Bot Connector edges), replyToId (set on
 // bot replies), type (checked for channel-only types) and attachments
-// (rewritten for uploads and checked against the site's URL policy).
+// (rewritten for uploads and checked against the site's URL policy), and
+// channelData (its stream members are read, and a streamed reply's
+// streaminfo entity is copied into it for Web Chat).
 // localTimestamp and localTimezone belong to the sender and stay theirs.
-var ownedMembers = foldIndex("id", "timestamp", "conversation", "from", "recipient", "channelId", "serviceUrl", "callerId", "replyToId", "type", "attachments")
+var ownedMembers = foldIndex("id", "timestamp", "conversation", "from", "recipient", "channelId", "serviceUrl", "callerId", "replyToId", "type", "attachments", "channelData")
 
 // Known members of the nested objects Parley writes or interprets
 // (parleyUntrusted is the mark the Direct Line edge sets on client links).
