@@ -190,12 +190,12 @@ func (a *app) keysRewrapCmd() *cobra.Command {
 			"old KEK before it saw the rotation (every bots.key_reload). Run this to finish an interrupted rotation\n" +
 			"before 'parley keys destroy' of the retired KEK. It is safe to run while Parley runs, and to run again.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, _, keys, done, err := a.openAdminKeys(cmd.Context(), f)
+			as, err := a.openService(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
-			defer done()
-			n, err := keys.Envelope.Rewrap(cmd.Context())
+			defer as.st.Close()
+			n, err := as.svc.Rewrap(cmd.Context(), as.p)
 			if err != nil {
 				return err
 			}

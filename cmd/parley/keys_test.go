@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,10 @@ func TestKeysRotateListDestroy(t *testing.T) {
 	}
 	if out, _, err := run(t, nil, "keys", "rewrap", "--data", data); err != nil || !strings.Contains(out, "re-wrapped 0 data keys") {
 		t.Fatalf("keys rewrap = %q, %v", out, err)
+	}
+	// The re-wrap goes through the service layer: audited like the rotation.
+	if export, _, err := run(t, nil, "audit", "export", "--data", data); err != nil || !strings.Contains(export, `"target":"keys:kek"`) || !regexp.MustCompile(`"action":"keys\.manage"[^\n]*"rewrapped":"0"`).MatchString(export) {
+		t.Fatalf("no audit entry for the re-wrap (%v):\n%s", err, export)
 	}
 
 	keys := listKeys(t, data)

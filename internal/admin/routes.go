@@ -108,6 +108,7 @@ var Routes = []Route{
 	// Keys.
 	{Method: "GET", Pattern: Prefix + "/keys", Action: KeysRead},
 	{Method: "POST", Pattern: Prefix + "/keys/rotate", Action: KeysManage},
+	{Method: "POST", Pattern: Prefix + "/keys/rewrap", Action: KeysManage},
 	{Method: "POST", Pattern: Prefix + "/keys/{key}/destroy", Action: KeysManage, Reauth: true},
 
 	// Audit log and security report.

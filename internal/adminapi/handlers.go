@@ -44,6 +44,7 @@ func (a *api) handlers() map[string]http.Handler {
 		"DELETE " + p + "/dead-letters/{deadletter}":           a.dropDeadLetter,
 		"GET " + p + "/keys":                                   a.listKeys,
 		"POST " + p + "/keys/rotate":                           a.rotateKeys,
+		"POST " + p + "/keys/rewrap":                           a.rewrapKeys,
 		"POST " + p + "/keys/{key}/destroy":                    a.destroyKey,
 		"GET " + p + "/security/report":                        a.securityReport,
 		"GET " + p + "/audit":                                  a.auditEntries,
@@ -614,6 +615,19 @@ func (a *api) rotateKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, rot)
+}
+
+func (a *api) rewrapKeys(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if !decode(w, r, &req) {
+		return
+	}
+	n, err := a.cfg.Service.Rewrap(r.Context(), principal(r))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, map[string]int{"rewrapped": n})
 }
 
 type destroyReq struct {
