@@ -432,7 +432,7 @@ func (a *app) newServiceRecording(cfg config.Config, st store.Store, configName 
 			if err != nil {
 				return admin.KeyHandle{}, err
 			}
-			return admin.KeyHandle{Set: keys.Set, Envelope: keys.Envelope, Close: func() { _ = keys.Close() }}, nil
+			return admin.KeyHandle{Set: keys.Set, Envelope: keys.Envelope, Codec: keys.Codec, Close: func() { _ = keys.Close() }}, nil
 		},
 		CheckEndpoint: func(ctx context.Context, endpoint string) (string, error) {
 			return "", a.checkBotEndpoint(ctx, cfg, endpoint)

@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/parley-gw/parley/internal/admin"
-	"github.com/parley-gw/parley/internal/conversation"
-	"github.com/parley-gw/parley/internal/server"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -36,38 +34,29 @@ func (a *app) deliveriesCmd() *cobra.Command {
 				return err
 			}
 			defer as.st.Close()
-			var codec conversation.Codec
+			var out []deadLetterJSON
 			if withBody {
-				keys, err := server.OpenKeys(cmd.Context(), as.cfg, as.st)
-				if err != nil {
-					return err
+				out, err = as.svc.DeadLetterActivities(cmd.Context(), as.p, listBot)
+			} else {
+				var dls []store.DeadLetter
+				dls, err = as.svc.ListDeadLetters(cmd.Context(), as.p, listBot)
+				out = make([]deadLetterJSON, 0, len(dls))
+				for _, d := range dls {
+					out = append(out, admin.ToDeadLetter(d))
 				}
-				defer keys.Close() // an HSM's sessions and login
-				codec = keys.Codec
 			}
-			dls, err := as.svc.ListDeadLetters(cmd.Context(), as.p, listBot)
 			if err != nil {
 				return err
 			}
-			out := []deadLetterJSON{}
 			var text strings.Builder
-			for _, d := range dls {
-				j := admin.ToDeadLetter(d)
-				if withBody {
-					body, err := codec.DecodeOutbox(cmd.Context(), d.ConversationID, d.Body)
-					if err != nil {
-						return fmt.Errorf("dead letter %d: %w", d.ID, err)
-					}
-					j.Activity = body
-				}
-				out = append(out, j)
+			for _, d := range out {
 				fmt.Fprintf(&text, "%d\tbot=%s\tconversation=%s\tactivity=%s\tattempts=%d\tstatus=%d\tdead=%s\terror=%s\n",
 					d.ID, d.BotID, d.ConversationID, d.ActivityID, d.Attempts, d.LastStatus, d.DeadAt.Format(time.RFC3339), d.LastError)
 				if withBody {
-					fmt.Fprintf(&text, "\t%s\n", j.Activity)
+					fmt.Fprintf(&text, "\t%s\n", d.Activity)
 				}
 			}
-			if len(dls) == 0 && !lf.json {
+			if len(out) == 0 && !lf.json {
 				text.WriteString("no dead letters\n")
 			}
 			return a.print(lf.json, out, text.String())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,11 @@ func TestDeliveriesDeadListAndRedeliver(t *testing.T) {
 	out, _, _ = run(t, nil, "deliveries", "dead", "list", "--data", data, "--bot", "bot-b", "--body")
 	if !strings.Contains(out, "PRIVATE-TEXT") {
 		t.Fatalf("list --body does not show the activity: %s", out)
+	}
+	// Reading the activities is a read of user data: audited, with the count.
+	if export, _, err := run(t, nil, "audit", "export", "--data", data); err != nil ||
+		!regexp.MustCompile(`"action":"deadletters\.content","target":"bot:bot-b"[^\n]*"count":"1"`).MatchString(export) {
+		t.Fatalf("no audit entry for list --body (%v):\n%s", err, export)
 	}
 
 	for name, args := range map[string][]string{

@@ -294,6 +294,80 @@ func (s *Service) ListDeadLetters(ctx context.Context, p Principal, botID string
 	return out, o.done(ctx, nil)
 }
 
+// DeadLetterActivities lists the dead letters in p's scope (of botID,
+// when given) with the activity each holds: user data, so one audit entry
+// records the read and how many it returned.
+func (s *Service) DeadLetterActivities(ctx context.Context, p Principal, botID string) ([]DeadLetter, error) {
+	target := "deadletters"
+	if botID != "" {
+		target = botTarget(botID)
+	}
+	o := s.op(p, DeadLettersContent, "read_activities", target)
+	if err := o.allow(ctx); err != nil {
+		return nil, err
+	}
+	if botID != "" && !p.Scoped(botID) {
+		return nil, o.scope(ctx, botID, "bot", botID)
+	}
+	dls, err := s.d.Store.ListDeadLetters(ctx, botID)
+	if err != nil {
+		return nil, o.done(ctx, err)
+	}
+	var mine []store.DeadLetter
+	for _, d := range dls {
+		if p.Scoped(d.BotID) {
+			mine = append(mine, d)
+		}
+	}
+	out, err := s.withActivities(ctx, mine)
+	o.detail = map[string]string{"count": fmt.Sprint(len(out))}
+	return out, o.done(ctx, err)
+}
+
+// DeadLetterActivity is dead letter id with the activity it holds
+// (audited as a read of user data).
+func (s *Service) DeadLetterActivity(ctx context.Context, p Principal, id int64) (DeadLetter, error) {
+	o := s.op(p, DeadLettersContent, "read_activity", dlTarget(id))
+	if err := o.allow(ctx); err != nil {
+		return DeadLetter{}, err
+	}
+	d, err := o.deadLetter(ctx, id)
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	out, err := s.withActivities(ctx, []store.DeadLetter{d})
+	if err != nil {
+		return DeadLetter{}, o.done(ctx, err)
+	}
+	return out[0], o.done(ctx, nil)
+}
+
+// withActivities opens each dead letter's sealed activity.
+func (s *Service) withActivities(ctx context.Context, dls []store.DeadLetter) ([]DeadLetter, error) {
+	out := make([]DeadLetter, 0, len(dls))
+	if len(dls) == 0 {
+		return out, nil
+	}
+	keys, err := s.openKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer keys.close()
+	if keys.Codec == nil {
+		return nil, errors.New("read dead letters: no codec to open their activities")
+	}
+	for _, d := range dls {
+		body, err := keys.Codec.DecodeOutbox(ctx, d.ConversationID, d.Body)
+		if err != nil {
+			return nil, fmt.Errorf("dead letter %d: %w", d.ID, err)
+		}
+		j := ToDeadLetter(d)
+		j.Activity = body
+		out = append(out, j)
+	}
+	return out, nil
+}
+
 func (o *op) deadLetter(ctx context.Context, id int64) (store.DeadLetter, error) {
 	ids := strconv.FormatInt(id, 10)
 	d, err := o.s.d.Store.GetDeadLetter(ctx, id)

@@ -71,6 +71,9 @@ const (
 
 	DeadLettersRead      Action = "deadletters.read"
 	DeadLettersRedeliver Action = "deadletters.redeliver" // redeliver or drop
+	// DeadLettersContent: the activity a dead letter holds (user data:
+	// message text and all), never to the auditor.
+	DeadLettersContent Action = "deadletters.content"
 
 	OperatorsRead   Action = "operators.read"
 	OperatorsManage Action = "operators.manage" // invite, change role or scope, remove (owner changes need re-authentication)
@@ -112,6 +115,7 @@ var permissions = map[Action][]Role{
 
 	DeadLettersRead:      {RoleOwner, RoleAdmin, RoleOperator, RoleAuditor},
 	DeadLettersRedeliver: {RoleOwner, RoleAdmin, RoleOperator},
+	DeadLettersContent:   {RoleOwner, RoleAdmin, RoleOperator},
 
 	OperatorsRead:   {RoleOwner, RoleAuditor},
 	OperatorsManage: {RoleOwner},
@@ -134,6 +138,7 @@ var actionPhrases = map[Action]string{
 	KeysRead: "read keys", KeysManage: "rotate or destroy keys",
 	ConversationsRead: "list conversations", ConversationsErase: "erase conversations",
 	DeadLettersRead: "read dead letters", DeadLettersRedeliver: "redeliver or drop dead letters",
+	DeadLettersContent: "read the activities dead letters hold",
 	OperatorsRead: "read operators", OperatorsManage: "manage operators",
 	TokensManage: "manage API tokens", AuditRead: "read the audit log", SecurityRead: "read the security report",
 	SessionSelf: "use a session",

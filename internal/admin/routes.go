@@ -104,6 +104,7 @@ var Routes = []Route{
 	{Method: "GET", Pattern: Prefix + "/dead-letters", Action: DeadLettersRead},
 	{Method: "POST", Pattern: Prefix + "/dead-letters/{deadletter}/redeliver", Action: DeadLettersRedeliver, Scope: ScopeDeadLetter},
 	{Method: "DELETE", Pattern: Prefix + "/dead-letters/{deadletter}", Action: DeadLettersRedeliver, Scope: ScopeDeadLetter},
+	{Method: "GET", Pattern: Prefix + "/dead-letters/{deadletter}/activity", Action: DeadLettersContent, Scope: ScopeDeadLetter},
 
 	// Keys.
 	{Method: "GET", Pattern: Prefix + "/keys", Action: KeysRead},

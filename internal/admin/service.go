@@ -10,6 +10,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/connector"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
@@ -25,6 +26,9 @@ type Recorder interface {
 type KeyHandle struct {
 	Set      *keyring.KeySet
 	Envelope *keyring.Envelope
+	// Codec opens what the store holds sealed (dead letters' activities);
+	// nil where no caller needs it.
+	Codec conversation.Codec
 	// Close releases what opening took (an HSM's sessions); nil: nothing.
 	Close func()
 }

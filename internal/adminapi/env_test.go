@@ -137,7 +137,7 @@ func newEnv(t *testing.T) *env {
 				t.Cleanup(func() { _ = keys.Close() })
 			}
 		})
-		return admin.KeyHandle{Set: keys.Set, Envelope: keys.Envelope}, kerr
+		return admin.KeyHandle{Set: keys.Set, Envelope: keys.Envelope, Codec: keys.Codec}, kerr
 	}
 	e.svc = admin.NewService(admin.Deps{Store: st, Config: cfg, Recorder: e.rec, OpenKeys: openKeys,
 		KeyList: keyring.NewKeySet(keyring.KeySetConfig{Store: st, Purposes: server.KeyPurposes(cfg, keyring.KEKPurpose(nil, nil))})})
@@ -160,10 +160,21 @@ func newEnv(t *testing.T) *env {
 		if _, err := st.CreateConversation(ctx, store.Conversation{ID: conv, BotID: b.ID, SiteID: s.ID, CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
+		kh, err := openKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i := range 2 {
 			aid := fmt.Sprintf("%s|%d", conv, i)
+			if err := kh.Codec.Prepare(ctx, conv); err != nil {
+				t.Fatal(err)
+			}
+			sealed, err := kh.Codec.EncodeOutbox(ctx, conv, []byte(`{"type":"message","text":"text of `+aid+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
 			if _, err := st.Append(ctx, conv, []store.NewRecord{{Build: func(seq int64) ([]byte, error) { return []byte(`{"type":"message"}`), nil }}},
-				[]store.NewOutbox{{BotID: b.ID, Build: func([]int64) (string, []byte, error) { return aid, []byte(`{}`), nil }}}); err != nil {
+				[]store.NewOutbox{{BotID: b.ID, Build: func([]int64) (string, []byte, error) { return aid, sealed, nil }}}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -42,6 +42,7 @@ func (a *api) handlers() map[string]http.Handler {
 		"GET " + p + "/dead-letters":                           a.listDeadLetters,
 		"POST " + p + "/dead-letters/{deadletter}/redeliver":   a.redeliver,
 		"DELETE " + p + "/dead-letters/{deadletter}":           a.dropDeadLetter,
+		"GET " + p + "/dead-letters/{deadletter}/activity":     a.deadLetterActivity,
 		"GET " + p + "/keys":                                   a.listKeys,
 		"POST " + p + "/keys/rotate":                           a.rotateKeys,
 		"POST " + p + "/keys/rewrap":                           a.rewrapKeys,
@@ -542,6 +543,19 @@ func (a *api) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		out = append(out, admin.ToDeadLetter(d))
 	}
 	admin.WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *api) deadLetterActivity(w http.ResponseWriter, r *http.Request) {
+	id, ok := deadLetterID(w, r)
+	if !ok {
+		return
+	}
+	d, err := a.cfg.Service.DeadLetterActivity(r.Context(), principal(r), id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, d)
 }
 
 func deadLetterID(w http.ResponseWriter, r *http.Request) (int64, bool) {

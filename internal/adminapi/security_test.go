@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/parley-gw/parley/internal/audit"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,6 +50,7 @@ func TestBOLA(t *testing.T) {
 		{"POST", v1 + "/dead-letters/" + dl + "/redeliver", nil},
 		{"DELETE", v1 + "/dead-letters/" + dl, nil},
 		{"GET", v1 + "/dead-letters?bot=" + bot, nil},
+		{"GET", v1 + "/dead-letters/" + dl + "/activity", nil},
 		{"GET", v1 + "/sites?bot=" + bot, nil},
 		{"GET", v1 + "/bots/" + bot + "/oauth-connections", nil},
 		{"POST", v1 + "/bots/" + bot + "/oauth-connections", map[string]any{"name": "x", "provider": "github", "clientId": "a", "clientSecret": "b"}},
@@ -362,5 +364,34 @@ func TestAuthenticateErrors(t *testing.T) {
 		if rec.Code != c.status || eb.Error.Code != c.code || strings.Contains(eb.Error.Message, "locked") {
 			t.Errorf("%v: %d %s, want %d %s", c.err, rec.Code, rec.Body, c.status, c.code)
 		}
+	}
+}
+
+// A dead letter's activity is user data: the owner reads it opened, the
+// read is audited on the dead letter, and the auditor (read-only on
+// everything else) is refused it.
+func TestDeadLetterActivity(t *testing.T) {
+	e := newEnv(t)
+	dl := fmt.Sprint(e.dl["A"])
+	got := e.json("GET", v1+"/dead-letters/"+dl+"/activity", "owner", nil)
+	var d admin.DeadLetter
+	if got.status != 200 || json.Unmarshal(got.body, &d) != nil || !strings.Contains(string(d.Activity), "text of "+e.conv["A"]+"|0") {
+		t.Fatalf("owner: %d %s", got.status, got.body)
+	}
+	if list := e.json("GET", v1+"/dead-letters", "owner", nil); list.status != 200 || strings.Contains(string(list.body), "text of") {
+		t.Fatalf("the list shows activities: %d %s", list.status, list.body)
+	}
+	if got := e.json("GET", v1+"/dead-letters/"+dl+"/activity", "auditor", nil); got.status != 403 {
+		t.Fatalf("auditor: %d %s, want 403", got.status, got.body)
+	}
+	var read, denied bool
+	for _, ev := range e.rec.all() {
+		if ev.Action == string(admin.DeadLettersContent) && ev.Target == "deadletter:"+dl {
+			read = read || (ev.Outcome == audit.Success && ev.Role == "owner")
+			denied = denied || (ev.Outcome == audit.Denied && ev.Role == "auditor")
+		}
+	}
+	if !read || !denied {
+		t.Fatalf("audit: read %v, denied %v: %+v", read, denied, e.rec.all())
 	}
 }

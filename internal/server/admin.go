@@ -43,7 +43,7 @@ func (s *Server) AdminService(rec admin.Recorder) *admin.Service {
 		Store: s.st, Config: s.cfg, Recorder: rec, KeyList: s.keys.Set,
 		OpenKeys: func(context.Context) (admin.KeyHandle, error) {
 			// The server's keys stay open: nothing to close.
-			return admin.KeyHandle{Set: s.keys.Set, Envelope: s.keys.Envelope}, nil
+			return admin.KeyHandle{Set: s.keys.Set, Envelope: s.keys.Envelope, Codec: s.keys.Codec}, nil
 		},
 		// A running server's configuration is a production one: insecure
 		// bots only with insecure_http.
