@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley-gw/parley/internal/admin"
+	"github.com/parley-gw/parley/internal/operator"
 )
 
 // The bootstrap code printed at start (to stderr: often a shared log)
@@ -69,22 +71,52 @@ func TestRevOwnerInviteNeedsReauth(t *testing.T) {
 func TestRevParallelGuessesDoNotOutrunTheLockout(t *testing.T) {
 	h := newHarness(t, func(h *harness) { h.settings.MaxFailures = 2 })
 	owner := h.owner()
+	burstOfGuesses(t, owner.password, func(i int, pw string) (*http.Client, *http.Request) {
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(10+i))}
+		cl := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: local}).DialContext}}
+		b, _ := json.Marshal(map[string]string{"name": owner.name, "password": pw, "totp": "000000"})
+		req, _ := http.NewRequest("POST", h.srv.URL+admin.Prefix+"/session", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		return cl, req
+	})
+}
+
+// The same burst through re-authentication, with a stolen session cookie
+// (reported by a review: every guess was checked, and the right password
+// answered mfa_required while the account was locked).
+func TestRevParallelReauthGuessesDoNotOutrunTheLockout(t *testing.T) {
+	h := newHarness(t, func(h *harness) { h.settings.MaxFailures = 2 })
+	owner := h.owner()
+	burstOfGuesses(t, owner.password, func(i int, pw string) (*http.Client, *http.Request) {
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(10+i))}
+		cl := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: local}).DialContext}}
+		b, _ := json.Marshal(map[string]string{"password": pw, "totp": "000000"})
+		req, _ := http.NewRequest("POST", h.srv.URL+admin.Prefix+"/session/reauth", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.AddCookie(&http.Cookie{Name: operator.CookieLoopback, Value: owner.c.cookie})
+		req.Header.Set(operator.CSRFHeader, owner.c.csrf)
+		return cl, req
+	})
+}
+
+// burstOfGuesses sends 24 password guesses at once (the last with the
+// right password and a wrong code), each from its own address, and fails
+// when more than max_failures (2) of them were checked: answered "wrong
+// password" or mfa_required rather than 429.
+func burstOfGuesses(t *testing.T, right string, request func(i int, pw string) (*http.Client, *http.Request)) {
+	t.Helper()
 	const burst = 24
 	var wg sync.WaitGroup
 	codes := make(chan string, burst)
 	for i := range burst {
+		pw := "wrong password " + strconv.Itoa(i)
+		if i == burst-1 {
+			pw = right // right password, wrong code: must not be told apart once locked
+		}
+		cl, req := request(i, pw)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			local := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(10+i))}
-			cl := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: local}).DialContext}}
-			pw := "wrong password " + strconv.Itoa(i)
-			if i == burst-1 {
-				pw = owner.password // right password, wrong code: must not be told apart once locked
-			}
-			b, _ := json.Marshal(map[string]string{"name": owner.name, "password": pw, "totp": "000000"})
-			req, _ := http.NewRequest("POST", h.srv.URL+admin.Prefix+"/session", bytes.NewReader(b))
-			req.Header.Set("Content-Type", "application/json")
 			res, err := cl.Do(req)
 			if err != nil {
 				t.Error(err)
@@ -92,12 +124,13 @@ func TestRevParallelGuessesDoNotOutrunTheLockout(t *testing.T) {
 			}
 			var body struct {
 				Error struct {
-					Code string `json:"code"`
+					Code    string `json:"code"`
+					Message string `json:"message"`
 				} `json:"error"`
 			}
 			_ = json.NewDecoder(res.Body).Decode(&body)
 			res.Body.Close()
-			codes <- strconv.Itoa(res.StatusCode) + " " + body.Error.Code
+			codes <- strconv.Itoa(res.StatusCode) + " " + body.Error.Code + ": " + body.Error.Message
 		}()
 	}
 	wg.Wait()
@@ -105,7 +138,10 @@ func TestRevParallelGuessesDoNotOutrunTheLockout(t *testing.T) {
 	evaluated, all := 0, []string{}
 	for c := range codes {
 		all = append(all, c)
-		if c == "401 unauthenticated" || c == "401 mfa_required" {
+		// A check answers "wrong" (unauthenticated) or, for the right
+		// password, mfa_required; once the lockout ended the session, a
+		// re-authentication is told to sign in first (nothing checked).
+		if (strings.HasPrefix(c, "401 unauthenticated:") && !strings.Contains(c, "sign in")) || strings.HasPrefix(c, "401 mfa_required:") {
 			evaluated++
 		}
 	}

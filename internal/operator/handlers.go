@@ -177,7 +177,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	// at once than the failures left before the lockout, so a parallel
 	// burst gets no more answers than the lockout allows (in this
 	// process; the re-check after the hash covers other replicas).
-	if limit := s.settings().MaxFailures; others >= limit || (known && op.Failures+others >= limit) {
+	if s.outrunsLockout(others, op, known) {
 		s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.login", Target: targetOf(op, known), Outcome: audit.Failure,
 			Client: client, Detail: map[string]string{"reason": "concurrent"}})
 		tooMany(w, time.Second, "other sign-ins to this account are being checked: try again in a moment")
@@ -193,13 +193,11 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 	// counted: look again now that the hash is done, so a burst gets no
 	// more answers than the lockout allows (nor a password oracle).
 	// (The read is made for an unknown name too: the same work.)
-	if fresh, err := s.st.GetOperator(ctx, op.ID); known {
-		if err == nil && s.now().Before(fresh.LockedUntil) {
-			s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.login", Target: "operator:" + op.ID, Outcome: audit.Failure,
-				Client: client, Detail: map[string]string{"reason": "locked"}})
-			tooMany(w, fresh.LockedUntil.Sub(s.now()), "this account is locked after too many failed sign-ins: wait and try again, or ask an owner to unlock it")
-			return
-		}
+	if until, locked := s.lockedNow(ctx, op.ID); known && locked {
+		s.record(ctx, audit.Event{Actor: "anonymous", Action: "session.login", Target: "operator:" + op.ID, Outcome: audit.Failure,
+			Client: client, Detail: map[string]string{"reason": "locked"}})
+		tooMany(w, until.Sub(s.now()), "this account is locked after too many failed sign-ins: wait and try again, or ask an owner to unlock it")
+		return
 	}
 	if !known || !pwOK {
 		s.loginFailed(ctx, w, r, adm, op, known, "bad credentials", admin.CodeUnauthenticated, msgBadCredentials)
@@ -233,6 +231,27 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) {
 		s.rehash(ctx, op, req.Password)
 	}
 	s.completeLogin(ctx, w, r, adm, op, map[string]string{"mfa": method})
+}
+
+// outrunsLockout reports whether one more password check for op, with
+// others already being checked for the same name in this process, could
+// fail past the lockout: each check under way may fail and count, so no
+// more are checked at once than the failures left (known: op exists and
+// its failures count).
+func (s *Service) outrunsLockout(others int, op store.Operator, known bool) bool {
+	limit := s.settings().MaxFailures
+	return others >= limit || (known && op.Failures+others >= limit)
+}
+
+// lockedNow reads operator id again after a password hash: parallel
+// guesses all passed the lock check before any was counted, so a burst
+// gets no more answers than the lockout allows (nor a password oracle).
+func (s *Service) lockedNow(ctx context.Context, id string) (time.Time, bool) {
+	fresh, err := s.st.GetOperator(ctx, id)
+	if err != nil || !s.now().Before(fresh.LockedUntil) {
+		return time.Time{}, false
+	}
+	return fresh.LockedUntil, true
 }
 
 // completeLogin ends a sign-in whose factors were all accepted (password
@@ -430,8 +449,24 @@ func (s *Service) reauth(w http.ResponseWriter, r *http.Request, p admin.Princip
 		admin.WriteError(w, http.StatusUnauthorized, admin.CodeUnauthenticated, "sign in first")
 		return
 	}
+	// A stolen session cookie must not buy more password guesses than a
+	// sign-in: the same address limit, the same in-process slots per
+	// operator, the same re-check after the hash.
+	adm, wait, ok := s.guesses.Admit(ctx, s.addrKey(r))
+	if !ok {
+		s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "session.reauth", Target: "operator:" + p.ID, Outcome: audit.Failure,
+			Client: p.Client, Detail: map[string]string{"reason": "address throttled"}})
+		tooMany(w, wait, "too many failed attempts from your address: wait and try again")
+		return
+	}
 	op, err := s.st.GetOperator(ctx, p.ID)
 	if err != nil {
+		admin.WriteError(w, http.StatusUnauthorized, admin.CodeUnauthenticated, "sign in first")
+		return
+	}
+	others, release := s.guessing.enter(strings.ToLower(op.Name))
+	defer release()
+	if op, err = s.st.GetOperator(ctx, p.ID); err != nil { // failures counted by checks that gave their slot back
 		admin.WriteError(w, http.StatusUnauthorized, admin.CodeUnauthenticated, "sign in first")
 		return
 	}
@@ -443,19 +478,31 @@ func (s *Service) reauth(w http.ResponseWriter, r *http.Request, p admin.Princip
 		admin.WriteError(w, http.StatusForbidden, admin.CodeReauth, "sign in again through single sign-on: GET /admin/v1/sso/login")
 		return
 	}
-	if ok, _ := s.verify(op.PasswordHash, req.Password); !ok {
-		s.reauthFailed(ctx, w, r, op, admin.CodeUnauthenticated, "the password is wrong")
+	if s.outrunsLockout(others, op, true) {
+		s.record(ctx, audit.Event{Actor: p.Label(), Role: op.Role, Action: "session.reauth", Target: "operator:" + op.ID, Outcome: audit.Failure,
+			Client: p.Client, Detail: map[string]string{"reason": "concurrent"}})
+		tooMany(w, time.Second, "other attempts for this account are being checked: try again in a moment")
 		return
 	}
-	ok, _, err := s.secondFactor(ctx, op, req.TOTP, req.RecoveryCode)
+	pwOK, _ := s.verify(op.PasswordHash, req.Password)
+	if until, locked := s.lockedNow(ctx, op.ID); locked {
+		tooMany(w, until.Sub(s.now()), "this account is locked after too many failed attempts: wait and try again")
+		return
+	}
+	if !pwOK {
+		s.reauthFailed(ctx, w, r, adm, op, admin.CodeUnauthenticated, "the password is wrong")
+		return
+	}
+	ok, _, err = s.secondFactor(ctx, op, req.TOTP, req.RecoveryCode)
 	if err != nil {
 		s.internalError(w, "re-authenticate", err)
 		return
 	}
 	if !ok {
-		s.reauthFailed(ctx, w, r, op, admin.CodeMFARequired, msgMFA)
+		s.reauthFailed(ctx, w, r, adm, op, admin.CodeMFARequired, msgMFA)
 		return
 	}
+	adm.Succeeded()
 	now := s.now()
 	if err := s.st.ReauthAdminSession(ctx, sess.IDHash, now); err != nil {
 		s.internalError(w, "re-authenticate", err)
@@ -466,7 +513,9 @@ func (s *Service) reauth(w http.ResponseWriter, r *http.Request, p admin.Princip
 	admin.WriteJSON(w, http.StatusOK, map[string]string{"reauthUntil": ts(now.Add(time.Duration(s.settings().ReauthWindow)))})
 }
 
-func (s *Service) reauthFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, op store.Operator, code, msg string) {
+func (s *Service) reauthFailed(ctx context.Context, w http.ResponseWriter, r *http.Request, adm interface {
+	Failed() (time.Duration, bool)
+}, op store.Operator, code, msg string) {
 	until, err := s.st.LoginFailed(ctx, op.ID, s.now(), s.settings().MaxFailures, time.Duration(s.settings().LockoutFor))
 	if err == nil && !until.IsZero() {
 		s.record(ctx, audit.Event{Actor: "operator:" + op.ID, Role: op.Role, Action: "session.lockout", Target: "operator:" + op.ID,
@@ -476,6 +525,12 @@ func (s *Service) reauthFailed(ctx context.Context, w http.ResponseWriter, r *ht
 	}
 	s.record(ctx, audit.Event{Actor: "operator:" + op.ID, Role: op.Role, Action: "session.reauth", Target: "operator:" + op.ID,
 		Outcome: audit.Failure, Client: s.client(r)})
+	if adm != nil {
+		if d, over := adm.Failed(); over {
+			tooMany(w, d, "too many failed attempts from your address: wait and try again")
+			return
+		}
+	}
 	admin.WriteError(w, http.StatusUnauthorized, code, msg)
 }
 

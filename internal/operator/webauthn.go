@@ -548,7 +548,7 @@ func (s *Service) reauthPasskeyFinish(w http.ResponseWriter, r *http.Request, p 
 	}
 	if reason != "" {
 		s.log.Info("passkey re-authentication refused", "operator", op.ID, "reason", reason)
-		s.reauthFailed(ctx, w, r, op, admin.CodeUnauthenticated, "the passkey was not accepted: try again")
+		s.reauthFailed(ctx, w, r, nil, op, admin.CodeUnauthenticated, "the passkey was not accepted: try again")
 		return
 	}
 	h, err := hex.DecodeString(p.SessionID)
