@@ -139,7 +139,7 @@ var actionPhrases = map[Action]string{
 	ConversationsRead: "list conversations", ConversationsErase: "erase conversations",
 	DeadLettersRead: "read dead letters", DeadLettersRedeliver: "redeliver or drop dead letters",
 	DeadLettersContent: "read the activities dead letters hold",
-	OperatorsRead: "read operators", OperatorsManage: "manage operators",
+	OperatorsRead:      "read operators", OperatorsManage: "manage operators",
 	TokensManage: "manage API tokens", AuditRead: "read the audit log", SecurityRead: "read the security report",
 	SessionSelf: "use a session",
 }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/config"
-	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/connector"
+	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/store"
 )
