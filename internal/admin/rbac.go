@@ -137,9 +137,8 @@ var actionPhrases = map[Action]string{
 	OAuthRead: "read OAuth connections", OAuthWrite: "change OAuth connections",
 	KeysRead: "read keys", KeysManage: "rotate or destroy keys",
 	ConversationsRead: "list conversations", ConversationsErase: "erase conversations",
-	DeadLettersRead: "read dead letters", DeadLettersRedeliver: "redeliver or drop dead letters",
-	DeadLettersContent: "read the activities dead letters hold",
-	OperatorsRead:      "read operators", OperatorsManage: "manage operators",
+	DeadLettersRead: "read dead letters", DeadLettersRedeliver: "redeliver or drop dead letters", DeadLettersContent: "read the activities dead letters hold",
+	OperatorsRead: "read operators", OperatorsManage: "manage operators",
 	TokensManage: "manage API tokens", AuditRead: "read the audit log", SecurityRead: "read the security report",
 	SessionSelf: "use a session",
 }
