@@ -223,6 +223,13 @@ func withStreamData(a Activity, si streamInfo) Activity {
 	if m == nil {
 		m = map[string]json.RawMessage{}
 	}
+	// Stream members the bot left in channelData beside the entity (without
+	// a streamType, so parseStream read the entity alone) are replaced, not
+	// kept: a first chunk must not carry another activity's streamId there,
+	// which Web Chat groups by and parseStream would later find at odds
+	// with the entity.
+	delete(m, "streamId")
+	delete(m, "streamSequence")
 	m["streamType"], _ = json.Marshal(si.typ)
 	if si.id != "" {
 		m["streamId"], _ = json.Marshal(si.id)

@@ -362,3 +362,44 @@ func conversationWatermark(t *testing.T, h *harness, tok, conv string) string {
 	_, wm := h.history(tok, conv, "")
 	return wm
 }
+
+// An entity-form first chunk whose channelData also holds stream members
+// without a streamType (here the user's message id as streamId): Parley
+// writes channelData from the entity alone, so clients never see another
+// activity's id as the chunk's stream (Web Chat groups by it), and the
+// stream goes on and ends as any other (review: the bot's streamId was
+// kept, and the stored chunk then disagreed with its entity).
+func TestStreamEntityFirstChunkReplacesChannelDataStreamMembers(t *testing.T) {
+	h := newHarness(t)
+	tok, conv, start := h.started("dl_alice")
+	ws, _, err := h.dial(start.str("streamUrl"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := h.post(tok, conv, map[string]any{"type": "message", "text": "question"})
+	first := entityForm("typing", "A1", "streaming", 1, "")
+	first["channelData"] = map[string]any{"streamId": q, "streamSequence": 7, "custom": "kept"}
+	r := h.botReply(conv, q, first)
+	if r.status != 200 {
+		t.Fatalf("first chunk: %d %s", r.status, r.raw)
+	}
+	sid := r.str("id")
+	for _, a := range ws.collect(5*time.Second, hasText("A1")) {
+		if a["text"] != "A1" {
+			continue
+		}
+		cd, _ := a["channelData"].(map[string]any)
+		if cd["streamId"] != nil || cd["streamSequence"] != nil || cd["streamType"] != "streaming" || cd["custom"] != "kept" {
+			t.Fatalf("first chunk's channelData as clients see it: %v", cd)
+		}
+	}
+	if r := h.botReply(conv, q, entityForm("typing", "A1 A2", "streaming", 2, sid)); r.status != 200 {
+		t.Fatalf("second chunk: %d %s", r.status, r.raw)
+	}
+	if r := h.botReply(conv, q, entityForm("message", "A final", "final", 3, sid)); r.status != 200 {
+		t.Fatalf("final: %d %s", r.status, r.raw)
+	}
+	if n, _ := storedStream(t, h, conv); n != 0 {
+		t.Fatalf("stream records left after the final: %d", n)
+	}
+}
