@@ -41,6 +41,7 @@ type API struct {
 	proxies   Proxies      // nil: no trusted proxies
 	signIn    SignInLinker // nil: OAuthCards get no sign-in link
 	replies   ReplyRecorder
+	failures  *guard.AuthFailures
 }
 
 // ReplyRecorder learns which activity a bot's activity replies to
@@ -72,11 +73,14 @@ type APIConfig struct {
 	// Replies, when set, is told of every stored bot activity that
 	// replies to another (the delivery worker: issue 14).
 	Replies ReplyRecorder
+	// Failures logs (rate-limited) and counts failed bot authentications
+	// (nil: noted for the threat detector only).
+	Failures *guard.AuthFailures
 }
 
 // NewAPI builds the Bot Connector API.
 func NewAPI(st store.Store, lg *conversation.Log, issuer *identity.Issuer, auth BotAuthenticator, cfg APIConfig, logger *slog.Logger) *API {
-	return &API{st: st, log: lg, issuer: issuer, auth: auth, limits: cfg.Limits, maxUpload: cfg.MaxUpload, channelID: cfg.ChannelID, logger: logger, proxies: cfg.Proxies, signIn: cfg.SignIn, replies: cfg.Replies}
+	return &API{st: st, log: lg, issuer: issuer, auth: auth, limits: cfg.Limits, maxUpload: cfg.MaxUpload, channelID: cfg.ChannelID, logger: logger, proxies: cfg.Proxies, signIn: cfg.SignIn, replies: cfg.Replies, failures: cfg.Failures}
 }
 
 // Register adds the routes.
@@ -157,8 +161,9 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request) (store.Conversat
 	switch {
 	case authz != "" && a.auth != nil:
 		if botID, err = a.auth.AuthenticateBot(ctx, authz); err != nil {
-			a.logger.Warn("bot authentication failed", "path", r.URL.Path, "err", err)
-			guard.NoteFailure(r, "connector", "invalid_bot_token")
+			// Rate-limited: a caller sends as many bad tokens as it likes;
+			// the route pattern, never the path (it may be the caller's text).
+			a.failures.Record(r, "connector", "invalid_bot_token", "route", r.Pattern, "err", err.Error())
 			writeErr(w, http.StatusUnauthorized, "Unauthorized", "invalid bot credentials")
 			return conv, store.Bot{}, false
 		}
@@ -167,13 +172,13 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request) (store.Conversat
 		// without a token, from loopback only (judged behind proxies too).
 		bot, berr := a.st.GetBot(ctx, conv.BotID)
 		if berr != nil || !bot.InsecureNoAuth || !a.fromLoopback(r) {
-			guard.NoteFailure(r, "connector", "missing_bot_token")
+			a.failures.CountedFor(r, "connector", "missing_bot_token")
 			writeErr(w, http.StatusUnauthorized, "Unauthorized", "a bearer token is required")
 			return conv, store.Bot{}, false
 		}
 		botID = bot.ID
 	default:
-		guard.NoteFailure(r, "connector", "missing_bot_token")
+		a.failures.CountedFor(r, "connector", "missing_bot_token")
 		writeErr(w, http.StatusUnauthorized, "Unauthorized", "a valid bearer token is required")
 		return conv, store.Bot{}, false
 	}

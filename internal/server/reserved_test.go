@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -389,4 +390,39 @@ func startEchoBot(t *testing.T) string {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String() + "/api/messages"
+}
+
+// Bad bot tokens on the Bot Connector API are counted, each one, but
+// logged at a bounded rate and never with the request's path (which the
+// caller chooses: here 6,000 bytes each). Before, every refusal wrote its
+// own line with the raw path (review: 300 requests, 1.9 MB of log).
+func TestConnectorAuthFailuresDoNotFloodTheLog(t *testing.T) {
+	h := newHarness(t)
+	before := len(h.logs.String())
+	long := strings.Repeat("A", 6000)
+	const n = 300
+	for range n {
+		req, _ := http.NewRequest("POST", h.base+"/v3/conversations/"+long+"/activities", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer x.y.z")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", res.StatusCode)
+		}
+	}
+	logs := h.logs.String()[before:]
+	if strings.Contains(logs, long[:100]) {
+		t.Fatal("the request path is in the log")
+	}
+	lines := strings.Count(logs, `"surface":"connector"`)
+	if lines == 0 || lines > 150 {
+		t.Fatalf("%d log lines for %d refused tokens, want some and at most about the burst (100) plus the rate", lines, n)
+	}
+	if got := h.metric(`parley_auth_failures_total{reason="invalid_bot_token",surface="connector"}`); got != strconv.Itoa(n) {
+		t.Fatalf("counted %q failures, want %d", got, n)
+	}
 }

@@ -207,10 +207,10 @@ func newWithStore(ctx context.Context, cfg config.Config, logger *slog.Logger, s
 	authority.Register(s.mux)
 	// Identity providers are called through the bot client's guarded dialer:
 	// no internal address (SSRF), unless in bots.allow_private_networks.
-	s.userTokens = usertoken.New(usertoken.Config{PublicURL: cfg.PublicURL, ChannelID: dlcfg.ChannelID, Store: st, Sealer: keys.Envelope, Auth: authority, Logger: logger, Deliver: lg,
+	s.userTokens = usertoken.New(usertoken.Config{PublicURL: cfg.PublicURL, ChannelID: dlcfg.ChannelID, Store: st, Sealer: keys.Envelope, Auth: authority, Logger: logger, Failures: authFailures, Deliver: lg,
 		HTTPClient: connector.NewBotClient(connector.MaxDeliveryTimeout, cfg.AllowedPrivateNetworks())})
 	s.userTokens.Register(s.mux)
-	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies, SignIn: s.userTokens, Replies: delivery}, logger).Register(s.mux)
+	connector.NewAPI(st, lg, issuer, authority, connector.APIConfig{Limits: dlcfg.Limits, MaxUpload: dlcfg.MaxUploadBytes, ChannelID: dlcfg.ChannelID, Proxies: proxies, SignIn: s.userTokens, Replies: delivery, Failures: authFailures}, logger).Register(s.mux)
 
 	hm := newHTTPMetrics(reg)
 	registerRuntimeMetrics(reg)

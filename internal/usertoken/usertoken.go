@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/parley-gw/parley/internal/conversation"
+	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -50,6 +51,9 @@ type Config struct {
 	// event after a sign-in without a magic code); conversation.Log
 	// implements it. Nil: every sign-in ends with a magic code.
 	Deliver Deliverer
+	// Failures logs (rate-limited) and counts failed bot authentications
+	// (nil: counted nowhere, not logged).
+	Failures *guard.AuthFailures
 }
 
 // Deliverer enqueues an activity for a conversation's bot, not shown to
@@ -236,7 +240,9 @@ func (s *Service) bot(w http.ResponseWriter, r *http.Request) (string, bool) {
 	}
 	id, err := s.auth.AuthenticateBot(r.Context(), authz)
 	if err != nil {
-		s.logger.Warn("token service: bot authentication failed", "path", r.URL.Path, "err", err)
+		// Rate-limited: a caller sends as many bad tokens as it likes; the
+		// route pattern, never the path (it may be the caller's text).
+		s.cfg.Failures.Record(r, "usertoken", "invalid_bot_token", "route", r.Pattern, "err", err.Error())
 		writeErr(w, http.StatusUnauthorized, "Unauthorized", "invalid bot credentials")
 		return "", false
 	}
