@@ -152,3 +152,38 @@ func burstOfGuesses(t *testing.T, right string, request func(i int, pw string) (
 		t.Fatalf("%d of %d parallel guesses were evaluated (limit %d): %v", evaluated, burst, limit, all)
 	}
 }
+
+// An invitation dies with its inviter's rights: an owner who made an
+// owner code and was then removed (or demoted) leaves no code that still
+// enrolls an owner (review: a removed owner's 7-day code made an owner
+// three days later).
+func TestRevInvitationsDieWithTheirInviter(t *testing.T) {
+	for _, how := range []string{"removed", "demoted"} {
+		t.Run(how, func(t *testing.T) {
+			h := newHarness(t)
+			alice := h.owner()
+			h.reauth(alice)
+			bob := h.invite(alice, "owner", nil, "bob", "copper lantern drifting slowly")
+			h.reauth(bob)
+			r := h.do(bob.c, "POST", "/operators", map[string]any{"role": "owner", "ttlHours": 168})
+			h.want(r, 200, "")
+			code := r.body["code"].(string)
+			h.secrets = append(h.secrets, code)
+			r = h.do(bob.c, "POST", "/operators", map[string]any{"role": "operator", "ttlHours": 168})
+			h.want(r, 200, "")
+			lesser := r.body["code"].(string)
+			h.secrets = append(h.secrets, lesser)
+			h.reauth(alice)
+			if how == "removed" {
+				h.want(h.do(alice.c, "DELETE", "/operators/"+bob.id, nil), 204, "")
+			} else {
+				h.want(h.do(alice.c, "PATCH", "/operators/"+bob.id, map[string]any{"role": "auditor"}), 200, "")
+			}
+			h.clock.Add(72 * time.Hour)
+			for _, c := range []string{code, lesser} {
+				r := h.do(&client{}, "POST", "/enroll", map[string]string{"code": c, "name": "mallory", "password": "tangerine fossil orbit quietly"})
+				h.want(r, 401, "unauthenticated")
+			}
+		})
+	}
+}

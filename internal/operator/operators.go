@@ -240,17 +240,25 @@ func (s *Service) patchOperator(w http.ResponseWriter, r *http.Request, p admin.
 	}
 	s.retireBootstrap(ctx)
 	changed := op.Role != before.Role || !slices.Equal(op.Bots, before.Bots) || op.Disabled != before.Disabled
+	revoked := 0
 	if changed {
 		// Sessions carry no rights of their own, but an operator whose
-		// rights changed signs in again.
+		// rights changed signs in again; the invitations it made (codes
+		// carry the rights they grant) die with the rights it had.
 		if _, err := s.st.DeleteOperatorSessions(ctx, op.ID); err != nil {
+			s.internalError(w, "change operator", err)
+			return
+		}
+		var err error
+		if revoked, err = s.st.DeleteEnrollmentsBy(ctx, op.ID); err != nil {
 			s.internalError(w, "change operator", err)
 			return
 		}
 	}
 	s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.update", Target: "operator:" + op.ID,
 		Outcome: audit.Success, Client: p.Client, Detail: map[string]string{"role": before.Role + "->" + op.Role,
-			"bots": fmt.Sprint(before.Bots) + "->" + fmt.Sprint(op.Bots), "disabled": fmt.Sprint(op.Disabled), "unlock": fmt.Sprint(req.Unlock)}})
+			"bots": fmt.Sprint(before.Bots) + "->" + fmt.Sprint(op.Bots), "disabled": fmt.Sprint(op.Disabled), "unlock": fmt.Sprint(req.Unlock),
+			"invitations_revoked": fmt.Sprint(revoked)}})
 	admin.WriteJSON(w, http.StatusOK, map[string]any{"operator": s.viewOperator(op)})
 }
 
@@ -294,8 +302,15 @@ func (s *Service) deleteOperator(w http.ResponseWriter, r *http.Request, p admin
 		s.internalError(w, "remove operator", err)
 		return
 	}
+	// The invitations it made die with it (an owner's would otherwise
+	// enroll new owners after its removal).
+	revoked, err := s.st.DeleteEnrollmentsBy(ctx, target.ID)
+	if err != nil {
+		s.internalError(w, "remove operator", err)
+		return
+	}
 	s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "operator.delete", Target: "operator:" + target.ID,
-		Outcome: audit.Success, Client: p.Client, Detail: map[string]string{"name": target.Name, "role": target.Role}})
+		Outcome: audit.Success, Client: p.Client, Detail: map[string]string{"name": target.Name, "role": target.Role, "invitations_revoked": fmt.Sprint(revoked)}})
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -892,7 +892,9 @@ type AuditCheckpoint struct {
 // ErrNotFound (nothing changed) for an unknown, used or expired code,
 // ErrExists (the code is kept) for a taken name. CreateEnrollment stores
 // a code; DeleteBootstrapEnrollments removes every unused bootstrap code
-// and returns how many.
+// and returns how many; DeleteEnrollmentsBy removes every unused code
+// operator createdBy made (a removed or demoted inviter's invitations die
+// with its rights) and returns how many ("" matches none).
 //
 // CreateAdminSession stores a session; GetAdminSession answers
 // ErrNotFound for an unknown id hash; TouchAdminSession sets LastSeen;
@@ -926,6 +928,7 @@ type OperatorStore interface {
 	CreateEnrollment(ctx context.Context, e Enrollment) error
 	EnrollOperator(ctx context.Context, codeHash []byte, now time.Time, o Operator) (Operator, error)
 	DeleteBootstrapEnrollments(ctx context.Context) (int, error)
+	DeleteEnrollmentsBy(ctx context.Context, createdBy string) (int, error)
 
 	CreateAdminSession(ctx context.Context, s AdminSession) error
 	GetAdminSession(ctx context.Context, idHash []byte) (AdminSession, error)

@@ -319,6 +319,18 @@ func (s *Store) DeleteBootstrapEnrollments(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
+func (s *Store) DeleteEnrollmentsBy(ctx context.Context, createdBy string) (int, error) {
+	if createdBy == "" {
+		return 0, nil
+	}
+	res, err := s.w.ExecContext(ctx, `DELETE FROM operator_enrollments WHERE created_by = ?`, createdBy)
+	if err != nil {
+		return 0, fmt.Errorf("delete enrollment codes of %s: %w", createdBy, err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
 // --- console sessions ---
 
 func (s *Store) CreateAdminSession(ctx context.Context, a store.AdminSession) error {

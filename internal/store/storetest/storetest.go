@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"WebAuthn", testWebAuthn},
 		{"DeadLetterGetDrop", testDeadLetterGetDrop},
 		{"DeletedConversationsSince", testDeletedConversations},
+		{"DeleteEnrollmentsBy", testDeleteEnrollmentsBy},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
