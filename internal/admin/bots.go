@@ -453,6 +453,15 @@ func (s *Service) DeleteBot(ctx context.Context, p Principal, id string, cascade
 	if err != nil {
 		return Deletion{}, err
 	}
+	if !Grants(p.Role, ConversationsErase) {
+		plan, err := s.d.Store.PlanDeleteBot(ctx, id)
+		if err != nil {
+			return Deletion{}, o.done(ctx, asNotFound(err, "bot", id))
+		}
+		if err := o.erases(ctx, plan.Conversations); err != nil {
+			return Deletion{}, err
+		}
+	}
 	now := s.d.Now().UTC()
 	r, err := s.d.Store.DeleteBot(ctx, id, cascade, now)
 	if errors.Is(err, store.ErrHasSites) {

@@ -69,6 +69,9 @@ func PermissionDoc() string {
 		if rt.Reauth {
 			notes = append(notes, "reauth")
 		}
+		if rt.WithData != "" {
+			notes = append(notes, "also `"+string(rt.WithData)+"` when it erases conversations")
+		}
 		if gatewayWide[rt.Action] {
 			notes = append(notes, "unscoped only")
 		}

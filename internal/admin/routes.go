@@ -31,6 +31,10 @@ type Route struct {
 	// Reauth routes need a session re-authenticated within the
 	// configured window (key destruction, owner changes).
 	Reauth bool
+	// WithData is the action also needed when the call erases
+	// conversations with its object (deleting a site or bot that has
+	// some needs conversations.erase too).
+	WithData Action
 }
 
 // Prefix is where the admin API lives.
@@ -78,7 +82,7 @@ var Routes = []Route{
 	{Method: "POST", Pattern: Prefix + "/bots", Action: BotsWrite},
 	{Method: "GET", Pattern: Prefix + "/bots/{bot}", Action: BotsRead, Scope: ScopeBot},
 	{Method: "PATCH", Pattern: Prefix + "/bots/{bot}", Action: BotsWrite, Scope: ScopeBot},
-	{Method: "DELETE", Pattern: Prefix + "/bots/{bot}", Action: BotsWrite, Scope: ScopeBot},
+	{Method: "DELETE", Pattern: Prefix + "/bots/{bot}", Action: BotsWrite, Scope: ScopeBot, WithData: ConversationsErase},
 	{Method: "POST", Pattern: Prefix + "/bots/{bot}/secret", Action: BotsSecrets, Scope: ScopeBot},
 	{Method: "GET", Pattern: Prefix + "/bots/{bot}/oauth-connections", Action: OAuthRead, Scope: ScopeBot},
 	{Method: "POST", Pattern: Prefix + "/bots/{bot}/oauth-connections", Action: OAuthWrite, Scope: ScopeBot},
@@ -90,7 +94,7 @@ var Routes = []Route{
 	{Method: "POST", Pattern: Prefix + "/sites", Action: SitesWrite}, // the body names the bot: checked against the scope
 	{Method: "GET", Pattern: Prefix + "/sites/{site}", Action: SitesRead, Scope: ScopeSite},
 	{Method: "PATCH", Pattern: Prefix + "/sites/{site}", Action: SitesWrite, Scope: ScopeSite},
-	{Method: "DELETE", Pattern: Prefix + "/sites/{site}", Action: SitesWrite, Scope: ScopeSite},
+	{Method: "DELETE", Pattern: Prefix + "/sites/{site}", Action: SitesWrite, Scope: ScopeSite, WithData: ConversationsErase},
 	{Method: "GET", Pattern: Prefix + "/sites/{site}/secrets", Action: SitesSecrets, Scope: ScopeSite},
 	{Method: "POST", Pattern: Prefix + "/sites/{site}/secrets", Action: SitesSecrets, Scope: ScopeSite},
 	{Method: "DELETE", Pattern: Prefix + "/sites/{site}/secrets/{secret}", Action: SitesSecrets, Scope: ScopeSite},

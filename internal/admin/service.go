@@ -269,6 +269,18 @@ func (o *op) allow(ctx context.Context) error {
 	return nil
 }
 
+// erases checks that the principal may erase the conversations a
+// deletion takes with it (none: nothing to check): deleting a site or a
+// bot is day-to-day work, erasing its users' conversations is not.
+func (o *op) erases(ctx context.Context, conversations int) error {
+	if conversations == 0 || Grants(o.p.Role, ConversationsErase) {
+		return nil
+	}
+	_ = o.record(ctx, audit.Denied, "role")
+	return &Error{Kind: KindForbidden, Err: fmt.Errorf("%w: role %s may not %s", ErrForbidden, o.p.Role, ConversationsErase),
+		Public: fmt.Sprintf("this would erase %d conversations with it, and your role (%s) may not %s (%s): ask an admin or an owner", conversations, o.p.Role, ConversationsErase.Phrase(), ConversationsErase)}
+}
+
 // scope checks that the object of kind and id, which belongs to botID,
 // is in the principal's bot scope: another team's object is not found
 // (404, so ids are not confirmed), audited as denied.

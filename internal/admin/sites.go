@@ -499,6 +499,15 @@ func (s *Service) DeleteSite(ctx context.Context, p Principal, id string) (Delet
 	if err != nil {
 		return Deletion{}, err
 	}
+	if !Grants(p.Role, ConversationsErase) {
+		plan, err := s.d.Store.PlanDeleteSite(ctx, id)
+		if err != nil {
+			return Deletion{}, o.done(ctx, asNotFound(err, "site", id))
+		}
+		if err := o.erases(ctx, plan.Conversations); err != nil {
+			return Deletion{}, err
+		}
+	}
 	now := s.d.Now().UTC()
 	r, err := s.d.Store.DeleteSite(ctx, id, now)
 	if err != nil {

@@ -69,6 +69,10 @@ func expect(rt admin.Route, pc principalCase, team string) expectation {
 	if pc.scoped && team == "B" && (rt.Scope != admin.ScopeNone || bodyScoped[rt.Key()]) {
 		return hidden
 	}
+	// Every team's site and bot hold a conversation: deleting them erases it.
+	if rt.WithData != "" && !admin.Grants(pc.role, rt.WithData) {
+		return forbidden
+	}
 	return allowed
 }
 

@@ -395,3 +395,30 @@ func TestDeadLetterActivity(t *testing.T) {
 		t.Fatalf("audit: read %v, denied %v: %+v", read, denied, e.rec.all())
 	}
 }
+
+// Deleting a site or a bot erases its conversations: the operator role,
+// which may delete sites and bots but not erase conversations, deletes
+// only those that hold none (review: it erased them through the
+// deletion).
+func TestOperatorCannotEraseThroughDeletion(t *testing.T) {
+	e := newEnv(t)
+	tok := "operator"
+	for _, path := range []string{v1 + "/sites/" + e.site["A"], v1 + "/bots/" + e.bot["B"] + "?cascade=true"} {
+		got := e.json("DELETE", path, tok, nil)
+		if got.status != 403 || !strings.Contains(string(got.body), "erase 1 conversations") {
+			t.Fatalf("DELETE %s as operator: %d %s, want 403 naming the conversations", path, got.status, got.body)
+		}
+	}
+	for _, conv := range []string{e.conv["A"], e.conv["B"]} {
+		if _, err := e.st.GetConversation(context.Background(), conv); err != nil {
+			t.Fatalf("conversation %s after the refused deletions: %v", conv, err)
+		}
+	}
+	// Without conversations, the same role deletes the site.
+	if got := e.json("DELETE", v1+"/conversations/"+e.conv["A"], "admin", nil); got.status != 200 {
+		t.Fatalf("admin erases the conversation: %d %s", got.status, got.body)
+	}
+	if got := e.json("DELETE", v1+"/sites/"+e.site["A"], tok, nil); got.status != 200 {
+		t.Fatalf("operator deletes the emptied site: %d %s", got.status, got.body)
+	}
+}
