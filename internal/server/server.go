@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -77,6 +78,8 @@ type Server struct {
 	admin adminListener
 	// pseudonyms is the log pseudonymizer (client addresses, user ids).
 	pseudonyms *redact.Pseudonymizer
+	// dataLock holds data_dir/parley.lock while the server runs (New).
+	dataLock *os.File
 }
 
 // OpenStore opens the configured store.
@@ -86,15 +89,22 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 
 // New builds a server from a validated configuration.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
+		_ = lock.Close()
 		return nil, err
 	}
 	s, err := newWithStore(ctx, cfg, logger, st)
 	if err != nil {
 		_ = st.Close()
+		_ = lock.Close()
 		return nil, err
 	}
+	s.dataLock = lock
 	return s, nil
 }
 
@@ -343,7 +353,7 @@ func (s *Server) middleware(next http.Handler, m httpMetrics) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.logger.Error("panic in handler", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				s.logger.Error("panic in handler", "route", r.Pattern, "panic", fmt.Sprint(v))
 				if rec.status == 0 {
 					http.Error(rec, `{"error":{"code":"ServiceError","message":"internal error"}}`, http.StatusInternalServerError)
 				}
@@ -511,7 +521,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	dcancel()
 	<-deliveryDone
 	loops.Wait()
-	closeErr := errors.Join(s.st.Close(), s.keys.Close())
+	closeErr := errors.Join(s.st.Close(), s.keys.Close(), s.unlock())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
@@ -537,5 +547,16 @@ func (s *Server) capListener(ln net.Listener) net.Listener {
 // Close releases the store without serving (for setup errors).
 func (s *Server) Close() error {
 	s.cancelBase()
-	return errors.Join(s.st.Close(), s.keys.Close())
+	return errors.Join(s.st.Close(), s.keys.Close(), s.unlock())
+}
+
+// unlock releases data_dir/parley.lock (after the store is closed: the
+// next gateway may open it at once), once.
+func (s *Server) unlock() error {
+	if s.dataLock == nil {
+		return nil
+	}
+	f := s.dataLock
+	s.dataLock = nil
+	return f.Close()
 }
