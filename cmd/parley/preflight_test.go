@@ -167,6 +167,20 @@ func TestServePreflightRefusesAndCreatesNothing(t *testing.T) {
 			}
 			s.extra += "keys:\n  provider: pkcs11\n  pkcs11:\n    module: /usr/lib/none/libnone.so\n    token_label: parley\n    pin_file: " + pin + "\n"
 		}, []string{"keys.provider:", "built without PKCS#11 support", "-tags pkcs11"}},
+		// An invalid file is a configuration error too (exit 78, so a
+		// supervisor does not restart into it), naming the setting.
+		{"a misspelled setting", func(t *testing.T, s *setup) { s.extra += "acess_log: true\n" },
+			[]string{"invalid configuration", "acess_log (line", "unknown setting"}},
+		{"metrics bearer token readable by others", func(t *testing.T, s *setup) {
+			tok := filepath.Join(s.root, "metrics.token")
+			if err := os.WriteFile(tok, []byte(strings.Repeat("a", 64)+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(tok, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s.env = append(s.env, "PARLEY_METRICS_BEARER_TOKEN_FILE="+tok)
+		}, []string{"metrics.bearer_token_file:", "readable by others", "chmod 600"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

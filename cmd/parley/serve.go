@@ -24,7 +24,9 @@ func (a *app) serveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cfgPath, a.env)
 			if err != nil {
-				return fmt.Errorf("invalid configuration:\n%w", err)
+				// The configuration exit code, as Preflight's refusals: a
+				// supervisor does not restart into the same mistake.
+				return configError{fmt.Errorf("invalid configuration:\n%w", err)}
 			}
 			log := a.logger(cfg.LogLevel)
 			stopPprof, err := a.startPprof(log)
@@ -120,3 +122,12 @@ func (a *app) openAdmin(ctx context.Context, cfgPath, dataDir string) (config.Co
 	st, err := server.OpenStore(ctx, cfg)
 	return cfg, st, err
 }
+
+// configError is an invalid configuration: exit code 78 (EX_CONFIG), as
+// for Preflight's refusals.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
+
+// ExitCode is server.ExitConfig.
+func (configError) ExitCode() int { return server.ExitConfig }

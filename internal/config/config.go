@@ -221,7 +221,7 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty config
-			return c, fmt.Errorf("config %s: %w", path, err)
+			return c, fmt.Errorf("config %s: %w", path, friendlyYAML(b, err))
 		}
 	}
 	if err := c.applyEnv(env); err != nil {

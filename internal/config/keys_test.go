@@ -70,7 +70,7 @@ func TestKeysRefusedNamingTheField(t *testing.T) {
 		"sessions":         {"keys: {provider: pkcs11, pkcs11: {module: /m.so, token_label: t, pin_file: /p, sessions: 0}}\n", nil, "keys.pkcs11.sessions"},
 		"bad env sessions": {"", map[string]string{"PARLEY_KEYS_PKCS11_SESSIONS": "many"}, "PARLEY_KEYS_PKCS11_SESSIONS"},
 		// A PIN has no place in the configuration file.
-		"PIN in the file": {"keys: {provider: pkcs11, pkcs11: {module: /m.so, token_label: t, pin: \"1234\"}}\n", nil, "field pin not found"},
+		"PIN in the file": {"keys: {provider: pkcs11, pkcs11: {module: /m.so, token_label: t, pin: \"1234\"}}\n", nil, "keys.pkcs11.pin (line 3): unknown setting"},
 	} {
 		_, err := Load(write(t, keysBase+c.yaml), env(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -83,6 +83,8 @@ func Preflight(cfg config.Config, now time.Time, log *slog.Logger) (Listeners, e
 	p.masterKey(cfg)
 	p.dataDir(cfg)
 	p.keyProvider(cfg)
+	p.secretFiles(cfg)
+	p.anchorFile(cfg)
 	// Listeners last: nothing is bound when a check above failed.
 	var ls Listeners
 	if len(p.problems) == 0 {
@@ -99,6 +101,55 @@ func Preflight(cfg config.Config, now time.Time, log *slog.Logger) (Listeners, e
 		return Listeners{}, &PreflightError{Problems: p.problems}
 	}
 	return ls, nil
+}
+
+// secretFiles reads the files that hold secrets besides the master key
+// (the metrics bearer token, the alert webhooks' keys) as the server
+// will: a loose mode, a short or missing file is refused before anything
+// is created, not after the database and keys are made.
+func (p *preflight) secretFiles(cfg config.Config) {
+	if cfg.Metrics.BearerTokenFile != "" {
+		if _, err := cfg.Metrics.BearerToken(); err != nil {
+			p.bad("metrics.bearer_token_file", "%s", strings.TrimPrefix(err.Error(), "metrics.bearer_token_file: "))
+		}
+	}
+	for i, a := range cfg.Security.Alerts {
+		if a.WebhookSecretFile == "" {
+			continue
+		}
+		if _, err := a.WebhookSecret(); err != nil {
+			p.bad(fmt.Sprintf("security.alerts[%d].webhook_secret_file", i), "%v", err)
+		}
+	}
+}
+
+// anchorFile checks that the audit chain's anchor file can be appended
+// to: an existing regular file this process can write, or a directory
+// that exists and can take it (the server does not create directories
+// outside its data directory).
+func (p *preflight) anchorFile(cfg config.Config) {
+	path := cfg.Audit.AnchorFile
+	if path == "" {
+		return
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && !st.Mode().IsRegular():
+		p.bad("audit.anchor_file", "%s is not a regular file; give a file the checkpoints are appended to", path)
+	case err == nil:
+		if err := writableFile(path); err != nil {
+			p.bad("audit.anchor_file", "%s is not writable by this process: %v; chown it to the user parley runs as", path, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		dir := filepath.Dir(path)
+		if dst, err := os.Stat(dir); err != nil || !dst.IsDir() {
+			p.bad("audit.anchor_file", "%s cannot be created: its directory %s does not exist; create it (on another volume or WORM storage) for the user parley runs as", path, dir)
+		} else if err := writable(dir); err != nil {
+			p.bad("audit.anchor_file", "%s cannot be created in %s: %v", path, dir, err)
+		}
+	default:
+		p.bad("audit.anchor_file", "%s: %v", path, errors.Unwrap(err))
+	}
 }
 
 type preflight struct {

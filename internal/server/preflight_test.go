@@ -142,3 +142,39 @@ func TestPreflightPKCS11PinFile(t *testing.T) {
 		t.Fatalf("preflight = %v", err)
 	}
 }
+
+// The metrics bearer token file, an alert's webhook key file and the audit
+// anchor file are checked before anything is created: each bad one is
+// named, with the configuration exit code, and the data directory is not
+// made (review: these were read after the database and keys existed, and
+// an unwritable anchor file went unnoticed).
+func TestPreflightSecretAndAnchorFiles(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSignedUntil(t, dir, "chat.example.com", time.Now().Add(90*24*time.Hour))
+	loose := filepath.Join(dir, "token.loose")
+	if err := os.WriteFile(loose, []byte(strings.Repeat("a", 64)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "hook.short")
+	if err := os.WriteFile(short, []byte("abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tlsConfig(t, dir, cert, key)
+	cfg.Metrics.BearerTokenFile = loose
+	cfg.Security.Alerts = []config.SecurityAlert{{Name: "stuffing", Threshold: 10, Window: config.Duration(time.Minute), By: "client",
+		WebhookURL: "https://hooks.example.com/x", WebhookSecretFile: short}}
+	cfg.Audit.AnchorFile = filepath.Join(dir, "no-such-dir", "anchor.jsonl")
+	_, err := server.Preflight(cfg, time.Now(), slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+	var pe *server.PreflightError
+	if !errors.As(err, &pe) || pe.ExitCode() != server.ExitConfig {
+		t.Fatalf("Preflight = %v, want a PreflightError", err)
+	}
+	for _, field := range []string{"metrics.bearer_token_file", "security.alerts[0].webhook_secret_file", "audit.anchor_file"} {
+		if !strings.Contains(err.Error(), field+":") {
+			t.Errorf("no problem named %s in:\n%v", field, err)
+		}
+	}
+	if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the data directory was created: %v", err)
+	}
+}
