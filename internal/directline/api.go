@@ -222,14 +222,14 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, e *apiError) {
 	if e.status >= 500 {
-		a.logger.Error("direct line request failed", "path", r.URL.Path, "status", e.status, "code", e.code, "err", e.message)
+		a.logger.Error("direct line request failed", "route", r.Pattern, "status", e.status, "code", e.code, "err", e.message)
 	}
 	writeError(w, e.status, e.code, e.message)
 }
 
 // internal reports an unexpected failure without revealing internals.
 func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
-	a.logger.Error("direct line internal error", "path", r.URL.Path, "err", err)
+	a.logger.Error("direct line internal error", "route", r.Pattern, "err", err)
 	if errors.Is(err, store.ErrFull) { // nothing was stored: the client may try again
 		writeError(w, http.StatusServiceUnavailable, "ServiceError", "the gateway cannot store anything right now; try again later")
 		return
@@ -453,7 +453,7 @@ func (a *API) refuseOrigin(w http.ResponseWriter, r *http.Request, e *apiError) 
 	w.Header().Del("Access-Control-Allow-Origin")
 	w.Header().Del("Access-Control-Allow-Credentials")
 	origin := redact.Bounded(r.Header.Get("Origin"), 256) // the client's text: redacted, then bounded
-	a.logger.Warn("request from untrusted origin refused", "path", r.URL.Path, "origin", origin)
+	a.logger.Warn("request from untrusted origin refused", "route", r.Pattern, "origin", origin)
 	a.fail(w, r, e)
 }
 

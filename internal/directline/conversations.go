@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/parley-gw/parley/internal/conversation"
 	"github.com/parley-gw/parley/internal/identity"
 	"github.com/parley-gw/parley/internal/redact"
@@ -65,6 +67,15 @@ func validUserID(id string) bool {
 		}
 	}
 	return true
+}
+
+// reservedUserID reports whether a client-chosen user id reads as one
+// Parley binds in tokens ("dl_…"): exactly, or to a bot or back end that
+// compares ids ignoring case or after Unicode normalization ("DL_x",
+// fullwidth "ｄｌ_x").
+func reservedUserID(id string) bool {
+	n := norm.NFKC.String(id)
+	return len(n) >= 3 && strings.EqualFold(n[:3], "dl_")
 }
 
 // bindUser decides the user id a new token or conversation binds.
@@ -511,7 +522,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request, p principal, c stor
 	case from.ID == "":
 		a.fail(w, r, errf(http.StatusBadRequest, "MissingProperty", "from.id is required when the token binds no user"))
 		return
-	case strings.HasPrefix(from.ID, "dl_"):
+	case reservedUserID(from.ID):
 		a.fail(w, r, errf(http.StatusBadRequest, "BadArgument", "dl_ user ids are reserved for ids bound in a token"))
 		return
 	case !validUserID(from.ID):

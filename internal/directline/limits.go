@@ -102,5 +102,5 @@ func (a *API) authFailed(r *http.Request, e *apiError) {
 	case e.code == "TokenExpired":
 		reason = "expired_token"
 	}
-	a.cfg.AuthFailures.Record(r, "directline", reason, "path", r.URL.Path)
+	a.cfg.AuthFailures.Record(r, "directline", reason, "route", r.Pattern)
 }

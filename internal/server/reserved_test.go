@@ -401,6 +401,15 @@ func TestConnectorAuthFailuresDoNotFloodTheLog(t *testing.T) {
 	before := len(h.logs.String())
 	long := strings.Repeat("A", 6000)
 	const n = 300
+	// The Direct Line side logs refusals by route too (first: the
+	// connector's 300 below use up the log's burst).
+	for _, path := range []string{"/v3/directline/conversations/" + long + "/activities", "/v3/directline/conversations/" + long} {
+		req, _ := http.NewRequest("GET", h.base+path, nil) // no credential: 401
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	}
 	for range n {
 		req, _ := http.NewRequest("POST", h.base+"/v3/conversations/"+long+"/activities", strings.NewReader(`{}`))
 		req.Header.Set("Authorization", "Bearer x.y.z")
@@ -424,5 +433,26 @@ func TestConnectorAuthFailuresDoNotFloodTheLog(t *testing.T) {
 	}
 	if got := h.metric(`parley_auth_failures_total{reason="invalid_bot_token",surface="connector"}`); got != strconv.Itoa(n) {
 		t.Fatalf("counted %q failures, want %d", got, n)
+	}
+}
+
+// On a conversation that binds no user, the client names its sender; ids
+// that read as Parley's bound ids ("dl_…") are refused, also in another
+// case or in fullwidth forms that a bot comparing ids ignoring case or
+// after Unicode normalization would take for one (review: DL_admin,
+// ｄｌ_admin and dl＿admin reached the bot).
+func TestUnboundSenderCannotLookBound(t *testing.T) {
+	h := newHarness(t)
+	_, secret, _ := provision(t, h.st, "bot-open", h.botRec.url, false, nil)
+	r := h.do("POST", "/conversations", secret, map[string]any{}, nil)
+	tok, conv := r.str("token"), r.str("conversationId")
+	for _, id := range []string{"dl_admin", "DL_admin", "Dl_admin", "ｄｌ_admin", "dl＿admin", "ＤＬ＿admin"} {
+		p := h.do("POST", "/conversations/"+conv+"/activities", tok, map[string]any{"type": "message", "text": "hi", "from": map[string]any{"id": id}}, nil)
+		if p.status != 400 || p.errCode() != "BadArgument" {
+			t.Errorf("from.id %q: %d %s, want 400 BadArgument", id, p.status, p.raw)
+		}
+	}
+	if p := h.do("POST", "/conversations/"+conv+"/activities", tok, map[string]any{"type": "message", "text": "hi", "from": map[string]any{"id": "dlx_admin"}}, nil); p.status != 200 {
+		t.Errorf("from.id dlx_admin: %d %s, want 200", p.status, p.raw)
 	}
 }
