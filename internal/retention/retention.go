@@ -142,7 +142,21 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 		if err := s.st.Scrub(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("sweep: %w", err))
 		}
-		s.logger.Info("retention sweep", "conversations_deleted", len(res.Deleted), "activities_pruned", res.Pruned)
+		// Retention wins over delivery: a conversation past its policy goes
+		// with the activities its bot has not received yet. Said loudly,
+		// with how many, so an operator can lengthen the policy or fix the
+		// bot (never silently "delivered or dead-lettered").
+		dropped, dead := 0, 0
+		for _, e := range res.Deleted {
+			dropped += e.OutboxItems
+			dead += e.DeadLetters
+		}
+		if dropped > 0 {
+			s.logger.Warn("retention deleted conversations with deliveries still queued: their bots never received these activities; lengthen the retention policy or fix the bot",
+				"conversations_deleted", len(res.Deleted), "deliveries_dropped", dropped, "dead_letters_deleted", dead, "activities_pruned", res.Pruned)
+		} else {
+			s.logger.Info("retention sweep", "conversations_deleted", len(res.Deleted), "dead_letters_deleted", dead, "activities_pruned", res.Pruned)
+		}
 	}
 	return res, errors.Join(errs...)
 }

@@ -1,11 +1,13 @@
 package retention_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +28,24 @@ func (s *scrubCounter) Scrub(ctx context.Context) error {
 	return s.Store.Scrub(ctx)
 }
 
+// syncBuffer is a log destination the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 // clock is a fake clock the test moves.
 type clock struct{ t atomic.Int64 }
 
@@ -34,6 +54,7 @@ func (c *clock) set(t time.Time)     { c.t.Store(t.UnixNano()) }
 func (c *clock) add(d time.Duration) { c.t.Add(int64(d)) }
 
 type fixture struct {
+	logs  syncBuffer
 	st    *scrubCounter
 	sw    *retention.Sweeper
 	clk   *clock
@@ -61,7 +82,7 @@ func newFixture(t *testing.T, sites map[string]store.Retention) *fixture {
 	f.sw = retention.New(f.st, retention.Config{
 		Default: 24 * time.Hour, Every: time.Minute, EphemeralHold: time.Minute, EphemeralMax: 15 * time.Minute,
 		TombstonesFor: 30 * 24 * time.Hour, Now: f.clk.now,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}, slog.New(slog.NewTextHandler(&f.logs, nil)))
 	return f
 }
 
@@ -264,5 +285,23 @@ func TestEffectivePolicy(t *testing.T) {
 		if got := f.sw.Effective(tc.r); got != tc.want {
 			t.Errorf("Effective(%v) = %+v, want %+v", tc.r, got, tc.want)
 		}
+	}
+}
+
+// Retention wins over delivery, loudly: a conversation whose policy ran
+// out while its bot had not received an activity goes with that activity,
+// and the sweep warns with how many deliveries were dropped (review: they
+// went silently, against "delivered or dead-lettered").
+func TestRetentionSaysWhatDeliveriesItDropped(t *testing.T) {
+	f := newFixture(t, map[string]store.Retention{"s": {}})
+	f.conv(t, "undelivered", "s", 2, false, true)
+	f.conv(t, "delivered", "s", 1, false, false)
+	f.clk.add(25 * time.Hour)
+	if res := f.sweep(t); len(res.Deleted) != 2 {
+		t.Fatalf("deleted %d conversations, want 2", len(res.Deleted))
+	}
+	logs := f.logs.String()
+	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "deliveries_dropped=2") {
+		t.Fatalf("no warning with the dropped deliveries:\n%s", logs)
 	}
 }

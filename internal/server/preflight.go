@@ -85,6 +85,10 @@ func Preflight(cfg config.Config, now time.Time, log *slog.Logger) (Listeners, e
 	p.keyProvider(cfg)
 	p.secretFiles(cfg)
 	p.anchorFile(cfg)
+	if r, d := time.Duration(cfg.Retention.Default), time.Duration(cfg.Bots.DeliveryRetryFor); r > 0 && r < d {
+		log.Warn("retention.default is shorter than bots.delivery_retry_for: a conversation deleted by retention takes the activities its bot has not received yet with it (retention wins; each sweep that drops some says how many)",
+			"retention_default", r, "delivery_retry_for", d)
+	}
 	// Listeners last: nothing is bound when a check above failed.
 	var ls Listeners
 	if len(p.problems) == 0 {
