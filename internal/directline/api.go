@@ -388,10 +388,12 @@ func trustedOrigins(site store.Site, c identity.Claims) []string {
 }
 
 // checkOrigin enforces trusted origins on browser requests (those with an
-// Origin header) when enhanced authentication is on.
+// Origin header): the site's static list whenever it has one, and with
+// enhanced authentication the token's list otherwise. Only a site without
+// enhanced authentication and without a list takes any origin.
 func checkOrigin(r *http.Request, site store.Site, c identity.Claims) *apiError {
 	origin := r.Header.Get("Origin")
-	if origin == "" || !site.EnhancedAuth {
+	if origin == "" || (!site.EnhancedAuth && len(site.TrustedOrigins) == 0) {
 		return nil
 	}
 	return originAllowed(origin, trustedOrigins(site, c))

@@ -264,3 +264,31 @@ func TestConnectionCap(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A site's trusted origins hold whether or not enhanced authentication is
+// on: with a static list, another origin is refused on the REST routes and
+// the WebSocket handshake (review: without enhanced authentication the
+// list was stored and never checked).
+func TestStaticOriginsHoldWithoutEnhancedAuth(t *testing.T) {
+	h := newHarness(t)
+	_, secret, _ := provision(t, h.st, "bot-open", h.botRec.url, false, []string{trustedOrigin})
+	r := h.do("POST", "/conversations", secret, map[string]any{"user": map[string]any{"id": "alice"}}, nil)
+	tok, conv := r.str("token"), r.str("conversationId")
+	evil := hdr{"Origin": "https://evil.example"}
+	if p := h.do("POST", "/conversations/"+conv+"/activities", tok, map[string]any{"type": "message", "text": "hi", "from": map[string]any{"id": "alice"}}, evil); p.status != 403 || p.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("POST from another origin: %d (ACAO %q), want 403 without CORS read access", p.status, p.header.Get("Access-Control-Allow-Origin"))
+	}
+	if g := h.do("GET", "/conversations/"+conv+"/activities", tok, nil, evil); g.status != 403 {
+		t.Errorf("GET from another origin: %d, want 403", g.status)
+	}
+	rc := h.do("GET", "/conversations/"+conv, tok, nil, nil)
+	if _, _, err := h.dial(rc.str("streamUrl"), "https://evil.example"); err == nil {
+		t.Error("WebSocket from another origin was accepted")
+	}
+	if p := h.do("POST", "/conversations/"+conv+"/activities", tok, map[string]any{"type": "message", "text": "hi", "from": map[string]any{"id": "alice"}}, hdr{"Origin": trustedOrigin}); p.status != 200 {
+		t.Errorf("POST from the trusted origin: %d %s", p.status, p.raw)
+	}
+	if p := h.do("POST", "/conversations/"+conv+"/activities", tok, map[string]any{"type": "message", "text": "hi", "from": map[string]any{"id": "alice"}}, nil); p.status != 200 {
+		t.Errorf("POST without an Origin (a server): %d %s", p.status, p.raw)
+	}
+}
