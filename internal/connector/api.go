@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -200,6 +201,10 @@ func (a *API) readActivity(w http.ResponseWriter, r *http.Request, conv store.Co
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		writeErr(w, http.StatusRequestEntityTooLarge, "MessageSizeTooBig", fmt.Sprintf("activity is larger than %d bytes", a.limits.MaxBytes))
+		return nil, false
+	}
+	if timedOut(err) {
+		writeErr(w, http.StatusRequestTimeout, "BadArgument", "request body was not received in time")
 		return nil, false
 	}
 	if err != nil {
@@ -396,6 +401,10 @@ func (a *API) uploadAttachment(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := a.maxUpload*4/3 + 64<<10
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if timedOut(err) {
+		writeErr(w, http.StatusRequestTimeout, "BadArgument", "request body was not received in time")
+		return
+	}
 	if err != nil {
 		writeErr(w, http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "attachment is too large")
 		return
@@ -506,4 +515,12 @@ func (a *API) attachmentView(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "private, no-store")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.Copy(w, bytes.NewReader(att.Data))
+}
+
+// timedOut reports whether a body read failed because the body did not
+// arrive in time (the server's body deadline): 408, not a size or format
+// problem.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -280,10 +281,17 @@ func (a *API) parseUpload(r *http.Request) (conversation.Activity, []uploadedFil
 	return act, files, nil
 }
 
+// readErr is the answer to an upload whose body could not be read: 413
+// past the limit, 408 when the body did not arrive in time (a trickle cut
+// by its deadline, not a size or format problem), otherwise otherwise.
 func readErr(err error, otherwise *apiError) *apiError {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return errf(http.StatusRequestEntityTooLarge, "MessageSizeTooBig", "upload is too large")
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errf(http.StatusRequestTimeout, "BadArgument", "request body was not received in time")
 	}
 	return otherwise
 }
