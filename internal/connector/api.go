@@ -321,6 +321,14 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A stream's chunks (and typing activities) are transient: the next
+	// chunk or the final message supersedes them. An update would make one
+	// permanent in the history beside the final, outside the stream's
+	// checks.
+	if e, err := a.log.Get(r.Context(), conv.ID, seq); err == nil && e.Visibility == store.VisibleStream {
+		writeErr(w, http.StatusBadRequest, "BadArgument", "a typing activity or a streamed reply's chunk cannot be updated: send the stream's next chunk or its final message")
+		return
+	}
 	act, ok := a.readActivity(w, r, conv, bot)
 	if !ok {
 		return

@@ -403,3 +403,33 @@ func TestStreamEntityFirstChunkReplacesChannelDataStreamMembers(t *testing.T) {
 		t.Fatalf("stream records left after the final: %d", n)
 	}
 }
+
+// A bot cannot update a stream's chunk: it would become a permanent entry
+// of the history beside the final message (review: the PUT promoted the
+// chunk, and the final's supersede, which empties chunks only, left it).
+func TestStreamChunkCannotBeUpdated(t *testing.T) {
+	h := newHarness(t)
+	tok, conv, _ := h.started("dl_alice")
+	q := h.post(tok, conv, map[string]any{"type": "message", "text": "question"})
+	r := h.botReply(conv, q, channelDataForm("typing", "A1", "streaming", 1, ""))
+	sid := r.str("id")
+	r = h.botReply(conv, q, channelDataForm("typing", "A1 A2", "streaming", 2, sid))
+	latest := r.str("id")
+	if u := h.bot("PUT", convPath(conv)+"/activities/"+url.PathEscape(latest), channelDataForm("typing", "A1 A2 edited", "streaming", 2, sid)); u.status != 400 {
+		t.Fatalf("PUT on a chunk: %d %s, want 400", u.status, u.raw)
+	}
+	if r := h.botReply(conv, q, channelDataForm("message", "A final", "final", 3, sid)); r.status != 200 {
+		t.Fatalf("final: %d %s", r.status, r.raw)
+	}
+	if hist, _ := h.history(tok, conv, ""); strings.Join(texts(hist), "|") != "message:question|message:A final" {
+		t.Fatalf("history after the final: %v", texts(hist))
+	}
+	// The final message itself is the bot's to update, as any message.
+	final := ""
+	if hist, _ := h.history(tok, conv, ""); len(hist) == 2 {
+		final, _ = hist[1]["id"].(string)
+	}
+	if u := h.bot("PUT", convPath(conv)+"/activities/"+url.PathEscape(final), map[string]any{"type": "message", "text": "A final, edited"}); u.status != 200 {
+		t.Fatalf("PUT on the final: %d %s", u.status, u.raw)
+	}
+}
