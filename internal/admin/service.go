@@ -145,6 +145,9 @@ func HTTPStatus(err error) (int, string, string) {
 	if errors.Is(err, store.ErrFull) {
 		return http.StatusServiceUnavailable, CodeUnavailable, msgStorageFull
 	}
+	if errors.Is(err, store.ErrStoreReplaced) {
+		return http.StatusServiceUnavailable, CodeUnavailable, "the database file was removed or replaced while the server ran: nothing was changed; restore it (from your backup) and restart parley"
+	}
 	var e *Error
 	if !errors.As(err, &e) {
 		if errors.Is(err, store.ErrNotFound) {

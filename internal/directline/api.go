@@ -230,7 +230,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, e *apiError) {
 // internal reports an unexpected failure without revealing internals.
 func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
 	a.logger.Error("direct line internal error", "route", r.Pattern, "err", err)
-	if errors.Is(err, store.ErrFull) { // nothing was stored: the client may try again
+	if errors.Is(err, store.ErrFull) || errors.Is(err, store.ErrStoreReplaced) { // nothing was stored: the client may try again
 		writeError(w, http.StatusServiceUnavailable, "ServiceError", "the gateway cannot store anything right now; try again later")
 		return
 	}

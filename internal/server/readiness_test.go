@@ -128,3 +128,41 @@ func TestReadinessOnAFullDisk(t *testing.T) {
 	}
 	t.Logf("%d activities acknowledged on the way to a full disk", len(acked))
 }
+
+// The data directory deleted while the gateway serves (a cleanup script, a
+// volume gone): SQLite would go on committing to the unlinked file, and
+// every activity acknowledged after it would vanish at the next start.
+// Writes are refused with 503 instead, /readyz says why, and moving the
+// file back makes the gateway ready again (review: 200s and "ready").
+func TestDatabaseRemovedWhileServing(t *testing.T) {
+	h := newHarness(t)
+	tok, conv, _ := h.started("dl_alice")
+	h.post(tok, conv, map[string]any{"type": "message", "text": "before"})
+	db := filepath.Join(h.cfg.DataDir, "parley.db")
+	aside := filepath.Join(t.TempDir(), "parley.db")
+	if err := os.Rename(db, aside); err != nil { // as rm -rf would unlink it, but restorable
+		t.Fatal(err)
+	}
+	r := h.postNoCheck(tok, conv, map[string]any{"type": "message", "text": "after the removal"})
+	if r.status != http.StatusServiceUnavailable || strings.Contains(string(r.raw), h.cfg.DataDir) {
+		t.Fatalf("POST with the database gone: %d %s, want 503 without paths", r.status, r.raw)
+	}
+	if code, body := h.readyz(); code != 503 || !strings.Contains(body, "removed or replaced") {
+		t.Fatalf("/readyz with the database gone: %d %q", code, body)
+	}
+	if err := os.Rename(aside, db); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := h.readyz()
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz stayed 503 after the file came back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.post(tok, conv, map[string]any{"type": "message", "text": "after the restore"})
+}

@@ -24,8 +24,11 @@ func readyz(w http.ResponseWriter, r *http.Request, st store.Store, rl *readines
 	if err := st.Ready(r.Context()); err != nil {
 		rl.notReady("not ready: store cannot commit writes", err)
 		reason := "not ready: store cannot commit writes"
-		if errors.Is(err, store.ErrFull) {
+		switch {
+		case errors.Is(err, store.ErrFull):
 			reason = "not ready: storage full, writes cannot commit"
+		case errors.Is(err, store.ErrStoreReplaced):
+			reason = "not ready: the database file was removed or replaced; restore it and restart"
 		}
 		http.Error(w, reason, http.StatusServiceUnavailable)
 		return

@@ -24,6 +24,11 @@ var (
 	// ErrFull means the storage is full: writes cannot commit until space
 	// returns (SQLite: SQLITE_FULL; PostgreSQL: disk_full, 53100).
 	ErrFull = errors.New("storage full")
+	// ErrStoreReplaced means the database file was removed or replaced
+	// while the store had it open: a commit would land in a file no one
+	// will open again, so writes are refused until the file is back (or
+	// the gateway restarts on a restored one).
+	ErrStoreReplaced = errors.New("the database file was removed or replaced while open")
 	// ErrNameTaken means another bot (or another site of the same bot)
 	// already has the name, compared case-insensitively; the error is a
 	// *NameTakenError naming the existing one.

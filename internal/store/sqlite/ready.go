@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"time"
 
@@ -92,13 +94,42 @@ type writerDB struct {
 }
 
 func (w writerDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := w.s.checkFile(); err != nil {
+		return nil, err
+	}
 	res, err := w.DB.ExecContext(ctx, query, args...)
 	return res, w.s.storageFailure(err)
 }
 
 func (w writerDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	if err := w.s.checkFile(); err != nil {
+		return nil, err
+	}
 	tx, err := w.DB.BeginTx(ctx, opts)
 	return tx, w.s.storageFailure(err)
+}
+
+// checkFile refuses a write when the database file is no longer the one
+// opened (deleted with its directory, or replaced): SQLite would commit
+// to the unlinked file and the gateway would acknowledge activities that
+// vanish at the next start. One stat per transaction (about a
+// microsecond, against the commit's fsync). Recorded in the store's
+// health, so /readyz says so; a file moved back clears it at the next
+// write.
+func (s *Store) checkFile() error {
+	if s.file == nil {
+		return nil // during Open (migrations)
+	}
+	st, err := os.Stat(s.path)
+	if err == nil && os.SameFile(st, s.file) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil // cannot tell (e.g. a permission change): let SQLite say
+	}
+	gone := fmt.Errorf("%w: %s; restore it and restart parley (writes are refused meanwhile)", store.ErrStoreReplaced, s.path)
+	s.recordCommit(gone)
+	return gone
 }
 
 // storageFailure returns err, marked and recorded in the store's health

@@ -95,6 +95,10 @@ type Store struct {
 
 	// health is whether commits succeed, for Ready.
 	health health
+	// path and file identify the database file opened (ready.go,
+	// checkFile): every transaction checks it is still there.
+	path string
+	file os.FileInfo
 }
 
 type cachedBot struct {
@@ -206,6 +210,12 @@ func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
 	s := &Store{syncNormal: opt.SyncNormal, w: writerDB{DB: w}, r: r, writes: make(chan *writeReq), nextSeq: map[string]int64{}, marked: map[string]int64{}, quit: make(chan struct{}), rstmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}, txStmts: map[string]*sql.Stmt{}}
 	s.health.okAt, s.health.probeEvery, s.health.staleAfter = time.Now(), probeEvery, staleAfter // the migrations committed
 	s.w.s = s
+	if s.file, err = os.Stat(path); err != nil {
+		_ = r.Close()
+		_ = w.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s.path = path
 	for _, q := range writeQueries {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
@@ -749,6 +759,9 @@ func finishReq(r *writeReq, txErr error) {
 // their outbox items to the listener.
 func (s *Store) runTx(reqs []*writeReq) error {
 	ctx := context.Background()
+	if err := s.checkFile(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		if serr := storageError(err); serr != nil {
