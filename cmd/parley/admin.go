@@ -43,6 +43,17 @@ func (a *app) print(asJSON bool, v any, text string) error {
 	return err
 }
 
+// printThen prints a result, then returns err: a change made whose audit
+// event could not be recorded (admin.Unrecorded) still shows what it made
+// (a secret shown once would be lost otherwise), and the command fails
+// with the audit error after it.
+func (a *app) printThen(err error, asJSON bool, v any, text string) error {
+	if perr := a.print(asJSON, v, text); perr != nil {
+		return perr
+	}
+	return err
+}
+
 // The JSON shapes are the service layer's (the admin API answers the
 // same); the old names stay for the tests.
 type (
@@ -72,14 +83,14 @@ func (a *app) botCmd() *cobra.Command {
 			}
 			defer as.st.Close()
 			res, err := as.svc.CreateBot(ctx, as.p, admin.BotCreate{Name: name, Endpoint: endpoint, PublicURL: publicURL, InsecureNoAuth: insecure, DeliveryTimeout: deliveryTimeout})
-			if err != nil {
+			if err != nil && !admin.Unrecorded(err) {
 				return err
 			}
 			a.warn(res.Warnings)
 			b := res.Bot
 			out := admin.ToBot(b)
 			if insecure {
-				return a.print(sf.json, out, fmt.Sprintf("bot %s created (%s -> %s)\n", b.ID, b.Name, connector.RedactURL(b.Endpoint)))
+				return a.printThen(err, sf.json, out, fmt.Sprintf("bot %s created (%s -> %s)\n", b.ID, b.Name, connector.RedactURL(b.Endpoint)))
 			}
 			pub, secret := res.PublicURL, res.ClientSecret
 			settings := botauth.BotSettings(pub, b.ID, secret)
@@ -88,7 +99,7 @@ func (a *app) botCmd() *cobra.Command {
 				out.Settings[st.Name] = st.Value
 			}
 			out.AgentsSDK = agentsSettingsMap(pub, b.ID, secret)
-			return a.print(sf.json, out, botCreatedText(b, settings)+agentsSettingsText(pub, b.ID, secret))
+			return a.printThen(err, sf.json, out, botCreatedText(b, settings)+agentsSettingsText(pub, b.ID, secret))
 		},
 	}
 	sf.add(create)
@@ -163,13 +174,13 @@ func (a *app) siteCmd() *cobra.Command {
 			}
 			defer as.st.Close()
 			c, err := as.svc.CreateSite(ctx, as.p, admin.SiteCreate{BotID: botID, Name: name, Origins: origins, NoEnhancedAuth: noEnhanced, ClientAttachmentURLs: linkPolicy})
-			if err != nil {
+			if err != nil && !admin.Unrecorded(err) {
 				return err
 			}
 			a.warn(c.Warnings)
 			out := c.View()
 			out.Warnings = nil
-			return a.print(sf.json, out, fmt.Sprintf("site %s created for bot %s\nsecret 1: %s\nsecret 2: %s\nStore them now: Parley keeps only their hashes.\n", c.Site.ID, botID, c.Secrets[0], c.Secrets[1]))
+			return a.printThen(err, sf.json, out, fmt.Sprintf("site %s created for bot %s\nsecret 1: %s\nsecret 2: %s\nStore them now: Parley keeps only their hashes.\n", c.Site.ID, botID, c.Secrets[0], c.Secrets[1]))
 		},
 	}
 	sf.add(create)
@@ -330,10 +341,10 @@ func (a *app) secretRegenCmd(k secretKind) *cobra.Command {
 					err = k.set(cmd.Context(), as.st, id, slot-1, s)
 				}
 			}
-			if err != nil {
+			if err != nil && !admin.Unrecorded(err) {
 				return fmt.Errorf("--%s %q: %w", k.flag, id, err)
 			}
-			return a.print(sf.json, map[string]any{k.flag: id, "slot": slot, k.secretKey: s},
+			return a.printThen(err, sf.json, map[string]any{k.flag: id, "slot": slot, k.secretKey: s},
 				fmt.Sprintf("%s %s %s %d: %s\nStore it now: Parley keeps only its hash.\n", k.flag, id, k.label, slot, s))
 		},
 	}

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/parley-gw/parley/internal/audit"
 )
 
 // The local CLI is a client of the service layer, so its changes land in
@@ -54,5 +59,40 @@ func TestCLIChangesAreAudited(t *testing.T) {
 	}
 	if _, _, err := run(t, nil, "audit", "verify", "--data", data); err != nil {
 		t.Fatalf("audit verify: %v", err)
+	}
+}
+
+// failingRecorder refuses every audit event after the change it records
+// was made (a full disk between the two writes, say).
+type failingRecorder struct{}
+
+func (failingRecorder) Record(context.Context, audit.Event) error {
+	return errors.New("audit log unwritable")
+}
+
+// A change whose audit event cannot be recorded still shows what it made:
+// a secret shown once must reach the operator, then the command fails with
+// the audit error (review: the site existed and its secrets were lost).
+func TestSecretsShownWhenTheAuditRecordFails(t *testing.T) {
+	data := t.TempDir()
+	out, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bot botJSON
+	_ = json.Unmarshal([]byte(out), &bot)
+	var stdout, stderr bytes.Buffer
+	root := (&app{stdout: &stdout, stderr: &stderr, env: func(string) (string, bool) { return "", false }, resolver: testHosts, recorder: failingRecorder{}}).root()
+	root.SetArgs([]string{"site", "create", "--data", data, "--bot", bot.ID, "--name", "web", "--origin", "https://www.example.com", "--json"})
+	err = root.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "recording the audit event failed") {
+		t.Fatalf("site create with the audit log failing: %v, want the audit error", err)
+	}
+	var site struct {
+		ID      string   `json:"id"`
+		Secrets []string `json:"secrets"`
+	}
+	if jerr := json.Unmarshal(stdout.Bytes(), &site); jerr != nil || site.ID == "" || len(site.Secrets) != 2 || site.Secrets[0] == "" {
+		t.Fatalf("site create printed %q (%v): want the site and its two secrets", stdout.String(), jerr)
 	}
 }

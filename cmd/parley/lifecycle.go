@@ -88,9 +88,10 @@ func (a *app) botUpdateCmd() *cobra.Command {
 				in.DeliveryTimeout = &deliveryTimeout
 			}
 			res, err := as.svc.UpdateBot(ctx, as.p, id, in)
-			if err != nil {
+			if err != nil && !admin.Unrecorded(err) {
 				return unknownID("bot", id, "parley bot list", err)
 			}
+			unrecorded := err
 			b, secret, pub := res.Bot, res.ClientSecret, res.PublicURL
 			a.warn(res.Warnings)
 			out := admin.ToBot(b)
@@ -110,7 +111,7 @@ func (a *app) botUpdateCmd() *cobra.Command {
 				text.WriteString(agentsSettingsText(pub, b.ID, secret))
 			}
 			fmt.Fprintf(&text, "A running Parley picks this up within a few seconds.\n")
-			return a.print(sf.json, out, text.String())
+			return a.printThen(unrecorded, sf.json, out, text.String())
 		},
 	}
 	sf.add(cmd)

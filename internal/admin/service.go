@@ -317,7 +317,24 @@ func (o *op) done(ctx context.Context, err error) error {
 		return err
 	}
 	if rerr := o.record(ctx, audit.Success, ""); rerr != nil {
-		return fmt.Errorf("done, but recording the audit event failed: %w", rerr)
+		return &UnrecordedError{Err: rerr}
 	}
 	return nil
+}
+
+// UnrecordedError means the change was made but its audit event could
+// not be recorded: the call's result (a secret shown once) is valid and
+// must still reach the caller, with this error beside it.
+type UnrecordedError struct{ Err error }
+
+func (e *UnrecordedError) Error() string {
+	return "done, but recording the audit event failed: " + e.Err.Error()
+}
+func (e *UnrecordedError) Unwrap() error { return e.Err }
+
+// Unrecorded reports whether err only says that a change made was not
+// recorded in the audit log (see UnrecordedError).
+func Unrecorded(err error) bool {
+	var u *UnrecordedError
+	return errors.As(err, &u)
 }
