@@ -107,6 +107,9 @@ func (a *app) invite(ctx context.Context, f storeFlags, role admin.Role, bots []
 		return err
 	}
 	defer done()
+	if err := svc.CheckBots(ctx, bots); err != nil {
+		return fmt.Errorf("--%w", err)
+	}
 	code, exp, err := svc.Invite(ctx, localPrincipal(), role, bots, ttl)
 	if err != nil {
 		return err

@@ -187,3 +187,20 @@ func TestRevInvitationsDieWithTheirInviter(t *testing.T) {
 		})
 	}
 }
+
+// A bot scope names registered bots: an unknown, empty or repeated id is
+// refused when inviting or changing an operator (review: "--bots
+// nosuchbot" and "a,,b" made codes for operators who could see nothing).
+func TestRevBotScopeNamesRegisteredBots(t *testing.T) {
+	h := newHarness(t)
+	owner := h.owner()
+	for _, bots := range [][]string{{"no-such-bot"}, {"bot-a", ""}, {"bot-a", "bot-a"}} {
+		h.want(h.do(owner.c, "POST", "/operators", map[string]any{"role": "operator", "bots": bots}), 400, "bad_request")
+	}
+	r := h.do(owner.c, "POST", "/operators", map[string]any{"role": "operator", "bots": []string{"bot-a"}})
+	h.want(r, 200, "")
+	h.secrets = append(h.secrets, r.body["code"].(string))
+	op := h.enroll(r.body["code"].(string), "olive", "walnut harbor drifting quietly")
+	h.reauth(owner)
+	h.want(h.do(owner.c, "PATCH", "/operators/"+op.id, map[string]any{"bots": []string{"bot-a", "no-such-bot"}}), 400, "bad_request")
+}

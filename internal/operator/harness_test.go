@@ -24,6 +24,7 @@ import (
 	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/keyring"
 	"github.com/parley-gw/parley/internal/operator"
+	"github.com/parley-gw/parley/internal/store"
 	"github.com/parley-gw/parley/internal/store/sqlite"
 )
 
@@ -103,6 +104,12 @@ func newHarness(t *testing.T, mod ...func(*harness)) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	// The bots the tests scope operators to (a scope names registered bots).
+	for _, id := range []string{"bot-a", "bot-b"} {
+		if err := st.CreateBot(ctx, store.Bot{ID: id, Name: id, Endpoint: "https://" + id + ".example.com/api/messages", CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	prov, err := keyring.NewLocalProvider(filepath.Join(dir, "keys"), bytes.Repeat([]byte{7}, keyring.KeySize))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/parley-gw/parley/internal/admin"
@@ -80,6 +81,28 @@ func grantable(p admin.Principal, role admin.Role, bots []string) error {
 	return nil
 }
 
+// CheckBots validates a bot scope being granted: every id a registered
+// bot, none empty, none twice (a typo would otherwise make an operator
+// who can see nothing, silently).
+func (s *Service) CheckBots(ctx context.Context, bots []string) error {
+	seen := map[string]bool{}
+	for _, b := range bots {
+		switch {
+		case strings.TrimSpace(b) == "":
+			return errors.New("bots: an empty bot id; give the app ids of registered bots (parley bot list)")
+		case seen[b]:
+			return fmt.Errorf("bots: %q is given twice", b)
+		}
+		seen[b] = true
+		if _, err := s.st.GetBot(ctx, b); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("bots: %q is not a registered bot (parley bot list shows their app ids)", b)
+		} else if err != nil {
+			return fmt.Errorf("bots: %w", err)
+		}
+	}
+	return nil
+}
+
 func (s *Service) inviteOperator(w http.ResponseWriter, r *http.Request, p admin.Principal) {
 	ctx := r.Context()
 	var req inviteRequest
@@ -96,6 +119,10 @@ func (s *Service) inviteOperator(w http.ResponseWriter, r *http.Request, p admin
 	}
 	if err := grantable(p, role, req.Bots); err != nil {
 		admin.WriteError(w, http.StatusForbidden, admin.CodeForbidden, err.Error())
+		return
+	}
+	if err := s.CheckBots(ctx, req.Bots); err != nil {
+		badRequest(w, err.Error())
 		return
 	}
 	// A new owner holds every right, the re-authenticated ones too: like
@@ -205,6 +232,10 @@ func (s *Service) patchOperator(w http.ResponseWriter, r *http.Request, p admin.
 		op.Role = string(role)
 	}
 	if req.Bots != nil {
+		if err := s.CheckBots(ctx, *req.Bots); err != nil {
+			badRequest(w, err.Error())
+			return
+		}
 		op.Bots = *req.Bots
 	}
 	if req.Disabled != nil {

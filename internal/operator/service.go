@@ -60,9 +60,16 @@ var (
 	ErrCSRF = errors.New("missing or wrong X-CSRF-Token, or a request from another site")
 )
 
+// Store is what the service works on: the operators' tables, and the bots
+// a bot scope names.
+type Store interface {
+	store.OperatorStore
+	GetBot(ctx context.Context, id string) (store.Bot, error)
+}
+
 // Config builds a Service.
 type Config struct {
-	Store  store.OperatorStore
+	Store  Store
 	Sealer Sealer
 	Audit  Recorder
 	Log    *slog.Logger
@@ -97,7 +104,7 @@ type Config struct {
 // Service is operator identity.
 type Service struct {
 	cfg       Config
-	st        store.OperatorStore
+	st        Store
 	log       *slog.Logger
 	now       func() time.Time
 	limiter   *guard.Memory
