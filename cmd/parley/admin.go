@@ -74,7 +74,7 @@ func (a *app) botCmd() *cobra.Command {
 			"and every setting the bot's developer must set, with Parley's real URLs, plus a botbuilder snippet.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !admin.NamePattern.MatchString(name) {
-				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
+				return errors.New("--name must be " + admin.NameRule)
 			}
 			ctx := cmd.Context()
 			as, err := a.openService(ctx, sf)
@@ -159,7 +159,7 @@ func (a *app) siteCmd() *cobra.Command {
 		Short: "Create a Direct Line site with two fresh secrets (shown once)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !admin.NamePattern.MatchString(name) {
-				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
+				return errors.New("--name must be " + admin.NameRule)
 			}
 			if _, err := admin.NormalizeOrigins(origins); err != nil {
 				return err

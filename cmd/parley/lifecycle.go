@@ -70,7 +70,7 @@ func (a *app) botUpdateCmd() *cobra.Command {
 				return errors.New("--auth and --insecure-no-auth contradict each other: give one")
 			}
 			if f.Changed("name") && !admin.NamePattern.MatchString(name) {
-				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
+				return errors.New("--name must be " + admin.NameRule)
 			}
 			as, err := a.openService(ctx, sf)
 			if err != nil {
@@ -146,7 +146,7 @@ func (a *app) siteUpdateCmd() *cobra.Command {
 				return errors.New("nothing to change: give --name or --enhanced-auth=true|false (trusted origins: 'parley site set-origins')")
 			}
 			if f.Changed("name") && !admin.NamePattern.MatchString(name) {
-				return errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
+				return errors.New("--name must be " + admin.NameRule)
 			}
 			as, err := a.openService(ctx, sf)
 			if err != nil {

@@ -18,15 +18,19 @@ import (
 	"github.com/parley-gw/parley/internal/store"
 )
 
-// NamePattern is what bot and site names may hold.
-var NamePattern = regexp.MustCompile(`^[\p{L}\p{N} ._'-]{1,64}$`)
+// NamePattern is what bot and site names may hold: no space first or
+// last (" Z " beside "z" read as one name, and "   " as none).
+var NamePattern = regexp.MustCompile(`^[\p{L}\p{N}._'-](?:[\p{L}\p{N} ._'-]{0,62}[\p{L}\p{N}._'-])?$`)
+
+// NameRule says what NamePattern accepts.
+const NameRule = "1-64 letters, digits, spaces or ._'-, not starting or ending with a space"
 
 // errName is the refusal of a bad name.
-var errName = errors.New("--name must be 1-64 letters, digits, spaces or ._'-")
+var errName = errors.New("--name must be " + NameRule)
 
 func checkName(name string) error {
 	if !NamePattern.MatchString(name) {
-		return &Error{Kind: KindInvalid, Err: errName, Public: "name must be 1-64 letters, digits, spaces or ._'-"}
+		return &Error{Kind: KindInvalid, Err: errName, Public: "name must be " + NameRule}
 	}
 	return nil
 }
