@@ -106,7 +106,7 @@ func (a *app) botCmd() *cobra.Command {
 	create.Flags().StringVar(&name, "name", "", "display name")
 	create.Flags().StringVar(&endpoint, "endpoint", "", "messaging endpoint, e.g. https://bot.example.com/api/messages")
 	create.Flags().StringVar(&publicURL, "public-url", "", "Parley's public base URL for the printed settings (default: the configuration's public_url or PARLEY_PUBLIC_URL; required without them)")
-	create.Flags().DurationVar(&deliveryTimeout, "delivery-timeout", 0, "how long one delivery attempt waits for the bot's answer (1s to 5m; default: 15s)")
+	create.Flags().DurationVar(&deliveryTimeout, "delivery-timeout", 0, "how long one delivery attempt waits for the bot's answer (1s to 5m; 0 or absent: the default, 15s)")
 	create.Flags().BoolVar(&insecure, "insecure-no-auth", false, "DEVELOPMENT ONLY: no channel JWT to the bot, no bearer token from it; loopback endpoints only")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("endpoint")
