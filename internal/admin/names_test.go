@@ -13,7 +13,7 @@ func TestNamePattern(t *testing.T) {
 	for name, ok := range map[string]bool{
 		"Support": true, "Help desk": true, "a": true, "Z": true, "O'Brien bot": true, "bot-1.v2": true, "Ünïcödé": true,
 		"   ": false, " Z ": false, " Z": false, "Z ": false, "": false, "a/b": false, "tab\there": false,
-		"x234567890123456789012345678901234567890123456789012345678901234": true,
+		"x234567890123456789012345678901234567890123456789012345678901234":  true,
 		"x2345678901234567890123456789012345678901234567890123456789012345": false,
 	} {
 		if got := admin.NamePattern.MatchString(name); got != ok {

@@ -1,11 +1,16 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/parley-gw/parley/internal/config"
+	"github.com/parley-gw/parley/internal/server"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 // tmpfsDataDir is a 4 MB tmpfs for a test's data directory, unmounted at
@@ -43,5 +48,35 @@ func fillDisk(t *testing.T, dir string) string {
 			}
 			return filler
 		}
+	}
+}
+
+// A first start on a full disk fails saying the storage is full and
+// leaves no database file behind (review: an empty parley.db, mode 0644,
+// stayed; the next start then found a half-made file).
+func TestFirstStartOnAFullDisk(t *testing.T) {
+	dir := tmpfsDataDir(t, "the full-disk start is not tested here")
+	filler := fillDisk(t, dir)
+	cfg := config.Default()
+	cfg.DataDir = dir
+	_, err := server.OpenStore(context.Background(), cfg)
+	if !errors.Is(err, store.ErrFull) {
+		t.Fatalf("OpenStore on a full disk: %v, want store.ErrFull", err)
+	}
+	for _, f := range []string{"parley.db", "parley.db-wal", "parley.db-shm"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind: %v", f, err)
+		}
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	st, err := server.OpenStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("once space returned: %v", err)
+	}
+	defer st.Close()
+	if fi, err := os.Stat(filepath.Join(dir, "parley.db")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("parley.db: %v, %v; want mode 0600", fi.Mode(), err)
 	}
 }

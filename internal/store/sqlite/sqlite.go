@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -182,22 +183,40 @@ func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
 		q.Set("_txlock", "immediate")
 		return "file:" + path + "?" + q.Encode()
 	}
+	// A new database file is created here, private from the start (SQLite
+	// would make it with the umask's mode), and removed again when the
+	// first start fails (a full disk), so nothing half-made stays behind.
+	created, err := createPrivate(path)
+	if err != nil {
+		return nil, err
+	}
+	abandon := func() {
+		if created {
+			for _, f := range []string{path, path + "-wal", path + "-shm"} {
+				_ = os.Remove(f)
+			}
+		}
+	}
 	w, err := sql.Open("sqlite", dsn(1024))
 	if err != nil {
+		abandon()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	if err := w.PingContext(ctx); err != nil {
 		_ = w.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		abandon()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, orStorage(err))
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		_ = w.Close()
+		abandon()
 		return nil, fmt.Errorf("restrict database file permissions: %w", err)
 	}
 	if err := store.Migrate(ctx, w, migrations, "migrations", "?"); err != nil {
 		_ = w.Close()
-		return nil, fmt.Errorf("migrate %s: %w", path, err)
+		abandon()
+		return nil, fmt.Errorf("migrate %s: %w", path, orStorage(err))
 	}
 	r, err := sql.Open("sqlite", dsn(256))
 	if err != nil {
@@ -228,6 +247,28 @@ func OpenWith(ctx context.Context, path string, opt Options) (*Store, error) {
 	s.wg.Add(1)
 	go s.writer()
 	return s, nil
+}
+
+// createPrivate creates the database file with mode 0600 when it does not
+// exist, and reports whether it did.
+func createPrivate(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create database file %s: %w", path, err)
+	}
+	return true, f.Close()
+}
+
+// orStorage is err marked as a storage failure when it is one (a full
+// disk says so: store.ErrFull), else err.
+func orStorage(err error) error {
+	if serr := storageError(err); serr != nil {
+		return serr
+	}
+	return err
 }
 
 // Close stops the writer and closes the database.
