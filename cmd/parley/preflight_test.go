@@ -261,6 +261,8 @@ func TestServeWarnsOfCertificateExpiringSoon(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A misspelled variable is named in a warning (review: ignored silently).
+	t.Setenv("PARLEY_DIRECTLINE_TOKENTTL", "1h")
 	var out, errb lockedBuffer
 	root2 := (&app{stdout: &out, stderr: &errb, env: func(string) (string, bool) { return "", false }, resolver: testHosts}).root()
 	root2.SetArgs([]string{"serve", "--config", cfg})
@@ -283,6 +285,9 @@ func TestServeWarnsOfCertificateExpiringSoon(t *testing.T) {
 	warn := strings.Index(logs, "the TLS certificate expires soon")
 	if warn < 0 || warn > strings.Index(logs, "parley serving") {
 		t.Fatalf("no expiry warning before serving:\n%s", logs)
+	}
+	if !strings.Contains(logs, "environment variable ignored") || !strings.Contains(logs, "PARLEY_DIRECTLINE_TOKENTTL") {
+		t.Fatalf("no warning for the misspelled variable:\n%s", logs)
 	}
 	if _, err := os.Stat(filepath.Join(data, "parley.db")); err != nil {
 		t.Fatalf("a good start made no database: %v", err)

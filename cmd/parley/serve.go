@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,13 +23,25 @@ func (a *app) serveCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the gateway in production (TLS required off loopback)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cfgPath, a.env)
+			read := map[string]bool{"PARLEY_PPROF_LISTEN": true} // read by startPprof
+			cfg, err := config.Load(cfgPath, func(k string) (string, bool) {
+				read[k] = true
+				return a.env(k)
+			})
 			if err != nil {
 				// The configuration exit code, as Preflight's refusals: a
 				// supervisor does not restart into the same mistake.
 				return configError{fmt.Errorf("invalid configuration:\n%w", err)}
 			}
 			log := a.logger(cfg.LogLevel)
+			// A misspelled variable is ignored, unlike a misspelled key
+			// in the file (refused): say so. Not refused: tooling sets
+			// PARLEY_* variables of its own.
+			for _, kv := range os.Environ() {
+				if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "PARLEY_") && !read[k] {
+					log.Warn("environment variable ignored: it is no setting Parley reads (misspelled? the README's Configuration table lists them)", "variable", k)
+				}
+			}
 			stopPprof, err := a.startPprof(log)
 			if err != nil {
 				return err
