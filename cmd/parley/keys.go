@@ -122,7 +122,13 @@ func (a *app) keysRotateCmd() *cobra.Command {
 				return err
 			}
 			var text strings.Builder
-			fmt.Fprintf(&text, "%s: now signing with %s; retired %s; new next key %s\n%s.\n", purpose, r.Activated, strings.Join(r.Retired, ", "), r.Next, p.RotateNote)
+			note := p.RotateNote + "."
+			if len(r.Destroyed) > 0 {
+				// What the retired keys signed does not keep working: they
+				// are destroyed (next line), whatever the overlap says.
+				note = "The retired keys are not kept for an overlap:"
+			}
+			fmt.Fprintf(&text, "%s: now signing with %s; retired %s; new next key %s\n%s\n", purpose, r.Activated, strings.Join(r.Retired, ", "), r.Next, note)
 			if len(r.Destroyed) > 0 {
 				fmt.Fprintf(&text, "Destroyed (--purge-retired): %s: %s.\n", strings.Join(r.Destroyed, ", "), p.DestroyNote)
 			}
