@@ -26,16 +26,20 @@ type AdminOptions struct {
 // identity (printing the owner's one-time enrollment code while no owner
 // has enrolled), the admin API over the service layer, and the web
 // console; the admin listener serves them. Call it after New and before
-// Serve. With admin.listen off it does nothing: operators then use the
-// local CLI.
+// Serve. With admin.listen off it only runs the audit log's periodic
+// checkpoint: operators then use the local CLI.
 func (s *Server) EnableAdmin(ctx context.Context, o AdminOptions) error {
-	if s.cfg.Admin.Off() {
-		return nil
-	}
 	auditLog, err := audit.New(audit.Config{Store: s.st, Keys: s.keys.Set, AnchorFile: s.cfg.Audit.AnchorFile,
 		CheckpointEvery: time.Duration(s.cfg.Audit.CheckpointEvery), FollowPoll: time.Duration(s.cfg.Audit.FollowPoll), Logger: s.logger})
 	if err != nil {
 		return fmt.Errorf("open the audit log: %w", err)
+	}
+	// The periodic checkpoint runs with the admin listener off too: the
+	// CLI's entries (every local admin command records one) are then
+	// signed and anchored within audit.checkpoint_every as well.
+	go func() { _ = auditLog.Run(s.base) }()
+	if s.cfg.Admin.Off() {
+		return nil
 	}
 	ops, err := operator.New(operator.Config{
 		Store: s.st, Sealer: s.keys.Envelope, Audit: auditLog, Log: s.logger, Settings: s.cfg.Operators,
@@ -60,6 +64,5 @@ func (s *Server) EnableAdmin(ctx context.Context, o AdminOptions) error {
 		Logger:      s.logger,
 	})
 	s.HandleAdmin(api, web.Console())
-	go func() { _ = auditLog.Run(s.base) }()
 	return nil
 }
