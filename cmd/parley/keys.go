@@ -170,7 +170,8 @@ func (a *app) keysDestroyCmd() *cobra.Command {
 				return a.print(f.json, plan, fmt.Sprintf("%s key %s was destroyed already; nothing changed\n", p.Name, id))
 			}
 			if !yes {
-				return fmt.Errorf("not destroyed: destroying %s key %s (%s) cannot be undone: %s.\nRun again with --yes to destroy it", p.Name, id, plan.Key.State, plan.Effect)
+				// Exit code 2 (refused), as the delete commands without --yes.
+				return &exitError{exitRefused, fmt.Errorf("not destroyed: destroying %s key %s (%s) cannot be undone: %s.\nRun again with --yes to destroy it", p.Name, id, plan.Key.State, plan.Effect)}
 			}
 			d, _, err := as.svc.DestroyKey(ctx, as.p, id, opts)
 			if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -134,8 +135,9 @@ func TestKeysRotateListDestroy(t *testing.T) {
 	retired := keyIn(keys, "directline-token", "retired")
 	// Without --yes: it says what becomes unverifiable, and does nothing.
 	_, _, err = run(t, nil, "keys", "destroy", "--data", data, "--id", retired)
-	if err == nil || !strings.Contains(err.Error(), "--yes") || !strings.Contains(err.Error(), "Direct Line tokens it signed are refused") {
-		t.Fatalf("destroy without --yes: %v", err)
+	var coded interface{ ExitCode() int }
+	if err == nil || !strings.Contains(err.Error(), "--yes") || !strings.Contains(err.Error(), "Direct Line tokens it signed are refused") || !errors.As(err, &coded) || coded.ExitCode() != 2 {
+		t.Fatalf("destroy without --yes: %v, want a refusal with exit code 2 (as the delete commands)", err)
 	}
 	if keyIn(listKeys(t, data), "directline-token", "retired") != retired {
 		t.Fatal("destroy without --yes destroyed the key")
