@@ -21,6 +21,7 @@ export const permissions = {
   'conversations.erase': ['owner', 'admin'],
   'deadletters.read': ['owner', 'admin', 'operator', 'auditor'],
   'deadletters.redeliver': ['owner', 'admin', 'operator'],
+  'deadletters.content': ['owner', 'admin', 'operator'],
   'operators.read': ['owner', 'auditor'],
   'operators.manage': ['owner'],
   'tokens.manage': ['owner', 'admin', 'operator', 'auditor'],
