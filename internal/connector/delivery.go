@@ -132,10 +132,11 @@ type Delivery struct {
 	// after, lanes skip the ids in done so nothing is delivered twice by
 	// this process; after a crash the unflushed ones are delivered again
 	// under the same activity id (at-least-once).
-	doneMu   sync.Mutex
-	done     map[int64]time.Time // id -> when flushed (zero: not yet)
-	toFlush  []int64
-	flushSig chan struct{}
+	doneMu     sync.Mutex
+	done       map[int64]time.Time // id -> when flushed (zero: not yet)
+	toFlush    []int64
+	flushSig   chan struct{}
+	flushErrAt time.Time // when a failed flush was last logged
 
 	deadLettered atomic.Int64 // items moved to the dead letters by this process
 
@@ -293,6 +294,10 @@ func (d *Delivery) DeadLettered() int64 { return d.deadLettered.Load() }
 const (
 	flushEvery = 20 * time.Millisecond
 	doneKeep   = 10 * time.Second
+	// A failed flush is tried again after flushRetry, and logged at most
+	// once per flushErrLogEvery.
+	flushRetry       = time.Second
+	flushErrLogEvery = 30 * time.Second
 )
 
 // outcome is a delivery result kept briefly for a late Watch.
@@ -1035,12 +1040,27 @@ func (d *Delivery) flush() {
 		return
 	}
 	if err := d.st.CompleteOutbox(context.Background(), batch...); err != nil {
-		d.log.Error("outbox completion failed; items will be delivered again", "items", len(batch), "err", err)
+		// The bot has these: go on skipping them (they stay in done) and
+		// try the removal again shortly. Forgetting them made every outbox
+		// poll deliver them again, once a second, for as long as the store
+		// could not commit (a full disk, a removed database file). After a
+		// crash they are delivered again (at-least-once, same ids).
 		d.doneMu.Lock()
-		for _, id := range batch {
-			delete(d.done, id)
+		d.toFlush = append(batch, d.toFlush...)
+		logIt := time.Since(d.flushErrAt) >= flushErrLogEvery
+		if logIt {
+			d.flushErrAt = time.Now()
 		}
 		d.doneMu.Unlock()
+		if logIt {
+			d.log.Error("outbox completion failed; retrying (this process does not deliver these activities again)", "items", len(batch), "err", err)
+		}
+		time.AfterFunc(flushRetry, func() {
+			select {
+			case d.flushSig <- struct{}{}:
+			default:
+			}
+		})
 		return
 	}
 	now := time.Now()

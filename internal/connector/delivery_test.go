@@ -155,6 +155,13 @@ func newRig(t *testing.T, tune func(*DeliveryConfig), convs ...string) *rig {
 // newRigCodec is newRig whose delivery decodes with codec.
 func newRigCodec(t *testing.T, codec conversation.Codec, tune func(*DeliveryConfig), convs ...string) *rig {
 	t.Helper()
+	return newRigWrapped(t, codec, nil, tune, convs...)
+}
+
+// newRigWrapped is newRigCodec whose delivery works on wrap(store) (nil:
+// the store itself), for faults injected between the two.
+func newRigWrapped(t *testing.T, codec conversation.Codec, wrap func(*sqlite.Store) store.Store, tune func(*DeliveryConfig), convs ...string) *rig {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "parley.db"))
 	if err != nil {
@@ -181,7 +188,11 @@ func newRigCodec(t *testing.T, codec conversation.Codec, tune func(*DeliveryConf
 		tune(&cfg)
 	}
 	logs := &syncBuffer{}
-	d := NewDelivery(st, codec, nil, NewBotClient(cfg.Timeout, nil), cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	var dst store.Store = st
+	if wrap != nil {
+		dst = wrap(st)
+	}
+	d := NewDelivery(dst, codec, nil, NewBotClient(cfg.Timeout, nil), cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	st.SetOutboxListener(d.Enqueue)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
