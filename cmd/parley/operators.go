@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -53,7 +54,7 @@ func (a *app) operatorCmd() *cobra.Command {
 			"recovery; they need read access to the data directory and the master key (whoever has those\n" +
 			"can read the whole store anyway). Everything else is done through the admin API or console.",
 	}
-	cmd.AddCommand(a.operatorEnrollCodeCmd(), a.operatorInviteCmd(), a.operatorListCmd(), a.operatorUnlockCmd())
+	cmd.AddCommand(a.operatorEnrollCodeCmd(), a.operatorInviteCmd(), a.operatorListCmd(), a.operatorUnlockCmd(), a.operatorInvitationsCmd())
 	return cmd
 }
 
@@ -202,5 +203,61 @@ func (a *app) operatorUnlockCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	return cmd
+}
+
+func (a *app) operatorInvitationsCmd() *cobra.Command {
+	var f storeFlags
+	var revoke string
+	cmd := &cobra.Command{
+		Use:   "invitations [--revoke ID]",
+		Short: "List the pending enrollment codes (what each grants, who made it; never a code), or revoke one",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			_, _, svc, done, err := a.openOperators(ctx, f)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if revoke != "" {
+				if err := svc.RevokeInvitation(ctx, localPrincipal(), revoke); err != nil {
+					if errors.Is(err, operator.ErrNoInvitation) {
+						return &exitError{exitNothing, fmt.Errorf("--revoke %q: %w", revoke, err)}
+					}
+					return err
+				}
+				return a.print(f.json, map[string]string{"revoked": revoke}, fmt.Sprintf("invitation %s revoked: its code no longer enrolls anyone\n", revoke))
+			}
+			list, err := svc.Invitations(ctx)
+			if err != nil {
+				return err
+			}
+			var b strings.Builder
+			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tROLE\tBOTS\tBY\tEXPIRES")
+			for _, in := range list {
+				bots, by := "all", in.CreatedBy
+				if len(in.Bots) > 0 {
+					bots = strings.Join(in.Bots, ",")
+				}
+				switch {
+				case in.Bootstrap:
+					by = "(bootstrap)"
+				case by == "":
+					by = "(local CLI)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.ID, in.Role, bots, by, in.ExpiresAt)
+			}
+			_ = tw.Flush()
+			if len(list) == 0 {
+				b.Reset()
+				b.WriteString("no pending invitations\n")
+			}
+			return a.print(f.json, list, b.String())
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&revoke, "revoke", "", "revoke the pending code with this id (from the list)")
 	return cmd
 }

@@ -15,14 +15,19 @@ import (
 
 func TestOperatorInviteAndEnrollCode(t *testing.T) {
 	data := t.TempDir()
-	// The data directory must hold a store: any command creates it.
-	if _, _, err := run(t, nil, "bot", "create", "--data", data, "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--public-url", "https://chat.example.com"); err != nil {
-		t.Fatal(err)
-	}
+	// The data directory must hold a store: any command creates it. A bot
+	// scope names registered bots.
+	b1 := createBot(t, data, "Support", "--endpoint", "https://bot.example.com/api/messages", "--public-url", "https://chat.example.com")
+	b2 := createBot(t, data, "Sales", "--endpoint", "https://bot.example.com/api/messages", "--public-url", "https://chat.example.com")
 	if _, _, err := run(t, nil, "operator", "invite", "--data", data, "--role", "superuser"); err == nil || !strings.Contains(err.Error(), "unknown role") {
 		t.Fatalf("invite --role superuser: %v", err)
 	}
-	out, stderr, err := run(t, nil, "operator", "invite", "--data", data, "--role", "operator", "--bots", "b1,b2", "--json")
+	for _, bots := range []string{"no-such-bot", b1.ID + ",," + b2.ID} {
+		if _, _, err := run(t, nil, "operator", "invite", "--data", data, "--role", "operator", "--bots", bots); err == nil || !strings.Contains(err.Error(), "--bots") {
+			t.Fatalf("invite --bots %s: %v, want a refusal naming --bots", bots, err)
+		}
+	}
+	out, stderr, err := run(t, nil, "operator", "invite", "--data", data, "--role", "operator", "--bots", b1.ID+","+b2.ID, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +50,27 @@ func TestOperatorInviteAndEnrollCode(t *testing.T) {
 	}
 	if _, _, err := run(t, nil, "audit", "verify", "--data", data); err != nil {
 		t.Fatalf("audit verify after CLI commands: %v", err)
+	}
+	// Pending invitations are listed (never a code), and one is revoked.
+	if _, _, err := run(t, nil, "operator", "invite", "--data", data, "--role", "auditor"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run(t, nil, "operator", "invitations", "--data", data, "--json")
+	var pending []struct {
+		ID, Role string
+		Bots     []string
+	}
+	if err != nil || json.Unmarshal([]byte(out), &pending) != nil || len(pending) != 2 || pending[0].Role != "operator" || len(pending[0].Bots) != 2 || strings.Contains(out, inv.Code) {
+		t.Fatalf("operator invitations = %s, %v", out, err)
+	}
+	if _, _, err := run(t, nil, "operator", "invitations", "--data", data, "--revoke", pending[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := run(t, nil, "operator", "invitations", "--data", data); err != nil || strings.Contains(out, pending[1].ID) || !strings.Contains(out, pending[0].ID) {
+		t.Fatalf("after the revocation: %q, %v", out, err)
+	}
+	if _, _, err := run(t, nil, "operator", "invitations", "--data", data, "--revoke", pending[1].ID); err == nil {
+		t.Fatal("revoking it again succeeded")
 	}
 	out, _, err = run(t, nil, "operator", "enroll-code", "--data", data)
 	if err != nil {
@@ -81,7 +107,7 @@ func TestOperatorInviteAndEnrollCode(t *testing.T) {
 		}
 	}
 	op, err := st.OperatorByName(ctx, "boba")
-	if err != nil || op.Role != "operator" || strings.Join(op.Bots, ",") != "b1,b2" {
+	if err != nil || op.Role != "operator" || strings.Join(op.Bots, ",") != b1.ID+","+b2.ID {
 		t.Fatalf("enrolled: %+v, %v", op, err)
 	}
 	out, _, err = run(t, nil, "operator", "list", "--data", data, "--json")

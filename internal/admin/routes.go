@@ -71,6 +71,8 @@ var Routes = []Route{
 	{Method: "POST", Pattern: Prefix + "/operators", Action: OperatorsManage}, // invite: a one-time enrollment code
 	{Method: "PATCH", Pattern: Prefix + "/operators/{operator}", Action: OperatorsManage, Reauth: true},
 	{Method: "DELETE", Pattern: Prefix + "/operators/{operator}", Action: OperatorsManage, Reauth: true},
+	{Method: "GET", Pattern: Prefix + "/invitations", Action: OperatorsRead},                                                // pending enrollment codes (never the codes)
+	{Method: "DELETE", Pattern: Prefix + "/invitations/{invitation}", Action: OperatorsManage},                              // revoke one
 	{Method: "GET", Pattern: Prefix + "/operators/{operator}/passkeys", Action: OperatorsRead},                              // an operator's passkeys
 	{Method: "DELETE", Pattern: Prefix + "/operators/{operator}/passkeys/{passkey}", Action: OperatorsManage, Reauth: true}, // remove a lost one
 	{Method: "GET", Pattern: Prefix + "/tokens", Action: TokensManage},

@@ -132,7 +132,7 @@ func (e *env) body(rt admin.Route, team string, n int) any {
 // operatorRoute: served by the operator package (501 until it is wired
 // here; the guard in front of it is this package's).
 func operatorRoute(rt admin.Route) bool {
-	for _, p := range []string{"/session", "/enroll", "/sso", "/me/", "/operators", "/tokens"} {
+	for _, p := range []string{"/session", "/enroll", "/sso", "/me/", "/operators", "/tokens", "/invitations"} {
 		if strings.HasPrefix(rt.Pattern, admin.Prefix+p) {
 			return true
 		}

@@ -86,7 +86,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // but the operator package's, and nothing else.
 func TestHandlersCoverRoutes(t *testing.T) {
 	mine := (&api{}).handlers()
-	operator := []string{"/session", "/enroll", "/sso/", "/me/", "/operators", "/tokens"}
+	operator := []string{"/session", "/enroll", "/sso/", "/me/", "/operators", "/invitations", "/tokens"}
 	for _, r := range admin.Routes {
 		isOp := slices.ContainsFunc(operator, func(p string) bool { return strings.HasPrefix(r.Pattern, admin.Prefix+p) })
 		if _, ok := mine[r.Key()]; ok == isOp {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-gw/parley/internal/admin"
+	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/operator"
 )
 
@@ -203,4 +204,65 @@ func TestRevBotScopeNamesRegisteredBots(t *testing.T) {
 	op := h.enroll(r.body["code"].(string), "olive", "walnut harbor drifting quietly")
 	h.reauth(owner)
 	h.want(h.do(owner.c, "PATCH", "/operators/"+op.id, map[string]any{"bots": []string{"bot-a", "no-such-bot"}}), 400, "bad_request")
+}
+
+// The same for an invitation made with the operator's API token: the
+// token dies with its creator, and so does what it invited (review: the
+// code had no inviter and enrolled an admin after the creator's removal).
+func TestRevTokenInvitationsDieWithTheirCreator(t *testing.T) {
+	h := newHarness(t)
+	alice := h.owner()
+	h.reauth(alice)
+	bob := h.invite(alice, "owner", nil, "bob", "copper lantern drifting slowly")
+	h.reauth(bob)
+	r := h.do(bob.c, "POST", "/tokens", map[string]any{"name": "ci", "role": "owner"})
+	h.want(r, 201, "")
+	tok := r.body["token"].(string)
+	h.secrets = append(h.secrets, tok)
+	r = h.do(&client{bearer: tok}, "POST", "/operators", map[string]any{"role": "operator", "ttlHours": 168})
+	h.want(r, 200, "")
+	code := r.body["code"].(string)
+	h.secrets = append(h.secrets, code)
+	h.reauth(alice)
+	h.want(h.do(alice.c, "DELETE", "/operators/"+bob.id, nil), 204, "")
+	h.clock.Add(72 * time.Hour)
+	h.want(h.do(&client{}, "POST", "/enroll", map[string]string{"code": code, "name": "mallory", "password": "tangerine fossil orbit quietly"}), 401, "unauthenticated")
+}
+
+// Pending invitations can be seen (what each grants, who made it, never
+// the code) and revoked by an owner; a revoked code no longer enrolls,
+// and the revocation is audited.
+func TestInvitationsListedAndRevoked(t *testing.T) {
+	h := newHarness(t)
+	owner := h.owner()
+	r := h.do(owner.c, "POST", "/operators", map[string]any{"role": "operator", "bots": []string{"bot-a"}})
+	h.want(r, 200, "")
+	code := r.body["code"].(string)
+	h.secrets = append(h.secrets, code)
+	r = h.do(owner.c, "GET", "/invitations", nil)
+	h.want(r, 200, "")
+	if strings.Contains(string(r.raw), code) || strings.Contains(string(r.raw), strings.TrimPrefix(code, "pec_")) {
+		t.Fatalf("the list shows the code: %s", r.raw)
+	}
+	list, _ := r.body["invitations"].([]any)
+	var id string
+	for _, it := range list {
+		m := it.(map[string]any)
+		if m["role"] == "operator" && m["createdBy"] == owner.id {
+			id, _ = m["id"].(string)
+		}
+	}
+	if id == "" {
+		t.Fatalf("the invitation is not listed: %s", r.raw)
+	}
+	h.want(h.do(owner.c, "DELETE", "/invitations/"+id, nil), 204, "")
+	h.want(h.do(owner.c, "DELETE", "/invitations/"+id, nil), 404, "not_found")
+	h.want(h.do(&client{}, "POST", "/enroll", map[string]string{"code": code, "name": "mallory", "password": "tangerine fossil orbit quietly"}), 401, "unauthenticated")
+	revoked := false
+	for _, e := range h.rec.find("operator.invitation_revoke", audit.Success) {
+		revoked = revoked || e.Target == "invitation:"+id
+	}
+	if !revoked {
+		t.Fatal("the revocation is not in the audit log")
+	}
 }

@@ -180,9 +180,19 @@ func (s *Service) inviteOperator(w http.ResponseWriter, r *http.Request, p admin
 func (s *Service) Invite(ctx context.Context, p admin.Principal, role admin.Role, bots []string, ttl time.Duration) (string, time.Time, error) {
 	code := EnrollPrefix + randomString(32)
 	now := s.now()
+	// The inviter whose rights the code dies with: the operator, or the
+	// operator who made the API token (a token's invitations must not
+	// outlive its creator's removal either). "" only for the local CLI.
 	createdBy := ""
-	if p.Kind == admin.KindOperator {
+	switch p.Kind {
+	case admin.KindOperator:
 		createdBy = p.ID
+	case admin.KindToken:
+		t, err := s.st.GetAPIToken(ctx, p.ID)
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("invite operator: the token's creator: %w", err)
+		}
+		createdBy = t.CreatedBy
 	}
 	if err := s.st.CreateEnrollment(ctx, store.Enrollment{Hash: hashOf(code), Role: string(role), Bots: bots, CreatedBy: createdBy,
 		CreatedAt: now, ExpiresAt: now.Add(ttl)}); err != nil {
@@ -255,6 +265,18 @@ func (s *Service) patchOperator(w http.ResponseWriter, r *http.Request, p admin.
 		return
 	}
 	op.UpdatedAt = s.now()
+	changed := op.Role != before.Role || !slices.Equal(op.Bots, before.Bots) || op.Disabled != before.Disabled
+	// The invitations it made (codes carry the rights they grant) die with
+	// the rights it had: revoked before the change, so a failure here
+	// leaves the operator unchanged and the call can be repeated.
+	revoked := 0
+	if changed {
+		var err error
+		if revoked, err = s.st.DeleteEnrollmentsBy(ctx, op.ID); err != nil {
+			s.internalError(w, "change operator", err)
+			return
+		}
+	}
 	if err := s.st.UpdateOperator(ctx, op); errors.Is(err, store.ErrLastOwner) {
 		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, "this would leave no enabled owner of every bot: make another operator owner first")
 		return
@@ -270,18 +292,10 @@ func (s *Service) patchOperator(w http.ResponseWriter, r *http.Request, p admin.
 		op.LockedUntil = time.Time{}
 	}
 	s.retireBootstrap(ctx)
-	changed := op.Role != before.Role || !slices.Equal(op.Bots, before.Bots) || op.Disabled != before.Disabled
-	revoked := 0
 	if changed {
 		// Sessions carry no rights of their own, but an operator whose
-		// rights changed signs in again; the invitations it made (codes
-		// carry the rights they grant) die with the rights it had.
+		// rights changed signs in again.
 		if _, err := s.st.DeleteOperatorSessions(ctx, op.ID); err != nil {
-			s.internalError(w, "change operator", err)
-			return
-		}
-		var err error
-		if revoked, err = s.st.DeleteEnrollmentsBy(ctx, op.ID); err != nil {
 			s.internalError(w, "change operator", err)
 			return
 		}
@@ -326,17 +340,18 @@ func (s *Service) deleteOperator(w http.ResponseWriter, r *http.Request, p admin
 		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, "this is the last owner: make another operator owner first")
 		return
 	}
+	// The invitations it made die with it (an owner's would otherwise
+	// enroll new owners after its removal): revoked first, so a failure
+	// leaves the operator in place and the call can be repeated.
+	revoked, err := s.st.DeleteEnrollmentsBy(ctx, target.ID)
+	if err != nil {
+		s.internalError(w, "remove operator", err)
+		return
+	}
 	if err := s.st.DeleteOperator(ctx, target.ID); errors.Is(err, store.ErrLastOwner) {
 		admin.WriteError(w, http.StatusConflict, admin.CodeConflict, "this is the last owner: make another operator owner first")
 		return
 	} else if err != nil {
-		s.internalError(w, "remove operator", err)
-		return
-	}
-	// The invitations it made die with it (an owner's would otherwise
-	// enroll new owners after its removal).
-	revoked, err := s.st.DeleteEnrollmentsBy(ctx, target.ID)
-	if err != nil {
 		s.internalError(w, "remove operator", err)
 		return
 	}

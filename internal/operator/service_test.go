@@ -457,7 +457,7 @@ func TestCookieAttributes(t *testing.T) {
 }
 
 // TestHandlersMatchRoutes: Handlers serves exactly the admin routes of
-// sessions, enrollment, SSO, me, operators and tokens.
+// sessions, enrollment, SSO, me, operators, invitations and tokens.
 func TestHandlersMatchRoutes(t *testing.T) {
 	h := newHarness(t)
 	got := h.svc.Handlers()
@@ -465,7 +465,7 @@ func TestHandlersMatchRoutes(t *testing.T) {
 	for _, rt := range admin.Routes {
 		rest := strings.TrimPrefix(rt.Pattern, admin.Prefix)
 		owned := false
-		for _, p := range []string{"/session", "/enroll", "/sso/", "/me/", "/operators", "/tokens"} {
+		for _, p := range []string{"/session", "/enroll", "/sso/", "/me/", "/operators", "/invitations", "/tokens"} {
 			if strings.HasPrefix(rest, p) {
 				owned = true
 			}
@@ -478,7 +478,7 @@ func TestHandlersMatchRoutes(t *testing.T) {
 			mine++
 		}
 	}
-	if mine != len(got) || mine != 27 { // 17 + 10 passkey routes
+	if mine != len(got) || mine != 29 { // 19 + 10 passkey routes
 		t.Fatalf("%d routes matched, %d handlers", mine, len(got))
 	}
 }

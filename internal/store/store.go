@@ -900,6 +900,8 @@ type AuditCheckpoint struct {
 // and returns how many; DeleteEnrollmentsBy removes every unused code
 // operator createdBy made (a removed or demoted inviter's invitations die
 // with its rights) and returns how many ("" matches none).
+// ListEnrollments lists the codes unexpired at now, oldest first;
+// DeleteEnrollment removes the code with hash (ErrNotFound for none).
 //
 // CreateAdminSession stores a session; GetAdminSession answers
 // ErrNotFound for an unknown id hash; TouchAdminSession sets LastSeen;
@@ -934,6 +936,8 @@ type OperatorStore interface {
 	EnrollOperator(ctx context.Context, codeHash []byte, now time.Time, o Operator) (Operator, error)
 	DeleteBootstrapEnrollments(ctx context.Context) (int, error)
 	DeleteEnrollmentsBy(ctx context.Context, createdBy string) (int, error)
+	ListEnrollments(ctx context.Context, now time.Time) ([]Enrollment, error)
+	DeleteEnrollment(ctx context.Context, hash []byte) error
 
 	CreateAdminSession(ctx context.Context, s AdminSession) error
 	GetAdminSession(ctx context.Context, idHash []byte) (AdminSession, error)

@@ -331,6 +331,36 @@ func (s *Store) DeleteEnrollmentsBy(ctx context.Context, createdBy string) (int,
 	return int(n), nil
 }
 
+func (s *Store) ListEnrollments(ctx context.Context, now time.Time) ([]store.Enrollment, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT hash, role, bots, bootstrap, created_by, created_at, expires_at
+		FROM operator_enrollments WHERE expires_at > ? ORDER BY created_at, hash`, nanos(now))
+	if err != nil {
+		return nil, fmt.Errorf("list enrollment codes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Enrollment
+	for rows.Next() {
+		var e store.Enrollment
+		var bots string
+		var boot int
+		var created, expires int64
+		if err := rows.Scan(&e.Hash, &e.Role, &bots, &boot, &e.CreatedBy, &created, &expires); err != nil {
+			return nil, fmt.Errorf("list enrollment codes: %w", err)
+		}
+		e.Bots, e.Bootstrap, e.CreatedAt, e.ExpiresAt = botsFrom(bots), boot == 1, fromNanos(created), fromNanos(expires)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list enrollment codes: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) DeleteEnrollment(ctx context.Context, hash []byte) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM operator_enrollments WHERE hash = ?`, hash)
+	return affected(res, err, "delete enrollment code")
+}
+
 // --- console sessions ---
 
 func (s *Store) CreateAdminSession(ctx context.Context, a store.AdminSession) error {

@@ -45,3 +45,43 @@ func testDeleteEnrollmentsBy(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testListEnrollments: the unexpired codes are listed oldest first with
+// what they grant (never a code: only its hash); one is deleted by its
+// hash, an unknown hash is ErrNotFound.
+func testListEnrollments(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i, e := range []store.Enrollment{
+		{Hash: []byte("first"), Role: "operator", Bots: []string{"bot-a"}, CreatedBy: "op-1"},
+		{Hash: []byte("second"), Role: "owner", Bootstrap: true},
+		{Hash: []byte("expired"), Role: "admin"},
+	} {
+		e.CreatedAt = epoch.Add(time.Duration(i) * time.Minute)
+		e.ExpiresAt = epoch.Add(time.Hour)
+		if string(e.Hash) == "expired" {
+			e.ExpiresAt = epoch.Add(time.Minute)
+		}
+		if err := s.CreateEnrollment(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.ListEnrollments(ctx, epoch.Add(30*time.Minute))
+	if err != nil || len(list) != 2 || string(list[0].Hash) != "first" || string(list[1].Hash) != "second" {
+		t.Fatalf("ListEnrollments = %+v, %v; want first and second, oldest first", list, err)
+	}
+	if e := list[0]; e.Role != "operator" || len(e.Bots) != 1 || e.Bots[0] != "bot-a" || e.CreatedBy != "op-1" || e.Bootstrap || !e.ExpiresAt.Equal(epoch.Add(time.Hour)) {
+		t.Fatalf("first = %+v", e)
+	}
+	if !list[1].Bootstrap {
+		t.Fatalf("second = %+v, want a bootstrap code", list[1])
+	}
+	if err := s.DeleteEnrollment(ctx, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteEnrollment(ctx, []byte("first")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteEnrollment(deleted) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.EnrollOperator(ctx, []byte("first"), epoch, store.Operator{ID: "x", Name: "x", CreatedAt: epoch, UpdatedAt: epoch}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("EnrollOperator(deleted code) = %v", err)
+	}
+}
