@@ -14,7 +14,7 @@ import (
 var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 
 // yamlTag matches a YAML tag (!!str) in a type error.
-var yamlTag = regexp.MustCompile(`!!\w+ `)
+var yamlTag = regexp.MustCompile(`\s?!!\w+`)
 
 // yamlGoType matches the Go type yaml.v3 names in a type error.
 var yamlGoType = regexp.MustCompile(` into (\S+)$`)
@@ -40,9 +40,17 @@ func friendlyYAML(src []byte, err error) error {
 	}
 	all := map[int][]string{}
 	walkYAML(&root, "", all)
+	// The innermost key on a line: with a flow mapping ("directline:
+	// {token_ttl: 5}") the value's own setting, not its parent.
 	paths := map[int]string{}
 	for l, ps := range all {
-		paths[l] = ps[0]
+		paths[l] = ps[len(ps)-1]
+		for i := len(ps) - 1; i >= 0; i-- { // a key's, before a list item's
+			if !strings.HasSuffix(ps[i], "]") {
+				paths[l] = ps[i]
+				break
+			}
+		}
 	}
 	out := make([]string, 0, len(lines))
 	for _, e := range lines {
@@ -69,8 +77,8 @@ func friendlyYAML(src []byte, err error) error {
 					break
 				}
 			}
-			if p == name && paths[line] != "" && paths[line] != name {
-				p = paths[line] + "." + name
+			if p == name && len(all[line]) > 0 && all[line][0] != name {
+				p = all[line][0] + "." + name
 			}
 			where = p + " (line " + m[1] + ")"
 			msg = "unknown setting (misspelled, or not at this level); the README's Configuration section lists them"

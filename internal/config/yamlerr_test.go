@@ -37,6 +37,19 @@ func TestLoadNamesTheSettingOfYAMLErrors(t *testing.T) {
 			t.Errorf("%q in:\n%s", jargon, msg)
 		}
 	}
+	// A flow mapping names the value's own setting, and a tag without a
+	// value is no jargon either.
+	for src, want := range map[string]string{
+		"directline: {token_ttl: 5}\n":            "directline.token_ttl (line 1)",
+		"security:\n  alerts:\n    - name: [x]\n": "security.alerts[0].name (line 3): cannot read: want a text value",
+	} {
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(path, func(string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "!!") {
+			t.Errorf("%q: %v, want %q", src, err, want)
+		}
+	}
 	if err := os.WriteFile(path, []byte("directline:\n  token_ttl: 5\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -102,6 +102,17 @@ func (a *API) Register(mux *http.ServeMux) {
 	})
 }
 
+// storeFailed answers a write the store did not commit: 503 when the
+// storage cannot take writes now (full, or its database file gone: the
+// bot may retry later, as for any 503), 500 otherwise.
+func storeFailed(w http.ResponseWriter, err error, msg string) {
+	if errors.Is(err, store.ErrFull) || errors.Is(err, store.ErrStoreReplaced) {
+		writeErr(w, http.StatusServiceUnavailable, "ServiceError", msg+": the storage cannot take writes right now; try again later")
+		return
+	}
+	writeErr(w, http.StatusInternalServerError, "ServiceError", msg)
+}
+
 func writeErr(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
@@ -277,7 +288,7 @@ func (a *API) send(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.logger.Error("append bot activity failed", "conversation", conv.ID, "err", err)
-		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not store the activity")
+		storeFailed(w, err, "the gateway could not store the activity")
 		return
 	}
 	if a.replies != nil {
@@ -338,7 +349,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.log.Replace(r.Context(), conv.ID, seq, act); err != nil {
 		a.logger.Error("update activity failed", "conversation", conv.ID, "err", err)
-		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not update the activity")
+		storeFailed(w, err, "the gateway could not update the activity")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("aid")})
@@ -356,7 +367,7 @@ func (a *API) remove(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.log.Delete(r.Context(), conv.ID, seq); err != nil {
 		a.logger.Error("delete activity failed", "conversation", conv.ID, "err", err)
-		writeErr(w, http.StatusInternalServerError, "ServiceError", "the gateway could not delete the activity")
+		storeFailed(w, err, "the gateway could not delete the activity")
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -446,7 +457,7 @@ func (a *API) uploadAttachment(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.logger.Error("store attachment failed", "err", err)
-		writeErr(w, http.StatusInternalServerError, "ServiceError", "could not store the attachment")
+		storeFailed(w, err, "could not store the attachment")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"id": id})

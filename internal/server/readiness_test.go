@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,7 +138,7 @@ func TestReadinessOnAFullDisk(t *testing.T) {
 func TestDatabaseRemovedWhileServing(t *testing.T) {
 	h := newHarness(t)
 	tok, conv, _ := h.started("dl_alice")
-	h.post(tok, conv, map[string]any{"type": "message", "text": "before"})
+	q := h.post(tok, conv, map[string]any{"type": "message", "text": "before"})
 	db := filepath.Join(h.cfg.DataDir, "parley.db")
 	aside := filepath.Join(t.TempDir(), "parley.db")
 	if err := os.Rename(db, aside); err != nil { // as rm -rf would unlink it, but restorable
@@ -149,6 +150,15 @@ func TestDatabaseRemovedWhileServing(t *testing.T) {
 	}
 	if code, body := h.readyz(); code != 503 || !strings.Contains(body, "removed or replaced") {
 		t.Fatalf("/readyz with the database gone: %d %q", code, body)
+	}
+	// The bot's reply is refused the same way (503: try again later).
+	res, err := http.Post(h.base+convPath(conv)+"/activities/"+url.PathEscape(q), "application/json", strings.NewReader(`{"type":"message","text":"a reply"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("bot reply with the database gone: %d, want 503", res.StatusCode)
 	}
 	if err := os.Rename(aside, db); err != nil {
 		t.Fatal(err)

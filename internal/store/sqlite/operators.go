@@ -253,6 +253,11 @@ func (s *Store) RecoveryCodesLeft(ctx context.Context, id string) (int, error) {
 }
 
 func (s *Store) LoginFailed(ctx context.Context, id string, now time.Time, max int, lockFor time.Duration) (time.Time, error) {
+	// A write through QueryRowContext (RETURNING): writerDB cannot check
+	// the file for it, so this does.
+	if err := s.checkFile(); err != nil {
+		return time.Time{}, fmt.Errorf("count failed sign-in of %s: %w", id, err)
+	}
 	var locked int64
 	err := s.w.QueryRowContext(ctx, `UPDATE operators SET
 		locked_until = CASE WHEN failures + 1 >= ? THEN ? ELSE locked_until END,
