@@ -75,16 +75,11 @@ func (failingRecorder) Record(context.Context, audit.Event) error {
 // the audit error (review: the site existed and its secrets were lost).
 func TestSecretsShownWhenTheAuditRecordFails(t *testing.T) {
 	data := t.TempDir()
-	out, _, err := run(t, nil, "bot", "create", "--data", data, "--public-url", "https://chat.example.com", "--name", "Support", "--endpoint", "https://bot.example.com/api/messages", "--json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bot botJSON
-	_ = json.Unmarshal([]byte(out), &bot)
+	bot := createBot(t, data, "Support", "--endpoint", "https://bot.example.com/api/messages", "--public-url", "https://chat.example.com")
 	var stdout, stderr bytes.Buffer
 	root := (&app{stdout: &stdout, stderr: &stderr, env: func(string) (string, bool) { return "", false }, resolver: testHosts, recorder: failingRecorder{}}).root()
 	root.SetArgs([]string{"site", "create", "--data", data, "--bot", bot.ID, "--name", "web", "--origin", "https://www.example.com", "--json"})
-	err = root.ExecuteContext(context.Background())
+	err := root.ExecuteContext(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "recording the audit event failed") {
 		t.Fatalf("site create with the audit log failing: %v, want the audit error", err)
 	}

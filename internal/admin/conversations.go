@@ -278,20 +278,30 @@ func (s *Service) ListDeadLetters(ctx context.Context, p Principal, botID string
 	if err := o.allow(ctx); err != nil {
 		return nil, err
 	}
-	if botID != "" && !p.Scoped(botID) {
+	out, err := o.deadLetters(ctx, botID)
+	if err != nil {
+		return nil, err
+	}
+	return out, o.done(ctx, nil)
+}
+
+// deadLetters lists the dead letters in o's principal's scope (of botID,
+// when given); a failure is recorded as o's outcome.
+func (o *op) deadLetters(ctx context.Context, botID string) ([]store.DeadLetter, error) {
+	if botID != "" && !o.p.Scoped(botID) {
 		return nil, o.scope(ctx, botID, "bot", botID)
 	}
-	dls, err := s.d.Store.ListDeadLetters(ctx, botID)
+	dls, err := o.s.d.Store.ListDeadLetters(ctx, botID)
 	if err != nil {
 		return nil, o.done(ctx, err)
 	}
 	out := []store.DeadLetter{}
 	for _, d := range dls {
-		if p.Scoped(d.BotID) {
+		if o.p.Scoped(d.BotID) {
 			out = append(out, d)
 		}
 	}
-	return out, o.done(ctx, nil)
+	return out, nil
 }
 
 // DeadLetterActivities lists the dead letters in p's scope (of botID,
@@ -306,18 +316,9 @@ func (s *Service) DeadLetterActivities(ctx context.Context, p Principal, botID s
 	if err := o.allow(ctx); err != nil {
 		return nil, err
 	}
-	if botID != "" && !p.Scoped(botID) {
-		return nil, o.scope(ctx, botID, "bot", botID)
-	}
-	dls, err := s.d.Store.ListDeadLetters(ctx, botID)
+	mine, err := o.deadLetters(ctx, botID)
 	if err != nil {
-		return nil, o.done(ctx, err)
-	}
-	var mine []store.DeadLetter
-	for _, d := range dls {
-		if p.Scoped(d.BotID) {
-			mine = append(mine, d)
-		}
+		return nil, err
 	}
 	out, err := s.withActivities(ctx, mine)
 	o.detail = map[string]string{"count": fmt.Sprint(len(out))}
