@@ -463,7 +463,10 @@ func (s *Service) DeleteBot(ctx context.Context, p Principal, id string, cascade
 		}
 	}
 	now := s.d.Now().UTC()
-	r, err := s.d.Store.DeleteBot(ctx, id, cascade, now)
+	r, err := s.d.Store.DeleteBot(ctx, id, now, store.DeleteOptions{Cascade: cascade, EmptyOnly: !Grants(p.Role, ConversationsErase)})
+	if errors.Is(err, store.ErrHasConversations) { // started since the check above
+		return Deletion{}, o.erases(ctx, 1)
+	}
 	if errors.Is(err, store.ErrHasSites) {
 		return Deletion{}, o.done(ctx, conflict(&ErrHasSites{BotID: id, Sites: r.SiteIDs}))
 	}

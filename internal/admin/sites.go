@@ -509,7 +509,10 @@ func (s *Service) DeleteSite(ctx context.Context, p Principal, id string) (Delet
 		}
 	}
 	now := s.d.Now().UTC()
-	r, err := s.d.Store.DeleteSite(ctx, id, now)
+	r, err := s.d.Store.DeleteSite(ctx, id, now, store.DeleteOptions{EmptyOnly: !Grants(p.Role, ConversationsErase)})
+	if errors.Is(err, store.ErrHasConversations) { // started since the check above
+		return Deletion{}, o.erases(ctx, 1)
+	}
 	if err != nil {
 		return Deletion{}, o.done(ctx, asNotFound(err, "site", id))
 	}

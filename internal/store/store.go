@@ -607,17 +607,19 @@ type Store interface {
 	// another process, within ConversationCacheTTL): the delivery worker
 	// finds its outbox items gone (CompleteOutbox ignores them,
 	// RetryOutbox and DeadLetterOutbox answer ErrNotFound). ErrNotFound
-	// for an unknown site.
-	DeleteSite(ctx context.Context, id string, now time.Time) (Removal, error)
-	// DeleteBot removes bot id in ONE transaction: with cascade, each of
+	// for an unknown site. With opt.EmptyOnly a site that still has a
+	// conversation is refused with ErrHasConversations, changing nothing
+	// (checked in the same transaction).
+	DeleteSite(ctx context.Context, id string, now time.Time, opt DeleteOptions) (Removal, error)
+	// DeleteBot removes bot id in ONE transaction: with opt.Cascade, each of
 	// its sites as DeleteSite does, then every outbox item and dead letter
 	// still addressed to the bot, the bot's data key (scope "bot:" + id)
 	// and the bot row (its client secrets). Without cascade a bot that
 	// still has a site is refused with ErrHasSites, changing nothing.
 	// Afterwards GetBot answers ErrNotFound (in another process within a
 	// few seconds: backends may cache bots briefly). ErrNotFound for an
-	// unknown bot.
-	DeleteBot(ctx context.Context, id string, cascade bool, now time.Time) (Removal, error)
+	// unknown bot. opt.EmptyOnly refuses as for DeleteSite.
+	DeleteBot(ctx context.Context, id string, now time.Time, opt DeleteOptions) (Removal, error)
 	// PruneActivities removes content from conversation id without
 	// deleting the conversation (the ephemeral policy), in one
 	// transaction: every activity created before deliveredBefore that
@@ -802,6 +804,21 @@ type ConversationSummary struct {
 	DeadLetters       int
 	Attachments       int
 }
+
+// DeleteOptions qualify DeleteSite and DeleteBot.
+type DeleteOptions struct {
+	// Cascade (DeleteBot): delete the bot's sites too.
+	Cascade bool
+	// EmptyOnly: refuse with ErrHasConversations, changing nothing, when a
+	// conversation would be deleted (for a principal who may delete sites
+	// and bots but not erase conversations: a plan checked before would
+	// race with a conversation started meanwhile).
+	EmptyOnly bool
+}
+
+// ErrHasConversations refuses a DeleteSite or DeleteBot with EmptyOnly
+// that would delete conversations.
+var ErrHasConversations = errors.New("has conversations")
 
 // Removal is what DeleteBot or DeleteSite removed, or what PlanDeleteBot
 // or PlanDeleteSite counted.

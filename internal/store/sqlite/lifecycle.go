@@ -201,13 +201,18 @@ func (s *Store) PlanDeleteBot(ctx context.Context, id string) (store.Removal, er
 	return r, nil
 }
 
-func (s *Store) DeleteSite(ctx context.Context, id string, now time.Time) (store.Removal, error) {
+func (s *Store) DeleteSite(ctx context.Context, id string, now time.Time, opt store.DeleteOptions) (store.Removal, error) {
 	var r store.Removal
 	var ids []string
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		r = store.Removal{SiteIDs: []string{id}} // this may run twice: start afresh
 		if err := tx.QueryRowContext(ctx, `SELECT `+siteSecrets+` FROM sites WHERE id = ?`, id).Scan(&r.SecretSlots); err != nil {
 			return notFound(err, "delete site "+id)
+		}
+		if opt.EmptyOnly {
+			if err := hasNoConversations(ctx, tx, `site_id = ?`, id); err != nil {
+				return fmt.Errorf("delete site %s: %w", id, err)
+			}
 		}
 		var err error
 		if ids, err = s.deleteContent(ctx, tx, siteConvs, id, now, &r); err != nil {
@@ -227,7 +232,8 @@ func (s *Store) DeleteSite(ctx context.Context, id string, now time.Time) (store
 	return r, nil
 }
 
-func (s *Store) DeleteBot(ctx context.Context, id string, cascade bool, now time.Time) (store.Removal, error) {
+func (s *Store) DeleteBot(ctx context.Context, id string, now time.Time, opt store.DeleteOptions) (store.Removal, error) {
+	cascade := opt.Cascade
 	var r store.Removal
 	var ids []string
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -247,6 +253,11 @@ func (s *Store) DeleteBot(ctx context.Context, id string, cascade bool, now time
 		}
 		if len(r.SiteIDs) > 0 && !cascade {
 			return fmt.Errorf("delete bot %s: %d site(s): %w", id, len(r.SiteIDs), store.ErrHasSites)
+		}
+		if opt.EmptyOnly {
+			if err := hasNoConversations(ctx, tx, `bot_id = ?`, id); err != nil {
+				return fmt.Errorf("delete bot %s: %w", id, err)
+			}
 		}
 		if ids, err = s.deleteContent(ctx, tx, botConvs, id, now, &r); err != nil {
 			return fmt.Errorf("delete bot %s: %w", id, err)
@@ -301,4 +312,18 @@ func (s *Store) DeleteBot(ctx context.Context, id string, cascade bool, now time
 		return store.Removal{}, err
 	}
 	return r, nil
+}
+
+// hasNoConversations answers store.ErrHasConversations when a
+// conversation matches where (a condition on the conversations table with
+// one argument), inside the deletion's transaction.
+func hasNoConversations(ctx context.Context, tx *sql.Tx, where, arg string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM conversations WHERE `+where, arg).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%d conversation(s): %w", n, store.ErrHasConversations)
+	}
+	return nil
 }

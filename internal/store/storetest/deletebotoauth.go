@@ -34,7 +34,7 @@ func testDeleteBotTakesOAuth(t *testing.T, s store.Store) {
 	if err != nil || plan.OAuthConnections != 1 || plan.UserTokens != 2 {
 		t.Fatalf("PlanDeleteBot = %+v, %v; want 1 connection, 2 user tokens", plan, err)
 	}
-	r, err := s.DeleteBot(ctx, b.ID, false, epoch.Add(time.Hour))
+	r, err := s.DeleteBot(ctx, b.ID, epoch.Add(time.Hour), store.DeleteOptions{})
 	if err != nil || r.OAuthConnections != 1 || r.UserTokens != 2 {
 		t.Fatalf("DeleteBot = %+v, %v; want 1 connection, 2 user tokens", r, err)
 	}

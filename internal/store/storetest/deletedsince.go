@@ -34,7 +34,7 @@ func testDeletedConversations(t *testing.T, s store.Store) {
 	if _, err := s.DeleteConversation(ctx, "one", t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DeleteSite(ctx, "site-2", t0.Add(time.Second)); err != nil {
+	if _, err := s.DeleteSite(ctx, "site-2", t0.Add(time.Second), store.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ids, err := s.DeletedConversations(ctx, t0, 10)

@@ -171,7 +171,7 @@ func testDeleteSite(t *testing.T, s store.Store) {
 		t.Fatalf("the plan changed something: %v", err)
 	}
 	held := outboxIDs(t, s, "ca", "cb")
-	got, err := s.DeleteSite(ctx, "site-1", epoch)
+	got, err := s.DeleteSite(ctx, "site-1", epoch, store.DeleteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func testDeleteSite(t *testing.T, s store.Store) {
 	if dead, _ := s.ListDeadLetters(ctx, ""); len(dead) != 2 {
 		t.Errorf("dead letters left: %d; want 2 (cc's and cd's)", len(dead))
 	}
-	if _, err := s.DeleteSite(ctx, "site-1", epoch); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.DeleteSite(ctx, "site-1", epoch, store.DeleteOptions{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second DeleteSite = %v; want ErrNotFound", err)
 	}
 	if _, err := s.PlanDeleteSite(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
@@ -218,7 +218,7 @@ func testDeleteBot(t *testing.T, s store.Store) {
 	if err := s.PutDataKey(ctx, store.DataKey{Scope: "bot:bot-1", KEKID: "kek-1", Wrapped: []byte("w"), CreatedAt: epoch}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.DeleteBot(ctx, "bot-1", false, epoch)
+	r, err := s.DeleteBot(ctx, "bot-1", epoch, store.DeleteOptions{})
 	if !errors.Is(err, store.ErrHasSites) || !reflect.DeepEqual(r.SiteIDs, []string{"site-1", "site-2"}) {
 		t.Fatalf("DeleteBot without cascade = %+v, %v; want ErrHasSites naming site-1, site-2", r, err)
 	}
@@ -235,7 +235,7 @@ func testDeleteBot(t *testing.T, s store.Store) {
 		t.Fatalf("PlanDeleteBot = %+v\nwant %+v", plan, want)
 	}
 	held := outboxIDs(t, s, "ca", "cb", "cc")
-	got, err := s.DeleteBot(ctx, "bot-1", true, epoch)
+	got, err := s.DeleteBot(ctx, "bot-1", epoch, store.DeleteOptions{Cascade: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func testDeleteBot(t *testing.T, s store.Store) {
 	if bots, _ := s.ListBots(ctx); len(bots) != 1 || bots[0].ID != "bot-2" {
 		t.Errorf("bots left = %+v; want bot-2 only", bots)
 	}
-	if _, err := s.DeleteBot(ctx, "bot-1", true, epoch); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.DeleteBot(ctx, "bot-1", epoch, store.DeleteOptions{Cascade: true}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second DeleteBot = %v; want ErrNotFound", err)
 	}
 	if _, err := s.PlanDeleteBot(ctx, "bot-1"); !errors.Is(err, store.ErrNotFound) {
@@ -272,7 +272,7 @@ func testDeleteBot(t *testing.T, s store.Store) {
 	if err := s.CreateBot(ctx, lone); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.DeleteBot(ctx, "bot-3", false, epoch); err != nil || r.BotID != "bot-3" || len(r.SiteIDs) != 0 {
+	if r, err := s.DeleteBot(ctx, "bot-3", epoch, store.DeleteOptions{}); err != nil || r.BotID != "bot-3" || len(r.SiteIDs) != 0 {
 		t.Errorf("DeleteBot(no sites) = %+v, %v", r, err)
 	}
 }
@@ -430,7 +430,7 @@ func testDeleteBotWhileServing(t *testing.T, s store.Store) {
 		}()
 	}
 	time.Sleep(30 * time.Millisecond)
-	if _, err := s.DeleteBot(ctx, "bot-1", true, epoch); err != nil {
+	if _, err := s.DeleteBot(ctx, "bot-1", epoch, store.DeleteOptions{Cascade: true}); err != nil {
 		close(stop)
 		wg.Wait()
 		t.Fatal(err)
