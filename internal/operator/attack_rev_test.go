@@ -204,6 +204,13 @@ func TestRevBotScopeNamesRegisteredBots(t *testing.T) {
 	op := h.enroll(r.body["code"].(string), "olive", "walnut harbor drifting quietly")
 	h.reauth(owner)
 	h.want(h.do(owner.c, "PATCH", "/operators/"+op.id, map[string]any{"bots": []string{"bot-a", "no-such-bot"}}), 400, "bad_request")
+	// API tokens too (stop 20 noted they still took any id).
+	for _, bots := range [][]string{{"no-such-bot"}, {"bot-a", ""}, {"bot-a", "bot-a"}} {
+		h.want(h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci", "role": "operator", "bots": bots}), 400, "bad_request")
+	}
+	r = h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ci", "role": "operator", "bots": []string{"bot-b"}})
+	h.want(r, 201, "")
+	h.secrets = append(h.secrets, r.body["token"].(string))
 }
 
 // The same for an invitation made with the operator's API token: the

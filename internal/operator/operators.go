@@ -442,6 +442,9 @@ func (s *Service) createToken(w http.ResponseWriter, r *http.Request, p admin.Pr
 	bots := req.Bots
 	if bots == nil {
 		bots = p.Bots
+	} else if err := s.CheckBots(ctx, bots); err != nil {
+		badRequest(w, err.Error())
+		return
 	}
 	if err := grantable(p, role, bots); err != nil {
 		s.record(ctx, audit.Event{Actor: p.Label(), Role: string(p.Role), Action: "token.create", Outcome: audit.Denied, Client: p.Client,

@@ -285,7 +285,7 @@ func TestAPITokensScopeRevocationExpiry(t *testing.T) {
 	h.want(h.do(owner.c, "DELETE", "/operators/"+op.id, nil), 204, "")
 	h.want(h.do(third, "GET", "/session", nil), 401, "unauthenticated")
 	// The owner's own unscoped token may be of any role and bots.
-	r = h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ops", "role": "auditor", "bots": []string{"bot-z"}})
+	r = h.do(owner.c, "POST", "/tokens", map[string]any{"name": "ops", "role": "auditor", "bots": []string{"bot-b"}})
 	h.want(r, 201, "")
 	h.secrets = append(h.secrets, r.body["token"].(string))
 }
