@@ -29,11 +29,15 @@ import (
 type sliceRecorder struct {
 	mu     sync.Mutex
 	events []audit.Event
+	fail   error // when set, Record fails with it (a full disk)
 }
 
 func (r *sliceRecorder) Record(_ context.Context, e audit.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
 	r.events = append(r.events, e)
 	return nil
 }

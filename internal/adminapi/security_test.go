@@ -422,3 +422,48 @@ func TestOperatorCannotEraseThroughDeletion(t *testing.T) {
 		t.Fatalf("operator deletes the emptied site: %d %s", got.status, got.body)
 	}
 }
+
+// Reading the audit log is itself recorded (PCI DSS 10.2.1.3 asks for
+// every access to audit logs): one entry per list, verification or
+// export, with what was read; refusals are recorded as denials.
+func TestAuditReadsAreAudited(t *testing.T) {
+	e := newEnv(t)
+	e.json("POST", v1+"/sites/"+e.site["A"]+"/secrets", "operator", map[string]any{"slot": 2})
+	for _, path := range []string{"/audit?limit=5", "/audit/verify", "/audit/export?after=0"} {
+		if got := e.do("GET", v1+path, "auditor", "", nil); got.status != 200 {
+			t.Fatalf("GET %s: %d %s", path, got.status, got.body)
+		}
+	}
+	if got := e.do("GET", v1+"/audit", "operator", "", nil); got.status != 403 {
+		t.Fatalf("operator reading the audit log: %d %s", got.status, got.body)
+	}
+	evs := e.rec.all()
+	want := []struct{ outcome, read, actor, target string }{
+		{"success", "entries", "token:auditor", v1 + "/audit"},
+		{"success", "verify", "token:auditor", v1 + "/audit/verify"},
+		{"success", "export", "token:auditor", v1 + "/audit/export"},
+		{"denied", "", "token:operator", v1 + "/audit"},
+	}
+	if len(evs) != 1+len(want) {
+		t.Fatalf("events %+v", evs)
+	}
+	for i, w := range want {
+		ev := evs[1+i]
+		if ev.Action != "audit.read" || string(ev.Outcome) != w.outcome || ev.Actor != w.actor || ev.Target != w.target || (w.read != "" && ev.Detail["read"] != w.read) {
+			t.Errorf("event %d = %+v, want audit.read %+v", 1+i, ev, w)
+		}
+	}
+	if evs[1].Detail["entries"] != "1" {
+		t.Errorf("the list's entry says %q entries were read, want 1", evs[1].Detail["entries"])
+	}
+	// An access that cannot be recorded reads nothing.
+	e.rec.mu.Lock()
+	e.rec.fail = errors.New("database or disk is full")
+	e.rec.mu.Unlock()
+	for _, path := range []string{"/audit?limit=5", "/audit/verify", "/audit/export?after=0"} {
+		got := e.do("GET", v1+path, "auditor", "", nil)
+		if got.status != 500 || bytes.Contains(got.body, []byte("sites.secrets")) || bytes.Contains(got.body, []byte(`"ok"`)) {
+			t.Errorf("GET %s while the access cannot be recorded: %d %s", path, got.status, got.body)
+		}
+	}
+}
