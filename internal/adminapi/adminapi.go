@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/parley-gw/parley/internal/guard"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -74,13 +75,17 @@ func OpenAPI() []byte { return append([]byte(nil), openAPI...) }
 type api struct {
 	cfg Config
 	log *slog.Logger
+	// auditReads limits reads of the audit log, each of which appends an
+	// entry to it (audit.go): a read-only credential must not be able to
+	// grow the database as fast as it can send requests.
+	auditReads *guard.Memory
 }
 
 // New returns the admin API's handler: a ServeMux with exactly the routes
 // of admin.Routes. It panics when a handler names a route not in the
 // table (a programming error).
 func New(cfg Config) http.Handler {
-	a := &api{cfg: cfg, log: cfg.Logger}
+	a := &api{cfg: cfg, log: cfg.Logger, auditReads: guard.NewMemory(guard.MemoryConfig{MaxKeys: 10_000})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

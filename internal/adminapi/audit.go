@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/audit"
+	"github.com/parley-gw/parley/internal/guard"
 )
 
 // AuditLog is what the audit routes read (internal/audit's Log).
@@ -39,7 +40,7 @@ func after(w http.ResponseWriter, r *http.Request) (int64, bool) {
 }
 
 func (a *api) auditEntries(w http.ResponseWriter, r *http.Request) {
-	if !a.auditReady(w) {
+	if !a.auditReady(w) || !a.allowRead(w, r) {
 		return
 	}
 	pos, ok := after(w, r)
@@ -72,6 +73,9 @@ func (a *api) auditVerify(w http.ResponseWriter, r *http.Request) {
 		admin.WriteError(w, http.StatusNotImplemented, admin.CodeNotImplemented, "audit verification is not available in this build")
 		return
 	}
+	if !a.allowRead(w, r) {
+		return
+	}
 	rep, err := a.cfg.AuditVerify(r.Context())
 	if err != nil {
 		a.log.Error("admin: verify the audit log", "err", err)
@@ -85,7 +89,7 @@ func (a *api) auditVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) auditExport(w http.ResponseWriter, r *http.Request) {
-	if !a.auditReady(w) {
+	if !a.auditReady(w) || !a.allowRead(w, r) {
 		return
 	}
 	pos, ok := after(w, r)
@@ -109,6 +113,28 @@ func (a *api) auditExport(w http.ResponseWriter, r *http.Request) {
 	if err := a.cfg.Audit.Export(ctx, fw, pos, follow); err != nil && ctx.Err() == nil {
 		a.log.Error("admin: export the audit log", "err", err)
 	}
+}
+
+// Reads of the audit log are limited, since each appends an entry: per
+// credential 1 a second after a burst of 30 (the console's audit page
+// reads twice per visit), and 5 a second after 60 for all credentials
+// together (a credential can make tokens). At most about 430,000 entries
+// a day, about 130 MB, whatever is sent; a followed export is one read.
+var (
+	auditReadsPerCredential = guard.Rule{Name: "admin/audit-read", PerSecond: 1, Burst: 30}
+	auditReadsAll           = guard.Rule{Name: "admin/audit-read-all", PerSecond: 5, Burst: 60}
+)
+
+// allowRead takes a read of the audit log from the limits, before any
+// work (a verification walks the whole chain), or answers 429.
+func (a *api) allowRead(w http.ResponseWriter, r *http.Request) bool {
+	wait := a.auditReads.Allow(guard.Bucket{Rule: auditReadsPerCredential, Key: principal(r).Label()}, guard.Bucket{Rule: auditReadsAll})
+	if wait == 0 {
+		return true
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second))))
+	admin.WriteError(w, http.StatusTooManyRequests, admin.CodeTooMany, "too many reads of the audit log (each is recorded in it): wait and retry, or follow it with /audit/export?follow=1")
+	return false
 }
 
 // recordRead records an access to the audit log before its content is

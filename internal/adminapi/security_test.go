@@ -467,3 +467,46 @@ func TestAuditReadsAreAudited(t *testing.T) {
 		}
 	}
 }
+
+// Each read of the audit log appends to it, so reads are limited: a
+// read-only credential cannot grow the database as fast as it can send
+// requests, per credential and for all of them together (a credential can
+// make more tokens).
+func TestAuditReadsAreLimited(t *testing.T) {
+	const auditReadBurst = 30 // per credential; 60 for all (audit.go)
+	e := newEnv(t)
+	burst := func(token string) (ok, limited int, retry string) {
+		for range auditReadBurst + 1 {
+			got := e.do("GET", v1+"/audit/verify", token, "", nil)
+			switch got.status {
+			case 200:
+				ok++
+			case 429:
+				limited++
+				retry = got.header.Get("Retry-After")
+			default:
+				t.Fatalf("%s: %d %s", token, got.status, got.body)
+			}
+		}
+		return ok, limited, retry
+	}
+	if ok, limited, retry := burst("auditor"); ok != auditReadBurst || limited != 1 || retry == "" {
+		t.Errorf("auditor: %d read, %d refused (Retry-After %q); want %d and 1 with a Retry-After", ok, limited, retry, auditReadBurst)
+	}
+	if ok, limited, _ := burst("owner"); ok != auditReadBurst || limited != 1 {
+		t.Errorf("owner after the auditor: %d read, %d refused; want its own %d", ok, limited, auditReadBurst)
+	}
+	// Both bursts spent the readers' shared allowance: a third credential waits.
+	if got := e.do("GET", v1+"/audit/verify", "owner:reauth", "", nil); got.status != 429 {
+		t.Errorf("a third credential past the shared limit: %d %s", got.status, got.body)
+	}
+	reads := 0
+	for _, ev := range e.rec.all() {
+		if ev.Action == "audit.read" && ev.Outcome == audit.Success {
+			reads++
+		}
+	}
+	if reads != 2*auditReadBurst {
+		t.Errorf("%d reads recorded, want one per read served (%d)", reads, 2*auditReadBurst)
+	}
+}
