@@ -9,7 +9,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"github.com/parley-gw/parley/internal/guard"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/audit"
+	"github.com/parley-gw/parley/internal/guard"
 )
 
 // MaxBody bounds a request body.

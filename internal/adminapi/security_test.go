@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/parley-gw/parley/internal/audit"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/adminapi"
+	"github.com/parley-gw/parley/internal/audit"
 )
 
 const v1 = admin.Prefix
