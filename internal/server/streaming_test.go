@@ -199,7 +199,11 @@ func TestStreamedReply(t *testing.T) {
 			if len(polled) != 0 || pollMark == beforeStream {
 				t.Fatalf("polling mid-stream got %v, watermark %s (was %s)", texts(polled), pollMark, beforeStream)
 			}
-			// The stream goes on: every open stream gets the rest once.
+			// The stream goes on: every open stream gets the rest once. A
+			// stream counts as open once its replay is done (until then a
+			// chunk superseded before the replay reads it is skipped, as
+			// designed): wait for the three.
+			h.waitMetric(t, `parley_open_streams_by_site{site="`+h.site.ID+`"}`, func(v float64) bool { return v == 3 })
 			for i, w := range words[3:] {
 				if r := h.botReply(conv, q, form("typing", w, "streaming", i+5, sid)); r.status != 200 {
 					t.Fatalf("chunk: %d %s", r.status, r.raw)
