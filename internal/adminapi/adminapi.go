@@ -53,6 +53,11 @@ type Config struct {
 	// other Authenticate error is a failure of the server (500, logged);
 	// when nil, every Authenticate error is 401.
 	ErrUnauthenticated error
+	// PerCredential limits every authenticated request of one credential
+	// (principal label: an operator's sessions together, or one API
+	// token), checked before anything is recorded; past it 429 with
+	// Retry-After. A zero Rule: no limit.
+	PerCredential guard.Rule
 	// Recorder records refusals at the edge (denied); the service records
 	// the rest. Nil: none.
 	Recorder admin.Recorder
@@ -75,17 +80,18 @@ func OpenAPI() []byte { return append([]byte(nil), openAPI...) }
 type api struct {
 	cfg Config
 	log *slog.Logger
-	// auditReads limits reads of the audit log, each of which appends an
-	// entry to it (audit.go): a read-only credential must not be able to
+	// limits holds the per-credential request limit (Config.PerCredential)
+	// and the stricter limits on reads of the audit log, each of which
+	// appends an entry to it (audit.go): a credential must not be able to
 	// grow the database as fast as it can send requests.
-	auditReads *guard.Memory
+	limits *guard.Memory
 }
 
 // New returns the admin API's handler: a ServeMux with exactly the routes
 // of admin.Routes. It panics when a handler names a route not in the
 // table (a programming error).
 func New(cfg Config) http.Handler {
-	a := &api{cfg: cfg, log: cfg.Logger, auditReads: guard.NewMemory(guard.MemoryConfig{MaxKeys: 10_000})}
+	a := &api{cfg: cfg, log: cfg.Logger, limits: guard.NewMemory(guard.MemoryConfig{MaxKeys: 10_000})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -197,6 +203,9 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 			admin.WriteError(w, http.StatusUnauthorized, admin.CodeUnauthenticated, "sign in first (session cookie or Authorization: Bearer token)")
 			return
 		}
+		if !a.allowRequest(w, p) {
+			return
+		}
 		ctx := admin.WithPrincipal(r.Context(), p)
 		if !admin.Grants(p.Role, rt.Action) || (admin.GatewayWide(rt.Action) && len(p.Bots) > 0) {
 			a.denied(ctx, p, rt, r, "role")
@@ -221,6 +230,26 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// allowRequest takes one request of p's credential from
+// Config.PerCredential, or answers 429 with Retry-After. It runs before
+// the role is checked, so refused requests (each audited as denied)
+// count too; a request refused here is not recorded.
+func (a *api) allowRequest(w http.ResponseWriter, p admin.Principal) bool {
+	rule := a.cfg.PerCredential
+	if rule.Off() {
+		return true
+	}
+	wait := a.limits.Allow(guard.Bucket{Rule: rule, Key: p.Label()})
+	if wait == 0 {
+		return true
+	}
+	retry := max(1, int((wait+time.Second-1)/time.Second))
+	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	admin.WriteError(w, http.StatusTooManyRequests, admin.CodeTooMany,
+		fmt.Sprintf("too many admin requests from this credential: retry in %d s (the limit is operators.request_rate)", retry))
+	return false
 }
 
 func isJSON(ct string) bool {

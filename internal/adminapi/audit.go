@@ -128,7 +128,7 @@ var (
 // allowRead takes a read of the audit log from the limits, before any
 // work (a verification walks the whole chain), or answers 429.
 func (a *api) allowRead(w http.ResponseWriter, r *http.Request) bool {
-	wait := a.auditReads.Allow(guard.Bucket{Rule: auditReadsPerCredential, Key: principal(r).Label()}, guard.Bucket{Rule: auditReadsAll})
+	wait := a.limits.Allow(guard.Bucket{Rule: auditReadsPerCredential, Key: principal(r).Label()}, guard.Bucket{Rule: auditReadsAll})
 	if wait == 0 {
 		return true
 	}

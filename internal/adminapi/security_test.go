@@ -15,6 +15,7 @@ import (
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/adminapi"
 	"github.com/parley-gw/parley/internal/audit"
+	"github.com/parley-gw/parley/internal/guard"
 )
 
 const v1 = admin.Prefix
@@ -516,5 +517,60 @@ func TestAuditReadsAreLimited(t *testing.T) {
 	}
 	if recorded != ok1+ok2+ok3 {
 		t.Errorf("%d reads recorded, want one per read served (%d)", recorded, ok1+ok2+ok3)
+	}
+}
+
+// Every request of one credential is limited (operators.request_rate):
+// past its burst it answers 429 with Retry-After in the API's error
+// shape and records nothing, refused requests count (each is audited as
+// denied), and another credential keeps its own allowance.
+func TestRequestsLimitedPerCredential(t *testing.T) {
+	const burst = 5
+	e := newEnv(t)
+	e.srv.Close()
+	e.srv = httptest.NewServer(adminapi.New(adminapi.Config{Service: e.svc, Auth: testAuth{}, Recorder: e.rec, Audit: e.rec,
+		PerCredential: guard.Rule{Name: "admin/credential", PerSecond: 1.0 / 60, Burst: burst}}))
+	t.Cleanup(e.srv.Close)
+	limited := func(who string, got answer) {
+		t.Helper()
+		var body admin.ErrorBody
+		if got.status != http.StatusTooManyRequests || json.Unmarshal(got.body, &body) != nil || body.Error.Code != admin.CodeTooMany ||
+			!strings.Contains(body.Error.Message, "operators.request_rate") {
+			t.Fatalf("%s past its burst: %d %s, want 429 too_many_requests naming operators.request_rate", who, got.status, got.body)
+		}
+		if ra := got.header.Get("Retry-After"); ra == "" || ra == "0" {
+			t.Fatalf("%s: Retry-After %q", who, ra)
+		}
+	}
+	for i := range burst {
+		if got := e.do("GET", v1+"/bots", "owner", "", nil); got.status != 200 {
+			t.Fatalf("owner's request %d: %d %s", i+1, got.status, got.body)
+		}
+	}
+	before := len(e.rec.all())
+	limited("owner", e.do("GET", v1+"/bots", "owner", "", nil))
+	if after := len(e.rec.all()); after != before {
+		t.Errorf("a refused request recorded %d audit entries, want none", after-before)
+	}
+	// Requests the role refuses count too: an auditor's denied writes.
+	create := []byte(`{"name":"x","endpoint":"https://x.example.com/api/messages"}`)
+	for i := range burst {
+		if got := e.do("POST", v1+"/bots", "auditor", "application/json", create); got.status != http.StatusForbidden {
+			t.Fatalf("auditor's write %d: %d %s, want 403", i+1, got.status, got.body)
+		}
+	}
+	limited("auditor", e.do("POST", v1+"/bots", "auditor", "application/json", create))
+	denied := 0
+	for _, ev := range e.rec.all() {
+		if ev.Actor == "token:auditor" && ev.Outcome == audit.Denied {
+			denied++
+		}
+	}
+	if denied != burst {
+		t.Errorf("%d denials recorded for the auditor, want %d (the refused one not recorded)", denied, burst)
+	}
+	// Another credential has its own allowance.
+	if got := e.do("GET", v1+"/bots", "admin", "", nil); got.status != 200 {
+		t.Fatalf("another credential: %d %s", got.status, got.body)
 	}
 }

@@ -29,6 +29,12 @@ type Operators struct {
 	// LoginRate limits the public routes (sign-in, enrollment, SSO) per
 	// client address, e.g. "10/m burst 5".
 	LoginRate Rate `yaml:"login_rate"`
+	// RequestRate limits the admin API's requests per signed-in
+	// credential (an operator's sessions together, or one API token),
+	// e.g. "600/m burst 300"; "off" for none. Every request the service
+	// answers appends an audit entry, so without it one credential could
+	// grow the audit log as fast as it can send requests.
+	RequestRate Rate `yaml:"request_rate"`
 	// EnrollmentTTL is how long an owner's bootstrap code (printed at
 	// start while no owner exists) and a default invitation stay valid.
 	EnrollmentTTL Duration `yaml:"enrollment_ttl"`
@@ -105,6 +111,7 @@ func DefaultOperators() Operators {
 		MaxFailures:   5,
 		LockoutFor:    Duration(15 * time.Minute),
 		LoginRate:     "10/m burst 10",
+		RequestRate:   "600/m burst 300",
 		EnrollmentTTL: Duration(24 * time.Hour),
 		TokenTTL:      Duration(30 * 24 * time.Hour),
 		TokenMaxTTL:   Duration(365 * 24 * time.Hour),
@@ -151,6 +158,9 @@ func (o Operators) validate() []error {
 	}
 	if _, _, err := o.LoginRate.Parse(); err != nil || o.LoginRate == "" || o.LoginRate == "off" {
 		bad("login_rate", "%q: use a rate such as \"10/m burst 10\" (it cannot be off)", o.LoginRate)
+	}
+	if _, _, err := o.RequestRate.Parse(); err != nil || o.RequestRate == "" {
+		bad("request_rate", "%q: use a rate such as \"600/m burst 300\", or \"off\"", o.RequestRate)
 	}
 	if d := time.Duration(o.EnrollmentTTL); d < time.Minute || d > 7*24*time.Hour {
 		bad("enrollment_ttl", "%s: use 1m to 168h", d)

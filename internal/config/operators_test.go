@@ -14,11 +14,13 @@ func TestOperatorsValidate(t *testing.T) {
 		mod  func(*Operators)
 		want string
 	}{
-		"weak argon2":     {func(o *Operators) { o.Argon2.MemoryKiB = 1024 }, "argon2.memory_kib"},
-		"idle beyond max": {func(o *Operators) { o.SessionMax = Duration(o.SessionIdle) / 2 }, "session_max"},
-		"login rate off":  {func(o *Operators) { o.LoginRate = "off" }, "login_rate"},
-		"token ttl > max": {func(o *Operators) { o.TokenTTL = o.TokenMaxTTL * 2 }, "token_ttl"},
-		"sso without id":  {func(o *Operators) { o.SSO.Issuer = "https://idp.example" }, "sso"},
+		"weak argon2":        {func(o *Operators) { o.Argon2.MemoryKiB = 1024 }, "argon2.memory_kib"},
+		"idle beyond max":    {func(o *Operators) { o.SessionMax = Duration(o.SessionIdle) / 2 }, "session_max"},
+		"login rate off":     {func(o *Operators) { o.LoginRate = "off" }, "login_rate"},
+		"request rate bad":   {func(o *Operators) { o.RequestRate = "fast" }, "request_rate"},
+		"request rate empty": {func(o *Operators) { o.RequestRate = "" }, "request_rate"},
+		"token ttl > max":    {func(o *Operators) { o.TokenTTL = o.TokenMaxTTL * 2 }, "token_ttl"},
+		"sso without id":     {func(o *Operators) { o.SSO.Issuer = "https://idp.example" }, "sso"},
 		"sso bad match": {func(o *Operators) {
 			o.SSO = SSO{Issuer: "https://idp.example", ClientID: "c", RedirectURL: "https://x/cb", Match: "name"}
 		}, "sso.match"},
@@ -32,6 +34,11 @@ func TestOperatorsValidate(t *testing.T) {
 		if len(errs) == 0 || !strings.Contains(errs[0].Error(), "operators."+tc.want) {
 			t.Errorf("%s: %v", name, errs)
 		}
+	}
+	off := DefaultOperators()
+	off.RequestRate = "off"
+	if errs := off.validate(); len(errs) != 0 {
+		t.Errorf("request_rate off refused: %v", errs)
 	}
 	env := map[string]string{"PARLEY_OPERATORS_SSO_CLIENT_SECRET": "s3cret"}
 	o := DefaultOperators()

@@ -17,6 +17,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/parley-gw/parley/internal/admin"
+	"github.com/parley-gw/parley/internal/config"
 	"github.com/parley-gw/parley/internal/server"
 )
 
@@ -196,5 +197,31 @@ func TestAdminWiredEndToEnd(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("the log holds a secret (%.10s...)", secret)
 		}
+	}
+}
+
+// operators.request_rate reaches the wired admin API: a signed-in
+// operator's requests past the burst answer 429.
+func TestAdminRequestRateWired(t *testing.T) {
+	const burst = 8
+	var announce bytes.Buffer
+	as := startAdminServer(t, slog.New(slog.DiscardHandler), func(srv *server.Server) error {
+		return srv.EnableAdmin(context.Background(), server.AdminOptions{Announce: &announce})
+	}, func(c *config.Config) { c.Operators.RequestRate = "1/h burst 8" })
+	bootstrap := regexp.MustCompile(`pec_[A-Za-z0-9_-]+`).FindString(announce.String())
+	owner, _, _ := enrollOwner(t, as.adminBase, bootstrap)
+	served := 0
+	for range 3 * burst {
+		st, body := owner.do("GET", "/bots", nil)
+		if st == http.StatusTooManyRequests {
+			break
+		}
+		if st != 200 {
+			t.Fatalf("GET /bots: %d %s", st, body)
+		}
+		served++
+	}
+	if served != burst {
+		t.Fatalf("%d requests served before a 429, want %d (operators.request_rate burst)", served, burst)
 	}
 }
