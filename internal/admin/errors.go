@@ -33,10 +33,20 @@ const (
 	CodeTooLarge        = "request_too_large"  // 413
 	CodeUnsupported     = "unsupported_media"  // 415
 	CodeInternal        = "internal"           // 500
+	CodeUnrecorded      = "unrecorded"         // 500: the change was made, its audit event could not be recorded; "result" holds what it made
 	CodeMethod          = "method_not_allowed" // 405
 	CodeNotImplemented  = "not_implemented"    // 501: a route whose handler is not wired in this build
 	CodeUnavailable     = "unavailable"        // 503: the storage is full, or a service Parley depends on (the SSO provider) cannot be reached
 )
+
+// UnrecordedBody is the answer to a change that returned something shown
+// once (a secret) and was made, but whose audit event could not be
+// recorded: the error (code unrecorded) and, beside it, the result, so
+// that the secret is not lost.
+type UnrecordedBody struct {
+	Error  ErrorDetail `json:"error"`
+	Result any         `json:"result"`
+}
 
 // WriteError writes the admin error shape. It is the admin edge's only
 // error writer.

@@ -75,6 +75,27 @@ func fail(w http.ResponseWriter, err error) {
 	admin.WriteError(w, status, code, msg)
 }
 
+// made answers a change that returns something shown once (a secret):
+// its result with status, or, when the change was made but its audit
+// event could not be recorded, 500 unrecorded with the result beside
+// the error (the change stands; without its result the secret would be
+// lost and the caller would have to rotate again, which needs the same
+// audit log). Other errors as fail.
+func (a *api) made(w http.ResponseWriter, status int, result func() any, err error) {
+	switch {
+	case err == nil:
+		admin.WriteJSON(w, status, result())
+	case admin.Unrecorded(err):
+		a.log.Error("admin: a change was made but its audit event could not be recorded", "err", err)
+		admin.WriteJSON(w, http.StatusInternalServerError, admin.UnrecordedBody{
+			Error: admin.ErrorDetail{Code: admin.CodeUnrecorded,
+				Message: "the change was made (result holds what it made, shown once) but its audit event could not be recorded: see the server's log, and fix the audit log's storage"},
+			Result: result()})
+	default:
+		fail(w, err)
+	}
+}
+
 func badRequest(w http.ResponseWriter, msg string) {
 	admin.WriteError(w, http.StatusBadRequest, admin.CodeBadRequest, msg)
 }
@@ -139,11 +160,7 @@ func (a *api) createBot(w http.ResponseWriter, r *http.Request) {
 		in.DeliveryTimeout = d
 	}
 	res, err := a.cfg.Service.CreateBot(r.Context(), principal(r), in)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	admin.WriteJSON(w, http.StatusCreated, res.View())
+	a.made(w, http.StatusCreated, func() any { return res.View() }, err)
 }
 
 type botUpdateReq struct {
@@ -169,11 +186,7 @@ func (a *api) updateBot(w http.ResponseWriter, r *http.Request) {
 		in.DeliveryTimeout = &d
 	}
 	res, err := a.cfg.Service.UpdateBot(r.Context(), principal(r), r.PathValue("bot"), in)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	admin.WriteJSON(w, http.StatusOK, res.View())
+	a.made(w, http.StatusOK, func() any { return res.View() }, err) // switching to authentication makes a client secret
 }
 
 func (a *api) deleteBot(w http.ResponseWriter, r *http.Request) {
@@ -207,11 +220,7 @@ func (a *api) rotateBotSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("bot")
 	s, err := a.cfg.Service.RotateBotSecret(r.Context(), principal(r), id, req.Slot)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	admin.WriteJSON(w, http.StatusOK, map[string]any{"bot": id, "slot": req.Slot, "clientSecret": s})
+	a.made(w, http.StatusOK, func() any { return map[string]any{"bot": id, "slot": req.Slot, "clientSecret": s} }, err)
 }
 
 // --- OAuth connections ---
@@ -353,11 +362,7 @@ func (a *api) createSite(w http.ResponseWriter, r *http.Request) {
 		in.ClientAttachmentURLs = string(store.AttachmentURLsRefuse)
 	}
 	c, err := a.cfg.Service.CreateSite(r.Context(), principal(r), in)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	admin.WriteJSON(w, http.StatusCreated, c.View())
+	a.made(w, http.StatusCreated, func() any { return c.View() }, err)
 }
 
 type siteUpdateReq struct {
@@ -416,11 +421,7 @@ func (a *api) createSiteSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("site")
 	s, err := a.cfg.Service.RotateSiteSecret(r.Context(), principal(r), id, req.Slot)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	admin.WriteJSON(w, http.StatusCreated, map[string]any{"site": id, "slot": req.Slot, "secret": s})
+	a.made(w, http.StatusCreated, func() any { return map[string]any{"site": id, "slot": req.Slot, "secret": s} }, err)
 }
 
 func (a *api) revokeSiteSecret(w http.ResponseWriter, r *http.Request) {

@@ -15,7 +15,9 @@ import (
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/adminapi"
 	"github.com/parley-gw/parley/internal/audit"
+	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/guard"
+	"github.com/parley-gw/parley/internal/identity"
 )
 
 const v1 = admin.Prefix
@@ -572,5 +574,46 @@ func TestRequestsLimitedPerCredential(t *testing.T) {
 	// Another credential has its own allowance.
 	if got := e.do("GET", v1+"/bots", "admin", "", nil); got.status != 200 {
 		t.Fatalf("another credential: %d %s", got.status, got.body)
+	}
+}
+
+// A create or rotation that was made but whose audit event could not be
+// recorded answers 500 unrecorded with what it made beside the error: the
+// secret, shown once, is not lost, and it works. A read that cannot be
+// recorded answers the plain error, with nothing beside it.
+func TestUnrecordedChangeStillShowsItsSecrets(t *testing.T) {
+	e := newEnv(t)
+	e.rec.fail = errors.New("database or disk is full")
+	ctx := context.Background()
+	unrecorded := func(what string, got answer) map[string]any {
+		t.Helper()
+		var body struct {
+			Error  admin.ErrorDetail `json:"error"`
+			Result map[string]any    `json:"result"`
+		}
+		if got.status != http.StatusInternalServerError || json.Unmarshal(got.body, &body) != nil || body.Error.Code != admin.CodeUnrecorded || body.Result == nil {
+			t.Fatalf("%s with the audit log failing: %d %s, want 500 unrecorded with the result", what, got.status, got.body)
+		}
+		return body.Result
+	}
+	// A bot registered: its client secret is in the answer and matches.
+	res := unrecorded("POST /bots", e.json("POST", v1+"/bots", "owner", map[string]any{"name": "Late", "endpoint": "https://late.example.com/api/messages"}))
+	id, _ := res["id"].(string)
+	secret, _ := res["clientSecret"].(string)
+	b, err := e.st.GetBot(ctx, id)
+	if err != nil || secret == "" || !bytes.Equal(b.SecretHashes[0], botauth.HashClientSecret(secret)) {
+		t.Fatalf("the unrecorded bot %q (%v): its secret %q does not match the stored hash", id, err, secret)
+	}
+	// A site's secret rotated: the new one is in the answer and matches.
+	res = unrecorded("POST /sites/{site}/secrets", e.json("POST", v1+"/sites/"+e.site["A"]+"/secrets", "owner", map[string]any{"slot": 2}))
+	secret, _ = res["secret"].(string)
+	s, err := e.st.GetSite(ctx, e.site["A"])
+	if err != nil || secret == "" || !bytes.Equal(s.SecretHashes[1], identity.HashSecret(secret)) {
+		t.Fatalf("the unrecorded site secret %q (%v) does not match slot 2's hash", secret, err)
+	}
+	// A read shows nothing when it cannot be recorded.
+	got := e.do("GET", v1+"/bots", "owner", "", nil)
+	if got.status != http.StatusInternalServerError || strings.Contains(string(got.body), "result") || strings.Contains(string(got.body), "Late") {
+		t.Fatalf("a read that could not be recorded: %d %s, want 500 without content", got.status, got.body)
 	}
 }

@@ -57,6 +57,9 @@ export async function api(method, path, body, { retried = false } = {}) {
   if (!res.ok) {
     const err = data && data.error ? data.error : {};
     const e = new ApiError(res.status, err.code || '', err.message || (res.status + ' ' + res.statusText + (text && !data ? ': ' + text.slice(0, 200) : '')));
+    // A change made whose audit event could not be recorded: what it
+    // made (a secret shown once) comes beside the error.
+    if (e.code === 'unrecorded' && data && data.result) e.result = data.result;
     if (res.status === 401 && expiredHook && !credentialRoutes.has(method + ' ' + path.split('?')[0])) expiredHook(e);
     if (e.code === 'reauth_required' && !retried && reauthHook && await reauthHook()) {
       return api(method, path, body, { retried: true });

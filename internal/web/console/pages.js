@@ -106,6 +106,21 @@ function humanize(k) {
   return named.charAt(0).toUpperCase() + named.slice(1);
 }
 
+/**
+ * Calls a change that answers a secret shown once. Resolves with [answer,
+ * note]: when the change was made but its audit event could not be
+ * recorded (500 unrecorded), the answer is the result beside the error
+ * and note says so, for showOnce's title; other errors reject.
+ */
+async function made(method, path, body) {
+  try {
+    return [await api(method, path, body), ''];
+  } catch (e) {
+    if (e.code === 'unrecorded' && e.result) return [e.result, ` (made, but NOT recorded in the audit log: ${e.message})`];
+    throw e;
+  }
+}
+
 /** The secret-looking fields of a creation answer, for showOnce. */
 function secretsIn(data) {
   const out = [];
@@ -234,8 +249,8 @@ export const pages = {
         const id = first(r, 'id', 'app_id');
         return [
           ...(ctx.can('bots.secrets') && !first(r, 'insecure_no_auth') ? [1, 2].map((slot) => button(`New secret ${slot}`, ctx, async () => {
-            const data = await api('POST', `/bots/${enc(id)}/secret`, { slot });
-            showOnce(main, `Client secret ${slot} of bot ${id}`, secretsIn(data));
+            const [data, note] = await made('POST', `/bots/${enc(id)}/secret`, { slot });
+            showOnce(main, `Client secret ${slot} of bot ${id}${note}`, secretsIn(data));
           }, { aria: `New client secret ${slot} for bot ${id}`, confirm: `Replace client secret ${slot} of ${id}? The old secret ${slot} stops working; the other slot keeps working.` })) : []),
           ctx.can('bots.write') ? button('Delete', ctx, async () => {
             await api('DELETE', `/bots/${enc(id)}?cascade=true`);
@@ -247,12 +262,12 @@ export const pages = {
     };
     const form = $('#bot-form', main);
     onSubmit(form, ctx, async (v) => {
-      const data = await api('POST', '/bots', { name: v.name, endpoint: v.endpoint });
+      const [data, note] = await made('POST', '/bots', { name: v.name, endpoint: v.endpoint });
       const id = first(val(data, 'bot') || data, 'id', 'app_id') || v.name;
       form.reset();
       await load();
       const secrets = secretsIn(data);
-      if (secrets.length) showOnce(main, `Bot ${id} registered: its client secret`, secrets);
+      if (secrets.length) showOnce(main, `Bot ${id} registered: its client secret${note}`, secrets);
       ctx.say(`Bot ${id} registered.`);
     });
     await load();
@@ -270,8 +285,8 @@ export const pages = {
         const id = first(r, 'id');
         return [
           ...(ctx.can('sites.secrets') ? [1, 2].map((slot) => button(`New secret ${slot}`, ctx, async () => {
-            const data = await api('POST', `/sites/${enc(id)}/secrets`, { slot });
-            showOnce(main, `Secret ${slot} of site ${id}`, secretsIn(data));
+            const [data, note] = await made('POST', `/sites/${enc(id)}/secrets`, { slot });
+            showOnce(main, `Secret ${slot} of site ${id}${note}`, secretsIn(data));
           }, { aria: `New secret ${slot} for site ${id}`, confirm: `Replace secret ${slot} of site ${id}? Clients using the old secret ${slot} stop working; the other slot keeps working.` })) : []),
           ctx.can('sites.write') ? button('Delete', ctx, async () => {
             await api('DELETE', `/sites/${enc(id)}`);
@@ -283,12 +298,12 @@ export const pages = {
     };
     const form = $('#site-form', main);
     onSubmit(form, ctx, async (v) => {
-      const data = await api('POST', '/sites', { bot: v.bot, name: v.name, trustedOrigins: lines(v.origins) });
+      const [data, note] = await made('POST', '/sites', { bot: v.bot, name: v.name, trustedOrigins: lines(v.origins) });
       const id = first(val(data, 'site') || data, 'id') || v.name;
       form.reset();
       await load();
       const secrets = secretsIn(data);
-      if (secrets.length) showOnce(main, `Site ${id} created: its Direct Line secrets`, secrets);
+      if (secrets.length) showOnce(main, `Site ${id} created: its Direct Line secrets${note}`, secrets);
       ctx.say(`Site ${id} created.`);
     });
     await load();
