@@ -257,18 +257,21 @@ type openStream struct {
 
 // streams tracks open streams. Chunks of one conversation are appended one
 // at a time (a lock stripe per conversation), so a chunk always knows the
-// one it supersedes.
+// one it supersedes. Streams are kept by conversation, so that a new
+// stream's look for its conversation's abandoned ones costs that
+// conversation's streams, not every open one.
 type streams struct {
 	locks [64]sync.Mutex
 	mu    sync.Mutex
-	open  map[streamKey]*openStream
+	open  map[string]map[int64]*openStream // by conversation, then first chunk
+	n     int                              // streams in open
 	now   func() time.Time
 	idle  time.Duration
 	max   int // chunks per stream
 }
 
 func newStreams() *streams {
-	return &streams{open: map[streamKey]*openStream{}, now: time.Now, idle: streamIdle, max: maxStreamChunks}
+	return &streams{open: map[string]map[int64]*openStream{}, now: time.Now, idle: streamIdle, max: maxStreamChunks}
 }
 
 func (s *streams) lock(conv string) *sync.Mutex {
@@ -278,7 +281,7 @@ func (s *streams) lock(conv string) *sync.Mutex {
 func (s *streams) get(k streamKey) (openStream, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, ok := s.open[k]
+	st, ok := s.open[k.conv][k.first]
 	if !ok {
 		return openStream{}, false
 	}
@@ -288,30 +291,69 @@ func (s *streams) get(k streamKey) (openStream, bool) {
 func (s *streams) put(k streamKey, st openStream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.open[k]; !ok && len(s.open) >= maxOpenStreams {
-		for old := range s.open { // forget one; it is found again in the store
-			delete(s.open, old)
-			break
+	byFirst := s.open[k.conv]
+	if _, ok := byFirst[k.first]; !ok {
+		if s.n >= maxOpenStreams {
+			s.forgetOneLocked(k.conv)
+			byFirst = s.open[k.conv]
+		}
+		if byFirst == nil {
+			byFirst = map[int64]*openStream{}
+			s.open[k.conv] = byFirst
+		}
+		s.n++
+	}
+	byFirst[k.first] = &st
+}
+
+// forgetOneLocked forgets one open stream, of another conversation than
+// conv when there is one (it is found again in the store if it goes on).
+func (s *streams) forgetOneLocked(conv string) {
+	for c, byFirst := range s.open {
+		if c == conv && len(s.open) > 1 {
+			continue
+		}
+		for first := range byFirst {
+			s.dropLocked(streamKey{c, first})
+			return
 		}
 	}
-	s.open[k] = &st
+}
+
+// count is the number of streams remembered.
+func (s *streams) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
 }
 
 func (s *streams) drop(k streamKey) {
 	s.mu.Lock()
-	delete(s.open, k)
+	s.dropLocked(k)
 	s.mu.Unlock()
 }
 
-// abandoned removes and returns conv's streams idle past the limit.
+func (s *streams) dropLocked(k streamKey) {
+	byFirst := s.open[k.conv]
+	if _, ok := byFirst[k.first]; !ok {
+		return
+	}
+	delete(byFirst, k.first)
+	s.n--
+	if len(byFirst) == 0 {
+		delete(s.open, k.conv)
+	}
+}
+
+// abandoned returns conv's streams idle past the limit.
 func (s *streams) abandoned(conv string) []streamKey {
 	cut := s.now().Add(-s.idle)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []streamKey
-	for k, st := range s.open {
-		if k.conv == conv && st.last.Before(cut) {
-			out = append(out, k)
+	for first, st := range s.open[conv] {
+		if st.last.Before(cut) {
+			out = append(out, streamKey{conv, first})
 		}
 	}
 	return out

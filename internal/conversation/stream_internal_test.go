@@ -273,3 +273,52 @@ func TestStreamEscapedNames(t *testing.T) {
 		t.Fatalf("stored: %v", got)
 	}
 }
+
+// BenchmarkStreamStartManyOpen: what a new stream's look for its
+// conversation's abandoned streams costs when the log remembers the most
+// open streams it keeps (maxOpenStreams), all of other conversations.
+func BenchmarkStreamStartManyOpen(b *testing.B) {
+	s := newStreams()
+	now := time.Now()
+	for i := range maxOpenStreams {
+		s.put(streamKey{conv: fmt.Sprintf("conv-%d", i), first: 1}, openStream{latest: 1, chunks: 1, last: now})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := s.abandoned("conv-new"); len(got) != 0 {
+			b.Fatal(got)
+		}
+	}
+}
+
+// The streams the log remembers stay bounded, and each conversation's
+// abandoned streams are found whatever else is open.
+func TestStreamsBoundedAndAbandonedByConversation(t *testing.T) {
+	s := newStreams()
+	clock := time.Now()
+	s.now = func() time.Time { return clock }
+	s.put(streamKey{"a", 1}, openStream{last: clock})
+	s.put(streamKey{"a", 5}, openStream{last: clock.Add(time.Minute)})
+	s.put(streamKey{"b", 2}, openStream{last: clock})
+	clock = clock.Add(s.idle + time.Second)
+	got := s.abandoned("a")
+	if len(got) != 1 || got[0] != (streamKey{"a", 1}) {
+		t.Fatalf("abandoned(a) = %v, want only the stream idle past the limit", got)
+	}
+	if got := s.abandoned("c"); len(got) != 0 {
+		t.Fatalf("abandoned(c) = %v, want none", got)
+	}
+	s.drop(streamKey{"a", 1})
+	if _, ok := s.get(streamKey{"a", 1}); ok {
+		t.Fatal("a dropped stream is still open")
+	}
+	if _, ok := s.get(streamKey{"a", 5}); !ok {
+		t.Fatal("dropping one stream forgot another of its conversation")
+	}
+	for i := range maxOpenStreams + 10 {
+		s.put(streamKey{fmt.Sprintf("x%d", i), 1}, openStream{last: clock})
+	}
+	if n := s.count(); n != maxOpenStreams {
+		t.Fatalf("%d streams remembered, want at most %d", n, maxOpenStreams)
+	}
+}
