@@ -142,6 +142,11 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // HTTPStatus maps err to the admin API's status, code and message.
 func HTTPStatus(err error) (int, string, string) {
+	// First: the recorder's error (a full disk) must not say that nothing
+	// was changed.
+	if Unrecorded(err) {
+		return http.StatusInternalServerError, CodeUnrecorded, "the change was made, but its audit event could not be recorded: see the server's log, and fix the audit log's storage"
+	}
 	if errors.Is(err, store.ErrFull) {
 		return http.StatusServiceUnavailable, CodeUnavailable, msgStorageFull
 	}

@@ -70,7 +70,10 @@ func principal(r *http.Request) admin.Principal {
 	return pr
 }
 
-func fail(w http.ResponseWriter, err error) {
+func (a *api) fail(w http.ResponseWriter, err error) {
+	if admin.Unrecorded(err) {
+		a.log.Error("admin: a call was served but its audit event could not be recorded", "err", err)
+	}
 	status, code, msg := admin.HTTPStatus(err)
 	admin.WriteError(w, status, code, msg)
 }
@@ -92,7 +95,7 @@ func (a *api) made(w http.ResponseWriter, status int, result func() any, err err
 				Message: "the change was made (result holds what it made, shown once) but its audit event could not be recorded: see the server's log, and fix the audit log's storage"},
 			Result: result()})
 	default:
-		fail(w, err)
+		a.fail(w, err)
 	}
 }
 
@@ -119,7 +122,7 @@ func boolQuery(r *http.Request, name string) bool {
 func (a *api) listBots(w http.ResponseWriter, r *http.Request) {
 	bots, err := a.cfg.Service.ListBots(r.Context(), principal(r))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	out := make([]admin.Bot, 0, len(bots))
@@ -132,7 +135,7 @@ func (a *api) listBots(w http.ResponseWriter, r *http.Request) {
 func (a *api) getBot(w http.ResponseWriter, r *http.Request) {
 	b, err := a.cfg.Service.GetBot(r.Context(), principal(r), r.PathValue("bot"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, admin.ToBot(b))
@@ -194,7 +197,7 @@ func (a *api) deleteBot(w http.ResponseWriter, r *http.Request) {
 	if boolQuery(r, "dryRun") {
 		b, plan, err := a.cfg.Service.PlanDeleteBot(ctx, pr, id)
 		if err != nil {
-			fail(w, err)
+			a.fail(w, err)
 			return
 		}
 		rm := admin.ToRemoval(plan)
@@ -203,7 +206,7 @@ func (a *api) deleteBot(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := a.cfg.Service.DeleteBot(ctx, pr, id, boolQuery(r, "cascade"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, d)
@@ -228,7 +231,7 @@ func (a *api) rotateBotSecret(w http.ResponseWriter, r *http.Request) {
 func (a *api) listOAuth(w http.ResponseWriter, r *http.Request) {
 	conns, err := a.cfg.Service.ListOAuthConnections(r.Context(), principal(r), r.PathValue("bot"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	out := make([]admin.OAuthConnection, 0, len(conns))
@@ -282,7 +285,7 @@ func (a *api) createOAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := a.cfg.Service.CreateOAuthConnection(r.Context(), principal(r), r.PathValue("bot"), *req.Name, in)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusCreated, admin.ToOAuthConnection(c, a.cfg.Service.RedirectURI()))
@@ -303,7 +306,7 @@ func (a *api) updateOAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := a.cfg.Service.UpdateOAuthConnection(r.Context(), principal(r), r.PathValue("bot"), r.PathValue("name"), in)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, admin.ToOAuthConnection(c, a.cfg.Service.RedirectURI()))
@@ -312,7 +315,7 @@ func (a *api) updateOAuth(w http.ResponseWriter, r *http.Request) {
 func (a *api) deleteOAuth(w http.ResponseWriter, r *http.Request) {
 	bot, name := r.PathValue("bot"), r.PathValue("name")
 	if err := a.cfg.Service.DeleteOAuthConnection(r.Context(), principal(r), bot, name); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, map[string]any{"deleted": true, "botId": bot, "name": name})
@@ -323,7 +326,7 @@ func (a *api) deleteOAuth(w http.ResponseWriter, r *http.Request) {
 func (a *api) listSites(w http.ResponseWriter, r *http.Request) {
 	sites, err := a.cfg.Service.ListSites(r.Context(), principal(r), r.URL.Query().Get("bot"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	out := make([]admin.Site, 0, len(sites))
@@ -336,7 +339,7 @@ func (a *api) listSites(w http.ResponseWriter, r *http.Request) {
 func (a *api) getSite(w http.ResponseWriter, r *http.Request) {
 	s, err := a.cfg.Service.GetSite(r.Context(), principal(r), r.PathValue("site"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, admin.ToSite(s))
@@ -379,7 +382,7 @@ func (a *api) updateSite(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := a.cfg.Service.UpdateSite(r.Context(), principal(r), r.PathValue("site"), admin.SiteUpdate(req))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, admin.ToSite(s))
@@ -390,7 +393,7 @@ func (a *api) deleteSite(w http.ResponseWriter, r *http.Request) {
 	if boolQuery(r, "dryRun") {
 		s, plan, err := a.cfg.Service.PlanDeleteSite(ctx, pr, id)
 		if err != nil {
-			fail(w, err)
+			a.fail(w, err)
 			return
 		}
 		rm := admin.ToRemoval(plan)
@@ -399,7 +402,7 @@ func (a *api) deleteSite(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := a.cfg.Service.DeleteSite(ctx, pr, id)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, d)
@@ -408,7 +411,7 @@ func (a *api) deleteSite(w http.ResponseWriter, r *http.Request) {
 func (a *api) listSiteSecrets(w http.ResponseWriter, r *http.Request) {
 	slots, err := a.cfg.Service.ListSiteSecrets(r.Context(), principal(r), r.PathValue("site"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, slots)
@@ -432,7 +435,7 @@ func (a *api) revokeSiteSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.cfg.Service.RevokeSiteSecret(r.Context(), principal(r), id, slot); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, map[string]any{"site": id, "slot": slot, "revoked": true})
@@ -457,7 +460,7 @@ func (a *api) setOrigins(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := a.cfg.Service.SetOrigins(r.Context(), principal(r), r.PathValue("site"), origins)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, admin.ToSite(s))
@@ -466,7 +469,7 @@ func (a *api) setOrigins(w http.ResponseWriter, r *http.Request) {
 func (a *api) getRetention(w http.ResponseWriter, r *http.Request) {
 	ret, err := a.cfg.Service.GetRetention(r.Context(), principal(r), r.PathValue("site"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, admin.ToRetention(ret))
@@ -488,12 +491,12 @@ func (a *api) setRetention(w http.ResponseWriter, r *http.Request) {
 	}
 	ret, err := admin.ParseRetention(admin.RetentionInput(req))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	s, err := a.cfg.Service.SetRetention(r.Context(), principal(r), r.PathValue("site"), ret)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, admin.ToSite(s))
@@ -514,7 +517,7 @@ func (a *api) listConversations(w http.ResponseWriter, r *http.Request) {
 	}
 	convs, err := a.cfg.Service.ListConversations(r.Context(), principal(r), f)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	out := make([]admin.Conversation, 0, len(convs))
@@ -527,7 +530,7 @@ func (a *api) listConversations(w http.ResponseWriter, r *http.Request) {
 func (a *api) eraseConversation(w http.ResponseWriter, r *http.Request) {
 	e, err := a.cfg.Service.EraseConversation(r.Context(), principal(r), r.PathValue("conversation"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, e)
@@ -536,7 +539,7 @@ func (a *api) eraseConversation(w http.ResponseWriter, r *http.Request) {
 func (a *api) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	dls, err := a.cfg.Service.ListDeadLetters(r.Context(), principal(r), r.URL.Query().Get("bot"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	out := make([]admin.DeadLetter, 0, len(dls))
@@ -553,7 +556,7 @@ func (a *api) deadLetterActivity(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := a.cfg.Service.DeadLetterActivity(r.Context(), principal(r), id)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, d)
@@ -574,7 +577,7 @@ func (a *api) redeliver(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.cfg.Service.RedeliverDeadLetter(r.Context(), principal(r), id); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, map[string][]int64{"redelivered": {id}})
@@ -586,7 +589,7 @@ func (a *api) dropDeadLetter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.cfg.Service.DropDeadLetter(r.Context(), principal(r), id); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, map[string][]int64{"dropped": {id}})
@@ -597,7 +600,7 @@ func (a *api) dropDeadLetter(w http.ResponseWriter, r *http.Request) {
 func (a *api) listKeys(w http.ResponseWriter, r *http.Request) {
 	list, err := a.cfg.Service.ListKeys(r.Context(), principal(r), r.URL.Query().Get("purpose"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	if list == nil {
@@ -626,7 +629,7 @@ func (a *api) rotateKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	rot, _, err := a.cfg.Service.RotateKeys(r.Context(), principal(r), req.Purpose, keyring.RotateOptions{Force: req.Force, PurgeRetired: req.PurgeRetired})
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, rot)
@@ -639,7 +642,7 @@ func (a *api) rewrapKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := a.cfg.Service.Rewrap(r.Context(), principal(r))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, map[string]int{"rewrapped": n})
@@ -661,7 +664,7 @@ func (a *api) destroyKey(w http.ResponseWriter, r *http.Request) {
 		d, _, err = a.cfg.Service.DestroyKey(ctx, pr, id, opt)
 	}
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, d)
@@ -671,7 +674,7 @@ func (a *api) securityReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	rep, err := a.cfg.Service.SecurityReport(r.Context(), principal(r), q.Get("since"), q.Get("top"))
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, rep)

@@ -18,6 +18,7 @@ import (
 	"github.com/parley-gw/parley/internal/botauth"
 	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/identity"
+	"github.com/parley-gw/parley/internal/store"
 )
 
 const v1 = admin.Prefix
@@ -611,9 +612,34 @@ func TestUnrecordedChangeStillShowsItsSecrets(t *testing.T) {
 	if err != nil || secret == "" || !bytes.Equal(s.SecretHashes[1], identity.HashSecret(secret)) {
 		t.Fatalf("the unrecorded site secret %q (%v) does not match slot 2's hash", secret, err)
 	}
+	// A site created, and a bot's secret rotated: the same.
+	res = unrecorded("POST /sites", e.json("POST", v1+"/sites", "owner", map[string]any{"bot": e.bot["B"], "name": "Late site", "trustedOrigins": []string{"https://late.example.com"}}))
+	if secrets, _ := res["secrets"].([]any); len(secrets) != 2 || secrets[0] == "" {
+		t.Fatalf("the unrecorded site's answer has no secrets: %v", res)
+	}
+	res = unrecorded("POST /bots/{bot}/secret", e.json("POST", v1+"/bots/"+e.bot["B"]+"/secret", "owner", map[string]any{"slot": 2}))
+	if secret, _ := res["clientSecret"].(string); secret == "" {
+		t.Fatalf("the unrecorded rotation's answer has no secret: %v", res)
+	}
+	// A change refused (the name is taken) shows nothing of a result.
+	got := e.json("POST", v1+"/bots", "owner", map[string]any{"name": "Late", "endpoint": "https://late2.example.com/api/messages"})
+	if got.status != http.StatusConflict || strings.Contains(string(got.body), "result") || strings.Contains(string(got.body), "ecret") {
+		t.Fatalf("a refused create with the audit log failing: %d %s, want 409 and no result", got.status, got.body)
+	}
 	// A read shows nothing when it cannot be recorded.
-	got := e.do("GET", v1+"/bots", "owner", "", nil)
+	got = e.do("GET", v1+"/bots", "owner", "", nil)
 	if got.status != http.StatusInternalServerError || strings.Contains(string(got.body), "result") || strings.Contains(string(got.body), "Late") {
 		t.Fatalf("a read that could not be recorded: %d %s, want 500 without content", got.status, got.body)
+	}
+	// The audit log's disk is full: a change made says so, not "the
+	// storage is full: nothing was changed".
+	e.rec.fail = fmt.Errorf("record: %w", store.ErrFull)
+	got = e.json("PATCH", v1+"/sites/"+e.site["B"], "owner", map[string]any{"name": "Renamed"})
+	var body admin.ErrorBody
+	if got.status != http.StatusInternalServerError || json.Unmarshal(got.body, &body) != nil || body.Error.Code != admin.CodeUnrecorded || strings.Contains(body.Error.Message, "nothing was changed") {
+		t.Fatalf("a change made with the audit log's disk full: %d %s, want 500 unrecorded", got.status, got.body)
+	}
+	if s, err := e.st.GetSite(ctx, e.site["B"]); err != nil || s.Name != "Renamed" {
+		t.Fatalf("the site was not renamed (%v): %q", err, s.Name)
 	}
 }
