@@ -27,7 +27,9 @@ const MaxBody = 64 << 10
 type Authenticator interface {
 	// Authenticate returns the principal of r's session cookie or bearer
 	// token; an error wrapping Config.ErrCSRF is a missing or wrong CSRF
-	// token (403 csrf), any other error 401.
+	// token (403 csrf), one with a RetryAfter() time.Duration method a
+	// rate limit (429 with Retry-After), any other error 401 (or 500, see
+	// Config.ErrUnauthenticated).
 	Authenticate(r *http.Request) (admin.Principal, error)
 	// Reauthenticated reports whether p re-authenticated recently enough
 	// for a Reauth route (never a token).
@@ -53,11 +55,6 @@ type Config struct {
 	// other Authenticate error is a failure of the server (500, logged);
 	// when nil, every Authenticate error is 401.
 	ErrUnauthenticated error
-	// PerCredential limits every authenticated request of one credential
-	// (principal label: an operator's sessions together, or one API
-	// token), checked before anything is recorded; past it 429 with
-	// Retry-After. A zero Rule: no limit.
-	PerCredential guard.Rule
 	// Recorder records refusals at the edge (denied); the service records
 	// the rest. Nil: none.
 	Recorder admin.Recorder
@@ -80,10 +77,9 @@ func OpenAPI() []byte { return append([]byte(nil), openAPI...) }
 type api struct {
 	cfg Config
 	log *slog.Logger
-	// limits holds the per-credential request limit (Config.PerCredential)
-	// and the stricter limits on reads of the audit log, each of which
-	// appends an entry to it (audit.go): a credential must not be able to
-	// grow the database as fast as it can send requests.
+	// limits holds the limits on reads of the audit log, each of which
+	// appends an entry to it (audit.go), stricter than the operator's
+	// request rate the Authenticator applies.
 	limits *guard.Memory
 }
 
@@ -190,6 +186,14 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 			return
 		}
 		p, err := a.cfg.Auth.Authenticate(r)
+		var limited interface{ RetryAfter() time.Duration }
+		if errors.As(err, &limited) {
+			retry := max(1, int((limited.RetryAfter()+time.Second-1)/time.Second))
+			w.Header().Set("Retry-After", strconv.Itoa(retry))
+			admin.WriteError(w, http.StatusTooManyRequests, admin.CodeTooMany,
+				fmt.Sprintf("too many admin requests from this operator (its sessions and API tokens together): retry in %d s (the limit is operators.request_rate)", retry))
+			return
+		}
 		if err != nil {
 			if a.cfg.ErrCSRF != nil && errors.Is(err, a.cfg.ErrCSRF) {
 				admin.WriteError(w, http.StatusForbidden, admin.CodeCSRF, "missing or wrong X-CSRF-Token header: reload the console")
@@ -201,9 +205,6 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 				return
 			}
 			admin.WriteError(w, http.StatusUnauthorized, admin.CodeUnauthenticated, "sign in first (session cookie or Authorization: Bearer token)")
-			return
-		}
-		if !a.allowRequest(w, p) {
 			return
 		}
 		ctx := admin.WithPrincipal(r.Context(), p)
@@ -230,26 +231,6 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
-}
-
-// allowRequest takes one request of p's credential from
-// Config.PerCredential, or answers 429 with Retry-After. It runs before
-// the role is checked, so refused requests (each audited as denied)
-// count too; a request refused here is not recorded.
-func (a *api) allowRequest(w http.ResponseWriter, p admin.Principal) bool {
-	rule := a.cfg.PerCredential
-	if rule.Off() {
-		return true
-	}
-	wait := a.limits.Allow(guard.Bucket{Rule: rule, Key: p.Label()})
-	if wait == 0 {
-		return true
-	}
-	retry := max(1, int((wait+time.Second-1)/time.Second))
-	w.Header().Set("Retry-After", strconv.Itoa(retry))
-	admin.WriteError(w, http.StatusTooManyRequests, admin.CodeTooMany,
-		fmt.Sprintf("too many admin requests from this credential: retry in %d s (the limit is operators.request_rate)", retry))
-	return false
 }
 
 func isJSON(ct string) bool {

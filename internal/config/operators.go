@@ -29,11 +29,11 @@ type Operators struct {
 	// LoginRate limits the public routes (sign-in, enrollment, SSO) per
 	// client address, e.g. "10/m burst 5".
 	LoginRate Rate `yaml:"login_rate"`
-	// RequestRate limits the admin API's requests per signed-in
-	// credential (an operator's sessions together, or one API token),
-	// e.g. "600/m burst 300"; "off" for none. Every request the service
-	// answers appends an audit entry, so without it one credential could
-	// grow the audit log as fast as it can send requests.
+	// RequestRate limits the admin API's requests per operator (its
+	// console sessions and API tokens together), e.g. "600/m burst 300";
+	// "off" for none. Every request the service answers appends an audit
+	// entry, so without it one operator could grow the audit log as fast
+	// as it can send requests.
 	RequestRate Rate `yaml:"request_rate"`
 	// EnrollmentTTL is how long an owner's bootstrap code (printed at
 	// start while no owner exists) and a default invitation stay valid.

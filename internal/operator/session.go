@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-gw/parley/internal/admin"
 	"github.com/parley-gw/parley/internal/audit"
+	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/store"
 )
 
@@ -100,6 +101,9 @@ func (s *Service) Authenticate(r *http.Request) (admin.Principal, error) {
 	if err != nil {
 		return admin.Principal{}, err
 	}
+	if err := s.admit(r, op.ID); err != nil {
+		return admin.Principal{}, err
+	}
 	if stateChanging(r.Method) {
 		got := r.Header.Get(CSRFHeader)
 		if !s.sameOrigin(r) || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(csrfToken(c.Value))) != 1 {
@@ -113,6 +117,33 @@ func (s *Service) Authenticate(r *http.Request) (admin.Principal, error) {
 	}
 	return admin.Principal{Kind: admin.KindOperator, ID: op.ID, Name: op.Name, Role: admin.Role(op.Role), Bots: op.Bots,
 		Client: s.client(r), SessionID: hex.EncodeToString(sess.IDHash)}, nil
+}
+
+// RateLimitedError is Authenticate's answer to an operator past
+// operators.request_rate: the admin API answers 429 with Retry-After.
+type RateLimitedError struct{ Wait time.Duration }
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("authenticate: too many admin requests: retry in %s", e.Wait)
+}
+
+// RetryAfter is how long to wait before the next request is allowed.
+func (e *RateLimitedError) RetryAfter() time.Duration { return e.Wait }
+
+// admit takes one request of operator opID from operators.request_rate,
+// before anything about the request is written (its audit entries, the
+// session's or token's last use): an operator's sessions and API tokens
+// share one allowance, so minting tokens does not multiply it, and a
+// refused request adds nothing to the audit log. Signing out is never
+// refused.
+func (s *Service) admit(r *http.Request, opID string) error {
+	if s.requestRule.Off() || (r.Method == http.MethodDelete && r.URL.Path == admin.Prefix+"/session") {
+		return nil
+	}
+	if wait := s.limiter.Allow(guard.Bucket{Rule: s.requestRule, Key: opID}); wait > 0 {
+		return &RateLimitedError{Wait: wait}
+	}
+	return nil
 }
 
 // session loads the live session of cookie value v and its operator:
@@ -167,6 +198,9 @@ func (s *Service) authToken(ctx context.Context, r *http.Request, tok string) (a
 	// rescoped or disabled creator's tokens stop working.
 	if creator.Disabled || !roleWithin(admin.Role(t.Role), admin.Role(creator.Role)) || !botsWithin(t.Bots, creator.Bots) {
 		return admin.Principal{}, ErrUnauthenticated
+	}
+	if err := s.admit(r, creator.ID); err != nil {
+		return admin.Principal{}, err
 	}
 	p := admin.Principal{Kind: admin.KindToken, ID: t.ID, Name: t.Name, Role: admin.Role(t.Role), Bots: t.Bots,
 		Client: s.client(r), SessionID: t.ID}

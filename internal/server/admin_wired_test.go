@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -200,8 +201,11 @@ func TestAdminWiredEndToEnd(t *testing.T) {
 	}
 }
 
-// operators.request_rate reaches the wired admin API: a signed-in
-// operator's requests past the burst answer 429.
+// operators.request_rate, wired: an operator's console session and API
+// tokens share one allowance (a token minted does not add one); past it
+// every request answers 429 with Retry-After before anything is written
+// (no token.use, no session.csrf entry in the audit log); signing out
+// still works.
 func TestAdminRequestRateWired(t *testing.T) {
 	const burst = 8
 	var announce bytes.Buffer
@@ -209,19 +213,82 @@ func TestAdminRequestRateWired(t *testing.T) {
 		return srv.EnableAdmin(context.Background(), server.AdminOptions{Announce: &announce})
 	}, func(c *config.Config) { c.Operators.RequestRate = "1/h burst 8" })
 	bootstrap := regexp.MustCompile(`pec_[A-Za-z0-9_-]+`).FindString(announce.String())
-	owner, _, _ := enrollOwner(t, as.adminBase, bootstrap)
+	owner, _, csrf := enrollOwner(t, as.adminBase, bootstrap)
+	owner.csrf = csrf
+	ctx := context.Background()
+	// Two tokens, made with the session: 2 of the operator's 8.
+	var tokens []*adminClient
+	for _, name := range []string{"ci-1", "ci-2"} {
+		st, body := owner.do("POST", "/tokens", map[string]any{"name": name, "role": "admin", "expiresInDays": 1})
+		if st != 201 {
+			t.Fatalf("create token %s: %d %s", name, st, body)
+		}
+		var tok struct {
+			Token string `json:"token"`
+		}
+		_ = json.Unmarshal(body, &tok)
+		tokens = append(tokens, &adminClient{t: t, base: owner.base, c: &http.Client{}, bearer: tok.Token})
+	}
+	// The tokens' writes draw on the same allowance: 6 more in all.
 	served := 0
-	for range 3 * burst {
-		st, body := owner.do("GET", "/bots", nil)
+	for i := range 3 * burst {
+		st, body := tokens[i%2].do("POST", "/bots", map[string]any{"name": fmt.Sprintf("bot %d", i), "endpoint": "https://bot.example.com/api/messages"})
 		if st == http.StatusTooManyRequests {
 			break
 		}
-		if st != 200 {
-			t.Fatalf("GET /bots: %d %s", st, body)
+		if st != 201 {
+			t.Fatalf("POST /bots with a token: %d %s", st, body)
 		}
 		served++
 	}
-	if served != burst {
-		t.Fatalf("%d requests served before a 429, want %d (operators.request_rate burst)", served, burst)
+	if served != burst-2 {
+		t.Fatalf("%d token writes served before a 429, want %d (the operator's burst less its two token creations)", served, burst-2)
+	}
+	head, err := as.srv.Store().AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Past the limit: token writes, the session's reads, and a write
+	// without its CSRF token all answer 429 and record nothing.
+	noCSRF := &adminClient{t: t, base: owner.base, c: owner.c}
+	for _, c := range []struct {
+		who    string
+		client *adminClient
+		method string
+		body   any
+	}{
+		{"a token's write", tokens[0], "POST", map[string]any{"name": "late", "endpoint": "https://bot.example.com/api/messages"}},
+		{"the other token's write", tokens[1], "POST", map[string]any{"name": "late", "endpoint": "https://bot.example.com/api/messages"}},
+		{"the session's read", owner, "GET", nil},
+		{"the session's write without X-CSRF-Token", noCSRF, "POST", map[string]any{"name": "late", "endpoint": "https://bot.example.com/api/messages"}},
+	} {
+		req, _ := http.NewRequest(c.method, owner.base+admin.Prefix+"/bots", nil)
+		if c.body != nil {
+			b, _ := json.Marshal(c.body)
+			req, _ = http.NewRequest(c.method, owner.base+admin.Prefix+"/bots", bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.client.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+c.client.bearer)
+		}
+		if c.client.csrf != "" && c.method != "GET" {
+			req.Header.Set("X-CSRF-Token", c.client.csrf)
+		}
+		resp, err := c.client.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "operators.request_rate") {
+			t.Errorf("%s past the limit: %d %s (Retry-After %q), want 429 naming operators.request_rate", c.who, resp.StatusCode, body, resp.Header.Get("Retry-After"))
+		}
+	}
+	if now, err := as.srv.Store().AuditHead(ctx); err != nil || now.Seq != head.Seq {
+		t.Errorf("refused requests wrote %d audit entries (%v), want none", now.Seq-head.Seq, err)
+	}
+	// Signing out is never refused.
+	if st, body := owner.do("DELETE", "/session", nil); st/100 != 2 {
+		t.Errorf("sign-out past the limit: %d %s", st, body)
 	}
 }

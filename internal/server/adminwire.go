@@ -8,7 +8,6 @@ import (
 
 	"github.com/parley-gw/parley/internal/adminapi"
 	"github.com/parley-gw/parley/internal/audit"
-	"github.com/parley-gw/parley/internal/guard"
 	"github.com/parley-gw/parley/internal/operator"
 	"github.com/parley-gw/parley/internal/web"
 )
@@ -57,10 +56,8 @@ func (s *Server) EnableAdmin(ctx context.Context, o AdminOptions) error {
 	if _, err := ops.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap the owner's enrollment: %w", err)
 	}
-	perSecond, burst, _ := s.cfg.Operators.RequestRate.Parse() // validated at load; off: 0, 0
 	api := adminapi.New(adminapi.Config{
-		PerCredential: guard.Rule{Name: "admin/credential", PerSecond: perSecond, Burst: burst},
-		Service:       s.AdminService(auditLog), Auth: ops, Operators: ops, ErrCSRF: operator.ErrCSRF, ErrUnauthenticated: operator.ErrUnauthenticated,
+		Service: s.AdminService(auditLog), Auth: ops, Operators: ops, ErrCSRF: operator.ErrCSRF, ErrUnauthenticated: operator.ErrUnauthenticated,
 		Recorder: auditLog, Audit: auditLog,
 		AuditVerify: func(ctx context.Context) (any, error) { return auditLog.Verify(ctx) },
 		Logger:      s.logger,
