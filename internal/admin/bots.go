@@ -186,7 +186,10 @@ func (s *Service) createBot(ctx context.Context, in BotCreate) (BotSecretResult,
 			return r, invalid(err)
 		}
 	}
-	b := store.Bot{ID: s.d.NewAppID(), Name: in.Name, Endpoint: in.Endpoint, InsecureNoAuth: in.InsecureNoAuth, CreatedAt: s.d.Now().UTC()}
+	// One write (the delivery timeout with the rest): a create that failed
+	// half-way would have stored a bot whose secret was never shown.
+	b := store.Bot{ID: s.d.NewAppID(), Name: in.Name, Endpoint: in.Endpoint, InsecureNoAuth: in.InsecureNoAuth, CreatedAt: s.d.Now().UTC(),
+		DeliveryTimeout: in.DeliveryTimeout}
 	if !in.InsecureNoAuth {
 		if r.ClientSecret, err = identity.NewSecret(); err != nil {
 			return r, err
@@ -195,12 +198,6 @@ func (s *Service) createBot(ctx context.Context, in BotCreate) (BotSecretResult,
 	}
 	if err := st.CreateBot(ctx, b); err != nil {
 		return r, NameTakenHint(err, "bot")
-	}
-	if in.DeliveryTimeout != 0 {
-		if err := st.SetBotDeliveryTimeout(ctx, b.ID, in.DeliveryTimeout); err != nil {
-			return r, fmt.Errorf("set delivery timeout: %w", err)
-		}
-		b.DeliveryTimeout = in.DeliveryTimeout
 	}
 	if in.InsecureNoAuth {
 		r.Warnings = append(r.Warnings, "WARNING: this bot is INSECURE: Parley calls it without a token and accepts its replies without one (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")
@@ -314,6 +311,16 @@ func (s *Service) updateBot(ctx context.Context, b store.Bot, in BotUpdate) (Bot
 	} else if r.AuthChanged {
 		b.SecretHashes = [2][]byte{}
 	}
+	// The delivery timeout before the bot's own row: a failure after a
+	// switch to authentication would have left a bot whose new secret
+	// nobody saw.
+	if in.DeliveryTimeout != nil {
+		// 0 puts the gateway's default back.
+		if err := st.SetBotDeliveryTimeout(ctx, id, *in.DeliveryTimeout); err != nil {
+			return r, asNotFound(fmt.Errorf("set delivery timeout: %w", err), "bot", id)
+		}
+		b.DeliveryTimeout = *in.DeliveryTimeout
+	}
 	if r.AuthChanged {
 		err = st.UpdateBotAuth(ctx, b)
 	} else {
@@ -321,13 +328,6 @@ func (s *Service) updateBot(ctx context.Context, b store.Bot, in BotUpdate) (Bot
 	}
 	if err != nil {
 		return r, asNotFound(NameTakenHint(err, "bot"), "bot", id)
-	}
-	if in.DeliveryTimeout != nil {
-		// 0 puts the gateway's default back.
-		if err := st.SetBotDeliveryTimeout(ctx, id, *in.DeliveryTimeout); err != nil {
-			return r, fmt.Errorf("set delivery timeout: %w", err)
-		}
-		b.DeliveryTimeout = *in.DeliveryTimeout
 	}
 	if b.InsecureNoAuth && r.AuthChanged {
 		r.Warnings = append(r.Warnings, "WARNING: this bot is now INSECURE: Parley calls it without a token and accepts its replies without one; its client secrets are revoked (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")

@@ -183,7 +183,10 @@ func (s *Service) CreateSite(ctx context.Context, p Principal, in SiteCreate) (S
 	if err := siteNameFree(ctx, st, in.BotID, "", in.Name); err != nil {
 		return c, o.done(ctx, err)
 	}
-	site := store.Site{ID: conversation.NewID(), BotID: in.BotID, Name: in.Name, EnhancedAuth: !in.NoEnhancedAuth, TrustedOrigins: norm, CreatedAt: s.d.Now().UTC(), ClientAttachmentURLs: policy}
+	// One write (the masking policy with the rest): a create that failed
+	// half-way would have stored a site whose secrets were never shown.
+	site := store.Site{ID: conversation.NewID(), BotID: in.BotID, Name: in.Name, EnhancedAuth: !in.NoEnhancedAuth, TrustedOrigins: norm, CreatedAt: s.d.Now().UTC(),
+		ClientAttachmentURLs: policy, Masking: masking}
 	for i := range 2 {
 		sec, err := identity.NewSecret()
 		if err != nil {
@@ -194,12 +197,6 @@ func (s *Service) CreateSite(ctx context.Context, p Principal, in SiteCreate) (S
 	}
 	if err := st.CreateSite(ctx, site); err != nil {
 		return c, o.done(ctx, NameTakenHint(err, "site"))
-	}
-	if masking != store.MaskingOff {
-		if err := st.SetSiteMasking(ctx, site.ID, masking); err != nil {
-			return c, o.done(ctx, err)
-		}
-		site.Masking = masking
 	}
 	o.target = siteTarget(site.ID)
 	if in.NoEnhancedAuth {

@@ -355,7 +355,10 @@ type Store interface {
 	// *NameTakenError (errors.Is ErrNameTaken); UpdateBot refuses a
 	// rename to such a name the same way. Duplicates stored before this
 	// rule stay, and can be updated without renaming. CreateSite refuses
-	// a name another site of the same bot has, the same way.
+	// a name another site of the same bot has, the same way. CreateBot
+	// stores every field of b, its DeliveryTimeout included, and
+	// CreateSite every field of s, its Masking included (one write: a
+	// create that shows a secret once never half-succeeds).
 	CreateBot(ctx context.Context, b Bot) error
 	GetBot(ctx context.Context, id string) (Bot, error)
 	ListBots(ctx context.Context) ([]Bot, error)

@@ -397,8 +397,11 @@ func isUnique(err error) bool {
 // --- bots ---
 
 func (s *Store) CreateBot(ctx context.Context, b store.Bot) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO bots (id, name, endpoint, insecure_no_auth, secret1, secret2, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		b.ID, b.Name, b.Endpoint, b2i(b.InsecureNoAuth), b.SecretHashes[0], b.SecretHashes[1], nanos(b.CreatedAt))
+	if b.DeliveryTimeout < 0 {
+		return fmt.Errorf("create bot %s: negative delivery timeout", b.ID)
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO bots (id, name, endpoint, insecure_no_auth, secret1, secret2, created_at, delivery_timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		b.ID, b.Name, b.Endpoint, b2i(b.InsecureNoAuth), b.SecretHashes[0], b.SecretHashes[1], nanos(b.CreatedAt), b.DeliveryTimeout.Milliseconds())
 	if taken := s.nameTaken(ctx, err, "bots", "", b.Name, b.ID); taken != nil {
 		return fmt.Errorf("create bot %s: %w", b.ID, taken)
 	}

@@ -41,6 +41,17 @@ func testBotDeliveryTimeout(t *testing.T, s store.Store) {
 	if err := s.SetBotDeliveryTimeout(ctx, "no-such-bot", time.Second); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown bot: %v, want ErrNotFound", err)
 	}
+	// CreateBot stores it with the rest (one write).
+	made := store.Bot{ID: "bot-slow", Name: "Slow", Endpoint: "https://slow.example.com/api/messages", CreatedAt: epoch, DeliveryTimeout: 45 * time.Second}
+	if err := s.CreateBot(ctx, made); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetBot(ctx, made.ID); err != nil || got.DeliveryTimeout != 45*time.Second {
+		t.Fatalf("a bot created with a delivery timeout has %v, %v; want 45s", got.DeliveryTimeout, err)
+	}
+	if err := s.CreateBot(ctx, store.Bot{ID: "bot-neg", Name: "Neg", Endpoint: "https://neg.example.com/api/messages", CreatedAt: epoch, DeliveryTimeout: -time.Second}); err == nil {
+		t.Fatal("a bot with a negative delivery timeout was created")
+	}
 	// An update of the other fields keeps it; zero resets it.
 	got, _ := s.GetBot(ctx, b.ID)
 	got.Name = "renamed for timeout"
