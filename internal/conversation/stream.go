@@ -53,8 +53,9 @@ const streamIdle = 2 * time.Minute
 // refused and the bot must end the stream with its final message.
 const maxStreamChunks = 1000
 
-// maxOpenStreams bounds the streams the log remembers (past it, the
-// oldest are forgotten and found again in the store when they go on).
+// maxOpenStreams bounds the streams the log remembers (past it, one is
+// forgotten for each new one, see forgetOneLocked, and found again in the
+// store when it goes on).
 const maxOpenStreams = 10000
 
 // Stream types.
@@ -306,9 +307,18 @@ func (s *streams) put(k streamKey, st openStream) {
 	byFirst[k.first] = &st
 }
 
-// forgetOneLocked forgets one open stream, of another conversation than
-// conv when there is one (it is found again in the store if it goes on).
+// forgetOneLocked forgets one open stream to make room for a new one of
+// conv (a forgotten stream is found again in the store if it goes on): one
+// of conv's own when it has two or more open (a bot that opens streams
+// without ending them pushes out its own), else one of another
+// conversation.
 func (s *streams) forgetOneLocked(conv string) {
+	if own := s.open[conv]; len(own) >= 2 {
+		for first := range own {
+			s.dropLocked(streamKey{conv, first})
+			return
+		}
+	}
 	for c, byFirst := range s.open {
 		if c == conv && len(s.open) > 1 {
 			continue

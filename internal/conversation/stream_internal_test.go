@@ -318,7 +318,29 @@ func TestStreamsBoundedAndAbandonedByConversation(t *testing.T) {
 	for i := range maxOpenStreams + 10 {
 		s.put(streamKey{fmt.Sprintf("x%d", i), 1}, openStream{last: clock})
 	}
-	if n := s.count(); n != maxOpenStreams {
-		t.Fatalf("%d streams remembered, want at most %d", n, maxOpenStreams)
+	if n, held := s.count(), s.held(); n != maxOpenStreams || held != n {
+		t.Fatalf("%d streams counted, %d held, want %d both", n, held, maxOpenStreams)
 	}
+	// A conversation that keeps opening streams pushes out its own, not
+	// the others'.
+	for i := range 100 {
+		s.put(streamKey{"flood", int64(i)}, openStream{last: clock})
+	}
+	if n := len(s.open["flood"]); n > 2 {
+		t.Fatalf("a flooding conversation holds %d streams at the bound, want at most 2", n)
+	}
+	if n, held := s.count(), s.held(); n != maxOpenStreams || held != n {
+		t.Fatalf("after the flood: %d streams counted, %d held, want %d both", n, held, maxOpenStreams)
+	}
+}
+
+// held counts the streams in the maps themselves (count is the counter).
+func (s *streams) held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, byFirst := range s.open {
+		n += len(byFirst)
+	}
+	return n
 }
