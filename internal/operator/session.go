@@ -130,6 +130,10 @@ func (e *RateLimitedError) Error() string {
 // RetryAfter is how long to wait before the next request is allowed.
 func (e *RateLimitedError) RetryAfter() time.Duration { return e.Wait }
 
+// RateLimited is how many admin requests operators.request_rate refused
+// since the start (for the metrics).
+func (s *Service) RateLimited() float64 { return s.limiter.Refused(s.requestRule.Name) }
+
 // admit takes one request of operator opID from operators.request_rate,
 // before anything about the request is written (its audit entries, the
 // session's or token's last use): an operator's sessions and API tokens

@@ -287,6 +287,16 @@ func TestAdminRequestRateWired(t *testing.T) {
 	if now, err := as.srv.Store().AuditHead(ctx); err != nil || now.Seq != head.Seq {
 		t.Errorf("refused requests wrote %d audit entries (%v), want none", now.Seq-head.Seq, err)
 	}
+	// Each refusal is counted (the loop's last request and the four above).
+	resp, err := http.Get(as.metricsBase + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "\nparley_admin_rate_limited_total 5\n") {
+		t.Errorf("parley_admin_rate_limited_total is not 5:\n%s", regexp.MustCompile(`(?m)^parley_admin.*$`).FindAllString(string(metrics), -1))
+	}
 	// Signing out is never refused.
 	if st, body := owner.do("DELETE", "/session", nil); st/100 != 2 {
 		t.Errorf("sign-out past the limit: %d %s", st, body)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parley-gw/parley/internal/adminapi"
 	"github.com/parley-gw/parley/internal/audit"
 	"github.com/parley-gw/parley/internal/operator"
@@ -52,6 +54,10 @@ func (s *Server) EnableAdmin(ctx context.Context, o AdminOptions) error {
 	})
 	if err != nil {
 		return fmt.Errorf("operator identity: %w", err)
+	}
+	if err := s.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "parley_admin_rate_limited_total",
+		Help: "Admin API requests refused by operators.request_rate (429)."}, ops.RateLimited)); err != nil {
+		return fmt.Errorf("admin metrics: %w", err)
 	}
 	if _, err := ops.Bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap the owner's enrollment: %w", err)
