@@ -195,6 +195,19 @@ type Principal struct {
 	// SessionID identifies the session (hashed, never the cookie) or the
 	// token, for the audit log.
 	SessionID string
+	// Operator is the operator behind the principal: its own id for a
+	// console session, the creator's for an API token ("" otherwise).
+	// Limits count by it, so that minting tokens does not multiply them.
+	Operator string
+}
+
+// LimitKey is the key p's requests are limited by: its operator when
+// known (sessions and tokens together), else its label.
+func (p Principal) LimitKey() string {
+	if p.Operator != "" {
+		return string(KindOperator) + ":" + p.Operator
+	}
+	return p.Label()
 }
 
 // Label is how the audit log names the principal: "operator:ID",

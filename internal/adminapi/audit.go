@@ -116,9 +116,9 @@ func (a *api) auditExport(w http.ResponseWriter, r *http.Request) {
 }
 
 // Reads of the audit log are limited, since each appends an entry: per
-// credential 1 a second after a burst of 30 (the console's audit page
-// reads twice per visit), and 5 a second after 60 for all credentials
-// together (a credential can make tokens). At most about 430,000 entries
+// operator (its sessions and API tokens together, Principal.LimitKey) 1 a
+// second after a burst of 30 (the console's audit page reads twice per
+// visit), and 5 a second after 60 for all operators together. At most about 430,000 entries
 // a day, about 130 MB, whatever is sent; a followed export is one read.
 var (
 	auditReadsPerCredential = guard.Rule{Name: "admin/audit-read", PerSecond: 1, Burst: 30}
@@ -128,7 +128,7 @@ var (
 // allowRead takes a read of the audit log from the limits, before any
 // work (a verification walks the whole chain), or answers 429.
 func (a *api) allowRead(w http.ResponseWriter, r *http.Request) bool {
-	wait := a.limits.Allow(guard.Bucket{Rule: auditReadsPerCredential, Key: principal(r).Label()}, guard.Bucket{Rule: auditReadsAll})
+	wait := a.limits.Allow(guard.Bucket{Rule: auditReadsPerCredential, Key: principal(r).LimitKey()}, guard.Bucket{Rule: auditReadsAll})
 	if wait == 0 {
 		return true
 	}

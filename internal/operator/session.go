@@ -116,7 +116,7 @@ func (s *Service) Authenticate(r *http.Request) (admin.Principal, error) {
 		return admin.Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
 	return admin.Principal{Kind: admin.KindOperator, ID: op.ID, Name: op.Name, Role: admin.Role(op.Role), Bots: op.Bots,
-		Client: s.client(r), SessionID: hex.EncodeToString(sess.IDHash)}, nil
+		Client: s.client(r), SessionID: hex.EncodeToString(sess.IDHash), Operator: op.ID}, nil
 }
 
 // RateLimitedError is Authenticate's answer to an operator past
@@ -144,7 +144,7 @@ func (s *Service) admit(r *http.Request, opID string) error {
 	if s.requestRule.Off() || (r.Method == http.MethodDelete && r.URL.Path == admin.Prefix+"/session") {
 		return nil
 	}
-	if wait := s.limiter.Allow(guard.Bucket{Rule: s.requestRule, Key: opID}); wait > 0 {
+	if wait := s.limiter.Allow(guard.Bucket{Rule: s.requestRule, Key: string(admin.KindOperator) + ":" + opID}); wait > 0 {
 		return &RateLimitedError{Wait: wait}
 	}
 	return nil
@@ -207,7 +207,7 @@ func (s *Service) authToken(ctx context.Context, r *http.Request, tok string) (a
 		return admin.Principal{}, err
 	}
 	p := admin.Principal{Kind: admin.KindToken, ID: t.ID, Name: t.Name, Role: admin.Role(t.Role), Bots: t.Bots,
-		Client: s.client(r), SessionID: t.ID}
+		Client: s.client(r), SessionID: t.ID, Operator: creator.ID}
 	if t.LastUsedAt.IsZero() || now.Sub(t.LastUsedAt) > time.Minute {
 		_ = s.st.TouchAPIToken(ctx, t.ID, now)
 	}

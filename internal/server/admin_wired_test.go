@@ -302,3 +302,44 @@ func TestAdminRequestRateWired(t *testing.T) {
 		t.Errorf("sign-out past the limit: %d %s", st, body)
 	}
 }
+
+// The audit-read limit counts an operator's API tokens together: a second
+// token does not bring a second burst of 30 reads.
+func TestAuditReadLimitPerOperatorWired(t *testing.T) {
+	const auditReadBurst = 30 // adminapi/audit.go
+	var announce bytes.Buffer
+	as := startAdminServer(t, slog.New(slog.DiscardHandler), func(srv *server.Server) error {
+		return srv.EnableAdmin(context.Background(), server.AdminOptions{Announce: &announce})
+	})
+	bootstrap := regexp.MustCompile(`pec_[A-Za-z0-9_-]+`).FindString(announce.String())
+	owner, _, csrf := enrollOwner(t, as.adminBase, bootstrap)
+	owner.csrf = csrf
+	var tokens []*adminClient
+	for _, name := range []string{"audit-1", "audit-2"} {
+		st, body := owner.do("POST", "/tokens", map[string]any{"name": name, "role": "auditor", "expiresInDays": 1})
+		if st != 201 {
+			t.Fatalf("create token %s: %d %s", name, st, body)
+		}
+		var tok struct {
+			Token string `json:"token"`
+		}
+		_ = json.Unmarshal(body, &tok)
+		tokens = append(tokens, &adminClient{t: t, base: owner.base, c: &http.Client{}, bearer: tok.Token})
+	}
+	began := time.Now()
+	served := 0
+	for i := range 3 * auditReadBurst {
+		st, body := tokens[i%2].do("GET", "/audit?limit=1", nil)
+		if st == http.StatusTooManyRequests {
+			break
+		}
+		if st != 200 {
+			t.Fatalf("GET /audit: %d %s", st, body)
+		}
+		served++
+	}
+	// Refilled at 1 a second meanwhile: allow what a slow run gets back.
+	if slack := int(time.Since(began).Seconds()) + 1; served < auditReadBurst || served > auditReadBurst+slack {
+		t.Fatalf("two tokens of one operator read the audit log %d times before a 429, want %d (+%d refilled)", served, auditReadBurst, slack)
+	}
+}
