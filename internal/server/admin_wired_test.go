@@ -217,18 +217,7 @@ func TestAdminRequestRateWired(t *testing.T) {
 	owner.csrf = csrf
 	ctx := context.Background()
 	// Two tokens, made with the session: 2 of the operator's 8.
-	var tokens []*adminClient
-	for _, name := range []string{"ci-1", "ci-2"} {
-		st, body := owner.do("POST", "/tokens", map[string]any{"name": name, "role": "admin", "expiresInDays": 1})
-		if st != 201 {
-			t.Fatalf("create token %s: %d %s", name, st, body)
-		}
-		var tok struct {
-			Token string `json:"token"`
-		}
-		_ = json.Unmarshal(body, &tok)
-		tokens = append(tokens, &adminClient{t: t, base: owner.base, c: &http.Client{}, bearer: tok.Token})
-	}
+	tokens := makeTokens(t, owner, "admin", "ci-1", "ci-2")
 	// The tokens' writes draw on the same allowance: 6 more in all.
 	served := 0
 	for i := range 3 * burst {
@@ -314,18 +303,7 @@ func TestAuditReadLimitPerOperatorWired(t *testing.T) {
 	bootstrap := regexp.MustCompile(`pec_[A-Za-z0-9_-]+`).FindString(announce.String())
 	owner, _, csrf := enrollOwner(t, as.adminBase, bootstrap)
 	owner.csrf = csrf
-	var tokens []*adminClient
-	for _, name := range []string{"audit-1", "audit-2"} {
-		st, body := owner.do("POST", "/tokens", map[string]any{"name": name, "role": "auditor", "expiresInDays": 1})
-		if st != 201 {
-			t.Fatalf("create token %s: %d %s", name, st, body)
-		}
-		var tok struct {
-			Token string `json:"token"`
-		}
-		_ = json.Unmarshal(body, &tok)
-		tokens = append(tokens, &adminClient{t: t, base: owner.base, c: &http.Client{}, bearer: tok.Token})
-	}
+	tokens := makeTokens(t, owner, "auditor", "audit-1", "audit-2")
 	began := time.Now()
 	served := 0
 	for i := range 3 * auditReadBurst {
@@ -342,4 +320,23 @@ func TestAuditReadLimitPerOperatorWired(t *testing.T) {
 	if slack := int(time.Since(began).Seconds()) + 1; served < auditReadBurst || served > auditReadBurst+slack {
 		t.Fatalf("two tokens of one operator read the audit log %d times before a 429, want %d (+%d refilled)", served, auditReadBurst, slack)
 	}
+}
+
+// makeTokens has owner make one API token of role per name (a day's
+// lifetime) and returns a client for each.
+func makeTokens(t *testing.T, owner *adminClient, role string, names ...string) []*adminClient {
+	t.Helper()
+	var tokens []*adminClient
+	for _, name := range names {
+		st, body := owner.do("POST", "/tokens", map[string]any{"name": name, "role": role, "expiresInDays": 1})
+		if st != 201 {
+			t.Fatalf("create token %s: %d %s", name, st, body)
+		}
+		var tok struct {
+			Token string `json:"token"`
+		}
+		_ = json.Unmarshal(body, &tok)
+		tokens = append(tokens, &adminClient{t: t, base: owner.base, c: &http.Client{}, bearer: tok.Token})
+	}
+	return tokens
 }
