@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -185,6 +186,10 @@ func (a *api) recheck(ctx context.Context, cancel context.CancelFunc, r *http.Re
 		case <-t.C:
 		}
 		p, err := a.cfg.Auth.Authenticate(r.WithContext(ctx))
+		var limited interface{ RetryAfter() time.Duration }
+		if errors.As(err, &limited) {
+			continue // the operator's request limit is spent: not a revocation; check at the next tick
+		}
 		if err != nil || !admin.Grants(p.Role, admin.AuditRead) || len(p.Bots) > 0 {
 			if ctx.Err() == nil {
 				a.log.Info("admin: a followed audit export ended: its credential is no longer valid")

@@ -17,12 +17,16 @@ import (
 	"github.com/parley-gw/parley/internal/audit"
 )
 
-// revocable is an auditor's credential that can be revoked.
-type revocable struct{ revoked atomic.Bool }
+// revocable is an auditor's credential that can be revoked, or whose
+// operator's request limit can be spent.
+type revocable struct{ revoked, limited atomic.Bool }
 
 func (a *revocable) Authenticate(*http.Request) (admin.Principal, error) {
 	if a.revoked.Load() {
 		return admin.Principal{}, errors.New("revoked")
+	}
+	if a.limited.Load() {
+		return admin.Principal{}, fmt.Errorf("authenticate: %w", retryErr(time.Second))
 	}
 	return admin.Principal{Kind: admin.KindToken, ID: "tok", Role: admin.RoleAuditor}, nil
 }
@@ -80,5 +84,58 @@ func TestRevFollowedExportEndsWhenTheCredentialDoes(t *testing.T) {
 	case <-done:
 	case <-time.After(3 * time.Second):
 		t.Fatal("the followed export still streams 3 s after its credential was revoked")
+	}
+}
+
+// A spent request limit is not a revocation: the followed export goes on
+// while its operator's other requests are refused, and still ends when
+// the credential is revoked.
+func TestFollowedExportOutlivesARateLimit(t *testing.T) {
+	auth := &revocable{}
+	srv := httptest.NewServer(adminapi.New(adminapi.Config{Auth: auth, Audit: endless{}, RecheckEvery: 20 * time.Millisecond}))
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("GET", srv.URL+admin.Prefix+"/audit/export?follow=1", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("export: %d", resp.StatusCode)
+	}
+	lines := make(chan struct{}, 1000)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- struct{}{}
+		}
+		close(lines)
+	}()
+	<-lines
+	auth.limited.Store(true)
+	// Ten rechecks while limited; the stream keeps coming.
+	deadline := time.After(200 * time.Millisecond)
+	for waiting := true; waiting; {
+		select {
+		case _, ok := <-lines:
+			if !ok {
+				t.Fatal("the followed export ended when its operator's request limit was spent")
+			}
+		case <-deadline:
+			waiting = false
+		}
+	}
+	auth.revoked.Store(true)
+	end := time.After(3 * time.Second)
+	for {
+		select {
+		case _, ok := <-lines:
+			if !ok {
+				return
+			}
+		case <-end:
+			t.Fatal("the followed export still streams 3 s after its credential was revoked")
+		}
 	}
 }

@@ -29,9 +29,10 @@ type Operators struct {
 	// LoginRate limits the public routes (sign-in, enrollment, SSO) per
 	// client address, e.g. "10/m burst 5".
 	LoginRate Rate `yaml:"login_rate"`
-	// RequestRate limits the admin API's requests per operator (its
-	// console sessions and API tokens together), e.g. "600/m burst 300";
-	// "off" for none. Every request the service answers appends an audit
+	// RequestRate limits the admin API's requests per credential (an
+	// operator's console sessions together, or one API token), e.g.
+	// "600/m burst 300", and all of one operator's credentials together
+	// to three times it; "off" for none. Every request the service answers appends an audit
 	// entry, so without it one operator could grow the audit log as fast
 	// as it can send requests.
 	RequestRate Rate `yaml:"request_rate"`

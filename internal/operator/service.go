@@ -110,11 +110,12 @@ type Service struct {
 	limiter   *guard.Memory
 	loginRule guard.Rule
 	// requestRule is operators.request_rate: every authenticated admin
-	// request, per operator (admit).
-	requestRule guard.Rule
-	guesses     *guard.Guesses
-	dummyHash   string
-	sso         *ssoClient
+	// request, per credential; operatorRule operatorShare times it, per
+	// operator (admit).
+	requestRule, operatorRule guard.Rule
+	guesses                   *guard.Guesses
+	dummyHash                 string
+	sso                       *ssoClient
 	// hashing bounds the argon2id computations running at once (each
 	// takes memory_kib): a burst of sign-ins from many addresses queues
 	// instead of exhausting memory.
@@ -184,10 +185,11 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("new operator service: %w", err)
 	}
 	s := &Service{cfg: cfg, st: cfg.Store, log: cfg.Log, now: cfg.Now, dummyHash: dummy, hashing: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
-		limiter:     guard.NewMemory(guard.MemoryConfig{Now: cfg.Now}),
-		loginRule:   guard.Rule{Name: "admin-public/address", PerSecond: perSec, Burst: burst},
-		requestRule: guard.Rule{Name: "admin/operator", PerSecond: reqPerSec, Burst: reqBurst},
-		guesses:     guard.NewGuesses(guard.GuessConfig{Budget: 2 * cfg.Settings.MaxFailures, Window: time.Duration(cfg.Settings.LockoutFor), Now: cfg.Now}),
+		limiter:      guard.NewMemory(guard.MemoryConfig{Now: cfg.Now}),
+		loginRule:    guard.Rule{Name: "admin-public/address", PerSecond: perSec, Burst: burst},
+		requestRule:  guard.Rule{Name: "admin/credential", PerSecond: reqPerSec, Burst: reqBurst},
+		operatorRule: guard.Rule{Name: "admin/operator", PerSecond: operatorShare * reqPerSec, Burst: operatorShare * reqBurst},
+		guesses:      guard.NewGuesses(guard.GuessConfig{Budget: 2 * cfg.Settings.MaxFailures, Window: time.Duration(cfg.Settings.LockoutFor), Now: cfg.Now}),
 	}
 	if cfg.Settings.SSO.Issuer != "" {
 		s.sso = &ssoClient{cfg: cfg.Settings.SSO}

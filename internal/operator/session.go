@@ -101,12 +101,23 @@ func (s *Service) Authenticate(r *http.Request) (admin.Principal, error) {
 	if err != nil {
 		return admin.Principal{}, err
 	}
-	if err := s.admit(r, op.ID); err != nil {
-		return admin.Principal{}, err
+	// Signing out is never refused by the request limit, but only once
+	// its CSRF token is right: a refusal is recorded, and so is limited.
+	signOut := r.Method == http.MethodDelete && r.URL.Path == admin.Prefix+"/session"
+	opKey := string(admin.KindOperator) + ":" + op.ID
+	if !signOut {
+		if err := s.admit(opKey, op.ID); err != nil {
+			return admin.Principal{}, err
+		}
 	}
 	if stateChanging(r.Method) {
 		got := r.Header.Get(CSRFHeader)
 		if !s.sameOrigin(r) || got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(csrfToken(c.Value))) != 1 {
+			if signOut {
+				if err := s.admit(opKey, op.ID); err != nil {
+					return admin.Principal{}, err
+				}
+			}
 			s.record(ctx, audit.Event{Actor: "operator:" + op.ID, Role: op.Role, Action: "session.csrf", Target: "operator:" + op.ID,
 				Outcome: audit.Denied, Client: s.client(r), Detail: map[string]string{"method": r.Method, "path": r.URL.Path}})
 			return admin.Principal{}, ErrCSRF
@@ -132,19 +143,28 @@ func (e *RateLimitedError) RetryAfter() time.Duration { return e.Wait }
 
 // RateLimited is how many admin requests operators.request_rate refused
 // since the start (for the metrics).
-func (s *Service) RateLimited() float64 { return s.limiter.Refused(s.requestRule.Name) }
+func (s *Service) RateLimited() float64 {
+	return s.limiter.Refused(s.requestRule.Name) + s.limiter.Refused(s.operatorRule.Name)
+}
 
-// admit takes one request of operator opID from operators.request_rate,
-// before anything about the request is written (its audit entries, the
-// session's or token's last use): an operator's sessions and API tokens
-// share one allowance, so minting tokens does not multiply it, and a
-// refused request adds nothing to the audit log. Signing out is never
-// refused.
-func (s *Service) admit(r *http.Request, opID string) error {
-	if s.requestRule.Off() || (r.Method == http.MethodDelete && r.URL.Path == admin.Prefix+"/session") {
+// operatorShare is how many credentials' allowances an operator's
+// credentials share: each (the operator's console sessions together, or
+// one API token) has operators.request_rate, and all of one operator's
+// together three times that. Minting tokens does not multiply it, and one
+// leaked token cannot spend its creator's whole allowance.
+const operatorShare = 3
+
+// admit takes one request of credential cred (operator:ID for the
+// console sessions, token:ID for an API token) of operator opID from the
+// request limits, before anything about the request is written (its
+// audit entries, the session's or token's last use): a refused request
+// adds nothing to the audit log.
+func (s *Service) admit(cred, opID string) error {
+	if s.requestRule.Off() {
 		return nil
 	}
-	if wait := s.limiter.Allow(guard.Bucket{Rule: s.requestRule, Key: string(admin.KindOperator) + ":" + opID}); wait > 0 {
+	if wait := s.limiter.Allow(guard.Bucket{Rule: s.requestRule, Key: cred},
+		guard.Bucket{Rule: s.operatorRule, Key: string(admin.KindOperator) + ":" + opID}); wait > 0 {
 		return &RateLimitedError{Wait: wait}
 	}
 	return nil
@@ -203,7 +223,7 @@ func (s *Service) authToken(ctx context.Context, r *http.Request, tok string) (a
 	if creator.Disabled || !roleWithin(admin.Role(t.Role), admin.Role(creator.Role)) || !botsWithin(t.Bots, creator.Bots) {
 		return admin.Principal{}, ErrUnauthenticated
 	}
-	if err := s.admit(r, creator.ID); err != nil {
+	if err := s.admit(string(admin.KindToken)+":"+t.ID, creator.ID); err != nil {
 		return admin.Principal{}, err
 	}
 	p := admin.Principal{Kind: admin.KindToken, ID: t.ID, Name: t.Name, Role: admin.Role(t.Role), Bots: t.Bots,

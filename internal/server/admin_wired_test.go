@@ -201,13 +201,15 @@ func TestAdminWiredEndToEnd(t *testing.T) {
 	}
 }
 
-// operators.request_rate, wired: an operator's console session and API
-// tokens share one allowance (a token minted does not add one); past it
-// every request answers 429 with Retry-After before anything is written
-// (no token.use, no session.csrf entry in the audit log); signing out
-// still works.
+// operators.request_rate, wired: each credential (the console session,
+// each API token) has the rate, and an operator's credentials together
+// three times it, so minting tokens does not multiply it and one leaked
+// token cannot lock its creator out. Past it every request answers 429
+// with Retry-After before anything is written (no token.use, no
+// session.csrf entry, even on the sign-out route); signing out with the
+// CSRF token still works.
 func TestAdminRequestRateWired(t *testing.T) {
-	const burst = 8
+	const burst = 8 // per credential; the operator's is 24
 	var announce bytes.Buffer
 	as := startAdminServer(t, slog.New(slog.DiscardHandler), func(srv *server.Server) error {
 		return srv.EnableAdmin(context.Background(), server.AdminOptions{Announce: &announce})
@@ -216,45 +218,61 @@ func TestAdminRequestRateWired(t *testing.T) {
 	owner, _, csrf := enrollOwner(t, as.adminBase, bootstrap)
 	owner.csrf = csrf
 	ctx := context.Background()
-	// Two tokens, made with the session: 2 of the operator's 8.
-	tokens := makeTokens(t, owner, "admin", "ci-1", "ci-2")
-	// The tokens' writes draw on the same allowance: 6 more in all.
-	served := 0
-	for i := range 3 * burst {
-		st, body := tokens[i%2].do("POST", "/bots", map[string]any{"name": fmt.Sprintf("bot %d", i), "endpoint": "https://bot.example.com/api/messages"})
-		if st == http.StatusTooManyRequests {
-			break
+	tokens := makeTokens(t, owner, "admin", "ci-1", "ci-2", "ci-3") // the session's 3 of 8, the operator's 3 of 24
+	writes := func(clients ...*adminClient) int {
+		t.Helper()
+		served := 0
+		for i := range 10 * burst {
+			st, body := clients[i%len(clients)].do("POST", "/bots", map[string]any{"name": fmt.Sprintf("bot %d", i+100*len(clients)), "endpoint": "https://bot.example.com/api/messages"})
+			if st == http.StatusTooManyRequests {
+				return served
+			}
+			if st != 201 {
+				t.Fatalf("POST /bots with a token: %d %s", st, body)
+			}
+			served++
 		}
-		if st != 201 {
-			t.Fatalf("POST /bots with a token: %d %s", st, body)
-		}
-		served++
+		t.Fatal("no 429")
+		return 0
 	}
-	if served != burst-2 {
-		t.Fatalf("%d token writes served before a 429, want %d (the operator's burst less its two token creations)", served, burst-2)
+	// One token spends its own allowance, not its creator's.
+	if n := writes(tokens[0]); n != burst {
+		t.Fatalf("one token: %d writes before a 429, want %d", n, burst)
+	}
+	if st, body := owner.do("GET", "/bots", nil); st != 200 {
+		t.Fatalf("the owner's console after one token's burst: %d %s", st, body)
+	}
+	// The other tokens share what is left of the operator's 24: 24 - 3 - 8 - 1.
+	if n := writes(tokens[1], tokens[2]); n != 3*burst-12 {
+		t.Fatalf("two more tokens: %d writes before a 429, want %d (the operator's allowance left)", n, 3*burst-12)
 	}
 	head, err := as.srv.Store().AuditHead(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Past the limit: token writes, the session's reads, and a write
-	// without its CSRF token all answer 429 and record nothing.
+	// Past the limit nothing is written: token writes, the session's
+	// reads, a write without X-CSRF-Token, and the sign-out route with a
+	// token or without the CSRF token all answer 429.
 	noCSRF := &adminClient{t: t, base: owner.base, c: owner.c}
 	for _, c := range []struct {
-		who    string
-		client *adminClient
-		method string
-		body   any
+		who          string
+		client       *adminClient
+		method, path string
+		body         any
 	}{
-		{"a token's write", tokens[0], "POST", map[string]any{"name": "late", "endpoint": "https://bot.example.com/api/messages"}},
-		{"the other token's write", tokens[1], "POST", map[string]any{"name": "late", "endpoint": "https://bot.example.com/api/messages"}},
-		{"the session's read", owner, "GET", nil},
-		{"the session's write without X-CSRF-Token", noCSRF, "POST", map[string]any{"name": "late", "endpoint": "https://bot.example.com/api/messages"}},
+		{"a token's write", tokens[1], "POST", "/bots", map[string]any{"name": "late", "endpoint": "https://bot.example.com/api/messages"}},
+		{"the session's read", owner, "GET", "/bots", nil},
+		{"the session's write without X-CSRF-Token", noCSRF, "POST", "/bots", map[string]any{"name": "late", "endpoint": "https://bot.example.com/api/messages"}},
+		{"the sign-out route with a token", tokens[2], "DELETE", "/session", nil},
+		{"the sign-out route without X-CSRF-Token", noCSRF, "DELETE", "/session", nil},
 	} {
-		req, _ := http.NewRequest(c.method, owner.base+admin.Prefix+"/bots", nil)
+		var rd io.Reader
 		if c.body != nil {
 			b, _ := json.Marshal(c.body)
-			req, _ = http.NewRequest(c.method, owner.base+admin.Prefix+"/bots", bytes.NewReader(b))
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(c.method, owner.base+admin.Prefix+c.path, rd)
+		if c.body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		if c.client.bearer != "" {
@@ -263,30 +281,36 @@ func TestAdminRequestRateWired(t *testing.T) {
 		if c.client.csrf != "" && c.method != "GET" {
 			req.Header.Set("X-CSRF-Token", c.client.csrf)
 		}
-		resp, err := c.client.c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "operators.request_rate") {
-			t.Errorf("%s past the limit: %d %s (Retry-After %q), want 429 naming operators.request_rate", c.who, resp.StatusCode, body, resp.Header.Get("Retry-After"))
+		for range 3 {
+			resp, err := c.client.c.Do(req.Clone(ctx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "operators.request_rate") {
+				t.Errorf("%s past the limit: %d %s (Retry-After %q), want 429 naming operators.request_rate", c.who, resp.StatusCode, body, resp.Header.Get("Retry-After"))
+			}
+			if c.body != nil {
+				b, _ := json.Marshal(c.body)
+				req.Body = io.NopCloser(bytes.NewReader(b))
+			}
 		}
 	}
 	if now, err := as.srv.Store().AuditHead(ctx); err != nil || now.Seq != head.Seq {
 		t.Errorf("refused requests wrote %d audit entries (%v), want none", now.Seq-head.Seq, err)
 	}
-	// Each refusal is counted (the loop's last request and the four above).
+	// Each refusal is counted: the two bursts' last requests and 5 x 3.
 	resp, err := http.Get(as.metricsBase + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(metrics), "\nparley_admin_rate_limited_total 5\n") {
-		t.Errorf("parley_admin_rate_limited_total is not 5:\n%s", regexp.MustCompile(`(?m)^parley_admin.*$`).FindAllString(string(metrics), -1))
+	if !strings.Contains(string(metrics), "\nparley_admin_rate_limited_total 17\n") {
+		t.Errorf("parley_admin_rate_limited_total is not 17:\n%s", regexp.MustCompile(`(?m)^parley_admin.*$`).FindAllString(string(metrics), -1))
 	}
-	// Signing out is never refused.
+	// Signing out (with the CSRF token) is never refused.
 	if st, body := owner.do("DELETE", "/session", nil); st/100 != 2 {
 		t.Errorf("sign-out past the limit: %d %s", st, body)
 	}
