@@ -142,9 +142,17 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // HTTPStatus maps err to the admin API's status, code and message.
 func HTTPStatus(err error) (int, string, string) {
-	// First: the recorder's error (a full disk) must not say that nothing
-	// was changed.
-	if Unrecorded(err) {
+	// First: for a change, the recorder's error (a full disk) must not say
+	// that nothing was changed; a read whose access could not be recorded
+	// is answered as the recorder's error (nothing was changed).
+	var u *UnrecordedError
+	if errors.As(err, &u) {
+		if u.Read {
+			if errors.Is(u.Err, store.ErrFull) {
+				return http.StatusServiceUnavailable, CodeUnavailable, msgStorageFull
+			}
+			return http.StatusInternalServerError, CodeInternal, "this access could not be recorded in the audit log, so nothing is shown: see the server's log"
+		}
 		return http.StatusInternalServerError, CodeUnrecorded, "the change was made, but its audit event could not be recorded: see the server's log, and fix the audit log's storage"
 	}
 	if errors.Is(err, store.ErrFull) {
@@ -322,15 +330,25 @@ func (o *op) done(ctx context.Context, err error) error {
 		return err
 	}
 	if rerr := o.record(ctx, audit.Success, ""); rerr != nil {
-		return &UnrecordedError{Err: rerr}
+		return &UnrecordedError{Err: rerr, Read: readVerbs[o.verb]}
 	}
 	return nil
 }
 
-// UnrecordedError means the change was made but its audit event could
-// not be recorded: the call's result (a secret shown once) is valid and
-// must still reach the caller, with this error beside it.
-type UnrecordedError struct{ Err error }
+// readVerbs are the operations that change nothing (a list, a read, a
+// plan): when their access cannot be recorded, nothing was changed.
+var readVerbs = map[string]bool{"list": true, "get": true, "report": true, "read_activity": true, "read_activities": true,
+	"plan_delete": true, "plan_destroy": true}
+
+// UnrecordedError means the call was served but its audit event could
+// not be recorded: for a change, the change was made, and the call's
+// result (a secret shown once) is valid and must still reach the caller,
+// with this error beside it; for a read (Read), nothing was changed and
+// the API shows nothing.
+type UnrecordedError struct {
+	Err  error
+	Read bool
+}
 
 func (e *UnrecordedError) Error() string {
 	return "done, but recording the audit event failed: " + e.Err.Error()

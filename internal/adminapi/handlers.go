@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -71,8 +72,13 @@ func principal(r *http.Request) admin.Principal {
 }
 
 func (a *api) fail(w http.ResponseWriter, err error) {
-	if admin.Unrecorded(err) {
-		a.log.Error("admin: a call was served but its audit event could not be recorded", "err", err)
+	var u *admin.UnrecordedError
+	if errors.As(err, &u) {
+		if u.Read {
+			a.log.Error("admin: a read refused: its access could not be recorded", "err", err)
+		} else {
+			a.log.Error("admin: a change was made but its audit event could not be recorded", "err", err)
+		}
 	}
 	status, code, msg := admin.HTTPStatus(err)
 	admin.WriteError(w, status, code, msg)

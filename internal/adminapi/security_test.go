@@ -582,10 +582,16 @@ func TestUnrecordedChangeStillShowsItsSecrets(t *testing.T) {
 	if got.status != http.StatusConflict || strings.Contains(string(got.body), "result") || strings.Contains(string(got.body), "ecret") {
 		t.Fatalf("a refused create with the audit log failing: %d %s, want 409 and no result", got.status, got.body)
 	}
-	// A read shows nothing when it cannot be recorded.
-	got = e.do("GET", v1+"/bots", "owner", "", nil)
-	if got.status != http.StatusInternalServerError || strings.Contains(string(got.body), "result") || strings.Contains(string(got.body), "Late") {
-		t.Fatalf("a read that could not be recorded: %d %s, want 500 without content", got.status, got.body)
+	// A read, or a deletion's dry run, shows nothing when it cannot be
+	// recorded, and does not claim a change.
+	for _, path := range []string{"/bots", "/bots/" + e.bot["A"] + "?dryRun=true"} {
+		method := map[bool]string{true: "DELETE", false: "GET"}[strings.Contains(path, "dryRun")]
+		got = e.do(method, v1+path, "owner", "", nil)
+		var body admin.ErrorBody
+		if got.status != http.StatusInternalServerError || json.Unmarshal(got.body, &body) != nil || body.Error.Code != admin.CodeInternal ||
+			strings.Contains(string(got.body), "result") || strings.Contains(string(got.body), "Late") || strings.Contains(body.Error.Message, "was made") {
+			t.Fatalf("%s %s that could not be recorded: %d %s, want 500 internal without content", method, path, got.status, got.body)
+		}
 	}
 	// The audit log's disk is full: a change made says so, not "the
 	// storage is full: nothing was changed".
@@ -597,5 +603,10 @@ func TestUnrecordedChangeStillShowsItsSecrets(t *testing.T) {
 	}
 	if s, err := e.st.GetSite(ctx, e.site["B"]); err != nil || s.Name != "Renamed" {
 		t.Fatalf("the site was not renamed (%v): %q", err, s.Name)
+	}
+	// A read with the audit log's disk full: 503, nothing was changed (true).
+	got = e.do("GET", v1+"/bots", "owner", "", nil)
+	if got.status != http.StatusServiceUnavailable || !strings.Contains(string(got.body), "nothing was changed") {
+		t.Fatalf("a read with the audit log's disk full: %d %s, want 503", got.status, got.body)
 	}
 }
