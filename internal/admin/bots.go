@@ -311,16 +311,13 @@ func (s *Service) updateBot(ctx context.Context, b store.Bot, in BotUpdate) (Bot
 	} else if r.AuthChanged {
 		b.SecretHashes = [2][]byte{}
 	}
-	// The delivery timeout before the bot's own row: a failure after a
-	// switch to authentication would have left a bot whose new secret
-	// nobody saw.
 	if in.DeliveryTimeout != nil {
-		// 0 puts the gateway's default back.
-		if err := st.SetBotDeliveryTimeout(ctx, id, *in.DeliveryTimeout); err != nil {
-			return r, asNotFound(fmt.Errorf("set delivery timeout: %w", err), "bot", id)
-		}
-		b.DeliveryTimeout = *in.DeliveryTimeout
+		b.DeliveryTimeout = *in.DeliveryTimeout // 0 puts the gateway's default back
 	}
+	// A switch of authentication is one write, the delivery timeout with
+	// it: a failure half-way would have left a bot whose new secret nobody
+	// saw. Otherwise the timeout follows the row (a failure there leaves
+	// the other changes made, and says so).
 	if r.AuthChanged {
 		err = st.UpdateBotAuth(ctx, b)
 	} else {
@@ -328,6 +325,11 @@ func (s *Service) updateBot(ctx context.Context, b store.Bot, in BotUpdate) (Bot
 	}
 	if err != nil {
 		return r, asNotFound(NameTakenHint(err, "bot"), "bot", id)
+	}
+	if in.DeliveryTimeout != nil && !r.AuthChanged {
+		if err := st.SetBotDeliveryTimeout(ctx, id, *in.DeliveryTimeout); err != nil {
+			return r, asNotFound(fmt.Errorf("the other changes were made; set the delivery timeout: %w", err), "bot", id)
+		}
 	}
 	if b.InsecureNoAuth && r.AuthChanged {
 		r.Warnings = append(r.Warnings, "WARNING: this bot is now INSECURE: Parley calls it without a token and accepts its replies without one; its client secrets are revoked (loopback development only; 'parley serve' refuses to run with it unless insecure_http is set).")

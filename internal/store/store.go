@@ -581,9 +581,11 @@ type Store interface {
 	UserConversations(ctx context.Context, userID string) ([]string, error)
 
 	// UpdateBotAuth is UpdateBot that also replaces both client-secret
-	// slots with b.SecretHashes, in the same commit: switching a bot
-	// between authentication and --insecure-no-auth never leaves it half
-	// switched. Errors as UpdateBot (ErrNotFound, ErrNameTaken).
+	// slots with b.SecretHashes and the delivery timeout with
+	// b.DeliveryTimeout, in the same commit: switching a bot between
+	// authentication and --insecure-no-auth never leaves it half
+	// switched, and a switch that makes a secret shown once is one write.
+	// Errors as UpdateBot (ErrNotFound, ErrNameTaken).
 	UpdateBotAuth(ctx context.Context, b Bot) error
 	// UpdateSite changes a site's name and enhanced authentication in one
 	// commit; the rest (origins, secrets, policies) is unchanged.

@@ -15,8 +15,11 @@ import (
 // everything stored under it, in one transaction.
 
 func (s *Store) UpdateBotAuth(ctx context.Context, b store.Bot) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE bots SET name = ?, endpoint = ?, insecure_no_auth = ?, secret1 = ?, secret2 = ? WHERE id = ?`,
-		b.Name, b.Endpoint, b2i(b.InsecureNoAuth), b.SecretHashes[0], b.SecretHashes[1], b.ID)
+	if b.DeliveryTimeout < 0 {
+		return fmt.Errorf("update bot %s: negative delivery timeout", b.ID)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE bots SET name = ?, endpoint = ?, insecure_no_auth = ?, secret1 = ?, secret2 = ?, delivery_timeout_ms = ? WHERE id = ?`,
+		b.Name, b.Endpoint, b2i(b.InsecureNoAuth), b.SecretHashes[0], b.SecretHashes[1], b.DeliveryTimeout.Milliseconds(), b.ID)
 	if taken := s.nameTaken(ctx, err, "bots", "", b.Name, b.ID); taken != nil {
 		return fmt.Errorf("update bot %s: %w", b.ID, taken)
 	}

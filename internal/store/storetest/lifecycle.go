@@ -287,12 +287,13 @@ func testUpdateBotAuthAndSite(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.InsecureNoAuth, b.SecretHashes, b.Name = false, [2][]byte{{4, 2}, nil}, "Echo 2"
+	b.InsecureNoAuth, b.SecretHashes, b.Name, b.DeliveryTimeout = false, [2][]byte{{4, 2}, nil}, "Echo 2", 30*time.Second
 	if err := s.UpdateBotAuth(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetBot(ctx, "bot-1")
-	if err != nil || got.InsecureNoAuth || string(got.SecretHashes[0]) != string([]byte{4, 2}) || got.SecretHashes[1] != nil || got.Name != "Echo 2" || got.Endpoint != b.Endpoint {
+	if err != nil || got.InsecureNoAuth || string(got.SecretHashes[0]) != string([]byte{4, 2}) || got.SecretHashes[1] != nil || got.Name != "Echo 2" || got.Endpoint != b.Endpoint ||
+		got.DeliveryTimeout != 30*time.Second {
 		t.Fatalf("after UpdateBotAuth = %+v, %v", got, err)
 	}
 	b.Name = "two"
