@@ -57,18 +57,7 @@ func (endless) Export(ctx context.Context, w io.Writer, _ int64, follow bool) er
 // disabled or demoted), not outlive it.
 func TestRevFollowedExportEndsWhenTheCredentialDoes(t *testing.T) {
 	auth := &revocable{}
-	srv := httptest.NewServer(adminapi.New(adminapi.Config{Auth: auth, Audit: endless{}, RecheckEvery: 50 * time.Millisecond}))
-	t.Cleanup(srv.Close)
-	req, _ := http.NewRequest("GET", srv.URL+admin.Prefix+"/audit/export?follow=1", nil)
-	req.Header.Set("Authorization", "Bearer x")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("export: %d", resp.StatusCode)
-	}
+	resp := followExport(t, auth, 50*time.Millisecond)
 	sc := bufio.NewScanner(resp.Body)
 	if !sc.Scan() {
 		t.Fatal("no first line")
@@ -92,18 +81,7 @@ func TestRevFollowedExportEndsWhenTheCredentialDoes(t *testing.T) {
 // the credential is revoked.
 func TestFollowedExportOutlivesARateLimit(t *testing.T) {
 	auth := &revocable{}
-	srv := httptest.NewServer(adminapi.New(adminapi.Config{Auth: auth, Audit: endless{}, RecheckEvery: 20 * time.Millisecond}))
-	t.Cleanup(srv.Close)
-	req, _ := http.NewRequest("GET", srv.URL+admin.Prefix+"/audit/export?follow=1", nil)
-	req.Header.Set("Authorization", "Bearer x")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("export: %d", resp.StatusCode)
-	}
+	resp := followExport(t, auth, 20*time.Millisecond)
 	lines := make(chan struct{}, 1000)
 	go func() {
 		sc := bufio.NewScanner(resp.Body)
@@ -138,4 +116,23 @@ func TestFollowedExportOutlivesARateLimit(t *testing.T) {
 			t.Fatal("the followed export still streams 3 s after its credential was revoked")
 		}
 	}
+}
+
+// followExport opens a followed export with auth's credential on an API
+// that checks it every recheck; the body is closed when the test ends.
+func followExport(t *testing.T, auth adminapi.Authenticator, recheck time.Duration) *http.Response {
+	t.Helper()
+	srv := httptest.NewServer(adminapi.New(adminapi.Config{Auth: auth, Audit: endless{}, RecheckEvery: recheck}))
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("GET", srv.URL+admin.Prefix+"/audit/export?follow=1", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		t.Fatalf("export: %d", resp.StatusCode)
+	}
+	return resp
 }
