@@ -186,12 +186,8 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 			return
 		}
 		p, err := a.cfg.Auth.Authenticate(r)
-		var limited interface{ RetryAfter() time.Duration }
-		if errors.As(err, &limited) {
-			retry := max(1, int((limited.RetryAfter()+time.Second-1)/time.Second))
-			w.Header().Set("Retry-After", strconv.Itoa(retry))
-			admin.WriteError(w, http.StatusTooManyRequests, admin.CodeTooMany,
-				fmt.Sprintf("too many admin requests from this operator (its sessions and API tokens together): retry in %d s (the limit is operators.request_rate)", retry))
+		if wait, ok := rateLimited(err); ok {
+			tooMany(w, wait, "too many admin requests from this credential or its operator's credentials together: retry in %d s (the limit is operators.request_rate)")
 			return
 		}
 		if err != nil {
@@ -231,6 +227,24 @@ func (a *api) guard(rt admin.Route, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// rateLimited reports whether err is the Authenticator's rate limit (an
+// error with a RetryAfter method), and how long to wait.
+func rateLimited(err error) (time.Duration, bool) {
+	var limited interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &limited) {
+		return 0, false
+	}
+	return limited.RetryAfter(), true
+}
+
+// tooMany answers 429 with Retry-After: wait rounded up to whole
+// seconds, at least 1; format's one %d is those seconds.
+func tooMany(w http.ResponseWriter, wait time.Duration, format string) {
+	retry := max(1, int((wait+time.Second-1)/time.Second))
+	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	admin.WriteError(w, http.StatusTooManyRequests, admin.CodeTooMany, fmt.Sprintf(format, retry))
 }
 
 func isJSON(ct string) bool {

@@ -2,7 +2,6 @@ package adminapi
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -119,22 +118,22 @@ func (a *api) auditExport(w http.ResponseWriter, r *http.Request) {
 // Reads of the audit log are limited, since each appends an entry: per
 // operator (its sessions and API tokens together, Principal.LimitKey) 1 a
 // second after a burst of 30 (the console's audit page reads twice per
-// visit), and 5 a second after 60 for all operators together. At most about 430,000 entries
-// a day, about 130 MB, whatever is sent; a followed export is one read.
+// visit), and 5 a second after 60 for all operators together. At most
+// about 430,000 entries a day, about 130 MB, whatever is sent; a followed
+// export is one read.
 var (
-	auditReadsPerCredential = guard.Rule{Name: "admin/audit-read", PerSecond: 1, Burst: 30}
-	auditReadsAll           = guard.Rule{Name: "admin/audit-read-all", PerSecond: 5, Burst: 60}
+	auditReadsPerOperator = guard.Rule{Name: "admin/audit-read", PerSecond: 1, Burst: 30}
+	auditReadsAll         = guard.Rule{Name: "admin/audit-read-all", PerSecond: 5, Burst: 60}
 )
 
 // allowRead takes a read of the audit log from the limits, before any
 // work (a verification walks the whole chain), or answers 429.
 func (a *api) allowRead(w http.ResponseWriter, r *http.Request) bool {
-	wait := a.limits.Allow(guard.Bucket{Rule: auditReadsPerCredential, Key: principal(r).LimitKey()}, guard.Bucket{Rule: auditReadsAll})
+	wait := a.limits.Allow(guard.Bucket{Rule: auditReadsPerOperator, Key: principal(r).LimitKey()}, guard.Bucket{Rule: auditReadsAll})
 	if wait == 0 {
 		return true
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second))))
-	admin.WriteError(w, http.StatusTooManyRequests, admin.CodeTooMany, "too many reads of the audit log (each is recorded in it): wait and retry, or follow it with /audit/export?follow=1")
+	tooMany(w, wait, "too many reads of the audit log (each is recorded in it): retry in %d s, or follow it with /audit/export?follow=1")
 	return false
 }
 
@@ -186,9 +185,8 @@ func (a *api) recheck(ctx context.Context, cancel context.CancelFunc, r *http.Re
 		case <-t.C:
 		}
 		p, err := a.cfg.Auth.Authenticate(r.WithContext(ctx))
-		var limited interface{ RetryAfter() time.Duration }
-		if errors.As(err, &limited) {
-			continue // the operator's request limit is spent: not a revocation; check at the next tick
+		if _, ok := rateLimited(err); ok {
+			continue // the request limit is spent: not a revocation; check at the next tick
 		}
 		if err != nil || !admin.Grants(p.Role, admin.AuditRead) || len(p.Bots) > 0 {
 			if ctx.Err() == nil {
