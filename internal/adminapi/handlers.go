@@ -72,16 +72,22 @@ func principal(r *http.Request) admin.Principal {
 }
 
 func (a *api) fail(w http.ResponseWriter, err error) {
-	var u *admin.UnrecordedError
-	if errors.As(err, &u) {
-		if u.Read {
-			a.log.Error("admin: a read refused: its access could not be recorded", "err", err)
-		} else {
-			a.log.Error("admin: a change was made but its audit event could not be recorded", "err", err)
-		}
-	}
+	a.logUnrecorded(err)
 	status, code, msg := admin.HTTPStatus(err)
 	admin.WriteError(w, status, code, msg)
+}
+
+// logUnrecorded logs a call served whose audit event could not be
+// recorded (the answer says to see the server's log).
+func (a *api) logUnrecorded(err error) {
+	var u *admin.UnrecordedError
+	switch {
+	case !errors.As(err, &u):
+	case u.Read:
+		a.log.Error("admin: a read refused: its access could not be recorded", "err", err)
+	default:
+		a.log.Error("admin: a change was made but its audit event could not be recorded", "err", err)
+	}
 }
 
 // made answers a change that returns something shown once (a secret):
@@ -95,10 +101,9 @@ func (a *api) made(w http.ResponseWriter, status int, result func() any, err err
 	case err == nil:
 		admin.WriteJSON(w, status, result())
 	case admin.Unrecorded(err):
-		a.log.Error("admin: a change was made but its audit event could not be recorded", "err", err)
-		admin.WriteJSON(w, http.StatusInternalServerError, admin.UnrecordedBody{
-			Error: admin.ErrorDetail{Code: admin.CodeUnrecorded,
-				Message: "the change was made (result holds what it made, shown once) but its audit event could not be recorded: see the server's log, and fix the audit log's storage"},
+		a.logUnrecorded(err)
+		status, code, msg := admin.HTTPStatus(err) // 500 unrecorded
+		admin.WriteJSON(w, status, admin.UnrecordedBody{Error: admin.ErrorDetail{Code: code, Message: msg + " (result holds what it made, shown once)"},
 			Result: result()})
 	default:
 		a.fail(w, err)
